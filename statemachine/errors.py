@@ -1,0 +1,157 @@
+"""mergegate's exceptions: one root, and subclasses that carry their facts.
+
+Each subclass also inherits the builtin a caller would naturally catch, so
+``except ValueError`` still works for bad input. Messages are one line: what was
+wrong, the offending value, and what to do instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "CandidateNotFound",
+    "ConcurrencyConflict",
+    "DuplicateCandidate",
+    "FollowUpNotResolved",
+    "IllegalTransition",
+    "InvalidInput",
+    "LeaseHeld",
+    "MergegateError",
+    "RepositoryError",
+    "StoreError",
+]
+
+
+class MergegateError(Exception):
+    """The root of every error mergegate raises on purpose."""
+
+    def __init__(self, message: str, **facts: Any) -> None:
+        # One line always: a newline in a message could forge a log line.
+        super().__init__(" ".join(message.split("\n")))
+        for name, value in facts.items():
+            setattr(self, name, value)
+
+
+class InvalidInput(MergegateError, ValueError):
+    """A value failed validation; nothing was written."""
+
+    field: str
+    value: object
+
+    def __init__(self, field: str, value: object, expected: str) -> None:
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        super().__init__(f"invalid {field} {shown}: {expected}", field=field, value=value)
+
+
+class IllegalTransition(MergegateError, ValueError):
+    """The table does not allow ``event`` in ``state``; nothing was written."""
+
+    state: object
+    event: object
+    candidate: object
+
+    def __init__(self, candidate: object, state: object, event: object, allowed: tuple[str, ...]):
+        hint = ", ".join(allowed) if allowed else "none (the state is terminal)"
+        super().__init__(
+            f"cannot {event} candidate {candidate} in state {state}; allowed events: {hint}",
+            candidate=candidate,
+            state=state,
+            event=event,
+        )
+
+
+class ConcurrencyConflict(MergegateError, RuntimeError):
+    """Another writer moved the candidate first; nothing was written. Re-read and retry."""
+
+    candidate: object
+    expected_seq: int | None
+    actual_seq: int | None
+
+    def __init__(self, candidate: object, expected_seq: int | None, actual_seq: int | None):
+        super().__init__(
+            f"candidate {candidate} was moved by another writer "
+            f"(expected seq {expected_seq}, found {actual_seq}); re-read its state and retry",
+            candidate=candidate,
+            expected_seq=expected_seq,
+            actual_seq=actual_seq,
+        )
+
+
+class CandidateNotFound(MergegateError, LookupError):
+    """No candidate has this slug; nothing was written."""
+
+    slug: str
+
+    def __init__(self, slug: str) -> None:
+        super().__init__(
+            f"no candidate with slug {slug!r}; submit it first or check `mergegate list`",
+            slug=slug,
+        )
+
+
+class DuplicateCandidate(MergegateError, ValueError):
+    """The slug is held by a different, unintegrated identity; nothing was written."""
+
+    slug: str
+    existing: object
+
+    def __init__(self, slug: str, existing: object) -> None:
+        super().__init__(
+            f"slug {slug!r} is already held by {existing}; "
+            "use another slug, or resume the existing candidate with a new sha",
+            slug=slug,
+            existing=existing,
+        )
+
+
+class FollowUpNotResolved(MergegateError, RuntimeError):
+    """``resume`` was asked before the follow-up is resolved; nothing was written."""
+
+    candidate: object
+    follow_up_slug: str | None
+
+    def __init__(self, candidate: object, follow_up_slug: str | None, why: str) -> None:
+        super().__init__(
+            f"follow-up {follow_up_slug} of {candidate} is not resolved ({why}); "
+            "finish it, or resume with force and a reason",
+            candidate=candidate,
+            follow_up_slug=follow_up_slug,
+        )
+
+
+class LeaseHeld(MergegateError, RuntimeError):
+    """The integration lease is held by another owner; nothing was written."""
+
+    lease: str
+    owner: str
+    expires_at: object
+
+    def __init__(self, lease: str, owner: str, expires_at: object) -> None:
+        super().__init__(
+            f"integration lease {lease!r} is held by {owner!r} until {expires_at}; "
+            "wait for it, or run `mergegate recover` once it has expired",
+            lease=lease,
+            owner=owner,
+            expires_at=expires_at,
+        )
+
+
+class StoreError(MergegateError, RuntimeError):
+    """The store failed; the transaction was rolled back, so nothing was written."""
+
+    backend: str
+
+    def __init__(self, backend: str, message: str) -> None:
+        super().__init__(f"{backend} store: {message}", backend=backend)
+
+
+class RepositoryError(MergegateError, RuntimeError):
+    """The git repository cannot be used as configured."""
+
+    repository: str
+
+    def __init__(self, repository: str, message: str) -> None:
+        super().__init__(f"repository {repository}: {message}", repository=repository)

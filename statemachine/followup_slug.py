@@ -1,0 +1,38 @@
+"""Deterministic follow-up slugs.
+
+The slug is chosen inside the blocking transaction, so the store can see every
+slug already taken; that is why it lives here and not in ``followups``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .records import CandidateKey
+from .validation import SLUG_MAX
+
+__all__ = ["follow_up_slug"]
+
+_MARK = "integration-blocked"
+
+
+def base_slug(key: CandidateKey) -> str:
+    """``<slug>-integration-blocked-<sha7>``: readable, and fixed by the identity."""
+    return f"{key.slug[:SLUG_MAX]}-{_MARK}-{key.sha[:7]}"
+
+
+def follow_up_slug(key: CandidateKey, owner: Callable[[str], CandidateKey | None]) -> str:
+    """The follow-up slug of ``key``, given ``owner``, which says who holds a slug.
+
+    The same identity always gets the same slug. A different identity that
+    would collide (same slug and sha7, another branch or a longer sha) takes
+    the first free numeric suffix, starting at 2.
+    """
+    base = base_slug(key)
+    candidate, n = base, 1
+    while True:
+        holder = owner(candidate)
+        if holder is None or holder == key:
+            return candidate
+        n += 1
+        candidate = f"{base}-{n}"

@@ -1,0 +1,305 @@
+"""The immutable records mergegate stores and returns.
+
+Validators run on construction, so a record that exists is a valid record: an
+identity with a hostile slug, or a report without its required evidence, cannot
+be built at all.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+import attrs
+
+from .states import Event, State
+from .validation import (
+    FOLLOW_UP_SLUG_MAX,
+    TEXT_CAP,
+    attrs_validator,
+    cap_text,
+    check_branch,
+    check_relpath,
+    check_sha,
+    check_slug,
+    check_text,
+)
+
+__all__ = [
+    "BlockedRecord",
+    "BlockedReport",
+    "Candidate",
+    "CandidateKey",
+    "CheckResult",
+    "Evidence",
+    "FollowUpJob",
+    "FollowUpState",
+    "Guidance",
+    "Lease",
+    "Occurrence",
+    "Outcome",
+    "Reason",
+    "Transition",
+]
+
+
+class Reason(enum.StrEnum):
+    """The closed taxonomy of why an apply was blocked (see docs/blocked-payload.md)."""
+
+    MERGE_CONFLICT = "merge_conflict"
+    CHECKS_FAILED = "checks_failed"
+    MAIN_MOVED = "main_moved"
+    PRECONDITION_FAILED = "precondition_failed"
+    APPLY_INTERRUPTED = "apply_interrupted"
+    PUSH_REJECTED = "push_rejected"
+    EXTERNAL = "external"
+
+
+def _optional_text(value: str | None) -> str | None:
+    return None if value is None or value == "" else cap_text(value)
+
+
+def _tail(value: str) -> str:
+    # Output tails keep their end: the last lines are where a failure shows.
+    if len(value) <= TEXT_CAP:
+        return value
+    return f"[... mergegate: {len(value) - TEXT_CAP} earlier characters cut ...]\n" + value[
+        -TEXT_CAP:
+    ]
+
+
+def _sorted_paths(value: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    return tuple(sorted(set(value)))
+
+
+def _check_text_opt(_i: object, a: attrs.Attribute[str | None], v: str | None) -> None:
+    if v is not None:
+        check_text(v, field=a.name)
+
+
+@attrs.frozen
+class CandidateKey:
+    """A candidate's identity: one work item's branch at one commit."""
+
+    slug: str = attrs.field(validator=attrs_validator(check_slug))
+    branch: str = attrs.field(validator=attrs_validator(check_branch))
+    sha: str = attrs.field(validator=attrs_validator(check_sha))
+
+    def __str__(self) -> str:
+        return f"{self.slug} ({self.branch}@{self.sha[:7]})"
+
+
+@attrs.frozen
+class Candidate:
+    """The current, stored view of a candidate; ``seq`` counts its log entries."""
+
+    id: int
+    key: CandidateKey
+    state: State
+    seq: int
+    submitted_at: datetime
+    updated_at: datetime
+
+
+@attrs.frozen
+class Transition:
+    """One entry of the append-only transition log."""
+
+    candidate_id: int
+    seq: int
+    event: Event
+    source: State | None
+    dest: State
+    sha: str
+    actor: str
+    at: datetime
+    reason: str | None = attrs.field(default=None, validator=_check_text_opt)
+    idempotency_key: str | None = None
+
+
+@attrs.frozen
+class CheckResult:
+    """One check run: its name, its exit code (``None`` if it never exited) and output tail."""
+
+    name: str = attrs.field(validator=attrs_validator(check_text))
+    exit_code: int | None
+    output_tail: str = attrs.field(default="", converter=_tail, validator=attrs_validator(check_text))
+    timed_out: bool = False
+
+    @name.validator
+    def _name_one_line(self, _a: object, value: str) -> None:
+        if not value or "\n" in value or len(value) > 100:
+            from .errors import InvalidInput
+
+            raise InvalidInput("check name", value, "use one line of 1 to 100 characters")
+
+    @property
+    def failed(self) -> bool:
+        return self.timed_out or self.exit_code != 0
+
+
+@attrs.frozen
+class Evidence:
+    """What the apply saw. Which fields are required depends on the reason."""
+
+    conflicted_paths: tuple[str, ...] = attrs.field(default=(), converter=_sorted_paths)
+    checks: tuple[CheckResult, ...] = attrs.field(default=(), converter=tuple)
+    diagnostic: str | None = attrs.field(
+        default=None, converter=_optional_text, validator=_check_text_opt
+    )
+    main_attempts: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    files: tuple[str, ...] = attrs.field(default=(), converter=_sorted_paths)
+    lease_owner: str | None = attrs.field(default=None, validator=_check_text_opt)
+    lease_since: datetime | None = None
+
+    @conflicted_paths.validator
+    def _paths(self, _a: object, value: tuple[str, ...]) -> None:
+        for path in value:
+            check_relpath(path, field="conflicted path")
+
+    @files.validator
+    def _files(self, _a: object, value: tuple[str, ...]) -> None:
+        for path in value:
+            check_relpath(path, field="evidence file")
+
+    @main_attempts.validator
+    def _attempts(self, _a: object, value: tuple[str, ...]) -> None:
+        for sha in value:
+            check_sha(sha, field="main attempt sha")
+
+
+def _require(report: BlockedReport) -> str | None:
+    """Say what the reason needs that the evidence lacks, or ``None``."""
+    e = report.evidence
+    match report.reason:
+        case Reason.MERGE_CONFLICT if not e.conflicted_paths:
+            return "merge_conflict needs at least one conflicted path"
+        case Reason.CHECKS_FAILED if not any(c.failed for c in e.checks):
+            return "checks_failed needs at least one failed check"
+        case Reason.MAIN_MOVED if not e.main_attempts:
+            return "main_moved needs the main shas it tried (main_attempts)"
+        case Reason.PRECONDITION_FAILED | Reason.PUSH_REJECTED if e.diagnostic is None:
+            return f"{report.reason} needs a diagnostic"
+        case Reason.APPLY_INTERRUPTED if e.lease_owner is None or e.lease_since is None:
+            return "apply_interrupted needs lease_owner and lease_since"
+    return None
+
+
+@attrs.frozen
+class BlockedReport:
+    """Why an apply was blocked, against which ``main``, with the evidence."""
+
+    reason: Reason = attrs.field(converter=Reason)
+    main_sha: str = attrs.field(validator=attrs_validator(check_sha, field="main sha"))
+    evidence: Evidence = attrs.field(factory=Evidence)
+    detail: str | None = attrs.field(
+        default=None, converter=_optional_text, validator=_check_text_opt
+    )
+
+    def __attrs_post_init__(self) -> None:
+        missing = _require(self)
+        if missing is not None:
+            from .errors import InvalidInput
+
+            raise InvalidInput("evidence", self.reason.value, missing)
+
+
+class FollowUpState(enum.StrEnum):
+    """Whether a blocked outcome's follow-up todo exists on disk yet."""
+
+    PENDING = "pending"
+    CREATED = "created"
+    FAILED = "failed"
+
+
+@attrs.frozen
+class BlockedRecord:
+    """The one stored row per blocked ``(slug, branch, sha)``.
+
+    A record always names its follow-up slug; when the todo could not be
+    written, ``follow_up_state`` is ``FAILED`` and ``follow_up_error`` says why.
+    """
+
+    id: int
+    key: CandidateKey
+    reason: Reason
+    main_sha: str
+    follow_up_slug: str = attrs.field(
+        validator=attrs_validator(check_slug, limit=FOLLOW_UP_SLUG_MAX)
+    )
+    previous_follow_up: str | None
+    status: str
+    follow_up_state: FollowUpState
+    follow_up_error: str | None
+    blocked_at: datetime
+    last_blocked_at: datetime
+    occurrences: int
+
+
+@attrs.frozen
+class Occurrence:
+    """One blocked report as it arrived: the evidence history of a blocked outcome."""
+
+    blocked_id: int
+    number: int
+    seq: int
+    report: BlockedReport
+    at: datetime
+
+
+@attrs.frozen
+class FollowUpJob:
+    """An outbox row: materialize ``follow_up_slug`` after the blocking commit."""
+
+    id: int
+    follow_up_slug: str
+    blocked_id: int
+    attempts: int
+    done: bool
+
+
+@attrs.frozen
+class Lease:
+    """The integration lease on one ``main``: who holds it, for which candidate, until when."""
+
+    name: str
+    owner: str
+    candidate_id: int | None
+    acquired_at: datetime
+    expires_at: datetime
+
+
+@attrs.frozen
+class Guidance:
+    """Resume guidance: an uppercase code line, facts, and ``NEXT:`` commands."""
+
+    code: str
+    facts: tuple[str, ...]
+    next_commands: tuple[str, ...]
+
+    @property
+    def resume_command(self) -> str | None:
+        return self.next_commands[-1] if self.next_commands else None
+
+    @property
+    def text(self) -> str:
+        lines = [self.code, *self.facts, *(f"NEXT: {c}" for c in self.next_commands)]
+        return "\n".join(lines) + "\n"
+
+
+@attrs.frozen
+class Outcome:
+    """What an Engine call returns.
+
+    ``transition`` is ``None`` when the call was a no-op (a repeated submit).
+    ``blocked`` is set whenever the candidate's latest move was a block.
+    """
+
+    candidate: Candidate
+    transition: Transition | None
+    blocked: BlockedRecord | None = None
+    guidance: Guidance | None = None
+
+    @property
+    def state(self) -> State:
+        return self.candidate.state

@@ -1,0 +1,177 @@
+"""The protocols a store and a hook implement. mergegate ships SQLite and PostgreSQL stores.
+
+The Engine does every read-then-write through one :class:`Transaction`, which
+the store opens so that no other writer can change the candidate before it
+commits (``BEGIN IMMEDIATE`` on SQLite, a row lock on PostgreSQL).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Protocol
+
+from .records import (
+    BlockedRecord,
+    BlockedReport,
+    Candidate,
+    CandidateKey,
+    FollowUpJob,
+    FollowUpState,
+    Guidance,
+    Lease,
+    Occurrence,
+    Outcome,
+    Reason,
+    Transition,
+)
+from .states import Event, State
+
+__all__ = ["Guide", "Hook", "Resolver", "Store", "Transaction"]
+
+
+class Transaction(Protocol):
+    """One atomic unit of work; everything in it commits together or not at all."""
+
+    def candidate(self, slug: str) -> Candidate | None:
+        """The unintegrated candidate holding ``slug``, else its newest integrated one.
+
+        The row stays locked against other writers until the transaction ends.
+        """
+
+    def find_candidate(self, key: CandidateKey) -> Candidate | None:
+        """The newest candidate with exactly this identity, in any state."""
+
+    def insert_candidate(self, key: CandidateKey, at: datetime) -> Candidate:
+        """Create a candidate with ``seq`` 0, in no state yet (its submit entry follows)."""
+
+    def append(self, candidate: Candidate, entry: Transition) -> Candidate:
+        """Append ``entry`` (whose seq must be ``candidate.seq + 1``) and move the candidate.
+
+        Raises ConcurrencyConflict if the candidate's seq is no longer ``candidate.seq``.
+        """
+
+    def transition_by_idempotency_key(self, candidate_id: int, key: str) -> Transition | None:
+        """The entry an earlier call logged with this idempotency key, if any."""
+
+    def blocked_record(self, key: CandidateKey) -> BlockedRecord | None:
+        """The blocked outcome row of ``key``, if it was ever blocked."""
+
+    def follow_up_owner(self, follow_up_slug: str) -> CandidateKey | None:
+        """Which identity a follow-up slug is already assigned to."""
+
+    def latest_follow_up(self, slug: str) -> str | None:
+        """The newest follow-up slug of any blocked outcome of this work item."""
+
+    def record_block(
+        self,
+        key: CandidateKey,
+        report: BlockedReport,
+        *,
+        seq: int,
+        at: datetime,
+        follow_up_slug: str,
+        previous_follow_up: str | None,
+    ) -> BlockedRecord:
+        """Upsert the blocked outcome, append the occurrence, enqueue the follow-up."""
+
+    def close_blocked(self, key: CandidateKey, at: datetime) -> None:
+        """Mark ``key``'s blocked outcome as resumed."""
+
+    def lease(self, name: str) -> Lease | None:
+        """The integration lease ``name``, expired or not."""
+
+    def put_lease(self, lease: Lease) -> None:
+        """Take or renew the lease ``lease.name``."""
+
+    def drop_lease(self, name: str, candidate_id: int) -> None:
+        """Release ``name`` if it is held for ``candidate_id``."""
+
+
+class Store(Protocol):
+    """A durable transition log with its blocked outcomes, outbox and leases."""
+
+    backend: str
+
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """Open a write transaction; commit on normal exit, roll back on error."""
+
+    def candidate(self, slug: str) -> Candidate | None:
+        """The active candidate holding ``slug``, else its newest integrated one."""
+
+    def candidate_by_id(self, candidate_id: int) -> Candidate | None:
+        """The candidate with this id."""
+
+    def candidates(self, state: State | None = None) -> list[Candidate]:
+        """All candidates (in ``state``), oldest submission first."""
+
+    def next_candidate(self) -> Candidate | None:
+        """The oldest candidate in ``pending`` or ``retry`` (FIFO by its last move)."""
+
+    def history(self, candidate_id: int, since: datetime | None = None) -> list[Transition]:
+        """The candidate's log entries, oldest first."""
+
+    def history_of(self, slug: str, since: datetime | None = None) -> list[Transition]:
+        """The log entries of every candidate that held ``slug``, oldest first."""
+
+    def log(self) -> Iterator[Transition]:
+        """Every log entry, grouped by candidate and ordered by seq."""
+
+    def edge_counts(self) -> dict[tuple[State | None, Event, State], int]:
+        """How often each move was taken, read from the log."""
+
+    def blocked_record(self, key: CandidateKey) -> BlockedRecord | None:
+        """The blocked outcome row of ``key``."""
+
+    def blocked_records(
+        self, since: datetime | None = None, reason: Reason | None = None
+    ) -> list[BlockedRecord]:
+        """Blocked outcomes, newest last block first."""
+
+    def occurrences(self, blocked_id: int) -> list[Occurrence]:
+        """The evidence history of one blocked outcome, oldest first."""
+
+    def follow_up_jobs(self, *, include_done: bool = False) -> list[FollowUpJob]:
+        """Outbox rows, oldest first."""
+
+    def blocked_record_by_id(self, blocked_id: int) -> BlockedRecord | None:
+        """The blocked outcome row with this id."""
+
+    def finish_follow_up(self, job_id: int, state: FollowUpState, error: str | None) -> None:
+        """Record the result of materializing one outbox row."""
+
+    def leases(self) -> list[Lease]:
+        """Every integration lease."""
+
+    def renew_lease(self, name: str, owner: str, expires_at: datetime) -> Lease:
+        """Push the expiry of ``owner``'s lease; raises LeaseHeld if ``owner`` lost it."""
+
+    def integrity_problems(self) -> list[str]:
+        """The store's own consistency check; empty when sound."""
+
+    def close(self) -> None:
+        """Release the connection."""
+
+
+class Hook(Protocol):
+    """Runs after a call's commit; may do side effects and enrich the outcome."""
+
+    def after_commit(self, outcome: Outcome) -> Outcome:
+        """Return ``outcome``, possibly refreshed; must not raise for expected failures."""
+
+
+class Guide(Protocol):
+    """Renders resume guidance from stored records only."""
+
+    def render(self, candidate: Candidate, record: BlockedRecord) -> Guidance:
+        """Deterministic guidance for a blocked candidate."""
+
+
+class Resolver(Protocol):
+    """Tells whether a follow-up's remediation is done."""
+
+    def unresolved_reason(self, record: BlockedRecord) -> str | None:
+        """``None`` when resolved; otherwise why not, in a few words."""
+
+
