@@ -3,6 +3,7 @@
 This package imports nothing else of mergegate; every other component imports it.
 """
 
+from .applier import AlreadyIntegrated, Applier, ApplyResult, Blocked, Integrated
 from .engine import Batch, Engine
 from .errors import (
     CandidateNotFound,
@@ -50,6 +51,11 @@ from .validation import (
 )
 
 __all__ = [
+    "AlreadyIntegrated",
+    "Applier",
+    "ApplyResult",
+    "Blocked",
+    "Integrated",
     "SLUG_MAX",
     "TABLE",
     "Batch",

@@ -16,6 +16,7 @@ from typing import Any
 
 import attrs
 
+from .applier import AlreadyIntegrated, Applier, Blocked, Integrated
 from .errors import (
     CandidateNotFound,
     ConcurrencyConflict,
@@ -244,6 +245,42 @@ class Engine(_Moves):
         for cid in candidates.keys() - seen:
             problems.append(Violation(cid, None, "candidate has no log entries"))
         return problems
+
+    # -- driving an applier --------------------------------------------------
+
+    def apply(self, slug: str, applier: Applier, *, owner: str) -> Outcome:
+        """Apply one candidate: ``start_apply``, the applier, then ``integrate`` or ``block``.
+
+        The lease is renewed through the applier's heartbeat. If the applier
+        raises, the candidate stays ``applying`` under its lease, and
+        :meth:`recover` blocks it once the lease expires.
+        """
+        return self._finish_apply(self.start_apply(slug, owner=owner), applier, owner)
+
+    def apply_next(self, applier: Applier, *, owner: str) -> Outcome | None:
+        """Apply the oldest ``pending`` or ``retry`` candidate; ``None`` if there is none."""
+        while True:
+            candidate = self.store.next_candidate()
+            if candidate is None:
+                return None
+            try:
+                started = self.start_apply(
+                    candidate.key.slug, owner=owner, expected_seq=candidate.seq
+                )
+            except (ConcurrencyConflict, IllegalTransition):
+                # Another integrator moved it between our read and our start_apply.
+                continue
+            return self._finish_apply(started, applier, owner)
+
+    def _finish_apply(self, started: Outcome, applier: Applier, owner: str) -> Outcome:
+        key, seq = started.candidate.key, started.candidate.seq
+        result = applier.apply(key, lambda: self.renew_lease(owner))
+        match result:
+            case Blocked(report):
+                return self.block(key.slug, report, expected_seq=seq)
+            case Integrated(main_sha) | AlreadyIntegrated(main_sha):
+                return self.integrate(key.slug, main_sha=main_sha, expected_seq=seq)
+        raise TypeError(f"unknown apply result {result!r}")  # pragma: no cover
 
     # -- leases and recovery -------------------------------------------------
 
