@@ -138,8 +138,10 @@ class Store(Protocol):
     def blocked_record_by_id(self, blocked_id: int) -> BlockedRecord | None:
         """The blocked outcome row with this id."""
 
-    def finish_follow_up(self, job_id: int, state: FollowUpState, error: str | None) -> None:
-        """Record the result of materializing one outbox row."""
+    def finish_follow_up(
+        self, follow_up_slug: str, state: FollowUpState, error: str | None
+    ) -> None:
+        """Record the result of materializing a follow-up; ``CREATED`` marks its outbox row done."""
 
     def leases(self) -> list[Lease]:
         """Every integration lease."""

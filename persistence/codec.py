@@ -1,0 +1,170 @@
+"""The one place that knows how records look on disk and on the wire.
+
+A private cattrs converter, never the global one: mergegate's shapes must not
+change because some other library registered a hook.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import cattrs
+from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
+from cattrs.v import format_exception
+
+from mergegate.statemachine import BlockedReport, Evidence, InvalidInput, MergegateError
+
+__all__ = [
+    "dump_report",
+    "dump_time",
+    "evidence_from_json",
+    "load_evidence",
+    "load_report",
+    "load_time",
+    "report_from_json",
+    "report_to_json",
+    "unstructure",
+]
+
+def dump_time(value: datetime) -> str:
+    """Render ``value`` as sortable UTC text with microseconds."""
+    if value.tzinfo is None:
+        raise InvalidInput("time", value, "use a timezone-aware datetime")
+    return value.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def load_time(value: str) -> datetime:
+    """Parse text written by :func:`dump_time` (or any ISO 8601 time with an offset)."""
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(forbid_extra_keys=True)
+    conv.register_unstructure_hook(datetime, dump_time)
+    conv.register_structure_hook(datetime, lambda v, _: load_time(v))
+
+    def tuple_of_str(value: Any, _: Any) -> tuple[str, ...]:
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            raise TypeError(f"expected a list of strings, got {type(value).__name__}")
+        if not all(isinstance(v, str) for v in value):
+            raise TypeError("expected a list of strings")
+        return tuple(value)
+
+    conv.register_structure_hook_func(lambda t: t == tuple[str, ...], tuple_of_str)
+
+    def strict_str(value: Any, _: Any) -> str:
+        if not isinstance(value, str):
+            raise TypeError(f"expected a string, got {type(value).__name__}")
+        return value
+
+    conv.register_structure_hook(str, strict_str)
+
+    def strict_int(value: Any, _: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"expected an integer, got {type(value).__name__}")
+        return value
+
+    conv.register_structure_hook(int, strict_int)
+
+    def strict_bool(value: Any, _: Any) -> bool:
+        if not isinstance(value, bool):
+            raise TypeError(f"expected true or false, got {type(value).__name__}")
+        return value
+
+    conv.register_structure_hook(bool, strict_bool)
+    return conv
+
+
+_converter = _make_converter()
+
+
+def unstructure(value: Any) -> Any:
+    """Turn a record into plain JSON-ready data."""
+    return _converter.unstructure(value)
+
+
+def _format_leaf(exc: BaseException, type_: Any) -> str:
+    if isinstance(exc, ValueError) and str(exc):
+        return str(exc)
+    return format_exception(exc, type_)
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, MergegateError):
+        return str(err)
+    if isinstance(err, ForbiddenExtraKeysError):
+        return f"unknown keys {sorted(err.extra_fields)}"
+    if isinstance(err, ClassValidationError):
+        messages = cattrs.transform_error(err, format_exception=_format_leaf)
+        return "; ".join(messages[:3])
+    return str(err) or type(err).__name__
+
+
+def dump_report(report: BlockedReport) -> dict[str, Any]:
+    """The documented JSON shape of a blocked report."""
+    data: dict[str, Any] = _converter.unstructure(report)
+    return data
+
+
+def load_report(data: Any) -> BlockedReport:
+    """Build a report from its documented shape; raises InvalidInput naming the problem."""
+    if not isinstance(data, dict):
+        raise InvalidInput("blocked report", data, "give a JSON object")
+    try:
+        return _converter.structure(data, BlockedReport)
+    except InvalidInput:
+        raise
+    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as err:
+        raise InvalidInput(
+            "blocked report", _first_line(data), f"not the documented shape: {_describe(err)}"
+        ) from None
+
+
+def load_evidence(data: Any) -> Evidence:
+    """Build evidence from its documented shape; raises InvalidInput naming the problem."""
+    if not isinstance(data, dict):
+        raise InvalidInput("evidence", data, "give a JSON object")
+    try:
+        return _converter.structure(data, Evidence)
+    except InvalidInput:
+        raise
+    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as err:
+        raise InvalidInput(
+            "evidence", _first_line(data), f"not the documented shape: {_describe(err)}"
+        ) from None
+
+
+def _first_line(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, default=str)[:60]
+
+
+def report_to_json(report: BlockedReport) -> str:
+    """Canonical JSON text: sorted keys, no whitespace, so equal reports give equal text."""
+    return json.dumps(dump_report(report), sort_keys=True, separators=(",", ":"))
+
+
+def report_from_json(text: str | bytes) -> BlockedReport:
+    """Parse JSON text into a report; raises InvalidInput for bad JSON or a bad shape."""
+    try:
+        data = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise InvalidInput("blocked report JSON", _snippet(text), f"not valid JSON ({err})") from None
+    return load_report(data)
+
+
+def evidence_from_json(text: str | bytes) -> Evidence:
+    """Parse JSON text into evidence; raises InvalidInput for bad JSON or a bad shape."""
+    try:
+        data = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise InvalidInput("evidence JSON", _snippet(text), f"not valid JSON ({err})") from None
+    return load_evidence(data)
+
+
+def _snippet(text: str | bytes) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return text[:40]
