@@ -1,0 +1,57 @@
+"""One blocked outcome's follow-up on disk: its todo folder, then its roadmap entry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+from mergegate.statemachine import BlockedRecord, BlockedReport
+
+from .roadmap import add_roadmap_entry
+from .scaffold import ScaffoldResult, scaffold_todo
+from .templates import GuidanceTemplates
+
+__all__ = ["DEFAULT_GROUP", "FollowUps"]
+
+DEFAULT_GROUP = "integration-blocked"
+
+
+def _roadmap_default(instance: FollowUps) -> Path:
+    return instance.todos_root / "roadmap.yaml"
+
+
+@attrs.frozen
+class FollowUps:
+    """Where follow-ups go: the todos folder, the roadmap file, the roadmap group, the templates.
+
+    ``roadmap`` defaults to ``<todos_root>/roadmap.yaml``; ``group`` ``None``
+    writes entries without a group.
+    """
+
+    todos_root: Path = attrs.field(converter=Path)
+    roadmap: Path = attrs.field(
+        default=attrs.Factory(_roadmap_default, takes_self=True), converter=Path
+    )
+    group: str | None = DEFAULT_GROUP
+    templates: GuidanceTemplates = attrs.field(factory=GuidanceTemplates)
+
+    def materialize(self, record: BlockedRecord, report: BlockedReport) -> ScaffoldResult:
+        """Create or reuse ``record``'s todo folder, then add its roadmap entry if missing.
+
+        Both steps are idempotent, so a retry after a failure or a crash
+        finishes the job. The entry lists ``record.previous_follow_up`` under
+        ``after``. Raises what :func:`scaffold_todo` and :func:`add_roadmap_entry` raise.
+        """
+        result = scaffold_todo(self.todos_root, record, report, self.templates)
+        key = record.key
+        add_roadmap_entry(
+            self.roadmap,
+            record.follow_up_slug,
+            group=self.group,
+            after=() if record.previous_follow_up is None else (record.previous_follow_up,),
+            description=(
+                f"Unblock the integration of {key.slug} ({key.branch}@{key.sha[:7]}): "
+                f"{record.reason.value}"
+            ),
+        )
+        return result

@@ -1,0 +1,101 @@
+"""The follow-up outbox: materialize what the blocking transactions enqueued.
+
+The Engine commits the block and an outbox row together; the follow-up is
+written after that commit, by the blocked hook straight away or by
+:func:`drain` later (after a crash, or from ``mergegate followups sync``).
+Every step is idempotent, so two drains, or a drain racing the hook, end with
+one folder, one roadmap entry and the row marked done.
+"""
+
+from __future__ import annotations
+
+import attrs
+from mergegate.statemachine import (
+    FollowUpJob,
+    FollowUpState,
+    MergegateError,
+    Outcome,
+    Store,
+)
+
+from .materialize import FollowUps
+from .text import one_line
+
+__all__ = ["DrainResult", "FollowUpHook", "drain"]
+
+
+@attrs.frozen
+class DrainResult:
+    """What a drain did: the follow-ups it created or reused, and those that failed, with why."""
+
+    created: tuple[str, ...] = ()
+    failed: tuple[tuple[str, str], ...] = ()
+
+
+def _describe(err: BaseException) -> str:
+    return one_line(f"{type(err).__name__}: {err}", limit=300)
+
+
+def _process(store: Store, followups: FollowUps, job: FollowUpJob) -> str | None:
+    """Materialize one job and record the result; return the error, or ``None`` on success."""
+    record = store.blocked_record_by_id(job.blocked_id)
+    occurrences = store.occurrences(job.blocked_id)
+    if record is None or not occurrences:
+        error = f"blocked outcome {job.blocked_id} or its evidence is missing from the store"
+        store.finish_follow_up(job.follow_up_slug, FollowUpState.FAILED, error)
+        return error
+    try:
+        followups.materialize(record, occurrences[-1].report)
+    except (OSError, MergegateError) as err:
+        # Expected: a read-only, full or missing todos folder, a malformed roadmap,
+        # a folder held by another candidate. The evidence is committed already;
+        # record why, and let the guidance give the manual commands.
+        error = _describe(err)
+        store.finish_follow_up(job.follow_up_slug, FollowUpState.FAILED, error)
+        return error
+    store.finish_follow_up(job.follow_up_slug, FollowUpState.CREATED, None)
+    return None
+
+
+def drain(store: Store, followups: FollowUps) -> DrainResult:
+    """Materialize every pending outbox row, oldest first, and record each result in the store.
+
+    Expected failures (OSError, a malformed roadmap, a conflicting folder) are
+    recorded as ``FollowUpState.FAILED`` and reported, never raised; the row
+    stays for the next drain. Safe to run twice, or in two processes at once.
+    """
+    created: list[str] = []
+    failed: list[tuple[str, str]] = []
+    for job in store.follow_up_jobs():
+        error = _process(store, followups, job)
+        if error is None:
+            created.append(job.follow_up_slug)
+        else:
+            failed.append((job.follow_up_slug, error))
+    return DrainResult(tuple(created), tuple(failed))
+
+
+@attrs.define
+class FollowUpHook:
+    """Implements ``Hook``: after a blocking commit, materializes the follow-up of the outcome.
+
+    It acts only when the outcome is blocked and its follow-up is not created
+    yet, so a replay of a materialized block touches nothing on disk.
+    """
+
+    store: Store
+    followups: FollowUps
+
+    def after_commit(self, outcome: Outcome) -> Outcome:
+        """``outcome`` with its blocked record re-read after materializing; never raises for
+        expected failures (they are recorded as ``FAILED`` on the record instead)."""
+        record = outcome.blocked
+        if record is None or record.follow_up_state is FollowUpState.CREATED:
+            return outcome
+        jobs = [j for j in self.store.follow_up_jobs() if j.blocked_id == record.id]
+        if not jobs:
+            return outcome
+        for job in jobs:
+            _process(self.store, self.followups, job)
+        refreshed = self.store.blocked_record(record.key)
+        return outcome if refreshed is None else attrs.evolve(outcome, blocked=refreshed)

@@ -1,0 +1,30 @@
+"""Where a follow-up's todo folder lives, checked to stay inside the todos folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mergegate.statemachine import check_slug
+
+from .errors import PathOutsideTodos
+
+__all__ = ["todo_path"]
+
+# Long enough for any follow-up slug the core derives, short enough for one file name.
+_NAME_MAX = 200
+
+
+def todo_path(todos_root: Path, follow_up_slug: str) -> Path:
+    """The folder ``<todos_root>/<follow_up_slug>``, resolved.
+
+    Raises InvalidInput if the slug is not a slug, and PathOutsideTodos if the
+    resolved folder is not a direct child of the resolved todos folder (a
+    symlink pointing elsewhere, for instance). Records are validated already;
+    this is the check closest to the filesystem, kept as defence in depth.
+    """
+    check_slug(follow_up_slug, field="follow-up slug", limit=_NAME_MAX)
+    root = Path(todos_root).resolve()
+    target = (root / follow_up_slug).resolve()
+    if target.parent != root or target.name != follow_up_slug:
+        raise PathOutsideTodos(follow_up_slug, str(root), str(target))
+    return target

@@ -1,0 +1,150 @@
+"""The roadmap file ``todos/roadmap.yaml``: a YAML list of ``{slug, group?, after?, description?}``.
+
+The first entry has the highest priority. Humans edit this file, so it is read
+and written in ruamel's round-trip mode, which keeps their comments, order and
+quoting. Writers take a file lock, re-read under it, and replace the file
+atomically, so concurrent writers never lose each other's entries.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+from mergegate.statemachine import check_slug
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
+
+from .errors import MalformedRoadmap
+from .fsio import replace_file
+
+__all__ = ["add_roadmap_entry", "roadmap_slugs"]
+
+_ITEM_INDENT = re.compile(r"^( *)- ", re.MULTILINE)
+_LOCK_TIMEOUT = 60.0
+_SLUG_LIMIT = 200
+
+
+def _yaml(text: str) -> YAML:
+    yaml = YAML(typ="rt", pure=True)
+    yaml.preserve_quotes = True
+    # Long descriptions stay on one line; wrapping would rewrite a human's lines.
+    yaml.width = 4096
+    # Keep the human's list indentation ("- slug" or "  - slug") rather than ruamel's default.
+    match = _ITEM_INDENT.search(text)
+    offset = len(match.group(1)) if match else 0
+    yaml.indent(mapping=2, sequence=offset + 2, offset=offset)
+    return yaml
+
+
+def _is_blank(text: str) -> bool:
+    return all(not line.strip() or line.lstrip().startswith("#") for line in text.splitlines())
+
+
+def _load(path: Path, text: str) -> CommentedSeq | None:
+    """The roadmap list of ``text``; ``None`` when it holds no data (absent, empty, comments)."""
+    if _is_blank(text):
+        return None
+    try:
+        data: Any = _yaml(text).load(text)
+    except YAMLError as err:
+        problem = " ".join(str(err).split())
+        raise MalformedRoadmap(str(path), f"not valid YAML: {problem[:200]}") from None
+    if not isinstance(data, CommentedSeq):
+        raise MalformedRoadmap(str(path), f"the top level is a {type(data).__name__}, not a list")
+    for index, entry in enumerate(data):
+        if not isinstance(entry, CommentedMap) or not isinstance(entry.get("slug"), str):
+            raise MalformedRoadmap(str(path), f"entry {index + 1} is not a mapping with a slug")
+    return data
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ""
+    except UnicodeDecodeError:
+        raise MalformedRoadmap(str(path), "not UTF-8 text") from None
+
+
+def _dump(yaml: YAML, data: Any) -> str:
+    out = io.StringIO()
+    yaml.dump(data, out)
+    return out.getvalue()
+
+
+def _with_entry(path: Path, text: str, data: CommentedSeq | None, entry: CommentedMap) -> str:
+    """``text`` with ``entry`` appended to its list.
+
+    The entry is appended as text, which keeps every byte a human wrote,
+    including indentation a full re-dump would normalize. If the result does not
+    parse back to the old list plus the entry (a flow-style list, a document
+    end marker), the whole list is re-dumped in round-trip mode instead, which
+    still keeps the comments and the order.
+    """
+    yaml = _yaml(text)
+    base = text if not text or text.endswith("\n") else text + "\n"
+    appended = base + _dump(yaml, CommentedSeq([entry]))
+    expected = [] if data is None else [e["slug"] for e in data]
+    expected.append(entry["slug"])
+    try:
+        reread = _load(path, appended)
+    except MalformedRoadmap:
+        reread = None
+    if reread is not None and [e["slug"] for e in reread] == expected and reread[-1] == entry:
+        return appended
+    assert data is not None  # a list-less file always takes the appended form
+    data.append(entry)
+    return _dump(yaml, data)
+
+
+def roadmap_slugs(path: Path) -> list[str]:
+    """The slugs of the roadmap at ``path``, highest priority first; ``[]`` if it is missing.
+
+    Raises MalformedRoadmap if the file is not a list of mappings with a slug.
+    """
+    data = _load(path, _read(path))
+    return [] if data is None else [str(entry["slug"]) for entry in data]
+
+
+def add_roadmap_entry(
+    path: Path,
+    slug: str,
+    *,
+    group: str | None = None,
+    after: Sequence[str] = (),
+    description: str | None = None,
+) -> bool:
+    """Append ``{slug, group?, after?, description?}`` to the roadmap unless ``slug`` is there.
+
+    Returns whether an entry was added. A missing file (and its folder) is
+    created; an existing one keeps its comments and order, and is replaced
+    atomically under the lock ``<path>.lock``, so concurrent writers serialize.
+    Raises MalformedRoadmap (leaving the file untouched) if it is not a list of
+    mappings with a slug, and OSError if the filesystem refuses.
+    """
+    check_slug(slug, field="roadmap slug", limit=_SLUG_LIMIT)
+    for previous in after:
+        check_slug(previous, field="roadmap after", limit=_SLUG_LIMIT)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock", timeout=_LOCK_TIMEOUT):
+        text = _read(path)
+        data = _load(path, text)
+        if data is not None and any(entry["slug"] == slug for entry in data):
+            return False
+        entry = CommentedMap()
+        entry["slug"] = slug
+        if group is not None:
+            entry["group"] = group
+        if after:
+            entry["after"] = CommentedSeq(after)
+        if description is not None:
+            entry["description"] = " ".join(description.split())
+        replace_file(path, _with_entry(path, text, data, entry))
+        return True

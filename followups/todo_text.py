@@ -1,0 +1,215 @@
+"""The text of the six files of a follow-up todo folder.
+
+Every file is a pure function of the blocked record, the report and the
+templates: no clock, no randomness. The same record always renders the same
+bytes, which is what lets a replay compare folders byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+
+from mergegate.statemachine import BlockedRecord, BlockedReport, CheckResult, Reason
+
+from .templates import GuidanceTemplates
+from .text import code_span, fenced
+
+__all__ = ["STATE_DONE", "STATE_OPEN", "TODO_FILES", "render_todo"]
+
+TODO_FILES: tuple[str, ...] = (
+    "requirements.md",
+    "implementation-plan.md",
+    "quality-checklist.md",
+    "input.md",
+    "demo.md",
+    "state.yaml",
+)
+STATE_OPEN = "open"
+STATE_DONE = "done"
+
+_WHAT_TO_DO: dict[Reason, str] = {
+    Reason.MERGE_CONFLICT: (
+        "Merge the current `main` into the branch (or rebase onto it), resolve the "
+        "conflicts in the paths listed above, run the checks, and push the result."
+    ),
+    Reason.CHECKS_FAILED: (
+        "Reproduce the failing checks listed above on the branch merged with the "
+        "current `main`, fix them, and push the fix."
+    ),
+    Reason.MAIN_MOVED: (
+        "`main` moved while the apply ran, every time it was tried. Find what keeps "
+        "advancing `main` (another integrator, a direct push) and stop it; the "
+        "branch itself may need no change."
+    ),
+    Reason.PRECONDITION_FAILED: (
+        "Fix the precondition named in the diagnostic above (a missing commit, a "
+        "branch that does not contain the sha, a dirty repository), then retry."
+    ),
+    Reason.APPLY_INTERRUPTED: (
+        "The apply was interrupted: its lease expired before it finished. Check "
+        "the integrator named in the lease (crash, kill, hang); the branch itself "
+        "may need no change."
+    ),
+    Reason.PUSH_REJECTED: (
+        "The remote rejected the update of `main`. Read the diagnostic above "
+        "(permissions, branch protection, a concurrent push) and fix the cause."
+    ),
+    Reason.EXTERNAL: (
+        "An external system blocked the integration. Read the detail above and "
+        "settle it with that system."
+    ),
+}
+
+
+def _linkage(record: BlockedRecord) -> list[str]:
+    key = record.key
+    lines = [
+        f"- slug: {code_span(key.slug)}",
+        f"- branch: {code_span(key.branch)}",
+        f"- sha: {code_span(key.sha)}",
+        f"- follow-up: {code_span(record.follow_up_slug)}",
+    ]
+    if record.previous_follow_up is not None:
+        lines.append(f"- previous follow-up: {code_span(record.previous_follow_up)}")
+    return lines
+
+
+def _check(check: CheckResult) -> str:
+    if check.timed_out:
+        status = "timed out"
+    elif check.exit_code is None:
+        status = "never exited"
+    else:
+        status = f"exit code {check.exit_code}"
+    head = f"#### {code_span(check.name)}: {status}\n\n"
+    return head + (fenced(check.output_tail) if check.output_tail else "(no output)\n")
+
+
+def _evidence(report: BlockedReport) -> str:
+    e = report.evidence
+    parts = [f"Tested against main {code_span(report.main_sha)}.\n"]
+    if e.conflicted_paths:
+        paths = "\n".join(f"- {code_span(p)}" for p in e.conflicted_paths)
+        parts.append(f"### Conflicted paths\n\n{paths}\n")
+    if e.checks:
+        parts.append("### Checks\n\n" + "\n".join(_check(c) for c in e.checks))
+    if e.diagnostic is not None:
+        parts.append("### Diagnostic\n\n" + fenced(e.diagnostic))
+    if e.main_attempts:
+        shas = "\n".join(f"- {code_span(s)}" for s in e.main_attempts)
+        parts.append(f"### Main attempts\n\n{shas}\n")
+    if e.files:
+        files = "\n".join(f"- {code_span(p)}" for p in e.files)
+        parts.append(f"### Files\n\n{files}\n")
+    if e.lease_owner is not None or e.lease_since is not None:
+        owner = code_span(e.lease_owner) if e.lease_owner is not None else "unknown"
+        since = code_span(e.lease_since.isoformat()) if e.lease_since is not None else "unknown"
+        parts.append(f"### Lease\n\n- owner: {owner}\n- since: {since}\n")
+    return "\n".join(parts)
+
+
+def _input_md(record: BlockedRecord, report: BlockedReport, t: GuidanceTemplates) -> str:
+    key, fu = record.key, record.follow_up_slug
+    detail = fenced(report.detail) if report.detail is not None else "(none)\n"
+    resume = "\n".join(t.command(n, key, fu) for n in ("resume", "apply"))
+    return (
+        f"# Unblock the integration of {key.slug}\n\n"
+        "mergegate could not integrate this candidate into `main` and opened this "
+        "follow-up. This file is its evidence.\n\n"
+        "## Source\n\n" + "\n".join(_linkage(record)) + "\n\n"
+        "## Reason\n\n"
+        f"{code_span(report.reason.value)} against main {code_span(report.main_sha)}.\n\n"
+        f"Detail:\n\n{detail}\n"
+        f"## Evidence\n\n{_evidence(report)}\n"
+        "## Unblock intent\n\n"
+        f"1. Start the remediation: {code_span(t.command('remediate', key, fu))}\n"
+        f"2. {_WHAT_TO_DO[report.reason]}\n"
+        "3. Set `status: done` in `state.yaml` once the cause is gone.\n"
+        "4. Resume the candidate (give resume the new sha if the fix is a new commit), "
+        "then retry its integration:\n\n" + fenced(resume, "sh")
+    )
+
+
+def _requirements(record: BlockedRecord, report: BlockedReport) -> str:
+    key = record.key
+    return (
+        f"# Requirements: {record.follow_up_slug}\n\n"
+        f"Unblock the integration of {code_span(key.slug)} (branch {code_span(key.branch)} "
+        f"at {code_span(key.sha[:7])}), blocked by {code_span(report.reason.value)}.\n\n"
+        "- [ ] R1: The cause recorded in `input.md` is resolved.\n"
+        "- [ ] R2: The candidate's checks pass on the branch merged with the current `main`.\n"
+        "- [ ] R3: `state.yaml` says `status: done`.\n"
+    )
+
+
+def _plan(record: BlockedRecord, report: BlockedReport, t: GuidanceTemplates) -> str:
+    key, fu = record.key, record.follow_up_slug
+    return (
+        f"# Implementation plan: {fu}\n\n"
+        f"- [ ] Start the remediation: {code_span(t.command('remediate', key, fu))}\n"
+        "- [ ] Read the evidence in `input.md`.\n"
+        f"- [ ] {_WHAT_TO_DO[report.reason]}\n"
+        "- [ ] Set `status: done` in `state.yaml`.\n"
+        f"- [ ] Resume: {code_span(t.command('resume', key, fu))}\n"
+        f"- [ ] Retry: {code_span(t.command('apply', key, fu))}\n"
+    )
+
+
+def _checklist(record: BlockedRecord) -> str:
+    return (
+        f"# Quality checklist: {record.follow_up_slug}\n\n"
+        "- [ ] The fix addresses the recorded cause, not only its symptom.\n"
+        "- [ ] The checks pass against the current `main`.\n"
+        "- [ ] No unrelated change rides along with the fix.\n"
+        "- [ ] `state.yaml` is `status: done` only after the above.\n"
+    )
+
+
+def _demo(record: BlockedRecord, t: GuidanceTemplates) -> str:
+    key, fu = record.key, record.follow_up_slug
+    commands = "\n".join(t.command(n, key, fu) for n in ("resume", "apply", "show"))
+    return (
+        f"# Demo: {fu}\n\n"
+        "The candidate integrates: resume it, retry the apply, and show that it is "
+        "`integrated`.\n\n" + fenced(commands, "sh")
+    )
+
+
+def _state_yaml(record: BlockedRecord, report: BlockedReport) -> str:
+    key = record.key
+
+    # JSON strings are valid YAML double-quoted scalars, and need no YAML library here.
+    def q(value: str) -> str:
+        return json.dumps(value)
+
+    return (
+        "# The follow-up's state. Set status to done once the remediation is finished:\n"
+        "# resume refuses to retry the candidate before that (unless it is forced).\n"
+        f"status: {STATE_OPEN}\n"
+        f"follow_up: {q(record.follow_up_slug)}\n"
+        f"reason: {q(report.reason.value)}\n"
+        "source:\n"
+        f"  slug: {q(key.slug)}\n"
+        f"  branch: {q(key.branch)}\n"
+        f"  sha: {q(key.sha)}\n"
+    )
+
+
+def render_todo(
+    record: BlockedRecord, report: BlockedReport, templates: GuidanceTemplates | None = None
+) -> dict[str, str]:
+    """The six files of ``record``'s todo folder, name to text, in :data:`TODO_FILES` order.
+
+    ``report`` supplies the evidence (the latest occurrence, normally). The
+    result depends on its arguments only.
+    """
+    t = templates or GuidanceTemplates()
+    files = {
+        "requirements.md": _requirements(record, report),
+        "implementation-plan.md": _plan(record, report, t),
+        "quality-checklist.md": _checklist(record),
+        "input.md": _input_md(record, report, t),
+        "demo.md": _demo(record, t),
+        "state.yaml": _state_yaml(record, report),
+    }
+    return {name: files[name] for name in TODO_FILES}
