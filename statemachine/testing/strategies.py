@@ -8,21 +8,30 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import attrs
 from hypothesis import strategies as st
 
 from ..records import BlockedReport, CandidateKey, CheckResult, Evidence, Reason
 from ..states import Event
-from ..validation import SLUG_MAX
+from ..validation import SLUG_MAX, SLUG_RE
 
 __all__ = [
+    "MARKER",
+    "PLAN_PATHS",
+    "BranchPlan",
+    "CommitPlan",
+    "FileEdit",
+    "RepoPlan",
     "blocked_reports",
     "branches",
     "candidate_keys",
     "check_results",
+    "commit_plans",
     "event_sequences",
     "hostile_branches",
     "hostile_slugs",
     "relpaths",
+    "repo_plans",
     "shas",
     "slugs",
     "texts",
@@ -46,8 +55,9 @@ def shas(min_size: int = 40, max_size: int = 40) -> st.SearchStrategy[str]:
 @st.composite
 def branches(draw: st.DrawFn) -> str:
     """Valid, option-safe git branch names, some with ``/`` components."""
-    parts = draw(st.lists(st.from_regex(r"[a-z0-9][a-z0-9_-]{0,10}", fullmatch=True),
-                          min_size=1, max_size=3))
+    parts = draw(
+        st.lists(st.from_regex(r"[a-z0-9][a-z0-9_-]{0,10}", fullmatch=True), min_size=1, max_size=3)
+    )
     return "/".join(parts)
 
 
@@ -60,14 +70,19 @@ def candidate_keys(
 
 def texts(max_size: int = 200) -> st.SearchStrategy[str]:
     """Any valid UTF-8 text, newlines and control characters included."""
-    return st.text(st.characters(exclude_categories=("Cs",)), max_size=max_size)
+    return st.text(st.characters(exclude_categories=["Cs"]), max_size=max_size)
 
 
 @st.composite
 def relpaths(draw: st.DrawFn) -> str:
     """Relative POSIX paths that stay inside their root."""
-    parts = draw(st.lists(st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,12}", fullmatch=True),
-                          min_size=1, max_size=4))
+    parts = draw(
+        st.lists(
+            st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,12}", fullmatch=True),
+            min_size=1,
+            max_size=4,
+        )
+    )
     return "/".join(parts)
 
 
@@ -99,11 +114,14 @@ def blocked_reports(draw: st.DrawFn, reason: Reason | None = None) -> BlockedRep
             checks.append(draw(check_results(failed=True)))
             evidence = Evidence(checks=tuple(checks))
         case Reason.MAIN_MOVED:
-            evidence = Evidence(main_attempts=tuple(draw(st.lists(shas(), min_size=1, max_size=3))))
+            attempts: list[str] = draw(st.lists(shas(), min_size=1, max_size=3))
+            evidence = Evidence(main_attempts=attempts)
         case Reason.PRECONDITION_FAILED | Reason.PUSH_REJECTED:
             evidence = Evidence(diagnostic=draw(texts(100).filter(str.strip)))
         case Reason.APPLY_INTERRUPTED:
-            since = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=draw(st.integers(0, 10**8)))
+            since = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(
+                seconds=draw(st.integers(0, 10**8))
+            )
             evidence = Evidence(lease_owner=draw(_WORD), lease_since=since)
         case Reason.EXTERNAL:
             evidence = Evidence(files=tuple(draw(st.lists(relpaths(), max_size=3))))
@@ -118,20 +136,150 @@ def event_sequences(min_size: int = 1, max_size: int = 30) -> st.SearchStrategy[
 def hostile_slugs() -> st.SearchStrategy[str]:
     """Strings that must never be accepted as slugs."""
     return st.sampled_from(
-        ["../x", "-x", "a;rm -rf b", "--upload-pack=x", "A", "a--b", "a_b", "", " a", "a\nb",
-         "a/b", "x" * (SLUG_MAX + 1), "\u00e9t\u00e9", ".", "a-"]
+        [
+            "../x",
+            "-x",
+            "a;rm -rf b",
+            "--upload-pack=x",
+            "A",
+            "a--b",
+            "a_b",
+            "",
+            " a",
+            "a\nb",
+            "a/b",
+            "x" * (SLUG_MAX + 1),
+            "\u00e9t\u00e9",
+            ".",
+            "a-",
+        ]
     ) | texts(20).filter(lambda s: not _is_slug(s))
 
 
 def hostile_branches() -> st.SearchStrategy[str]:
     """Strings that must never be accepted as branch names."""
     return st.sampled_from(
-        ["--upload-pack=x", "-x", "../x", "a..b", "a b", "a~1", "a^", "a:b", "a?", "a*", "a[",
-         "a\\b", "a.lock", ".a", "a/", "/a", "a//b", "@", "a@{1}", "a\nb", "a\x00b", "", "a."]
+        [
+            "--upload-pack=x",
+            "-x",
+            "../x",
+            "a..b",
+            "a b",
+            "a~1",
+            "a^",
+            "a:b",
+            "a?",
+            "a*",
+            "a[",
+            "a\\b",
+            "a.lock",
+            ".a",
+            "a/",
+            "/a",
+            "a//b",
+            "@",
+            "a@{1}",
+            "a\nb",
+            "a\x00b",
+            "",
+            "a.",
+        ]
     )
 
 
 def _is_slug(value: str) -> bool:
-    from ..validation import SLUG_RE
-
     return bool(SLUG_RE.match(value)) and len(value) <= SLUG_MAX
+
+
+# -- repository plans: pure data a git-backed suite turns into a real repository --
+
+#: The file whose presence makes the marker check of a plan fail.
+MARKER = "FAIL"
+
+
+@attrs.frozen
+class FileEdit:
+    """Write ``content`` to ``path``, or delete it when ``content`` is ``None``."""
+
+    path: str
+    content: str | None
+
+
+@attrs.frozen
+class CommitPlan:
+    """One commit: its edits, applied on top of its parent's tree."""
+
+    edits: tuple[FileEdit, ...]
+
+
+@attrs.frozen
+class BranchPlan:
+    """A candidate branch: forks from main's commit number ``base``, adds ``commits``."""
+
+    name: str
+    slug: str
+    base: int
+    commits: tuple[CommitPlan, ...]
+
+    @property
+    def adds_marker(self) -> bool:
+        """Whether the branch's last write to the marker file creates it."""
+        last = [e for c in self.commits for e in c.edits if e.path == MARKER]
+        return bool(last) and last[-1].content is not None
+
+
+@attrs.frozen
+class RepoPlan:
+    """A repository to build: main's history (root first) and candidate branches."""
+
+    main: tuple[CommitPlan, ...]
+    branches: tuple[BranchPlan, ...]
+
+
+# Few paths and few contents, so that branches often touch the same file: with
+# the same content the merge is clean, with different content it conflicts.
+PLAN_PATHS = ("a.txt", "b.txt", "c.txt", "d/e.txt")
+
+
+def commit_plans(
+    paths: tuple[str, ...] = PLAN_PATHS, marker_weight: int = 1
+) -> st.SearchStrategy[CommitPlan]:
+    """Commits of one to three edits over ``paths`` (and sometimes the marker file)."""
+    pool = paths + (MARKER,) * marker_weight
+    edit = st.builds(
+        FileEdit,
+        path=st.sampled_from(pool),
+        content=st.sampled_from(["one\n", "two\n", "three\n"]) | st.none(),
+    )
+    return st.builds(
+        CommitPlan,
+        st.lists(edit, min_size=1, max_size=3, unique_by=lambda e: e.path).map(tuple),
+    )
+
+
+@st.composite
+def repo_plans(
+    draw: st.DrawFn,
+    max_main: int = 3,
+    max_branches: int = 4,
+    paths: tuple[str, ...] = PLAN_PATHS,
+) -> RepoPlan:
+    """Repository plans: main's history and branches ``cand-<n>`` with slugs alike.
+
+    The root commit writes every path, so main never starts empty; the marker
+    file appears only on branches, never on main.
+    """
+    root = CommitPlan(tuple(FileEdit(p, "base\n") for p in paths))
+    rest = draw(st.lists(commit_plans(paths, marker_weight=0), max_size=max_main - 1))
+    main = (root, *rest)
+    count = draw(st.integers(1, max_branches))
+    branches = tuple(
+        BranchPlan(
+            name=f"cand-{i}",
+            slug=f"cand-{i}",
+            base=draw(st.integers(0, len(main) - 1)),
+            commits=tuple(draw(st.lists(commit_plans(paths), min_size=1, max_size=2))),
+        )
+        for i in range(count)
+    )
+    return RepoPlan(main, branches)

@@ -1,0 +1,24 @@
+"""The integration apply seam on real git.
+
+:class:`GitApplier` implements :class:`mergegate.statemachine.Applier`: it
+merges a candidate without touching any checkout, runs the configured checks
+in a scratch worktree, and moves ``main`` by compare-and-swap only.
+"""
+
+from .applier import NULL_SHA, GitApplier
+from .checks import CheckSpec, run_check
+from .errors import GitCommandFailed, GitNotFound, MainCheckedOut
+from .git import Git, GitOutput, Identity
+
+__all__ = [
+    "NULL_SHA",
+    "CheckSpec",
+    "Git",
+    "GitApplier",
+    "GitCommandFailed",
+    "GitNotFound",
+    "GitOutput",
+    "Identity",
+    "MainCheckedOut",
+    "run_check",
+]

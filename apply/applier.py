@@ -1,0 +1,281 @@
+"""GitApplier: integrate one candidate into ``main`` of a real git repository.
+
+The steps, each a single git command: read ``main`` and the candidate, merge
+with ``git merge-tree`` (no checkout is touched), write the merge commit, run
+the checks in a scratch worktree, then move ``main`` by compare-and-swap. Only
+that last command can move ``main``, and only to a commit that passed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+from mergegate.statemachine import (
+    AlreadyIntegrated,
+    ApplyResult,
+    Blocked,
+    BlockedReport,
+    CandidateKey,
+    CheckResult,
+    Evidence,
+    Integrated,
+    InvalidInput,
+    Reason,
+    RepositoryError,
+    check_branch,
+)
+
+from .checks import CheckSpec, run_check
+from .errors import GitCommandFailed, GitNotFound, MainCheckedOut
+from .git import Git, Identity
+from .plumbing import (
+    Conflict,
+    commit_tree,
+    compare_and_swap,
+    is_ancestor,
+    lookup,
+    merge_trees,
+    push_with_lease,
+)
+from .worktree import cleanup_stale, list_worktrees, scratch_root, scratch_worktree
+
+__all__ = ["NULL_SHA", "GitApplier"]
+
+#: The ``main_sha`` of a blocked report when ``main`` itself could not be read.
+NULL_SHA = "0" * 40
+
+
+def _retries(_i: object, _a: object, value: int) -> None:
+    if not isinstance(value, int) or value < 0:
+        raise InvalidInput("max_main_retries", value, "give an integer of 0 or more")
+
+
+def _remote(_i: object, _a: object, value: str | None) -> None:
+    if value is None:
+        return
+    if not value or value.startswith("-") or any(ord(c) < 0x21 or c == "\x7f" for c in value):
+        raise InvalidInput("remote", value, "give the name of a configured git remote")
+
+
+def _path(value: str | os.PathLike[str]) -> Path:
+    return Path(value).resolve()
+
+
+def _evidence(**fields: Any) -> Evidence:
+    # Evidence's tuple converters type as Iterable[_T_co] under mypy's attrs
+    # plugin; going through **fields keeps the call checked at runtime only.
+    return Evidence(**fields)
+
+
+def _precondition(main: str, diagnostic: str) -> Blocked:
+    return Blocked(BlockedReport(Reason.PRECONDITION_FAILED, main, Evidence(diagnostic=diagnostic)))
+
+
+@attrs.define
+class _Read:
+    """What one attempt starts from: ``main`` and its tree, and the candidate's commit."""
+
+    main: str
+    main_tree: str | None
+    commit: str
+
+
+@attrs.define
+class GitApplier:
+    """Integrates candidates into ``refs/heads/<main_branch>`` of ``repo``.
+
+    Raises at construction (RepositoryError) if ``repo`` is not a git
+    repository, git is missing, or ``main_branch`` is checked out in a working
+    tree: moving a checked-out branch would leave that checkout out of step.
+    """
+
+    repo: Path = attrs.field(converter=_path)
+    main_branch: str = attrs.field(default="main", kw_only=True)
+    checks: Sequence[CheckSpec] = attrs.field(default=(), converter=tuple, kw_only=True)
+    max_main_retries: int = attrs.field(default=2, validator=_retries, kw_only=True)
+    remote: str | None = attrs.field(default=None, validator=_remote, kw_only=True)
+    identity: Identity = attrs.field(default=Identity(), kw_only=True)
+    git_executable: str = attrs.field(default="git", kw_only=True)
+    require_branch_ref: bool = attrs.field(default=True, kw_only=True)
+    push_timeout: float = attrs.field(default=120.0, kw_only=True)
+    heartbeat_every: float = attrs.field(default=30.0, kw_only=True)
+    check_env: Mapping[str, str] | None = attrs.field(default=None, kw_only=True)
+    git: Git = attrs.field(init=False)
+    _root: Path = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        check_branch(self.main_branch, field="main branch")
+        self.git = Git(self.repo, self.identity, self.git_executable)
+        try:
+            common = self.git.run("rev-parse", "--path-format=absolute", "--git-common-dir").text
+        except GitNotFound:
+            raise
+        except RepositoryError as err:
+            raise RepositoryError(
+                str(self.repo),
+                "is not a readable git repository; give the path of a bare repository "
+                "or of an integration clone",
+            ) from err
+        self._root = scratch_root(Path(common).resolve())
+        for tree in list_worktrees(self.git):
+            if not tree.bare and tree.branch == self.main_ref:
+                raise MainCheckedOut(str(self.repo), str(tree.path), self.main_branch)
+        if self.remote is not None:
+            try:
+                self.git.run("remote", "get-url", "--end-of-options", self.remote)
+            except GitCommandFailed as err:
+                raise InvalidInput(
+                    "remote", self.remote, "configure it with `git remote add` first"
+                ) from err
+
+    @property
+    def main_ref(self) -> str:
+        """The full name of the branch this applier moves."""
+        return f"refs/heads/{self.main_branch}"
+
+    def main_sha(self) -> str:
+        """The commit ``main`` points at now; raises RepositoryError if it does not resolve."""
+        found = lookup(self.git, f"{self.main_ref}^{{commit}}")[0]
+        if found.oid is None:
+            raise RepositoryError(
+                str(self.repo), f"{self.main_ref} does not resolve to a commit; create it first"
+            )
+        return found.oid
+
+    def cleanup_stale(self) -> list[Path]:
+        """Remove scratch worktrees left by killed applies; return their paths."""
+        return cleanup_stale(self.git, self._root)
+
+    def apply(self, key: CandidateKey, heartbeat: Callable[[], None]) -> ApplyResult:
+        """Integrate ``key`` into ``main``, or say why not. See the module docstring.
+
+        ``main`` moves only when the result is :class:`Integrated`. If
+        ``heartbeat`` raises, the exception propagates and ``main`` is untouched.
+        Raises RepositoryError only when git itself fails unexpectedly.
+        """
+        attempts: list[str] = []
+        while True:
+            read = self._read(key)
+            if isinstance(read, Blocked):
+                return read
+            attempts.append(read.main)
+            heartbeat()
+            result = self._attempt(key, read, heartbeat, tuple(attempts))
+            if result is not None:
+                return result
+            if len(attempts) > self.max_main_retries:
+                return Blocked(
+                    BlockedReport(
+                        Reason.MAIN_MOVED,
+                        read.main,
+                        _evidence(main_attempts=tuple(attempts)),
+                        detail=f"{self.main_ref} moved during each of {len(attempts)} attempts",
+                    )
+                )
+
+    def _read(self, key: CandidateKey) -> _Read | Blocked:
+        names = [
+            f"{self.main_ref}^{{commit}}",
+            f"{self.main_ref}^{{tree}}",
+            f"{key.sha}^{{commit}}",
+            key.sha,
+            f"refs/heads/{key.branch}",
+        ]
+        try:
+            main, tree, commit, obj, branch = lookup(self.git, *names)
+        except GitNotFound:
+            raise
+        except RepositoryError as err:
+            return _precondition(NULL_SHA, f"repository {self.repo} is not readable: {err}")
+        if main.oid is None:
+            return _precondition(NULL_SHA, f"{self.main_ref} does not resolve to a commit")
+        if commit.oid is None:
+            what = obj.problem if obj.type is None else f"a {obj.type}, not a commit"
+            return _precondition(main.oid, f"candidate sha {key.sha} is {what} in {self.repo}")
+        if self.require_branch_ref and branch.oid is None:
+            return _precondition(main.oid, f"branch refs/heads/{key.branch} does not exist")
+        return _Read(main.oid, tree.oid, commit.oid)
+
+    def _attempt(
+        self,
+        key: CandidateKey,
+        read: _Read,
+        heartbeat: Callable[[], None],
+        attempts: tuple[str, ...],
+    ) -> ApplyResult | None:
+        """One try against ``read.main``; ``None`` means main moved before the swap."""
+        merged = merge_trees(self.git, read.main, read.commit)
+        if isinstance(merged, Conflict):
+            return Blocked(
+                BlockedReport(
+                    Reason.MERGE_CONFLICT,
+                    read.main,
+                    Evidence(conflicted_paths=merged.paths),
+                    detail=f"{len(merged.paths)} conflicted path(s) merging {key}",
+                )
+            )
+        # Only a merge that changes nothing can be an ancestor; asking git only
+        # then keeps the common path at one process fewer.
+        if merged.tree == read.main_tree and is_ancestor(self.git, read.commit, read.main):
+            return AlreadyIntegrated(read.main)
+        message = (
+            f"mergegate: integrate {key.slug} ({key.branch}@{read.commit[:7]})\n\n"
+            f"Candidate: {read.commit}\n"
+        )
+        commit = commit_tree(self.git, merged.tree, (read.main, read.commit), message)
+        if self.checks:
+            heartbeat()
+            results = self._run_checks(key, read, commit, heartbeat)
+            if any(r.failed for r in results):
+                failed = [r.name for r in results if r.failed]
+                return Blocked(
+                    BlockedReport(
+                        Reason.CHECKS_FAILED,
+                        read.main,
+                        _evidence(checks=results),
+                        detail=f"check {failed[0]!r} failed on the merge of {key}",
+                    )
+                )
+        heartbeat()
+        if self.remote is not None:
+            refused = push_with_lease(
+                self.git, self.remote, self.main_ref, commit, read.main, timeout=self.push_timeout
+            )
+            if refused is not None:
+                return Blocked(
+                    BlockedReport(Reason.PUSH_REJECTED, read.main, Evidence(diagnostic=refused))
+                )
+        swapped = compare_and_swap(
+            self.git, self.main_ref, commit, read.main, f"mergegate: integrate {key.slug}"
+        )
+        if swapped or self.remote is not None:
+            # With a remote, the push is what integrated the candidate: the remote
+            # is canonical, and a local main that raced is left for the next fetch.
+            return Integrated(commit, read.main, attempts)
+        return None
+
+    def _run_checks(
+        self, key: CandidateKey, read: _Read, commit: str, heartbeat: Callable[[], None]
+    ) -> tuple[CheckResult, ...]:
+        base = self.check_env if self.check_env is not None else os.environ
+        env = {k: v for k, v in base.items() if not k.startswith("GIT_")}
+        env.update(
+            MERGEGATE_SLUG=key.slug,
+            MERGEGATE_CANDIDATE_SHA=read.commit,
+            MERGEGATE_MAIN_SHA=read.main,
+            MERGEGATE_MERGE_SHA=commit,
+        )
+        results: list[CheckResult] = []
+        with scratch_worktree(self.git, self._root, commit) as path:
+            for spec in self.checks:
+                result = run_check(spec, path, env, heartbeat, self.heartbeat_every)
+                results.append(result)
+                if result.failed:
+                    # Later checks ran against a tree already known to be bad.
+                    break
+                heartbeat()
+        return tuple(results)

@@ -1,0 +1,62 @@
+"""The errors only the git applier raises; each is a RepositoryError with its facts.
+
+They live here, not in ``mergegate.statemachine.errors``, because only this
+component knows about git processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mergegate.statemachine import RepositoryError
+
+__all__ = ["GitCommandFailed", "GitNotFound", "MainCheckedOut"]
+
+
+class GitNotFound(RepositoryError):
+    """No ``git`` executable could be found; nothing was run."""
+
+    executable: str
+
+    def __init__(self, repository: str, executable: str) -> None:
+        super().__init__(
+            repository,
+            f"the git executable {executable!r} was not found; install git or fix PATH",
+        )
+        self.executable = executable
+
+
+class GitCommandFailed(RepositoryError):
+    """A git command exited with a status the caller did not expect."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stderr: str
+
+    def __init__(self, repository: str, argv: Sequence[str], returncode: int, stderr: str) -> None:
+        first = next((line for line in stderr.splitlines() if line.strip()), "no message")
+        super().__init__(
+            repository,
+            f"`git {' '.join(argv[:2])}` failed with exit status {returncode}: {first}; "
+            "check the repository with the same git command",
+        )
+        self.argv = tuple(argv)
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+class MainCheckedOut(RepositoryError):
+    """``main`` is checked out in a working tree, which mergegate would leave stale."""
+
+    worktree: str
+    branch: str
+
+    def __init__(self, repository: str, worktree: str, branch: str) -> None:
+        super().__init__(
+            repository,
+            f"branch {branch!r} is checked out in the working tree {worktree}; "
+            "mergegate moves it only in a bare repository or an integration clone "
+            f"where {branch!r} is not checked out (e.g. `git clone --bare`)",
+        )
+        self.worktree = worktree
+        self.branch = branch

@@ -1,0 +1,133 @@
+"""The one way mergegate runs git: argv lists, a fixed environment, one error translation.
+
+No value ever reaches a shell, and callers put ``--end-of-options`` before
+every positional value, so no branch, path or sha can be read as an option.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Collection, Mapping
+from pathlib import Path
+
+import attrs
+from mergegate.statemachine import InvalidInput, RepositoryError, check_text
+
+from .errors import GitCommandFailed, GitNotFound
+
+__all__ = ["Git", "GitOutput", "Identity"]
+
+# Variables a caller legitimately needs to reach a remote; every other GIT_*
+# variable is dropped, so an inherited GIT_DIR or GIT_INDEX_FILE cannot point
+# our commands at another repository.
+_PASSTHROUGH = frozenset({"GIT_SSH", "GIT_SSH_COMMAND", "GIT_ASKPASS", "GIT_SSL_CAINFO"})
+
+
+def _one_line(_i: object, a: attrs.Attribute[str], value: str) -> None:
+    check_text(value, field=a.name)
+    if not value.strip() or any(c in value for c in "\n\r\x00<>"):
+        raise InvalidInput(a.name, value, "use one non-empty line without '<' or '>'")
+
+
+@attrs.frozen
+class Identity:
+    """The author and committer of the merge commits mergegate makes."""
+
+    name: str = attrs.field(default="mergegate", validator=_one_line)
+    email: str = attrs.field(default="mergegate@localhost", validator=_one_line)
+
+
+@attrs.frozen
+class GitOutput:
+    """What one git command returned."""
+
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def text(self) -> str:
+        """Stdout as text, without its trailing newline."""
+        return self.stdout.decode("utf-8", "replace").rstrip("\n")
+
+
+def _environment(identity: Identity, ceiling: Path, base: Mapping[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in base.items() if not k.startswith("GIT_") or k in _PASSTHROUGH}
+    env.update(
+        LC_ALL="C",
+        LANG="C",
+        GIT_TERMINAL_PROMPT="0",
+        GIT_CEILING_DIRECTORIES=str(ceiling),
+        GIT_AUTHOR_NAME=identity.name,
+        GIT_AUTHOR_EMAIL=identity.email,
+        GIT_COMMITTER_NAME=identity.name,
+        GIT_COMMITTER_EMAIL=identity.email,
+    )
+    return env
+
+
+@attrs.define
+class Git:
+    """Runs git in one repository. Every failure becomes a RepositoryError."""
+
+    repo: Path
+    identity: Identity = Identity()
+    executable: str = "git"
+    timeout: float = 300.0
+    _argv0: str = attrs.field(init=False)
+    _env: dict[str, str] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        found = shutil.which(self.executable)
+        if found is None:
+            raise GitNotFound(str(self.repo), self.executable)
+        self._argv0 = found
+        # The ceiling stops discovery at the repository itself, so a path that is
+        # not a repository is an error instead of silently meaning its parent.
+        self._env = _environment(self.identity, self.repo.parent, os.environ)
+
+    def run(
+        self,
+        *args: str,
+        stdin: bytes | None = None,
+        ok: Collection[int] = (0,),
+        cwd: Path | None = None,
+        timeout: float | None = None,
+    ) -> GitOutput:
+        """Run ``git <args>`` and return its output if its exit status is in ``ok``.
+
+        Raises GitCommandFailed for any other status, and RepositoryError when the
+        command cannot run at all (missing directory, timeout, OS error).
+        """
+        where = cwd or self.repo
+        try:
+            done = subprocess.run(
+                [self._argv0, *args],
+                input=stdin if stdin is not None else b"",
+                capture_output=True,
+                cwd=where,
+                env=self._env,
+                timeout=timeout or self.timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as err:
+            raise RepositoryError(
+                str(self.repo),
+                f"`git {' '.join(args[:2])}` did not finish in {err.timeout:g}s; "
+                "check for a hung lock or a slow remote",
+            ) from err
+        except FileNotFoundError as err:
+            if not where.is_dir():
+                raise RepositoryError(
+                    str(self.repo), f"directory {where} does not exist; check the repository path"
+                ) from err
+            raise GitNotFound(str(self.repo), self._argv0) from err
+        except OSError as err:
+            raise RepositoryError(str(self.repo), f"cannot run git: {err}") from err
+        if done.returncode not in ok:
+            raise GitCommandFailed(
+                str(self.repo), args, done.returncode, done.stderr.decode("utf-8", "replace")
+            )
+        return GitOutput(done.returncode, done.stdout, done.stderr)

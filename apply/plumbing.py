@@ -1,0 +1,164 @@
+"""The git plumbing one apply is made of, each step one command and a typed result.
+
+None of these touch a checkout or write a ref, except :func:`compare_and_swap`
+(which writes ``main`` only if it still points where we left it) and
+:func:`push_with_lease` (the same condition, on a remote).
+"""
+
+from __future__ import annotations
+
+import attrs
+from mergegate.statemachine import RepositoryError
+
+from .errors import GitCommandFailed
+from .git import Git
+
+__all__ = [
+    "Conflict",
+    "Lookup",
+    "Merged",
+    "compare_and_swap",
+    "commit_tree",
+    "is_ancestor",
+    "lookup",
+    "merge_trees",
+    "push_with_lease",
+]
+
+
+@attrs.frozen
+class Lookup:
+    """What one name resolved to: its object id and type, or why it did not."""
+
+    name: str
+    oid: str | None
+    type: str | None
+    problem: str | None
+
+    @property
+    def commit(self) -> str | None:
+        """The object id if the name resolved to a commit, else ``None``."""
+        return self.oid if self.type == "commit" else None
+
+
+def lookup(git: Git, *names: str) -> list[Lookup]:
+    """Resolve every name in ONE ``git cat-file --batch-check`` process, in order.
+
+    The names go through stdin, one a line, so none can be read as an option.
+    """
+    stdin = "".join(f"{name}\n" for name in names).encode()
+    lines = git.run("cat-file", "--batch-check", stdin=stdin).text.split("\n")
+    found: list[Lookup] = []
+    for name, line in zip(names, lines, strict=True):
+        if line.endswith((" missing", " ambiguous")):
+            found.append(Lookup(name, None, None, line.rsplit(" ", 1)[1]))
+        else:
+            oid, type_, _size = line.split(" ")
+            found.append(Lookup(name, oid, type_, None))
+    return found
+
+
+@attrs.frozen
+class Merged:
+    """A clean merge: the tree object it produced."""
+
+    tree: str
+
+
+@attrs.frozen
+class Conflict:
+    """A conflicted merge: the conflicted paths, sorted and without duplicates."""
+
+    paths: tuple[str, ...]
+
+
+def merge_trees(git: Git, ours: str, theirs: str) -> Merged | Conflict:
+    """Merge two commits with ``git merge-tree --write-tree``; no checkout is touched."""
+    out = git.run(
+        "merge-tree",
+        "--write-tree",
+        "--name-only",
+        "-z",
+        "--no-messages",
+        "--end-of-options",
+        ours,
+        theirs,
+        ok=(0, 1),
+    )
+    fields = out.stdout.decode("utf-8", "surrogateescape").split("\0")
+    tree = fields[0]
+    if out.returncode == 0:
+        return Merged(tree)
+    paths = tuple(sorted({p for p in fields[1:] if p}))
+    if not tree or not paths:
+        # Exit status 1 without a tree or paths is git failing, not a conflict.
+        raise GitCommandFailed(
+            str(git.repo), ("merge-tree", "--write-tree"), 1, out.stderr.decode("utf-8", "replace")
+        )
+    return Conflict(paths)
+
+
+def is_ancestor(git: Git, ancestor: str, descendant: str) -> bool:
+    """Whether ``ancestor`` is contained in ``descendant``'s history."""
+    out = git.run(
+        "merge-base", "--is-ancestor", "--end-of-options", ancestor, descendant, ok=(0, 1)
+    )
+    return out.returncode == 0
+
+
+def commit_tree(git: Git, tree: str, parents: tuple[str, ...], message: str) -> str:
+    """Write a commit of ``tree`` with ``parents``; return its id. Writes no ref."""
+    args = ["commit-tree"]
+    for parent in parents:
+        args += ["-p", parent]
+    return git.run(*args, "-F", "-", "--end-of-options", tree, stdin=message.encode()).text
+
+
+def compare_and_swap(git: Git, ref: str, new: str, old: str, reason: str) -> bool:
+    """Point ``ref`` at ``new`` only if it still points at ``old``; say whether it did.
+
+    Raises GitCommandFailed if the update failed for another reason than a moved ref.
+    """
+    try:
+        git.run("update-ref", "-m", reason, "--end-of-options", ref, new, old)
+    except GitCommandFailed as err:
+        now = lookup(git, ref)[0].oid
+        if now != old:
+            return False
+        raise err from None
+    return True
+
+
+def push_with_lease(
+    git: Git, remote: str, ref: str, new: str, old: str, *, timeout: float
+) -> str | None:
+    """Push ``new`` to ``remote``'s ``ref`` only if it is still ``old`` there.
+
+    Returns ``None`` on success, else git's own words for why the push failed.
+    """
+    try:
+        out = git.run(
+            "push",
+            "--porcelain",
+            f"--force-with-lease={ref}:{old}",
+            "--end-of-options",
+            remote,
+            f"{new}:{ref}",
+            ok=range(256),
+            timeout=timeout,
+        )
+    except RepositoryError as err:
+        # A push that cannot finish is a push that did not happen, as far as
+        # main is concerned; the caller blocks instead of moving it.
+        return f"push of {new[:12]} to {remote} {ref} failed: {err}"
+    if out.returncode == 0:
+        return None
+    said = " ".join(
+        line.strip()
+        for line in (out.stdout + b"\n" + out.stderr).decode("utf-8", "replace").splitlines()
+        if line.strip() and line.strip() != "Done"
+    )
+    return (
+        f"push of {new[:12]} to {remote} {ref} (expected {old[:12]}) was refused "
+        f"(exit status {out.returncode}): {said or 'no message'}"
+    )

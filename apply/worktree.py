@@ -1,0 +1,142 @@
+"""Scratch worktrees for checks: made under one known directory, always removed.
+
+Each scratch worktree lives at ``<git-common-dir>/mergegate/worktrees/<pid>-<token>``.
+The pid in the name is what lets :func:`cleanup_stale` tell the worktree of a
+killed process from one still in use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+
+from .git import Git
+
+__all__ = [
+    "Worktree",
+    "cleanup_stale",
+    "common_dir",
+    "list_worktrees",
+    "scratch_root",
+    "scratch_worktree",
+]
+
+
+@attrs.frozen
+class Worktree:
+    """One entry of ``git worktree list``: where it is and what it has checked out."""
+
+    path: Path
+    head: str | None
+    branch: str | None
+    bare: bool
+    locked: bool
+
+
+def list_worktrees(git: Git) -> list[Worktree]:
+    """Every worktree git knows of, the main one first."""
+    raw = git.run("worktree", "list", "--porcelain", "-z").stdout.decode("utf-8", "surrogateescape")
+    found: list[Worktree] = []
+    for record in raw.split("\0\0"):
+        fields = [f for f in record.split("\0") if f]
+        if not fields:
+            continue
+        attrs_ = dict(f.partition(" ")[::2] for f in fields)
+        found.append(
+            Worktree(
+                path=Path(attrs_.get("worktree", "")),
+                head=attrs_.get("HEAD"),
+                branch=attrs_.get("branch"),
+                bare="bare" in attrs_,
+                locked="locked" in attrs_,
+            )
+        )
+    return found
+
+
+def common_dir(git: Git) -> Path:
+    """The repository's common git directory, as an absolute path."""
+    out = git.run("rev-parse", "--path-format=absolute", "--git-common-dir").text
+    return Path(out)
+
+
+def scratch_root(git_common_dir: Path) -> Path:
+    """The one directory under which every scratch worktree of this repository lives."""
+    return git_common_dir / "mergegate" / "worktrees"
+
+
+@contextlib.contextmanager
+def scratch_worktree(git: Git, root: Path, commit: str) -> Iterator[Path]:
+    """Yield a detached worktree of ``commit``; remove it on exit, whatever happened.
+
+    Hooks are off while it is made: a checkout hook of the repository must not
+    run with mergegate's privileges.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / f"{os.getpid()}-{secrets.token_hex(6)}"
+    try:
+        git.run(
+            "-c",
+            "core.hooksPath=/dev/null",
+            "worktree",
+            "add",
+            "--detach",
+            "--quiet",
+            "--end-of-options",
+            str(path),
+            commit,
+        )
+        yield path
+    finally:
+        _remove(git, path)
+
+
+def _remove(git: Git, path: Path) -> None:
+    # Removal must not fail the apply: whatever `worktree remove` leaves behind,
+    # the directory is deleted and `prune` drops its administrative entry.
+    with contextlib.suppress(Exception):
+        git.run("worktree", "remove", "--force", "--force", "--end-of-options", str(path))
+    shutil.rmtree(path, ignore_errors=True)
+    git.run("worktree", "prune")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def cleanup_stale(git: Git, root: Path) -> list[Path]:
+    """Remove the scratch worktrees whose owning process is gone; return their paths.
+
+    A worktree whose name does not start with a pid is also removed: nothing of
+    ours makes such a name.
+    """
+    # Both sources count: a process killed inside `worktree add` can leave a
+    # registered (and locked) entry without a directory, or a directory that
+    # git never registered.
+    candidates = {w.path for w in list_worktrees(git) if w.path.parent == root}
+    if root.is_dir():
+        candidates.update(root.iterdir())
+    removed: list[Path] = []
+    for path in sorted(candidates):
+        pid_text = path.name.partition("-")[0]
+        if pid_text.isdigit() and _alive(int(pid_text)):
+            continue
+        with contextlib.suppress(Exception):
+            git.run("worktree", "unlock", "--end-of-options", str(path))
+        _remove(git, path)
+        removed.append(path)
+    if not removed:
+        git.run("worktree", "prune")
+    return removed

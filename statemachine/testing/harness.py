@@ -1,0 +1,204 @@
+"""A stateful hypothesis harness that any :class:`~..applier.Applier` can be plugged into.
+
+Subclass :class:`ApplierStateMachine`, supply an Engine, an Applier and a way
+to make candidates, and expose ``TestCase``::
+
+    class GitMachine(ApplierStateMachine):
+        def make_engine(self) -> Engine:
+            return Engine(SQLiteStore(self.dir / "db.sqlite3"))
+
+        def make_applier(self) -> Applier:
+            return GitApplier(self.repo)
+
+        def new_candidate(self, data: st.DataObject) -> CandidateKey:
+            ...  # make a branch in the repository, return its identity
+
+    TestGit = GitMachine.TestCase
+
+The rules submit candidates, apply the next one through the Engine, and
+remediate and resume blocked ones. After every step the harness checks that
+``main`` moved only when the applier reported :class:`~..applier.Integrated`,
+to the sha it reported, and that the Engine's log replays cleanly. It assumes
+that nothing but the applier moves ``main`` while an apply runs; a rule of the
+subclass that moves ``main`` between applies calls :meth:`observe_main`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import attrs
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from ..applier import AlreadyIntegrated, Applier, ApplyResult, Blocked, Integrated
+from ..engine import Engine
+from ..records import CandidateKey, Outcome, Reason
+from ..states import Event, State
+
+__all__ = ["ApplierStateMachine", "RecordingApplier"]
+
+
+@attrs.define
+class RecordingApplier:
+    """Wraps an applier and keeps the result of its last ``apply``."""
+
+    inner: Applier
+    last: ApplyResult | None = None
+    calls: int = 0
+
+    def apply(self, key: CandidateKey, heartbeat: Callable[[], None]) -> ApplyResult:
+        """Delegate to the wrapped applier and remember what it returned."""
+        self.calls += 1
+        self.last = self.inner.apply(key, heartbeat)
+        return self.last
+
+    def main_sha(self) -> str:
+        """Delegate to the wrapped applier."""
+        return self.inner.main_sha()
+
+    def take(self) -> ApplyResult | None:
+        """The last result (``None`` if there was no apply since), and forget it."""
+        last, self.last = self.last, None
+        return last
+
+
+class ApplierStateMachine(RuleBasedStateMachine):
+    """Drives an Engine and an Applier at random; checks ``main`` and the log after each step.
+
+    Subclasses implement :meth:`make_engine`, :meth:`make_applier` and
+    :meth:`new_candidate`; they may override :meth:`remediate`,
+    :meth:`check_integrated` and :meth:`close`.
+    """
+
+    owner = "mergegate-harness"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.engine = self.make_engine()
+        self.applier = RecordingApplier(self.make_applier())
+        self.main = self.applier.main_sha()
+        self.outcomes: list[Outcome] = []
+
+    # -- what a subclass supplies --------------------------------------------
+
+    def make_engine(self) -> Engine:
+        """A fresh Engine on an empty store, for one run of the machine."""
+        raise NotImplementedError
+
+    def make_applier(self) -> Applier:
+        """The applier under test, on a repository whose ``main`` this run owns."""
+        raise NotImplementedError
+
+    def new_candidate(self, data: st.DataObject) -> CandidateKey:
+        """Make a new candidate (a branch at a commit) and return its identity.
+
+        Its slug must not be held by another unintegrated candidate.
+        """
+        raise NotImplementedError
+
+    def remediate(self, key: CandidateKey, data: st.DataObject) -> str | None:
+        """Fix a blocked candidate; return its new sha, or ``None`` to retry it as it is."""
+        return None
+
+    def check_integrated(self, key: CandidateKey, result: Integrated) -> None:
+        """Extra checks on an integration, e.g. the merge commit's parents. Raise to fail."""
+
+    def close(self) -> None:
+        """Release what the subclass opened; the store is closed by the harness."""
+
+    # -- rules ----------------------------------------------------------------
+
+    def observe_main(self) -> None:
+        """Accept ``main``'s current sha; call after moving ``main`` outside an apply."""
+        self.main = self.applier.main_sha()
+
+    @rule(data=st.data())
+    def submit(self, data: st.DataObject) -> None:
+        """Submit a new candidate; it starts ``pending``."""
+        key = self.new_candidate(data)
+        outcome = self.engine.submit(key)
+        assert outcome.state is State.PENDING, outcome
+        self.outcomes.append(outcome)
+
+    @rule()
+    def apply_next(self) -> None:
+        """Apply the next candidate; ``main`` moves exactly when the applier integrated."""
+        before = self.applier.main_sha()
+        assert before == self.main, f"main moved outside an apply: {self.main} -> {before}"
+        self.applier.take()
+        outcome = self.engine.apply_next(self.applier, owner=self.owner)
+        result = self.applier.take()
+        after = self.applier.main_sha()
+        self.main = after
+        if outcome is None:
+            assert result is None
+            assert after == before
+            return
+        self.outcomes.append(outcome)
+        assert outcome.transition is not None
+        key = outcome.candidate.key
+        match result:
+            case Integrated():
+                assert after == result.main_sha != before, (result, before, after)
+                assert result.previous_main == before, (result, before)
+                assert outcome.state is State.INTEGRATED
+                assert outcome.transition.event is Event.INTEGRATE
+                self.check_integrated(key, result)
+            case AlreadyIntegrated():
+                assert after == before == result.main_sha, (result, before, after)
+                assert outcome.state is State.INTEGRATED
+            case Blocked(report):
+                assert after == before, f"main moved on a blocked apply: {report}"
+                assert outcome.state is State.BLOCKED
+                assert outcome.blocked is not None
+                assert outcome.blocked.reason is report.reason
+                if report.reason is not Reason.PRECONDITION_FAILED:
+                    assert report.main_sha == before, (report, before)
+            case _:
+                raise AssertionError(f"the applier returned {result!r} for {key}")
+
+    def _blocked(self) -> list[str]:
+        return [c.key.slug for c in self.engine.store.candidates(State.BLOCKED)]
+
+    @precondition(lambda self: bool(self._blocked()))
+    @rule(data=st.data())
+    def remediate_and_resume(self, data: st.DataObject) -> None:
+        """Remediate a blocked candidate and resume it to ``retry``."""
+        slug = data.draw(st.sampled_from(sorted(self._blocked())), label="blocked slug")
+        started = self.engine.start_remediation(slug)
+        new_sha = self.remediate(started.candidate.key, data)
+        self.observe_main()
+        outcome = self.engine.resume(slug, new_sha=new_sha, force_reason="harness remediation")
+        assert outcome.state is State.RETRY
+        assert outcome.candidate.key.sha == (new_sha or started.candidate.key.sha)
+        self.outcomes.append(outcome)
+
+    @rule()
+    def recover(self) -> None:
+        """Recovery finds nothing to interrupt: every apply released its lease."""
+        assert self.engine.recover(self.main) == []
+
+    # -- invariants -------------------------------------------------------------
+
+    @invariant()
+    def main_only_moves_in_apply(self) -> None:
+        """``main`` is where the last observation left it."""
+        assert self.applier.main_sha() == self.main
+
+    @invariant()
+    def log_replays_cleanly(self) -> None:
+        """Every log folds to its candidate's stored state, with no gap in the seqs."""
+        assert self.engine.verify() == []
+        for candidate in self.engine.store.candidates():
+            seqs = [t.seq for t in self.engine.store.history(candidate.id)]
+            assert seqs == list(range(1, candidate.seq + 1)), (candidate, seqs)
+            assert candidate.state is not State.APPLYING, candidate
+        assert self.engine.store.integrity_problems() == []
+
+    def teardown(self) -> None:
+        """Close the subclass's resources, then the store."""
+        try:
+            self.close()
+        finally:
+            self.engine.store.close()
