@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from mergegate.statemachine import check_slug
+from mergegate.statemachine import InvalidInput, check_slug
 
 from .errors import PathOutsideTodos
 
@@ -12,6 +13,7 @@ __all__ = ["todo_path"]
 
 # Long enough for any follow-up slug the core derives, short enough for one file name.
 _NAME_MAX = 200
+_SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
 def todo_path(todos_root: Path, follow_up_slug: str) -> Path:
@@ -23,6 +25,11 @@ def todo_path(todos_root: Path, follow_up_slug: str) -> Path:
     this is the check closest to the filesystem, kept as defence in depth.
     """
     check_slug(follow_up_slug, field="follow-up slug", limit=_NAME_MAX)
+    if not _SLUG.fullmatch(follow_up_slug):
+        # check_slug's "$" also matches before a final newline; a file name must not.
+        raise InvalidInput(
+            "follow-up slug", follow_up_slug, "use lowercase letters, digits and single hyphens"
+        )
     root = Path(todos_root).resolve()
     target = (root / follow_up_slug).resolve()
     if target.parent != root or target.name != follow_up_slug:
