@@ -13,7 +13,6 @@ from typing import Any
 import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 from cattrs.v import format_exception
-
 from mergegate.statemachine import BlockedReport, Evidence, InvalidInput, MergegateError
 
 __all__ = [
@@ -27,6 +26,7 @@ __all__ = [
     "report_to_json",
     "unstructure",
 ]
+
 
 def dump_time(value: datetime) -> str:
     """Render ``value`` as sortable UTC text with microseconds."""
@@ -151,7 +151,9 @@ def report_from_json(text: str | bytes) -> BlockedReport:
     try:
         data = json.loads(text)
     except (ValueError, UnicodeDecodeError) as err:
-        raise InvalidInput("blocked report JSON", _snippet(text), f"not valid JSON ({err})") from None
+        raise InvalidInput(
+            "blocked report JSON", _snippet(text), f"not valid JSON ({err})"
+        ) from None
     return load_report(data)
 
 

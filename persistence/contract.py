@@ -160,7 +160,8 @@ class StoreContract:
         first = store.blocked_record(_key())
         replay = engine.block("feat", conflict_report("b", "a"))
         assert replay.state is State.BLOCKED
-        assert replay.blocked is not None and first is not None
+        assert replay.blocked is not None
+        assert first is not None
         assert replay.blocked.follow_up_slug == first.follow_up_slug
         assert replay.blocked.occurrences == 2
         assert [o.number for o in store.occurrences(first.id)] == [1, 2]
@@ -192,7 +193,10 @@ class StoreContract:
         store.finish_follow_up(slug, FollowUpState.FAILED, "disk full")
         record = store.blocked_record(_key())
         assert record is not None
-        assert (record.follow_up_state, record.follow_up_error) == (FollowUpState.FAILED, "disk full")
+        assert (record.follow_up_state, record.follow_up_error) == (
+            FollowUpState.FAILED,
+            "disk full",
+        )
         assert len(store.follow_up_jobs()) == 1
         store.finish_follow_up(slug, FollowUpState.CREATED, None)
         assert store.follow_up_jobs() == []
@@ -229,7 +233,8 @@ class StoreContract:
         clock.advance(seconds=20)
         [outcome] = engine.recover("d" * 40)
         assert outcome.state is State.BLOCKED
-        assert outcome.transition is not None and outcome.transition.event is Event.INTERRUPT
+        assert outcome.transition is not None
+        assert outcome.transition.event is Event.INTERRUPT
         [occurrence] = store.occurrences(outcome.blocked.id if outcome.blocked else -1)
         assert occurrence.report.reason is Reason.APPLY_INTERRUPTED
         assert occurrence.report.evidence.lease_owner == "w1"
@@ -248,7 +253,8 @@ class StoreContract:
             engine.submit(_key(slug))
             clock.advance(minutes=1)
         next_ = store.next_candidate()
-        assert next_ is not None and next_.key.slug == "aa"
+        assert next_ is not None
+        assert next_.key.slug == "aa"
         _blocked(engine, _key("dd"))
         clock.advance(minutes=1)
         mark = clock.now
@@ -261,7 +267,8 @@ class StoreContract:
         assert [r.key.slug for r in store.blocked_records(since=mark)] == ["aa"]
         assert [r.key.slug for r in store.blocked_records(reason=Reason.MERGE_CONFLICT)] == ["dd"]
         assert [t.event for t in store.history_of("aa", since=mark)] == [
-            Event.START_APPLY, Event.BLOCK,
+            Event.START_APPLY,
+            Event.BLOCK,
         ]
         counts = store.edge_counts()
         assert counts[(None, Event.SUBMIT, State.PENDING)] == 4
@@ -306,4 +313,3 @@ class StoreContract:
         assert engine.verify() == []
         assert store.integrity_problems() == []
         assert engine.submit(_key(sha="e" * 40)).state is State.PENDING
-

@@ -68,25 +68,44 @@ class SQLRows:
     @staticmethod
     def _candidate(row: Any) -> Candidate:
         return Candidate(
-            row[0], CandidateKey(row[1], row[2], row[3]), State(row[4]), row[5],
-            _time(row[6]), _time(row[7]),
+            row[0],
+            CandidateKey(row[1], row[2], row[3]),
+            State(row[4]),
+            row[5],
+            _time(row[6]),
+            _time(row[7]),
         )
 
     @staticmethod
     def _transition(row: Any) -> Transition:
         return Transition(
-            candidate_id=row[0], seq=row[1], event=Event(row[2]),
-            source=State(row[3]) if row[3] else None, dest=State(row[4]), sha=row[5],
-            actor=row[6], at=_time(row[7]), reason=row[8], idempotency_key=row[9],
+            candidate_id=row[0],
+            seq=row[1],
+            event=Event(row[2]),
+            source=State(row[3]) if row[3] else None,
+            dest=State(row[4]),
+            sha=row[5],
+            actor=row[6],
+            at=_time(row[7]),
+            reason=row[8],
+            idempotency_key=row[9],
         )
 
     @staticmethod
     def _blocked(row: Any) -> BlockedRecord:
         return BlockedRecord(
-            id=row[0], key=CandidateKey(row[1], row[2], row[3]), reason=Reason(row[4]),
-            main_sha=row[5], follow_up_slug=row[6], previous_follow_up=row[7], status=row[8],
-            follow_up_state=FollowUpState(row[9]), follow_up_error=row[10],
-            blocked_at=_time(row[11]), last_blocked_at=_time(row[12]), occurrences=row[13],
+            id=row[0],
+            key=CandidateKey(row[1], row[2], row[3]),
+            reason=Reason(row[4]),
+            main_sha=row[5],
+            follow_up_slug=row[6],
+            previous_follow_up=row[7],
+            status=row[8],
+            follow_up_state=FollowUpState(row[9]),
+            follow_up_error=row[10],
+            blocked_at=_time(row[11]),
+            last_blocked_at=_time(row[12]),
+            occurrences=row[13],
         )
 
     @staticmethod
@@ -158,9 +177,7 @@ class SQLRows:
         rows = self._query(
             "SELECT source, event, dest, COUNT(*) FROM transitions GROUP BY source, event, dest"
         )
-        return {
-            (State(r[0]) if r[0] else None, Event(r[1]), State(r[2])): int(r[3]) for r in rows
-        }
+        return {(State(r[0]) if r[0] else None, Event(r[1]), State(r[2])): int(r[3]) for r in rows}
 
     def blocked_record(self, key: CandidateKey) -> BlockedRecord | None:
         rows = self._query(self.BLOCKED_BY_KEY, (key.slug, key.branch, key.sha))
@@ -218,9 +235,7 @@ class SQLRows:
             "LEFT JOIN transitions t ON t.candidate_id = c.id GROUP BY c.id, c.seq"
         ):
             if not seq == count == top:
-                problems.append(
-                    f"candidate {cid}: seq {seq}, {count} log entries, last seq {top}"
-                )
+                problems.append(f"candidate {cid}: seq {seq}, {count} log entries, last seq {top}")
         for bid, occurrences, count in self._query(
             "SELECT b.id, b.occurrences, COUNT(e.id) FROM integration_blocked_outcomes b "
             "LEFT JOIN blocked_evidence e ON e.blocked_id = b.id GROUP BY b.id, b.occurrences"

@@ -16,7 +16,7 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,8 @@ from mergegate.statemachine import (
     CandidateKey,
     ConcurrencyConflict,
     FollowUpState,
-    LeaseHeld,
     Lease,
+    LeaseHeld,
     MergegateError,
     State,
     StoreError,
@@ -47,7 +47,7 @@ _BACKEND = "sqlite"
 def _translate(err: sqlite3.Error, busy_timeout: float) -> MergegateError:
     """The one place sqlite3's errors become mergegate's."""
     text = str(err)
-    if isinstance(err, sqlite3.OperationalError) and "locked" in text or "busy" in text:
+    if (isinstance(err, sqlite3.OperationalError) and "locked" in text) or "busy" in text:
         return StoreError(
             _BACKEND,
             f"the database stayed locked past the {busy_timeout:g} s busy timeout; "
@@ -240,9 +240,16 @@ class _SQLiteTransaction:
                 "INSERT INTO transitions (candidate_id, seq, event, source, dest, sha, actor, at, "
                 "reason, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    candidate.id, entry.seq, entry.event.value,
-                    entry.source.value if entry.source else None, entry.dest.value, entry.sha,
-                    entry.actor, stamp, entry.reason, entry.idempotency_key,
+                    candidate.id,
+                    entry.seq,
+                    entry.event.value,
+                    entry.source.value if entry.source else None,
+                    entry.dest.value,
+                    entry.sha,
+                    entry.actor,
+                    stamp,
+                    entry.reason,
+                    entry.idempotency_key,
                 ),
             )
         except sqlite3.IntegrityError as err:
@@ -257,9 +264,7 @@ class _SQLiteTransaction:
         key = candidate.key
         if entry.sha != key.sha:
             key = CandidateKey(key.slug, key.branch, entry.sha)
-        return Candidate(
-            candidate.id, key, entry.dest, entry.seq, candidate.submitted_at, entry.at
-        )
+        return Candidate(candidate.id, key, entry.dest, entry.seq, candidate.submitted_at, entry.at)
 
     def transition_by_idempotency_key(self, candidate_id: int, key: str) -> Transition | None:
         row = self._one(
@@ -289,8 +294,14 @@ class _SQLiteTransaction:
         return None if row is None else str(row[0])
 
     def record_block(
-        self, key: CandidateKey, report: BlockedReport, *, seq: int, at: datetime,
-        follow_up_slug: str, previous_follow_up: str | None,
+        self,
+        key: CandidateKey,
+        report: BlockedReport,
+        *,
+        seq: int,
+        at: datetime,
+        follow_up_slug: str,
+        previous_follow_up: str | None,
     ) -> BlockedRecord:
         stamp = dump_time(at)
         row = self._one(
@@ -305,8 +316,15 @@ class _SQLiteTransaction:
                 "last_blocked_at, occurrences) VALUES (?, ?, ?, ?, ?, ?, ?, 'open', 'pending', "
                 "?, ?, 1)",
                 (
-                    key.slug, key.branch, key.sha, report.reason.value, report.main_sha,
-                    follow_up_slug, previous_follow_up, stamp, stamp,
+                    key.slug,
+                    key.branch,
+                    key.sha,
+                    report.reason.value,
+                    report.main_sha,
+                    follow_up_slug,
+                    previous_follow_up,
+                    stamp,
+                    stamp,
                 ),
             )
             assert cur.lastrowid is not None
@@ -354,7 +372,10 @@ class _SQLiteTransaction:
             "candidate_id = excluded.candidate_id, acquired_at = excluded.acquired_at, "
             "expires_at = excluded.expires_at",
             (
-                lease.name, lease.owner, lease.candidate_id, dump_time(lease.acquired_at),
+                lease.name,
+                lease.owner,
+                lease.candidate_id,
+                dump_time(lease.acquired_at),
                 dump_time(lease.expires_at),
             ),
         )
@@ -366,7 +387,4 @@ class _SQLiteTransaction:
 
 
 def _now() -> datetime:
-    from datetime import UTC
-
     return datetime.now(UTC)
-

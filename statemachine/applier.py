@@ -59,5 +59,3 @@ class Applier(Protocol):
 
     def main_sha(self) -> str:
         """The sha ``main`` points at now."""
-
-

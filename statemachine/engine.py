@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from itertools import groupby
-from typing import Any
 
 import attrs
 
@@ -23,6 +22,7 @@ from .errors import (
     DuplicateCandidate,
     FollowUpNotResolved,
     IllegalTransition,
+    InvalidInput,
     LeaseHeld,
 )
 from .fold import Violation, verify_log
@@ -30,7 +30,6 @@ from .followup_slug import follow_up_slug
 from .logfmt import log_outcome
 from .machine import LifecycleMachine, lifecycle
 from .records import (
-    BlockedRecord,
     BlockedReport,
     Candidate,
     CandidateKey,
@@ -105,8 +104,14 @@ class _Moves:
         def op(tx: Transaction) -> Outcome:
             return e._release(
                 tx,
-                e._move(tx, slug, Event.INTEGRATE, expected_seq, idempotency_key,
-                        note=f"main={main_sha}"),
+                e._move(
+                    tx,
+                    slug,
+                    Event.INTEGRATE,
+                    expected_seq,
+                    idempotency_key,
+                    note=f"main={main_sha}",
+                ),
             )
 
         return self._execute(op)
@@ -155,8 +160,6 @@ class _Moves:
         if force_reason is not None:
             check_text(force_reason, field="force reason")
             if not force_reason.strip():
-                from .errors import InvalidInput
-
                 raise InvalidInput("force reason", force_reason, "say why the resume is forced")
         e = self._engine
         return self._execute(
@@ -274,7 +277,10 @@ class Engine(_Moves):
 
     def _finish_apply(self, started: Outcome, applier: Applier, owner: str) -> Outcome:
         key, seq = started.candidate.key, started.candidate.seq
-        result = applier.apply(key, lambda: self.renew_lease(owner))
+        def heartbeat() -> None:
+            self.renew_lease(owner)
+
+        result = applier.apply(key, heartbeat)
         match result:
             case Blocked(report):
                 return self.block(key.slug, report, expected_seq=seq)
@@ -286,7 +292,9 @@ class Engine(_Moves):
 
     def renew_lease(self, owner: str, ttl: timedelta | None = None) -> Lease:
         """Extend ``owner``'s integration lease; raises LeaseHeld if it was lost."""
-        return self.store.renew_lease(self.lease_name, owner, self.clock() + (ttl or self.lease_ttl))
+        return self.store.renew_lease(
+            self.lease_name, owner, self.clock() + (ttl or self.lease_ttl)
+        )
 
     def recover(self, main_sha: str) -> list[Outcome]:
         """Block every candidate whose apply lease expired, reason ``apply_interrupted``."""
@@ -306,25 +314,29 @@ class Engine(_Moves):
                 detail=f"the apply lease held by {lease.owner} expired at "
                 f"{lease.expires_at.isoformat()}",
             )
-            slug, seq = candidate.key.slug, candidate.seq
             try:
-                outcomes.append(
-                    self._execute(
-                        lambda tx, s=slug, q=seq, r=report: self._block(
-                            tx, s, r, Event.INTERRUPT, q, None
-                        )
-                    )
-                )
+                outcomes.append(self._execute(self._interrupt(candidate, report)))
             except (ConcurrencyConflict, IllegalTransition):
                 # Another recoverer, or the holder itself, finished it first.
                 continue
         return outcomes
 
+    def _interrupt(self, candidate: Candidate, report: BlockedReport) -> _Op:
+        slug, seq = candidate.key.slug, candidate.seq
+        return lambda tx: self._block(tx, slug, report, Event.INTERRUPT, seq, None)
+
     # -- the moves, inside a transaction -------------------------------------
 
     def _now_entry(
-        self, candidate: Candidate, event: Event, dest: State, *, sha: str | None = None,
-        note: str | None = None, idempotency_key: str | None = None, actor: str | None = None,
+        self,
+        candidate: Candidate,
+        event: Event,
+        dest: State,
+        *,
+        sha: str | None = None,
+        note: str | None = None,
+        idempotency_key: str | None = None,
+        actor: str | None = None,
     ) -> Transition:
         return Transition(
             candidate_id=candidate.id,
@@ -346,9 +358,7 @@ class Engine(_Moves):
             raise CandidateNotFound(slug)
         return candidate
 
-    def _check(
-        self, candidate: Candidate, event: Event, expected_seq: int | None
-    ) -> State:
+    def _check(self, candidate: Candidate, event: Event, expected_seq: int | None) -> State:
         if expected_seq is not None and expected_seq != candidate.seq:
             raise ConcurrencyConflict(candidate.key, expected_seq, candidate.seq)
         dest = self.machine.destination(candidate.state, event)
@@ -358,8 +368,15 @@ class Engine(_Moves):
         return dest
 
     def _move(
-        self, tx: Transaction, slug: str, event: Event, expected_seq: int | None,
-        idempotency_key: str | None, *, note: str | None = None, sha: str | None = None,
+        self,
+        tx: Transaction,
+        slug: str,
+        event: Event,
+        expected_seq: int | None,
+        idempotency_key: str | None,
+        *,
+        note: str | None = None,
+        sha: str | None = None,
         guard: Callable[[Candidate], None] | None = None,
     ) -> tuple[Candidate, Transition, bool]:
         """Check and append one move; the flag says whether it was newly written."""
@@ -368,8 +385,6 @@ class Engine(_Moves):
             prior = tx.transition_by_idempotency_key(candidate.id, idempotency_key)
             if prior is not None:
                 if prior.event is not event:
-                    from .errors import InvalidInput
-
                     raise InvalidInput(
                         "idempotency key", idempotency_key, f"it was already used for {prior.event}"
                     )
@@ -412,8 +427,13 @@ class Engine(_Moves):
         return Outcome(tx.append(created, entry), entry)
 
     def _start_apply(
-        self, tx: Transaction, slug: str, owner: str, ttl: timedelta | None,
-        expected_seq: int | None, idempotency_key: str | None,
+        self,
+        tx: Transaction,
+        slug: str,
+        owner: str,
+        ttl: timedelta | None,
+        expected_seq: int | None,
+        idempotency_key: str | None,
     ) -> Outcome:
         check_text(owner, field="lease owner")
 
@@ -427,18 +447,26 @@ class Engine(_Moves):
             )
 
         moved = self._move(
-            tx, slug, Event.START_APPLY, expected_seq, idempotency_key,
-            note=f"lease owner={owner}", guard=take_lease,
+            tx,
+            slug,
+            Event.START_APPLY,
+            expected_seq,
+            idempotency_key,
+            note=f"lease owner={owner}",
+            guard=take_lease,
         )
         return self._outcome(tx, moved)
 
     def _block(
-        self, tx: Transaction, slug: str, report: BlockedReport, event: Event,
-        expected_seq: int | None, idempotency_key: str | None,
+        self,
+        tx: Transaction,
+        slug: str,
+        report: BlockedReport,
+        event: Event,
+        expected_seq: int | None,
+        idempotency_key: str | None,
     ) -> Outcome:
-        moved = self._move(
-            tx, slug, event, expected_seq, idempotency_key, note=report.reason.value
-        )
+        moved = self._move(tx, slug, event, expected_seq, idempotency_key, note=report.reason.value)
         candidate, entry, fresh = moved
         if fresh:
             key = candidate.key
@@ -450,14 +478,23 @@ class Engine(_Moves):
             else:
                 slug_, previous = record.follow_up_slug, record.previous_follow_up
             tx.record_block(
-                key, report, seq=entry.seq, at=entry.at, follow_up_slug=slug_,
+                key,
+                report,
+                seq=entry.seq,
+                at=entry.at,
+                follow_up_slug=slug_,
                 previous_follow_up=previous,
             )
         return self._release(tx, moved)
 
     def _resume(
-        self, tx: Transaction, slug: str, new_sha: str | None, force_reason: str | None,
-        expected_seq: int | None, idempotency_key: str | None,
+        self,
+        tx: Transaction,
+        slug: str,
+        new_sha: str | None,
+        force_reason: str | None,
+        expected_seq: int | None,
+        idempotency_key: str | None,
     ) -> Outcome:
         def resolved(candidate: Candidate) -> None:
             record = tx.blocked_record(candidate.key)
@@ -470,7 +507,13 @@ class Engine(_Moves):
         note = f"forced: {force_reason}" if force_reason is not None else None
         before = self._locate(tx, slug)
         moved = self._move(
-            tx, slug, Event.RESUME, expected_seq, idempotency_key, note=note, sha=new_sha,
+            tx,
+            slug,
+            Event.RESUME,
+            expected_seq,
+            idempotency_key,
+            note=note,
+            sha=new_sha,
             guard=resolved,
         )
         if moved[2]:
@@ -495,5 +538,3 @@ class Batch(_Moves):
         outcome = op(self.tx)
         self.provisional.append(outcome)
         return outcome
-
-

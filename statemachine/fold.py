@@ -48,7 +48,9 @@ def fold(
         if dest is None:
             problems.append(Violation(*where, f"{entry.event} is not allowed from {state}"))
         elif dest is not entry.dest:
-            problems.append(Violation(*where, f"{entry.event} leads to {dest}, log says {entry.dest}"))
+            problems.append(
+                Violation(*where, f"{entry.event} leads to {dest}, log says {entry.dest}")
+            )
         state, sha = entry.dest, entry.sha
     return state, sha, problems
 

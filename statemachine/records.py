@@ -8,10 +8,12 @@ be built at all.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from datetime import datetime
 
 import attrs
 
+from .errors import InvalidInput
 from .states import Event, State
 from .validation import (
     FOLLOW_UP_SLUG_MAX,
@@ -63,13 +65,21 @@ def _tail(value: str) -> str:
     # Output tails keep their end: the last lines are where a failure shows.
     if len(value) <= TEXT_CAP:
         return value
-    return f"[... mergegate: {len(value) - TEXT_CAP} earlier characters cut ...]\n" + value[
-        -TEXT_CAP:
-    ]
+    return (
+        f"[... mergegate: {len(value) - TEXT_CAP} earlier characters cut ...]\n" + value[-TEXT_CAP:]
+    )
 
 
-def _sorted_paths(value: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+def _sorted_paths(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(sorted(set(value)))
+
+
+def _checks(value: Iterable[CheckResult]) -> tuple[CheckResult, ...]:
+    return tuple(value)
+
+
+def _shas(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
 
 
 def _check_text_opt(_i: object, a: attrs.Attribute[str | None], v: str | None) -> None:
@@ -123,14 +133,14 @@ class CheckResult:
 
     name: str = attrs.field(validator=attrs_validator(check_text))
     exit_code: int | None
-    output_tail: str = attrs.field(default="", converter=_tail, validator=attrs_validator(check_text))
+    output_tail: str = attrs.field(
+        default="", converter=_tail, validator=attrs_validator(check_text)
+    )
     timed_out: bool = False
 
     @name.validator
     def _name_one_line(self, _a: object, value: str) -> None:
         if not value or "\n" in value or len(value) > 100:
-            from .errors import InvalidInput
-
             raise InvalidInput("check name", value, "use one line of 1 to 100 characters")
 
     @property
@@ -143,11 +153,11 @@ class Evidence:
     """What the apply saw. Which fields are required depends on the reason."""
 
     conflicted_paths: tuple[str, ...] = attrs.field(default=(), converter=_sorted_paths)
-    checks: tuple[CheckResult, ...] = attrs.field(default=(), converter=tuple)
+    checks: tuple[CheckResult, ...] = attrs.field(default=(), converter=_checks)
     diagnostic: str | None = attrs.field(
         default=None, converter=_optional_text, validator=_check_text_opt
     )
-    main_attempts: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    main_attempts: tuple[str, ...] = attrs.field(default=(), converter=_shas)
     files: tuple[str, ...] = attrs.field(default=(), converter=_sorted_paths)
     lease_owner: str | None = attrs.field(default=None, validator=_check_text_opt)
     lease_since: datetime | None = None
@@ -199,8 +209,6 @@ class BlockedReport:
     def __attrs_post_init__(self) -> None:
         missing = _require(self)
         if missing is not None:
-            from .errors import InvalidInput
-
             raise InvalidInput("evidence", self.reason.value, missing)
 
 

@@ -175,5 +175,3 @@ class Resolver(Protocol):
 
     def unresolved_reason(self, record: BlockedRecord) -> str | None:
         """``None`` when resolved; otherwise why not, in a few words."""
-
-

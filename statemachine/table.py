@@ -56,7 +56,9 @@ class Table:
                     raise ValueError(f"duplicate transition: {rule.event} from {source}")
                 moves[(source, rule.event)] = dest
         for state in State:
-            if not state.is_terminal and not any(s == state for s, _ in moves):
+            if not state.is_terminal and not any(
+                s == state and d != state for (s, _), d in moves.items()
+            ):
                 raise ValueError(f"state {state} has no way out; only integrated may be terminal")
         object.__setattr__(self, "_moves", moves)
 

@@ -15,6 +15,7 @@ a wrong table row is caught, not mirrored.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import attrs
@@ -92,8 +93,13 @@ class EngineModelMachine(RuleBasedStateMachine):
 
     def _snapshot(self) -> tuple[object, ...]:
         s = self.store
-        return (s.candidates(), list(s.log()), s.blocked_records(),
-                s.follow_up_jobs(include_done=True), s.leases())
+        return (
+            s.candidates(),
+            list(s.log()),
+            s.blocked_records(),
+            s.follow_up_jobs(include_done=True),
+            s.leases(),
+        )
 
     def _active(self, slug: str) -> _Model | None:
         m = self.model.get(slug)
@@ -157,8 +163,9 @@ class EngineModelMachine(RuleBasedStateMachine):
 
     @rule(slug=_SLUGS)
     def start_apply(self, slug: str) -> None:
-        self._fire(slug, Event.START_APPLY,
-                   lambda: self.engine.start_apply(slug, owner=f"owner-{slug}"))
+        self._fire(
+            slug, Event.START_APPLY, lambda: self.engine.start_apply(slug, owner=f"owner-{slug}")
+        )
 
     @rule(slug=_SLUGS, main=_SHAS)
     def integrate(self, slug: str, main: str) -> None:
@@ -175,7 +182,8 @@ class EngineModelMachine(RuleBasedStateMachine):
     @rule(slug=_SLUGS, new_sha=st.none() | _SHAS)
     def resume(self, slug: str, new_sha: str | None) -> None:
         self._fire(
-            slug, Event.RESUME,
+            slug,
+            Event.RESUME,
             lambda: self.engine.resume(slug, new_sha=new_sha, force_reason="model test"),
         )
 
@@ -186,7 +194,7 @@ class EngineModelMachine(RuleBasedStateMachine):
         if current is None:
             return
         legal = [e for (s, e) in _SPEC if s == current.state and e != "interrupt"]
-        moves = {
+        moves: dict[str, Callable[[str], None]] = {
             "start_apply": self.start_apply,
             "integrate": lambda slug: self.integrate(slug, "aaaaaaa111"),
             "block": lambda slug: self.block(slug, report),
@@ -225,7 +233,9 @@ class EngineModelMachine(RuleBasedStateMachine):
         assert set(stored) == set(expected)
         for slug, m in expected.items():
             assert (stored[slug].state.value, stored[slug].seq, stored[slug].key) == (
-                m.state, m.seq, m.key,
+                m.state,
+                m.seq,
+                m.key,
             )
 
     @invariant()
