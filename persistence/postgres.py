@@ -1,0 +1,542 @@
+"""The PostgreSQL store: one queue shared by integrators and operators on several hosts.
+
+Locking is the point of this module. A write transaction serializes one
+candidate's moves with a transaction-scoped advisory lock on its slug, taken by
+:meth:`_PostgresTransaction.candidate` before the candidate is read; the lease
+gets its own advisory lock in :meth:`_PostgresTransaction.lease`. The locks are
+released by ``COMMIT`` or ``ROLLBACK``, never held by a session, so a broken
+client or a connection pool cannot leak one. The advisory lock also covers a
+slug that has no row yet, which a row lock (``SELECT ... FOR UPDATE``) cannot:
+two submits of one new identity are serialized, and the second sees the first's
+row. The ``(candidate_id, seq)`` unique stays underneath as the last defence.
+
+Every write transaction runs in pipeline mode: statements whose results the
+Engine does not need are queued and travel with the next read or the
+``COMMIT``, so a move costs two or three round trips, not seven.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+import psycopg
+from mergegate.statemachine import (
+    BlockedRecord,
+    BlockedReport,
+    Candidate,
+    CandidateKey,
+    ConcurrencyConflict,
+    FollowUpState,
+    InvalidInput,
+    Lease,
+    LeaseHeld,
+    MergegateError,
+    State,
+    StoreError,
+    Transition,
+)
+from psycopg import errors as pgerrors
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.types.json import Jsonb
+
+from .codec import dump_report
+from .migrations import POSTGRES_MIGRATIONS, Migration
+from .rows import SQLRows
+
+__all__ = ["PostgresStore"]
+
+_BACKEND = "postgresql"
+_SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_LEASE_COLUMNS = "name, owner, candidate_id, acquired_at, expires_at"
+# Constraints whose violation means another writer got there first.
+_CONFLICT_CONSTRAINTS = frozenset(
+    {"transitions_candidate_id_seq_key", "candidates_active_slug", "transitions_idempotency"}
+)
+
+
+@lru_cache(maxsize=256)
+def _pg(query: str) -> str:
+    """SQLRows' ``?`` placeholders in psycopg's ``%s`` style."""
+    return query.replace("%", "%%").replace("?", "%s")
+
+
+def _lock_key(*parts: str) -> int:
+    """A signed 64-bit advisory lock key, the same on every host and Python version."""
+    digest = hashlib.blake2b("\0".join(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+class PostgresStore(SQLRows):
+    """A :class:`~mergegate.statemachine.Store` on a PostgreSQL database.
+
+    ``url_or_conninfo`` is a ``postgresql://`` URL or a libpq conninfo string.
+    ``schema`` puts every table in that schema (created if missing) and sets
+    ``search_path`` to it; by default the server's ``search_path`` decides.
+    One instance holds one connection; use one per thread or process. A lost
+    connection is reopened on the next call. Opening applies any missing migration.
+    """
+
+    backend = _BACKEND
+
+    def __init__(
+        self,
+        url_or_conninfo: str,
+        *,
+        schema: str | None = None,
+        lock_timeout: float = 30.0,
+        connect_timeout: int = 10,
+    ) -> None:
+        if schema is not None and not _SCHEMA_NAME.match(schema):
+            raise InvalidInput(
+                "schema", schema, "use letters, digits and underscores, not starting with a digit"
+            )
+        if lock_timeout <= 0:
+            raise InvalidInput("lock timeout", lock_timeout, "give a positive number of seconds")
+        self._conninfo = url_or_conninfo
+        self.schema = schema
+        self.lock_timeout = lock_timeout
+        self.connect_timeout = connect_timeout
+        self.where = _describe(url_or_conninfo)
+        self._conn = self._connect()
+        self._migrate()
+
+    # -- plumbing ------------------------------------------------------------
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            conn = psycopg.connect(
+                self._conninfo, autocommit=True, connect_timeout=self.connect_timeout
+            )
+        except psycopg.Error as err:
+            raise StoreError(
+                _BACKEND, f"cannot connect to {self.where}: {_first_line(err)}"
+            ) from err
+        # A server default of synchronous_commit=off would make COMMIT return
+        # before the WAL is on disk; a commit must mean durable, so insist.
+        settings = [
+            sql.SQL("SET synchronous_commit TO on"),
+            sql.SQL("SET TimeZone TO 'UTC'"),
+            sql.SQL("SET lock_timeout TO {}").format(
+                sql.Literal(f"{round(self.lock_timeout * 1000)}ms")
+            ),
+        ]
+        if self.schema is not None:
+            settings.append(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
+        try:
+            conn.execute(sql.SQL("; ").join(settings))
+            row = conn.execute("SELECT current_schema()").fetchone()
+        except psycopg.Error as err:
+            conn.close()
+            raise StoreError(_BACKEND, f"cannot set up a session on {self.where}: {err}") from err
+        namespace = self.schema or (row[0] if row and row[0] else "public")
+        self._namespace = f"{conn.info.dbname}.{namespace}"
+        return conn
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        if self._conn.closed or self._conn.broken:
+            self._conn.close()
+            self._conn = self._connect()
+        return self._conn
+
+    def _translate(
+        self, err: psycopg.Error, tx: _PostgresTransaction | None = None
+    ) -> MergegateError:
+        """The one place psycopg's errors become mergegate's."""
+        lost = isinstance(err, pgerrors.AdminShutdown | pgerrors.ConnectionException) or (
+            isinstance(err, psycopg.OperationalError) and self._conn.broken
+        )
+        if lost and tx is not None and tx.committing:
+            return StoreError(
+                _BACKEND,
+                f"the connection to {self.where} was lost while committing; the transaction "
+                "may or may not have been committed: re-read the candidate before retrying "
+                f"({_first_line(err)})",
+            )
+        if lost and tx is not None:
+            return StoreError(
+                _BACKEND,
+                f"the connection to {self.where} was lost mid-transaction; nothing was "
+                f"committed, reconnect and retry ({_first_line(err)})",
+            )
+        if lost:
+            return StoreError(
+                _BACKEND,
+                f"the connection to {self.where} was lost; nothing was written, "
+                f"retry to reconnect ({_first_line(err)})",
+            )
+        constraint = err.diag.constraint_name
+        if (
+            tx is not None
+            and tx.context is not None
+            and (
+                constraint in _CONFLICT_CONSTRAINTS
+                or (
+                    isinstance(err, pgerrors.NotNullViolation)
+                    and err.diag.table_name == "transitions"
+                )
+            )
+        ):
+            key, seq = tx.context
+            return ConcurrencyConflict(key, seq, None)
+        if isinstance(err, pgerrors.LockNotAvailable):
+            return StoreError(
+                _BACKEND,
+                f"waited more than {self.lock_timeout:g} s for a lock held by another writer; "
+                "nothing was written, retry when it is done",
+            )
+        if isinstance(err, pgerrors.DeadlockDetected | pgerrors.SerializationFailure):
+            return StoreError(_BACKEND, f"{_first_line(err)}; nothing was written, retry the call")
+        return StoreError(
+            _BACKEND, f"{_first_line(err)} (SQLSTATE {err.sqlstate}); nothing was written"
+        )
+
+    def _query(self, query: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        conn = self._connection()
+        try:
+            return conn.execute(_pg(query), params).fetchall()
+        except psycopg.Error as err:
+            raise self._translate(err) from err
+
+    def _param_time(self, value: datetime) -> Any:
+        return value
+
+    @contextmanager
+    def _write(self) -> Iterator[_PostgresTransaction]:
+        conn = self._connection()
+        tx = _PostgresTransaction(conn, self)
+        try:
+            with conn.pipeline(), conn.transaction():
+                yield tx
+                tx.committing = True
+        except psycopg.Error as err:
+            raise self._translate(err, tx) from err
+
+    def _lock(self, *parts: str) -> int:
+        return _lock_key(self._namespace, *parts)
+
+    def _migrate(self) -> None:
+        conn = self._connection()
+        try:
+            with conn.transaction():
+                # Two hosts opening a fresh schema at once must not both create it.
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock("migrate"),))
+                if self.schema is not None:
+                    conn.execute(
+                        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                            sql.Identifier(self.schema)
+                        )
+                    )
+                conn.execute(
+                    """CREATE TABLE IF NOT EXISTS schema_migrations (
+                        version integer PRIMARY KEY, name text NOT NULL,
+                        applied_at timestamptz NOT NULL)"""
+                )
+                done = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
+                known = {m.version for m in POSTGRES_MIGRATIONS}
+                if done - known:
+                    raise StoreError(
+                        _BACKEND,
+                        f"{self.where} has schema version {max(done)}, newer than this "
+                        f"mergegate knows ({max(known)}); upgrade mergegate",
+                    )
+                for migration in POSTGRES_MIGRATIONS:
+                    if migration.version not in done:
+                        self._apply(conn, migration)
+        except psycopg.Error as err:
+            raise self._translate(err) from err
+
+    @staticmethod
+    def _apply(conn: psycopg.Connection[Any], migration: Migration) -> None:
+        for statement in migration.statements:
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, now())",
+            (migration.version, migration.name),
+        )
+
+    def _engine_problems(self) -> list[str]:
+        rows = self._query(
+            "SELECT i.indexrelid::regclass::text FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indrelid "
+            "WHERE c.relnamespace = current_schema()::regnamespace AND NOT i.indisvalid"
+        )
+        return [f"postgresql index {name} is invalid; REINDEX it" for (name,) in rows]
+
+    # -- the Store protocol --------------------------------------------------
+
+    @property
+    def backend_pid(self) -> int:
+        """The server process id of this store's session, for ``pg_stat_activity``."""
+        return self._connection().info.backend_pid
+
+    def schema_versions(self) -> list[int]:
+        """The migration versions applied to this database, in order."""
+        return [v for (v,) in self._query("SELECT version FROM schema_migrations ORDER BY 1")]
+
+    @contextmanager
+    def transaction(self) -> Iterator[_PostgresTransaction]:
+        """One database transaction; commits on normal exit, rolls back on error.
+
+        A conflict the database detects in a pipelined write (a duplicate
+        ``(candidate, seq)``) surfaces as ConcurrencyConflict when the block exits.
+        """
+        with self._write() as tx:
+            yield tx
+
+    def close(self) -> None:
+        """Close the connection; the store cannot be used afterwards."""
+        self._conn.close()
+
+    def renew_lease(self, name: str, owner: str, expires_at: datetime) -> Lease:
+        """Push the expiry of ``owner``'s lease; raises LeaseHeld if ``owner`` lost it."""
+        rows = self._query(
+            f"UPDATE leases SET expires_at = ? WHERE name = ? AND owner = ? "
+            f"RETURNING {_LEASE_COLUMNS}",
+            (expires_at, name, owner),
+        )
+        if rows:
+            return self._lease(rows[0])
+        held = self._query(f"SELECT {_LEASE_COLUMNS} FROM leases WHERE name = ?", (name,))
+        if held:
+            raise LeaseHeld(name, held[0][1], held[0][4].isoformat())
+        raise LeaseHeld(name, "nobody", "-")
+
+    def finish_follow_up(
+        self, follow_up_slug: str, state: FollowUpState, error: str | None
+    ) -> None:
+        """Record the result of materializing a follow-up; ``CREATED`` marks its outbox row done."""
+        with self._write() as tx:
+            tx.execute(
+                "UPDATE follow_up_outbox SET attempts = attempts + 1, last_error = %s, "
+                "done_at = CASE WHEN %s THEN COALESCE(done_at, now()) ELSE NULL END "
+                "WHERE follow_up_slug = %s",
+                (error, state is FollowUpState.CREATED, follow_up_slug),
+            )
+            tx.execute(
+                "UPDATE integration_blocked_outcomes SET follow_up_state = %s, "
+                "follow_up_error = %s WHERE follow_up_slug = %s",
+                (state.value, error, follow_up_slug),
+            )
+
+
+def _describe(conninfo: str) -> str:
+    """Where the store points, for messages: never the password."""
+    try:
+        parts = conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError as err:
+        raise InvalidInput(
+            "PostgreSQL URL", "<hidden>", f"not a libpq URL or conninfo ({_first_line(err)})"
+        ) from None
+    host = str(parts.get("host") or "local socket")
+    port = f":{parts['port']}" if parts.get("port") else ""
+    user = f" as {parts['user']}" if parts.get("user") else ""
+    return f"PostgreSQL {host}{port}/{parts.get('dbname') or '(default)'}{user}"
+
+
+_APPEND = (
+    # The UPDATE matches no row when another writer moved the candidate since
+    # it was read; the NULL candidate_id then fails NOT NULL. So a stale write
+    # fails inside this one statement and the pipeline need not wait for a
+    # row count. A duplicate seq fails the (candidate_id, seq) unique instead.
+    "WITH moved AS (UPDATE candidates SET state = %s, seq = %s, sha = %s, updated_at = %s "
+    "WHERE id = %s AND seq = %s RETURNING id) "
+    "INSERT INTO transitions (candidate_id, seq, event, source, dest, sha, actor, at, reason, "
+    "idempotency_key) VALUES ((SELECT id FROM moved), %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+
+_RECORD_BLOCK = (
+    "WITH b AS (INSERT INTO integration_blocked_outcomes AS o (slug, branch, sha, reason, "
+    "main_sha, follow_up_slug, previous_follow_up, status, follow_up_state, blocked_at, "
+    "last_blocked_at, occurrences) VALUES (%s, %s, %s, %s, %s, %s, %s, 'open', 'pending', %s, "
+    "%s, 1) ON CONFLICT (slug, branch, sha) DO UPDATE SET reason = excluded.reason, "
+    "main_sha = excluded.main_sha, last_blocked_at = excluded.last_blocked_at, "
+    "occurrences = o.occurrences + 1, status = 'open', resumed_at = NULL "
+    f"RETURNING {SQLRows.BLOCKED_COLUMNS}), "
+    "e AS (INSERT INTO blocked_evidence (blocked_id, number, seq, at, report) "
+    "SELECT id, occurrences, %s, %s, %s FROM b), "
+    "f AS (INSERT INTO follow_up_outbox (follow_up_slug, blocked_id, created_at) "
+    "SELECT follow_up_slug, id, %s FROM b ON CONFLICT (follow_up_slug) DO NOTHING) "
+    f"SELECT {SQLRows.BLOCKED_COLUMNS} FROM b"
+)
+
+
+class _PostgresTransaction:
+    """The write half of the store, valid only inside ``PostgresStore.transaction``.
+
+    Writes are queued in the pipeline; reads wait for their rows, which also
+    sends everything queued before them.
+    """
+
+    def __init__(self, conn: psycopg.Connection[Any], store: PostgresStore) -> None:
+        self._conn = conn
+        self._store = store
+        self._locked: set[int] = set()
+        # Rows this transaction wrote and so holds locked: no one else can change them.
+        self._blocked: dict[CandidateKey, BlockedRecord] = {}
+        self.committing = False
+        # What a conflict the database reports later is about: (identity, seq).
+        self.context: tuple[CandidateKey, int] | None = None
+
+    def execute(self, query: str, params: tuple[Any, ...] = ()) -> None:
+        """Queue a statement whose result nobody needs."""
+        self._conn.execute(query, params)
+
+    def _one(self, query: str, params: tuple[Any, ...]) -> Any:
+        return self._conn.execute(query, params).fetchone()
+
+    def _lock(self, *parts: str) -> None:
+        key = self._store._lock(*parts)
+        if key not in self._locked:
+            self._locked.add(key)
+            self.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+
+    def candidate(self, slug: str) -> Candidate | None:
+        self._lock("candidate", slug)
+        row = self._one(_pg(SQLRows.CANDIDATE_BY_SLUG), (slug,))
+        return None if row is None else self._store._candidate(row)
+
+    def find_candidate(self, key: CandidateKey) -> Candidate | None:
+        row = self._one(
+            f"SELECT {SQLRows.CANDIDATE_COLUMNS} FROM candidates "
+            "WHERE slug = %s AND branch = %s AND sha = %s ORDER BY id DESC LIMIT 1",
+            (key.slug, key.branch, key.sha),
+        )
+        return None if row is None else self._store._candidate(row)
+
+    def insert_candidate(self, key: CandidateKey, at: datetime) -> Candidate:
+        self.context = (key, 0)
+        row = self._one(
+            "INSERT INTO candidates (slug, branch, sha, state, seq, submitted_at, updated_at) "
+            "VALUES (%s, %s, %s, 'pending', 0, %s, %s) RETURNING id",
+            (key.slug, key.branch, key.sha, at, at),
+        )
+        return Candidate(row[0], key, State.PENDING, 0, at, at)
+
+    def append(self, candidate: Candidate, entry: Transition) -> Candidate:
+        self.context = (candidate.key, candidate.seq)
+        self.execute(
+            _APPEND,
+            (
+                entry.dest.value,
+                entry.seq,
+                entry.sha,
+                entry.at,
+                candidate.id,
+                candidate.seq,
+                entry.seq,
+                entry.event.value,
+                entry.source.value if entry.source else None,
+                entry.dest.value,
+                entry.sha,
+                entry.actor,
+                entry.at,
+                entry.reason,
+                entry.idempotency_key,
+            ),
+        )
+        key = candidate.key
+        if entry.sha != key.sha:
+            key = CandidateKey(key.slug, key.branch, entry.sha)
+        return Candidate(candidate.id, key, entry.dest, entry.seq, candidate.submitted_at, entry.at)
+
+    def transition_by_idempotency_key(self, candidate_id: int, key: str) -> Transition | None:
+        row = self._one(
+            f"SELECT {SQLRows.TRANSITION_COLUMNS} FROM transitions "
+            "WHERE candidate_id = %s AND idempotency_key = %s",
+            (candidate_id, key),
+        )
+        return None if row is None else self._store._transition(row)
+
+    def blocked_record(self, key: CandidateKey) -> BlockedRecord | None:
+        if key in self._blocked:
+            return self._blocked[key]
+        row = self._one(_pg(SQLRows.BLOCKED_BY_KEY), (key.slug, key.branch, key.sha))
+        return None if row is None else self._store._blocked(row)
+
+    def follow_up_owner(self, follow_up_slug: str) -> CandidateKey | None:
+        row = self._one(
+            "SELECT slug, branch, sha FROM integration_blocked_outcomes WHERE follow_up_slug = %s",
+            (follow_up_slug,),
+        )
+        return None if row is None else CandidateKey(*row)
+
+    def latest_follow_up(self, slug: str) -> str | None:
+        row = self._one(
+            "SELECT follow_up_slug FROM integration_blocked_outcomes WHERE slug = %s "
+            "ORDER BY id DESC LIMIT 1",
+            (slug,),
+        )
+        return None if row is None else str(row[0])
+
+    def record_block(
+        self,
+        key: CandidateKey,
+        report: BlockedReport,
+        *,
+        seq: int,
+        at: datetime,
+        follow_up_slug: str,
+        previous_follow_up: str | None,
+    ) -> BlockedRecord:
+        row = self._one(
+            _RECORD_BLOCK,
+            (
+                key.slug,
+                key.branch,
+                key.sha,
+                report.reason.value,
+                report.main_sha,
+                follow_up_slug,
+                previous_follow_up,
+                at,
+                at,
+                seq,
+                at,
+                Jsonb(dump_report(report)),
+                at,
+            ),
+        )
+        record = self._store._blocked(row)
+        self._blocked[key] = record
+        return record
+
+    def close_blocked(self, key: CandidateKey, at: datetime) -> None:
+        self._blocked.pop(key, None)
+        self.execute(
+            "UPDATE integration_blocked_outcomes SET status = 'resumed', resumed_at = %s "
+            "WHERE slug = %s AND branch = %s AND sha = %s",
+            (at, key.slug, key.branch, key.sha),
+        )
+
+    def lease(self, name: str) -> Lease | None:
+        # The lease row may not exist yet, so a row lock could not stop two
+        # integrators from both seeing it free; the advisory lock can.
+        self._lock("lease", name)
+        row = self._one(f"SELECT {_LEASE_COLUMNS} FROM leases WHERE name = %s", (name,))
+        return None if row is None else self._store._lease(row)
+
+    def put_lease(self, lease: Lease) -> None:
+        self.execute(
+            f"INSERT INTO leases ({_LEASE_COLUMNS}) VALUES (%s, %s, %s, %s, %s) "
+            "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
+            "candidate_id = excluded.candidate_id, acquired_at = excluded.acquired_at, "
+            "expires_at = excluded.expires_at",
+            (lease.name, lease.owner, lease.candidate_id, lease.acquired_at, lease.expires_at),
+        )
+
+    def drop_lease(self, name: str, candidate_id: int) -> None:
+        self.execute(
+            "DELETE FROM leases WHERE name = %s AND candidate_id = %s", (name, candidate_id)
+        )
