@@ -1,0 +1,5 @@
+"""``python -m mergegate.cli``: the same as the ``mergegate`` console script."""
+
+from .main import main
+
+main()

@@ -1,0 +1,306 @@
+"""The commands that move candidates: init, submit, start, block, integrate, remediate,
+resume, apply and recover. Each validates its arguments before it opens the store."""
+
+from __future__ import annotations
+
+import attrs
+import click
+from mergegate.apply import NULL_SHA
+from mergegate.persistence import SQLiteStore
+from mergegate.statemachine import (
+    CandidateKey,
+    Evidence,
+    MergegateError,
+    Outcome,
+    Reason,
+    State,
+    check_sha,
+    check_slug,
+    check_text,
+)
+
+from .app import cli, session_of
+from .errors import EXIT_BLOCKED, EXIT_OK, IntegrateRefused, UsageError
+from .evidence import build_report, read_evidence
+from .human import outcome_text
+from .output import emit
+from .payload import outcome_json
+from .session import Session
+
+__all__ = [
+    "apply",
+    "block",
+    "init",
+    "integrate",
+    "recover",
+    "remediate",
+    "resume",
+    "start",
+    "submit",
+]
+
+_IDEMPOTENCY = click.option(
+    "--idempotency-key",
+    metavar="KEY",
+    default=None,
+    help="Make a retry of this exact call a no-op (the first call's entry is returned).",
+)
+
+
+def _emit_outcome(session: Session, outcome: Outcome, code: int = EXIT_OK) -> int:
+    return emit(session.json, session.command, outcome_json(outcome), outcome_text(outcome), code)
+
+
+def _key_text(value: str | None, field: str) -> str | None:
+    if value is not None:
+        check_text(value, field=field)
+    return value
+
+
+def _main_sha(session: Session) -> str | None:
+    return session.repository().branch_sha(session.config().main_branch)
+
+
+@cli.command()
+@click.pass_context
+def init(ctx: click.Context) -> int:
+    """Create or upgrade the store. Idempotent."""
+    s = session_of(ctx)
+    config = s.config()
+    store = s.store(create=True)
+    versions = store.schema_versions() if isinstance(store, SQLiteStore) else None
+    result = {
+        "db": s.db_target(),
+        "backend": store.backend,
+        "schema_versions": versions,
+        "config": config.source,
+        "log_file": str(s.log_path()),
+    }
+    shown = "" if not versions else f", schema version {versions[-1]}"
+    text = (
+        f"store ready: {s.db_target()} ({store.backend}{shown})\n"
+        f"config: {config.source or 'defaults (no mergegate.toml)'}\n"
+        f"log: {s.log_path()}\n"
+    )
+    return emit(s.json, s.command, result, text)
+
+
+@cli.command()
+@click.argument("slug")
+@click.option("--sha", required=True, help="The commit to integrate (7 to 64 hex characters).")
+@click.option("--branch", default=None, help="The candidate's branch (default: the slug).")
+@_IDEMPOTENCY
+@click.pass_context
+def submit(
+    ctx: click.Context, slug: str, sha: str, branch: str | None, idempotency_key: str | None
+) -> int:
+    """Queue SLUG at SHA as pending. Submitting the same identity again is a no-op."""
+    s = session_of(ctx)
+    key = CandidateKey(slug, branch if branch is not None else slug, sha)
+    _key_text(idempotency_key, "--idempotency-key")
+    return _emit_outcome(s, s.engine().submit(key, idempotency_key=idempotency_key))
+
+
+@cli.command()
+@click.argument("slug")
+@click.option("--owner", default=None, help="Who holds the integration lease (default: --actor).")
+@_IDEMPOTENCY
+@click.pass_context
+def start(ctx: click.Context, slug: str, owner: str | None, idempotency_key: str | None) -> int:
+    """Take the integration lease and move SLUG to applying (for an external apply)."""
+    s = session_of(ctx)
+    check_slug(slug)
+    _key_text(owner, "--owner")
+    _key_text(idempotency_key, "--idempotency-key")
+    outcome = s.engine().start_apply(slug, owner=owner or s.actor, idempotency_key=idempotency_key)
+    return _emit_outcome(s, outcome)
+
+
+@cli.command()
+@click.argument("slug")
+@click.option(
+    "--reason",
+    required=True,
+    type=click.Choice([r.value for r in Reason]),
+    help="The reason code (docs/blocked-payload.md).",
+)
+@click.option("--detail", default=None, help="One or two sentences on what happened.")
+@click.option(
+    "--conflict-file",
+    "conflict_files",
+    multiple=True,
+    metavar="PATH",
+    help="A conflicted path, relative to the repository; repeatable.",
+)
+@click.option(
+    "--evidence-file",
+    default=None,
+    metavar="FILE|-",
+    help="The evidence as a JSON object (docs/blocked-payload.md); - reads stdin.",
+)
+@click.option("--main-sha", default=None, help="The main it was tried against (default: main now).")
+@_IDEMPOTENCY
+@click.pass_context
+def block(
+    ctx: click.Context,
+    slug: str,
+    reason: str,
+    detail: str | None,
+    conflict_files: tuple[str, ...],
+    evidence_file: str | None,
+    main_sha: str | None,
+    idempotency_key: str | None,
+) -> int:
+    """Record a blocked outcome for SLUG (from applying), or replay one (blocked, remediating)."""
+    s = session_of(ctx)
+    check_slug(slug)
+    _key_text(idempotency_key, "--idempotency-key")
+    if main_sha is not None:
+        check_sha(main_sha, field="--main-sha")
+    _key_text(detail, "--detail")
+    evidence = Evidence() if evidence_file is None else read_evidence(evidence_file)
+    # The report is checked before the repository is asked for main, so bad
+    # evidence is reported as such even where main cannot be read.
+    report = build_report(
+        reason,
+        main_sha or NULL_SHA,
+        detail=detail,
+        conflict_files=conflict_files,
+        evidence=evidence,
+    )
+    if main_sha is None:
+        main_sha = _main_sha(s)
+        if main_sha is None:
+            raise UsageError(
+                f"branch {s.config().main_branch!r} does not exist in {s.repository().root}; "
+                "pass --main-sha SHA"
+            )
+        report = attrs.evolve(report, main_sha=main_sha)
+    outcome = s.engine().block(slug, report, idempotency_key=idempotency_key)
+    return _emit_outcome(s, outcome)
+
+
+@cli.command()
+@click.argument("slug")
+@click.option("--main-sha", required=True, help="The sha the external apply moved main to.")
+@_IDEMPOTENCY
+@click.pass_context
+def integrate(ctx: click.Context, slug: str, main_sha: str, idempotency_key: str | None) -> int:
+    """Record that an external apply advanced main to MAIN_SHA, which contains SLUG's sha."""
+    s = session_of(ctx)
+    check_slug(slug)
+    check_sha(main_sha, field="--main-sha")
+    _key_text(idempotency_key, "--idempotency-key")
+    repo, branch = s.repository(), s.config().main_branch
+    full = repo.resolve_commit(main_sha)
+    if full is None:
+        raise IntegrateRefused(main_sha, f"no such commit in {repo.root}; fetch it first")
+    current = repo.branch_sha(branch)
+    if current != full:
+        shown = "nothing" if current is None else current[:12]
+        raise IntegrateRefused(
+            main_sha, f"{branch!r} points at {shown}, not at it; report the sha {branch} has now"
+        )
+    engine = s.engine()
+    candidate = engine.get(slug)
+    if not repo.is_ancestor(candidate.key.sha, full):
+        raise IntegrateRefused(
+            main_sha,
+            f"it does not contain the candidate's sha {candidate.key.sha[:12]}; "
+            "report integrate only after main contains the candidate, else block",
+        )
+    outcome = engine.integrate(slug, main_sha=full, idempotency_key=idempotency_key)
+    return _emit_outcome(s, outcome)
+
+
+@cli.command()
+@click.argument("slug")
+@_IDEMPOTENCY
+@click.pass_context
+def remediate(ctx: click.Context, slug: str, idempotency_key: str | None) -> int:
+    """Move blocked SLUG to remediating: someone works on its follow-up."""
+    s = session_of(ctx)
+    check_slug(slug)
+    _key_text(idempotency_key, "--idempotency-key")
+    return _emit_outcome(s, s.engine().start_remediation(slug, idempotency_key=idempotency_key))
+
+
+@cli.command()
+@click.argument("slug")
+@click.option("--sha", "new_sha", default=None, help="The fixed commit, if the fix is a new one.")
+@click.option("--force", is_flag=True, help="Resume although the follow-up is not resolved.")
+@click.option("--why", default=None, help="Why the resume is forced (required with --force).")
+@_IDEMPOTENCY
+@click.pass_context
+def resume(
+    ctx: click.Context,
+    slug: str,
+    new_sha: str | None,
+    force: bool,
+    why: str | None,
+    idempotency_key: str | None,
+) -> int:
+    """Move remediating SLUG to retry once its follow-up is resolved (state.yaml status: done)."""
+    s = session_of(ctx)
+    check_slug(slug)
+    if new_sha is not None:
+        check_sha(new_sha, field="--sha")
+    if force and (why is None or not why.strip()):
+        raise UsageError("--force needs --why TEXT saying why the follow-up is skipped")
+    if why is not None and not force:
+        raise UsageError("--why is only used with --force; add --force or drop --why")
+    _key_text(why, "--why")
+    _key_text(idempotency_key, "--idempotency-key")
+    outcome = s.engine().resume(
+        slug,
+        new_sha=new_sha,
+        force_reason=why if force else None,
+        idempotency_key=idempotency_key,
+    )
+    return _emit_outcome(s, outcome)
+
+
+@cli.command()
+@click.argument("slug", required=False)
+@click.pass_context
+def apply(ctx: click.Context, slug: str | None) -> int:
+    """Apply SLUG, or the next pending/retry candidate (FIFO). Exit 3 if it ends blocked."""
+    s = session_of(ctx)
+    if slug is not None:
+        check_slug(slug)
+    engine, applier = s.engine(), s.applier()
+    if slug is None:
+        outcome = engine.apply_next(applier, owner=s.lease_owner())
+    else:
+        outcome = engine.apply(slug, applier, owner=s.lease_owner())
+    if outcome is None:
+        return emit(s.json, s.command, None, "nothing to apply: no pending or retry candidate\n")
+    code = EXIT_BLOCKED if outcome.state is State.BLOCKED else EXIT_OK
+    return _emit_outcome(s, outcome, code)
+
+
+@cli.command()
+@click.pass_context
+def recover(ctx: click.Context) -> int:
+    """Block every candidate whose apply lease expired (reason apply_interrupted)."""
+    s = session_of(ctx)
+    engine = s.engine()
+    main = _main_sha(s) or NULL_SHA
+    outcomes = engine.recover(main)
+    removed: list[str] = []
+    cleanup_error = None
+    try:
+        removed = [str(p) for p in s.applier().cleanup_stale()]
+    except MergegateError as err:
+        cleanup_error = str(err)
+    result = {
+        "recovered": [outcome_json(o) for o in outcomes],
+        "stale_worktrees_removed": removed,
+        "cleanup_error": cleanup_error,
+    }
+    lines = [outcome_text(o) for o in outcomes] or ["no expired apply lease\n"]
+    if removed:
+        lines.append("".join(f"removed stale worktree {p}\n" for p in removed))
+    if cleanup_error is not None:
+        lines.append(f"worktree cleanup skipped: {cleanup_error}\n")
+    return emit(s.json, s.command, result, "\n".join(lines))

@@ -1,0 +1,262 @@
+"""The configuration: ``mergegate.toml`` at the repository root, or ``[tool.mergegate]``.
+
+Every key is checked when the file is read. An unknown key, a wrong type or a
+path that leaves the repository is a :class:`ConfigError` naming the key, so a
+typo fails at once and never halfway through an apply.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+from mergegate.followups import DEFAULT_GROUP
+from mergegate.statemachine import MergegateError, check_branch, check_relpath, check_slug
+
+from .errors import ConfigError
+
+__all__ = ["CONFIG_FILE", "GUIDANCE_NAMES", "CheckConfig", "Config", "load_config"]
+
+CONFIG_FILE = "mergegate.toml"
+GUIDANCE_NAMES = ("remediate", "resume", "apply", "show", "sync")
+_MAX_CONFIG_BYTES = 1 << 20
+
+
+@attrs.frozen
+class CheckConfig:
+    """One check run on the merged tree before ``main`` moves."""
+
+    name: str
+    argv: tuple[str, ...]
+    timeout: float = 600.0
+    shell: bool = False
+
+
+@attrs.frozen
+class Config:
+    """The settings of one repository; every path is absolute and inside ``repo``."""
+
+    repo: Path
+    todos: Path
+    roadmap: Path
+    source: str | None = None
+    main_branch: str = "main"
+    remote: str | None = None
+    follow_up_group: str | None = DEFAULT_GROUP
+    max_main_retries: int = 3
+    lease_ttl: float = 600.0
+    checks: tuple[CheckConfig, ...] = ()
+    guidance: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def defaults(cls, repo: Path) -> Config:
+        """The configuration of a repository that has none."""
+        return cls(repo, repo / "todos", repo / "todos" / "roadmap.yaml")
+
+    @property
+    def todos_label(self) -> str:
+        """The todos folder relative to the repository, as guidance prints it."""
+        return self.todos.relative_to(self.repo).as_posix() or "."
+
+
+def _type_name(value: object) -> str:
+    return {
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        list: "an array",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
+
+
+class _Reader:
+    """Pops checked values out of one TOML table, naming each key in its errors."""
+
+    def __init__(self, where: str, table: Mapping[str, Any], prefix: str = "") -> None:
+        self.where, self.prefix, self.table = where, prefix, dict(table)
+
+    def error(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(self.where, self.prefix + key, problem)
+
+    def get(self, key: str, kind: type | tuple[type, ...], expected: str) -> Any:
+        if key not in self.table:
+            return None
+        value = self.table.pop(key)
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+            raise self.error(key, f"expected {expected}, got {_type_name(value)}")
+        return value
+
+    def text(self, key: str) -> str | None:
+        value: str | None = self.get(key, str, "a string")
+        if value is not None and (not value.strip() or "\n" in value or "\x00" in value):
+            raise self.error(key, "expected one non-empty line")
+        return value
+
+    def number(self, key: str) -> float | None:
+        value = self.get(key, (int, float), "a number")
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise self.error(key, f"expected a positive number, got {value}")
+        return None if value is None else float(value)
+
+    def done(self) -> None:
+        if self.table:
+            known = ", ".join(sorted(self.table))
+            raise self.error(
+                sorted(self.table)[0], f"unknown key (unknown: {known}); see docs/configuration.md"
+            )
+
+
+def _inside(reader: _Reader, repo: Path, key: str) -> Path | None:
+    value = reader.text(key)
+    if value is None:
+        return None
+    try:
+        check_relpath(value, field=key)
+    except MergegateError:
+        raise reader.error(
+            key, f"{value!r} must be a relative path inside the repository"
+        ) from None
+    path = repo / value
+    root = repo.resolve()
+    resolved = path.resolve()
+    if resolved != root and root not in resolved.parents:
+        raise reader.error(key, f"{value!r} resolves to {resolved}, outside the repository")
+    return path
+
+
+def _checks(reader: _Reader) -> tuple[CheckConfig, ...]:
+    raw = reader.get("checks", list, "an array of tables ([[checks]])")
+    if raw is None:
+        return ()
+    checks: list[CheckConfig] = []
+    names: set[str] = set()
+    for index, item in enumerate(raw):
+        prefix = f"{reader.prefix}checks[{index}]."
+        if not isinstance(item, dict):
+            raise ConfigError(
+                reader.where, prefix[:-1], f"expected a table, got {_type_name(item)}"
+            )
+        sub = _Reader(reader.where, item, prefix)
+        name = sub.text("name")
+        if name is None or len(name) > 100:
+            raise sub.error("name", "required: one line of 1 to 100 characters")
+        if name in names:
+            raise sub.error("name", f"duplicate check name {name!r}")
+        names.add(name)
+        shell = sub.get("shell", bool, "true or false") or False
+        argv = sub.get("argv", (list, str), "an array of strings (or one string with shell = true)")
+        if argv is None:
+            raise sub.error("argv", "required: the command to run, as an array of strings")
+        if isinstance(argv, str):
+            if not shell:
+                raise sub.error("argv", "a string needs shell = true; otherwise give an array")
+            argv = [argv]
+        if not argv or not all(isinstance(a, str) and a and "\x00" not in a for a in argv):
+            raise sub.error("argv", "expected a non-empty array of non-empty strings")
+        if shell and len(argv) != 1:
+            raise sub.error("argv", "with shell = true give exactly one command string")
+        timeout = sub.number("timeout")
+        sub.done()
+        checks.append(CheckConfig(name, tuple(argv), timeout or 600.0, shell))
+    return tuple(checks)
+
+
+def _guidance(reader: _Reader) -> tuple[tuple[str, str], ...]:
+    raw = reader.get("guidance", dict, "a table ([guidance])")
+    if raw is None:
+        return ()
+    sub = _Reader(reader.where, raw, f"{reader.prefix}guidance.")
+    found = [(name, sub.text(name)) for name in GUIDANCE_NAMES]
+    sub.done()
+    return tuple((name, value) for name, value in found if value is not None)
+
+
+def _parse(repo: Path, where: str, table: Mapping[str, Any], prefix: str) -> Config:
+    reader = _Reader(where, table, prefix)
+    main_branch = reader.text("main_branch")
+    if main_branch is not None:
+        try:
+            check_branch(main_branch, field="main_branch")
+        except MergegateError as err:
+            raise reader.error("main_branch", str(err)) from None
+    remote = reader.text("remote")
+    if remote is not None and remote.startswith("-"):
+        raise reader.error("remote", "a remote name cannot start with '-'")
+    group = reader.text("follow_up_group")
+    if group is not None:
+        try:
+            check_slug(group, field="follow_up_group")
+        except MergegateError as err:
+            raise reader.error("follow_up_group", str(err)) from None
+    retries = reader.get("max_main_retries", int, "an integer")
+    if retries is not None and not 0 <= retries <= 100:
+        raise reader.error("max_main_retries", f"expected 0 to 100, got {retries}")
+    todos = _inside(reader, repo, "todos")
+    roadmap = _inside(reader, repo, "roadmap")
+    ttl = reader.number("lease_ttl")
+    checks = _checks(reader)
+    guidance = _guidance(reader)
+    reader.done()
+    defaults = Config.defaults(repo)
+    return Config(
+        repo=repo,
+        source=where,
+        main_branch=main_branch or defaults.main_branch,
+        remote=remote,
+        todos=todos or defaults.todos,
+        roadmap=roadmap or (todos / "roadmap.yaml" if todos else defaults.roadmap),
+        follow_up_group=group or defaults.follow_up_group,
+        max_main_retries=defaults.max_main_retries if retries is None else retries,
+        lease_ttl=ttl or defaults.lease_ttl,
+        checks=checks,
+        guidance=guidance,
+    )
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ConfigError(str(path), "(file)", f"cannot be read: {err.strerror}") from None
+    if len(data) > _MAX_CONFIG_BYTES:
+        raise ConfigError(str(path), "(file)", "larger than 1 MiB; is it the right file?")
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), "(file)", "not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(str(path), "(file)", f"not valid TOML: {err}") from None
+
+
+def load_config(repo: Path) -> Config:
+    """The configuration of the repository rooted at ``repo``; defaults if it has none.
+
+    Reads ``<repo>/mergegate.toml``, else the ``[tool.mergegate]`` table of
+    ``<repo>/pyproject.toml``. Having both is an error, so there is never a
+    doubt about which one is in force. Raises ConfigError naming the key.
+    """
+    own, pyproject = repo / CONFIG_FILE, repo / "pyproject.toml"
+    tool: dict[str, Any] | None = None
+    if pyproject.is_file():
+        section = _read_toml(pyproject).get("tool", {})
+        found = section.get("mergegate") if isinstance(section, dict) else None
+        if found is not None and not isinstance(found, dict):
+            raise ConfigError(str(pyproject), "tool.mergegate", "expected a table")
+        tool = found
+    if own.is_file():
+        if tool is not None:
+            raise ConfigError(
+                str(own),
+                "(file)",
+                f"{pyproject} also has [tool.mergegate]; keep only one of the two",
+            )
+        return _parse(repo, str(own), _read_toml(own), "")
+    if tool is not None:
+        return _parse(repo, str(pyproject), tool, "tool.mergegate.")
+    return Config.defaults(repo)

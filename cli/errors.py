@@ -1,0 +1,105 @@
+"""The errors only the command line raises, and the map from every error to an exit code.
+
+Each is a :class:`~mergegate.statemachine.MergegateError` that also inherits
+the builtin a caller would catch, as the core's errors do.
+"""
+
+from __future__ import annotations
+
+from mergegate.statemachine import (
+    CandidateNotFound,
+    ConcurrencyConflict,
+    DuplicateCandidate,
+    FollowUpNotResolved,
+    IllegalTransition,
+    InvalidInput,
+    LeaseHeld,
+    MergegateError,
+)
+
+__all__ = [
+    "EXIT_BLOCKED",
+    "EXIT_CONFLICT",
+    "EXIT_OK",
+    "EXIT_UNEXPECTED",
+    "EXIT_USAGE",
+    "ConfigError",
+    "IntegrateRefused",
+    "UsageError",
+    "VerifyFailed",
+    "error_code",
+    "exit_code_for",
+]
+
+EXIT_OK = 0
+EXIT_UNEXPECTED = 1
+EXIT_USAGE = 2
+EXIT_BLOCKED = 3
+EXIT_CONFLICT = 4
+
+
+class ConfigError(MergegateError, ValueError):
+    """The configuration file is missing a value, has an unknown key or a wrong type."""
+
+    path: str
+    key: str
+
+    def __init__(self, path: str, key: str, problem: str) -> None:
+        super().__init__(f"{path}: {key}: {problem}", path=path, key=key)
+
+
+class UsageError(MergegateError, ValueError):
+    """The command line asked for something that cannot be done as given; nothing was written."""
+
+
+class IntegrateRefused(MergegateError, ValueError):
+    """``integrate`` was refused: ``main`` does not point at the sha, or it lacks the candidate."""
+
+    main_sha: str
+
+    def __init__(self, main_sha: str, problem: str) -> None:
+        super().__init__(f"integrate refused for main {main_sha}: {problem}", main_sha=main_sha)
+
+
+class VerifyFailed(MergegateError, RuntimeError):
+    """``verify`` found violations; they are listed on stdout."""
+
+    count: int
+
+    def __init__(self, count: int) -> None:
+        super().__init__(
+            f"verify found {count} violation(s), listed above; "
+            "inspect them with `mergegate history` before changing anything",
+            count=count,
+        )
+
+
+_USAGE = (
+    InvalidInput,
+    CandidateNotFound,
+    DuplicateCandidate,
+    ConfigError,
+    UsageError,
+    IntegrateRefused,
+)
+_CONFLICT = (IllegalTransition, ConcurrencyConflict, LeaseHeld, FollowUpNotResolved)
+
+
+def exit_code_for(err: BaseException) -> int:
+    """The documented exit code of ``err`` (docs/cli.md, "Exit codes")."""
+    if isinstance(err, _USAGE):
+        return EXIT_USAGE
+    if isinstance(err, _CONFLICT):
+        return EXIT_CONFLICT
+    return EXIT_UNEXPECTED
+
+
+def error_code(err: BaseException) -> str:
+    """A stable snake_case name of ``err``'s class, for the JSON error document."""
+    name = type(err).__name__ if isinstance(err, MergegateError) else "unexpected"
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i:
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)

@@ -1,0 +1,188 @@
+"""Human output: aligned tables and short text blocks, built from the same records as ``--json``.
+
+User text (branch names, reasons, details) is printed through ``one_line``, so
+no value can start a line of its own or smuggle a terminal escape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from mergegate.followups import one_line
+from mergegate.statemachine import (
+    BlockedRecord,
+    Candidate,
+    Occurrence,
+    Outcome,
+    Transition,
+)
+
+from .payload import stamp
+
+__all__ = [
+    "blocked_table",
+    "candidate_table",
+    "history_table",
+    "key_text",
+    "outcome_text",
+    "show_text",
+    "table",
+]
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Columns padded to their widest cell; the last column is not padded."""
+    cells = [list(headers), *([one_line(c) for c in row] for row in rows)]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = []
+    for row in cells:
+        padded = [c.ljust(w) for c, w in zip(row[:-1], widths[:-1], strict=True)]
+        lines.append("  ".join([*padded, row[-1]]).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def key_text(c: Candidate) -> str:
+    return f"{c.key.slug} ({one_line(c.key.branch)}@{c.key.sha[:7]})"
+
+
+def _short_time(value: datetime | None) -> str:
+    text = stamp(value)
+    return "-" if text is None else text[:19].replace("T", " ")
+
+
+def outcome_text(o: Outcome) -> str:
+    """One line for the move (or the no-op), then the guidance when the candidate is blocked."""
+    c, t = o.candidate, o.transition
+    if t is None:
+        head = f"{key_text(c)} is unchanged: {c.state.value} (seq {c.seq})"
+    else:
+        source = "new" if t.source is None else t.source.value
+        head = f"{key_text(c)}: {t.event.value}, {source} -> {t.dest.value} (seq {t.seq})"
+        if t.reason is not None:
+            head += f": {one_line(t.reason)}"
+    lines = [head]
+    if o.blocked is not None:
+        b = o.blocked
+        lines.append(
+            f"follow-up: {b.follow_up_slug} ({b.follow_up_state.value}), "
+            f"reason {b.reason.value}, occurrences {b.occurrences}"
+        )
+    text = "\n".join(lines) + "\n"
+    if o.guidance is not None:
+        text += "\n" + o.guidance.text
+    return text
+
+
+def candidate_table(candidates: Sequence[Candidate]) -> str:
+    if not candidates:
+        return "no candidates\n"
+    rows = [
+        (
+            str(c.id),
+            c.key.slug,
+            c.key.branch,
+            c.key.sha[:12],
+            c.state.value,
+            str(c.seq),
+            _short_time(c.updated_at),
+        )
+        for c in candidates
+    ]
+    return table(("ID", "SLUG", "BRANCH", "SHA", "STATE", "SEQ", "UPDATED (UTC)"), rows)
+
+
+def history_table(entries: Sequence[Transition]) -> str:
+    if not entries:
+        return "no transitions\n"
+    rows = [
+        (
+            str(t.candidate_id),
+            str(t.seq),
+            _short_time(t.at),
+            t.event.value,
+            "new" if t.source is None else t.source.value,
+            t.dest.value,
+            t.sha[:12],
+            t.actor,
+            t.reason or "",
+        )
+        for t in entries
+    ]
+    return table(("CAND", "SEQ", "AT (UTC)", "EVENT", "FROM", "TO", "SHA", "ACTOR", "NOTE"), rows)
+
+
+def blocked_table(records: Sequence[BlockedRecord]) -> str:
+    if not records:
+        return "no blocked outcomes\n"
+    rows = [
+        (
+            _short_time(b.last_blocked_at),
+            b.key.slug,
+            b.key.sha[:12],
+            b.reason.value,
+            b.status,
+            str(b.occurrences),
+            f"{b.follow_up_slug} ({b.follow_up_state.value})",
+        )
+        for b in records
+    ]
+    return table(
+        ("LAST BLOCKED (UTC)", "SLUG", "SHA", "REASON", "STATUS", "SEEN", "FOLLOW-UP"), rows
+    )
+
+
+def _evidence_lines(occurrence: Occurrence) -> list[str]:
+    r, e = occurrence.report, occurrence.report.evidence
+    lines = [f"  reason:     {r.reason.value} against main {r.main_sha[:12]}"]
+    if r.detail is not None:
+        lines.append(f"  detail:     {one_line(r.detail)}")
+    if e.conflicted_paths:
+        lines.append(f"  conflicts:  {one_line(', '.join(e.conflicted_paths))}")
+    for check in e.checks:
+        status = "timed out" if check.timed_out else f"exit {check.exit_code}"
+        lines.append(f"  check:      {one_line(check.name)}: {status}")
+    if e.diagnostic is not None:
+        lines.append(f"  diagnostic: {one_line(e.diagnostic)}")
+    if e.main_attempts:
+        lines.append(f"  main tried: {', '.join(s[:12] for s in e.main_attempts)}")
+    if e.files:
+        lines.append(f"  files:      {one_line(', '.join(e.files))}")
+    if e.lease_owner is not None:
+        lines.append(f"  lease:      {one_line(e.lease_owner)} since {_short_time(e.lease_since)}")
+    return lines
+
+
+def show_text(o: Outcome, latest: Occurrence | None) -> str:
+    """The candidate as a block of ``name: value`` lines, its evidence, then its guidance."""
+    c = o.candidate
+    lines = [
+        f"slug:       {c.key.slug}",
+        f"branch:     {one_line(c.key.branch)}",
+        f"sha:        {c.key.sha}",
+        f"state:      {c.state.value}",
+        f"seq:        {c.seq}",
+        f"submitted:  {_short_time(c.submitted_at)} UTC",
+    ]
+    if o.transition is not None:
+        t = o.transition
+        lines.append(
+            f"last move:  {t.event.value} at {_short_time(t.at)} UTC by {one_line(t.actor)}"
+        )
+    if o.blocked is not None:
+        b = o.blocked
+        lines.append(f"follow-up:  {b.follow_up_slug} ({b.follow_up_state.value})")
+        if b.follow_up_error is not None:
+            lines.append(f"  error:    {one_line(b.follow_up_error)}")
+        if b.previous_follow_up is not None:
+            lines.append(f"  previous: {b.previous_follow_up}")
+        lines.append(
+            f"blocked:    {b.occurrences} time(s), last {_short_time(b.last_blocked_at)} UTC"
+        )
+    if latest is not None:
+        lines.append("evidence (latest):")
+        lines.extend(_evidence_lines(latest))
+    text = "\n".join(lines) + "\n"
+    if o.guidance is not None:
+        text += "\n" + o.guidance.text
+    return text

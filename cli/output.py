@@ -1,0 +1,47 @@
+"""Writing results and errors: one JSON document with ``--json``, else text; errors on stderr.
+
+The JSON envelope is documented in docs/cli.md and versioned by
+``schema_version``: keys are only ever added within a version.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+from mergegate.followups import one_line
+
+from .errors import error_code
+from .payload import SCHEMA_VERSION
+
+__all__ = ["document", "emit", "report_error"]
+
+
+def document(command: str, exit_code: int, **body: Any) -> str:
+    """The JSON envelope as text: sorted keys, two-space indent, one trailing newline."""
+    doc = {"schema_version": SCHEMA_VERSION, "command": command, "exit_code": exit_code, **body}
+    return json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def emit(json_mode: bool, command: str, result: Any, text: str, exit_code: int = 0) -> int:
+    """Write ``result`` (JSON mode) or ``text`` to stdout; return ``exit_code``."""
+    if json_mode:
+        click.echo(document(command, exit_code, result=result), nl=False)
+    else:
+        click.echo(text, nl=False)
+    return exit_code
+
+
+def report_error(
+    json_mode: bool, command: str, err: BaseException, exit_code: int, message: str | None = None
+) -> int:
+    """One line on stderr (and the JSON error document on stdout in JSON mode)."""
+    text = one_line(message if message is not None else str(err) or type(err).__name__, 1000)
+    if json_mode:
+        body = {"error": {"type": error_code(err), "message": text}}
+        click.echo(document(command, exit_code, **body), nl=False)
+    sys.stderr.write(f"mergegate: error: {text}\n")
+    sys.stderr.flush()
+    return exit_code

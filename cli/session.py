@@ -1,0 +1,212 @@
+"""The composition root: what the global options chose, and the parts built from it.
+
+A :class:`Session` opens the repository, the configuration, the store, the
+Engine (with the follow-up hook, guide and resolver) and the git applier,
+each once and only when a command asks for it, so a command that fails
+validation has opened nothing and written nothing.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import socket
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import attrs
+from mergegate.apply import CheckSpec, GitApplier
+from mergegate.followups import (
+    FollowUpGuide,
+    FollowUpHook,
+    FollowUps,
+    GuidanceTemplates,
+    InvalidTemplate,
+    StateFileResolver,
+)
+from mergegate.persistence import open_store
+from mergegate.statemachine import Engine, InvalidInput, Store, check_text
+
+from .config import CheckConfig, Config, load_config
+from .errors import ConfigError, UsageError
+from .repo import Repository, locate
+
+__all__ = ["DB_ENV", "DB_FILE", "LOG_FILE", "Session", "default_actor"]
+
+DB_ENV = "MERGEGATE_DB"
+DB_FILE = "mergegate.sqlite3"
+LOG_FILE = "mergegate.log"
+_TRANSITIONS = logging.getLogger("mergegate.transitions")
+
+
+def default_actor() -> str:
+    """``cli:<user>``: who the log says made a move, unless ``--actor`` says otherwise."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"cli:{user}"
+
+
+class _Logfmt(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        # ts= first keeps every line logfmt, so grep and logfmt parsers both work.
+        ts = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+        return f"ts={ts.replace('+00:00', 'Z')} {record.getMessage()}"
+
+
+@attrs.define
+class Session:
+    """Everything a command needs, built lazily from the global options."""
+
+    repo_path: Path
+    db_url: str | None = None
+    json: bool = False
+    log_stderr: bool = False
+    actor: str = attrs.Factory(default_actor)
+    command: str = "mergegate"
+    _repository: Repository | None = None
+    _config: Config | None = None
+    _store: Store | None = None
+    _engine: Engine | None = None
+    _handlers: list[logging.Handler] = attrs.Factory(list)
+
+    def repository(self) -> Repository:
+        """The git repository ``--repo`` names (or contains)."""
+        if self._repository is None:
+            self._repository = locate(self.repo_path.absolute())
+        return self._repository
+
+    def config(self) -> Config:
+        """The repository's configuration (docs/configuration.md)."""
+        if self._config is None:
+            self._config = load_config(self.repository().root)
+        return self._config
+
+    def db_target(self) -> str:
+        """The store URL or SQLite path in force: ``--db``, ``MERGEGATE_DB``, else the default."""
+        if self.db_url:
+            return self.db_url
+        return str(self.repository().state_dir / DB_FILE)
+
+    def store(self, *, create: bool = False) -> Store:
+        """The store; only ``create`` (``init``) may create a SQLite file that is missing."""
+        if self._store is None:
+            self._store = _open(self.db_target(), create=create)
+        return self._store
+
+    def followups(self) -> FollowUps:
+        config = self.config()
+        return FollowUps(
+            config.todos,
+            roadmap=config.roadmap,
+            group=config.follow_up_group,
+            templates=self.templates(),
+        )
+
+    def templates(self) -> GuidanceTemplates:
+        config = self.config()
+        try:
+            return GuidanceTemplates(**dict(config.guidance))
+        except InvalidTemplate as err:
+            raise ConfigError(
+                config.source or "configuration", f"guidance.{err.name}", str(err)
+            ) from None
+
+    def engine(self) -> Engine:
+        """The Engine, wired with the follow-up hook, guide and resolver; logging on."""
+        if self._engine is None:
+            config, store = self.config(), self.store()
+            check_text(self.actor, field="actor")
+            if not self.actor.strip() or "\n" in self.actor:
+                raise InvalidInput("--actor", self.actor, "give one non-empty line")
+            self._start_logging()
+            self._engine = Engine(
+                store,
+                hooks=[FollowUpHook(store, self.followups())],
+                guide=FollowUpGuide(self.templates(), todos_label=config.todos_label),
+                resolver=StateFileResolver(config.todos),
+                actor=self.actor,
+                lease_ttl=timedelta(seconds=config.lease_ttl),
+            )
+        return self._engine
+
+    def applier(self) -> GitApplier:
+        """The git applier on the repository, with the configured checks."""
+        config = self.config()
+        specs: dict[str, Any] = {"checks": [_check_spec(c) for c in config.checks]}
+        return GitApplier(
+            self.repository().root,
+            main_branch=config.main_branch,
+            **specs,
+            max_main_retries=config.max_main_retries,
+            remote=config.remote,
+            heartbeat_every=max(1.0, min(30.0, config.lease_ttl / 3)),
+        )
+
+    def lease_owner(self) -> str:
+        """Who holds the lease during ``apply``: the actor, the host and the process."""
+        return f"{self.actor}@{socket.gethostname()}:{os.getpid()}"
+
+    def log_path(self) -> Path:
+        return self.repository().state_dir / LOG_FILE
+
+    def _start_logging(self) -> None:
+        path = self.log_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handlers: list[logging.Handler] = [logging.FileHandler(path, encoding="utf-8")]
+        if self.log_stderr:
+            handlers.append(logging.StreamHandler())
+        for handler in handlers:
+            handler.setFormatter(_Logfmt())
+            _TRANSITIONS.addHandler(handler)
+        _TRANSITIONS.setLevel(logging.INFO)
+        self._handlers.extend(handlers)
+
+    def close(self) -> None:
+        """Release the store and the log handlers; safe to call twice."""
+        for handler in self._handlers:
+            _TRANSITIONS.removeHandler(handler)
+            handler.close()
+        self._handlers.clear()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        self._engine = None
+
+
+def _check_spec(check: CheckConfig) -> CheckSpec:
+    # CheckSpec's tuple converter types as Iterable[_T_co] under mypy's attrs
+    # plugin; keyword arguments through a mapping keep it checked at runtime.
+    fields: dict[str, Any] = {
+        "name": check.name,
+        "argv": check.argv,
+        "timeout": check.timeout,
+        "shell": check.shell,
+    }
+    return CheckSpec(**fields)
+
+
+def _sqlite_path(target: str) -> Path | None:
+    """The file a SQLite target names, or ``None`` for a server URL (open_store checks it)."""
+    if target.startswith("sqlite:"):
+        return Path(target.removeprefix("sqlite:").removeprefix("//") or ".")
+    return None if "://" in target else Path(target)
+
+
+def _open(target: str, *, create: bool) -> Store:
+    """Open the store ``target`` names; only ``create`` may create a missing SQLite file."""
+    path = _sqlite_path(target)
+    if path is not None:
+        if path.is_dir():
+            raise UsageError(f"--db {target}: {path} is a directory; give a file path")
+        if not create and not path.exists():
+            raise UsageError(f"no store at {path}; run `mergegate init` first (or pass --db)")
+        if create:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise UsageError(f"--db {target}: cannot create {path.parent}: {err}") from None
+    return open_store(target)
