@@ -1,78 +1,23 @@
-"""The ``mergegate`` command: global options, the command groups, and the one error boundary.
-
-Every exception ends here as one line on stderr and a documented exit code
-(docs/cli.md); an unexpected one is also written, with its traceback, to the
-log file, never to the terminal.
-"""
+"""The ``mergegate`` console script."""
 
 from __future__ import annotations
 
 import logging
 import os
 import sys
-import traceback
 from collections.abc import Sequence
-from pathlib import Path
 from typing import NoReturn
 
-import click
-from mergegate.statemachine import MergegateError
+from . import demo  # noqa: F401  (registers the demo command)
+from .boundary import run
 
-from . import commands_moves, commands_query  # noqa: F401  (they register the commands)
-from .app import cli
-from .errors import EXIT_UNEXPECTED, EXIT_USAGE, exit_code_for
-from .output import report_error
-from .session import Session
-
-__all__ = ["EXIT_INTERRUPTED", "main", "run"]
-
-EXIT_INTERRUPTED = 130
-
-
-def _log_unexpected(session: Session, err: BaseException) -> str | None:
-    """Write ``err``'s traceback to the log file; return the path, or ``None`` if it failed."""
-    try:
-        path = session.log_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as log:
-            log.write("event=unexpected_error\n")
-            log.write("".join(traceback.format_exception(err)))
-        return str(path)
-    except Exception:  # the error report itself must not fail
-        return None
-
-
-def run(argv: Sequence[str] | None = None) -> int:
-    """Run the command line on ``argv`` and return its exit code; never raises."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    session = Session(Path.cwd())
-    try:
-        result = cli.main(args=args, prog_name="mergegate", standalone_mode=False, obj=session)
-    except click.exceptions.Exit as done:
-        return done.exit_code
-    except click.ClickException as err:
-        usage = err.ctx if isinstance(err, click.UsageError) else None
-        hint = "" if usage is None else f"; see `{usage.command_path} --help`"
-        return report_error(
-            session.json, session.command, err, EXIT_USAGE, err.format_message() + hint
-        )
-    except (click.Abort, KeyboardInterrupt) as err:
-        # A store transaction that was cut short rolled back; nothing half-written remains.
-        return report_error(session.json, session.command, err, EXIT_INTERRUPTED, "interrupted")
-    except MergegateError as err:
-        return report_error(session.json, session.command, err, exit_code_for(err))
-    except Exception as err:  # the one boundary: any crash becomes one line
-        where = _log_unexpected(session, err)
-        more = f"; the traceback is in {where}" if where else ""
-        message = f"unexpected {type(err).__name__}: {err}{more}"
-        return report_error(session.json, session.command, err, EXIT_UNEXPECTED, message)
-    finally:
-        session.close()
-    return result if isinstance(result, int) else 0
+__all__ = ["main", "run"]
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
-    """The console script: run, then exit with the documented code."""
+    """Run the command line, then exit with the documented code (docs/cli.md)."""
+    # Transition lines go to the log file (and stderr with --log-stderr), never
+    # through a root logger some library configured.
     logging.getLogger("mergegate").propagate = False
     code = run(argv)
     try:
