@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import given
+
 from mergegate.persistence import SQLiteStore
 from mergegate.statemachine import (
     BlockedReport,

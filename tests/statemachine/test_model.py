@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import settings
+
 from mergegate.persistence import SQLiteStore
 from mergegate.statemachine import Store
 from mergegate.statemachine.testing.model import EngineModelMachine

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from mergegate.statemachine import TABLE, Event, LifecycleMachine, Rule, State, Table, lifecycle
 
 
