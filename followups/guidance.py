@@ -11,6 +11,7 @@ names when its lease expired).
 from __future__ import annotations
 
 import attrs
+
 from mergegate.statemachine import (
     BlockedRecord,
     Candidate,

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import attrs
+
 from mergegate.statemachine import BlockedRecord, BlockedReport
 
-from .roadmap import add_roadmap_entry
+from .roadmap import add_roadmap_entry, check_group
 from .scaffold import ScaffoldResult, scaffold_todo
 from .templates import GuidanceTemplates
 
@@ -20,19 +21,25 @@ def _roadmap_default(instance: FollowUps) -> Path:
     return instance.todos_root / "roadmap.yaml"
 
 
+def _check_group(_instance: object, _attribute: object, value: str | None) -> None:
+    if value is not None:
+        check_group(value)
+
+
 @attrs.frozen
 class FollowUps:
     """Where follow-ups go: the todos folder, the roadmap file, the roadmap group, the templates.
 
     ``roadmap`` defaults to ``<todos_root>/roadmap.yaml``; ``group`` ``None``
-    writes entries without a group.
+    writes entries without a group. Raises InvalidInput for a group that is not
+    one printable line, and InvalidTemplate (from the templates) for a bad template.
     """
 
     todos_root: Path = attrs.field(converter=Path)
     roadmap: Path = attrs.field(
         default=attrs.Factory(_roadmap_default, takes_self=True), converter=Path
     )
-    group: str | None = DEFAULT_GROUP
+    group: str | None = attrs.field(default=DEFAULT_GROUP, validator=_check_group)
     templates: GuidanceTemplates = attrs.field(factory=GuidanceTemplates)
 
     def materialize(self, record: BlockedRecord, report: BlockedReport) -> ScaffoldResult:

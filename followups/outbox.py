@@ -10,6 +10,7 @@ one folder, one roadmap entry and the row marked done.
 from __future__ import annotations
 
 import attrs
+
 from mergegate.statemachine import (
     FollowUpJob,
     FollowUpState,
@@ -87,8 +88,11 @@ class FollowUpHook:
     followups: FollowUps
 
     def after_commit(self, outcome: Outcome) -> Outcome:
-        """``outcome`` with its blocked record re-read after materializing; never raises for
-        expected failures (they are recorded as ``FAILED`` on the record instead)."""
+        """``outcome``, with its blocked record re-read once the follow-up is materialized.
+
+        Never raises for expected failures: they are recorded on the record as
+        ``FAILED``, with the error, and the outcome carries that record.
+        """
         record = outcome.blocked
         if record is None or record.follow_up_state is FollowUpState.CREATED:
             return outcome

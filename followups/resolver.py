@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from mergegate.statemachine import BlockedRecord, MergegateError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
+
+from mergegate.statemachine import BlockedRecord, MergegateError
 
 from .paths import todo_path
 from .todo_text import STATE_DONE

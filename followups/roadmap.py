@@ -15,15 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
-from mergegate.statemachine import check_slug
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
+from mergegate.statemachine import InvalidInput, check_slug
+
 from .errors import MalformedRoadmap
 from .fsio import replace_file
+from .text import one_line
 
-__all__ = ["add_roadmap_entry", "roadmap_slugs"]
+__all__ = ["add_roadmap_entry", "check_group", "roadmap_slugs"]
 
 _ITEM_INDENT = re.compile(r"^( *)- ", re.MULTILINE)
 _LOCK_TIMEOUT = 60.0
@@ -103,6 +105,13 @@ def _with_entry(path: Path, text: str, data: CommentedSeq | None, entry: Comment
     return _dump(yaml, data)
 
 
+def check_group(group: str) -> str:
+    """Return ``group`` if it is one printable line of 1 to 100 characters; raise InvalidInput."""
+    if not isinstance(group, str) or not group or one_line(group, limit=100) != group:
+        raise InvalidInput("roadmap group", group, "use one printable line of 1 to 100 characters")
+    return group
+
+
 def roadmap_slugs(path: Path) -> list[str]:
     """The slugs of the roadmap at ``path``, highest priority first; ``[]`` if it is missing.
 
@@ -129,11 +138,15 @@ def add_roadmap_entry(
     mappings with a slug, and OSError if the filesystem refuses.
     """
     check_slug(slug, field="roadmap slug", limit=_SLUG_LIMIT)
+    if group is not None:
+        check_group(group)
     for previous in after:
         check_slug(previous, field="roadmap after", limit=_SLUG_LIMIT)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock", timeout=_LOCK_TIMEOUT):
+    lock = FileLock(str(path) + ".lock", timeout=_LOCK_TIMEOUT)
+    # A short poll: a writer holds the lock for one small file replace.
+    with lock.acquire(poll_interval=0.005):
         text = _read(path)
         data = _load(path, text)
         if data is not None and any(entry["slug"] == slug for entry in data):
@@ -144,7 +157,9 @@ def add_roadmap_entry(
             entry["group"] = group
         if after:
             entry["after"] = CommentedSeq(after)
-        if description is not None:
-            entry["description"] = " ".join(description.split())
+        summary = None if description is None else one_line(" ".join(description.split()), 500)
+        if summary:
+            # One printable line: YAML emitters mangle some control characters (NEL).
+            entry["description"] = summary
         replace_file(path, _with_entry(path, text, data, entry))
         return True

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 import attrs
+
 from mergegate.statemachine import BlockedRecord, BlockedReport, CandidateKey, MergegateError
 
 from .errors import FollowUpConflict

@@ -12,6 +12,7 @@ import string
 from typing import Any
 
 import attrs
+
 from mergegate.statemachine import CandidateKey
 
 from .errors import InvalidTemplate

@@ -26,7 +26,7 @@ def one_line(text: str, limit: int = 200) -> str:
             out.append("\\r")
         elif ch == "\t":
             out.append("\\t")
-        elif ch.isprintable() or ch == " ":
+        elif ch.isprintable():
             out.append(ch)
         else:
             out.append(ch.encode("unicode_escape").decode("ascii"))

@@ -9,6 +9,7 @@ from typing import Any
 
 import attrs
 import pytest
+
 from mergegate.statemachine import (
     BlockedRecord,
     BlockedReport,

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from mergegate.followups import (
     CODE_BLOCKED,
     CODE_FOLLOWUP_FAILED,

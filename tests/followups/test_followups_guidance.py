@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+
 from mergegate.followups import FollowUpGuide, GuidanceTemplates, InvalidTemplate
 from mergegate.statemachine import (
     BlockedRecord,

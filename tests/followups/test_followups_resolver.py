@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from mergegate.followups import StateFileResolver, scaffold_todo
 from mergegate.statemachine import BlockedRecord, BlockedReport
 

@@ -9,7 +9,18 @@ import time
 from pathlib import Path
 
 import pytest
-from mergegate.followups import MalformedRoadmap, add_roadmap_entry, roadmap_slugs
+from hypothesis import HealthCheck, given, settings
+from ruamel.yaml import YAML
+
+from mergegate.followups import (
+    FollowUps,
+    MalformedRoadmap,
+    add_roadmap_entry,
+    one_line,
+    roadmap_slugs,
+)
+from mergegate.statemachine import InvalidInput
+from mergegate.statemachine.testing import strategies
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -154,3 +165,30 @@ def test_concurrent_writer_processes_lose_and_duplicate_nothing(
     golden = (GOLDEN / "roadmap-before.yaml").read_text()
     assert human.read_text().startswith(golden)
     assert [p.name for p in human.parent.iterdir() if p.name.endswith(".tmp")] == []
+
+
+@given(description=strategies.texts(300), group=strategies.texts(30))
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_description_and_group_round_trip_as_one_line(
+    tmp_path_factory: pytest.TempPathFactory, description: str, group: str
+) -> None:
+    """Any description is stored as one escaped line; a group is stored as is or refused."""
+    path = tmp_path_factory.mktemp("roadmap") / "roadmap.yaml"
+    path.write_text("# head\n- slug: a\n")
+    try:
+        add_roadmap_entry(path, "b", group=group, description=description)
+    except InvalidInput:
+        assert not group or one_line(group, limit=100) != group
+        assert path.read_text() == "# head\n- slug: a\n"
+        return
+    entry = YAML(typ="safe", pure=True).load(path.read_text())[1]
+    assert entry["group"] == group
+    assert entry.get("description") == (one_line(" ".join(description.split()), 500) or None)
+    assert path.read_text().startswith("# head\n- slug: a\n")
+
+
+@pytest.mark.parametrize("group", ["", "two\nlines", "tab\tin", "x" * 101])
+def test_follow_ups_refuse_a_bad_group_at_construction(tmp_path: Path, group: str) -> None:
+    """FollowUps checks its roadmap group when it is built, not at the first block."""
+    with pytest.raises(InvalidInput, match="roadmap group"):
+        FollowUps(tmp_path, group=group)

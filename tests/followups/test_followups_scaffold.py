@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +14,7 @@ import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from mergegate.followups import (
     TODO_FILES,
     FollowUpConflict,
@@ -224,3 +229,50 @@ def test_every_reason_has_an_unblock_intent(
     text = render_todo(make_record(reason=reason), report)["input.md"]
     step = text.split("\n2. ", 1)[1].split("\n", 1)[0]
     assert len(step) > 40
+
+
+_SCAFFOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from datetime import UTC, datetime
+    from pathlib import Path
+    from mergegate.followups import scaffold_todo
+    from mergegate.statemachine import (
+        BlockedRecord, BlockedReport, CandidateKey, Evidence, FollowUpState, Reason,
+    )
+
+    todos, go = Path(sys.argv[1]), Path(sys.argv[2])
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    key = CandidateKey("auth-login", "feature/auth-login", "0123456789abcdef" * 2 + "01234567")
+    record = BlockedRecord(
+        1, key, Reason.MERGE_CONFLICT, "f" * 40, "auth-login-integration-blocked-0123456",
+        None, "open", FollowUpState.PENDING, None, at, at, 1,
+    )
+    report = BlockedReport(Reason.MERGE_CONFLICT, "f" * 40, Evidence(conflicted_paths=("a",)))
+    while not go.exists():
+        time.sleep(0.001)
+    print(scaffold_todo(todos, record, report).created)
+    """
+)
+
+
+def test_concurrent_scaffold_processes_create_the_folder_once(
+    tmp_path: Path, todos: Path, follow_up: str
+) -> None:
+    """Six processes scaffolding the same follow-up at once: one creates it, five reuse it."""
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _SCAFFOLDER, str(todos), str(go)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    time.sleep(0.3)
+    go.touch()
+    outputs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6
+    assert sorted(outputs) == ["False"] * 5 + ["True"]
+    assert [p.name for p in todos.iterdir()] == [follow_up]
+    assert sorted(p.name for p in (todos / follow_up).iterdir()) == sorted(TODO_FILES)
