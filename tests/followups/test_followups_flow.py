@@ -16,6 +16,7 @@ from mergegate.followups import (
     CODE_BLOCKED,
     CODE_FOLLOWUP_FAILED,
     CODE_FOLLOWUP_PENDING,
+    TODO_FILES,
     FollowUpGuide,
     FollowUpHook,
     FollowUps,
@@ -300,3 +301,49 @@ def test_two_drain_processes_at_once_materialize_each_follow_up_once(
     assert store.follow_up_jobs() == []
     states = {r.follow_up_state for r in store.blocked_records()}
     assert states == {FollowUpState.CREATED}
+
+
+def written(todos: Path) -> list[str]:
+    """The roadmap's slugs so far (the file is replaced atomically, so it is always whole)."""
+    path = todos / "roadmap.yaml"
+    return roadmap_slugs(path) if path.exists() else []
+
+
+_SLOW_DRAINER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from mergegate.followups import FollowUps, drain
+    from mergegate.persistence import SQLiteStore
+
+    store = SQLiteStore(sys.argv[1], busy_timeout=30)
+    drain(store, FollowUps(Path(sys.argv[2])))
+    """
+)
+
+
+def test_drain_killed_midway_is_finished_by_the_next_drain(
+    store: SQLiteStore, todos: Path, conflict_report: BlockedReport
+) -> None:
+    """SIGKILL a drain mid-run; the next drain leaves every follow-up complete, once, in order."""
+    engine = wired(store, todos, hook=False)
+    count = 24
+    keys = [CandidateKey(f"item-{n}", f"item-{n}", f"{n:040x}") for n in range(count)]
+    for key in keys:
+        block(engine, conflict_report, key)
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_DRAINER, str(store.path), str(todos)])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(written(todos)) < 8:
+        time.sleep(0.001)
+    proc.kill()
+    proc.wait(timeout=60)
+    assert proc.returncode != 0
+    assert 8 <= len(written(todos)) < count
+    assert drain(store, FollowUps(todos)).failed == ()
+    expected = [f"item-{n}-integration-blocked-{f'{n:040x}'[:7]}" for n in range(count)]
+    assert roadmap_slugs(todos / "roadmap.yaml") == expected
+    visible = sorted(p.name for p in todos.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert visible == sorted(expected)
+    for slug in expected:
+        assert sorted(p.name for p in (todos / slug).iterdir()) == sorted(TODO_FILES)
+    assert store.follow_up_jobs() == []
