@@ -11,6 +11,7 @@ import contextlib
 import os
 import secrets
 import shutil
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -116,11 +117,36 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _kill_processes_in(path: Path) -> None:
+    """SIGKILL every process whose working directory is inside ``path``.
+
+    A check runs in its own session, so when the integrator is killed its check
+    lives on, in a worktree that is about to be deleted, and would keep running
+    (and writing) for as long as its timeout allowed, or forever. Where there is
+    no ``/proc`` this finds nothing.
+    """
+    prefix = str(path)
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if cwd.removesuffix(" (deleted)") == prefix or cwd.startswith(prefix + "/"):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry.name), signal.SIGKILL)
+
+
 def cleanup_stale(git: Git, root: Path) -> list[Path]:
     """Remove the scratch worktrees whose owning process is gone; return their paths.
 
-    A worktree whose name does not start with a pid is also removed: nothing of
-    ours makes such a name.
+    Checks still running in such a worktree (their integrator was killed) are
+    killed first. A worktree whose name does not start with a pid is also
+    removed: nothing of ours makes such a name.
     """
     # Both sources count: a process killed inside `worktree add` can leave a
     # registered (and locked) entry without a directory, or a directory that
@@ -133,6 +159,7 @@ def cleanup_stale(git: Git, root: Path) -> list[Path]:
         pid_text = path.name.partition("-")[0]
         if pid_text.isdigit() and _alive(int(pid_text)):
             continue
+        _kill_processes_in(path)
         with contextlib.suppress(Exception):
             git.run("worktree", "unlock", "--end-of-options", str(path))
         _remove(git, path)
