@@ -1,0 +1,222 @@
+"""Fixtures for the command-line tests: a real bare repository with a work clone, and a
+runner that calls ``python -m mergegate.cli`` as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test Author",
+    "GIT_AUTHOR_EMAIL": "author@example.com",
+    "GIT_COMMITTER_NAME": "Test Author",
+    "GIT_COMMITTER_EMAIL": "author@example.com",
+    "GIT_AUTHOR_DATE": "2026-01-01T12:00:00+00:00",
+    "GIT_COMMITTER_DATE": "2026-01-01T12:00:00+00:00",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "MERGEGATE_"))}
+    env.update(GIT_ENV)
+    env["MERGEGATE_ACTOR"] = "tester"
+    return env
+
+
+def git(where: Path, *args: str) -> str:
+    """Run git in ``where`` and return its stdout, stripped; fail the test on error."""
+    done = subprocess.run(
+        ["git", *args], cwd=where, env=_env(), capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, f"git {args}: {done.stderr}"
+    return done.stdout.strip()
+
+
+@attrs.frozen
+class Result:
+    """What one ``mergegate`` subprocess did."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def doc(self) -> Any:
+        """The JSON document on stdout."""
+        return json.loads(self.stdout)
+
+
+@attrs.define
+class Scratch:
+    """A bare integration repository, a work clone, and the ``mergegate`` runner on them."""
+
+    root: Path
+    shas: dict[str, str] = attrs.Factory(dict)
+
+    @property
+    def bare(self) -> Path:
+        return self.root / "integration.git"
+
+    @property
+    def work(self) -> Path:
+        return self.root / "work"
+
+    @property
+    def todos(self) -> Path:
+        return self.bare / "todos"
+
+    @property
+    def db(self) -> Path:
+        return self.bare / "mergegate" / "mergegate.sqlite3"
+
+    @property
+    def log(self) -> Path:
+        return self.bare / "mergegate" / "mergegate.log"
+
+    def main(self) -> str:
+        return git(self.bare, "rev-parse", "refs/heads/main")
+
+    def commit(self, branch: str, base: str, message: str, files: dict[str, str]) -> str:
+        """Commit ``files`` on ``branch`` (made from ``base`` if new) in the clone, push it."""
+        branches = git(self.work, "branch", "--list", branch)
+        if branches:
+            git(self.work, "checkout", "-q", branch)
+        elif branch != base:
+            git(self.work, "checkout", "-q", "-b", branch, base)
+        for name, text in files.items():
+            path = self.work / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        git(self.work, "add", "--", *files)
+        git(self.work, "commit", "-q", "-m", message)
+        git(self.work, "push", "-q", "-f", "origin", branch)
+        sha = git(self.work, "rev-parse", "HEAD")
+        self.shas[branch] = sha
+        return sha
+
+    def __call__(self, *args: str, stdin: str | None = None, cwd: Path | None = None) -> Result:
+        """Run ``mergegate --repo <bare> ARGS``; no traceback may ever reach stderr."""
+        done = subprocess.run(
+            [sys.executable, "-m", "mergegate.cli", "--repo", str(self.bare), *args],
+            cwd=cwd or self.root,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            check=False,
+            input=stdin if stdin is not None else "",
+            timeout=120,
+        )
+        assert "Traceback" not in done.stderr, done.stderr
+        return Result(done.returncode, done.stdout, done.stderr)
+
+    def snapshot(self) -> tuple[object, ...]:
+        """Every row of every store table, and every file under todos/: what a command wrote."""
+        rows: dict[str, list[tuple[Any, ...]]] = {}
+        if self.db.exists():
+            with sqlite3.connect(self.db) as conn:
+                tables = [
+                    r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+                ]
+                for table in sorted(tables):
+                    rows[table] = sorted(conn.execute(f"SELECT * FROM {table}"), key=repr)
+            conn.close()
+        files = {}
+        if self.todos.exists():
+            for path in sorted(self.todos.rglob("*")):
+                if path.is_file() and not path.name.endswith(".lock"):
+                    files[str(path.relative_to(self.todos))] = path.read_bytes()
+        return rows, files, self.main()
+
+
+def _build(root: Path) -> Scratch:
+    root.mkdir(parents=True)
+    s = Scratch(root)
+    git(root, "init", "-q", "--bare", "-b", "main", str(s.bare))
+    git(root, "init", "-q", "-b", "main", str(s.work))
+    git(s.work, "remote", "add", "origin", str(s.bare))
+    s.commit(
+        "main",
+        "main",
+        "Initial commit",
+        {
+            "README.md": "# greeter\n",
+            "greeting.txt": "Hello, world.\n",
+        },
+    )
+    s.commit(
+        "add-docs",
+        "main",
+        "Add docs",
+        {
+            "docs/usage.md": "Run it.\n",
+            "greeting.txt": "Hello, world!\n",
+        },
+    )
+    s.commit("new-greeting", "main", "Greet mergegate", {"greeting.txt": "Hello, mergegate.\n"})
+    s.commit("other", "main", "Another file", {"other.txt": "other\n"})
+    return s
+
+
+def _copy(template: Scratch, root: Path) -> Scratch:
+    shutil.copytree(template.root, root, symlinks=True)
+    copy = Scratch(root, dict(template.shas))
+    git(copy.work, "remote", "set-url", "origin", str(copy.bare))
+    return copy
+
+
+@pytest.fixture(scope="session")
+def _templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Scratch]:
+    # Built once per session and copied per test: a subprocess costs ~0.3 s.
+    base = tmp_path_factory.mktemp("templates")
+    fresh = _build(base / "fresh")
+    ready = _copy(fresh, base / "ready")
+    assert ready("init").code == 0
+    blocked = _copy(ready, base / "blocked")
+    assert blocked("submit", "add-docs", "--sha", blocked.shas["add-docs"]).code == 0
+    assert blocked("submit", "new-greeting", "--sha", blocked.shas["new-greeting"]).code == 0
+    assert blocked("apply").code == 0
+    assert blocked("apply").code == 3
+    return {"fresh": fresh, "ready": ready, "blocked": blocked}
+
+
+MakeScratch = Callable[..., Scratch]
+
+
+@pytest.fixture(scope="session")
+def make_scratch(
+    _templates: dict[str, Scratch], tmp_path_factory: pytest.TempPathFactory
+) -> MakeScratch:
+    """A factory of fresh copies: ``fresh`` (no store), ``ready`` (init done) or ``blocked``.
+
+    Every copy has main, add-docs, new-greeting and other. In ``blocked``,
+    add-docs is integrated and new-greeting is blocked by a conflict on greeting.txt.
+    """
+
+    def make(kind: str = "fresh") -> Scratch:
+        return _copy(_templates[kind], tmp_path_factory.mktemp("scratch") / "s")
+
+    return make
+
+
+@pytest.fixture
+def scratch(make_scratch: MakeScratch) -> Scratch:
+    """Fresh repositories with the store initialized: main, add-docs, new-greeting, other."""
+    return make_scratch("ready")
+
+
+@pytest.fixture
+def blocked(make_scratch: MakeScratch) -> Scratch:
+    """add-docs integrated, then new-greeting applied and blocked by a conflict on greeting.txt."""
+    return make_scratch("blocked")
