@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import attrs
+
 from mergegate.statemachine.testing.strategies import CommitPlan, RepoPlan
 
 from .git import Git, Identity

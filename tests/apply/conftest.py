@@ -6,6 +6,7 @@ import sys
 from collections.abc import Callable
 
 import pytest
+
 from mergegate.apply import CheckSpec
 from mergegate.apply.testing import TestRepo as Repo
 from mergegate.apply.testing import marker_check_script
@@ -13,7 +14,7 @@ from mergegate.apply.testing import marker_check_script
 MakeRepo = Callable[..., Repo]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_repo(tmp_path_factory: pytest.TempPathFactory) -> MakeRepo:
     """A factory of fresh, empty repositories; safe to call once per hypothesis example."""
 
@@ -23,7 +24,7 @@ def make_repo(tmp_path_factory: pytest.TempPathFactory) -> MakeRepo:
     return make
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def marker_check(tmp_path_factory: pytest.TempPathFactory) -> CheckSpec:
     """A check that fails when the merge commit's tree holds the marker file ``FAIL``."""
     script = marker_check_script(tmp_path_factory.mktemp("scripts"))

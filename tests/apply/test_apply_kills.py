@@ -1,0 +1,109 @@
+"""Kill a separate apply process at random points: main stays whole, cleanup leaves nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+from mergegate.apply import GitApplier
+from mergegate.apply.testing import TestRepo as Repo
+from mergegate.statemachine.testing.strategies import MARKER, PLAN_PATHS, RepoPlan, repo_plans
+
+MakeRepo = Callable[..., Repo]
+EXAMPLES = max(5, (settings.default.max_examples or 40) // 4)
+
+# The apply runs in its own interpreter, so SIGKILL hits a real process mid-step.
+DRIVER = """
+import json, sys
+from mergegate.apply import CheckSpec, GitApplier
+from mergegate.statemachine import CandidateKey
+args = json.loads(sys.argv[1])
+check = CheckSpec("slow-marker", tuple(args["check"]), timeout=30)
+applier = GitApplier(args["repo"], checks=[check])
+print("ready", flush=True)
+for slug, branch, sha in args["keys"]:
+    applier.apply(CandidateKey(slug, branch, sha), lambda: None)
+print("done", flush=True)
+"""
+
+
+def slow_marker_check(directory: Path, sleep: float) -> list[str]:
+    """A check that sleeps, then fails when the marker file exists in its cwd."""
+    script = directory / "slow_marker.py"
+    script.write_text(
+        "import os, sys, time\n"
+        f"time.sleep({sleep!r})\n"
+        f"sys.exit(1 if os.path.exists({MARKER!r}) else 0)\n"
+    )
+    return [sys.executable, str(script)]
+
+
+def main_history_is_whole(repo: Repo, start: str, tips: set[str]) -> None:
+    """main is ``start``, or a chain of merges of known tips on top of it, none with the marker."""
+    sha = repo.main()
+    while sha != start:
+        first, second = repo.parents(sha)
+        assert second in tips, second
+        assert MARKER not in repo.files(sha)
+        sha = first
+
+
+@pytest.mark.slow
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(
+    plan=repo_plans(max_branches=3),
+    delay=st.floats(0.0, 0.4),
+    sleep=st.sampled_from([0.0, 0.05, 0.3]),
+    bare=st.booleans(),
+)
+def test_killed_apply_leaves_main_whole(
+    make_repo: MakeRepo,
+    tmp_path_factory: pytest.TempPathFactory,
+    plan: RepoPlan,
+    delay: float,
+    sleep: float,
+    bare: bool,
+) -> None:
+    """SIGKILL at a random moment; then cleanup_stale leaves no worktree, and main is sound."""
+    repo = make_repo(bare=bare)
+    tips = repo.build(plan)
+    if not bare:
+        root = repo.git("rev-list", "--max-parents=0", "refs/heads/main")
+        repo.git("update-ref", "refs/heads/work", root)
+        repo.git("reset", "-q", "--hard")
+        (repo.path / PLAN_PATHS[0]).write_text("dirty\n")
+    before = repo.snapshot()
+    start = repo.main()
+    keys = [(b.slug, b.name, tips[b.name]) for b in plan.branches]
+    check = slow_marker_check(tmp_path_factory.mktemp("check"), sleep)
+    args = json.dumps({"repo": str(repo.path), "check": check, "keys": keys})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", DRIVER, args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"ready\n"
+    time.sleep(delay)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    removed = GitApplier(repo.path).cleanup_stale()
+    after = repo.snapshot()
+    assert {k: v for k, v in after.refs.items() if k != "refs/heads/main"} == {
+        k: v for k, v in before.refs.items() if k != "refs/heads/main"
+    }
+    assert after.worktrees == before.worktrees
+    assert after.status == before.status
+    assert repo.scratch_leftovers() == []
+    assert all(p.name.startswith(f"{proc.pid}-") for p in removed)
+    event("killed inside a check" if removed else "killed outside a check")
+    event("main moved" if repo.main() != start else "main kept")
+    main_history_is_whole(repo, start, {tips[b.name] for b in plan.branches})
