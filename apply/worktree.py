@@ -98,13 +98,19 @@ def scratch_worktree(git: Git, root: Path, commit: str) -> Iterator[Path]:
         _remove(git, path)
 
 
-def _remove(git: Git, path: Path) -> None:
-    # Removal must not fail the apply: whatever `worktree remove` leaves behind,
-    # the directory is deleted and `prune` drops its administrative entry.
+def _remove(git: Git, path: Path, *, strict: bool = False) -> None:
+    # `worktree remove` may leave the directory (a check wrote into it, or git
+    # never registered it); whatever it leaves is deleted, and `prune` then
+    # drops the administrative entry. In a `finally`, failures are swallowed so
+    # that they cannot hide the exception that is already on its way out.
     with contextlib.suppress(Exception):
         git.run("worktree", "remove", "--force", "--force", "--end-of-options", str(path))
     shutil.rmtree(path, ignore_errors=True)
-    git.run("worktree", "prune")
+    if strict:
+        git.run("worktree", "prune")
+    else:
+        with contextlib.suppress(Exception):
+            git.run("worktree", "prune")
 
 
 def _alive(pid: int) -> bool:
@@ -151,7 +157,7 @@ def cleanup_stale(git: Git, root: Path) -> list[Path]:
     # Both sources count: a process killed inside `worktree add` can leave a
     # registered (and locked) entry without a directory, or a directory that
     # git never registered.
-    candidates = {w.path for w in list_worktrees(git) if w.path.parent == root}
+    candidates = {w.path for w in list_worktrees(git) if w.path.resolve().parent == root}
     if root.is_dir():
         candidates.update(root.iterdir())
     removed: list[Path] = []
@@ -162,7 +168,7 @@ def cleanup_stale(git: Git, root: Path) -> list[Path]:
         _kill_processes_in(path)
         with contextlib.suppress(Exception):
             git.run("worktree", "unlock", "--end-of-options", str(path))
-        _remove(git, path)
+        _remove(git, path, strict=True)
         removed.append(path)
     if not removed:
         git.run("worktree", "prune")
