@@ -20,6 +20,7 @@ from .errors import FollowUpConflict
 from .fsio import fsync_dir, write_new_file
 from .paths import todo_path
 from .templates import GuidanceTemplates
+from .text import code_span
 from .todo_text import render_todo
 
 __all__ = ["ScaffoldResult", "read_source", "scaffold_todo"]
@@ -43,12 +44,8 @@ def _unspan(value: str) -> str:
     return inner
 
 
-def read_source(folder: Path) -> CandidateKey | None:
-    """The candidate that ``folder/input.md`` links in its Source section, or ``None``.
-
-    ``None`` means the folder has no readable, valid linkage: no input.md, no
-    Source section, or values that are not a valid identity.
-    """
+def _source_lines(folder: Path) -> dict[str, str] | None:
+    """The raw ``- slug:``, ``- branch:`` and ``- sha:`` values of input.md's Source section."""
     try:
         text = (folder / "input.md").read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
@@ -61,20 +58,33 @@ def read_source(folder: Path) -> CandidateKey | None:
             continue
         for name in _SOURCE_FIELDS:
             prefix = f"- {name}: "
+            # The first value wins: user text (the detail, check output) comes later in the file.
             if in_source and name not in found and line.startswith(prefix):
-                found[name] = _unspan(line[len(prefix) :])
-    if set(found) != set(_SOURCE_FIELDS):
+                found[name] = line[len(prefix) :]
+    return found if set(found) == set(_SOURCE_FIELDS) else None
+
+
+def read_source(folder: Path) -> CandidateKey | None:
+    """The candidate that ``folder/input.md`` links in its Source section, or ``None``.
+
+    ``None`` means the folder has no readable, valid linkage: no input.md, no
+    Source section, or values that are not a valid identity.
+    """
+    lines = _source_lines(folder)
+    if lines is None:
         return None
     try:
-        return CandidateKey(found["slug"], found["branch"], found["sha"])
+        return CandidateKey(*(_unspan(lines[name]) for name in _SOURCE_FIELDS))
     except MergegateError:
         return None
 
 
 def _reuse(target: Path, key: CandidateKey) -> ScaffoldResult:
-    found = read_source(target)
-    if found != key:
-        raise FollowUpConflict(str(target), key, found)
+    # Compare the lines as the scaffold writes them, not parsed values: a branch
+    # with an escaped character does not parse back, yet must still be recognized.
+    expected = {name: code_span(getattr(key, name)) for name in _SOURCE_FIELDS}
+    if _source_lines(target) != expected:
+        raise FollowUpConflict(str(target), key, read_source(target))
     return ScaffoldResult(target, created=False)
 
 
@@ -93,8 +103,8 @@ def scaffold_todo(
     refuses (read-only, full, ``todos_root`` is a file).
     """
     root = Path(todos_root)
-    root.mkdir(parents=True, exist_ok=True)
     target = todo_path(root, record.follow_up_slug)
+    root.mkdir(parents=True, exist_ok=True)
     if target.exists() or target.is_symlink():
         return _reuse(target, record.key)
     files = render_todo(record, report, templates)

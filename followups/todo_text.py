@@ -7,12 +7,10 @@ bytes, which is what lets a replay compare folders byte for byte.
 
 from __future__ import annotations
 
-import json
-
 from mergegate.statemachine import BlockedRecord, BlockedReport, CheckResult, Reason
 
 from .templates import GuidanceTemplates
-from .text import code_span, fenced
+from .text import code_span, fenced, yaml_quoted
 
 __all__ = ["STATE_DONE", "STATE_OPEN", "TODO_FILES", "render_todo"]
 
@@ -178,20 +176,16 @@ def _demo(record: BlockedRecord, t: GuidanceTemplates) -> str:
 def _state_yaml(record: BlockedRecord, report: BlockedReport) -> str:
     key = record.key
 
-    # JSON strings are valid YAML double-quoted scalars, and need no YAML library here.
-    def q(value: str) -> str:
-        return json.dumps(value)
-
     return (
         "# The follow-up's state. Set status to done once the remediation is finished:\n"
         "# resume refuses to retry the candidate before that (unless it is forced).\n"
         f"status: {STATE_OPEN}\n"
-        f"follow_up: {q(record.follow_up_slug)}\n"
-        f"reason: {q(report.reason.value)}\n"
+        f"follow_up: {yaml_quoted(record.follow_up_slug)}\n"
+        f"reason: {yaml_quoted(report.reason.value)}\n"
         "source:\n"
-        f"  slug: {q(key.slug)}\n"
-        f"  branch: {q(key.branch)}\n"
-        f"  sha: {q(key.sha)}\n"
+        f"  slug: {yaml_quoted(key.slug)}\n"
+        f"  branch: {yaml_quoted(key.branch)}\n"
+        f"  sha: {yaml_quoted(key.sha)}\n"
     )
 
 

@@ -14,6 +14,7 @@ import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ruamel.yaml import YAML
 
 from mergegate.followups import (
     TODO_FILES,
@@ -210,13 +211,15 @@ def test_output_with_backtick_fences_cannot_close_its_block(
 def test_every_report_renders_deterministically(
     report: BlockedReport, make_record: MakeRecord, follow_up: str
 ) -> None:
-    """Any valid report renders all six files, identically twice, each naming the follow-up."""
+    """Any valid report renders six printable files, identically twice, naming the follow-up."""
     record = make_record(reason=report.reason, main_sha=report.main_sha)
     files = render_todo(record, report)
     assert tuple(files) == TODO_FILES
     assert files == render_todo(attrs.evolve(record), report)
     assert all(follow_up in text for text in files.values())
     assert f"`{report.reason.value}` against main" in files["input.md"]
+    lines = [line for text in files.values() for line in text.split("\n")]
+    assert all(line.replace("\t", "").isprintable() for line in lines)
 
 
 @FIXTURES_OK
@@ -276,3 +279,30 @@ def test_concurrent_scaffold_processes_create_the_folder_once(
     assert sorted(outputs) == ["False"] * 5 + ["True"]
     assert [p.name for p in todos.iterdir()] == [follow_up]
     assert sorted(p.name for p in (todos / follow_up).iterdir()) == sorted(TODO_FILES)
+
+
+ODD_BRANCHES = [
+    'feat/"quoted"',
+    "feat/\x85nel",
+    "feat/\u2028separator",
+    "feat/\U0001f600",
+    "feat/`tick`",
+    "feat/#hash",
+    "feat/it's",
+    "feat/\u202eright-to-left",
+]
+
+
+@pytest.mark.parametrize("branch", ODD_BRANCHES)
+def test_odd_branches_link_back_and_round_trip_in_state_yaml(
+    todos: Path, make_record: MakeRecord, checks_report: BlockedReport, branch: str
+) -> None:
+    """Valid but odd branch names are reused on replay, and state.yaml reads them back exactly."""
+    key = CandidateKey("auth-login", branch, "0123456789abcdef")
+    record = make_record(key=key)
+    first = scaffold_todo(todos, record, checks_report)
+    assert not scaffold_todo(todos, record, checks_report).created
+    state = YAML(typ="safe", pure=True).load((first.path / "state.yaml").read_text())
+    assert state["source"] == {"slug": key.slug, "branch": branch, "sha": key.sha}
+    assert state["status"] == "open"
+    assert all(line.isprintable() for line in (first.path / "input.md").read_text().split("\n"))
