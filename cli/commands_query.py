@@ -56,6 +56,8 @@ def show(ctx: click.Context, slug: str) -> int:
         occurrences = s.store().occurrences(outcome.blocked.id)
         latest = occurrences[-1] if occurrences else None
     result = outcome_json(outcome)
+    # In show, "transition" is the latest log entry, not a move this call made.
+    del result["changed"]
     result["latest_evidence"] = None if latest is None else occurrence_json(latest)
     return emit(s.json, s.command, result, show_text(outcome, latest))
 

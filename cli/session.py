@@ -94,6 +94,8 @@ class Session:
     def store(self, *, create: bool = False) -> Store:
         """The store; only ``create`` (``init``) may create a SQLite file that is missing."""
         if self._store is None:
+            # The configuration is checked first: a broken file fails every command alike.
+            self.config()
             self._store = _open(self.db_target(), create=create)
         return self._store
 

@@ -1,0 +1,149 @@
+"""Configuration: mergegate.toml or [tool.mergegate], checked key by key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mergegate.cli import Config, ConfigError, load_config
+
+from .conftest import Scratch
+
+
+def _load(tmp_path: Path, text: str, name: str = "mergegate.toml") -> Config:
+    (tmp_path / name).write_text(text)
+    return load_config(tmp_path)
+
+
+def test_defaults_without_a_file(tmp_path: Path) -> None:
+    """No file gives main, todos/, todos/roadmap.yaml, no checks."""
+    config = load_config(tmp_path)
+    assert (config.main_branch, config.todos, config.roadmap, config.checks) == (
+        "main",
+        tmp_path / "todos",
+        tmp_path / "todos" / "roadmap.yaml",
+        (),
+    )
+    assert config.source is None
+
+
+def test_every_key_is_read(tmp_path: Path) -> None:
+    """Every documented key lands in the record."""
+    config = _load(
+        tmp_path,
+        """
+main_branch = "trunk"
+remote = "origin"
+todos = "work/todos"
+roadmap = "work/roadmap.yaml"
+follow_up_group = "blocked"
+max_main_retries = 5
+lease_ttl = 90
+
+[[checks]]
+name = "unit"
+argv = ["pytest", "-q"]
+timeout = 120
+
+[[checks]]
+name = "lint"
+argv = "ruff check ."
+shell = true
+
+[guidance]
+resume = "orchestrate resume {slug}"
+""",
+    )
+    assert config.main_branch == "trunk"
+    assert config.remote == "origin"
+    assert config.todos == tmp_path / "work/todos"
+    assert config.roadmap == tmp_path / "work/roadmap.yaml"
+    assert config.follow_up_group == "blocked"
+    assert (config.max_main_retries, config.lease_ttl) == (5, 90.0)
+    assert [(c.name, c.argv, c.timeout, c.shell) for c in config.checks] == [
+        ("unit", ("pytest", "-q"), 120.0, False),
+        ("lint", ("ruff check .",), 600.0, True),
+    ]
+    assert config.guidance == (("resume", "orchestrate resume {slug}"),)
+
+
+def test_roadmap_follows_todos(tmp_path: Path) -> None:
+    """Without roadmap, it is roadmap.yaml inside the configured todos folder."""
+    assert _load(tmp_path, 'todos = "t"\n').roadmap == tmp_path / "t" / "roadmap.yaml"
+
+
+def test_pyproject_tool_table(tmp_path: Path) -> None:
+    """[tool.mergegate] in pyproject.toml is read when there is no mergegate.toml."""
+    config = _load(tmp_path, '[tool.mergegate]\nmain_branch = "dev"\n', "pyproject.toml")
+    assert config.main_branch == "dev"
+    assert config.source == str(tmp_path / "pyproject.toml")
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "words"),
+    [
+        ("mainbranch = 'x'\n", "mainbranch", "unknown key"),
+        ("main_branch = 3\n", "main_branch", "expected a string, got an integer"),
+        ("main_branch = 'a..b'\n", "main_branch", "not a valid git branch"),
+        ("todos = '../elsewhere'\n", "todos", "inside the repository"),
+        ("roadmap = '/etc/roadmap.yaml'\n", "roadmap", "inside the repository"),
+        ("max_main_retries = true\n", "max_main_retries", "expected an integer"),
+        ("max_main_retries = -1\n", "max_main_retries", "0 to 100"),
+        ("lease_ttl = 0\n", "lease_ttl", "positive"),
+        ("follow_up_group = 'Not A Slug'\n", "follow_up_group", "lowercase"),
+        ("[[checks]]\nargv = ['x']\n", "checks[0].name", "required"),
+        ("[[checks]]\nname = 'a'\n", "checks[0].argv", "required"),
+        ("[[checks]]\nname = 'a'\nargv = 'x y'\n", "checks[0].argv", "shell = true"),
+        ("[[checks]]\nname = 'a'\nargv = []\n", "checks[0].argv", "non-empty"),
+        ("[[checks]]\nname = 'a'\nargv = ['x']\ntimout = 3\n", "checks[0].timout", "unknown"),
+        ("[guidance]\nrestart = 'x'\n", "guidance.restart", "unknown key"),
+        ("checks = 'pytest'\n", "checks", "array of tables"),
+        ("main_branch = \n", "(file)", "not valid TOML"),
+    ],
+)
+def test_bad_configuration_names_the_key(tmp_path: Path, text: str, key: str, words: str) -> None:
+    """Each bad value is a ConfigError whose message names the key and the problem."""
+    with pytest.raises(ConfigError) as caught:
+        _load(tmp_path, text)
+    assert caught.value.key == key
+    assert words in str(caught.value)
+
+
+def test_symlinked_todos_outside_is_refused(tmp_path: Path) -> None:
+    """A todos path that resolves outside the repository through a symlink is refused."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "link").symlink_to(tmp_path)
+    with pytest.raises(ConfigError, match="outside the repository"):
+        _load(repo, 'todos = "link/todos"\n')
+
+
+def test_both_files_is_an_error(tmp_path: Path) -> None:
+    """mergegate.toml and [tool.mergegate] together are refused: one source of truth."""
+    (tmp_path / "pyproject.toml").write_text("[tool.mergegate]\n")
+    with pytest.raises(ConfigError, match="keep only one"):
+        _load(tmp_path, "")
+
+
+def test_bad_config_exits_2_with_one_line(scratch: Scratch) -> None:
+    """Through the command line, a bad key exits 2 with one stderr line naming file and key."""
+    (scratch.bare / "mergegate.toml").write_text("lease_ttl = 'long'\n")
+    r = scratch("list")
+    assert r.code == 2
+    assert r.stderr.count("\n") == 1
+    assert "mergegate.toml: lease_ttl: expected a number, got a string" in r.stderr
+
+
+def test_bad_guidance_template_exits_2(scratch: Scratch) -> None:
+    """A guidance template with an unknown placeholder exits 2 naming guidance.<name>."""
+    (scratch.bare / "mergegate.toml").write_text('[guidance]\nresume = "go {nope}"\n')
+    r = scratch("show", "x")
+    assert r.code == 2
+    assert "guidance.resume" in r.stderr
+
+
+def test_configured_guidance_reaches_the_text(blocked: Scratch) -> None:
+    """Configured templates replace the NEXT: commands of the guidance."""
+    (blocked.bare / "mergegate.toml").write_text('[guidance]\nresume = "orch resume {slug}"\n')
+    assert "NEXT: orch resume new-greeting\n" in blocked("show", "new-greeting").stdout
