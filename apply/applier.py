@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+
 from mergegate.statemachine import (
     AlreadyIntegrated,
     ApplyResult,
@@ -146,6 +147,17 @@ class GitApplier:
             )
         return found.oid
 
+    def contains(self, sha: str) -> bool:
+        """Whether ``main`` already contains the commit ``sha``; for ``Engine.recover``.
+
+        A commit that does not exist here is not contained. Raises
+        RepositoryError if ``main`` does not resolve.
+        """
+        found = lookup(self.git, f"{sha}^{{commit}}")[0]
+        if found.oid is None:
+            return False
+        return is_ancestor(self.git, found.oid, self.main_sha())
+
     def cleanup_stale(self) -> list[Path]:
         """Remove scratch worktrees left by killed applies; return their paths."""
         return cleanup_stale(self.git, self._root)
@@ -196,8 +208,16 @@ class GitApplier:
         if commit.oid is None:
             what = obj.problem if obj.type is None else f"a {obj.type}, not a commit"
             return _precondition(main.oid, f"candidate sha {key.sha} is {what} in {self.repo}")
-        if self.require_branch_ref and branch.oid is None:
-            return _precondition(main.oid, f"branch refs/heads/{key.branch} does not exist")
+        if self.require_branch_ref:
+            if branch.oid is None:
+                return _precondition(main.oid, f"branch refs/heads/{key.branch} does not exist")
+            # The usual case, the branch tip itself, needs no extra git process.
+            if branch.oid != commit.oid and not is_ancestor(self.git, commit.oid, branch.oid):
+                return _precondition(
+                    main.oid,
+                    f"branch refs/heads/{key.branch} (at {branch.oid[:12]}) does not contain "
+                    f"candidate sha {key.sha}",
+                )
         return _Read(main.oid, tree.oid, commit.oid)
 
     def _attempt(

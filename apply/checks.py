@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO
 
 import attrs
+
 from mergegate.statemachine import CheckResult, InvalidInput, check_text
 
 __all__ = ["CheckSpec", "run_check"]

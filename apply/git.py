@@ -13,6 +13,7 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import attrs
+
 from mergegate.statemachine import InvalidInput, RepositoryError, check_text
 
 from .errors import GitCommandFailed, GitNotFound

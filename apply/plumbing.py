@@ -8,6 +8,7 @@ None of these touch a checkout or write a ref, except :func:`compare_and_swap`
 from __future__ import annotations
 
 import attrs
+
 from mergegate.statemachine import RepositoryError
 
 from .errors import GitCommandFailed

@@ -199,6 +199,18 @@ def test_missing_branch_is_a_precondition(repo: Repo, heartbeat: Beat) -> None:
     assert result.report.evidence.diagnostic == "branch refs/heads/gone does not exist"
 
 
+def test_branch_must_contain_the_sha(repo: Repo, heartbeat: Beat) -> None:
+    """A branch that moved past the sha is fine; one that no longer contains it blocks."""
+    sha = repo.commit("refs/heads/feat", repo.main(), {"x": "x\n"})
+    repo.commit("refs/heads/feat", sha, {"y": "y\n"})
+    repo.commit("refs/heads/other", repo.main(), {"z": "z\n"})
+    applier = GitApplier(repo.path)
+    result = applier.apply(CandidateKey("other", "other", sha), heartbeat)
+    assert isinstance(result, Blocked)
+    assert "does not contain candidate sha" in (result.report.evidence.diagnostic or "")
+    assert isinstance(applier.apply(CandidateKey("feat", "feat", sha), heartbeat), Integrated)
+
+
 def test_branch_ref_can_be_optional(repo: Repo, heartbeat: Beat) -> None:
     """With require_branch_ref=False, a fetched sha without a local branch integrates."""
     sha = repo.commit("refs/heads/feat", repo.main(), {"x": "x\n"})
