@@ -33,7 +33,7 @@ _REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 
 def check_slug(value: str, *, field: str = "slug", limit: int = SLUG_MAX) -> str:
     """Return ``value`` if it is a slug of at most ``limit`` characters; raise InvalidInput."""
-    if not isinstance(value, str) or not SLUG_RE.match(value):
+    if not isinstance(value, str) or not SLUG_RE.fullmatch(value):
         raise InvalidInput(field, value, "use lowercase letters, digits and single hyphens")
     if len(value) > limit:
         raise InvalidInput(field, value, f"use at most {limit} characters")
@@ -42,7 +42,7 @@ def check_slug(value: str, *, field: str = "slug", limit: int = SLUG_MAX) -> str
 
 def check_sha(value: str, *, field: str = "sha") -> str:
     """Return ``value`` if it is 7 to 64 lowercase hex characters; raise InvalidInput."""
-    if not isinstance(value, str) or not SHA_RE.match(value):
+    if not isinstance(value, str) or not SHA_RE.fullmatch(value):
         raise InvalidInput(field, value, "use 7 to 64 lowercase hex characters")
     return value
 

@@ -188,7 +188,7 @@ def hostile_branches() -> st.SearchStrategy[str]:
 
 
 def _is_slug(value: str) -> bool:
-    return bool(SLUG_RE.match(value)) and len(value) <= SLUG_MAX
+    return bool(SLUG_RE.fullmatch(value)) and len(value) <= SLUG_MAX
 
 
 # -- repository plans: pure data a git-backed suite turns into a real repository --
