@@ -47,7 +47,7 @@ def test_generated_keys_are_valid(key: CandidateKey) -> None:
     assert CandidateKey(key.slug, key.branch, key.sha) == key
 
 
-@pytest.mark.parametrize("sha", ["abc", "g" * 40, "A" * 40, "a" * 65, "", " abcdefg"])
+@pytest.mark.parametrize("sha", ["abcdef1\n", "abc", "g" * 40, "A" * 40, "a" * 65, "", " abcdefg"])
 def test_bad_shas_are_rejected(sha: str) -> None:
     """A sha must be 7 to 64 lowercase hex characters."""
     with pytest.raises(InvalidInput, match="7 to 64 lowercase hex"):
