@@ -147,6 +147,7 @@ def hostile_slugs() -> st.SearchStrategy[str]:
             "",
             " a",
             "a\nb",
+            "a\n",
             "a/b",
             "x" * (SLUG_MAX + 1),
             "\u00e9t\u00e9",
