@@ -277,6 +277,7 @@ class Engine(_Moves):
 
     def _finish_apply(self, started: Outcome, applier: Applier, owner: str) -> Outcome:
         key, seq = started.candidate.key, started.candidate.seq
+
         def heartbeat() -> None:
             self.renew_lease(owner)
 
@@ -296,8 +297,18 @@ class Engine(_Moves):
             self.lease_name, owner, self.clock() + (ttl or self.lease_ttl)
         )
 
-    def recover(self, main_sha: str) -> list[Outcome]:
-        """Block every candidate whose apply lease expired, reason ``apply_interrupted``."""
+    def recover(
+        self, main_sha: str, *, contains: Callable[[str], bool] | None = None
+    ) -> list[Outcome]:
+        """Settle every candidate whose apply lease expired.
+
+        Such a candidate is blocked with reason ``apply_interrupted``, unless
+        ``contains`` says that ``main_sha`` already contains its sha: then the
+        apply moved ``main`` and died before it recorded that, and the candidate
+        is integrated at ``main_sha`` instead. Without ``contains`` (an
+        orchestrator that cannot ask its repository), every one is blocked, and
+        its next apply finds it already integrated.
+        """
         check_sha(main_sha, field="main sha")
         now = self.clock()
         outcomes = []
@@ -306,6 +317,16 @@ class Engine(_Moves):
                 continue
             candidate = self.store.candidate_by_id(lease.candidate_id)
             if candidate is None:
+                continue
+            if contains is not None and contains(candidate.key.sha):
+                try:
+                    outcomes.append(
+                        self.integrate(
+                            candidate.key.slug, main_sha=main_sha, expected_seq=candidate.seq
+                        )
+                    )
+                except (ConcurrencyConflict, IllegalTransition):
+                    continue
                 continue
             report = BlockedReport(
                 Reason.APPLY_INTERRUPTED,
