@@ -28,6 +28,7 @@ from mergegate.statemachine import (
     Reason,
     RepositoryError,
     check_branch,
+    check_sha,
 )
 
 from .checks import CheckSpec, run_check
@@ -158,6 +159,17 @@ class GitApplier:
             return False
         return is_ancestor(self.git, found.oid, self.main_sha())
 
+    def contains(self, sha: str) -> bool:
+        """Whether ``main`` contains the commit ``sha``; pass it to ``Engine.recover``.
+
+        An unknown sha is not contained. Raises RepositoryError if ``main``
+        does not resolve.
+        """
+        check_sha(sha)
+        main = self.main_sha()
+        found = lookup(self.git, f"{sha}^{{commit}}")[0].oid
+        return found is not None and is_ancestor(self.git, found, main)
+
     def cleanup_stale(self) -> list[Path]:
         """Remove scratch worktrees left by killed applies; return their paths."""
         return cleanup_stale(self.git, self._root)
@@ -228,7 +240,14 @@ class GitApplier:
         attempts: tuple[str, ...],
     ) -> ApplyResult | None:
         """One try against ``read.main``; ``None`` means main moved before the swap."""
-        merged = merge_trees(self.git, read.main, read.commit)
+        try:
+            merged = merge_trees(self.git, read.main, read.commit)
+        except GitCommandFailed as err:
+            if "unrelated histories" not in err.stderr:
+                raise
+            return _precondition(
+                read.main, f"candidate sha {key.sha} shares no history with {self.main_ref}"
+            )
         if isinstance(merged, Conflict):
             return Blocked(
                 BlockedReport(

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ from hypothesis import strategies as st
 
 from mergegate.apply import GitApplier
 from mergegate.apply.testing import TestRepo as Repo
+from mergegate.persistence import SQLiteStore
+from mergegate.statemachine import CandidateKey, Engine, State
 from mergegate.statemachine.testing.strategies import MARKER, PLAN_PATHS, RepoPlan, repo_plans
 
 MakeRepo = Callable[..., Repo]
@@ -107,3 +110,68 @@ def test_killed_apply_leaves_main_whole(
     event("killed inside a check" if removed else "killed outside a check")
     event("main moved" if repo.main() != start else "main kept")
     main_history_is_whole(repo, start, {tips[b.name] for b in plan.branches})
+
+
+ENGINE_DRIVER = """
+import json, sys
+from mergegate.apply import CheckSpec, GitApplier
+from mergegate.persistence import SQLiteStore
+from mergegate.statemachine import Engine
+args = json.loads(sys.argv[1])
+engine = Engine(SQLiteStore(args["db"]))
+check = CheckSpec("slow-marker", tuple(args["check"]), timeout=30)
+applier = GitApplier(args["repo"], checks=[check])
+print("ready", flush=True)
+while engine.apply_next(applier, owner="victim") is not None:
+    pass
+print("done", flush=True)
+"""
+
+
+@pytest.mark.slow
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(
+    plan=repo_plans(max_branches=3), delay=st.floats(0.0, 0.5), sleep=st.sampled_from([0.0, 0.2])
+)
+def test_killed_engine_apply_recovers_to_the_truth(
+    make_repo: MakeRepo,
+    tmp_path_factory: pytest.TempPathFactory,
+    plan: RepoPlan,
+    delay: float,
+    sleep: float,
+) -> None:
+    """After a kill and recovery, a candidate is integrated exactly when main contains it."""
+    repo = make_repo()
+    tips = repo.build(plan)
+    work = tmp_path_factory.mktemp("engine")
+    db = work / "db.sqlite3"
+    store = SQLiteStore(db)
+    engine = Engine(store)
+    for b in plan.branches:
+        engine.submit(CandidateKey(b.slug, b.name, tips[b.name]))
+    start = repo.main()
+    check = slow_marker_check(work, sleep)
+    args = json.dumps({"repo": str(repo.path), "db": str(db), "check": check})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", ENGINE_DRIVER, args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"ready\n"
+    time.sleep(delay)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate()
+
+    later = Engine(store, clock=lambda: datetime.now(UTC) + timedelta(days=1))
+    applier = GitApplier(repo.path)
+    applier.cleanup_stale()
+    later.recover(applier.main_sha(), contains=applier.contains)
+    assert later.verify() == []
+    assert store.leases() == []
+    for candidate in store.candidates():
+        assert candidate.state is not State.APPLYING
+        integrated = candidate.state is State.INTEGRATED
+        assert integrated == applier.contains(candidate.key.sha), candidate
+        event(f"after recovery: {candidate.state.value}")
+    assert repo.scratch_leftovers() == []
+    main_history_is_whole(repo, start, set(tips.values()))
+    store.close()

@@ -237,6 +237,28 @@ def test_sha_must_be_a_commit(repo: Repo, heartbeat: Beat, what: str, expected: 
     assert expected in (result.report.evidence.diagnostic or "")
 
 
+def test_unrelated_history_is_a_precondition(repo: Repo, heartbeat: Beat) -> None:
+    """A candidate that shares no history with main blocks instead of raising."""
+    sha = repo.commit("refs/heads/lonely", None, {"q": "q\n"})
+    result = GitApplier(repo.path).apply(CandidateKey("lonely", "lonely", sha), heartbeat)
+    assert isinstance(result, Blocked)
+    assert result.report.reason is Reason.PRECONDITION_FAILED
+    assert "shares no history" in (result.report.evidence.diagnostic or "")
+
+
+def test_contains_tells_recovery_what_main_has(repo: Repo, heartbeat: Beat) -> None:
+    """contains() is true for main's history only, and false for unknown shas."""
+    sha = repo.commit("refs/heads/feat", repo.main(), {"x": "x\n"})
+    applier = GitApplier(repo.path)
+    assert not applier.contains(sha)
+    assert isinstance(applier.apply(key(repo, "feat"), heartbeat), Integrated)
+    assert applier.contains(sha)
+    assert applier.contains(repo.main())
+    assert not applier.contains("1234567890abcdef1234567890abcdef12345678")
+    with pytest.raises(InvalidInput):
+        applier.contains("--upload-pack=x")
+
+
 def test_missing_main_is_a_precondition(make_repo: MakeRepo, heartbeat: Beat) -> None:
     """Without main, the report names it and carries the null sha as main."""
     repo = make_repo()
