@@ -8,6 +8,7 @@ atomically, so concurrent writers never lose each other's entries.
 
 from __future__ import annotations
 
+import glob
 import io
 import re
 from collections.abc import Sequence
@@ -147,6 +148,9 @@ def add_roadmap_entry(
     lock = FileLock(str(path) + ".lock", timeout=_LOCK_TIMEOUT)
     # A short poll: a writer holds the lock for one small file replace.
     with lock.acquire(poll_interval=0.005):
+        # Only a lock holder writes these, so any found now is a killed writer's.
+        for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+            leftover.unlink(missing_ok=True)
         text = _read(path)
         data = _load(path, text)
         if data is not None and any(entry["slug"] == slug for entry in data):

@@ -88,6 +88,29 @@ def _reuse(target: Path, key: CandidateKey) -> ScaffoldResult:
     return ScaffoldResult(target, created=False)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sweep(root: Path, follow_up_slug: str) -> None:
+    """Remove the temporary folders of ``follow_up_slug`` whose writer died mid-write.
+
+    A writer killed between ``mkdtemp`` and the rename leaves its temporary
+    folder behind; the next materialization of the same follow-up removes it.
+    """
+    prefix = f".{follow_up_slug}."
+    for entry in root.glob(f"{prefix}*.tmp"):
+        pid = entry.name[len(prefix) :].partition(".")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
 def scaffold_todo(
     todos_root: Path,
     record: BlockedRecord,
@@ -97,7 +120,8 @@ def scaffold_todo(
     """Create ``<todos_root>/<record.follow_up_slug>/`` with its six files, or reuse it.
 
     An existing folder whose ``input.md`` links ``record.key`` is reused
-    untouched. The todos folder is created if missing. Raises FollowUpConflict
+    untouched. The todos folder is created if missing, and temporary folders
+    that a killed writer left for this follow-up are removed. Raises FollowUpConflict
     if the folder exists and links another candidate (or none), PathOutsideTodos
     if it would lie outside the todos folder, and OSError if the filesystem
     refuses (read-only, full, ``todos_root`` is a file).
@@ -105,10 +129,13 @@ def scaffold_todo(
     root = Path(todos_root)
     target = todo_path(root, record.follow_up_slug)
     root.mkdir(parents=True, exist_ok=True)
+    _sweep(root, record.follow_up_slug)
     if target.exists() or target.is_symlink():
         return _reuse(target, record.key)
     files = render_todo(record, report, templates)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{record.follow_up_slug}.", suffix=".tmp", dir=root))
+    # The writer's pid in the name tells a dead writer's leftover from a live one's.
+    prefix = f".{record.follow_up_slug}.{os.getpid()}."
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=root))
     try:
         for name, text in files.items():
             write_new_file(tmp / name, text)
