@@ -20,12 +20,17 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 import psycopg
+from psycopg import errors as pgerrors
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.types.json import Jsonb
+
 from mergegate.statemachine import (
     BlockedRecord,
     BlockedReport,
@@ -41,10 +46,6 @@ from mergegate.statemachine import (
     StoreError,
     Transition,
 )
-from psycopg import errors as pgerrors
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
-from psycopg.types.json import Jsonb
 
 from .codec import dump_report
 from .migrations import POSTGRES_MIGRATIONS, Migration
@@ -110,7 +111,11 @@ class PostgresStore(SQLRows):
         self.connect_timeout = connect_timeout
         self.where = _describe(url_or_conninfo)
         self._conn = self._connect()
-        self._migrate()
+        try:
+            self._migrate()
+        except BaseException:
+            self._conn.close()
+            raise
 
     # -- plumbing ------------------------------------------------------------
 
@@ -214,14 +219,22 @@ class PostgresStore(SQLRows):
 
     @contextmanager
     def _write(self) -> Iterator[_PostgresTransaction]:
+        # BEGIN and COMMIT are plain pipelined statements rather than psycopg's
+        # transaction(), which syncs at COMMIT and again when the pipeline ends:
+        # this way the COMMIT travels with the queued writes, one round trip.
         conn = self._connection()
         tx = _PostgresTransaction(conn, self)
         try:
-            with conn.pipeline(), conn.transaction():
+            with conn.pipeline():
+                conn.execute("BEGIN")
                 yield tx
                 tx.committing = True
-        except psycopg.Error as err:
-            raise self._translate(err, tx) from err
+                conn.execute("COMMIT")
+        except BaseException as exc:
+            _roll_back(conn)
+            if isinstance(exc, psycopg.Error):
+                raise self._translate(exc, tx) from exc
+            raise
 
     def _lock(self, *parts: str) -> int:
         return _lock_key(self._namespace, *parts)
@@ -317,18 +330,29 @@ class PostgresStore(SQLRows):
         self, follow_up_slug: str, state: FollowUpState, error: str | None
     ) -> None:
         """Record the result of materializing a follow-up; ``CREATED`` marks its outbox row done."""
+        # The outcome row first, then the outbox row: the order record_block
+        # locks them in. The other order deadlocks against a concurrent replay.
         with self._write() as tx:
+            tx.execute(
+                "UPDATE integration_blocked_outcomes SET follow_up_state = %s, "
+                "follow_up_error = %s WHERE follow_up_slug = %s",
+                (state.value, error, follow_up_slug),
+            )
             tx.execute(
                 "UPDATE follow_up_outbox SET attempts = attempts + 1, last_error = %s, "
                 "done_at = CASE WHEN %s THEN COALESCE(done_at, now()) ELSE NULL END "
                 "WHERE follow_up_slug = %s",
                 (error, state is FollowUpState.CREATED, follow_up_slug),
             )
-            tx.execute(
-                "UPDATE integration_blocked_outcomes SET follow_up_state = %s, "
-                "follow_up_error = %s WHERE follow_up_slug = %s",
-                (state.value, error, follow_up_slug),
-            )
+
+
+def _roll_back(conn: psycopg.Connection[Any]) -> None:
+    """End a failed transaction; a lost connection has ended it already."""
+    if conn.broken or conn.closed:
+        return
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        with suppress(psycopg.Error):
+            conn.execute("ROLLBACK")
 
 
 def _describe(conninfo: str) -> str:
@@ -356,6 +380,14 @@ _APPEND = (
     "idempotency_key) VALUES ((SELECT id FROM moved), %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 
+_CANDIDATE_WITH_BLOCKED = (
+    f"SELECT c.*, {', '.join(f'b.{c.strip()}' for c in SQLRows.BLOCKED_COLUMNS.split(','))}, "
+    "(SELECT follow_up_slug FROM integration_blocked_outcomes WHERE slug = c.slug "
+    "ORDER BY id DESC LIMIT 1) "
+    f"FROM ({_pg(SQLRows.CANDIDATE_BY_SLUG)}) c LEFT JOIN integration_blocked_outcomes b "
+    "ON b.slug = c.slug AND b.branch = c.branch AND b.sha = c.sha"
+)
+
 _RECORD_BLOCK = (
     "WITH b AS (INSERT INTO integration_blocked_outcomes AS o (slug, branch, sha, reason, "
     "main_sha, follow_up_slug, previous_follow_up, status, follow_up_state, blocked_at, "
@@ -376,15 +408,21 @@ class _PostgresTransaction:
     """The write half of the store, valid only inside ``PostgresStore.transaction``.
 
     Writes are queued in the pipeline; reads wait for their rows, which also
-    sends everything queued before them.
+    sends everything queued before them. Reading a candidate locks its slug
+    and fetches, in the same round trip, its blocked outcome and the slug's
+    newest follow-up: only transactions holding the slug lock change those
+    rows, so they are remembered, and kept current, until the transaction
+    ends. (``follow_up_state``, which a drain may update meanwhile, is as of
+    that first read.)
     """
 
     def __init__(self, conn: psycopg.Connection[Any], store: PostgresStore) -> None:
         self._conn = conn
         self._store = store
         self._locked: set[int] = set()
-        # Rows this transaction wrote and so holds locked: no one else can change them.
-        self._blocked: dict[CandidateKey, BlockedRecord] = {}
+        self._candidates: dict[str, Candidate | None] = {}
+        self._blocked: dict[CandidateKey, BlockedRecord | None] = {}
+        self._latest: dict[str, str | None] = {}
         self.committing = False
         # What a conflict the database reports later is about: (identity, seq).
         self.context: tuple[CandidateKey, int] | None = None
@@ -403,9 +441,17 @@ class _PostgresTransaction:
             self.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
 
     def candidate(self, slug: str) -> Candidate | None:
+        if slug in self._candidates:
+            return self._candidates[slug]
         self._lock("candidate", slug)
-        row = self._one(_pg(SQLRows.CANDIDATE_BY_SLUG), (slug,))
-        return None if row is None else self._store._candidate(row)
+        row = self._one(_CANDIDATE_WITH_BLOCKED, (slug,))
+        found = None
+        if row is not None:
+            found = self._store._candidate(row)
+            self._blocked[found.key] = None if row[8] is None else self._store._blocked(row[8:22])
+            self._latest[slug] = row[22]
+        self._candidates[slug] = found
+        return found
 
     def find_candidate(self, key: CandidateKey) -> Candidate | None:
         row = self._one(
@@ -422,7 +468,10 @@ class _PostgresTransaction:
             "VALUES (%s, %s, %s, 'pending', 0, %s, %s) RETURNING id",
             (key.slug, key.branch, key.sha, at, at),
         )
-        return Candidate(row[0], key, State.PENDING, 0, at, at)
+        created = Candidate(row[0], key, State.PENDING, 0, at, at)
+        self._candidates[key.slug] = created
+        self._blocked[key] = None
+        return created
 
     def append(self, candidate: Candidate, entry: Transition) -> Candidate:
         self.context = (candidate.key, candidate.seq)
@@ -449,7 +498,11 @@ class _PostgresTransaction:
         key = candidate.key
         if entry.sha != key.sha:
             key = CandidateKey(key.slug, key.branch, entry.sha)
-        return Candidate(candidate.id, key, entry.dest, entry.seq, candidate.submitted_at, entry.at)
+        moved = Candidate(
+            candidate.id, key, entry.dest, entry.seq, candidate.submitted_at, entry.at
+        )
+        self._candidates[key.slug] = moved
+        return moved
 
     def transition_by_idempotency_key(self, candidate_id: int, key: str) -> Transition | None:
         row = self._one(
@@ -460,10 +513,10 @@ class _PostgresTransaction:
         return None if row is None else self._store._transition(row)
 
     def blocked_record(self, key: CandidateKey) -> BlockedRecord | None:
-        if key in self._blocked:
-            return self._blocked[key]
-        row = self._one(_pg(SQLRows.BLOCKED_BY_KEY), (key.slug, key.branch, key.sha))
-        return None if row is None else self._store._blocked(row)
+        if key not in self._blocked:
+            row = self._one(_pg(SQLRows.BLOCKED_BY_KEY), (key.slug, key.branch, key.sha))
+            self._blocked[key] = None if row is None else self._store._blocked(row)
+        return self._blocked[key]
 
     def follow_up_owner(self, follow_up_slug: str) -> CandidateKey | None:
         row = self._one(
@@ -473,12 +526,14 @@ class _PostgresTransaction:
         return None if row is None else CandidateKey(*row)
 
     def latest_follow_up(self, slug: str) -> str | None:
-        row = self._one(
-            "SELECT follow_up_slug FROM integration_blocked_outcomes WHERE slug = %s "
-            "ORDER BY id DESC LIMIT 1",
-            (slug,),
-        )
-        return None if row is None else str(row[0])
+        if slug not in self._latest:
+            row = self._one(
+                "SELECT follow_up_slug FROM integration_blocked_outcomes WHERE slug = %s "
+                "ORDER BY id DESC LIMIT 1",
+                (slug,),
+            )
+            self._latest[slug] = None if row is None else str(row[0])
+        return self._latest[slug]
 
     def record_block(
         self,
@@ -510,10 +565,12 @@ class _PostgresTransaction:
         )
         record = self._store._blocked(row)
         self._blocked[key] = record
+        if record.occurrences == 1:
+            self._latest[key.slug] = record.follow_up_slug
         return record
 
     def close_blocked(self, key: CandidateKey, at: datetime) -> None:
-        self._blocked.pop(key, None)
+        self._blocked.pop(key, None)  # read it again if asked: status and resumed_at change
         self.execute(
             "UPDATE integration_blocked_outcomes SET status = 'resumed', resumed_at = %s "
             "WHERE slug = %s AND branch = %s AND sha = %s",

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from mergegate.persistence import SQLiteStore
 from mergegate.statemachine import Store
 

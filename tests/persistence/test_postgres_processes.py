@@ -1,0 +1,164 @@
+"""Concurrency on PostgreSQL between separate processes (spawned, each its own session).
+
+The default run uses reduced sizes; the ``slow`` variants run the full ones
+(8 processes x 50 reports, 2 integrators x 200 candidates).
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from mergegate.followups import roadmap_slugs
+from mergegate.persistence import PostgresStore
+from mergegate.statemachine import CandidateKey, Engine, Event, State
+
+pytestmark = pytest.mark.postgres
+
+_spawn = multiprocessing.get_context("spawn")
+
+
+@pytest.fixture
+def pg_workers(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """The worker module, importable by name in spawned children (they inherit sys.path)."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    return importlib.import_module("pg_workers")
+
+
+@pytest.fixture
+def pg(pg_server: str, pg_schema: str) -> Iterator[PostgresStore]:
+    """A store in a fresh schema."""
+    opened = PostgresStore(pg_server, schema=pg_schema)
+    yield opened
+    opened.close()
+
+
+def _in_processes(target: Callable[..., None], argsets: list[tuple[Any, ...]]) -> dict[str, Any]:
+    """Run ``target(*args, queue, name)`` in a spawned process per argset; results by name."""
+    queue: Any = _spawn.Queue()
+    procs = [
+        _spawn.Process(target=target, args=(*args, queue, f"p{i}"))
+        for i, args in enumerate(argsets)
+    ]
+    for proc in procs:
+        proc.start()
+    results = {}
+    try:
+        for _ in procs:
+            name, status, value = queue.get(timeout=600)
+            assert status == "ok", f"process {name} failed:\n{value}"
+            results[name] = value
+    finally:
+        for proc in procs:
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        queue.close()
+        queue.join_thread()
+    return results
+
+
+@pytest.mark.parametrize("rounds", [10, pytest.param(50, marks=pytest.mark.slow)])
+def test_eight_processes_report_one_blocked_outcome_at_once(
+    pg_server: str, pg: PostgresStore, pg_workers: ModuleType, tmp_path: Path, rounds: int
+) -> None:
+    """8 reports at once per candidate: one follow-up, one roadmap entry, 8 occurrences."""
+    workers = 8
+    engine = Engine(pg)
+    start, done = _spawn.Barrier(workers + 1), _spawn.Barrier(workers + 1)
+    slugs = [f"blk-{i}" for i in range(rounds)]
+    todos = tmp_path / "todos"
+    todos.mkdir()
+    argsets = [(pg_server, pg.schema, slugs, str(todos), (start, done))] * workers
+
+    def drive() -> None:
+        for slug in slugs:
+            engine.submit(CandidateKey(slug, slug, "c" * 40))
+            engine.start_apply(slug, owner="setup")
+            start.wait(timeout=120)
+            done.wait(timeout=120)
+
+    queue: Any = _spawn.Queue()
+    procs = [
+        _spawn.Process(target=pg_workers.block_worker, args=(*a, queue, f"p{i}"))
+        for i, a in enumerate(argsets)
+    ]
+    for proc in procs:
+        proc.start()
+    try:
+        drive()
+        results = [queue.get(timeout=120) for _ in procs]
+    finally:
+        for proc in procs:
+            proc.join(timeout=30)
+        queue.close()
+        queue.join_thread()
+    failures = [value for _, status, value in results if status != "ok"]
+    assert failures == []
+    reports = Counter(slug for _, _, seqs in results for slug, _ in seqs)
+    assert reports == dict.fromkeys(slugs, workers)
+
+    follow_ups = []
+    for slug in slugs:
+        candidate = pg.candidate(slug)
+        assert candidate is not None
+        assert (candidate.state, candidate.seq) == (State.BLOCKED, 2 + workers)
+        history = pg.history(candidate.id)
+        assert [t.source for t in history if t.event is Event.BLOCK].count(State.APPLYING) == 1
+        record = pg.blocked_record(candidate.key)
+        assert record is not None
+        assert record.occurrences == reports[slug]
+        assert [o.number for o in pg.occurrences(record.id)] == list(range(1, workers + 1))
+        follow_ups.append(record.follow_up_slug)
+    jobs = pg.follow_up_jobs(include_done=True)
+    assert sorted(j.follow_up_slug for j in jobs) == sorted(follow_ups)
+    assert all(j.done for j in jobs)
+    assert sorted(roadmap_slugs(todos / "roadmap.yaml")) == sorted(follow_ups)
+    assert sorted(p.name for p in todos.iterdir() if p.is_dir()) == sorted(follow_ups)
+    assert pg.leases() == []
+    assert engine.verify() == []
+    assert pg.integrity_problems() == []
+
+
+@pytest.mark.parametrize("candidates", [40, pytest.param(200, marks=pytest.mark.slow)])
+def test_two_integrators_apply_each_candidate_once(
+    pg_server: str, pg: PostgresStore, pg_workers: ModuleType, candidates: int
+) -> None:
+    """Two integrator processes: each candidate applied once, main moved once per candidate."""
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(pg.schema or "")))
+        for statement in pg_workers.MAIN_TABLES:
+            conn.execute(statement)
+        engine = Engine(pg)
+        with engine.batch() as batch:
+            for i in range(candidates):
+                batch.submit(CandidateKey(f"c-{i}", f"c-{i}", f"{i:040x}"))
+        start = _spawn.Barrier(2)
+        results = _in_processes(
+            pg_workers.integrator, [(pg_server, pg.schema, start), (pg_server, pg.schema, start)]
+        )
+        moves = conn.execute("SELECT slug, old, new FROM main_moves ORDER BY id").fetchall()
+        main = conn.execute("SELECT sha FROM fake_main").fetchall()
+
+    assert sum(r["applied"] for r in results.values()) == candidates
+    assert len(moves) == candidates
+    assert len({slug for slug, _, _ in moves}) == candidates
+    assert all(moves[i][1] == moves[i - 1][2] for i in range(1, len(moves)))
+    assert main == [(moves[-1][2],)]
+    for candidate in pg.candidates():
+        assert candidate.state is State.INTEGRATED
+        events = [t.event for t in pg.history(candidate.id)]
+        assert events == [Event.SUBMIT, Event.START_APPLY, Event.INTEGRATE]
+    assert pg.leases() == []
+    assert engine.verify() == []
+    assert pg.integrity_problems() == []

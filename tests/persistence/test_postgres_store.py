@@ -1,0 +1,204 @@
+"""What only the PostgreSQL store does: its locks, its session, its schema, its lost connections.
+
+Behaviour every store shares is in the contract suite; this module checks the
+PostgreSQL mechanisms behind it on a real server.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from mergegate.persistence import POSTGRES_MIGRATIONS, PostgresStore
+from mergegate.persistence.contract import ManualClock, conflict_report
+from mergegate.statemachine import (
+    Candidate,
+    CandidateKey,
+    ConcurrencyConflict,
+    Engine,
+    Event,
+    State,
+    StoreError,
+    Transition,
+)
+
+pytestmark = pytest.mark.postgres
+
+KEY = CandidateKey("feat", "feat", "a" * 40)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def pg(pg_server: str, pg_schema: str) -> Iterator[PostgresStore]:
+    """A store in a fresh schema."""
+    opened = PostgresStore(pg_server, schema=pg_schema)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def admin(pg_server: str, pg_schema: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """A plain autocommit connection looking at the same schema."""
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(pg_schema)))
+        yield conn
+
+
+def _rows(conn: psycopg.Connection[tuple[object, ...]], query: str) -> list[tuple[object, ...]]:
+    return conn.execute(query).fetchall()
+
+
+def _terminate(admin: psycopg.Connection[tuple[object, ...]], pid: int) -> None:
+    """End session ``pid`` from outside, as a crash or failover would; wait until it is gone."""
+    admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    while _rows(admin, f"SELECT 1 FROM pg_stat_activity WHERE pid = {pid}"):
+        time.sleep(0.01)
+
+
+def test_lost_connection_mid_transaction_commits_nothing(
+    pg: PostgresStore, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    """A backend killed mid-transaction: a clear StoreError, no row left, then a reconnect."""
+    pid = pg.backend_pid
+
+    def killed_mid_transaction() -> None:
+        with pg.transaction() as tx:
+            tx.insert_candidate(KEY, T0)
+            _terminate(admin, pid)
+            tx.candidate("other")
+
+    with pytest.raises(StoreError) as info:
+        killed_mid_transaction()
+    assert "lost mid-transaction; nothing was committed, reconnect and retry" in str(info.value)
+    assert isinstance(info.value.__cause__, psycopg.Error)
+    assert _rows(admin, "SELECT count(*) FROM candidates") == [(0,)]
+    assert Engine(pg).submit(KEY).state is State.PENDING
+    assert pg.backend_pid != pid
+
+
+def test_lost_connection_between_calls_reconnects(
+    pg: PostgresStore, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    """A read on a killed session says the connection was lost; the next call works again."""
+    _terminate(admin, pg.backend_pid)
+    with pytest.raises(StoreError, match=r"connection to PostgreSQL .* was lost"):
+        pg.candidates()
+    assert pg.candidates() == []
+
+
+def test_slug_lock_serializes_writers_of_one_candidate(pg_server: str, pg: PostgresStore) -> None:
+    """While one transaction holds a slug, another writer of that slug waits, then times out."""
+    other = PostgresStore(pg_server, schema=pg.schema, lock_timeout=0.2)
+    try:
+        Engine(other).submit(CandidateKey("free", "free", "b" * 40))
+        with pg.transaction() as tx:
+            assert tx.candidate("feat") is None
+            started = time.monotonic()
+            with pytest.raises(StoreError, match=r"waited more than 0\.2 s for a lock"):
+                Engine(other).submit(KEY)
+            assert time.monotonic() - started >= 0.2
+            Engine(other).submit(CandidateKey("free2", "free2", "b" * 40))
+            tx.insert_candidate(KEY, T0)
+        assert [c.key.slug for c in other.candidates()] == ["free", "free2", "feat"]
+    finally:
+        other.close()
+
+
+def test_lease_lock_keeps_two_integrators_apart(pg_server: str, pg: PostgresStore) -> None:
+    """Two applies of different candidates cannot both see the lease free."""
+    engine = Engine(pg, clock=ManualClock())
+    engine.submit(CandidateKey("one", "one", "a" * 40))
+    engine.submit(CandidateKey("two", "two", "a" * 40))
+    other = PostgresStore(pg_server, schema=pg.schema, lock_timeout=0.2)
+    try:
+        with pg.transaction() as tx:
+            assert tx.lease("main") is None
+            with pytest.raises(StoreError, match="for a lock held by another writer"):
+                Engine(other).start_apply("two", owner="w2")
+        assert other.leases() == []
+    finally:
+        other.close()
+
+
+def test_second_active_identity_inserted_behind_the_engine_is_a_conflict(pg: PostgresStore) -> None:
+    """The active-slug unique index turns a second unintegrated row into ConcurrencyConflict."""
+    Engine(pg).submit(KEY)
+    with pytest.raises(ConcurrencyConflict) as info, pg.transaction() as tx:
+        tx.insert_candidate(CandidateKey("feat", "feat", "b" * 40), T0)
+    assert info.value.expected_seq == 0
+    assert len(pg.candidates()) == 1
+
+
+def test_append_at_a_seq_the_row_never_had_is_a_conflict(pg: PostgresStore) -> None:
+    """A write whose candidate seq matches no stored row fails inside its one statement."""
+    stored = Engine(pg).submit(KEY).candidate
+    ghost = Candidate(stored.id, stored.key, State.PENDING, 5, stored.submitted_at, T0)
+    entry = Transition(
+        stored.id, 6, Event.START_APPLY, State.PENDING, State.APPLYING, KEY.sha, "test", T0
+    )
+    with pytest.raises(ConcurrencyConflict) as info, pg.transaction() as tx:
+        tx.append(ghost, entry)
+    assert info.value.expected_seq == 5
+    assert [t.seq for t in pg.history(stored.id)] == [1]
+    assert pg.integrity_problems() == []
+
+
+def test_session_insists_on_synchronous_commit_and_utc(pg_server: str, pg_schema: str) -> None:
+    """A URL asking for synchronous_commit=off still gets durable commits."""
+    url = f"{pg_server}?options=-csynchronous_commit%3Doff%20-cTimeZone%3DAsia/Tokyo"
+    store = PostgresStore(url, schema=pg_schema)
+    try:
+        assert store._query("SHOW synchronous_commit") == [("on",)]
+        assert store._query("SHOW TimeZone") == [("UTC",)]
+    finally:
+        store.close()
+
+
+def test_schema_holds_the_tables_in_native_types(
+    pg: PostgresStore, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    """Tables live in the chosen schema with timestamptz, jsonb and bigint identity columns."""
+    Engine(pg, clock=ManualClock()).submit(KEY)
+    Engine(pg, clock=ManualClock()).start_apply("feat", owner="w1")
+    Engine(pg, clock=ManualClock()).block("feat", conflict_report("x"))
+    types = dict(
+        _rows(
+            admin,
+            "SELECT table_name || '.' || column_name, data_type || "
+            "CASE WHEN is_identity = 'YES' THEN ' identity' ELSE '' END "
+            "FROM information_schema.columns WHERE table_schema = current_schema()",
+        )
+    )
+    assert types["candidates.id"] == "bigint identity"
+    assert types["transitions.at"] == "timestamp with time zone"
+    assert types["blocked_evidence.report"] == "jsonb"
+    assert _rows(
+        admin, "SELECT report -> 'evidence' -> 'conflicted_paths' FROM blocked_evidence"
+    ) == [(["x"],)]
+    assert pg.schema_versions() == [m.version for m in POSTGRES_MIGRATIONS]
+
+
+def test_reopening_migrates_once_and_refuses_a_newer_schema(
+    pg_server: str, pg: PostgresStore, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    """Opening again applies nothing twice; a schema newer than the code is refused."""
+    again = PostgresStore(pg_server, schema=pg.schema)
+    again.close()
+    assert pg.schema_versions() == [1]
+    admin.execute("INSERT INTO schema_migrations VALUES (99, 'future', now())")
+    with pytest.raises(StoreError, match="schema version 99, newer than this mergegate knows"):
+        PostgresStore(pg_server, schema=pg.schema)
+
+
+def test_unreachable_server_names_it_without_the_password() -> None:
+    """A failed connect says where it tried to go and never shows the password."""
+    with pytest.raises(StoreError) as info:
+        PostgresStore("postgresql://someone:s3cret@127.0.0.1:1/nowhere", connect_timeout=2)
+    message = str(info.value)
+    assert "cannot connect to PostgreSQL 127.0.0.1:1/nowhere as someone" in message
+    assert "s3cret" not in message
