@@ -149,17 +149,6 @@ class GitApplier:
         return found.oid
 
     def contains(self, sha: str) -> bool:
-        """Whether ``main`` already contains the commit ``sha``; for ``Engine.recover``.
-
-        A commit that does not exist here is not contained. Raises
-        RepositoryError if ``main`` does not resolve.
-        """
-        found = lookup(self.git, f"{sha}^{{commit}}")[0]
-        if found.oid is None:
-            return False
-        return is_ancestor(self.git, found.oid, self.main_sha())
-
-    def contains(self, sha: str) -> bool:
         """Whether ``main`` contains the commit ``sha``; pass it to ``Engine.recover``.
 
         An unknown sha is not contained. Raises RepositoryError if ``main``
