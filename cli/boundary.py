@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import click
+
 from mergegate.statemachine import MergegateError
 
 from . import commands_moves, commands_query  # noqa: F401  (they register the commands)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import attrs
 import click
+
 from mergegate.apply import NULL_SHA
 from mergegate.persistence import SQLiteStore
 from mergegate.statemachine import (

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import click
+
 from mergegate.followups import drain
 from mergegate.statemachine import Reason, State, check_slug
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+
 from mergegate.followups import DEFAULT_GROUP
 from mergegate.statemachine import MergegateError, check_branch, check_relpath, check_slug
 

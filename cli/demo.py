@@ -7,12 +7,15 @@ operator would type it; only the authoring of commits happens in a clone.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import click
+
 from mergegate.statemachine import MergegateError, RepositoryError
 
 from .app import cli, session_of
@@ -66,7 +69,9 @@ class Demo:
     def mergegate(self, *args: str, expect: int = EXIT_OK) -> None:
         """Run ``mergegate --repo <integration> ARGS`` through the real command line."""
         click.echo(f"$ mergegate {' '.join(args)}")
-        code = run(["--repo", str(self.integration), *args])
+        # Errors join the narration on stdout, so a piped demo keeps its order.
+        with contextlib.redirect_stderr(sys.stdout):
+            code = run(["--repo", str(self.integration), *args])
         click.echo(f"[exit {code}]\n")
         if code != expect:
             raise UsageError(

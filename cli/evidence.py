@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
+
 from mergegate.persistence import evidence_from_json
 from mergegate.statemachine import BlockedReport, Evidence, InvalidInput, Reason
 

@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 import click
+
 from mergegate.followups import one_line
 
 from .errors import error_code

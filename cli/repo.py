@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import attrs
+
 from mergegate.statemachine import RepositoryError
 
 __all__ = ["Repository", "locate"]

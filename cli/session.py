@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+
 from mergegate.apply import CheckSpec, GitApplier
 from mergegate.followups import (
     FollowUpGuide,
