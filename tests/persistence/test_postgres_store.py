@@ -202,3 +202,28 @@ def test_unreachable_server_names_it_without_the_password() -> None:
     message = str(info.value)
     assert "cannot connect to PostgreSQL 127.0.0.1:1/nowhere as someone" in message
     assert "s3cret" not in message
+
+
+def test_one_transaction_sees_its_own_moves_of_one_candidate(pg: PostgresStore) -> None:
+    """A batch moving one candidate many times reads back each move (the per-transaction caches)."""
+    engine = Engine(pg, clock=ManualClock())
+    engine.submit(KEY)
+    with engine.batch() as batch:
+        batch.start_apply("feat", owner="w1")
+        batch.block("feat", conflict_report("x"))
+        batch.block("feat", conflict_report("y"))
+        batch.start_remediation("feat")
+        batch.resume("feat", new_sha="b" * 40, force_reason="fixed")
+        batch.start_apply("feat", owner="w1")
+        batch.block("feat", conflict_report("z"))
+    states = [o.state for o in batch.outcomes]
+    assert states[-1] is State.BLOCKED
+    assert [o.candidate.seq for o in batch.outcomes] == list(range(2, 9))
+    first, second = sorted(pg.blocked_records(), key=lambda r: r.id)
+    assert (first.status, first.occurrences) == ("resumed", 2)
+    assert (second.key.sha, second.occurrences, second.status) == ("b" * 40, 1, "open")
+    assert second.previous_follow_up == first.follow_up_slug
+    assert batch.outcomes[2].blocked is not None
+    assert batch.outcomes[2].blocked.occurrences == 2
+    assert Engine(pg).verify() == []
+    assert pg.integrity_problems() == []
