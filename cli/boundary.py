@@ -6,6 +6,7 @@ written, with its traceback, to the log file, never to the terminal.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import traceback
 from collections.abc import Sequence
@@ -41,6 +42,15 @@ def _log_unexpected(session: Session, err: BaseException) -> str | None:
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the command line on ``argv`` and return its exit code; never raises."""
+    try:
+        return _run(argv)
+    except Exception as err:  # reporting itself failed (a closed stdout, say)
+        with contextlib.suppress(Exception):  # nothing is left to tell
+            sys.stderr.write(f"mergegate: error: unexpected {type(err).__name__} while reporting\n")
+        return EXIT_UNEXPECTED
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     session = Session(Path.cwd())
     try:
@@ -50,12 +60,16 @@ def run(argv: Sequence[str] | None = None) -> int:
     except click.ClickException as err:
         usage = err.ctx if isinstance(err, click.UsageError) else None
         hint = "" if usage is None else f"; see `{usage.command_path} --help`"
-        return report_error(
-            session.json, session.command, err, EXIT_USAGE, err.format_message() + hint
-        )
+        if usage is not None:
+            # A usage error can stop click before the group callback read --json.
+            session.json = session.json or bool(usage.find_root().params.get("json_mode"))
+        message = err.format_message().rstrip(".") + hint
+        return report_error(session.json, session.command, err, EXIT_USAGE, message, "usage_error")
     except (click.Abort, KeyboardInterrupt) as err:
         # A store transaction that was cut short rolled back; nothing half-written remains.
-        return report_error(session.json, session.command, err, EXIT_INTERRUPTED, "interrupted")
+        return report_error(
+            session.json, session.command, err, EXIT_INTERRUPTED, "interrupted", "interrupted"
+        )
     except MergegateError as err:
         return report_error(session.json, session.command, err, exit_code_for(err))
     except Exception as err:  # the one boundary: any crash becomes one line

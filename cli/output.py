@@ -36,12 +36,17 @@ def emit(json_mode: bool, command: str, result: Any, text: str, exit_code: int =
 
 
 def report_error(
-    json_mode: bool, command: str, err: BaseException, exit_code: int, message: str | None = None
+    json_mode: bool,
+    command: str,
+    err: BaseException,
+    exit_code: int,
+    message: str | None = None,
+    kind: str | None = None,
 ) -> int:
     """One line on stderr (and the JSON error document on stdout in JSON mode)."""
     text = one_line(message if message is not None else str(err) or type(err).__name__, 1000)
     if json_mode:
-        body = {"error": {"type": error_code(err), "message": text}}
+        body = {"error": {"type": kind or error_code(err), "message": text}}
         click.echo(document(command, exit_code, **body), nl=False)
     sys.stderr.write(f"mergegate: error: {text}\n")
     sys.stderr.flush()
