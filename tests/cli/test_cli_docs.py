@@ -1,0 +1,62 @@
+"""The documentation is checked against the code: the generated diagram, the doctests of
+the Python API page, and every command named in the command contract."""
+
+from __future__ import annotations
+
+import doctest
+import os
+import re
+from pathlib import Path
+
+import click
+
+from mergegate.cli.app import cli
+from mergegate.cli.diagram import BEGIN_MARK, END_MARK, lifecycle_section
+from mergegate.cli.main import main as _registers_every_command
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def test_lifecycle_diagram_is_current() -> None:
+    """docs/lifecycle.md embeds exactly the diagram and table the transition table gives."""
+    path = DOCS / "lifecycle.md"
+    text = path.read_text()
+    start, end = text.index(BEGIN_MARK), text.index(END_MARK) + len(END_MARK)
+    if os.environ.get("MERGEGATE_UPDATE_DOCS") == "1":
+        text = text[:start] + lifecycle_section() + text[end:]
+        path.write_text(text)
+    assert text[start:end] == lifecycle_section(), (
+        "docs/lifecycle.md is stale; regenerate it with "
+        "MERGEGATE_UPDATE_DOCS=1 pytest tests/cli/test_cli_docs.py"
+    )
+
+
+def test_python_api_doctests_pass() -> None:
+    """Every example of docs/python-api.md runs and prints what the page says."""
+    result = doctest.testfile(
+        str(DOCS / "python-api.md"),
+        module_relative=False,
+        optionflags=doctest.ELLIPSIS,
+        verbose=False,
+    )
+    assert result.attempted > 30
+    assert result.failed == 0
+
+
+def _commands(group: click.Group, prefix: str = "") -> list[str]:
+    names = []
+    for name, command in sorted(group.commands.items()):
+        if isinstance(command, click.Group):
+            names += _commands(command, f"{prefix}{name} ")
+        else:
+            names.append(f"{prefix}{name}")
+    return names
+
+
+def test_every_command_is_in_the_contract() -> None:
+    """Each command the CLI registers has its own heading in docs/cli.md, and vice versa."""
+    assert callable(_registers_every_command)
+    text = (DOCS / "cli.md").read_text()
+    headed = set(re.findall(r"^###? `mergegate ([a-z]+(?: [a-z]+)?)", text, re.MULTILINE))
+    listed = set(re.findall(r"^- `mergegate ([a-z]+)", text, re.MULTILINE))
+    assert set(_commands(cli)) == headed | listed
