@@ -7,6 +7,7 @@ PostgreSQL's native values for times and JSON.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from datetime import datetime
@@ -29,6 +30,13 @@ from mergegate.statemachine import (
 from .codec import dump_time, load_report, load_time
 
 __all__ = ["SQLRows"]
+
+
+@functools.lru_cache(maxsize=4096)
+def _key(slug: str, branch: str, sha: str) -> CandidateKey:
+    # The Engine reads a candidate back on every move it makes; keys are
+    # immutable, so each identity is validated once per process, not per read.
+    return CandidateKey(slug, branch, sha)
 
 
 def _time(value: Any) -> datetime:
@@ -69,7 +77,7 @@ class SQLRows:
     def _candidate(row: Any) -> Candidate:
         return Candidate(
             row[0],
-            CandidateKey(row[1], row[2], row[3]),
+            _key(row[1], row[2], row[3]),
             State(row[4]),
             row[5],
             _time(row[6]),
@@ -95,7 +103,7 @@ class SQLRows:
     def _blocked(row: Any) -> BlockedRecord:
         return BlockedRecord(
             id=row[0],
-            key=CandidateKey(row[1], row[2], row[3]),
+            key=_key(row[1], row[2], row[3]),
             reason=Reason(row[4]),
             main_sha=row[5],
             follow_up_slug=row[6],
