@@ -10,11 +10,12 @@ import contextlib
 import sys
 import traceback
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
-from mergegate.statemachine import MergegateError
+from mergegate.statemachine import MergegateError, format_logfmt
 
 from . import commands_moves, commands_query  # noqa: F401  (they register the commands)
 from .app import cli
@@ -32,8 +33,17 @@ def _log_unexpected(session: Session, err: BaseException) -> str | None:
     try:
         path = session.log_path()
         path.parent.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        head = format_logfmt(
+            {
+                "ts": stamp,
+                "event": "unexpected_error",
+                "command": session.command,
+                "error": f"{type(err).__name__}: {err}",
+            }
+        )
         with path.open("a", encoding="utf-8") as log:
-            log.write("event=unexpected_error\n")
+            log.write(head + "\n")
             log.write("".join(traceback.format_exception(err)))
         return str(path)
     except Exception:  # the error report itself must not fail

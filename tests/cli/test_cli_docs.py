@@ -8,6 +8,7 @@ import doctest
 import os
 import re
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import click
@@ -77,3 +78,38 @@ def test_storage_schema_queries_run(blocked: Scratch) -> None:
     story, hotspots = results[0], results[4]
     assert [row[3] for row in story] == ["submit", "start_apply", "block"]
     assert hotspots == [("greeting.txt", 1)]
+
+
+def test_operator_grep_recipes_find_the_blocked_lines(blocked: Scratch) -> None:
+    """Each grep recipe of docs/operator-procedure.md runs on a real log and finds its lines."""
+    text = (DOCS / "operator-procedure.md").read_text()
+    block = re.search(r"```sh\nLOG=.*?\n(.*?)```", text, re.S)
+    assert block is not None
+    follow_up = f"new-greeting-integration-blocked-{blocked.shas['new-greeting'][:7]}"
+    recipes = [
+        line.replace("new-greeting-integration-blocked-5a61758", follow_up)
+        for line in block.group(1).splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert len(recipes) >= 7
+    for recipe in recipes:
+        done = subprocess.run(
+            ["bash", "-c", recipe],
+            env={"LOG": str(blocked.log), "PATH": os.environ["PATH"]},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if "unexpected_error" in recipe:
+            assert done.returncode == 1, done.stderr
+            continue
+        assert done.returncode == 0, (recipe, done.stderr)
+        assert done.stdout.strip(), recipe
+    resume = subprocess.run(
+        ["bash", "-c", recipes[4]],
+        env={"LOG": str(blocked.log)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert resume.stdout == 'resume_cmd="mergegate resume new-greeting"\n'
