@@ -266,8 +266,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows.extend(figure(work, scale))
         if only is None or "6" in only:
             print("figure 6 ...", file=sys.stderr, flush=True)
-            growth = bench_core.history_growth(work, scale)
-            rows.extend(bench_core.figure_history(growth, scale))
+            history, growth = bench_core.figure_history(work, scale)
+            rows.extend(history)
         for figure_id, module, name in EXTRA:
             if only is None or figure_id in only:
                 print(f"figure {figure_id} ...", file=sys.stderr, flush=True)
