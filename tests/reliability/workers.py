@@ -1,0 +1,169 @@
+"""Child processes of the race and fault tests; each does one thing against a real store.
+
+Run as ``python workers.py COMMAND ARG...``. A worker prints ``READY`` once it
+has opened everything, waits for the file ``GO`` to appear (so every racer
+starts its real work at the same moment), does its work, and prints one
+result line per outcome: ``OK ...`` or ``ERR <ErrorType> <message>``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from mergegate.apply import GitApplier
+from mergegate.followups import (
+    FollowUpGuide,
+    FollowUpHook,
+    FollowUps,
+    StateFileResolver,
+    add_roadmap_entry,
+)
+from mergegate.persistence import open_store
+from mergegate.statemachine import (
+    BlockedReport,
+    Engine,
+    Evidence,
+    IllegalTransition,
+    LeaseHeld,
+    MergegateError,
+    Reason,
+    Store,
+)
+
+
+def say(*words: object) -> None:
+    """One flushed line on stdout."""
+    sys.stdout.write(" ".join(str(w) for w in words) + "\n")
+    sys.stdout.flush()
+
+
+def wait_for(go: str) -> None:
+    """Say READY, then wait for the parent's start signal."""
+    say("READY")
+    deadline = time.monotonic() + 60
+    while not os.path.exists(go):
+        if time.monotonic() > deadline:
+            raise SystemExit("no GO within 60 s")
+        time.sleep(0.001)
+
+
+def engine(store: Store, todos: str, owner: str) -> Engine:
+    """An Engine wired as the CLI wires it: follow-up hook, guide and resolver."""
+    followups = FollowUps(Path(todos))
+    return Engine(
+        store,
+        hooks=[FollowUpHook(store, followups)],
+        guide=FollowUpGuide(followups.templates),
+        resolver=StateFileResolver(Path(todos)),
+        actor=owner,
+    )
+
+
+def block(url: str, todos: str, slug: str, main: str, go: str) -> None:
+    """Report ``slug`` blocked (the same report as every other racer)."""
+    store = open_store(url)
+    e = engine(store, todos, f"blocker-{os.getpid()}")
+    report = BlockedReport(
+        Reason.EXTERNAL, main, Evidence(diagnostic="seen by the orchestrator"), detail="dup"
+    )
+    wait_for(go)
+    try:
+        out = e.block(slug, report)
+        assert out.transition is not None
+        assert out.blocked is not None
+        say("OK", out.transition.event, out.transition.seq, out.blocked.follow_up_state)
+    except MergegateError as err:
+        say("ERR", type(err).__name__, err)
+
+
+def roadmap(path: str, go: str, *slugs: str) -> None:
+    """Add each slug to the roadmap at ``path``."""
+    wait_for(go)
+    for slug in slugs:
+        added = add_roadmap_entry(Path(path), slug, group="race", description=f"entry {slug}")
+        say("OK", slug, added)
+
+
+def integrate(url: str, repo: str, todos: str, go: str) -> None:
+    """Apply candidates until none is pending; wait and retry while the lease is held."""
+    store = open_store(url)
+    owner = f"integrator-{os.getpid()}"
+    e = engine(store, todos, owner)
+    applier = GitApplier(Path(repo))
+    wait_for(go)
+    idle_since = time.monotonic()
+    while time.monotonic() - idle_since < 1.0:
+        try:
+            out = e.apply_next(applier, owner=owner)
+        except LeaseHeld:
+            say("LEASE_HELD")
+            time.sleep(0.005)
+            continue
+        if out is None:
+            time.sleep(0.01)
+            continue
+        idle_since = time.monotonic()
+        say("OK", out.candidate.key.slug, out.candidate.key.sha, out.state)
+
+
+def resume(url: str, todos: str, slug: str, new_sha: str, go: str) -> None:
+    """The operator: force-resume ``slug`` at ``new_sha``."""
+    store = open_store(url)
+    e = engine(store, todos, f"operator-{os.getpid()}")
+    wait_for(go)
+    try:
+        out = e.resume(slug, new_sha=new_sha, force_reason="operator race test")
+        say("OK", out.candidate.key.sha, out.state)
+    except MergegateError as err:
+        say("ERR", type(err).__name__, err)
+
+
+def apply_one(url: str, repo: str, todos: str, slug: str, go: str) -> None:
+    """The integrator: apply ``slug`` as soon as it is ready, for up to two seconds."""
+    store = open_store(url)
+    owner = f"integrator-{os.getpid()}"
+    e = engine(store, todos, owner)
+    applier = GitApplier(Path(repo))
+    wait_for(go)
+    deadline = time.monotonic() + 2.0
+    while True:
+        try:
+            out = e.apply(slug, applier, owner=owner)
+        except (IllegalTransition, LeaseHeld) as err:
+            if time.monotonic() > deadline:
+                say("ERR", type(err).__name__, err)
+                return
+            time.sleep(0.002)
+            continue
+        say("OK", out.candidate.key.sha, out.state)
+        return
+
+
+def hold_lock(path: str, seconds: str, go: str) -> None:
+    """Hold a SQLite write lock (BEGIN IMMEDIATE) on ``path`` for ``seconds``."""
+    import sqlite3
+
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    wait_for(go)
+    say("LOCKED")
+    time.sleep(float(seconds))
+    conn.execute("ROLLBACK")
+    say("RELEASED")
+
+
+COMMANDS: dict[str, Any] = {
+    "block": block,
+    "roadmap": roadmap,
+    "integrate": integrate,
+    "resume": resume,
+    "apply": apply_one,
+    "hold-lock": hold_lock,
+}
+
+if __name__ == "__main__":
+    COMMANDS[sys.argv[1]](*sys.argv[2:])
