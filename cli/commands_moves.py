@@ -14,6 +14,7 @@ from mergegate.statemachine import (
     MergegateError,
     Outcome,
     Reason,
+    RepositoryError,
     State,
     check_sha,
     check_slug,
@@ -270,10 +271,17 @@ def apply(ctx: click.Context, slug: str | None) -> int:
     if slug is not None:
         check_slug(slug)
     engine, applier = s.engine(), s.applier()
-    if slug is None:
-        outcome = engine.apply_next(applier, owner=s.lease_owner())
-    else:
-        outcome = engine.apply(slug, applier, owner=s.lease_owner())
+    try:
+        if slug is None:
+            outcome = engine.apply_next(applier, owner=s.lease_owner())
+        else:
+            outcome = engine.apply(slug, applier, owner=s.lease_owner())
+    except RepositoryError as err:
+        raise RepositoryError(
+            err.repository,
+            f"{str(err).partition(': ')[2]}; a candidate this apply started stays applying "
+            "until its lease expires, then `mergegate recover` settles it",
+        ) from err
     if outcome is None:
         return emit(s.json, s.command, None, "nothing to apply: no pending or retry candidate\n")
     code = EXIT_BLOCKED if outcome.state is State.BLOCKED else EXIT_OK
@@ -283,11 +291,16 @@ def apply(ctx: click.Context, slug: str | None) -> int:
 @cli.command()
 @click.pass_context
 def recover(ctx: click.Context) -> int:
-    """Block every candidate whose apply lease expired (reason apply_interrupted)."""
+    """Settle every expired apply: integrate it if main contains it, else block it."""
     s = session_of(ctx)
-    engine = s.engine()
-    main = _main_sha(s) or NULL_SHA
-    outcomes = engine.recover(main)
+    engine, repo = s.engine(), s.repository()
+    main = _main_sha(s)
+    if main is None:
+        outcomes = engine.recover(NULL_SHA)
+    else:
+        # A candidate main already contains was integrated by an apply that died
+        # before it recorded so: recover integrates it instead of blocking it.
+        outcomes = engine.recover(main, contains=lambda sha: repo.is_ancestor(sha, main))
     removed: list[str] = []
     cleanup_error = None
     try:

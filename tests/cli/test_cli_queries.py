@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
+import subprocess
+import sys
 import time
 
-from .conftest import Scratch
+from .conftest import MakeScratch, Scratch, _env, git
 
 
 def test_list_filters_by_state(blocked: Scratch) -> None:
@@ -113,3 +117,43 @@ def test_diagram_formats_and_counts(blocked: Scratch) -> None:
     assert "applying --> blocked: block [1]" in counted
     assert "remediating --> retry: resume [0]" in counted
     assert blocked("diagram", "--format", "svg").code == 2
+
+
+def test_recover_integrates_a_stranded_apply(scratch: Scratch) -> None:
+    """recover integrates, not blocks, an expired apply whose sha main already contains."""
+    (scratch.bare / "mergegate.toml").write_text("lease_ttl = 0.2\n")
+    sha = scratch.shas["other"]
+    scratch("submit", "other", "--sha", sha)
+    scratch("start", "other")
+    git(scratch.bare, "update-ref", "refs/heads/main", sha)
+    time.sleep(0.3)
+    [outcome] = scratch("--json", "recover").doc["result"]["recovered"]
+    assert outcome["candidate"]["state"] == "integrated"
+    assert outcome["transition"]["reason"] == f"main={sha}"
+
+
+def test_log_file_and_log_stderr(scratch: Scratch) -> None:
+    """Moves go to the log file as logfmt lines; --log-stderr copies them to stderr."""
+    quiet = scratch("submit", "other", "--sha", scratch.shas["other"])
+    assert quiet.stderr == ""
+    assert "event=submit transition=submit slug=other" in scratch.log.read_text()
+    loud = scratch("--log-stderr", "start", "other")
+    assert loud.code == 0
+    assert re.match(r"ts=\S+Z event=start_apply .*slug=other .*actor=tester", loud.stderr)
+
+
+def test_db_from_environment_and_sqlite_url(make_scratch: MakeScratch) -> None:
+    """MERGEGATE_DB and --db sqlite:///PATH choose the store instead of the default."""
+    s = make_scratch()
+    target = s.root / "elsewhere.sqlite3"
+    assert s("--db", f"sqlite:///{target}", "init").code == 0
+    assert s("--db", str(target), "submit", "other", "--sha", s.shas["other"]).code == 0
+    assert not s.db.exists()
+    env_listing = subprocess.run(
+        [sys.executable, "-m", "mergegate.cli", "--repo", str(s.bare), "--json", "list"],
+        env={**_env(), "MERGEGATE_DB": str(target)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert [c["slug"] for c in json.loads(env_listing.stdout)["result"]["candidates"]] == ["other"]
