@@ -3,11 +3,12 @@ resume, apply and recover. Each validates its arguments before it opens the stor
 
 from __future__ import annotations
 
+from typing import Protocol, runtime_checkable
+
 import attrs
 import click
 
 from mergegate.apply import NULL_SHA
-from mergegate.persistence import SQLiteStore
 from mergegate.statemachine import (
     CandidateKey,
     Evidence,
@@ -41,6 +42,14 @@ __all__ = [
     "submit",
 ]
 
+
+@runtime_checkable
+class _Versioned(Protocol):
+    """A store that reports its applied migrations (both shipped stores do)."""
+
+    def schema_versions(self) -> list[int]: ...
+
+
 _IDEMPOTENCY = click.option(
     "--idempotency-key",
     metavar="KEY",
@@ -70,7 +79,7 @@ def init(ctx: click.Context) -> int:
     s = session_of(ctx)
     config = s.config()
     store = s.store(create=True)
-    versions = store.schema_versions() if isinstance(store, SQLiteStore) else None
+    versions = store.schema_versions() if isinstance(store, _Versioned) else None
     result = {
         "db": s.db_target(),
         "backend": store.backend,

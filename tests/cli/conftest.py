@@ -9,7 +9,8 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -220,3 +221,26 @@ def scratch(make_scratch: MakeScratch) -> Scratch:
 def blocked(make_scratch: MakeScratch) -> Scratch:
     """add-docs integrated, then new-greeting applied and blocked by a conflict on greeting.txt."""
     return make_scratch("blocked")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A --db URL on the MERGEGATE_TEST_PG server, in a fresh schema dropped afterwards.
+
+    Skips without a server, except under CI=true, where that is a failure.
+    """
+    psycopg = pytest.importorskip("psycopg")
+    from psycopg import sql
+
+    server = os.environ.get("MERGEGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+    name = f"mg_cli_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    try:
+        with psycopg.connect(server, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+    except psycopg.OperationalError as err:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"no PostgreSQL at {server} (CI=true): {err}", pytrace=False)
+        pytest.skip(f"no PostgreSQL at MERGEGATE_TEST_PG={server}")
+    yield f"{server}?schema={name}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))

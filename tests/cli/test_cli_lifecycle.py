@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from .conftest import MakeScratch, Scratch, git
 
 
@@ -224,3 +226,22 @@ def test_remediate_resume_apply_integrates(blocked: Scratch) -> None:
     assert r.code == 0
     assert r.doc["result"]["candidate"]["state"] == "integrated"
     assert blocked("verify").code == 0
+
+
+@pytest.mark.postgres
+def test_blocked_flow_on_postgres(make_scratch: MakeScratch, pg_url: str) -> None:
+    """With --db postgresql://..., init, apply, block, show and verify work the same."""
+    s = make_scratch()
+    init = s("--db", pg_url, "--json", "init")
+    assert init.code == 0, init.stderr
+    assert init.doc["result"]["backend"] == "postgresql"
+    assert init.doc["result"]["schema_versions"] == [1]
+    for slug in ("add-docs", "new-greeting"):
+        assert s("--db", pg_url, "submit", slug, "--sha", s.shas[slug]).code == 0
+    assert s("--db", pg_url, "apply").code == 0
+    blocked = s("--db", pg_url, "apply")
+    assert blocked.code == 3
+    assert "INTEGRATION_BLOCKED\n" in blocked.stdout
+    assert "conflicts:  greeting.txt" in s("--db", pg_url, "show", "new-greeting").stdout
+    assert s("--db", pg_url, "verify").code == 0
+    assert not s.db.exists()
