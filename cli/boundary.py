@@ -11,7 +11,6 @@ import sys
 import traceback
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 
 import click
 
@@ -62,7 +61,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 def _run(argv: Sequence[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    session = Session(Path.cwd())
+    session = Session()
     try:
         result = cli.main(args=args, prog_name="mergegate", standalone_mode=False, obj=session)
     except click.exceptions.Exit as done:

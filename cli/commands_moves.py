@@ -81,7 +81,7 @@ def init(ctx: click.Context) -> int:
     store = s.store(create=True)
     versions = store.schema_versions() if isinstance(store, _Versioned) else None
     result = {
-        "db": s.db_target(),
+        "db": s.db_shown(),
         "backend": store.backend,
         "schema_versions": versions,
         "config": config.source,
@@ -89,7 +89,7 @@ def init(ctx: click.Context) -> int:
     }
     shown = "" if not versions else f", schema version {versions[-1]}"
     text = (
-        f"store ready: {s.db_target()} ({store.backend}{shown})\n"
+        f"store ready: {s.db_shown()} ({store.backend}{shown})\n"
         f"config: {config.source or 'defaults (no mergegate.toml)'}\n"
         f"log: {s.log_path()}\n"
     )

@@ -15,6 +15,7 @@ import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
@@ -62,17 +63,17 @@ class _Logfmt(logging.Formatter):
 class Session:
     """Everything a command needs, built lazily from the global options."""
 
-    repo_path: Path
+    repo_path: Path = attrs.Factory(Path.cwd)
     db_url: str | None = None
     json: bool = False
     log_stderr: bool = False
     actor: str = attrs.Factory(default_actor)
     command: str = "mergegate"
-    _repository: Repository | None = None
-    _config: Config | None = None
-    _store: Store | None = None
-    _engine: Engine | None = None
-    _handlers: list[logging.Handler] = attrs.Factory(list)
+    _repository: Repository | None = attrs.field(default=None, init=False)
+    _config: Config | None = attrs.field(default=None, init=False)
+    _store: Store | None = attrs.field(default=None, init=False)
+    _engine: Engine | None = attrs.field(default=None, init=False)
+    _handlers: list[logging.Handler] = attrs.field(factory=list, init=False)
 
     def repository(self) -> Repository:
         """The git repository ``--repo`` names (or contains)."""
@@ -91,6 +92,16 @@ class Session:
         if self.db_url:
             return self.db_url
         return str(self.repository().state_dir / DB_FILE)
+
+    def db_shown(self) -> str:
+        """The store target as it may be printed: a URL's password is masked."""
+        target = self.db_target()
+        parts = urlsplit(target)
+        if "://" not in target or parts.password is None:
+            return target
+        return urlunsplit(
+            parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1))
+        )
 
     def store(self, *, create: bool = False) -> Store:
         """The store; only ``create`` (``init``) may create a SQLite file that is missing."""

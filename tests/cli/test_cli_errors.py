@@ -86,3 +86,10 @@ def test_demo_refuses_a_non_empty_dir(scratch: Scratch) -> None:
     r = scratch("demo", "--dir", str(scratch.root))
     assert r.code == 2
     assert "not empty" in r.stderr
+
+
+def test_init_never_prints_a_database_password(scratch: Scratch) -> None:
+    """A password in a postgresql:// URL is masked in every message init prints."""
+    r = scratch("--db", "postgresql://u:s3cret@127.0.0.1:1/x?connect_timeout=1", "init")
+    assert r.code == 1
+    assert "s3cret" not in r.stdout + r.stderr

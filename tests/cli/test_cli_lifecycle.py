@@ -236,6 +236,12 @@ def test_blocked_flow_on_postgres(make_scratch: MakeScratch, pg_url: str) -> Non
     assert init.code == 0, init.stderr
     assert init.doc["result"]["backend"] == "postgresql"
     assert init.doc["result"]["schema_versions"] == [1]
+    with_password = pg_url.replace("://postgres@", "://postgres:hunter2@", 1)
+    if with_password != pg_url:
+        shown = s("--db", with_password, "init")
+        assert shown.code == 0, shown.stderr
+        assert "hunter2" not in shown.stdout
+        assert "postgres:***@" in shown.stdout
     for slug in ("add-docs", "new-greeting"):
         assert s("--db", pg_url, "submit", slug, "--sha", s.shas[slug]).code == 0
     assert s("--db", pg_url, "apply").code == 0
