@@ -113,7 +113,11 @@ def cap_text(value: str, limit: int = TEXT_CAP) -> str:
 def attrs_validator(check: Any, **kwargs: Any) -> Any:
     """Adapt a ``check_*`` function to an attrs validator."""
 
+    # Every keyword reaches the check: a ``limit`` dropped here once made every
+    # follow-up slug obey the 64-character slug limit instead of its own.
+    options = {"field": None, **kwargs}
+
     def validate(_instance: object, attribute: Any, value: Any) -> None:
-        check(value, field=kwargs.get("field", attribute.name))
+        check(value, **{**options, "field": options["field"] or attribute.name})
 
     return validate
