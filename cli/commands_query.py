@@ -56,11 +56,13 @@ def show(ctx: click.Context, slug: str) -> int:
     if outcome.blocked is not None:
         occurrences = s.store().occurrences(outcome.blocked.id)
         latest = occurrences[-1] if occurrences else None
+    past = [b for b in s.store().blocked_records() if b.key.slug == slug]
     result = outcome_json(outcome)
     # In show, "transition" is the latest log entry, not a move this call made.
     del result["changed"]
     result["latest_evidence"] = None if latest is None else occurrence_json(latest)
-    return emit(s.json, s.command, result, show_text(outcome, latest))
+    result["blocked_history"] = [blocked_json(b) for b in past]
+    return emit(s.json, s.command, result, show_text(outcome, latest, past))
 
 
 @cli.command()

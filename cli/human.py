@@ -153,8 +153,12 @@ def _evidence_lines(occurrence: Occurrence) -> list[str]:
     return lines
 
 
-def show_text(o: Outcome, latest: Occurrence | None) -> str:
-    """The candidate as a block of ``name: value`` lines, its evidence, then its guidance."""
+def show_text(o: Outcome, latest: Occurrence | None, past: Sequence[BlockedRecord] = ()) -> str:
+    """The candidate as a block of ``name: value`` lines, its evidence, then its guidance.
+
+    ``past`` is every blocked outcome of the slug, newest first; those that are
+    not the current one are listed as earlier follow-ups.
+    """
     c = o.candidate
     lines = [
         f"slug:       {c.key.slug}",
@@ -166,8 +170,9 @@ def show_text(o: Outcome, latest: Occurrence | None) -> str:
     ]
     if o.transition is not None:
         t = o.transition
+        note = f" ({one_line(t.reason)})" if t.reason is not None else ""
         lines.append(
-            f"last move:  {t.event.value} at {_short_time(t.at)} UTC by {one_line(t.actor)}"
+            f"last move:  {t.event.value} at {_short_time(t.at)} UTC by {one_line(t.actor)}{note}"
         )
     if o.blocked is not None:
         b = o.blocked
@@ -178,6 +183,14 @@ def show_text(o: Outcome, latest: Occurrence | None) -> str:
             lines.append(f"  previous: {b.previous_follow_up}")
         lines.append(
             f"blocked:    {b.occurrences} time(s), last {_short_time(b.last_blocked_at)} UTC"
+        )
+    current = None if o.blocked is None else o.blocked.id
+    earlier = [b for b in past if b.id != current]
+    if earlier:
+        lines.append("earlier follow-ups:")
+        lines.extend(
+            f"  {b.follow_up_slug} ({b.reason.value}, {b.status}, sha {b.key.sha[:7]})"
+            for b in earlier
         )
     if latest is not None:
         lines.append("evidence (latest):")

@@ -226,6 +226,13 @@ def test_remediate_resume_apply_integrates(blocked: Scratch) -> None:
     assert r.code == 0
     assert r.doc["result"]["candidate"]["state"] == "integrated"
     assert blocked("verify").code == 0
+    shown = blocked("--json", "show", "new-greeting").doc["result"]
+    assert [(b["status"], b["sha"]) for b in shown["blocked_history"]] == [
+        ("resumed", blocked.shas["new-greeting"])
+    ]
+    assert "earlier follow-ups:\n  new-greeting-integration-blocked-" in blocked(
+        "show", "new-greeting"
+    ).stdout
 
 
 @pytest.mark.postgres
