@@ -15,6 +15,7 @@ from mergegate.statemachine import (
     InvalidInput,
     LeaseHeld,
     MergegateError,
+    RepositoryError,
 )
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "EXIT_USAGE",
     "ConfigError",
     "IntegrateRefused",
+    "NotARepository",
     "UsageError",
     "VerifyFailed",
     "error_code",
@@ -46,6 +48,13 @@ class ConfigError(MergegateError, ValueError):
 
     def __init__(self, path: str, key: str, problem: str) -> None:
         super().__init__(f"{path}: {key}: {problem}", path=path, key=key)
+
+
+class NotARepository(RepositoryError, ValueError):
+    """``--repo`` (or the current directory) is not inside a git repository."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(path, f"{problem}; run mergegate inside a repository or pass --repo PATH")
 
 
 class UsageError(MergegateError, ValueError):
@@ -81,6 +90,7 @@ _USAGE = (
     ConfigError,
     UsageError,
     IntegrateRefused,
+    NotARepository,
 )
 _CONFLICT = (IllegalTransition, ConcurrencyConflict, LeaseHeld, FollowUpNotResolved)
 

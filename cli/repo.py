@@ -14,6 +14,8 @@ import attrs
 
 from mergegate.statemachine import RepositoryError
 
+from .errors import NotARepository
+
 __all__ = ["Repository", "locate"]
 
 _TIMEOUT = 60.0
@@ -97,7 +99,7 @@ class Repository:
 def locate(path: Path) -> Repository:
     """The repository at or above ``path``; raises RepositoryError if there is none."""
     if not path.is_dir():
-        raise RepositoryError(str(path), "no such directory; pass --repo PATH of a git repository")
+        raise NotARepository(str(path), "no such directory")
     done = _git(
         path,
         "rev-parse",
@@ -107,9 +109,7 @@ def locate(path: Path) -> Repository:
         ok=(0, 128),
     )
     if done.returncode != 0:
-        raise RepositoryError(
-            str(path), "not a git repository; run mergegate inside one or pass --repo PATH"
-        )
+        raise NotARepository(str(path), "not a git repository")
     bare_text, common_text = done.stdout.splitlines()[:2]
     common = Path(common_text)
     if bare_text == "true":

@@ -34,11 +34,12 @@ def test_invalid_input_exits_2_with_one_line(
     assert r.stdout == ""
 
 
-def test_not_a_repository_exits_1(make_scratch: MakeScratch) -> None:
-    """--repo on a folder that is not a git repository fails with one line naming --repo."""
+def test_not_a_repository_exits_2(make_scratch: MakeScratch) -> None:
+    """--repo on a folder that is not a git repository exits 2 with one line naming --repo."""
     s = make_scratch()
     r = s("--repo", str(s.root), "list")
-    assert r.code == 1
+    assert r.code == 2
+    assert "--repo PATH" in r.stderr
     assert "not a git repository" in r.stderr
     assert r.stderr.count("\n") == 1
 

@@ -230,9 +230,10 @@ def test_remediate_resume_apply_integrates(blocked: Scratch) -> None:
     assert [(b["status"], b["sha"]) for b in shown["blocked_history"]] == [
         ("resumed", blocked.shas["new-greeting"])
     ]
-    assert "earlier follow-ups:\n  new-greeting-integration-blocked-" in blocked(
-        "show", "new-greeting"
-    ).stdout
+    assert (
+        "earlier follow-ups:\n  new-greeting-integration-blocked-"
+        in blocked("show", "new-greeting").stdout
+    )
 
 
 @pytest.mark.postgres
