@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import attrs
 import psycopg
 import pytest
 from psycopg import sql
@@ -17,11 +18,16 @@ from psycopg import sql
 from mergegate.persistence import POSTGRES_MIGRATIONS, PostgresStore
 from mergegate.persistence.contract import ManualClock, conflict_report
 from mergegate.statemachine import (
+    BlockedReport,
     Candidate,
     CandidateKey,
+    CheckResult,
     ConcurrencyConflict,
     Engine,
     Event,
+    Evidence,
+    FollowUpState,
+    Reason,
     State,
     StoreError,
     Transition,
@@ -227,3 +233,35 @@ def test_one_transaction_sees_its_own_moves_of_one_candidate(pg: PostgresStore) 
     assert batch.outcomes[2].blocked.occurrences == 2
     assert Engine(pg).verify() == []
     assert pg.integrity_problems() == []
+
+
+def test_free_text_with_nul_is_stored_exactly(pg: PostgresStore) -> None:
+    """Text PostgreSQL cannot hold (U+0000) round-trips through every free-text column."""
+    odd = "out\0put \ue000 \ue0000 end"
+    engine = Engine(pg, clock=ManualClock(), actor=f"bot{odd}")
+    engine.submit(KEY)
+    engine.start_apply("feat", owner=f"w{odd}")
+    [lease] = pg.leases()
+    assert lease.owner == f"w{odd}"
+    assert pg.renew_lease("main", f"w{odd}", T0).owner == f"w{odd}"
+    report = BlockedReport(
+        Reason.CHECKS_FAILED,
+        "0" * 40,
+        Evidence(checks=(CheckResult("unit", 1, odd),), diagnostic=odd),
+        detail=odd,
+    )
+    blocked = engine.block("feat", report, idempotency_key=odd)
+    assert blocked.blocked is not None
+    [occurrence] = pg.occurrences(blocked.blocked.id)
+    assert occurrence.report == report
+    pg.finish_follow_up(blocked.blocked.follow_up_slug, FollowUpState.FAILED, odd)
+    assert pg.blocked_record(KEY) == attrs.evolve(
+        blocked.blocked, follow_up_state=FollowUpState.FAILED, follow_up_error=odd
+    )
+    engine.start_remediation("feat")
+    engine.resume("feat", force_reason=odd)
+    history = pg.history(blocked.candidate.id)
+    assert {t.actor for t in history} == {f"bot{odd}"}
+    assert history[2].idempotency_key == odd
+    assert history[-1].reason == f"forced: {odd}"
+    assert engine.block("feat", report, idempotency_key=odd).transition == history[2]
