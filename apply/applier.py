@@ -63,6 +63,17 @@ def _remote(_i: object, _a: object, value: str | None) -> None:
         raise InvalidInput("remote", value, "give the name of a configured git remote")
 
 
+def _seconds(_i: object, a: attrs.Attribute[float], value: float) -> None:
+    if not isinstance(value, int | float) or not value > 0:
+        raise InvalidInput(a.name, value, "give a positive number of seconds")
+
+
+def _specs(_i: object, _a: object, value: tuple[object, ...]) -> None:
+    for spec in value:
+        if not isinstance(spec, CheckSpec):
+            raise InvalidInput("checks", spec, "give CheckSpec values")
+
+
 def _path(value: str | os.PathLike[str]) -> Path:
     return Path(value).resolve()
 
@@ -97,14 +108,16 @@ class GitApplier:
 
     repo: Path = attrs.field(converter=_path)
     main_branch: str = attrs.field(default="main", kw_only=True)
-    checks: Sequence[CheckSpec] = attrs.field(default=(), converter=tuple, kw_only=True)
+    checks: Sequence[CheckSpec] = attrs.field(
+        default=(), converter=tuple, validator=_specs, kw_only=True
+    )
     max_main_retries: int = attrs.field(default=2, validator=_retries, kw_only=True)
     remote: str | None = attrs.field(default=None, validator=_remote, kw_only=True)
     identity: Identity = attrs.field(default=Identity(), kw_only=True)
     git_executable: str = attrs.field(default="git", kw_only=True)
     require_branch_ref: bool = attrs.field(default=True, kw_only=True)
-    push_timeout: float = attrs.field(default=120.0, kw_only=True)
-    heartbeat_every: float = attrs.field(default=30.0, kw_only=True)
+    push_timeout: float = attrs.field(default=120.0, validator=_seconds, kw_only=True)
+    heartbeat_every: float = attrs.field(default=30.0, validator=_seconds, kw_only=True)
     check_env: Mapping[str, str] | None = attrs.field(default=None, kw_only=True)
     git: Git = attrs.field(init=False)
     _root: Path = attrs.field(init=False)

@@ -417,6 +417,10 @@ def test_bad_configuration_is_one_line(repo: Repo) -> None:
         GitApplier(repo.path, remote="-x")
     with pytest.raises(InvalidInput, match="remote"):
         GitApplier(repo.path, remote="nowhere")
+    with pytest.raises(InvalidInput, match="heartbeat_every"):
+        GitApplier(repo.path, heartbeat_every=0)
+    with pytest.raises(InvalidInput, match="checks"):
+        GitApplier(repo.path, checks=["make test"])  # type: ignore[list-item]
 
 
 def test_push_goes_first_and_is_conditional(repo: Repo, heartbeat: Beat, tmp_path: Path) -> None:
