@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, suppress
 from datetime import datetime
-from typing import Any
+from types import TracebackType
+from typing import Any, NoReturn
 
 import psycopg
 from psycopg import errors as pgerrors
@@ -225,25 +225,6 @@ class PostgresStore(SQLRows):
     def _occurrence(row: Any) -> Occurrence:
         return SQLRows._occurrence((*row[:4], json_from_pg(row[4])))
 
-    @contextmanager
-    def _write(self) -> Iterator[PostgresTransaction]:
-        # BEGIN and COMMIT are plain pipelined statements rather than psycopg's
-        # transaction(), which syncs at COMMIT and again when the pipeline ends:
-        # this way the COMMIT travels with the queued writes, one round trip.
-        conn = self._connection()
-        tx = PostgresTransaction(conn, self)
-        try:
-            with conn.pipeline():
-                conn.execute("BEGIN")
-                yield tx
-                tx.committing = True
-                conn.execute("COMMIT")
-        except BaseException as exc:
-            _roll_back(conn)
-            if isinstance(exc, psycopg.Error):
-                raise self._translate(exc, tx) from exc
-            raise
-
     def _lock(self, *parts: str) -> int:
         return _lock_key(self._namespace, *parts)
 
@@ -306,15 +287,13 @@ class PostgresStore(SQLRows):
         """The migration versions applied to this database, in order."""
         return [v for (v,) in self._query("SELECT version FROM schema_migrations ORDER BY 1")]
 
-    @contextmanager
-    def transaction(self) -> Iterator[PostgresTransaction]:
+    def transaction(self) -> _Write:
         """One database transaction; commits on normal exit, rolls back on error.
 
         A conflict the database detects in a pipelined write (a duplicate
         ``(candidate, seq)``) surfaces as ConcurrencyConflict when the block exits.
         """
-        with self._write() as tx:
-            yield tx
+        return _Write(self)
 
     def close(self) -> None:
         """Close the connection; the store cannot be used afterwards."""
@@ -340,7 +319,7 @@ class PostgresStore(SQLRows):
         """Record the result of materializing a follow-up; ``CREATED`` marks its outbox row done."""
         # The outcome row first, then the outbox row: the order record_block
         # locks them in. The other order deadlocks against a concurrent replay.
-        with self._write() as tx:
+        with self.transaction() as tx:
             tx.execute(
                 "UPDATE integration_blocked_outcomes SET follow_up_state = %s, "
                 "follow_up_error = %s WHERE follow_up_slug = %s",
@@ -352,6 +331,67 @@ class PostgresStore(SQLRows):
                 "WHERE follow_up_slug = %s",
                 (to_pg(error), state is FollowUpState.CREATED, follow_up_slug),
             )
+
+
+class _Write:
+    """The context of one write transaction, in pipeline mode.
+
+    BEGIN and COMMIT are plain pipelined statements rather than psycopg's
+    ``transaction()``, which syncs at COMMIT and again when the pipeline ends:
+    this way the COMMIT travels with the queued writes, in one round trip. A
+    class rather than a generator, because one is entered per Engine call.
+    """
+
+    __slots__ = ("_conn", "_pipeline", "_store", "_tx")
+
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+        self._conn = store._connection()
+        self._tx = PostgresTransaction(self._conn, store)
+        self._pipeline: AbstractContextManager[Any] | None = None
+
+    def __enter__(self) -> PostgresTransaction:
+        try:
+            self._pipeline = self._conn.pipeline()
+            self._pipeline.__enter__()
+            self._conn.execute("BEGIN")
+        except BaseException as exc:
+            self._fail(exc)
+        return self._tx
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            try:
+                self._tx.committing = True
+                self._conn.execute("COMMIT")
+                self._end(None)
+            except BaseException as err:
+                self._fail(err)
+            return
+        if isinstance(exc, psycopg.Error):
+            self._fail(exc)
+        # Anything else (an Engine error, a KeyboardInterrupt) propagates as it is.
+        self._end(exc)
+        _roll_back(self._conn)
+
+    def _end(self, exc: BaseException | None) -> None:
+        pipeline, self._pipeline = self._pipeline, None
+        if pipeline is not None:
+            # Given an exception, psycopg logs any error of its own instead of raising it.
+            pipeline.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
+
+    def _fail(self, exc: BaseException) -> NoReturn:
+        with suppress(psycopg.Error):
+            self._end(exc)
+        _roll_back(self._conn)
+        if isinstance(exc, psycopg.Error):
+            raise self._store._translate(exc, self._tx) from exc
+        raise exc
 
 
 def _roll_back(conn: psycopg.Connection[Any]) -> None:
