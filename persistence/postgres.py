@@ -376,7 +376,8 @@ class _Write:
         if isinstance(exc, psycopg.Error):
             self._fail(exc)
         # Anything else (an Engine error, a KeyboardInterrupt) propagates as it is.
-        self._end(exc)
+        with suppress(psycopg.Error):
+            self._end(exc)
         _roll_back(self._conn)
 
     def _end(self, exc: BaseException | None) -> None:
