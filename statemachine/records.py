@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from datetime import datetime
+from typing import TypeVar
 
 import attrs
 
@@ -57,6 +58,9 @@ class Reason(enum.StrEnum):
     EXTERNAL = "external"
 
 
+_T = TypeVar("_T")
+
+
 def _optional_text(value: str | None) -> str | None:
     return None if value is None or value == "" else cap_text(value)
 
@@ -70,16 +74,23 @@ def _tail(value: str) -> str:
     )
 
 
+def _many(value: Iterable[_T], what: str) -> tuple[_T, ...]:
+    # A lone string is iterable too: "src/a.py" would become eight one-letter paths.
+    if isinstance(value, str | bytes):
+        raise InvalidInput(what, value, "give a list, not a single string")
+    return tuple(value)
+
+
 def _sorted_paths(value: Iterable[str]) -> tuple[str, ...]:
-    return tuple(sorted(set(value)))
+    return tuple(sorted(set(_many(value, "evidence paths"))))
 
 
 def _checks(value: Iterable[CheckResult]) -> tuple[CheckResult, ...]:
-    return tuple(value)
+    return _many(value, "evidence checks")
 
 
 def _shas(value: Iterable[str]) -> tuple[str, ...]:
-    return tuple(value)
+    return _many(value, "main attempts")
 
 
 def _check_text_opt(_i: object, a: attrs.Attribute[str | None], v: str | None) -> None:
