@@ -55,6 +55,9 @@ def check_branch(value: str, *, field: str = "branch") -> str:
     """
     if not isinstance(value, str) or not value:
         raise InvalidInput(field, value, "give a non-empty git branch name")
+    # A lone surrogate (undecodable bytes) would fail later, in the store's or
+    # git's encoder, as a bare UnicodeEncodeError instead of bad input.
+    check_text(value, field=field)
     why = _ref_problem(value)
     if why is not None:
         raise InvalidInput(field, value, f"not a valid git branch name ({why})")
