@@ -150,7 +150,8 @@ def report_from_json(text: str | bytes) -> BlockedReport:
     """Parse JSON text into a report; raises InvalidInput for bad JSON or a bad shape."""
     try:
         data = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as err:
+    # RecursionError: a few hundred thousand nested brackets exhaust the parser.
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
         raise InvalidInput(
             "blocked report JSON", _snippet(text), f"not valid JSON ({err})"
         ) from None
@@ -161,7 +162,8 @@ def evidence_from_json(text: str | bytes) -> Evidence:
     """Parse JSON text into evidence; raises InvalidInput for bad JSON or a bad shape."""
     try:
         data = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as err:
+    # RecursionError: a few hundred thousand nested brackets exhaust the parser.
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
         raise InvalidInput("evidence JSON", _snippet(text), f"not valid JSON ({err})") from None
     return load_evidence(data)
 
