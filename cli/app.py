@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import click
@@ -10,13 +9,6 @@ import click
 from .session import DB_ENV, LOG_FILE, Session, default_actor
 
 __all__ = ["cli", "session_of"]
-
-
-def _version() -> str:
-    try:
-        return version("mergegate")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -51,7 +43,11 @@ def _version() -> str:
     help="Who the log records as making each move [env MERGEGATE_ACTOR; default cli:<user>].",
 )
 @click.version_option(
-    _version(), "--version", prog_name="mergegate", message="%(prog)s %(version)s"
+    None,
+    "--version",
+    package_name="mergegate",
+    prog_name="mergegate",
+    message="%(prog)s %(version)s",
 )
 @click.pass_context
 def cli(

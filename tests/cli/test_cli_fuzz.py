@@ -141,9 +141,10 @@ def _check_one(s: Scratch, data: st.DataObject) -> None:
     if r.code in (2, 4):
         assert r.stderr.count("\n") == 1, r.stderr
         assert s.snapshot() == before, args
-    if "--json" in args[:1] and r.code != 0 and "--help" not in args:
+    if args[0] == "--json" and not {"--help", "-h"} & set(args):
         doc: Any = json.loads(r.stdout)
         assert doc["exit_code"] == r.code
+        assert ("error" in doc) == (r.code in (1, 2, 4))
 
 
 @settings(max_examples=25)
