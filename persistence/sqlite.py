@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Generic, TypeVar
 
 from mergegate.statemachine import (
     BlockedRecord,
@@ -42,6 +41,7 @@ from .rows import SQLRows
 __all__ = ["SQLiteStore"]
 
 _BACKEND = "sqlite"
+_T = TypeVar("_T")
 
 
 def _translate(err: sqlite3.Error, busy_timeout: float) -> MergegateError:
@@ -56,6 +56,47 @@ def _translate(err: sqlite3.Error, busy_timeout: float) -> MergegateError:
     if isinstance(err, sqlite3.OperationalError) and ("full" in text or "disk" in text):
         return StoreError(_BACKEND, f"{text}; nothing was written, free disk space and retry")
     return StoreError(_BACKEND, f"{text}; nothing was written")
+
+
+class _Write(Generic[_T]):
+    """``BEGIN IMMEDIATE`` on enter; ``COMMIT`` on normal exit, ``ROLLBACK`` on an error.
+
+    A class, not a ``@contextmanager`` generator: one is entered per Engine
+    call, and the two nested generators cost more than the rest of the
+    Python around a move's statements.
+    """
+
+    __slots__ = ("_store", "_value")
+
+    def __init__(self, store: SQLiteStore, value: _T) -> None:
+        self._store = store
+        self._value = value
+
+    def __enter__(self) -> _T:
+        try:
+            self._store._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as err:
+            raise _translate(err, self._store.busy_timeout) from err
+        return self._value
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        conn = self._store._conn
+        if exc is not None:
+            conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise _translate(exc, self._store.busy_timeout) from exc
+            return
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as err:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise _translate(err, self._store.busy_timeout) from err
 
 
 class SQLiteStore(SQLRows):
@@ -91,25 +132,8 @@ class SQLiteStore(SQLRows):
         except sqlite3.Error as err:
             raise _translate(err, self.busy_timeout) from err
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as err:
-            raise _translate(err, self.busy_timeout) from err
-        try:
-            yield self._conn
-        except BaseException as exc:
-            self._conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise _translate(exc, self.busy_timeout) from exc
-            raise
-        try:
-            self._conn.execute("COMMIT")
-        except sqlite3.Error as err:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            raise _translate(err, self.busy_timeout) from err
+    def _write(self) -> _Write[sqlite3.Connection]:
+        return _Write(self, self._conn)
 
     def _migrate(self) -> None:
         with self._write() as conn:
@@ -150,11 +174,9 @@ class SQLiteStore(SQLRows):
         """The migration versions applied to this database, in order."""
         return [v for (v,) in self._query("SELECT version FROM schema_migrations ORDER BY 1")]
 
-    @contextmanager
-    def transaction(self) -> Iterator[_SQLiteTransaction]:
+    def transaction(self) -> _Write[_SQLiteTransaction]:
         """A write transaction (``BEGIN IMMEDIATE``); commits on normal exit."""
-        with self._write() as conn:
-            yield _SQLiteTransaction(conn, self)
+        return _Write(self, _SQLiteTransaction(self._conn, self))
 
     def close(self) -> None:
         """Close the connection; the store cannot be used afterwards."""
