@@ -132,7 +132,7 @@ class Transition:
     source: State | None
     dest: State
     sha: str
-    actor: str
+    actor: str = attrs.field(validator=attrs_validator(check_text))
     at: datetime
     reason: str | None = attrs.field(default=None, validator=_check_text_opt)
     idempotency_key: str | None = None
