@@ -7,6 +7,7 @@ written, with its traceback, to the log file, never to the terminal.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -22,9 +23,10 @@ from .errors import EXIT_UNEXPECTED, EXIT_USAGE, exit_code_for
 from .output import report_error
 from .session import Session
 
-__all__ = ["EXIT_INTERRUPTED", "run"]
+__all__ = ["EXIT_BROKEN_PIPE", "EXIT_INTERRUPTED", "run"]
 
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 
 
 def _log_unexpected(session: Session, err: BaseException) -> str | None:
@@ -66,6 +68,10 @@ def _run(argv: Sequence[str] | None) -> int:
         result = cli.main(args=args, prog_name="mergegate", standalone_mode=False, obj=session)
     except click.exceptions.Exit as done:
         return done.exit_code
+    except SystemExit as done:
+        # click turns a closed stdout (EPIPE) into sys.exit(1) once it muted the
+        # streams; no command of ours exits the process itself.
+        return EXIT_BROKEN_PIPE if done.code == 1 else EXIT_UNEXPECTED
     except click.ClickException as err:
         usage = err.ctx if isinstance(err, click.UsageError) else None
         hint = "" if usage is None else f"; see `{usage.command_path} --help`"
@@ -81,6 +87,12 @@ def _run(argv: Sequence[str] | None) -> int:
         )
     except MergegateError as err:
         return report_error(session.json, session.command, err, exit_code_for(err))
+    except BrokenPipeError:
+        # The reader went away (`mergegate history x | head -1`): the command's work
+        # is done, only its output is cut. Exit as a process killed by SIGPIPE would.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except Exception as err:  # the one boundary: any crash becomes one line
         where = _log_unexpected(session, err)
         more = f"; the traceback is in {where}" if where else ""

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from . import demo  # noqa: F401  (registers the demo command)
-from .boundary import run
+from .boundary import EXIT_BROKEN_PIPE, run
 
 __all__ = ["main", "run"]
 
@@ -23,6 +23,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     try:
         sys.stdout.flush()
     except BrokenPipeError:
-        # The reader went away (`mergegate list | head`); drop what is left quietly.
+        # The reader went away after the last write; drop what is left quietly.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = code or EXIT_BROKEN_PIPE
     sys.exit(code)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
-from .conftest import MakeScratch, Scratch
+from .conftest import MakeScratch, Scratch, _env
 
 
 @pytest.mark.parametrize(
@@ -94,3 +97,20 @@ def test_init_never_prints_a_database_password(scratch: Scratch) -> None:
     r = scratch("--db", "postgresql://u:s3cret@127.0.0.1:1/x?connect_timeout=1", "init")
     assert r.code == 1
     assert "s3cret" not in r.stdout + r.stderr
+
+
+def test_closed_stdout_exits_141_quietly(scratch: Scratch) -> None:
+    """When the reader closes stdout first, the command exits 141 with nothing on stderr."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mergegate.cli", "--repo", str(scratch.bare), "diagram"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(),
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == 141
+    assert err == b""
