@@ -148,3 +148,59 @@ def integrator(url: str, schema: str, start: Barrier, queue: Queue[Any], name: s
             store.close()
 
     _run(queue, name, body)
+
+
+def submit_worker(
+    url: str, schema: str, keys: list[CandidateKey], barrier: Barrier, queue: Queue[Any], name: str
+) -> None:
+    """For each key, wait with the others and submit it; report what each submit returned."""
+
+    def body() -> list[tuple[str, str | None]]:
+        from mergegate.statemachine import DuplicateCandidate
+
+        store = PostgresStore(url, schema=schema)
+        engine = Engine(store, actor=name)
+        seen: list[tuple[str, str | None]] = []
+        try:
+            for key in keys:
+                barrier.wait(timeout=60)
+                try:
+                    outcome = engine.submit(key)
+                except DuplicateCandidate:
+                    seen.append((key.slug, "duplicate"))
+                    continue
+                seen.append((key.slug, "new" if outcome.transition is not None else "same"))
+        finally:
+            store.close()
+        return seen
+
+    _run(queue, name, body)
+
+
+class _Hang:
+    """An Applier that takes the lease, heartbeats once, then never returns."""
+
+    def main_sha(self) -> str:
+        return "0" * 40
+
+    def apply(self, key: CandidateKey, heartbeat: Callable[[], None]) -> ApplyResult:
+        heartbeat()
+        time.sleep(3600)
+        raise AssertionError("unreachable")
+
+
+def hanging_integrator(url: str, schema: str, ttl: float, ready: Any) -> None:
+    """Start applying the next candidate under a short lease, then hang until killed."""
+    from datetime import timedelta
+
+    store = PostgresStore(url, schema=schema)
+    engine = Engine(store, actor="doomed", lease_ttl=timedelta(seconds=ttl))
+    original = store.renew_lease
+
+    def renew(name: str, owner: str, expires_at: Any) -> Any:
+        lease = original(name, owner, expires_at)
+        ready.set()
+        return lease
+
+    store.renew_lease = renew  # type: ignore[method-assign]
+    engine.apply_next(_Hang(), owner="doomed")

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import importlib
 import multiprocessing
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -20,7 +22,7 @@ from psycopg import sql
 
 from mergegate.followups import roadmap_slugs
 from mergegate.persistence import PostgresStore
-from mergegate.statemachine import CandidateKey, Engine, Event, State
+from mergegate.statemachine import CandidateKey, Engine, Event, LeaseHeld, Reason, State
 
 pytestmark = pytest.mark.postgres
 
@@ -160,5 +162,75 @@ def test_two_integrators_apply_each_candidate_once(
         events = [t.event for t in pg.history(candidate.id)]
         assert events == [Event.SUBMIT, Event.START_APPLY, Event.INTEGRATE]
     assert pg.leases() == []
+    assert engine.verify() == []
+    assert pg.integrity_problems() == []
+
+
+def test_concurrent_submits_of_one_slug_see_each_other(
+    pg_server: str, pg: PostgresStore, pg_workers: ModuleType
+) -> None:
+    """8 processes submit one new identity at once: one creates it, the rest see it, no errors."""
+    workers, rounds = 8, 5
+    same = [CandidateKey(f"same-{r}", f"same-{r}", "d" * 40) for r in range(rounds)]
+    barrier = _spawn.Barrier(workers)
+    results = _in_processes(
+        pg_workers.submit_worker, [(pg_server, pg.schema, same, barrier)] * workers
+    )
+    for key in same:
+        answers = Counter(a for seen in results.values() for slug, a in seen if slug == key.slug)
+        assert answers == {"new": 1, "same": workers - 1}
+        candidate = pg.candidate(key.slug)
+        assert candidate is not None
+        assert candidate.seq == 1
+    rivals = [
+        [CandidateKey(f"rival-{r}", f"rival-{r}", f"{w:040x}") for r in range(rounds)]
+        for w in range(workers)
+    ]
+    barrier = _spawn.Barrier(workers)
+    results = _in_processes(
+        pg_workers.submit_worker, [(pg_server, pg.schema, keys, barrier) for keys in rivals]
+    )
+    for r in range(rounds):
+        answers = Counter(
+            a for seen in results.values() for slug, a in seen if slug == f"rival-{r}"
+        )
+        assert answers == {"new": 1, "duplicate": workers - 1}
+    assert len(pg.candidates()) == 2 * rounds
+    assert Engine(pg).verify() == []
+    assert pg.integrity_problems() == []
+
+
+def test_killed_integrator_lease_expires_and_is_recovered(
+    pg_server: str, pg: PostgresStore, pg_workers: ModuleType
+) -> None:
+    """An integrator killed mid-apply leaves its lease; once expired, another host recovers it."""
+    engine = Engine(pg)
+    engine.submit(CandidateKey("doomed", "doomed", "e" * 40))
+    engine.submit(CandidateKey("after", "after", "f" * 40))
+    ready = _spawn.Event()
+    proc = _spawn.Process(
+        target=pg_workers.hanging_integrator, args=(pg_server, pg.schema, 1.5, ready)
+    )
+    proc.start()
+    try:
+        assert ready.wait(timeout=120), "the integrator never took the lease"
+        proc.kill()
+        proc.join(timeout=30)
+        [lease] = pg.leases()
+        assert lease.owner == "doomed"
+        assert engine.recover("0" * 40) == []
+        with pytest.raises(LeaseHeld):
+            engine.start_apply("after", owner="survivor")
+        time.sleep(max(0.0, (lease.expires_at - datetime.now(UTC)).total_seconds()) + 0.05)
+        [recovered] = engine.recover("0" * 40)
+    finally:
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+    assert (recovered.candidate.key.slug, recovered.state) == ("doomed", State.BLOCKED)
+    assert recovered.blocked is not None
+    assert recovered.blocked.reason is Reason.APPLY_INTERRUPTED
+    assert pg.leases() == []
+    assert engine.start_apply("after", owner="survivor").state is State.APPLYING
     assert engine.verify() == []
     assert pg.integrity_problems() == []
