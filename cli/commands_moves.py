@@ -58,6 +58,15 @@ _IDEMPOTENCY = click.option(
 )
 
 
+_EXPECTED_SEQ = click.option(
+    "--expected-seq",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="Move only if the candidate's seq is still N (read it with show --json); else exit 4.",
+)
+
+
 def _emit_outcome(session: Session, outcome: Outcome, code: int = EXIT_OK) -> int:
     return emit(session.json, session.command, outcome_json(outcome), outcome_text(outcome), code)
 
@@ -116,14 +125,23 @@ def submit(
 @click.argument("slug")
 @click.option("--owner", default=None, help="Who holds the integration lease (default: --actor).")
 @_IDEMPOTENCY
+@_EXPECTED_SEQ
 @click.pass_context
-def start(ctx: click.Context, slug: str, owner: str | None, idempotency_key: str | None) -> int:
+def start(
+    ctx: click.Context,
+    slug: str,
+    owner: str | None,
+    idempotency_key: str | None,
+    expected_seq: int | None,
+) -> int:
     """Take the integration lease and move SLUG to applying (for an external apply)."""
     s = session_of(ctx)
     check_slug(slug)
     _key_text(owner, "--owner")
     _key_text(idempotency_key, "--idempotency-key")
-    outcome = s.engine().start_apply(slug, owner=owner or s.actor, idempotency_key=idempotency_key)
+    outcome = s.engine().start_apply(
+        slug, owner=owner or s.actor, idempotency_key=idempotency_key, expected_seq=expected_seq
+    )
     return _emit_outcome(s, outcome)
 
 
@@ -151,6 +169,7 @@ def start(ctx: click.Context, slug: str, owner: str | None, idempotency_key: str
 )
 @click.option("--main-sha", default=None, help="The main it was tried against (default: main now).")
 @_IDEMPOTENCY
+@_EXPECTED_SEQ
 @click.pass_context
 def block(
     ctx: click.Context,
@@ -161,6 +180,7 @@ def block(
     evidence_file: str | None,
     main_sha: str | None,
     idempotency_key: str | None,
+    expected_seq: int | None,
 ) -> int:
     """Record a blocked outcome for SLUG (from applying), or replay one (blocked, remediating)."""
     s = session_of(ctx)
@@ -187,7 +207,9 @@ def block(
                 "pass --main-sha SHA"
             )
         report = attrs.evolve(report, main_sha=main_sha)
-    outcome = s.engine().block(slug, report, idempotency_key=idempotency_key)
+    outcome = s.engine().block(
+        slug, report, idempotency_key=idempotency_key, expected_seq=expected_seq
+    )
     return _emit_outcome(s, outcome)
 
 
@@ -195,8 +217,15 @@ def block(
 @click.argument("slug")
 @click.option("--main-sha", required=True, help="The sha the external apply moved main to.")
 @_IDEMPOTENCY
+@_EXPECTED_SEQ
 @click.pass_context
-def integrate(ctx: click.Context, slug: str, main_sha: str, idempotency_key: str | None) -> int:
+def integrate(
+    ctx: click.Context,
+    slug: str,
+    main_sha: str,
+    idempotency_key: str | None,
+    expected_seq: int | None,
+) -> int:
     """Record that an external apply advanced main to MAIN_SHA, which contains SLUG's sha."""
     s = session_of(ctx)
     check_slug(slug)
@@ -220,20 +249,28 @@ def integrate(ctx: click.Context, slug: str, main_sha: str, idempotency_key: str
             f"it does not contain the candidate's sha {candidate.key.sha[:12]}; "
             "report integrate only after main contains the candidate, else block",
         )
-    outcome = engine.integrate(slug, main_sha=full, idempotency_key=idempotency_key)
+    outcome = engine.integrate(
+        slug, main_sha=full, idempotency_key=idempotency_key, expected_seq=expected_seq
+    )
     return _emit_outcome(s, outcome)
 
 
 @cli.command()
 @click.argument("slug")
 @_IDEMPOTENCY
+@_EXPECTED_SEQ
 @click.pass_context
-def remediate(ctx: click.Context, slug: str, idempotency_key: str | None) -> int:
+def remediate(
+    ctx: click.Context, slug: str, idempotency_key: str | None, expected_seq: int | None
+) -> int:
     """Move blocked SLUG to remediating: someone works on its follow-up."""
     s = session_of(ctx)
     check_slug(slug)
     _key_text(idempotency_key, "--idempotency-key")
-    return _emit_outcome(s, s.engine().start_remediation(slug, idempotency_key=idempotency_key))
+    outcome = s.engine().start_remediation(
+        slug, idempotency_key=idempotency_key, expected_seq=expected_seq
+    )
+    return _emit_outcome(s, outcome)
 
 
 @cli.command()
@@ -242,6 +279,7 @@ def remediate(ctx: click.Context, slug: str, idempotency_key: str | None) -> int
 @click.option("--force", is_flag=True, help="Resume although the follow-up is not resolved.")
 @click.option("--why", default=None, help="Why the resume is forced (required with --force).")
 @_IDEMPOTENCY
+@_EXPECTED_SEQ
 @click.pass_context
 def resume(
     ctx: click.Context,
@@ -250,6 +288,7 @@ def resume(
     force: bool,
     why: str | None,
     idempotency_key: str | None,
+    expected_seq: int | None,
 ) -> int:
     """Move remediating SLUG to retry once its follow-up is resolved (state.yaml status: done)."""
     s = session_of(ctx)
@@ -267,6 +306,7 @@ def resume(
         new_sha=new_sha,
         force_reason=why if force else None,
         idempotency_key=idempotency_key,
+        expected_seq=expected_seq,
     )
     return _emit_outcome(s, outcome)
 

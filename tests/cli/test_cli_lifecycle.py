@@ -178,6 +178,17 @@ def test_illegal_move_exits_4(scratch: Scratch) -> None:
     assert "allowed events: start_apply" in r.stderr
 
 
+def test_stale_expected_seq_exits_4(blocked: Scratch) -> None:
+    """A move with an --expected-seq another writer already passed exits 4 and writes nothing."""
+    seq = blocked("--json", "show", "new-greeting").doc["result"]["candidate"]["seq"]
+    before = blocked.snapshot()
+    stale = blocked("remediate", "new-greeting", "--expected-seq", str(seq - 1))
+    assert stale.code == 4
+    assert "moved by another writer" in stale.stderr
+    assert blocked.snapshot() == before
+    assert blocked("remediate", "new-greeting", "--expected-seq", str(seq)).code == 0
+
+
 def test_lease_held_exits_4(scratch: Scratch) -> None:
     """start while another candidate holds the integration lease exits 4."""
     scratch("submit", "other", "--sha", scratch.shas["other"])
