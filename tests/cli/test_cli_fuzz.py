@@ -44,6 +44,7 @@ OPTIONS = [
     "--counts",
     "--owner",
     "--idempotency-key",
+    "--expected-seq",
     "--help",
 ]
 # Any text a process argument can carry: no NUL, no lone surrogate.
