@@ -47,6 +47,27 @@ OPTIONS = [
     "--expected-seq",
     "--help",
 ]
+REASONS = [
+    "merge_conflict",
+    "checks_failed",
+    "main_moved",
+    "precondition_failed",
+    "apply_interrupted",
+    "push_rejected",
+    "external",
+]
+SHAPED = [
+    "block",
+    "submit",
+    "resume",
+    "integrate",
+    "history",
+    "show",
+    "start",
+    "remediate",
+    "apply",
+    "blocked",
+]
 # Any text a process argument can carry: no NUL, no lone surrogate.
 ARG_TEXT = st.text(
     st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=30
@@ -92,30 +113,38 @@ def _values(s: Scratch) -> st.SearchStrategy[str]:
 
 
 def _shaped(draw: st.DrawFn, s: Scratch) -> list[str]:
-    """A well-formed command line with random values, so more of them get past click."""
+    """A well-formed command line with mostly plausible values, so many get past validation."""
     v = _values(s)
-    optional = st.lists(st.tuples(st.sampled_from(OPTIONS), v), max_size=2)
-    extra = [token for pair in draw(optional) for token in pair]
-    match draw(st.sampled_from(["block", "submit", "resume", "history", "blocked"])):
+
+    def mostly(good: list[str]) -> str:
+        return draw(st.sampled_from(good)) if draw(st.integers(0, 3)) else draw(v)
+
+    slug = mostly(["new-greeting", "add-docs", "other"])
+    sha = mostly(list(s.shas.values()))
+    reason = mostly(REASONS)
+    extra = [draw(st.sampled_from(OPTIONS)), draw(v)] if not draw(st.integers(0, 4)) else []
+    match draw(st.sampled_from(SHAPED)):
         case "block":
-            base = ["block", draw(v), "--reason", draw(v), "--evidence-file", "EVIDENCE"]
+            base = ["block", slug, "--reason", reason, "--evidence-file", "EVIDENCE"]
             if draw(st.booleans()):
                 base += ["--conflict-file", draw(v), "--detail", draw(v)]
         case "submit":
-            base = ["submit", draw(v), "--sha", draw(v), "--branch", draw(v)]
+            base = ["submit", slug, "--sha", sha, "--branch", draw(st.just(slug) | v)]
         case "resume":
-            base = ["resume", draw(v), "--sha", draw(v), "--force", "--why", draw(v)]
-        case "history":
-            base = ["history", draw(v), "--since", draw(v)]
+            base = ["resume", slug, "--sha", sha, "--force", "--why", draw(v)]
+        case "integrate":
+            base = ["integrate", slug, "--main-sha", sha]
+        case "history" | "show" | "start" | "remediate" | "apply" as command:
+            base = [command, slug]
         case _:
-            base = ["blocked", "--since", draw(v), "--reason", draw(v)]
+            base = ["blocked", "--since", draw(v), "--reason", reason]
     return base + extra
 
 
 @st.composite
 def invocations(draw: st.DrawFn, s: Scratch) -> tuple[list[str], bytes, bytes | None]:
     """A command line (shaped, or any tokens), an evidence file's bytes, maybe stdin."""
-    if draw(st.booleans()):
+    if draw(st.integers(0, 3)):
         tokens = _shaped(draw, s)
     else:
         tokens = [
