@@ -19,12 +19,13 @@ Counts = Mapping[tuple[State | None, Event, State], int]
 
 
 def _label(source: State | None, event: Event, dest: State, counts: Counts | None) -> str:
-    label = event.value
+    notes = []
     if source is not None and source is dest:
-        label += " (replay)"
+        notes.append("replay")
     if counts is not None:
-        label += f" [{counts.get((source, event, dest), 0)}]"
-    return label
+        notes.append(str(counts.get((source, event, dest), 0)))
+    # Parentheses, not brackets: Mermaid reads brackets in a label as node syntax.
+    return f"{event.value} ({', '.join(notes)})" if notes else event.value
 
 
 def mermaid(table: Table = TABLE, counts: Counts | None = None) -> str:

@@ -113,9 +113,9 @@ def test_diagram_formats_and_counts(blocked: Scratch) -> None:
     assert "remediating --> retry: resume\n" in mermaid.stdout
     assert blocked("diagram", "--format", "dot").stdout.startswith("digraph mergegate {")
     counted = blocked("diagram", "--counts").stdout
-    assert "[*] --> pending: submit [2]" in counted
-    assert "applying --> blocked: block [1]" in counted
-    assert "remediating --> retry: resume [0]" in counted
+    assert "[*] --> pending: submit (2)" in counted
+    assert "applying --> blocked: block (1)" in counted
+    assert "remediating --> retry: resume (0)" in counted
     assert blocked("diagram", "--format", "svg").code == 2
 
 
