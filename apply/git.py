@@ -106,7 +106,8 @@ class Git:
         try:
             done = subprocess.run(
                 [self._argv0, *args],
-                input=stdin if stdin is not None else b"",
+                input=stdin,
+                stdin=subprocess.DEVNULL if stdin is None else None,
                 capture_output=True,
                 cwd=where,
                 env=self._env,
