@@ -67,11 +67,11 @@ class Demo:
         click.echo(text)
 
     def mergegate(self, *args: str, expect: int = EXIT_OK) -> None:
-        """Run ``mergegate --repo <integration> ARGS`` through the real command line."""
+        """Run ``mergegate --repo <integration> --actor demo ARGS`` through the real CLI."""
         click.echo(f"$ mergegate {' '.join(args)}")
         # Errors join the narration on stdout, so a piped demo keeps its order.
         with contextlib.redirect_stderr(sys.stdout):
-            code = run(["--repo", str(self.integration), *args])
+            code = run(["--repo", str(self.integration), "--actor", "demo", *args])
         click.echo(f"[exit {code}]\n")
         if code != expect:
             raise UsageError(
@@ -129,7 +129,8 @@ class Demo:
         (self.integration / "mergegate.toml").write_text(_CONFIG, encoding="utf-8")
         self.say(f"integration repository (bare): {self.integration}")
         self.say(f"authoring clone:               {self.work}")
-        self.say(f"configuration:                 {self.integration / 'mergegate.toml'}\n")
+        self.say(f"configuration:                 {self.integration / 'mergegate.toml'}")
+        self.say("Every `mergegate` command below runs with --repo integration.git --actor demo.\n")
         self.say(_CONFIG)
         self.say("Two work items branch from main and both edit greeting.txt:")
         self.git(self.work, "checkout", "-q", "-b", "add-docs", "main")
