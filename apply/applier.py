@@ -31,6 +31,7 @@ from mergegate.statemachine import (
     check_sha,
 )
 
+from .catfile import CatFile
 from .checks import CheckSpec, run_check
 from .errors import GitCommandFailed, GitNotFound, MainCheckedOut
 from .git import Git, Identity
@@ -39,7 +40,6 @@ from .plumbing import (
     commit_tree,
     compare_and_swap,
     is_ancestor,
-    lookup,
     merge_trees,
     push_with_lease,
 )
@@ -121,10 +121,12 @@ class GitApplier:
     check_env: Mapping[str, str] | None = attrs.field(default=None, kw_only=True)
     git: Git = attrs.field(init=False)
     _root: Path = attrs.field(init=False)
+    _catfile: CatFile = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         check_branch(self.main_branch, field="main branch")
         self.git = Git(self.repo, self.identity, self.git_executable)
+        self._catfile = CatFile(self.git)
         try:
             common = self.git.run("rev-parse", "--path-format=absolute", "--git-common-dir").text
         except GitNotFound:
@@ -154,7 +156,7 @@ class GitApplier:
 
     def main_sha(self) -> str:
         """The commit ``main`` points at now; raises RepositoryError if it does not resolve."""
-        found = lookup(self.git, f"{self.main_ref}^{{commit}}")[0]
+        found = self._catfile.lookup(f"{self.main_ref}^{{commit}}")[0]
         if found.oid is None:
             raise RepositoryError(
                 str(self.repo), f"{self.main_ref} does not resolve to a commit; create it first"
@@ -169,8 +171,21 @@ class GitApplier:
         """
         check_sha(sha)
         main = self.main_sha()
-        found = lookup(self.git, f"{sha}^{{commit}}")[0].oid
+        found = self._catfile.lookup(f"{sha}^{{commit}}")[0].oid
         return found is not None and is_ancestor(self.git, found, main)
+
+    def close(self) -> None:
+        """Stop the applier's long-running ``git cat-file``; the applier stays usable.
+
+        It is also stopped when the applier is garbage-collected.
+        """
+        self._catfile.close()
+
+    def __enter__(self) -> GitApplier:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     def cleanup_stale(self) -> list[Path]:
         """Remove scratch worktrees left by killed applies; return their paths."""
@@ -212,7 +227,7 @@ class GitApplier:
             f"refs/heads/{key.branch}",
         ]
         try:
-            main, tree, commit, obj, branch = lookup(self.git, *names)
+            main, tree, commit, obj, branch = self._catfile.lookup(*names)
         except GitNotFound:
             raise
         except RepositoryError as err:

@@ -6,10 +6,11 @@ every positional value, so no branch, path or sha can be read as an option.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import attrs
@@ -103,7 +104,7 @@ class Git:
         command cannot run at all (missing directory, timeout, OS error).
         """
         where = cwd or self.repo
-        try:
+        with self._translated(args, where):
             done = subprocess.run(
                 [self._argv0, *args],
                 input=stdin,
@@ -114,6 +115,33 @@ class Git:
                 timeout=timeout or self.timeout,
                 check=False,
             )
+        if done.returncode not in ok:
+            raise GitCommandFailed(
+                str(self.repo), args, done.returncode, done.stderr.decode("utf-8", "replace")
+            )
+        return GitOutput(done.returncode, done.stdout, done.stderr)
+
+    def spawn(self, *args: str) -> subprocess.Popen[bytes]:
+        """Start a long-running ``git <args>`` with piped stdin and stdout.
+
+        The caller owns the process and must close it. Raises RepositoryError
+        if it cannot start.
+        """
+        with self._translated(args, self.repo):
+            return subprocess.Popen(
+                [self._argv0, *args],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                cwd=self.repo,
+                env=self._env,
+            )
+
+    @contextlib.contextmanager
+    def _translated(self, args: Sequence[str], where: Path) -> Iterator[None]:
+        # The one place where an OS-level failure to run git becomes a RepositoryError.
+        try:
+            yield
         except subprocess.TimeoutExpired as err:
             raise RepositoryError(
                 str(self.repo),
@@ -128,8 +156,3 @@ class Git:
             raise GitNotFound(str(self.repo), self._argv0) from err
         except OSError as err:
             raise RepositoryError(str(self.repo), f"cannot run git: {err}") from err
-        if done.returncode not in ok:
-            raise GitCommandFailed(
-                str(self.repo), args, done.returncode, done.stderr.decode("utf-8", "replace")
-            )
-        return GitOutput(done.returncode, done.stdout, done.stderr)

@@ -22,6 +22,7 @@ __all__ = [
     "commit_tree",
     "is_ancestor",
     "lookup",
+    "parse_lookup",
     "merge_trees",
     "push_with_lease",
 ]
@@ -42,6 +43,14 @@ class Lookup:
         return self.oid if self.type == "commit" else None
 
 
+def parse_lookup(name: str, line: str) -> Lookup:
+    """Read one ``cat-file --batch-check`` answer about ``name``."""
+    if line.endswith((" missing", " ambiguous")):
+        return Lookup(name, None, None, line.rsplit(" ", 1)[1])
+    oid, type_, _size = line.split(" ")
+    return Lookup(name, oid, type_, None)
+
+
 def lookup(git: Git, *names: str) -> list[Lookup]:
     """Resolve every name in ONE ``git cat-file --batch-check`` process, in order.
 
@@ -49,14 +58,7 @@ def lookup(git: Git, *names: str) -> list[Lookup]:
     """
     stdin = "".join(f"{name}\n" for name in names).encode()
     lines = git.run("cat-file", "--batch-check", stdin=stdin).text.split("\n")
-    found: list[Lookup] = []
-    for name, line in zip(names, lines, strict=True):
-        if line.endswith((" missing", " ambiguous")):
-            found.append(Lookup(name, None, None, line.rsplit(" ", 1)[1]))
-        else:
-            oid, type_, _size = line.split(" ")
-            found.append(Lookup(name, oid, type_, None))
-    return found
+    return [parse_lookup(n, line) for n, line in zip(names, lines, strict=True)]
 
 
 @attrs.frozen

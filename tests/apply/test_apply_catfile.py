@@ -1,0 +1,75 @@
+"""The applier's long-running cat-file: always current, restarted when needed, always stopped."""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+from collections.abc import Callable
+
+import pytest
+
+from mergegate.apply import GitApplier
+from mergegate.apply.catfile import CatFile
+from mergegate.apply.git import Git
+from mergegate.apply.testing import TestRepo as Repo
+from mergegate.statemachine import RepositoryError
+
+MakeRepo = Callable[..., Repo]
+
+
+def test_sees_refs_and_objects_written_after_it_started(repo: Repo) -> None:
+    """A ref moved, packed, or an object written by another process afterwards is seen."""
+    catfile = CatFile(Git(repo.path))
+    try:
+        (first,) = catfile.lookup("refs/heads/main")
+        later = repo.commit("refs/heads/main", repo.main(), {"n": "n\n"})
+        assert catfile.lookup("refs/heads/main")[0].oid == later != first.oid
+        repo.git("pack-refs", "--all")
+        repo.git("update-ref", "refs/heads/main", str(first.oid))
+        repo.git("pack-refs", "--all")
+        assert catfile.lookup("refs/heads/main", later)[0].oid == first.oid
+        assert catfile.lookup(later)[0].type == "commit"
+        assert catfile.lookup("refs/heads/nope")[0].problem == "missing"
+    finally:
+        catfile.close()
+
+
+def test_restarts_after_its_process_died(repo: Repo) -> None:
+    """If cat-file is killed, the next lookup starts a new one and answers."""
+    applier = GitApplier(repo.path)
+    main = applier.main_sha()
+    proc = applier._catfile._proc
+    assert proc is not None
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert applier.main_sha() == main
+    applier.close()
+
+
+def test_follows_a_replaced_repository_and_reports_a_gone_one(make_repo: MakeRepo) -> None:
+    """A repository directory replaced at the same path is re-read; a vanished one raises."""
+    first, second = make_repo(), make_repo()
+    first.commit("refs/heads/main", None, {"a": "1\n"})
+    other = second.commit("refs/heads/main", None, {"a": "2\n"})
+    with GitApplier(first.path) as applier:
+        applier.main_sha()
+        first.path.rename(first.path.with_name("old"))
+        with pytest.raises(RepositoryError, match="gone"):
+            applier.main_sha()
+        second.path.rename(first.path)
+        assert applier.main_sha() == other
+
+
+def test_close_is_idempotent_and_gc_stops_the_process(repo: Repo) -> None:
+    """close() twice is fine, the applier still works after it, and GC stops the process."""
+    applier = GitApplier(repo.path)
+    applier.main_sha()
+    applier.close()
+    applier.close()
+    assert applier.main_sha() == repo.main()
+    proc = applier._catfile._proc
+    assert proc is not None
+    del applier
+    gc.collect()
+    assert proc.returncode is not None
