@@ -449,20 +449,19 @@ def refused(cli: Cli, tmp_path: Path, tally: Counter[str], *args: Any, stdin: by
     store.close()
 
 
-def test_cli_refuses_hostile_names(cli: Cli, tmp_path: Path, tally: Counter[str]) -> None:
-    """Hostile slugs, branches and shas on the command line: exit 2, one line, nothing written."""
+def run_cli_names(cli: Cli, tmp_path: Path, tally: Counter[str], step: int) -> None:
     sha = cli.world.main()
-    for slug in HOSTILE_SLUGS:
+    for slug in HOSTILE_SLUGS[::step]:
         if "\x00" in slug:
             continue  # argv cannot carry a NUL byte
         refused(cli, tmp_path, tally, "submit", "--sha", sha, "--", slug)
         refused(cli, tmp_path, tally, "show", "--", slug)
         refused(cli, tmp_path, tally, "resume", "--force", "--why", "x", "--", slug)
-    for branch in HOSTILE_BRANCHES:
+    for branch in HOSTILE_BRANCHES[::step]:
         if "\x00" in branch:
             continue
         refused(cli, tmp_path, tally, "submit", "other", "--sha", sha, f"--branch={branch}")
-    for bad in HOSTILE_SHAS:
+    for bad in HOSTILE_SHAS[::step]:
         refused(cli, tmp_path, tally, "submit", "other", f"--sha={bad}")
         refused(cli, tmp_path, tally, "integrate", "good", f"--main-sha={bad}")
     refused(cli, tmp_path, tally, "submit", b"\xff\xfe", "--sha", sha)
@@ -473,10 +472,20 @@ def test_cli_refuses_hostile_names(cli: Cli, tmp_path: Path, tally: Counter[str]
     refused(cli, tmp_path, tally, "resume", "good", "--force", "--why", b"\xc3\x28")
 
 
-def test_cli_refuses_hostile_evidence(cli: Cli, tmp_path: Path, tally: Counter[str]) -> None:
-    """Traversing paths, malformed JSON, non-UTF-8, over-size and endless evidence: exit 2."""
+def test_cli_refuses_hostile_names(cli: Cli, tmp_path: Path, tally: Counter[str]) -> None:
+    """A sample of hostile slugs, branches and shas: exit 2, one line, nothing written."""
+    run_cli_names(cli, tmp_path, tally, 7)
+
+
+@pytest.mark.slow
+def test_cli_refuses_every_hostile_name(cli: Cli, tmp_path: Path, tally: Counter[str]) -> None:
+    """Every hostile slug, branch and sha on the command line: exit 2, one line, no write."""
+    run_cli_names(cli, tmp_path, tally, 1)
+
+
+def run_cli_evidence(cli: Cli, tmp_path: Path, tally: Counter[str], step: int) -> None:
     block = ("block", "good")
-    for path in HOSTILE_PATHS:
+    for path in HOSTILE_PATHS[::step]:
         if "\x00" in path:
             continue
         refused(
@@ -487,7 +496,7 @@ def test_cli_refuses_hostile_evidence(cli: Cli, tmp_path: Path, tally: Counter[s
     refused(cli, tmp_path, tally, *block, "--reason", "external", "--main-sha", "--upload-pack=x")
     evidence_dir = tmp_path / "evidence"
     evidence_dir.mkdir()
-    for i, text in enumerate(MALFORMED_JSON):
+    for i, text in enumerate(MALFORMED_JSON[::step]):
         if text in ("", "null"):
             continue
         path = evidence_dir / f"e{i}.json"
@@ -507,13 +516,21 @@ def test_cli_refuses_hostile_evidence(cli: Cli, tmp_path: Path, tally: Counter[s
             stdin=b"x" * 3_000_000)  # fmt: skip
 
 
-def test_cli_text_stays_one_log_line_per_event(
-    cli: Cli, tmp_path: Path, tally: Counter[str]
-) -> None:
-    """Accepted hostile text (details, reasons) and megabyte evidence: one log line per event."""
+def test_cli_refuses_hostile_evidence(cli: Cli, tmp_path: Path, tally: Counter[str]) -> None:
+    """A sample of bad paths, malformed JSON, non-UTF-8, over-size and endless evidence: exit 2."""
+    run_cli_evidence(cli, tmp_path, tally, 4)
+
+
+@pytest.mark.slow
+def test_cli_refuses_all_hostile_evidence(cli: Cli, tmp_path: Path, tally: Counter[str]) -> None:
+    """Every bad path and malformed JSON of the suite as block evidence: exit 2, no write."""
+    run_cli_evidence(cli, tmp_path, tally, 1)
+
+
+def run_cli_text(cli: Cli, tmp_path: Path, tally: Counter[str], texts: list[str]) -> None:
     store = open_store(str(cli.db))
     lines_before, entries_before = len(cli.log_lines()), len(list(store.log()))
-    for text in FORGING_TEXT:
+    for text in texts:
         for args in (
             ("block", "good", "--reason", "external", "--detail", text),
             ("remediate", "good"),
@@ -529,7 +546,7 @@ def test_cli_text_stays_one_log_line_per_event(
     tally["hostile_inputs_cli"] += 1
     assert done.returncode == 0, done.stderr
     lines = cli.log_lines()[lines_before:]
-    assert len(lines) == len(list(store.log())) - entries_before == 4 * len(FORGING_TEXT) + 1
+    assert len(lines) == len(list(store.log())) - entries_before == 4 * len(texts) + 1
     for line in lines:
         keys = [k for k, _ in parse_logfmt(line)]
         assert keys[:2] == ["ts", "event"]
@@ -540,6 +557,21 @@ def test_cli_text_stays_one_log_line_per_event(
     assert "more characters cut" in diagnostic
     assert store.integrity_problems() == []
     store.close()
+
+
+def test_cli_text_stays_one_log_line_per_event(
+    cli: Cli, tmp_path: Path, tally: Counter[str]
+) -> None:
+    """Accepted forging text and megabyte evidence: exactly one log line per event."""
+    run_cli_text(cli, tmp_path, tally, FORGING_TEXT[:3])
+
+
+@pytest.mark.slow
+def test_cli_every_forging_text_stays_one_log_line(
+    cli: Cli, tmp_path: Path, tally: Counter[str]
+) -> None:
+    """Every forging text of the suite through the CLI: exactly one log line per event."""
+    run_cli_text(cli, tmp_path, tally, FORGING_TEXT)
 
 
 def test_cli_slug_at_the_length_limit(cli: Cli, tmp_path: Path, tally: Counter[str]) -> None:
