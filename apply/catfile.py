@@ -5,7 +5,7 @@ round trip. A running ``cat-file`` reads refs and objects afresh on every
 request (loose refs are re-read, ``packed-refs`` is re-validated by stat, a
 missed object makes git rescan its packs), so its answers are as current as a
 new process's. The process is restarted if the repository directory was
-replaced, and once more if it died.
+replaced, if it died, and in a forked child (which must not share its pipes).
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ class CatFile:
         self._proc: subprocess.Popen[bytes] | None = None
         self._stopper: weakref.finalize[[subprocess.Popen[bytes]], CatFile] | None = None
         self._dir_id: tuple[int, int] | None = None
+        self._pid = os.getpid()
 
     def lookup(self, *names: str) -> list[Lookup]:
         """Resolve every name, in order. Raises RepositoryError if git cannot answer."""
@@ -90,6 +91,12 @@ class CatFile:
                 str(self._git.repo), f"the repository is gone ({err.strerror})"
             ) from err
         dir_id = (st.st_dev, st.st_ino)
+        if self._pid != os.getpid():
+            # A forked child shares the parent's pipes; answers would interleave.
+            # Leave the parent's process to the parent and start our own.
+            if self._stopper is not None:
+                self._stopper.detach()
+            self._proc, self._stopper, self._pid = None, None, os.getpid()
         if self._proc is not None and (dir_id != self._dir_id or self._proc.poll() is not None):
             self._stop()
         if self._proc is None:

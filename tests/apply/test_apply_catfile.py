@@ -73,3 +73,28 @@ def test_close_is_idempotent_and_gc_stops_the_process(repo: Repo) -> None:
     del applier
     gc.collect()
     assert proc.returncode is not None
+
+
+def test_forked_child_uses_its_own_process(repo: Repo) -> None:
+    """After fork, the child starts its own cat-file; the parent's keeps answering."""
+    applier = GitApplier(repo.path)
+    main = applier.main_sha()
+    parent_proc = applier._catfile._proc
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        code = 1
+        try:
+            ok = applier.main_sha() == main and applier._catfile._proc is not parent_proc
+            os.write(write, b"ok" if ok else b"no")
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    answer = os.read(read, 2)
+    os.close(read)
+    _, status = os.waitpid(pid, 0)
+    assert (answer, status) == (b"ok", 0)
+    assert applier._catfile._proc is parent_proc
+    assert applier.main_sha() == main
+    applier.close()
