@@ -6,6 +6,7 @@ PostgreSQL mechanisms behind it on a real server.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -265,3 +266,35 @@ def test_free_text_with_nul_is_stored_exactly(pg: PostgresStore) -> None:
     assert history[2].idempotency_key == odd
     assert history[-1].reason == f"forced: {odd}"
     assert engine.block("feat", report, idempotency_key=odd).transition == history[2]
+
+
+def test_lost_connection_during_commit_says_the_outcome_is_unknown(
+    pg_server: str, pg: PostgresStore, admin: psycopg.Connection[tuple[object, ...]]
+) -> None:
+    """A backend killed while COMMIT runs: the error says the commit may or may not be done."""
+    # A deferred trigger makes COMMIT itself slow, so the kill lands inside it.
+    admin.execute(
+        "CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN PERFORM pg_sleep(30); RETURN NULL; END $$"
+    )
+    admin.execute(
+        "CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON transitions "
+        "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit()"
+    )
+    pid = pg.backend_pid
+
+    def kill_when_committing() -> None:
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            query = "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND wait_event = 'PgSleep'"
+            while not conn.execute(query, (pid,)).fetchall():
+                time.sleep(0.01)
+            _terminate(conn, pid)
+
+    killer = threading.Thread(target=kill_when_committing)
+    killer.start()
+    try:
+        with pytest.raises(StoreError, match="while committing; the transaction may or may not"):
+            Engine(pg).submit(KEY)
+    finally:
+        killer.join(timeout=60)
+    assert _rows(admin, "SELECT count(*) FROM candidates") == [(0,)]
