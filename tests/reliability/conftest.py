@@ -46,7 +46,7 @@ DRIVER = HERE / "driver.py"
 WORKERS = HERE / "workers.py"
 LAST_RUN = HERE / ".last-run.json"
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
-LEASE_TTL = 1.0
+LEASE_TTL = 0.4
 
 TALLY: Counter[str] = Counter()
 
@@ -387,7 +387,7 @@ def problems(world: World, store: Store, reported: set[tuple[int, int, str]]) ->
     scratch = world.repo / "mergegate" / "worktrees"
     if scratch.is_dir() and any(scratch.iterdir()):
         found.append(f"scratch folders left: {sorted(p.name for p in scratch.iterdir())}")
-    stray = processes_under(world.repo)
+    stray = processes_under(world.repo / "mergegate" / "worktrees")
     if stray:
         found.append(f"processes still running in scratch worktrees: {stray}")
     for ref in world.git("for-each-ref", "--format=%(refname)").split("\n"):

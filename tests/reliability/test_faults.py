@@ -332,7 +332,7 @@ def test_check_hangs_past_its_timeout(world: Any, kit: Any, tally: Counter[str])
     assert check.timed_out
     assert "killed after the 0.5s timeout" in check.output_tail
     assert world.main() == main
-    assert kit.processes_under(world.repo) == []
+    assert kit.processes_under(world.repo / "mergegate" / "worktrees") == []
     engine.start_remediation("hangs")
     engine.resume("hangs", force_reason="the check is fixed")
     assert engine.apply("hangs", GitApplier(world.repo), owner="test").state is State.INTEGRATED

@@ -14,11 +14,6 @@ from mergegate.statemachine import BlockedReport, CandidateKey, Evidence, Reason
 SLOW = pytest.mark.slow
 
 
-def rounds(request: pytest.FixtureRequest, fast: int, slow: int) -> int:
-    """How many rounds: more when the slow suite runs."""
-    return slow if request.node.get_closest_marker("slow") else fast
-
-
 def blocked_candidate(world: Any, engine: Any, slug: str, *, remediate: bool = False) -> str:
     """Submit ``slug``, take the lease, report it blocked; return its sha."""
     sha = world.commit(f"work/{slug}", {f"files/{slug}": "x\n"})
@@ -61,7 +56,7 @@ def run_duplicate_blocks(world: Any, kit: Any, tally: Counter[str], n_rounds: in
 
 def test_duplicate_blocked_reports(world: Any, kit: Any, tally: Counter[str]) -> None:
     """Four processes report one candidate blocked at once: one block, three replays, one todo."""
-    run_duplicate_blocks(world, kit, tally, 2)
+    run_duplicate_blocks(world, kit, tally, 1)
 
 
 @SLOW
@@ -146,7 +141,7 @@ def run_lease_contention(world: Any, kit: Any, tally: Counter[str], n_cands: int
 
 def test_lease_contention(world: Any, kit: Any, tally: Counter[str]) -> None:
     """Three integrators drain one queue: each candidate integrated once, main merged once each."""
-    run_lease_contention(world, kit, tally, 5)
+    run_lease_contention(world, kit, tally, 4)
 
 
 @SLOW
@@ -179,7 +174,7 @@ def run_resume_races(world: Any, kit: Any, tally: Counter[str], n_rounds: int) -
 
 def test_resume_races_apply(world: Any, kit: Any, tally: Counter[str]) -> None:
     """Two operators resume while an integrator applies: one resume wins, the new sha integrates."""
-    run_resume_races(world, kit, tally, 2)
+    run_resume_races(world, kit, tally, 1)
 
 
 @SLOW
