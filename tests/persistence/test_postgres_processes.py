@@ -172,30 +172,24 @@ def test_concurrent_submits_of_one_slug_see_each_other(
     """8 processes submit one new identity at once: one creates it, the rest see it, no errors."""
     workers, rounds = 8, 5
     same = [CandidateKey(f"same-{r}", f"same-{r}", "d" * 40) for r in range(rounds)]
-    barrier = _spawn.Barrier(workers)
-    results = _in_processes(
-        pg_workers.submit_worker, [(pg_server, pg.schema, same, barrier)] * workers
-    )
-    for key in same:
-        answers = Counter(a for seen in results.values() for slug, a in seen if slug == key.slug)
-        assert answers == {"new": 1, "same": workers - 1}
-        candidate = pg.candidate(key.slug)
-        assert candidate is not None
-        assert candidate.seq == 1
+    # Rival identities for one slug: one wins, the others are told it is taken.
     rivals = [
         [CandidateKey(f"rival-{r}", f"rival-{r}", f"{w:040x}") for r in range(rounds)]
         for w in range(workers)
     ]
     barrier = _spawn.Barrier(workers)
     results = _in_processes(
-        pg_workers.submit_worker, [(pg_server, pg.schema, keys, barrier) for keys in rivals]
+        pg_workers.submit_worker,
+        [(pg_server, pg.schema, same + rivals[w], barrier) for w in range(workers)],
     )
+    answers: dict[str, Counter[str]] = {}
+    for seen in results.values():
+        for slug, answer in seen:
+            answers.setdefault(slug, Counter())[answer] += 1
     for r in range(rounds):
-        answers = Counter(
-            a for seen in results.values() for slug, a in seen if slug == f"rival-{r}"
-        )
-        assert answers == {"new": 1, "duplicate": workers - 1}
-    assert len(pg.candidates()) == 2 * rounds
+        assert answers[f"same-{r}"] == {"new": 1, "same": workers - 1}
+        assert answers[f"rival-{r}"] == {"new": 1, "duplicate": workers - 1}
+    assert sorted(c.seq for c in pg.candidates()) == [1] * (2 * rounds)
     assert Engine(pg).verify() == []
     assert pg.integrity_problems() == []
 
