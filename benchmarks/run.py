@@ -38,7 +38,13 @@ ROOT = HERE.parent
 
 
 def _check_peer() -> None:
-    import statemachine
+    try:
+        import statemachine
+    except ImportError:
+        sys.exit(
+            "run.py: python-statemachine, a baseline of figure 3, is not installed; "
+            "use `tox -e bench`, or `pip install -e '.[dev]'` into your venv"
+        )
 
     where = Path(statemachine.__file__ or "").resolve()
     if ROOT / "statemachine" in where.parents:
