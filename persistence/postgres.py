@@ -99,6 +99,7 @@ class PostgresStore(SQLRows):
         self.lock_timeout = lock_timeout
         self.connect_timeout = connect_timeout
         self.where = _describe(url_or_conninfo)
+        self._closed = False
         self._conn = self._connect()
         try:
             self._migrate()
@@ -133,12 +134,16 @@ class PostgresStore(SQLRows):
             row = conn.execute("SELECT current_schema()").fetchone()
         except psycopg.Error as err:
             conn.close()
-            raise StoreError(_BACKEND, f"cannot set up a session on {self.where}: {err}") from err
+            raise StoreError(
+                _BACKEND, f"cannot set up a session on {self.where}: {_first_line(err)}"
+            ) from err
         namespace = self.schema or (row[0] if row and row[0] else "public")
         self._namespace = f"{conn.info.dbname}.{namespace}"
         return conn
 
     def _connection(self) -> psycopg.Connection[Any]:
+        if self._closed:
+            raise StoreError(_BACKEND, f"the store on {self.where} was closed; open a new one")
         if self._conn.closed or self._conn.broken:
             self._conn.close()
             self._conn = self._connect()
@@ -297,6 +302,7 @@ class PostgresStore(SQLRows):
 
     def close(self) -> None:
         """Close the connection; the store cannot be used afterwards."""
+        self._closed = True
         self._conn.close()
 
     def renew_lease(self, name: str, owner: str, expires_at: datetime) -> Lease:

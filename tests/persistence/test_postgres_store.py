@@ -298,3 +298,11 @@ def test_lost_connection_during_commit_says_the_outcome_is_unknown(
     finally:
         killer.join(timeout=60)
     assert _rows(admin, "SELECT count(*) FROM candidates") == [(0,)]
+
+
+def test_a_closed_store_refuses_instead_of_reconnecting(pg_server: str, pg_schema: str) -> None:
+    """After close(), calls raise StoreError rather than silently opening a new session."""
+    store = PostgresStore(pg_server, schema=pg_schema)
+    store.close()
+    with pytest.raises(StoreError, match="was closed; open a new one"):
+        store.candidates()
