@@ -60,7 +60,19 @@ def _check_peer() -> None:
 _check_peer()
 
 import bench_core  # noqa: E402
+import bench_history  # noqa: E402
+import bench_machines  # noqa: E402
 from measure import Row, row  # noqa: E402
+from workload import Scale  # noqa: E402
+
+# Figures 1 to 5, in order; figure 6 also returns the growth curve for the plot.
+FIGURES = (
+    bench_core.figure_persisted,
+    bench_core.figure_batched,
+    bench_machines.figure_decisions,
+    bench_machines.figure_memory,
+    bench_core.figure_blocked,
+)
 
 # Figures 7 and 8 live in their own modules, each exposing ``run() -> dict``.
 EXTRA = (
@@ -258,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=None, help="comma-separated figure numbers, e.g. 1,5")
     args = parser.parse_args(argv)
 
-    scale = bench_core.Scale.quick() if args.quick else bench_core.Scale.full()
+    scale = Scale.quick() if args.quick else Scale.full()
     plot = args.plot or (None if args.quick else ROOT / "docs" / "performance-history-queries.png")
     only = None if args.only is None else set(args.only.split(","))
     work = Path(tempfile.mkdtemp(prefix="mergegate-bench-", dir=args.dir))
@@ -266,13 +278,13 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     growth: dict[str, dict[int, float]] = {}
     try:
-        for number, figure in enumerate(bench_core.FIGURES, 1):
+        for number, figure in enumerate(FIGURES, 1):
             if only is None or str(number) in only:
                 print(f"figure {number} ...", file=sys.stderr, flush=True)
                 rows.extend(figure(work, scale))
         if only is None or "6" in only:
             print("figure 6 ...", file=sys.stderr, flush=True)
-            history, growth = bench_core.figure_history(work, scale)
+            history, growth = bench_history.figure_history(work, scale)
             rows.extend(history)
         for figure_id, module, name in EXTRA:
             if only is None or figure_id in only:

@@ -23,6 +23,8 @@ def _bench_extra_missing() -> bool:
     return False
 
 
+# 10 to 40 s on two shared cores, most of it figures 7 and 8 (git and PostgreSQL).
+@pytest.mark.slow
 @pytest.mark.skipif(_bench_extra_missing(), reason="python-statemachine (dev extra) is missing")
 def test_quick_run_reports_every_figure_with_a_numeric_ratio(tmp_path: Path) -> None:
     """`run.py --quick` exits 0, prints the table and writes a ratio for every figure."""
