@@ -402,12 +402,18 @@ class _Write:
 
 
 def _roll_back(conn: psycopg.Connection[Any]) -> None:
-    """End a failed transaction; a lost connection has ended it already."""
+    """End a failed transaction; a lost connection has ended it already.
+
+    If even ROLLBACK fails, the session is in a state nobody should reuse:
+    close it (the server then rolls back) and let the next call reconnect.
+    """
     if conn.broken or conn.closed:
         return
-    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-        with suppress(psycopg.Error):
+    try:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             conn.execute("ROLLBACK")
+    except psycopg.Error:
+        conn.close()
 
 
 def _describe(conninfo: str) -> str:
