@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Scratch, git
+from .conftest import MakeScratch, Scratch, git
 
 GOLDEN = Path(__file__).parent / "golden"
 _TIME = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?Z?")
@@ -84,3 +84,16 @@ def test_golden_submit_and_error(scratch: Scratch) -> None:
         [first.stdout, repeat.stdout, f"exit {error.code}: {error.stderr}", error_doc.stdout]
     )
     check("submit-and-error.txt", normalize(text, scratch))
+
+
+@pytest.mark.parametrize("mode", ["txt", "json"])
+def test_golden_apply_blocked(make_scratch: MakeScratch, mode: str) -> None:
+    """The output of an apply that ends blocked (exit 3), human and JSON."""
+    s = make_scratch("ready")
+    for slug in ("add-docs", "new-greeting"):
+        assert s("submit", slug, "--sha", s.shas[slug]).code == 0
+    assert s("apply").code == 0
+    r = s("--json", "apply") if mode == "json" else s("apply")
+    assert r.code == 3
+    assert r.stderr == ""
+    check(f"apply-blocked.{mode}", normalize(r.stdout, s))
