@@ -6,6 +6,7 @@ PostgreSQL mechanisms behind it on a real server.
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -306,3 +307,26 @@ def test_a_closed_store_refuses_instead_of_reconnecting(pg_server: str, pg_schem
     store.close()
     with pytest.raises(StoreError, match="was closed; open a new one"):
         store.candidates()
+
+
+def test_ctrl_c_mid_transaction_writes_nothing_and_the_store_goes_on(pg: PostgresStore) -> None:
+    """A KeyboardInterrupt while waiting on the server propagates; nothing is written."""
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    def interrupted_mid_transaction() -> None:
+        with pg.transaction() as tx:
+            tx.insert_candidate(KEY, T0)
+            signal.setitimer(signal.ITIMER_REAL, 0.3)
+            tx._one("SELECT pg_sleep(5)", ())
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            interrupted_mid_transaction()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert pg.candidates() == []
+    assert Engine(pg).submit(KEY).state is State.PENDING
