@@ -31,6 +31,9 @@ __all__ = [
 ]
 
 
+_TAIL_LINES = 5
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Columns padded to their widest cell; the last column is not padded."""
     cells = [list(headers), *([one_line(c) for c in row] for row in rows)]
@@ -142,6 +145,10 @@ def _evidence_lines(occurrence: Occurrence) -> list[str]:
     for check in e.checks:
         status = "timed out" if check.timed_out else f"exit {check.exit_code}"
         lines.append(f"  check:      {one_line(check.name)}: {status}")
+        if check.failed:
+            # The end of the output is where a failure shows; input.md has all of it.
+            tail = [ln for ln in check.output_tail.splitlines() if ln.strip()][-_TAIL_LINES:]
+            lines.extend(f"              | {one_line(ln)}" for ln in tail)
     if e.diagnostic is not None:
         lines.append(f"  diagnostic: {one_line(e.diagnostic)}")
     if e.main_attempts:

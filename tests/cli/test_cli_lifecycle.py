@@ -123,7 +123,8 @@ def test_block_reads_evidence_from_stdin(scratch: Scratch) -> None:
         "block", "other", "--reason", "checks_failed", "--evidence-file", "-", stdin=evidence
     )
     assert r.code == 0, r.stderr
-    assert "check:      unit: exit 1" in scratch("show", "other").stdout
+    shown = scratch("show", "other").stdout
+    assert "check:      unit: exit 1\n              | 1 failed\n" in shown
 
 
 def test_block_with_bad_evidence_writes_nothing(scratch: Scratch) -> None:
