@@ -226,6 +226,12 @@ class _SQLiteTransaction:
     def __init__(self, conn: sqlite3.Connection, store: SQLiteStore) -> None:
         self._conn = conn
         self._store = store
+        # Blocked records already read in this transaction. A block reads its
+        # record before and after writing it, and the Engine reads it again for
+        # the outcome; BEGIN IMMEDIATE keeps other writers out until the end,
+        # and record_block and close_blocked, the only writers in here, refresh
+        # or drop the entry, so a repeated read needs no query.
+        self._blocked: dict[CandidateKey, BlockedRecord | None] = {}
 
     def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
         return self._conn.execute(sql, params).fetchone()
@@ -297,8 +303,12 @@ class _SQLiteTransaction:
         return None if row is None else self._store._transition(row)
 
     def blocked_record(self, key: CandidateKey) -> BlockedRecord | None:
+        if key in self._blocked:
+            return self._blocked[key]
         row = self._one(SQLRows.BLOCKED_BY_KEY, (key.slug, key.branch, key.sha))
-        return None if row is None else self._store._blocked(row)
+        record = None if row is None else self._store._blocked(row)
+        self._blocked[key] = record
+        return record
 
     def follow_up_owner(self, follow_up_slug: str) -> CandidateKey | None:
         row = self._one(
@@ -326,11 +336,15 @@ class _SQLiteTransaction:
         previous_follow_up: str | None,
     ) -> BlockedRecord:
         stamp = dump_time(at)
-        row = self._one(
-            "SELECT id, occurrences FROM integration_blocked_outcomes "
-            "WHERE slug = ? AND branch = ? AND sha = ?",
-            (key.slug, key.branch, key.sha),
-        )
+        known = self._blocked.get(key)
+        if known is not None:
+            row = (known.id, known.occurrences)
+        else:
+            row = self._one(
+                "SELECT id, occurrences FROM integration_blocked_outcomes "
+                "WHERE slug = ? AND branch = ? AND sha = ?",
+                (key.slug, key.branch, key.sha),
+            )
         if row is None:
             cur = self._conn.execute(
                 "INSERT INTO integration_blocked_outcomes (slug, branch, sha, reason, main_sha, "
@@ -369,11 +383,13 @@ class _SQLiteTransaction:
             "VALUES (?, ?, ?)",
             (follow_up_slug, blocked_id, stamp),
         )
+        self._blocked.pop(key, None)
         record = self.blocked_record(key)
         assert record is not None
         return record
 
     def close_blocked(self, key: CandidateKey, at: datetime) -> None:
+        self._blocked.pop(key, None)
         self._conn.execute(
             "UPDATE integration_blocked_outcomes SET status = 'resumed', resumed_at = ? "
             "WHERE slug = ? AND branch = ? AND sha = ?",
