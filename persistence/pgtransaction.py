@@ -6,9 +6,11 @@ travel with the next read or with the ``COMMIT``.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, suppress
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -30,7 +32,7 @@ from .rows import SQLRows
 if TYPE_CHECKING:
     from .postgres import PostgresStore
 
-__all__ = ["LEASE_COLUMNS", "PostgresTransaction", "pg"]
+__all__ = ["LEASE_COLUMNS", "PostgresTransaction", "WriteTransaction", "pg"]
 
 LEASE_COLUMNS = "name, owner, candidate_id, acquired_at, expires_at"
 
@@ -278,3 +280,80 @@ class PostgresTransaction:
         self.execute(
             "DELETE FROM leases WHERE name = %s AND candidate_id = %s", (name, candidate_id)
         )
+
+
+class WriteTransaction:
+    """The context of one write transaction, in pipeline mode.
+
+    BEGIN and COMMIT are plain pipelined statements rather than psycopg's
+    ``transaction()``, which syncs at COMMIT and again when the pipeline ends:
+    this way the COMMIT travels with the queued writes, in one round trip. A
+    class rather than a generator, because one is entered per Engine call.
+    """
+
+    __slots__ = ("_conn", "_pipeline", "_store", "_tx")
+
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+        self._conn = store._connection()
+        self._tx = PostgresTransaction(self._conn, store)
+        self._pipeline: AbstractContextManager[Any] | None = None
+
+    def __enter__(self) -> PostgresTransaction:
+        try:
+            self._pipeline = self._conn.pipeline()
+            self._pipeline.__enter__()
+            self._conn.execute("BEGIN")
+        except BaseException as exc:
+            self._fail(exc)
+        return self._tx
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            try:
+                self._tx.committing = True
+                self._conn.execute("COMMIT")
+                self._end(None)
+            except BaseException as err:
+                self._fail(err)
+            return
+        if isinstance(exc, psycopg.Error):
+            self._fail(exc)
+        # Anything else (an Engine error, a KeyboardInterrupt) propagates as it is.
+        with suppress(psycopg.Error):
+            self._end(exc)
+        _roll_back(self._conn)
+
+    def _end(self, exc: BaseException | None) -> None:
+        pipeline, self._pipeline = self._pipeline, None
+        if pipeline is not None:
+            # Given an exception, psycopg logs any error of its own instead of raising it.
+            pipeline.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
+
+    def _fail(self, exc: BaseException) -> NoReturn:
+        with suppress(psycopg.Error):
+            self._end(exc)
+        _roll_back(self._conn)
+        if isinstance(exc, psycopg.Error):
+            raise self._store._translate(exc, self._tx) from exc
+        raise exc
+
+
+def _roll_back(conn: psycopg.Connection[Any]) -> None:
+    """End a failed transaction; a lost connection has ended it already.
+
+    If even ROLLBACK fails, the session is in a state nobody should reuse:
+    close it (the server then rolls back) and let the next call reconnect.
+    """
+    if conn.broken or conn.closed:
+        return
+    try:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.execute("ROLLBACK")
+    except psycopg.Error:
+        conn.close()

@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from contextlib import AbstractContextManager, suppress
 from datetime import datetime
-from types import TracebackType
-from typing import Any, NoReturn
+from typing import Any
 
 import psycopg
 from psycopg import errors as pgerrors
@@ -44,7 +42,7 @@ from mergegate.statemachine import (
 
 from .migrations import POSTGRES_MIGRATIONS, Migration
 from .pgtext import from_pg, json_from_pg, to_pg
-from .pgtransaction import LEASE_COLUMNS, PostgresTransaction, pg
+from .pgtransaction import LEASE_COLUMNS, PostgresTransaction, WriteTransaction, pg
 from .rows import SQLRows
 
 __all__ = ["PostgresStore"]
@@ -292,13 +290,13 @@ class PostgresStore(SQLRows):
         """The migration versions applied to this database, in order."""
         return [v for (v,) in self._query("SELECT version FROM schema_migrations ORDER BY 1")]
 
-    def transaction(self) -> _Write:
+    def transaction(self) -> WriteTransaction:
         """One database transaction; commits on normal exit, rolls back on error.
 
         A conflict the database detects in a pipelined write (a duplicate
         ``(candidate, seq)``) surfaces as ConcurrencyConflict when the block exits.
         """
-        return _Write(self)
+        return WriteTransaction(self)
 
     def close(self) -> None:
         """Close the connection; the store cannot be used afterwards."""
@@ -337,83 +335,6 @@ class PostgresStore(SQLRows):
                 "WHERE follow_up_slug = %s",
                 (to_pg(error), state is FollowUpState.CREATED, follow_up_slug),
             )
-
-
-class _Write:
-    """The context of one write transaction, in pipeline mode.
-
-    BEGIN and COMMIT are plain pipelined statements rather than psycopg's
-    ``transaction()``, which syncs at COMMIT and again when the pipeline ends:
-    this way the COMMIT travels with the queued writes, in one round trip. A
-    class rather than a generator, because one is entered per Engine call.
-    """
-
-    __slots__ = ("_conn", "_pipeline", "_store", "_tx")
-
-    def __init__(self, store: PostgresStore) -> None:
-        self._store = store
-        self._conn = store._connection()
-        self._tx = PostgresTransaction(self._conn, store)
-        self._pipeline: AbstractContextManager[Any] | None = None
-
-    def __enter__(self) -> PostgresTransaction:
-        try:
-            self._pipeline = self._conn.pipeline()
-            self._pipeline.__enter__()
-            self._conn.execute("BEGIN")
-        except BaseException as exc:
-            self._fail(exc)
-        return self._tx
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc is None:
-            try:
-                self._tx.committing = True
-                self._conn.execute("COMMIT")
-                self._end(None)
-            except BaseException as err:
-                self._fail(err)
-            return
-        if isinstance(exc, psycopg.Error):
-            self._fail(exc)
-        # Anything else (an Engine error, a KeyboardInterrupt) propagates as it is.
-        with suppress(psycopg.Error):
-            self._end(exc)
-        _roll_back(self._conn)
-
-    def _end(self, exc: BaseException | None) -> None:
-        pipeline, self._pipeline = self._pipeline, None
-        if pipeline is not None:
-            # Given an exception, psycopg logs any error of its own instead of raising it.
-            pipeline.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
-
-    def _fail(self, exc: BaseException) -> NoReturn:
-        with suppress(psycopg.Error):
-            self._end(exc)
-        _roll_back(self._conn)
-        if isinstance(exc, psycopg.Error):
-            raise self._store._translate(exc, self._tx) from exc
-        raise exc
-
-
-def _roll_back(conn: psycopg.Connection[Any]) -> None:
-    """End a failed transaction; a lost connection has ended it already.
-
-    If even ROLLBACK fails, the session is in a state nobody should reuse:
-    close it (the server then rolls back) and let the next call reconnect.
-    """
-    if conn.broken or conn.closed:
-        return
-    try:
-        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            conn.execute("ROLLBACK")
-    except psycopg.Error:
-        conn.close()
 
 
 def _describe(conninfo: str) -> str:
