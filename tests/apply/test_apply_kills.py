@@ -175,3 +175,59 @@ def test_killed_engine_apply_recovers_to_the_truth(
     assert repo.scratch_leftovers() == []
     main_history_is_whole(repo, start, set(tips.values()))
     store.close()
+
+
+RACER = """
+import json, sys
+from mergegate.apply import GitApplier
+from mergegate.statemachine import Blocked, CandidateKey, Integrated
+args = json.loads(sys.argv[1])
+with GitApplier(args["repo"], max_main_retries=args["retries"]) as applier:
+    result = applier.apply(CandidateKey(*args["key"]), lambda: None)
+if isinstance(result, Integrated):
+    print("integrated", result.main_sha, result.previous_main)
+elif isinstance(result, Blocked):
+    print("blocked", result.report.reason.value, len(result.report.evidence.main_attempts))
+else:
+    print("already", result.main_sha)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("retries", [0, 3])
+def test_racing_appliers_never_lose_an_integration(make_repo: MakeRepo, retries: int) -> None:
+    """Six processes integrate at once: each Integrated is in main, nothing else is."""
+    repo = make_repo()
+    base = repo.commit("refs/heads/main", None, {f"f{i}": "base\n" for i in range(6)})
+    keys = [
+        ("racer-" + str(i), f"r{i}", repo.commit(f"refs/heads/r{i}", base, {f"f{i}": "x\n"}))
+        for i in range(6)
+    ]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                RACER,
+                json.dumps({"repo": str(repo.path), "key": key, "retries": retries}),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for key in keys
+    ]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in results]
+    lines = [out.decode().split() for out, _ in results]
+    integrated = {keys[i][2] for i, words in enumerate(lines) if words[0] == "integrated"}
+    assert all(words[0] in ("integrated", "blocked") for words in lines), lines
+    assert all(words[1] == "main_moved" for words in lines if words[0] == "blocked"), lines
+    assert integrated
+    merged: set[str] = set()
+    sha = repo.main()
+    while sha != base:
+        first, second = repo.parents(sha)
+        merged.add(second)
+        sha = first
+    assert merged == integrated
+    assert repo.scratch_leftovers() == []
