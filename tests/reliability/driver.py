@@ -15,6 +15,8 @@ sleeps there until the parent's SIGKILL lands:
 - ``check``       while a check runs (the check announces itself in MG_CHECK_MARK);
 - ``heartbeat:N`` at the N-th heartbeat of an apply (2 and later: the merge
                   commit exists, ``main`` is not moved yet);
+- ``integrate:N`` inside the N-th transaction that records an ``integrate``, before
+                  its COMMIT: ``main`` has moved, the store does not know yet;
 - ``none``        no pause (the parent kills at a random time, or the run ends).
 
 At the end it prints ``DONE``.
@@ -96,12 +98,28 @@ class Counter:
             pause(f"{self.kind}:{self.target}")
 
 
-class PausingStore:
-    """The real store; its N-th transaction pauses after its writes, before COMMIT."""
+class Watched:
+    """The real transaction; remembers which events it appended."""
 
-    def __init__(self, store: Store, counter: Counter) -> None:
+    def __init__(self, tx: Any) -> None:
+        self._tx = tx
+        self.events: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tx, name)
+
+    def append(self, candidate: Any, entry: Any) -> Any:
+        self.events.append(entry.event.value)
+        return self._tx.append(candidate, entry)
+
+
+class PausingStore:
+    """The real store; a chosen transaction pauses after its writes, before COMMIT."""
+
+    def __init__(self, store: Store, counter: Counter, integrate: Counter) -> None:
         self._store = store
         self._counter = counter
+        self._integrate = integrate
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -109,8 +127,11 @@ class PausingStore:
     @contextmanager
     def transaction(self) -> Iterator[Any]:
         with self._store.transaction() as tx:
-            yield tx
+            watched = Watched(tx)
+            yield watched
             self._counter.tick()
+            if "integrate" in watched.events:
+                self._integrate.tick()
 
 
 class Reporter:
@@ -181,10 +202,11 @@ class Driver:
         self.tx_counter = Counter("tx", spec)
         self.hook_counter = Counter("hook", spec)
         self.beat_counter = Counter("heartbeat", spec)
+        self.integrate_counter = Counter("integrate", spec)
         if spec == "check":
             os.environ["MG_CHECK_MARK"] = str(todos.parent / "check-running")
         followups = FollowUps(todos)
-        store: Any = PausingStore(self.store, self.tx_counter)
+        store: Any = PausingStore(self.store, self.tx_counter, self.integrate_counter)
         self.engine = Engine(
             store,
             hooks=[Reporter(), BeforeFollowUp(self.hook_counter), FollowUpHook(store, followups)],
