@@ -186,6 +186,32 @@ def test_malformed_evidence_json_is_refused(tally: Counter[str]) -> None:
     count(tally, 2 * len(MALFORMED_JSON) + 2)
 
 
+HOSTILE_URLS = [
+    "postgresql://u@h/db?schema=a;drop schema public",
+    'postgresql://u@h/db?schema="x"',
+    "postgresql://u@h/db?schema=",
+    "postgresql://u@h/db?schema=a&schema=b",
+    "postgresql://u@h/db?schema=1abc",
+    "sqlite:",
+    "sqlite://relative/path",
+    "ftp://host/x",
+    "   ",
+    "",
+]
+
+
+def test_store_urls_refuse_injection(
+    tally: Counter[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A schema that is not an identifier, an unknown scheme or no path: InvalidInput, no file."""
+    monkeypatch.chdir(tmp_path)
+    for url in HOSTILE_URLS:
+        with pytest.raises(InvalidInput):
+            open_store(url)
+    count(tally, len(HOSTILE_URLS))
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.fixture
 def api(world: Any) -> Iterator[Any]:
     """A store and an Engine on the world, with a candidate ``good`` taken for apply."""
