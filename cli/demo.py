@@ -56,6 +56,10 @@ class Demo:
         self.integration = root / "integration.git"
         self.work = root / "work"
         self.step = 0
+        # Explicit --db: a MERGEGATE_DB in the caller's environment must not
+        # point the demo at a real store.
+        db = self.integration / "mergegate" / "mergegate.sqlite3"
+        self._global = ["--repo", str(self.integration), "--db", str(db), "--actor", "demo"]
 
     # -- narration -----------------------------------------------------------
 
@@ -71,7 +75,7 @@ class Demo:
         click.echo(f"$ mergegate {' '.join(args)}")
         # Errors join the narration on stdout, so a piped demo keeps its order.
         with contextlib.redirect_stderr(sys.stdout):
-            code = run(["--repo", str(self.integration), "--actor", "demo", *args])
+            code = run([*self._global, *args])
         click.echo(f"[exit {code}]\n")
         if code != expect:
             raise UsageError(
@@ -130,7 +134,10 @@ class Demo:
         self.say(f"integration repository (bare): {self.integration}")
         self.say(f"authoring clone:               {self.work}")
         self.say(f"configuration:                 {self.integration / 'mergegate.toml'}")
-        self.say("Every `mergegate` command below runs with --repo integration.git --actor demo.\n")
+        self.say(
+            "Every `mergegate` command below runs with --repo integration.git --actor demo,\n"
+            "on the SQLite store inside it (integration.git/mergegate/mergegate.sqlite3).\n"
+        )
         self.say(_CONFIG)
         self.say("Two work items branch from main and both edit greeting.txt:")
         self.git(self.work, "checkout", "-q", "-b", "add-docs", "main")

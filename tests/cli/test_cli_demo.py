@@ -14,7 +14,7 @@ def test_demo_runs_the_whole_blocked_flow(tmp_path: Path) -> None:
     """The demo blocks one candidate, shows its follow-up, resumes it and integrates both."""
     done = subprocess.run(
         [sys.executable, "-m", "mergegate.cli", "demo", "--dir", str(tmp_path / "d")],
-        env=_env(),
+        env={**_env(), "MERGEGATE_DB": str(tmp_path / "real.sqlite3")},
         capture_output=True,
         text=True,
         check=False,
@@ -37,3 +37,4 @@ def test_demo_runs_the_whole_blocked_flow(tmp_path: Path) -> None:
     assert "resume, remediating -> retry (seq 5)" in out
     assert "ok: 2 candidate(s), 10 log entries, no violations" in out
     assert (tmp_path / "d" / "integration.git" / "mergegate" / "mergegate.sqlite3").is_file()
+    assert not (tmp_path / "real.sqlite3").exists()
