@@ -130,6 +130,16 @@ class PostgresTransaction:
         self._candidates[slug] = found
         return found
 
+    def claim_next(self) -> str | None:
+        # SKIP LOCKED: a row another integrator's transaction holds is passed
+        # over, not waited for, so concurrent claims never pick the same one.
+        row = self._one(
+            "SELECT slug FROM candidates WHERE state IN ('pending', 'retry') "
+            "ORDER BY updated_at, id LIMIT 1 FOR UPDATE SKIP LOCKED",
+            (),
+        )
+        return None if row is None else str(row[0])
+
     def find_candidate(self, key: CandidateKey) -> Candidate | None:
         row = self._one(
             f"SELECT {SQLRows.CANDIDATE_COLUMNS} FROM candidates "

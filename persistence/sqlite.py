@@ -240,6 +240,15 @@ class _SQLiteTransaction:
         row = self._one(SQLRows.CANDIDATE_BY_SLUG, (slug,))
         return None if row is None else self._store._candidate(row)
 
+    def claim_next(self) -> str | None:
+        # BEGIN IMMEDIATE already excludes every other writer until commit.
+        row = self._one(
+            "SELECT slug FROM candidates WHERE state IN ('pending', 'retry') "
+            "ORDER BY updated_at, id LIMIT 1",
+            (),
+        )
+        return None if row is None else str(row[0])
+
     def find_candidate(self, key: CandidateKey) -> Candidate | None:
         row = self._one(
             f"SELECT {SQLRows.CANDIDATE_COLUMNS} FROM candidates "

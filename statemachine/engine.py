@@ -261,19 +261,17 @@ class Engine(_Moves):
         return self._finish_apply(self.start_apply(slug, owner=owner), applier, owner)
 
     def apply_next(self, applier: Applier, *, owner: str) -> Outcome | None:
-        """Apply the oldest ``pending`` or ``retry`` candidate; ``None`` if there is none."""
-        while True:
-            candidate = self.store.next_candidate()
-            if candidate is None:
-                return None
-            try:
-                started = self.start_apply(
-                    candidate.key.slug, owner=owner, expected_seq=candidate.seq
-                )
-            except (ConcurrencyConflict, IllegalTransition):
-                # Another integrator moved it between our read and our start_apply.
-                continue
-            return self._finish_apply(started, applier, owner)
+        """Apply the oldest ``pending`` or ``retry`` candidate; ``None`` if there is none.
+
+        The candidate is claimed and started in one transaction, so two
+        integrators never start the same one.
+        """
+        with self.store.transaction() as tx:
+            slug = tx.claim_next()
+            started = None if slug is None else self._start_apply(tx, slug, owner, None, None, None)
+        if started is None:
+            return None
+        return self._finish_apply(self._after(started), applier, owner)
 
     def _finish_apply(self, started: Outcome, applier: Applier, owner: str) -> Outcome:
         key, seq = started.candidate.key, started.candidate.seq

@@ -40,6 +40,13 @@ class Transaction(Protocol):
         The row stays locked against other writers until the transaction ends.
         """
 
+    def claim_next(self) -> str | None:
+        """The slug of the oldest ``pending`` or ``retry`` candidate, claimed until commit.
+
+        No concurrent transaction can claim the same one (PostgreSQL skips rows
+        another transaction locked: ``FOR UPDATE SKIP LOCKED``).
+        """
+
     def find_candidate(self, key: CandidateKey) -> Candidate | None:
         """The newest candidate with exactly this identity, in any state."""
 

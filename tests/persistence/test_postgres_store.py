@@ -330,3 +330,21 @@ def test_ctrl_c_mid_transaction_writes_nothing_and_the_store_goes_on(pg: Postgre
         signal.signal(signal.SIGALRM, previous)
     assert pg.candidates() == []
     assert Engine(pg).submit(KEY).state is State.PENDING
+
+
+def test_concurrent_claims_skip_a_locked_candidate(pg_server: str, pg_schema: str) -> None:
+    """Two open transactions claim different candidates: FOR UPDATE SKIP LOCKED."""
+    first, second = (PostgresStore(pg_server, schema=pg_schema) for _ in range(2))
+    try:
+        engine = Engine(first, clock=ManualClock())
+        for slug in ("aa", "bb"):
+            engine.submit(CandidateKey(slug, slug, "a" * 40))
+        with first.transaction() as tx1:
+            claimed = tx1.claim_next()
+            with second.transaction() as tx2:
+                assert (claimed, tx2.claim_next()) == ("aa", "bb")
+        with first.transaction() as tx:
+            assert tx.claim_next() == "aa"
+    finally:
+        first.close()
+        second.close()
