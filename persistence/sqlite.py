@@ -47,7 +47,7 @@ _T = TypeVar("_T")
 def _translate(err: sqlite3.Error, busy_timeout: float) -> MergegateError:
     """The one place sqlite3's errors become mergegate's."""
     text = str(err)
-    if (isinstance(err, sqlite3.OperationalError) and "locked" in text) or "busy" in text:
+    if isinstance(err, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
         return StoreError(
             _BACKEND,
             f"the database stayed locked past the {busy_timeout:g} s busy timeout; "
@@ -346,6 +346,7 @@ class _SQLiteTransaction:
     ) -> BlockedRecord:
         stamp = dump_time(at)
         known = self._blocked.get(key)
+        row: tuple[int, int] | None
         if known is not None:
             row = (known.id, known.occurrences)
         else:
