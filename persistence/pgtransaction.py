@@ -133,19 +133,11 @@ class PostgresTransaction:
     def claim_next(self) -> str | None:
         # SKIP LOCKED: a row another integrator's transaction holds is passed
         # over, not waited for, so concurrent claims never pick the same one.
-        row = self._one(
-            "SELECT slug FROM candidates WHERE state IN ('pending', 'retry') "
-            "ORDER BY updated_at, id LIMIT 1 FOR UPDATE SKIP LOCKED",
-            (),
-        )
+        row = self._one(pg(SQLRows.QUEUE_HEAD) + " FOR UPDATE SKIP LOCKED", ())
         return None if row is None else str(row[0])
 
     def find_candidate(self, key: CandidateKey) -> Candidate | None:
-        row = self._one(
-            f"SELECT {SQLRows.CANDIDATE_COLUMNS} FROM candidates "
-            "WHERE slug = %s AND branch = %s AND sha = %s ORDER BY id DESC LIMIT 1",
-            (key.slug, key.branch, key.sha),
-        )
+        row = self._one(pg(SQLRows.CANDIDATE_BY_KEY), (key.slug, key.branch, key.sha))
         return None if row is None else self._store._candidate(row)
 
     def insert_candidate(self, key: CandidateKey, at: datetime) -> Candidate:

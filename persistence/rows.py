@@ -63,6 +63,14 @@ class SQLRows:
         f"SELECT {CANDIDATE_COLUMNS} FROM candidates WHERE slug = ? "
         "ORDER BY CASE WHEN state = 'integrated' THEN 1 ELSE 0 END, id DESC LIMIT 1"
     )
+    QUEUE_HEAD = (
+        "SELECT slug FROM candidates WHERE state IN ('pending', 'retry') "
+        "ORDER BY updated_at, id LIMIT 1"
+    )
+    CANDIDATE_BY_KEY = (
+        f"SELECT {CANDIDATE_COLUMNS} FROM candidates "
+        "WHERE slug = ? AND branch = ? AND sha = ? ORDER BY id DESC LIMIT 1"
+    )
     BLOCKED_BY_KEY = (
         f"SELECT {BLOCKED_COLUMNS} FROM integration_blocked_outcomes "
         "WHERE slug = ? AND branch = ? AND sha = ?"

@@ -242,19 +242,11 @@ class _SQLiteTransaction:
 
     def claim_next(self) -> str | None:
         # BEGIN IMMEDIATE already excludes every other writer until commit.
-        row = self._one(
-            "SELECT slug FROM candidates WHERE state IN ('pending', 'retry') "
-            "ORDER BY updated_at, id LIMIT 1",
-            (),
-        )
+        row = self._one(SQLRows.QUEUE_HEAD, ())
         return None if row is None else str(row[0])
 
     def find_candidate(self, key: CandidateKey) -> Candidate | None:
-        row = self._one(
-            f"SELECT {SQLRows.CANDIDATE_COLUMNS} FROM candidates "
-            "WHERE slug = ? AND branch = ? AND sha = ? ORDER BY id DESC LIMIT 1",
-            (key.slug, key.branch, key.sha),
-        )
+        row = self._one(SQLRows.CANDIDATE_BY_KEY, (key.slug, key.branch, key.sha))
         return None if row is None else self._store._candidate(row)
 
     def insert_candidate(self, key: CandidateKey, at: datetime) -> Candidate:
