@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from mergegate.apply import GitApplier
 from mergegate.followups import roadmap_slugs
 from mergegate.statemachine import BlockedReport, CandidateKey, Evidence, Reason, State
 
 SLOW = pytest.mark.slow
+WORKERS = Path(__file__).resolve().parent / "workers.py"
 
 
 def blocked_candidate(world: Any, engine: Any, slug: str, *, remediate: bool = False) -> str:
@@ -181,3 +186,38 @@ def test_resume_races_apply(world: Any, kit: Any, tally: Counter[str]) -> None:
 def test_resume_races_apply_many(world: Any, kit: Any, tally: Counter[str]) -> None:
     """Fifteen rounds of two resumes racing one apply: one resume wins, the new sha integrates."""
     run_resume_races(world, kit, tally, 15)
+
+
+def test_recovery_of_a_stalled_apply_keeps_main(world: Any, kit: Any, tally: Counter[str]) -> None:
+    """An apply outlives its lease and is recovered meanwhile: its heartbeat fails, main stays."""
+    store = world.open()
+    engine = world.engine(store)
+    sha = world.commit("work/stall", {"files/stall": "x\n"})
+    engine.submit(CandidateKey("stall", "work/stall", sha))
+    main = world.main()
+    go = world.tmp / "go-stall"
+    cmd = ["apply-stalling", world.url, str(world.repo), str(world.todos), "stall", str(go)]
+    proc = subprocess.Popen([sys.executable, str(WORKERS), *cmd], stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"READY\n"
+    go.touch()
+    deadline = time.monotonic() + 10
+    while engine.get("stall").state is not State.APPLYING:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    applier = GitApplier(world.repo)
+    outcomes: list[Any] = []
+    while not outcomes:  # the lease expires while the check still sleeps
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+        outcomes = engine.recover(applier.main_sha(), contains=applier.contains)
+    [recovered] = outcomes
+    out, _ = proc.communicate(timeout=30)
+    tally["races_run"] += 1
+    assert recovered.state is State.BLOCKED
+    assert recovered.blocked is not None
+    assert recovered.blocked.reason is Reason.APPLY_INTERRUPTED
+    assert out.decode().split()[:2] == ["ERR", "LeaseHeld"]
+    assert world.main() == main
+    assert kit.problems(world, store, set()) == []
+    store.close()

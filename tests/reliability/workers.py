@@ -143,6 +143,26 @@ def apply_one(url: str, repo: str, todos: str, slug: str, go: str) -> None:
         return
 
 
+def apply_stalling(url: str, repo: str, todos: str, slug: str, go: str) -> None:
+    """An integrator that stalls in a 3 s check with a 0.3 s lease and no heartbeat meanwhile."""
+    from datetime import timedelta
+
+    from mergegate.apply import CheckSpec
+
+    store = open_store(url)
+    owner = f"stalling-{os.getpid()}"
+    e = engine(store, todos, owner)
+    e.lease_ttl = timedelta(seconds=0.3)
+    check = CheckSpec("slow", (sys.executable, "-c", "import time; time.sleep(3.0)"))
+    applier = GitApplier(Path(repo), checks=(check,), heartbeat_every=30)
+    wait_for(go)
+    try:
+        out = e.apply(slug, applier, owner=owner)
+        say("OK", out.candidate.key.sha, out.state)
+    except MergegateError as err:
+        say("ERR", type(err).__name__, err)
+
+
 def hold_lock(path: str, seconds: str, go: str) -> None:
     """Hold a SQLite write lock (BEGIN IMMEDIATE) on ``path`` for ``seconds``."""
     import sqlite3
@@ -162,6 +182,7 @@ COMMANDS: dict[str, Any] = {
     "integrate": integrate,
     "resume": resume,
     "apply": apply_one,
+    "apply-stalling": apply_stalling,
     "hold-lock": hold_lock,
 }
 
