@@ -13,6 +13,7 @@ from typing import Any
 import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 from cattrs.v import format_exception
+
 from mergegate.statemachine import BlockedReport, Evidence, InvalidInput, MergegateError
 
 __all__ = [
