@@ -12,11 +12,13 @@ import os
 import secrets
 import shutil
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
 
+from .errors import GitCommandFailed
 from .git import Git
 
 __all__ = [
@@ -40,9 +42,27 @@ class Worktree:
     locked: bool
 
 
+def _worktree_list(git: Git) -> str:
+    # `git worktree add` creates worktrees/<id>/ before it writes the files in
+    # it, and a concurrent `git worktree list` then fails reading them. Another
+    # integrator's scratch worktree is exactly that, so retry a short while.
+    for delay in (0.02, 0.05, 0.1, 0.2, 0.5):
+        try:
+            out = git.run("worktree", "list", "--porcelain", "-z").stdout
+        except GitCommandFailed as err:
+            if "worktrees/" not in err.stderr:
+                raise
+            time.sleep(delay)
+        else:
+            return out.decode("utf-8", "surrogateescape")
+    return git.run("worktree", "list", "--porcelain", "-z").stdout.decode(
+        "utf-8", "surrogateescape"
+    )
+
+
 def list_worktrees(git: Git) -> list[Worktree]:
     """Every worktree git knows of, the main one first."""
-    raw = git.run("worktree", "list", "--porcelain", "-z").stdout.decode("utf-8", "surrogateescape")
+    raw = _worktree_list(git)
     found: list[Worktree] = []
     for record in raw.split("\0\0"):
         fields = [f for f in record.split("\0") if f]

@@ -198,21 +198,27 @@ def test_recovery_of_a_stalled_apply_keeps_main(world: Any, kit: Any, tally: Cou
     go = world.tmp / "go-stall"
     cmd = ["apply-stalling", world.url, str(world.repo), str(world.todos), "stall", str(go)]
     proc = subprocess.Popen([sys.executable, str(WORKERS), *cmd], stdout=subprocess.PIPE)
-    assert proc.stdout is not None
-    assert proc.stdout.readline() == b"READY\n"
-    go.touch()
-    deadline = time.monotonic() + 10
-    while engine.get("stall").state is not State.APPLYING:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    applier = GitApplier(world.repo)
-    outcomes: list[Any] = []
-    while not outcomes:  # the lease expires while the check still sleeps
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-        outcomes = engine.recover(applier.main_sha(), contains=applier.contains)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"READY\n"
+        go.touch()
+        deadline = time.monotonic() + 10
+        while engine.get("stall").state is not State.APPLYING:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        applier = GitApplier(world.repo)
+        outcomes: list[Any] = []
+        while not outcomes:  # the lease expires while the check still sleeps
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+            outcomes = engine.recover(applier.main_sha(), contains=applier.contains)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        # A failed assertion must not leave the stalled child to a later test.
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     [recovered] = outcomes
-    out, _ = proc.communicate(timeout=30)
     tally["races_run"] += 1
     assert recovered.state is State.BLOCKED
     assert recovered.blocked is not None
