@@ -224,23 +224,14 @@ def blocked(make_scratch: MakeScratch) -> Scratch:
 
 
 @pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A --db URL on the MERGEGATE_TEST_PG server, in a fresh schema dropped afterwards.
-
-    Skips without a server, except under CI=true, where that is a failure.
-    """
-    psycopg = pytest.importorskip("psycopg")
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A --db URL on the test server (see ``pg_server``), in a fresh schema dropped afterwards."""
+    import psycopg
     from psycopg import sql
 
-    server = os.environ.get("MERGEGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
     name = f"mg_cli_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    try:
-        with psycopg.connect(server, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
-    except psycopg.OperationalError as err:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"no PostgreSQL at {server} (CI=true): {err}", pytrace=False)
-        pytest.skip(f"no PostgreSQL at MERGEGATE_TEST_PG={server}")
-    yield f"{server}?schema={name}"
-    with psycopg.connect(server, autocommit=True) as conn:
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+    yield f"{pg_server}?schema={name}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))

@@ -17,31 +17,6 @@ import pytest
 from mergegate.persistence import SQLiteStore
 from mergegate.statemachine import Store
 
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def pg_url() -> str:
-    """The server the PostgreSQL tests use."""
-    return os.environ.get("MERGEGATE_TEST_PG", DEFAULT_PG)
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> str:
-    """The reachable server's URL; skips (fails under CI=true) when there is none."""
-    url = pg_url()
-    try:
-        import psycopg
-
-        with psycopg.connect(url, connect_timeout=3) as conn:
-            conn.execute("SELECT 1")
-    except Exception as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        reason = f"no PostgreSQL at MERGEGATE_TEST_PG={url}: {first}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{reason} (CI=true: PostgreSQL tests must run)", pytrace=False)
-        pytest.skip(reason)
-    return url
-
 
 @pytest.fixture
 def pg_schema(pg_server: str) -> Iterator[str]:

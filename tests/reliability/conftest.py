@@ -45,7 +45,6 @@ HERE = Path(__file__).resolve().parent
 DRIVER = HERE / "driver.py"
 WORKERS = HERE / "workers.py"
 LAST_RUN = HERE / ".last-run.json"
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 LEASE_TTL = 0.4
 
 TALLY: Counter[str] = Counter()
@@ -88,24 +87,6 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 
 # -- PostgreSQL ----------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> str:
-    """The reachable server's URL; skips (fails under CI=true) when there is none."""
-    url = os.environ.get("MERGEGATE_TEST_PG", DEFAULT_PG)
-    try:
-        import psycopg
-
-        with psycopg.connect(url, connect_timeout=3) as conn:
-            conn.execute("SELECT 1")
-    except Exception as err:
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-        reason = f"no PostgreSQL at MERGEGATE_TEST_PG={url}: {first}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{reason} (CI=true: PostgreSQL tests must run)", pytrace=False)
-        pytest.skip(reason)
-    return url
 
 
 def _with_schema(url: str, schema: str) -> str:
