@@ -136,6 +136,9 @@ class Transition:
     at: datetime
     reason: str | None = attrs.field(default=None, validator=_check_text_opt)
     idempotency_key: str | None = None
+    #: A digest of the request that carried ``idempotency_key``, so that a repeat
+    #: of the key with a different request is refused instead of silently dropped.
+    request_digest: str | None = None
 
 
 @attrs.frozen
