@@ -76,6 +76,38 @@ class Table:
         """The events allowed in ``source``, in declaration order."""
         return tuple(e for s, e, _ in self.edges() if s == source)
 
+    # -- state sets, derived from the rules so that no other module restates them --
+
+    @property
+    def terminal(self) -> frozenset[State]:
+        """States with no move to another state: a candidate there is finished."""
+        leaving = {s for s, _, d in self.edges() if s is not None and d != s}
+        return frozenset(State) - leaving
+
+    @property
+    def active(self) -> frozenset[State]:
+        """States that still hold their slug (every state that is not terminal)."""
+        return frozenset(State) - self.terminal
+
+    @property
+    def queued(self) -> frozenset[State]:
+        """States from which an integrator may take the candidate (``start_apply``)."""
+        return frozenset(s for s, e, _ in self.edges() if e is Event.START_APPLY and s)
+
+    @property
+    def carrying_blocked(self) -> frozenset[State]:
+        """States that carry an open blocked outcome: entered by a block, left by resume."""
+        found = {d for _, e, d in self.edges() if e in (Event.BLOCK, Event.INTERRUPT)}
+        terminal = self.terminal
+        frontier = set(found)
+        while frontier:
+            state = frontier.pop()
+            for s, e, d in self.edges():
+                if s == state and e is not Event.RESUME and d not in found | terminal:
+                    found.add(d)
+                    frontier.add(d)
+        return frozenset(found)
+
 
 TABLE = Table(
     (
