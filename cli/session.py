@@ -118,6 +118,7 @@ class Session:
             roadmap=config.roadmap,
             group=config.follow_up_group,
             templates=self.templates(),
+            boundary=config.repo,
         )
 
     def templates(self) -> GuidanceTemplates:
@@ -141,7 +142,7 @@ class Session:
                 store,
                 hooks=[FollowUpHook(store, self.followups())],
                 guide=FollowUpGuide(self.templates(), todos_label=config.todos_label),
-                resolver=StateFileResolver(config.todos),
+                resolver=StateFileResolver(config.todos, boundary=config.repo),
                 actor=self.actor,
                 lease_ttl=timedelta(seconds=config.lease_ttl),
             )
@@ -157,7 +158,9 @@ class Session:
             **specs,
             max_main_retries=config.max_main_retries,
             remote=config.remote,
-            heartbeat_every=max(1.0, min(30.0, config.lease_ttl / 3)),
+            # A third of the TTL (lease_ttl >= 1 s, see config.py): two heartbeats can
+            # be missed before the lease expires. No floor: a floor above ttl/3 lost the lease.
+            heartbeat_every=min(30.0, config.lease_ttl / 3),
         )
 
     def lease_owner(self) -> str:

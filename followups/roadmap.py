@@ -3,7 +3,8 @@
 The first entry has the highest priority. Humans edit this file, so it is read
 and written in ruamel's round-trip mode, which keeps their comments, order and
 quoting. Writers take a file lock, re-read under it, and replace the file
-atomically, so concurrent writers never lose each other's entries.
+atomically, so concurrent writers never lose each other's entries. Neither the
+roadmap nor its lock file is ever reached through a symlink (see fsio, lockfile).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
@@ -23,7 +23,8 @@ from ruamel.yaml.error import YAMLError
 from mergegate.statemachine import InvalidInput, check_slug
 
 from .errors import MalformedRoadmap
-from .fsio import replace_file
+from .fsio import read_regular, replace_file
+from .lockfile import exclusive
 from .text import one_line
 
 __all__ = ["add_roadmap_entry", "check_group", "roadmap_slugs"]
@@ -84,10 +85,10 @@ def _load(path: Path, text: str) -> CommentedSeq | None:
 
 
 def _read(path: Path) -> str:
+    """The roadmap's text; ``""`` if it is missing. Raises UnsafeFile for a symlink."""
+    data = read_regular(path)
     try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return ""
+        return "" if data is None else data.decode("utf-8")
     except UnicodeDecodeError:
         raise MalformedRoadmap(str(path), "not UTF-8 text") from None
 
@@ -136,7 +137,8 @@ def check_group(group: str) -> str:
 def roadmap_slugs(path: Path) -> list[str]:
     """The slugs of the roadmap at ``path``, highest priority first; ``[]`` if it is missing.
 
-    Raises MalformedRoadmap if the file is not a list of mappings with a slug.
+    Raises MalformedRoadmap if the file is not a list of mappings with a slug,
+    and UnsafeFile if it is a symlink (its target is not read).
     """
     data = _entries(path, _read(path))
     return [] if data is None else [str(entry["slug"]) for entry in data]
@@ -156,7 +158,8 @@ def add_roadmap_entry(
     created; an existing one keeps its comments and order, and is replaced
     atomically under the lock ``<path>.lock``, so concurrent writers serialize.
     Raises MalformedRoadmap (leaving the file untouched) if it is not a list of
-    mappings with a slug, and OSError if the filesystem refuses.
+    mappings with a slug, UnsafeFile (touching nothing) if the roadmap or its
+    lock file is a symlink, and OSError if the filesystem refuses.
     """
     check_slug(slug, field="roadmap slug", limit=_SLUG_LIMIT)
     if group is not None:
@@ -165,9 +168,9 @@ def add_roadmap_entry(
         check_slug(previous, field="roadmap after", limit=_SLUG_LIMIT)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(path) + ".lock", timeout=_LOCK_TIMEOUT)
+    lock = path.with_name(path.name + ".lock")
     # A short poll: a writer holds the lock for one small file replace.
-    with lock.acquire(poll_interval=0.005):
+    with exclusive(lock, timeout=_LOCK_TIMEOUT, poll=0.005):
         # Only a lock holder writes these, so any found now is a killed writer's.
         for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
             leftover.unlink(missing_ok=True)
