@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from mergegate.cli import Config, ConfigError, load_config
 
-from .conftest import Scratch
+from .conftest import MakeScratch, Scratch, _env
 
 
 def _load(tmp_path: Path, text: str, name: str = "mergegate.toml") -> Config:
@@ -162,3 +168,75 @@ def test_configured_guidance_reaches_the_text(blocked: Scratch) -> None:
     """Configured templates replace the NEXT: commands of the guidance."""
     (blocked.bare / "mergegate.toml").write_text('[guidance]\nresume = "orch resume {slug}"\n')
     assert "NEXT: orch resume new-greeting\n" in blocked("show", "new-greeting").stdout
+
+
+def test_default_paths_get_the_explicit_checks(tmp_path: Path) -> None:
+    """With no file, a todos symlink out of the repository is refused like an explicit one."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "todos").symlink_to(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        load_config(repo)
+    assert caught.value.key == "todos"
+    assert "'todos' (the default) resolves to" in str(caught.value)
+    assert caught.value.path == f"{repo} (defaults)"
+
+
+@pytest.mark.parametrize("value", ["0.5", "1e12"])
+def test_lease_ttl_out_of_range_exits_2_and_writes_nothing(
+    make_scratch: MakeScratch, value: str
+) -> None:
+    """lease_ttl 0.5 or 1e12: exit 2 at configuration time, one line, no store created."""
+    s = make_scratch("fresh")
+    (s.bare / "mergegate.toml").write_text(f"lease_ttl = {value}\n")
+    r = s("init")
+    assert r.code == 2
+    assert r.stderr.count("\n") == 1
+    shown = f"{float(value):g}"
+    assert f"mergegate.toml: lease_ttl: expected 1 to 86400 seconds, got {shown}" in r.stderr
+    assert not s.db.parent.exists()
+
+
+_SLOW_CHECK = "import pathlib, sys, time; pathlib.Path(sys.argv[1]).touch(); time.sleep(2.0)"
+
+
+def test_smallest_lease_ttl_keeps_a_healthy_apply_alive(scratch: Scratch) -> None:
+    """lease_ttl = 1, a 2 s check: the heartbeat renews, recover finds nothing, it integrates."""
+    started = scratch.root / "check-started"
+    argv = [sys.executable, "-c", _SLOW_CHECK, str(started)]
+    (scratch.bare / "mergegate.toml").write_text(
+        f'lease_ttl = 1\n[[checks]]\nname = "slow"\nargv = {json.dumps(argv)}\n'
+    )
+    assert scratch("submit", "other", "--sha", scratch.shas["other"]).code == 0
+    apply = subprocess.Popen(
+        [sys.executable, "-m", "mergegate.cli", "--repo", str(scratch.bare), "apply", "other"],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not started.exists():
+        assert apply.poll() is None, "apply ended before its check started"
+        assert time.monotonic() < deadline, "the check never started"
+        time.sleep(0.02)
+    # For longer than the TTL, the lease must always be well ahead of the clock: a
+    # heartbeat of ttl/3 keeps about 2/3 s of margin; the old 1 s floor let it run out.
+    margins = []
+    until = time.monotonic() + 1.5
+    while time.monotonic() < until:
+        with sqlite3.connect(scratch.db) as conn:
+            rows = conn.execute("SELECT expires_at FROM leases").fetchall()
+        conn.close()
+        now = datetime.now(UTC)
+        margins += [(datetime.fromisoformat(r[0]) - now).total_seconds() for r in rows]
+        time.sleep(0.02)
+    assert len(margins) > 20
+    assert min(margins) > 0.2, min(margins)
+    recovered = scratch("--json", "recover")
+    assert recovered.code == 0, recovered.stderr
+    assert recovered.doc["result"]["recovered"] == []
+    _out, err = apply.communicate(timeout=60)
+    assert apply.returncode == 0, err
+    show = scratch("--json", "show", "other").doc["result"]["candidate"]
+    assert show["state"] == "integrated"
