@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from mergegate.cli import Config, ConfigError, load_config
+from mergegate.statemachine import InvalidInput
 
 from .conftest import MakeScratch, Scratch, _env
 
@@ -220,8 +221,7 @@ def test_smallest_lease_ttl_keeps_a_healthy_apply_alive(scratch: Scratch) -> Non
         assert apply.poll() is None, "apply ended before its check started"
         assert time.monotonic() < deadline, "the check never started"
         time.sleep(0.02)
-    # For longer than the TTL, the lease must always be well ahead of the clock: a
-    # heartbeat of ttl/3 keeps about 2/3 s of margin; the old 1 s floor let it run out.
+    # For longer than the TTL, the lease must always be well ahead of the clock.
     margins = []
     until = time.monotonic() + 1.5
     while time.monotonic() < until:
@@ -231,8 +231,9 @@ def test_smallest_lease_ttl_keeps_a_healthy_apply_alive(scratch: Scratch) -> Non
         now = datetime.now(UTC)
         margins += [(datetime.fromisoformat(r[0]) - now).total_seconds() for r in rows]
         time.sleep(0.02)
-    assert len(margins) > 20
-    assert min(margins) > 0.2, min(margins)
+    assert len(margins) > 10
+    # ttl/3 keeps about 0.66 s of margin; the old 1 s heartbeat floor let it reach 0.
+    assert min(margins) > 0.15, min(margins)
     recovered = scratch("--json", "recover")
     assert recovered.code == 0, recovered.stderr
     assert recovered.doc["result"]["recovered"] == []
@@ -240,3 +241,15 @@ def test_smallest_lease_ttl_keeps_a_healthy_apply_alive(scratch: Scratch) -> Non
     assert apply.returncode == 0, err
     show = scratch("--json", "show", "other").doc["result"]["candidate"]
     assert show["state"] == "integrated"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("lease_ttl", 0.5), ("lease_ttl", 1e12), ("max_main_retries", 101), ("lease_ttl", True)],
+)
+def test_config_record_refuses_out_of_range_numbers(
+    tmp_path: Path, field: str, value: object
+) -> None:
+    """A Config built in Python refuses the numbers the file reader refuses, naming the field."""
+    with pytest.raises(InvalidInput, match=field):
+        Config(tmp_path, tmp_path / "todos", tmp_path / "todos" / "roadmap.yaml", **{field: value})
