@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from mergegate.followups import (
+    FollowUpConflict,
     FollowUps,
     PathOutsideRepository,
     StateFileResolver,
@@ -229,3 +230,16 @@ def test_resolver_refuses_todos_outside_its_boundary(
     why = StateFileResolver(repo / "todos", boundary=repo).unresolved_reason(make_record())
     assert why is not None
     assert "outside the repository" in why
+
+
+def test_input_md_symlink_is_no_linkage(
+    tmp_path: Path, todos: Path, make_record: MakeRecord, checks_report: BlockedReport
+) -> None:
+    """A folder whose input.md is a symlink to a linked copy is foreign: FollowUpConflict."""
+    folder = scaffold_todo(todos, make_record(), checks_report).path
+    copy = tmp_path / "input.md"
+    copy.write_bytes((folder / "input.md").read_bytes())
+    (folder / "input.md").unlink()
+    (folder / "input.md").symlink_to(copy)
+    with pytest.raises(FollowUpConflict):
+        scaffold_todo(todos, make_record(), checks_report)
