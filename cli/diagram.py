@@ -34,8 +34,8 @@ def mermaid(table: Table = TABLE, counts: Counts | None = None) -> str:
     for source, event, dest in table.edges():
         start = "[*]" if source is None else source.value
         lines.append(f"    {start} --> {dest.value}: {_label(source, event, dest, counts)}")
-    for state in State:
-        if state.is_terminal:
+    for state in table.states:
+        if state in table.terminal:
             lines.append(f"    {state.value} --> [*]")
     return "\n".join(lines) + "\n"
 
@@ -48,8 +48,8 @@ def dot(table: Table = TABLE, counts: Counts | None = None) -> str:
         "    node [shape=box, style=rounded];",
         "    new [shape=point];",
     ]
-    for state in State:
-        shape = ", peripheries=2" if state.is_terminal else ""
+    for state in table.states:
+        shape = ", peripheries=2" if state in table.terminal else ""
         lines.append(f'    {state.value} [label="{state.value}"{shape}];')
     for source, event, dest in table.edges():
         start = "new" if source is None else source.value
