@@ -10,7 +10,7 @@ a half-written move, and a hook that fails is reported beside the outcome.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from itertools import groupby
@@ -56,6 +56,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _resubscribe(engine: Engine, _attribute: object, hooks: Sequence[object]) -> Sequence[object]:
+    engine._subscribed = subscriptions(hooks)
+    return hooks
+
+
 @attrs.define
 class Engine(Calls):
     """Fires lifecycle events through a :class:`Store`, atomically, and runs hooks after commit.
@@ -67,7 +72,9 @@ class Engine(Calls):
     """
 
     store: Store
-    hooks: tuple[Subscription, ...] = attrs.field(default=(), converter=subscriptions)
+    #: As given (so ``engine.hooks[0]`` is still your hook); checked on construction
+    #: and on assignment, and kept as subscriptions in ``_subscribed``.
+    hooks: Sequence[object] = attrs.field(default=(), on_setattr=_resubscribe)
     guide: Guide | None = None
     resolver: Resolver | None = None
     actor: str = "mergegate"
@@ -75,6 +82,10 @@ class Engine(Calls):
     lease_ttl: timedelta = timedelta(minutes=10)
     clock: Callable[[], datetime] = utcnow
     machine: LifecycleMachine = attrs.field(factory=lifecycle)
+    _subscribed: tuple[Subscription, ...] = attrs.field(init=False, repr=False, default=())
+
+    def __attrs_post_init__(self) -> None:
+        self._subscribed = subscriptions(self.hooks)
 
     @property
     def table(self) -> Table:
@@ -88,7 +99,7 @@ class Engine(Calls):
         return self._after(outcome)
 
     def _after(self, outcome: Outcome) -> Outcome:
-        outcome, failures = run_hooks(self.hooks, outcome)
+        outcome, failures = run_hooks(self._subscribed, outcome)
         if outcome.blocked is not None and outcome.guidance is None and self.guide is not None:
             outcome = attrs.evolve(
                 outcome, guidance=self.guide.render(outcome.candidate, outcome.blocked)

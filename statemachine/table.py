@@ -83,6 +83,12 @@ def _closure(entered: set[State], rules: tuple[Rule, ...], stop: Effect | None) 
     return frozenset(found)
 
 
+def _declared(state: State) -> int:
+    """Where ``state`` is declared in its enum: diagrams list states in that order."""
+    members: list[State] = list(type(state))
+    return members.index(state)
+
+
 @attrs.frozen
 class Table:
     """An immutable event table with O(1) lookup, checked when it is built.
@@ -134,7 +140,8 @@ class Table:
         )
         set_ = object.__setattr__
         set_(self, "_moves", moves)
-        set_(self, "states", tuple(states))
+        # Declaration order of the states' enum, whatever order the rules name them in.
+        set_(self, "states", tuple(sorted(states, key=_declared)))
         set_(self, "terminal", terminal)
         set_(self, "active", frozenset(states) - terminal)
         set_(self, "queued", frozenset(s for s in taking if s is not None))
