@@ -52,17 +52,22 @@ def _plain(value: object) -> object:
     return str(value)  # enums (StrEnum) and datetimes: their text is their identity
 
 
+# How the call is delivered or where it points, not what it asks for: a retry may
+# change these and still be the same request.
+_NOT_PAYLOAD = {"payload": False}
+
+
 @attrs.frozen
 class Request:
     """What one call asks for: the event, the candidate, and what its rule's effects consume.
 
-    Everything but ``expected_seq`` and ``idempotency_key`` is the request's
-    payload; :meth:`digest` fingerprints it, so that an idempotency key reused
-    with a different payload is recognised and refused.
+    Everything but the slug, the actor, ``expected_seq`` and ``idempotency_key``
+    is the request's payload; :meth:`digest` fingerprints it, so that an
+    idempotency key reused with a different payload is recognised and refused.
     """
 
     event: Event
-    slug: str
+    slug: str = attrs.field(metadata=_NOT_PAYLOAD)
     key: CandidateKey | None = None
     owner: str | None = attrs.field(default=None, validator=_opt(check_text, "lease owner"))
     ttl: timedelta | None = None
@@ -70,9 +75,9 @@ class Request:
     main_sha: str | None = attrs.field(default=None, validator=_opt(check_sha, "main sha"))
     new_sha: str | None = attrs.field(default=None, validator=_opt(check_sha, "new sha"))
     force_reason: str | None = attrs.field(default=None, validator=_reason)
-    actor: str | None = None
-    expected_seq: int | None = attrs.field(default=None, eq=False)
-    idempotency_key: str | None = attrs.field(default=None, eq=False)
+    actor: str | None = attrs.field(default=None, metadata=_NOT_PAYLOAD)
+    expected_seq: int | None = attrs.field(default=None, metadata=_NOT_PAYLOAD)
+    idempotency_key: str | None = attrs.field(default=None, metadata=_NOT_PAYLOAD)
 
     @property
     def note(self) -> str | None:
@@ -92,7 +97,7 @@ class Request:
         payload = {
             f.name: _plain(getattr(self, f.name))
             for f in attrs.fields(Request)
-            if f.eq and f.name not in ("slug", "actor")
+            if f.metadata.get("payload", True)
         }
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
