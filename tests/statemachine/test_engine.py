@@ -315,7 +315,8 @@ def test_a_failing_hook_never_hides_the_committed_move(
     assert hook_log.exc_info is not None
     assert "the move stands" in hook_log.getMessage()
     lines = [r.getMessage() for r in caplog.records if r.name == "mergegate.transitions"]
-    assert any("event=integration_blocked" in line for line in lines)
+    [line] = [line for line in lines if "event=integration_blocked" in line]
+    assert line.endswith(" hook_errors=1")
 
 
 def test_a_hook_returning_something_else_is_a_reported_failure(store: SQLiteStore) -> None:
