@@ -83,7 +83,9 @@ def _importtime(root: Path, env: dict[str, str], top: int) -> None:
     for line in done.stderr.splitlines():
         if not line.startswith("import time:") or "cumulative" in line:
             continue
-        _, self_us, cumulative_us, name = (part.strip() for part in line.replace(":", "|", 1).split("|"))
+        _, self_us, cumulative_us, name = (
+            part.strip() for part in line.replace(":", "|", 1).split("|")
+        )
         rows.append((int(cumulative_us), int(self_us), name))
     print(f"\n`python -X importtime mergegate show demo`, top {top} by cumulative time (us):\n")
     print(f"{'cumulative':>10}  {'self':>7}  module")
@@ -121,7 +123,7 @@ def main() -> None:
                 times[name].append(_run(argv, root, env))
         base = statistics.median(times["python -c pass"])
         print(f"median of {args.runs} runs each, round-robin, {sys.executable}\n")
-        print(f"| command | median ms | x python -c pass | target |")
+        print("| command | median ms | x python -c pass | target |")
         print("|---|---|---|---|")
         failed = []
         for name, samples in times.items():

@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 
 from mergegate.statemachine import BlockedRecord, MergegateError
 
@@ -49,6 +47,10 @@ class StateFileResolver:
             return f"{name}/state.yaml is missing"
         except (OSError, UnicodeDecodeError) as err:
             return f"{name}/state.yaml cannot be read ({type(err).__name__})"
+        # Imported here: importing the package (every command does) must not load ruamel.
+        from ruamel.yaml import YAML  # noqa: PLC0415
+        from ruamel.yaml.error import YAMLError  # noqa: PLC0415
+
         try:
             data: Any = YAML(typ="safe", pure=True).load(text)
         except YAMLError:
