@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import click
 
 from .completion import SLUG
-from .lazy import MergegateGroup
+from .lazy import LazyGroup
 from .names import DB_ENV, LOG_FILE
 
 if TYPE_CHECKING:
@@ -56,8 +56,13 @@ def _json_after(ctx: click.Context, _param: click.Parameter, value: bool) -> Non
         session.json = True
 
 
+class _Group(LazyGroup):
+    def finish(self, command: click.Command) -> None:
+        """Give ``command`` a ``--json`` flag and slug completion."""
+        _finish(command)
+
+
 def _finish(command: click.Command) -> None:
-    """Give ``command`` a ``--json`` flag and slug completion (idempotent)."""
     names = {p.name for p in command.params}
     if "json_after" not in names and "json_mode" not in names:
         command.params.append(
@@ -76,9 +81,8 @@ def _finish(command: click.Command) -> None:
 
 
 @click.group(
-    cls=MergegateGroup,
+    cls=_Group,
     lazy=COMMANDS,
-    finish=_finish,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.option(

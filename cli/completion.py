@@ -9,10 +9,16 @@ one, and answers nothing rather than an error: a shell has nowhere to show it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.shell_completion import CompletionItem
+
+if TYPE_CHECKING:
+    # click's types are generic for the type checker; at run time older clicks are not.
+    _ParamType = click.ParamType[str, str]
+else:
+    _ParamType = click.ParamType
 
 __all__ = ["SLUG", "SlugType", "stored_slugs"]
 
@@ -30,7 +36,7 @@ def stored_slugs(db: str | None, repo: Path) -> list[str]:
         session.close()
 
 
-class SlugType(click.ParamType):
+class SlugType(_ParamType):
     """A candidate slug: passed on as text (the command checks it), completed from the store."""
 
     name = "slug"

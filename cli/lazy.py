@@ -14,36 +14,29 @@ shell completion of candidate slugs on a ``SLUG`` argument.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import click
 
-__all__ = ["MergegateGroup"]
-
-JsonSetter = Callable[[click.Context], None]
+__all__ = ["LazyGroup"]
 
 
-class MergegateGroup(click.Group):
+class LazyGroup(click.Group):
     """A group whose commands are imported from ``lazy`` (name -> module) on first use.
 
-    Sub-groups made with ``@group.group()`` are of this class too (with no lazy
-    names), so a nested command such as ``followups sync`` gets the same
-    ``--json`` flag and completion.
+    Sub-groups made with ``@group.group()`` are of the same class (with no lazy
+    names), so a nested command such as ``followups sync`` is finished alike.
     """
 
     group_class = type
 
-    def __init__(
-        self,
-        *args: Any,
-        lazy: Mapping[str, str] | None = None,
-        finish: Callable[[click.Command], None] | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *args: Any, lazy: Mapping[str, str] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.lazy: dict[str, str] = dict(lazy or {})
-        self.finish = finish
+
+    def finish(self, command: click.Command) -> None:
+        """Complete ``command`` once it is resolved; called on every resolution, so idempotent."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(self.commands) | set(self.lazy))
@@ -54,14 +47,5 @@ class MergegateGroup(click.Group):
             importlib.import_module(module)
         command = super().get_command(ctx, cmd_name)
         if command is not None:
-            self._finish(command)
-        return command
-
-    def group(self, *args: Any, **kwargs: Any) -> Any:
-        # A sub-group inherits how its commands are finished.
-        kwargs.setdefault("finish", self.finish)
-        return super().group(*args, **kwargs)
-
-    def _finish(self, command: click.Command) -> None:
-        if self.finish is not None:
             self.finish(command)
+        return command

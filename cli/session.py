@@ -11,7 +11,6 @@ from __future__ import annotations
 import getpass
 import logging
 import os
-import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -174,6 +173,8 @@ class Session:
 
     def lease_owner(self) -> str:
         """Who holds the lease during ``apply``: the actor, the host and the process."""
+        import socket  # noqa: PLC0415  (only apply needs it)
+
         return f"{self.actor}@{socket.gethostname()}:{os.getpid()}"
 
     def log_path(self) -> Path:
