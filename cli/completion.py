@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from click.shell_completion import CompletionItem
 
 if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
+
     # click's types are generic for the type checker; at run time older clicks are not.
     _ParamType = click.ParamType[str, str]
 else:
@@ -47,6 +48,8 @@ class SlugType(_ParamType):
     def shell_complete(
         self, ctx: click.Context, param: click.Parameter, incomplete: str
     ) -> list[CompletionItem]:
+        from click.shell_completion import CompletionItem  # noqa: PLC0415  (only on TAB)
+
         params = ctx.find_root().params
         repo = params.get("repo") or Path()
         slugs = stored_slugs(params.get("db"), Path(repo))
