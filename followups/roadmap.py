@@ -9,16 +9,13 @@ roadmap nor its lock file is ever reached through a symlink (see fsio, lockfile)
 
 from __future__ import annotations
 
+import functools
 import glob
 import io
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import YAMLError
+from typing import TYPE_CHECKING, Any
 
 from mergegate.statemachine import InvalidInput, check_slug
 
@@ -27,15 +24,30 @@ from .fsio import read_regular, replace_file
 from .lockfile import exclusive
 from .text import one_line
 
+if TYPE_CHECKING:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
 __all__ = ["add_roadmap_entry", "check_group", "roadmap_slugs"]
+
+# ruamel.yaml and filelock are imported by the functions that use them: importing
+# this package (as every `mergegate` command does) must not load them.
 
 _ITEM_INDENT = re.compile(r"^( *)- ", re.MULTILINE)
 _LOCK_TIMEOUT = 60.0
 _SLUG_LIMIT = 200
-_SAFE = YAML(typ="safe")
+
+
+@functools.cache
+def _safe() -> YAML:
+    from ruamel.yaml import YAML  # noqa: PLC0415
+
+    return YAML(typ="safe")
 
 
 def _yaml(text: str) -> YAML:
+    from ruamel.yaml import YAML  # noqa: PLC0415
+
     yaml = YAML(typ="rt", pure=True)
     yaml.preserve_quotes = True
     # Long descriptions stay on one line; wrapping would rewrite a human's lines.
@@ -52,6 +64,8 @@ def _is_blank(text: str) -> bool:
 
 
 def _parse(path: Path, text: str, yaml: YAML) -> list[Any] | None:
+    from ruamel.yaml.error import YAMLError  # noqa: PLC0415
+
     if _is_blank(text):
         return None
     try:
@@ -74,11 +88,13 @@ def _entries(path: Path, text: str) -> list[dict[str, Any]] | None:
     when ruamel.yaml.clib is installed: about eight times faster than the
     round-trip loader on a roadmap of forty entries, and a block reads it twice.
     """
-    return _parse(path, text, _SAFE)
+    return _parse(path, text, _safe())
 
 
 def _load(path: Path, text: str) -> CommentedSeq | None:
     """The roadmap list of ``text`` in round-trip form, comments attached, for re-dumping."""
+    from ruamel.yaml.comments import CommentedSeq  # noqa: PLC0415
+
     data = _parse(path, text, _yaml(text))
     assert data is None or isinstance(data, CommentedSeq)
     return data
@@ -110,6 +126,8 @@ def _with_entry(
     end marker), the whole list is re-dumped in round-trip mode instead, which
     still keeps the comments and the order.
     """
+    from ruamel.yaml.comments import CommentedSeq  # noqa: PLC0415
+
     yaml = _yaml(text)
     base = text if not text or text.endswith("\n") else text + "\n"
     appended = base + _dump(yaml, CommentedSeq([entry]))
@@ -168,6 +186,8 @@ def add_roadmap_entry(
         check_slug(previous, field="roadmap after", limit=_SLUG_LIMIT)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq  # noqa: PLC0415
+
     lock = path.with_name(path.name + ".lock")
     # A short poll: a writer holds the lock for one small file replace.
     with exclusive(lock, timeout=_LOCK_TIMEOUT, poll=0.005):
