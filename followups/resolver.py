@@ -109,15 +109,12 @@ class StateFileResolver:
             return f"{name}/state.yaml is not usable: {err}"
         except (OSError, UnicodeDecodeError) as err:
             return f"{name}/state.yaml cannot be read ({type(err).__name__})"
-<<<<<<< HEAD
         if text is None:
             return f"{name}/state.yaml is missing"
-=======
         # Imported here: importing the package (every command does) must not load ruamel.
         from ruamel.yaml import YAML  # noqa: PLC0415
         from ruamel.yaml.error import YAMLError  # noqa: PLC0415
 
->>>>>>> 693606928701776378404f83e4caf3128ce14b6d
         try:
             data: Any = YAML(typ="safe", pure=True).load(text)
         except YAMLError:
