@@ -384,6 +384,7 @@ def figure_blocked(work: Path, scale: Scale) -> list[Row]:
             met=None,
             note="ratio is time per first block / time per plain transition"
             + ("" if complete else "; WARNING: the follow-up folder or guidance was missing"),
+            key="fig5.first_block_vs_plain_move",
         ),
         row(
             "5b",
@@ -395,5 +396,6 @@ def figure_blocked(work: Path, scale: Scale) -> list[Row]:
             ratio=replay_ratio,
             target="<= 2.0 (time)",
             met=replay_ratio <= 2.0,
+            key="fig5.replay_vs_plain_move",
         ),
     ]

@@ -98,6 +98,12 @@ class _Log:
 
 
 SCAN = "(contrast) a full scan of the log"
+_KEYS = {
+    "history SLUG": "history",
+    "history SLUG --since": "history_since",
+    "blocked --since (last 20)": "blocked_since",
+    "blocked --reason --since": "blocked_reason_since",
+}
 
 
 def _queries(store: SQLiteStore, candidates: int) -> dict[str, Callable[[], object]]:
@@ -190,6 +196,7 @@ def figure_history(work: Path, scale: Scale) -> tuple[list[Row], dict[str, dict[
                 ratio=ratio,
                 target="<= 2.0 (time)",
                 met=ratio <= 2.0,
+                key=f"fig6.{_KEYS[name]}",
             )
         )
     big.close()
