@@ -280,7 +280,10 @@ def figure_memory(work: Path, scale: Scale) -> list[Row]:
         lambda: _rss_in_child("machine_each", db, per_machine_models),
         runs=runs,
     )
-    rss_note = f"{n:,} candidates from store.candidates(), RSS growth (/proc/self/statm) in a fresh process"
+    rss_note = (
+        f"{n:,} candidates from store.candidates(), RSS growth (/proc/self/statm), "
+        "each in a fresh process"
+    )
     note = f"{n:,} candidates from store.candidates(), measured with tracemalloc"
     return [
         row(

@@ -47,7 +47,9 @@ from psycopg import sql
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 # Where Debian's server writes its log; the statement check reads it when it can.
-PG_LOG = Path(os.environ.get("MERGEGATE_BENCH_PG_LOG", "/var/log/postgresql/postgresql-15-main.log"))
+PG_LOG = Path(
+    os.environ.get("MERGEGATE_BENCH_PG_LOG", "/var/log/postgresql/postgresql-15-main.log")
+)
 MOVES_PER_CYCLE = 7
 _spawn = multiprocessing.get_context("spawn")
 

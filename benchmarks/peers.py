@@ -166,9 +166,7 @@ def transitions_log(path: Path) -> Loop:
 
     machine = bare_machine()
     machine.send_event = True  # so the callback receives the model and the event
-    machine.after_state_change = lambda event_data: persist(
-        event_data.model, event_data.event.name
-    )
+    machine.after_state_change = lambda event_data: persist(event_data.model, event_data.event.name)
 
     def run(n: int) -> float:
         cycles = max(1, n // 3)
@@ -202,7 +200,9 @@ def eventsourcing_app(path: Path) -> Loop:
         def move(self, name: str, dest: str) -> None:
             self.state = dest
 
-    app = Application(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)})
+    app = Application(
+        env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)}
+    )
 
     def run(n: int) -> float:
         cycles = max(1, n // 3)
