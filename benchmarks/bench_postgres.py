@@ -19,7 +19,7 @@ machine hits every figure alike:
   candidates through submit, start_apply, block, start_remediation, resume,
   start_apply, integrate (seven transitions per candidate). All workers share
   one queue (one schema) and ONE integration lease, as real integrators do: a
-  worker whose ``start_apply`` finds the lease held retries it.
+  worker whose ``start_apply`` finds the lease held retries it 1 ms later.
 
 Rounds are short and many, so a burst of load from elsewhere on the machine
 hits one round, not one figure. Each figure is the median of its rounds after
@@ -73,7 +73,10 @@ def _worker(url: str, schema: str, wid: int, barrier: Any, commands: Any, result
                 engine.start_apply(slug, owner=owner)
                 return waits
             except LeaseHeld:
+                # Another integrator holds the lease: poll again shortly, as an
+                # integrator's loop would, rather than spin on the two cores.
                 waits += 1
+                time.sleep(0.001)
 
     while (command := commands.get()) is not None:
         label, cycles = command
