@@ -9,10 +9,17 @@ machine hits every figure alike:
 
 - raw: one psycopg connection inserting one row and committing, with psycopg's
   defaults (``execute(INSERT)`` then ``commit()``) and in autocommit mode;
+- raw with ``synchronous_commit = off``: beside the raw figure, the
+  difference is what the commit's WAL flush (the fsync) costs in this run;
+- equal work: the statements the PostgreSQL store issues for the seven moves,
+  written by hand (``equal_work.PG_CYCLE``) on one connection, checked in the
+  same run against the server's statement log of the store;
 - mergegate: persisted transitions per second (each one its own committed
   transaction) with 1 and with 4 worker processes, each driving its own
   candidates through submit, start_apply, block, start_remediation, resume,
-  start_apply, integrate (seven transitions per candidate).
+  start_apply, integrate (seven transitions per candidate). All workers share
+  one queue (one schema) and ONE integration lease, as real integrators do: a
+  worker whose ``start_apply`` finds the lease held retries it 1 ms later.
 
 Rounds are short and many, so a burst of load from elsewhere on the machine
 hits one round, not one figure. Each figure is the median of its rounds after
@@ -23,18 +30,26 @@ never asserted.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import statistics
 import sys
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
+from equal_work import PG_CYCLE, drift, postgres_shapes
 from psycopg import sql
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+# Where Debian's server writes its log; the statement check reads it when it can.
+PG_LOG = Path(
+    os.environ.get("MERGEGATE_BENCH_PG_LOG", "/var/log/postgresql/postgresql-15-main.log")
+)
 MOVES_PER_CYCLE = 7
 _spawn = multiprocessing.get_context("spawn")
 
@@ -43,26 +58,41 @@ def _worker(url: str, schema: str, wid: int, barrier: Any, commands: Any, result
     """Drive disjoint candidates through their lifecycle whenever told to, and report timings."""
     from mergegate.persistence import PostgresStore
     from mergegate.persistence.contract import conflict_report
-    from mergegate.statemachine import CandidateKey, Engine
+    from mergegate.statemachine import CandidateKey, Engine, LeaseHeld
 
     store = PostgresStore(url, schema=schema)
-    # Its own lease per worker: the workers are independent queues, not rivals.
-    engine = Engine(store, lease_name=f"bench-{wid}", actor=f"bench-{wid}")
+    # One queue and one lease for every worker, as real integrators share them.
+    engine = Engine(store, actor=f"bench-{wid}")
     report = conflict_report("src/app.py")
+    owner = f"bench-{wid}"
+
+    def start(slug: str) -> int:
+        waits = 0
+        while True:
+            try:
+                engine.start_apply(slug, owner=owner)
+                return waits
+            except LeaseHeld:
+                # Another integrator holds the lease: poll again shortly, as an
+                # integrator's loop would, rather than spin on the two cores.
+                waits += 1
+                time.sleep(0.001)
+
     while (command := commands.get()) is not None:
         label, cycles = command
         barrier.wait()
         started = time.perf_counter()
+        waits = 0
         for i in range(cycles):
             slug = f"w{wid}-{label}-{i}"
             engine.submit(CandidateKey(slug, slug, "a" * 40))
-            engine.start_apply(slug, owner="bench")
+            waits += start(slug)
             engine.block(slug, report)
             engine.start_remediation(slug)
             engine.resume(slug, force_reason="benchmark")
-            engine.start_apply(slug, owner="bench")
+            waits += start(slug)
             engine.integrate(slug, main_sha="b" * 40)
-        results.put((started, time.perf_counter(), cycles * MOVES_PER_CYCLE))
+        results.put((started, time.perf_counter(), cycles * MOVES_PER_CYCLE, waits))
     store.close()
 
 
@@ -82,13 +112,13 @@ class _Pool:
         for proc in self.procs:
             proc.start()
 
-    def rate(self, label: str, cycles: int) -> float:
-        """Transitions per second across all workers, from the first start to the last end."""
+    def rate(self, label: str, cycles: int) -> tuple[float, int]:
+        """Transitions/s across all workers (first start to last end), and lease-held retries."""
         for q in self.commands:
             q.put((label, cycles))
         runs = [self.results.get(timeout=600) for _ in self.procs]
-        elapsed = max(end for _, end, _ in runs) - min(start for start, _, _ in runs)
-        return sum(n for _, _, n in runs) / elapsed
+        elapsed = max(r[1] for r in runs) - min(r[0] for r in runs)
+        return sum(r[2] for r in runs) / elapsed, sum(r[3] for r in runs)
 
     def close(self) -> None:
         for q in self.commands:
@@ -97,11 +127,13 @@ class _Pool:
             proc.join(timeout=60)
 
 
-def _raw_rate(url: str, schema: str, rows: int, *, autocommit: bool) -> float:
+def _raw_rate(
+    url: str, schema: str, rows: int, *, autocommit: bool, synchronous: bool = True
+) -> float:
     """Single-row INSERT then commit, ``rows`` times, on one connection; rows per second."""
     with psycopg.connect(url, autocommit=autocommit) as conn:
         conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
-        conn.execute("SET synchronous_commit TO on")
+        conn.execute(f"SET synchronous_commit TO {'on' if synchronous else 'off'}")
         conn.commit()
         started = time.perf_counter()
         for i in range(rows):
@@ -109,6 +141,134 @@ def _raw_rate(url: str, schema: str, rows: int, *, autocommit: bool) -> float:
             if not autocommit:
                 conn.commit()
         return rows / (time.perf_counter() - started)
+
+
+_REPORT = json.dumps(
+    {"detail": None, "reason": "merge_conflict", "main_sha": "0" * 40,
+     "evidence": {"files": [], "checks": [], "diagnostic": None, "lease_owner": None,
+                  "lease_since": None, "main_attempts": [], "conflicted_paths": ["src/app.py"]}},
+    sort_keys=True,
+)  # fmt: skip
+
+
+class _EqualWork:
+    """The store's statements for figure 8's seven moves, by hand, on one connection."""
+
+    def __init__(self, url: str, schema: str) -> None:
+        self.conn = psycopg.connect(url, autocommit=True)
+        self.conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        self.conn.execute("SET synchronous_commit TO on")
+        self.serial = 0
+
+    def cycle(self) -> None:
+        """One candidate through the seven moves: seven transactions."""
+        ex = self.conn.execute
+        self.serial += 1
+        slug, sha, actor = f"eq-{self.serial}", "a" * 40, "bench"
+        branch, k1, k2, lease = slug, 1_234_567, 7_654_321, "main"
+        fu = f"{slug}-integration-blocked-aaaaaaa"
+        submit, start, block, remediate, resume, start2, integrate = PG_CYCLE
+
+        def now() -> datetime:
+            return datetime.now(UTC)
+
+        def move(text: str, cid: int, seq: int, event: str, src: Any, dest: str, why: Any) -> None:
+            at = now()
+            ex(text, (dest, seq, sha, at, cid, seq - 1, seq, event, src, dest, sha, actor, at,
+                      why, None))  # fmt: skip
+
+        def lease_taken(tx: tuple[str, ...], cid: int, seq: int, src: str) -> None:
+            ex(tx[0])
+            ex(tx[1], (k1,))
+            ex(tx[2], (slug,)).fetchone()
+            ex(tx[3], (k2,))
+            ex(tx[4], (lease,)).fetchone()
+            at = now()
+            ex(tx[5], (lease, actor, cid, at, at + timedelta(minutes=10)))
+            move(tx[6], cid, seq, "start_apply", src, "applying", f"lease owner={actor}")
+            ex(tx[7])
+
+        at = now()
+        ex(submit[0])
+        ex(submit[1], (k1,))
+        ex(submit[2], (slug,)).fetchone()
+        row = ex(submit[3], (slug, branch, sha, at, at)).fetchone()
+        cid = row[0] if row else 0
+        move(submit[4], cid, 1, "submit", None, "pending", None)
+        ex(submit[5])
+        lease_taken(start, cid, 2, "pending")
+        ex(block[0])
+        ex(block[1], (k1,))
+        ex(block[2], (slug,)).fetchone()
+        move(block[3], cid, 3, "block", "applying", "blocked", "merge_conflict")
+        ex(block[4], (fu,)).fetchall()
+        at = now()
+        ex(block[5], (slug, branch, sha, "merge_conflict", "0" * 40, fu, None, at, at, 3, at,
+                      _REPORT, at)).fetchone()  # fmt: skip
+        ex(block[6], (lease, cid))
+        ex(block[7])
+        ex(remediate[0])
+        ex(remediate[1], (k1,))
+        ex(remediate[2], (slug,)).fetchone()
+        move(remediate[3], cid, 4, "start_remediation", "blocked", "remediating", None)
+        ex(remediate[4])
+        ex(resume[0])
+        ex(resume[1], (k1,))
+        ex(resume[2], (slug,)).fetchone()
+        move(resume[3], cid, 5, "resume", "remediating", "retry", "forced: benchmark")
+        ex(resume[4], (now(), slug, branch, sha))
+        ex(resume[5])
+        lease_taken(start2, cid, 6, "retry")
+        ex(integrate[0])
+        ex(integrate[1], (k1,))
+        ex(integrate[2], (slug,)).fetchone()
+        move(integrate[3], cid, 7, "integrate", "applying", "integrated", "main=" + "b" * 40)
+        ex(integrate[4], (lease, cid))
+        ex(integrate[5])
+
+    def rate(self, cycles: int) -> float:
+        started = time.perf_counter()
+        for _ in range(cycles):
+            self.cycle()
+        return cycles * MOVES_PER_CYCLE / (time.perf_counter() - started)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _statement_check(url: str, schema: str, equal: _EqualWork) -> str:
+    """Compare the store's statements (server log) and the hand-written ones with PG_CYCLE."""
+    from mergegate.persistence import PostgresStore
+    from mergegate.persistence.contract import conflict_report
+    from mergegate.statemachine import CandidateKey, Engine
+
+    store = PostgresStore(url, schema=schema)
+    engine = Engine(store, actor="bench")
+    slug = f"check-{uuid.uuid4().hex[:8]}"
+
+    def cycle() -> None:
+        engine.submit(CandidateKey(slug, slug, "a" * 40))
+        engine.start_apply(slug, owner="bench")
+        engine.block(slug, conflict_report("src/app.py"))
+        engine.start_remediation(slug)
+        engine.resume(slug, force_reason="benchmark")
+        engine.start_apply(slug, owner="bench")
+        engine.integrate(slug, main_sha="b" * 40)
+
+    try:
+        captured = postgres_shapes(store._conn, cycle, PG_LOG)
+        written = postgres_shapes(equal.conn, equal.cycle, PG_LOG)
+    finally:
+        store.close()
+    if captured is None or written is None:
+        return f"statements NOT re-checked this run: cannot read the server log {PG_LOG}"
+    differs = drift(captured, PG_CYCLE) or drift(written, PG_CYCLE)
+    if differs:
+        return f"WARNING: baseline out of date: {differs}"
+    return (
+        f"{len(captured) / MOVES_PER_CYCLE:.1f} statements per move (BEGIN and COMMIT "
+        "included), checked against the server's statement log this run"
+    )
 
 
 def run(rounds: int = 15, cycles: int = 10, url: str | None = None) -> dict[str, Any]:
@@ -128,27 +288,43 @@ def run(rounds: int = 15, cycles: int = 10, url: str | None = None) -> dict[str,
 
     PostgresStore(url, schema=schema).close()
     pools = {1: _Pool(url, schema, 1), 4: _Pool(url, schema, 4)}
-    figures: dict[str, list[float]] = {k: [] for k in ("raw", "raw_autocommit", "mg1", "mg4")}
+    equal = _EqualWork(url, schema)
+    keys = ("raw", "raw_autocommit", "raw_sync_off", "equal", "mg1", "mg4")
+    figures: dict[str, list[float]] = {k: [] for k in keys}
+    lease_waits = 0
     try:
+        checked = _statement_check(url, schema, equal)
         for n in range(rounds + 1):
             sample = {
                 "raw": _raw_rate(url, schema, rows, autocommit=False),
                 "raw_autocommit": _raw_rate(url, schema, rows, autocommit=True),
-                "mg1": pools[1].rate(f"r{n}", cycles),
-                "mg4": pools[4].rate(f"r{n}", cycles),
+                "raw_sync_off": _raw_rate(url, schema, rows, autocommit=False, synchronous=False),
+                "equal": equal.rate(cycles),
+                "mg1": pools[1].rate(f"r{n}", cycles)[0],
             }
+            sample["mg4"], waits = pools[4].rate(f"r{n}", cycles)
             if n == 0:
                 continue  # the warm-up round: connections, prepared statements, caches
+            lease_waits += waits
             for key, value in sample.items():
                 figures[key].append(value)
     finally:
+        equal.close()
         for pool in pools.values():
             pool.close()
         with psycopg.connect(url, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
     medians = {k: statistics.median(v) for k, v in figures.items()}
     per_round_ratio = [m / r for m, r in zip(figures["mg1"], figures["raw"], strict=True)]
+    per_round_equal = [m / r for m, r in zip(figures["mg1"], figures["equal"], strict=True)]
+    fsync = [
+        1 / on - 1 / off for on, off in zip(figures["raw"], figures["raw_sync_off"], strict=True)
+    ]
     return {
+        "ratio_to_equal_work_per_round_median": statistics.median(per_round_equal),
+        "fsync_us_per_commit": statistics.median(fsync) * 1e6,
+        "statements": checked,
+        "lease_waits_4_workers": lease_waits,
         "rounds": rounds,
         "transitions_per_worker_round": rows,
         "runs": figures,
@@ -165,6 +341,8 @@ def _table(result: dict[str, Any]) -> str:
     names = {
         "raw": "psycopg raw insert+commit (execute, commit)",
         "raw_autocommit": "psycopg raw insert, autocommit",
+        "raw_sync_off": "psycopg raw insert+commit, synchronous_commit=off",
+        "equal": "mergegate's statements by hand, 1 connection",
         "mg1": "mergegate transitions/s, 1 worker",
         "mg4": "mergegate transitions/s, 4 workers",
     }
@@ -183,6 +361,11 @@ def _table(result: dict[str, Any]) -> str:
         f"{'ratio mergegate(1) / raw autocommit insert':<46}"
         f"{result['ratio_to_raw_autocommit']:>10.2f}",
         f"{'scaling 4 workers / 1 worker':<46}{result['scaling_4_to_1']:>10.2f}  (target > 1)",
+        f"{'ratio mergegate(1) / equal work by hand':<46}"
+        f"{result['ratio_to_equal_work_per_round_median']:>10.2f}  (per-round median)",
+        f"fsync cost per commit: {result['fsync_us_per_commit']:.0f} us; "
+        f"lease-held retries of 4 workers: {result['lease_waits_4_workers']}",
+        f"statements: {result['statements']}",
     ]
     return "\n".join(lines)
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Row", "interleaved", "medians", "paired", "row", "timed"]
+__all__ = ["Row", "interleaved", "medians", "paired", "rotated", "row", "timed"]
 
 Row = dict[str, Any]
 
@@ -76,6 +76,21 @@ def interleaved(
     return mine / chunks, theirs / chunks
 
 
+def rotated(sides: dict[str, Callable[[], float]], *, chunks: int) -> dict[str, float]:
+    """:func:`interleaved` for many sides: each chunk runs every side once, in a rotated order.
+
+    So each side shares every stretch of the disk's drift with all the others,
+    and none always runs first (or right after the same neighbour).
+    """
+    names = list(sides)
+    total = dict.fromkeys(names, 0.0)
+    for i in range(chunks):
+        k = i % len(names)
+        for name in names[k:] + names[:k]:
+            total[name] += sides[name]()
+    return {name: t / chunks for name, t in total.items()}
+
+
 def medians(results: list[tuple[float, float]]) -> tuple[float, float, float]:
     """``(ours, base)`` per run → median of each, and the median per-run ratio."""
     ratios = [m / b for m, b in results if b > 0]
@@ -98,6 +113,7 @@ def row(
     target: str,
     met: bool | None,
     note: str = "",
+    key: str = "",
 ) -> Row:
     """One line of the table: a figure, its baseline, the ratio and whether the target is met."""
     return {
@@ -111,4 +127,6 @@ def row(
         "target": target,
         "met": met,
         "note": note,
+        # A stable name for results.json's "ratios" (figure ids may be renumbered).
+        "key": key,
     }

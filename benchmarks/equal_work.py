@@ -1,0 +1,218 @@
+"""Equal-work baselines: the statements mergegate issues for a move, written by hand.
+
+The statement lists below were captured, not guessed: with ``sqlite3``'s
+``set_trace_callback`` on the SQLite store's connection, and with
+``log_statement = 'all'`` in the PostgreSQL store's session (the server log).
+Each run captures them again (:func:`sqlite_shapes`, :func:`postgres_shapes`)
+and compares their *shapes* (the SQL text with every literal and placeholder
+replaced by ``?``) with the hand-written lists, so a figure whose baseline has
+drifted from what the store really does says so in its row instead of
+comparing against the wrong amount of work.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "PG_CYCLE",
+    "SQLITE_CYCLE",
+    "drift",
+    "postgres_shapes",
+    "shape",
+    "sqlite_shapes",
+]
+
+# One candidate through submit, start_apply, integrate (three moves, three
+# transactions), as the SQLite store issued them on 2026-11-26 (main 52e1766).
+SQLITE_CYCLE: tuple[tuple[str, ...], ...] = (
+    (
+        "BEGIN IMMEDIATE",
+        "SELECT id, slug, branch, sha, state, seq, submitted_at, updated_at FROM candidates "
+        "WHERE slug = ? ORDER BY CASE WHEN state = 'integrated' THEN 1 ELSE 0 END, id DESC "
+        "LIMIT 1",
+        "INSERT INTO candidates (slug, branch, sha, state, seq, submitted_at, updated_at) "
+        "VALUES (?, ?, ?, 'pending', 0, ?, ?)",
+        "INSERT INTO transitions (candidate_id, seq, event, source, dest, sha, actor, at, "
+        "reason, idempotency_key) VALUES (?, 1, 'submit', NULL, 'pending', ?, ?, ?, NULL, NULL)",
+        "UPDATE candidates SET state = 'pending', seq = 1, sha = ?, updated_at = ? "
+        "WHERE id = ? AND seq = 0",
+        "COMMIT",
+    ),
+    (
+        "BEGIN IMMEDIATE",
+        "SELECT id, slug, branch, sha, state, seq, submitted_at, updated_at FROM candidates "
+        "WHERE slug = ? ORDER BY CASE WHEN state = 'integrated' THEN 1 ELSE 0 END, id DESC "
+        "LIMIT 1",
+        "SELECT name, owner, candidate_id, acquired_at, expires_at FROM leases WHERE name = ?",
+        "INSERT INTO leases (name, owner, candidate_id, acquired_at, expires_at) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
+        "candidate_id = excluded.candidate_id, acquired_at = excluded.acquired_at, "
+        "expires_at = excluded.expires_at",
+        "INSERT INTO transitions (candidate_id, seq, event, source, dest, sha, actor, at, "
+        "reason, idempotency_key) VALUES (?, 2, 'start_apply', 'pending', 'applying', ?, ?, ?, "
+        "?, NULL)",
+        "UPDATE candidates SET state = 'applying', seq = 2, sha = ?, updated_at = ? "
+        "WHERE id = ? AND seq = 1",
+        "COMMIT",
+    ),
+    (
+        "BEGIN IMMEDIATE",
+        "SELECT id, slug, branch, sha, state, seq, submitted_at, updated_at FROM candidates "
+        "WHERE slug = ? ORDER BY CASE WHEN state = 'integrated' THEN 1 ELSE 0 END, id DESC "
+        "LIMIT 1",
+        "INSERT INTO transitions (candidate_id, seq, event, source, dest, sha, actor, at, "
+        "reason, idempotency_key) VALUES (?, 3, 'integrate', 'applying', 'integrated', ?, ?, ?, "
+        "?, NULL)",
+        "UPDATE candidates SET state = 'integrated', seq = 3, sha = ?, updated_at = ? "
+        "WHERE id = ? AND seq = 2",
+        "DELETE FROM leases WHERE name = ? AND candidate_id = ?",
+        "COMMIT",
+    ),
+)
+
+_FIND = (
+    "SELECT c.*, b.id, b.slug, b.branch, b.sha, b.reason, b.main_sha, b.follow_up_slug, "
+    "b.previous_follow_up, b.status, b.follow_up_state, b.follow_up_error, b.blocked_at, "
+    "b.last_blocked_at, b.occurrences, (SELECT follow_up_slug FROM "
+    "integration_blocked_outcomes WHERE slug = c.slug ORDER BY id DESC LIMIT 1) FROM (SELECT "
+    "id, slug, branch, sha, state, seq, submitted_at, updated_at FROM candidates WHERE slug = "
+    "%s ORDER BY CASE WHEN state = 'integrated' THEN 1 ELSE 0 END, id DESC LIMIT 1) c LEFT "
+    "JOIN integration_blocked_outcomes b ON b.slug = c.slug AND b.branch = c.branch AND "
+    "b.sha = c.sha"
+)
+_MOVE = (
+    "WITH moved AS (UPDATE candidates SET state = %s, seq = %s, sha = %s, updated_at = %s "
+    "WHERE id = %s AND seq = %s RETURNING id) INSERT INTO transitions (candidate_id, seq, "
+    "event, source, dest, sha, actor, at, reason, idempotency_key) VALUES ((SELECT id FROM "
+    "moved), %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+_LOCK = "SELECT pg_advisory_xact_lock(%s)"
+_LEASE = "SELECT name, owner, candidate_id, acquired_at, expires_at FROM leases WHERE name = %s"
+_PUT_LEASE = (
+    "INSERT INTO leases (name, owner, candidate_id, acquired_at, expires_at) VALUES (%s, %s, "
+    "%s, %s, %s) ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, candidate_id = "
+    "excluded.candidate_id, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at"
+)
+_DROP_LEASE = "DELETE FROM leases WHERE name = %s AND candidate_id = %s"
+_BLOCK = (
+    "WITH b AS (INSERT INTO integration_blocked_outcomes AS o (slug, branch, sha, reason, "
+    "main_sha, follow_up_slug, previous_follow_up, status, follow_up_state, blocked_at, "
+    "last_blocked_at, occurrences) VALUES (%s, %s, %s, %s, %s, %s, %s, 'open', 'pending', %s, "
+    "%s, 1) ON CONFLICT (slug, branch, sha) DO UPDATE SET reason = excluded.reason, main_sha = "
+    "excluded.main_sha, last_blocked_at = excluded.last_blocked_at, occurrences = "
+    "o.occurrences + 1, status = 'open', resumed_at = NULL RETURNING id, slug, branch, sha, "
+    "reason, main_sha, follow_up_slug, previous_follow_up, status, follow_up_state, "
+    "follow_up_error, blocked_at, last_blocked_at, occurrences), e AS (INSERT INTO "
+    "blocked_evidence (blocked_id, number, seq, at, report) SELECT id, occurrences, %s, %s, %s "
+    "FROM b), f AS (INSERT INTO follow_up_outbox (follow_up_slug, blocked_id, created_at) "
+    "SELECT follow_up_slug, id, %s FROM b ON CONFLICT (follow_up_slug) DO NOTHING) SELECT id, "
+    "slug, branch, sha, reason, main_sha, follow_up_slug, previous_follow_up, status, "
+    "follow_up_state, follow_up_error, blocked_at, last_blocked_at, occurrences FROM b"
+)
+
+# One candidate through figure 8's seven moves, as the PostgreSQL store issued
+# them on 2026-11-26 (main 52e1766), captured from the server's statement log.
+PG_CYCLE: tuple[tuple[str, ...], ...] = (
+    (
+        "BEGIN",
+        _LOCK,
+        _FIND,
+        "INSERT INTO candidates (slug, branch, sha, state, seq, submitted_at, updated_at) "
+        "VALUES (%s, %s, %s, 'pending', 0, %s, %s) RETURNING id",
+        _MOVE,
+        "COMMIT",
+    ),
+    ("BEGIN", _LOCK, _FIND, _LOCK, _LEASE, _PUT_LEASE, _MOVE, "COMMIT"),
+    (
+        "BEGIN",
+        _LOCK,
+        _FIND,
+        _MOVE,
+        "SELECT slug, branch, sha FROM integration_blocked_outcomes WHERE follow_up_slug = %s",
+        _BLOCK,
+        _DROP_LEASE,
+        "COMMIT",
+    ),
+    ("BEGIN", _LOCK, _FIND, _MOVE, "COMMIT"),
+    (
+        "BEGIN",
+        _LOCK,
+        _FIND,
+        _MOVE,
+        "UPDATE integration_blocked_outcomes SET status = 'resumed', resumed_at = %s "
+        "WHERE slug = %s AND branch = %s AND sha = %s",
+        "COMMIT",
+    ),
+    ("BEGIN", _LOCK, _FIND, _LOCK, _LEASE, _PUT_LEASE, _MOVE, "COMMIT"),
+    ("BEGIN", _LOCK, _FIND, _MOVE, _DROP_LEASE, "COMMIT"),
+)
+
+_LITERAL = re.compile(r"'(?:[^']|'')*'|\$\d+|%s|\?|\b\d+\b|\bNULL\b")
+
+
+def shape(statement: str) -> str:
+    """The statement with every literal, number and placeholder replaced by ``?``."""
+    return " ".join(_LITERAL.sub("?", statement).split())
+
+
+def drift(captured: Iterable[str], written: Iterable[Iterable[str]]) -> str:
+    """``""`` if the captured statements have the hand-written shapes, else what differs."""
+    got = [shape(s) for s in captured]
+    want = [shape(s) for tx in written for s in tx]
+    if got == want:
+        return ""
+    for i, (g, w) in enumerate(zip(got, want, strict=False)):
+        if g != w:
+            return f"statement {i + 1} differs: captured {g[:60]!r}, written {w[:60]!r}"
+    return f"{len(got)} statements captured, {len(want)} written"
+
+
+def sqlite_shapes(conn: Any, cycle: Callable[[], object]) -> list[str]:
+    """The statements ``cycle()`` issues on the sqlite3 connection ``conn``, in order."""
+    seen: list[str] = []
+    conn.set_trace_callback(seen.append)
+    try:
+        cycle()
+    finally:
+        conn.set_trace_callback(None)
+    return seen
+
+
+_LOGGED = re.compile(r"\[(\d+)\] .*?LOG:\s+(?:execute [^:]+|statement): (.*)")
+
+
+def postgres_shapes(conn: Any, cycle: Callable[[], object], log: Path) -> list[str] | None:
+    """The statements ``cycle()`` issues on the psycopg connection ``conn``, from the server log.
+
+    ``None`` when the server's log file cannot be read here (another host, no
+    permission): the caller then says the baseline was not re-checked.
+    """
+    try:
+        start = log.stat().st_size
+    except OSError:
+        return None
+    pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    conn.execute("SET log_statement = 'all'")
+    try:
+        cycle()
+    finally:
+        conn.execute("RESET log_statement")
+    # The last statement logged is the RESET; wait until it is in the file.
+    for _ in range(100):
+        with log.open(errors="replace") as f:
+            f.seek(start)
+            text = f.read()
+        if "RESET log_statement" in text:
+            break
+        time.sleep(0.02)
+    found = []
+    for line in text.splitlines():
+        m = _LOGGED.search(line)
+        if m and int(m.group(1)) == pid and "log_statement" not in m.group(2):
+            found.append(m.group(2))
+    return found
