@@ -17,6 +17,7 @@ __all__ = [
     "IllegalTransition",
     "InvalidInput",
     "LeaseHeld",
+    "LeaseLost",
     "MergegateError",
     "RepositoryError",
     "StoreError",
@@ -136,6 +137,24 @@ class LeaseHeld(MergegateError, RuntimeError):
             lease=lease,
             owner=owner,
             expires_at=expires_at,
+        )
+
+
+class LeaseLost(LeaseHeld):
+    """The owner's lease row is gone: another process recovered it; nothing was written.
+
+    A LeaseHeld, so callers that stop on a lost lease keep working; ``owner``
+    is the one who lost it and ``expires_at`` is ``None``.
+    """
+
+    def __init__(self, lease: str, owner: str) -> None:
+        MergegateError.__init__(
+            self,
+            f"integration lease {lease!r} of {owner!r} was lost: another process recovered "
+            "it after it expired; stop this apply and re-read the candidate",
+            lease=lease,
+            owner=owner,
+            expires_at=None,
         )
 
 

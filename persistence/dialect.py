@@ -1,0 +1,66 @@
+"""What one SQL backend does differently from another, and nothing else.
+
+The shared store (:mod:`.sqlstore`) and transaction (:mod:`.sqltransaction`)
+write every query once, with ``?`` placeholders, and ask the dialect only for
+what truly differs between backends: the placeholder style, the column types,
+how a time, free text and a JSON report travel to and from the driver, the
+clause that claims a queue row, and the advisory lock a backend may need.
+The upsert is not among them: SQLite and PostgreSQL both speak
+``INSERT ... ON CONFLICT``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from mergegate.statemachine import BlockedReport
+
+from .codec import dump_time, report_to_json
+
+__all__ = ["Dialect"]
+
+
+class Dialect:
+    """The defaults are the portable choices; a backend overrides what it must."""
+
+    #: The ``Store.backend`` name, also used in error messages.
+    backend: str = ""
+    #: Column types for the templates in :mod:`.migrations`.
+    types: Mapping[str, str] = {}
+    #: Appended to the queue-head query inside a write transaction.
+    claim_clause: str = ""
+
+    def sql(self, query: str) -> str:
+        """``query``, written with ``?`` placeholders, in the driver's style."""
+        return query
+
+    def time_in(self, value: datetime) -> Any:
+        """A time as the driver should bind it (sortable UTC text by default)."""
+        return dump_time(value)
+
+    def text_in(self, value: str | None) -> str | None:
+        """Free text (actor, reason, error, owner) as the database can hold it."""
+        return value
+
+    def text_out(self, value: str | None) -> str | None:
+        """The text :meth:`text_in` was given."""
+        return value
+
+    def report_in(self, report: BlockedReport) -> Any:
+        """A blocked report as the driver should bind it (canonical JSON text by default)."""
+        return report_to_json(report)
+
+    def report_out(self, value: Any) -> Any:
+        """The JSON data of a stored report, whatever the driver returned."""
+        return value if isinstance(value, dict) else json.loads(value)
+
+    def lock_key(self, *parts: str) -> int | None:
+        """An advisory lock to take before reading ``parts``; ``None`` when writers
+        are already kept out by the transaction itself."""
+        return None
+
+    #: The statement that takes the lock :meth:`lock_key` names.
+    lock_sql: str = ""
