@@ -24,7 +24,10 @@ __all__ = ["Datastore"]
 class Datastore(Protocol):
     """One backend's connection, as the shared SQL store uses it."""
 
-    dialect: Dialect
+    @property
+    def dialect(self) -> Dialect:
+        """What this backend's SQL says differently."""
+
     #: Held by the store for a whole transaction and around every read.
     lock: threading.RLock
     #: Where the store points, for messages (never a password).

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 
 from mergegate.statemachine import BlockedReport
 
@@ -41,10 +41,22 @@ class Dialect:
         """A time as the driver should bind it (sortable UTC text by default)."""
         return dump_time(value)
 
+    @overload
+    def text_in(self, value: str) -> str: ...
+    @overload
+    def text_in(self, value: None) -> None: ...
+    @overload
+    def text_in(self, value: str | None) -> str | None: ...
     def text_in(self, value: str | None) -> str | None:
         """Free text (actor, reason, error, owner) as the database can hold it."""
         return value
 
+    @overload
+    def text_out(self, value: str) -> str: ...
+    @overload
+    def text_out(self, value: None) -> None: ...
+    @overload
+    def text_out(self, value: str | None) -> str | None: ...
     def text_out(self, value: str | None) -> str | None:
         """The text :meth:`text_in` was given."""
         return value

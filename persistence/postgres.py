@@ -107,7 +107,9 @@ class PostgresDialect(Dialect):
     def lock_key(self, *parts: str) -> int:
         """A signed 64-bit advisory lock key, the same on every host and Python version."""
         text = "\0".join((self._namespace, *parts))
-        return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
+        return int.from_bytes(
+            hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True
+        )
 
 
 class PostgresDatastore:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from mergegate.statemachine import (
     BlockedRecord,
@@ -74,16 +74,14 @@ LEASE = ("name", "owner", "candidate_id", "acquired_at", "expires_at")
 def named(columns: tuple[str, ...], table: str = "", prefix: str = "") -> str:
     """A select list: ``t.col AS prefixcol, ...`` (only what is given of table and prefix)."""
     qualify = f"{table}." if table else ""
-    return ", ".join(
-        f"{qualify}{c} AS {prefix}{c}" if prefix else f"{qualify}{c}" for c in columns
-    )
+    return ", ".join(f"{qualify}{c} AS {prefix}{c}" if prefix else f"{qualify}{c}" for c in columns)
 
 
 class _Row(tuple[Any, ...]):
     """A result row that is also indexed by column name (``row["slug"]``)."""
 
     __slots__ = ()
-    _index: dict[str, int] = {}
+    _index: ClassVar[dict[str, int]] = {}
 
     def __getitem__(self, key: Any) -> Any:
         if type(key) is str:

@@ -159,7 +159,9 @@ class SQLStore:
         return self._map.candidate(rows[0]) if rows else None
 
     def candidate_by_id(self, candidate_id: int) -> Candidate | None:
-        rows = self._query(f"SELECT {named(CANDIDATE)} FROM candidates WHERE id = ?", (candidate_id,))
+        rows = self._query(
+            f"SELECT {named(CANDIDATE)} FROM candidates WHERE id = ?", (candidate_id,)
+        )
         return self._map.candidate(rows[0]) if rows else None
 
     def candidates(self, state: State | None = None) -> list[Candidate]:
@@ -171,7 +173,8 @@ class SQLStore:
 
     def next_candidate(self) -> Candidate | None:
         rows = self._query(
-            f"SELECT {named(CANDIDATE)} FROM candidates WHERE queued ORDER BY updated_at, id LIMIT 1"
+            f"SELECT {named(CANDIDATE)} FROM candidates WHERE queued "
+            "ORDER BY updated_at, id LIMIT 1"
         )
         return self._map.candidate(rows[0]) if rows else None
 
@@ -247,7 +250,13 @@ class SQLStore:
             sql += " WHERE done_at IS NULL"
         rows = self._query(sql + " ORDER BY id")
         return [
-            FollowUpJob(r["id"], r["follow_up_slug"], r["blocked_id"], r["attempts"], r["done_at"] is not None)
+            FollowUpJob(
+                r["id"],
+                r["follow_up_slug"],
+                r["blocked_id"],
+                r["attempts"],
+                r["done_at"] is not None,
+            )
             for r in rows
         ]
 
@@ -260,7 +269,8 @@ class SQLStore:
     def renew_lease(self, name: str, owner: str, expires_at: datetime) -> Lease:
         """Push the expiry of ``owner``'s lease.
 
-        Raises LeaseHeld if another owner holds it now, LeaseLost if nobody does.
+        Raises LeaseHeld if another owner holds it now; with ``lost`` set if nobody does
+        (another process recovered it).
         """
         with self.transaction() as tx:
             return tx.renew_lease(name, owner, expires_at)
@@ -301,7 +311,7 @@ class SQLStore:
             (State.APPLYING.value,),
         ):
             problems.append(f"lease {name} is held for a candidate that is not applying")
-        for (cid, state) in self._query(
+        for cid, state in self._query(
             "SELECT id, state FROM candidates WHERE active <> (state IN "
             f"({', '.join('?' for _ in _ACTIVE_VALUES)}))",
             _ACTIVE_VALUES,

@@ -29,7 +29,6 @@ from mergegate.statemachine import (
     FollowUpState,
     Lease,
     LeaseHeld,
-    LeaseLost,
     State,
     Transition,
 )
@@ -45,7 +44,8 @@ _QUEUED = TABLE.queued
 
 # The active candidate first, else the newest integrated one.
 CANDIDATE_BY_SLUG = (
-    f"SELECT {named(CANDIDATE)} FROM candidates WHERE slug = ? ORDER BY active DESC, id DESC LIMIT 1"
+    f"SELECT {named(CANDIDATE)} FROM candidates WHERE slug = ? "
+    "ORDER BY active DESC, id DESC LIMIT 1"
 )
 QUEUE_HEAD = "SELECT slug FROM candidates WHERE queued ORDER BY updated_at, id LIMIT 1"
 CANDIDATE_BY_KEY = (
@@ -145,9 +145,7 @@ class SQLTransaction:
         found = None
         if row is not None:
             found = self._map.candidate(row)
-            self._blocked[found.key] = (
-                None if row["b_id"] is None else self._map.blocked(row, "b_")
-            )
+            self._blocked[found.key] = None if row["b_id"] is None else self._map.blocked(row, "b_")
             self._latest[slug] = row["latest_follow_up"]
         self._candidates[slug] = found
         return found
@@ -218,7 +216,9 @@ class SQLTransaction:
         key = candidate.key
         if entry.sha != key.sha:
             key = CandidateKey(key.slug, key.branch, entry.sha)
-        moved = Candidate(candidate.id, key, entry.dest, entry.seq, candidate.submitted_at, entry.at)
+        moved = Candidate(
+            candidate.id, key, entry.dest, entry.seq, candidate.submitted_at, entry.at
+        )
         self._candidates[key.slug] = moved
         return moved
 
@@ -330,7 +330,7 @@ class SQLTransaction:
     # -- store-level writes, each in a transaction of its own ----------------
 
     def renew_lease(self, name: str, owner: str, expires_at: datetime) -> Lease:
-        """Push the expiry of ``owner``'s lease; raises LeaseHeld or LeaseLost if it lost it."""
+        """Push the expiry of ``owner``'s lease; raises LeaseHeld if it lost it."""
         row = self._one(
             f"UPDATE leases SET expires_at = ? WHERE name = ? AND owner = ? "
             f"RETURNING {named(LEASE)}",
@@ -340,7 +340,7 @@ class SQLTransaction:
             return self._map.lease(row)
         held = self._one(LEASE_BY_NAME, (name,))
         if held is None:
-            raise LeaseLost(name, owner)
+            raise LeaseHeld(name, owner, None, lost=True)
         lease = self._map.lease(held)
         raise LeaseHeld(name, lease.owner, lease.expires_at.isoformat())
 
