@@ -336,11 +336,6 @@ class PostgresStore(SQLStore):
         self._pg = PostgresDatastore(url_or_conninfo, schema, lock_timeout, connect_timeout)
         self.where = self._pg.where
         super().__init__(self._pg, POSTGRES_MIGRATIONS)
-        try:
-            self._migrate()
-        except BaseException:
-            self._pg.close()
-            raise
 
     @property
     def backend_pid(self) -> int:

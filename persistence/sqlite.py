@@ -149,11 +149,6 @@ class SQLiteStore(SQLStore):
         self.busy_timeout = busy_timeout
         self._sqlite = SQLiteDatastore(self.path, busy_timeout)
         super().__init__(self._sqlite, SQLITE_MIGRATIONS)
-        try:
-            self._migrate()
-        except BaseException:
-            self._sqlite.close()
-            raise
 
     @property
     def _conn(self) -> sqlite3.Connection:

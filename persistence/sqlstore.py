@@ -89,10 +89,16 @@ class SQLStore:
     backend: str
 
     def __init__(self, ds: Datastore, migrations: tuple[Migration, ...]) -> None:
+        """Use ``ds`` and bring its schema up to ``migrations``; closes ``ds`` on failure."""
         self._ds = ds
         self._map = Mapper(ds.dialect)
         self.backend = ds.dialect.backend
         self._migrations = migrations
+        try:
+            self._migrate()
+        except BaseException:
+            ds.close()
+            raise
 
     # -- plumbing ------------------------------------------------------------
 
