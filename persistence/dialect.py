@@ -11,8 +11,9 @@ The upsert is not among them: SQLite and PostgreSQL both speak
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, overload
 
@@ -21,6 +22,18 @@ from mergegate.statemachine import BlockedReport
 from .codec import dump_time, report_to_json
 
 __all__ = ["Dialect"]
+
+
+class _Queries(dict[str, str]):
+    """Each query in the dialect's style, rewritten once, on first use."""
+
+    def __init__(self, rewrite: Callable[[str], str]) -> None:
+        super().__init__()
+        self._rewrite = rewrite
+
+    def __missing__(self, query: str) -> str:
+        self[query] = rewritten = self._rewrite(query)
+        return rewritten
 
 
 class Dialect:
@@ -32,14 +45,31 @@ class Dialect:
     types: Mapping[str, str] = {}
     #: Appended to the queue-head query inside a write transaction.
     claim_clause: str = ""
+    #: Whether reading a candidate in a transaction should fetch its blocked
+    #: outcome and newest follow-up in the same query: worth it where a query
+    #: costs a network round trip, not where it is a call into a library.
+    prefetch: bool = False
+    #: Whether an insert reads its new id through ``RETURNING`` (a read that
+    #: rides in the same round trip) rather than the cursor's ``lastrowid``
+    #: (free where the driver has it; SQLite's RETURNING costs a result set).
+    returning: bool = False
+
+    #: A boolean column's values as the driver should bind them: SQLite stores
+    #: 0 and 1, and binding a Python bool there costs an adapter lookup.
+    true: Any = 1
+    false: Any = 0
 
     def sql(self, query: str) -> str:
         """``query``, written with ``?`` placeholders, in the driver's style."""
         return query
 
-    def time_in(self, value: datetime) -> Any:
-        """A time as the driver should bind it (sortable UTC text by default)."""
-        return dump_time(value)
+    @functools.cached_property
+    def queries(self) -> _Queries:
+        """:meth:`sql` of each query, remembered: a dict lookup per statement, not a call."""
+        return _Queries(self.sql)
+
+    #: A time as the driver should bind it (sortable UTC text by default).
+    time_in: Callable[[datetime], Any] = staticmethod(dump_time)
 
     @overload
     def text_in(self, value: str) -> str: ...

@@ -83,6 +83,10 @@ class PostgresDialect(Dialect):
     # over, not waited for, so concurrent claims never pick the same one.
     claim_clause = " FOR UPDATE SKIP LOCKED"
     lock_sql = "SELECT pg_advisory_xact_lock(%s)"
+    prefetch = True
+    returning = True
+    true = True
+    false = False
 
     def __init__(self, namespace: str) -> None:
         # Lock keys include the database and schema: two queues on one server
@@ -92,7 +96,8 @@ class PostgresDialect(Dialect):
     def sql(self, query: str) -> str:
         return _placeholders(query)
 
-    def time_in(self, value: datetime) -> Any:
+    @staticmethod
+    def time_in(value: datetime) -> Any:
         return value
 
     text_in = staticmethod(to_pg)  # type: ignore[assignment]

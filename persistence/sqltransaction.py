@@ -8,11 +8,12 @@ fails a constraint inside its own statement (see :meth:`SQLTransaction.append`),
 and the store turns that failure into ConcurrencyConflict using
 :attr:`SQLTransaction.context`.
 
-Reading a candidate fetches, in the same query, its blocked outcome and the
-slug's newest follow-up. Only a transaction that holds the candidate (SQLite's
-``BEGIN IMMEDIATE`` keeps every other writer out; PostgreSQL's advisory lock on
-the slug keeps out every writer of that slug) changes those rows, so they are
-remembered, and kept current, until the transaction ends.
+Reading a candidate fetches, in the same query where the dialect asks for it
+(``prefetch``), its blocked outcome and the slug's newest follow-up. Only a
+transaction that holds the candidate (SQLite's ``BEGIN IMMEDIATE`` keeps every
+other writer out; PostgreSQL's advisory lock on the slug keeps out every writer
+of that slug) changes those rows, so they are remembered, and kept current,
+until the transaction ends.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ _CANDIDATE_WITH_BLOCKED = (
 
 _INSERT_CANDIDATE = (
     "INSERT INTO candidates (slug, branch, sha, state, seq, submitted_at, updated_at, active, "
-    "queued) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?) RETURNING id"
+    "queued) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?)"
 )
 
 # The entry names its candidate through a sub-select that finds nothing when
@@ -107,6 +108,7 @@ class SQLTransaction:
         # more client time than the statement itself.
         self._cursor = cursor
         self._d = dialect
+        self._q = dialect.queries
         self._map = mapper
         self._locked: set[int] = set()
         self._candidates: dict[str, Candidate | None] = {}
@@ -120,14 +122,14 @@ class SQLTransaction:
 
     def execute(self, query: str, params: tuple[Any, ...] = ()) -> None:
         """Run a statement whose result nobody needs."""
-        self._cursor.execute(self._d.sql(query), params)
+        self._cursor.execute(self._q[query], params)
 
     def rows(self, query: str, params: tuple[Any, ...] = ()) -> list[Any]:
         """Every row of a read."""
-        return list(self._cursor.execute(self._d.sql(query), params).fetchall())
+        return list(self._cursor.execute(self._q[query], params).fetchall())
 
     def _one(self, query: str, params: tuple[Any, ...] = ()) -> Any:
-        return self._cursor.execute(self._d.sql(query), params).fetchone()
+        return self._cursor.execute(self._q[query], params).fetchone()
 
     def _lock(self, *parts: str) -> None:
         key = self._d.lock_key(*parts)
@@ -140,13 +142,17 @@ class SQLTransaction:
     def candidate(self, slug: str) -> Candidate | None:
         if slug in self._candidates:
             return self._candidates[slug]
-        self._lock("candidate", slug)
-        row = self._one(_CANDIDATE_WITH_BLOCKED, (slug,))
+        if self._d.lock_sql:
+            self._lock("candidate", slug)
+        prefetch = self._d.prefetch
+        row = self._one(_CANDIDATE_WITH_BLOCKED if prefetch else CANDIDATE_BY_SLUG, (slug,))
         found = None
         if row is not None:
             found = self._map.candidate(row)
-            self._blocked[found.key] = None if row["b_id"] is None else self._map.blocked(row, "b_")
-            self._latest[slug] = row["latest_follow_up"]
+            if prefetch:
+                blocked = None if row["b_id"] is None else self._map.blocked(row, "b_")
+                self._blocked[found.key] = blocked
+                self._latest[slug] = row["latest_follow_up"]
         self._candidates[slug] = found
         return found
 
@@ -162,20 +168,21 @@ class SQLTransaction:
         self.context = (key, 0)
         stamp = self._d.time_in(at)
         state = State.PENDING
-        row = self._one(
-            _INSERT_CANDIDATE,
-            (
-                key.slug,
-                key.branch,
-                key.sha,
-                state.value,
-                stamp,
-                stamp,
-                state in _ACTIVE,
-                state in _QUEUED,
-            ),
+        params = (
+            key.slug,
+            key.branch,
+            key.sha,
+            state.value,
+            stamp,
+            stamp,
+            self._d.true if state in _ACTIVE else self._d.false,
+            self._d.true if state in _QUEUED else self._d.false,
         )
-        created = Candidate(row[0], key, state, 0, at, at)
+        if self._d.returning:
+            new_id = self._one(_INSERT_CANDIDATE + " RETURNING id", params)[0]
+        else:
+            new_id = self._cursor.execute(self._q[_INSERT_CANDIDATE], params).lastrowid
+        created = Candidate(new_id, key, state, 0, at, at)
         self._candidates[key.slug] = created
         self._blocked[key] = None
         return created
@@ -208,8 +215,8 @@ class SQLTransaction:
                 entry.seq,
                 entry.sha,
                 stamp,
-                entry.dest in _ACTIVE,
-                entry.dest in _QUEUED,
+                d.true if entry.dest in _ACTIVE else d.false,
+                d.true if entry.dest in _QUEUED else d.false,
                 candidate.id,
             ),
         )
@@ -305,7 +312,8 @@ class SQLTransaction:
     def lease(self, name: str) -> Lease | None:
         # The lease row may not exist yet, so a row lock could not stop two
         # integrators from both seeing it free; the dialect's lock can.
-        self._lock("lease", name)
+        if self._d.lock_sql:
+            self._lock("lease", name)
         row = self._one(LEASE_BY_NAME, (name,))
         return None if row is None else self._map.lease(row)
 
