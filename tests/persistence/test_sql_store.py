@@ -1,4 +1,4 @@
-"""Opening a current store writes nothing; renewing a recovered lease says it was lost."""
+"""The shared SQL store: a current schema opens without writing, leases, the request digest."""
 
 from __future__ import annotations
 
@@ -10,7 +10,15 @@ import pytest
 
 from mergegate.persistence import SQLiteStore
 from mergegate.persistence.contract import ManualClock
-from mergegate.statemachine import CandidateKey, Engine, LeaseHeld, State, Store
+from mergegate.statemachine import (
+    CandidateKey,
+    Engine,
+    Event,
+    LeaseHeld,
+    State,
+    Store,
+    Transition,
+)
 
 
 def test_reopening_a_current_sqlite_file_needs_no_write_lock(tmp_path: Path) -> None:
@@ -63,3 +71,26 @@ def test_renewing_a_recovered_lease_says_it_was_lost(store: Store) -> None:
         "integration lease 'main' of 'w1' was lost: another process recovered it "
         "after it expired; stop this apply and re-read the candidate"
     )
+
+
+def test_request_digest_is_stored_and_read_back(store: Store) -> None:
+    """A log entry's request_digest survives the round trip through the store."""
+    engine = Engine(store, clock=ManualClock())
+    candidate = engine.submit(CandidateKey("feat", "feat", "a" * 40)).candidate
+    entry = Transition(
+        candidate_id=candidate.id,
+        seq=candidate.seq + 1,
+        event=Event.START_APPLY,
+        source=candidate.state,
+        dest=State.APPLYING,
+        sha=candidate.key.sha,
+        actor="w1",
+        at=candidate.updated_at + timedelta(seconds=1),
+        idempotency_key="job-1",
+        request_digest="sha256:" + "d" * 64,
+    )
+    with store.transaction() as tx:
+        tx.append(candidate, entry)
+    with store.transaction() as tx:
+        assert tx.transition_by_idempotency_key(candidate.id, "job-1") == entry
+    assert store.history(candidate.id)[-1] == entry
