@@ -11,7 +11,7 @@ from .codec import (
     report_to_json,
     unstructure,
 )
-from .migrations import POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS, Migration
+from .migrations import MIGRATIONS, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS, Migration
 from .sqlite import SQLiteStore
 from .url import open_store
 
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from .postgres import PostgresStore
 
 __all__ = [
+    "MIGRATIONS",
     "POSTGRES_MIGRATIONS",
     "SQLITE_MIGRATIONS",
     "Migration",

@@ -1,15 +1,35 @@
-"""Numbered schema migrations, shared by the SQL stores.
+"""Numbered schema migrations, written once for every SQL store.
+
+Each statement is a template whose ``{id}``, ``{ref}``, ``{int}``, ``{text}``,
+``{time}``, ``{json}`` and ``{bool}`` name a column type; a dialect's type map
+fills them in (see :mod:`.dialect`). Table, column, index and constraint names
+are the same on every backend, so one query serves all of them and the
+PostgreSQL store can tell a conflict by its constraint name.
 
 Each migration is applied once, in order, inside a transaction, and its version
 is recorded in ``schema_migrations``. A store refuses to open a database whose
 recorded version is newer than the code knows, rather than guess at its shape.
+Applied migrations are history: change the schema by adding one, never by
+editing one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import attrs
 
-__all__ = ["POSTGRES_MIGRATIONS", "SQLITE_MIGRATIONS", "Migration"]
+from mergegate.statemachine import TABLE, State
+
+__all__ = [
+    "MIGRATIONS",
+    "POSTGRES_MIGRATIONS",
+    "SQLITE_MIGRATIONS",
+    "Migration",
+    "POSTGRES_TYPES",
+    "SQLITE_TYPES",
+    "render",
+]
 
 
 @attrs.frozen
@@ -21,192 +41,152 @@ class Migration:
     statements: tuple[str, ...]
 
 
-SQLITE_MIGRATIONS: tuple[Migration, ...] = (
-    Migration(
-        1,
-        "initial",
-        (
-            """CREATE TABLE candidates (
-                id INTEGER PRIMARY KEY,
-                slug TEXT NOT NULL,
-                branch TEXT NOT NULL,
-                sha TEXT NOT NULL,
-                state TEXT NOT NULL,
-                seq INTEGER NOT NULL CHECK (seq >= 0),
-                submitted_at TEXT NOT NULL,
-                updated_at TEXT NOT NULL
-            )""",
-            # One unintegrated candidate per slug: the slug names one work item.
-            """CREATE UNIQUE INDEX candidates_active_slug
-                ON candidates (slug) WHERE state <> 'integrated'""",
-            "CREATE INDEX candidates_slug ON candidates (slug, id)",
-            "CREATE INDEX candidates_state ON candidates (state, id)",
-            """CREATE INDEX candidates_queue ON candidates (updated_at, id)
-                WHERE state IN ('pending', 'retry')""",
-            """CREATE TABLE transitions (
-                id INTEGER PRIMARY KEY,
-                candidate_id INTEGER NOT NULL REFERENCES candidates (id),
-                seq INTEGER NOT NULL CHECK (seq >= 1),
-                event TEXT NOT NULL,
-                source TEXT,
-                dest TEXT NOT NULL,
-                sha TEXT NOT NULL,
-                actor TEXT NOT NULL,
-                at TEXT NOT NULL,
-                reason TEXT,
-                idempotency_key TEXT,
-                UNIQUE (candidate_id, seq)
-            )""",
-            """CREATE UNIQUE INDEX transitions_idempotency
-                ON transitions (candidate_id, idempotency_key)
-                WHERE idempotency_key IS NOT NULL""",
-            "CREATE INDEX transitions_at ON transitions (at)",
-            """CREATE TABLE integration_blocked_outcomes (
-                id INTEGER PRIMARY KEY,
-                slug TEXT NOT NULL,
-                branch TEXT NOT NULL,
-                sha TEXT NOT NULL,
-                reason TEXT NOT NULL,
-                main_sha TEXT NOT NULL,
-                follow_up_slug TEXT NOT NULL UNIQUE,
-                previous_follow_up TEXT,
-                status TEXT NOT NULL CHECK (status IN ('open', 'resumed')),
-                follow_up_state TEXT NOT NULL,
-                follow_up_error TEXT,
-                blocked_at TEXT NOT NULL,
-                last_blocked_at TEXT NOT NULL,
-                resumed_at TEXT,
-                occurrences INTEGER NOT NULL CHECK (occurrences >= 1),
-                UNIQUE (slug, branch, sha)
-            )""",
-            """CREATE INDEX blocked_last ON integration_blocked_outcomes (last_blocked_at, id)""",
-            """CREATE INDEX blocked_reason
-                ON integration_blocked_outcomes (reason, last_blocked_at, id)""",
-            "CREATE INDEX blocked_slug ON integration_blocked_outcomes (slug, id)",
-            """CREATE TABLE blocked_evidence (
-                id INTEGER PRIMARY KEY,
-                blocked_id INTEGER NOT NULL REFERENCES integration_blocked_outcomes (id),
-                number INTEGER NOT NULL CHECK (number >= 1),
-                seq INTEGER NOT NULL,
-                at TEXT NOT NULL,
-                report TEXT NOT NULL,
-                UNIQUE (blocked_id, number)
-            )""",
-            """CREATE TABLE follow_up_outbox (
-                id INTEGER PRIMARY KEY,
-                follow_up_slug TEXT NOT NULL UNIQUE,
-                blocked_id INTEGER NOT NULL REFERENCES integration_blocked_outcomes (id),
-                created_at TEXT NOT NULL,
-                attempts INTEGER NOT NULL DEFAULT 0,
-                done_at TEXT,
-                last_error TEXT
-            )""",
-            """CREATE INDEX follow_up_outbox_pending ON follow_up_outbox (id)
-                WHERE done_at IS NULL""",
-            """CREATE TABLE leases (
-                name TEXT PRIMARY KEY,
-                owner TEXT NOT NULL,
-                candidate_id INTEGER REFERENCES candidates (id),
-                acquired_at TEXT NOT NULL,
-                expires_at TEXT NOT NULL
-            )""",
-        ),
-    ),
+SQLITE_TYPES: Mapping[str, str] = {
+    "id": "INTEGER PRIMARY KEY",
+    "ref": "INTEGER",
+    "int": "INTEGER",
+    "text": "TEXT",
+    "time": "TEXT",
+    "json": "TEXT",
+    "bool": "INTEGER",
+}
+
+POSTGRES_TYPES: Mapping[str, str] = {
+    "id": "bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+    "ref": "bigint",
+    "int": "integer",
+    "text": "text",
+    "time": "timestamptz",
+    "json": "jsonb",
+    "bool": "boolean",
+}
+
+
+def _in(states: frozenset[State]) -> str:
+    # State values are fixed lower-case words, so quoting them inline is safe;
+    # sorted, so the rendered SQL is the same on every run.
+    return ", ".join(f"'{s.value}'" for s in sorted(states, key=lambda s: s.value))
+
+
+_INITIAL = (
+    """CREATE TABLE candidates (
+        id {id},
+        slug {text} NOT NULL,
+        branch {text} NOT NULL,
+        sha {text} NOT NULL,
+        state {text} NOT NULL,
+        seq {int} NOT NULL CHECK (seq >= 0),
+        submitted_at {time} NOT NULL,
+        updated_at {time} NOT NULL
+    )""",
+    # One unintegrated candidate per slug: the slug names one work item.
+    # Version 2 replaces this index and candidates_queue by ones on flag columns.
+    """CREATE UNIQUE INDEX candidates_active_slug
+        ON candidates (slug) WHERE state <> 'integrated'""",
+    "CREATE INDEX candidates_slug ON candidates (slug, id)",
+    "CREATE INDEX candidates_state ON candidates (state, id)",
+    """CREATE INDEX candidates_queue ON candidates (updated_at, id)
+        WHERE state IN ('pending', 'retry')""",
+    """CREATE TABLE transitions (
+        id {id},
+        candidate_id {ref} NOT NULL REFERENCES candidates (id),
+        seq {int} NOT NULL CHECK (seq >= 1),
+        event {text} NOT NULL,
+        source {text},
+        dest {text} NOT NULL,
+        sha {text} NOT NULL,
+        actor {text} NOT NULL,
+        at {time} NOT NULL,
+        reason {text},
+        idempotency_key {text},
+        CONSTRAINT transitions_candidate_id_seq_key UNIQUE (candidate_id, seq)
+    )""",
+    """CREATE UNIQUE INDEX transitions_idempotency
+        ON transitions (candidate_id, idempotency_key)
+        WHERE idempotency_key IS NOT NULL""",
+    "CREATE INDEX transitions_at ON transitions (at)",
+    """CREATE TABLE integration_blocked_outcomes (
+        id {id},
+        slug {text} NOT NULL,
+        branch {text} NOT NULL,
+        sha {text} NOT NULL,
+        reason {text} NOT NULL,
+        main_sha {text} NOT NULL,
+        follow_up_slug {text} NOT NULL UNIQUE,
+        previous_follow_up {text},
+        status {text} NOT NULL CHECK (status IN ('open', 'resumed')),
+        follow_up_state {text} NOT NULL,
+        follow_up_error {text},
+        blocked_at {time} NOT NULL,
+        last_blocked_at {time} NOT NULL,
+        resumed_at {time},
+        occurrences {int} NOT NULL CHECK (occurrences >= 1),
+        UNIQUE (slug, branch, sha)
+    )""",
+    "CREATE INDEX blocked_last ON integration_blocked_outcomes (last_blocked_at, id)",
+    """CREATE INDEX blocked_reason
+        ON integration_blocked_outcomes (reason, last_blocked_at, id)""",
+    "CREATE INDEX blocked_slug ON integration_blocked_outcomes (slug, id)",
+    """CREATE TABLE blocked_evidence (
+        id {id},
+        blocked_id {ref} NOT NULL REFERENCES integration_blocked_outcomes (id),
+        number {int} NOT NULL CHECK (number >= 1),
+        seq {int} NOT NULL,
+        at {time} NOT NULL,
+        report {json} NOT NULL,
+        UNIQUE (blocked_id, number)
+    )""",
+    """CREATE TABLE follow_up_outbox (
+        id {id},
+        follow_up_slug {text} NOT NULL UNIQUE,
+        blocked_id {ref} NOT NULL REFERENCES integration_blocked_outcomes (id),
+        created_at {time} NOT NULL,
+        attempts {int} NOT NULL DEFAULT 0,
+        done_at {time},
+        last_error {text}
+    )""",
+    """CREATE INDEX follow_up_outbox_pending ON follow_up_outbox (id)
+        WHERE done_at IS NULL""",
+    """CREATE TABLE leases (
+        name {text} PRIMARY KEY,
+        owner {text} NOT NULL,
+        candidate_id {ref} REFERENCES candidates (id),
+        acquired_at {time} NOT NULL,
+        expires_at {time} NOT NULL
+    )""",
+)
+
+# The state sets live in the lifecycle table, not here: the write path sets
+# ``active`` and ``queued`` from TABLE.active and TABLE.queued, and every index
+# and query filters on the flags, so a new state needs no SQL change. The
+# backfill of rows written before version 2 is the one place the sets reach SQL.
+_FLAGS = (
+    "ALTER TABLE candidates ADD COLUMN active {bool} NOT NULL DEFAULT TRUE",
+    "ALTER TABLE candidates ADD COLUMN queued {bool} NOT NULL DEFAULT FALSE",
+    f"UPDATE candidates SET active = state IN ({_in(TABLE.active)}), "
+    f"queued = state IN ({_in(TABLE.queued)})",
+    "DROP INDEX candidates_active_slug",
+    "CREATE UNIQUE INDEX candidates_active_slug ON candidates (slug) WHERE active",
+    "DROP INDEX candidates_queue",
+    "CREATE INDEX candidates_queue ON candidates (updated_at, id) WHERE queued",
+    # The digest of the request behind an idempotency key (Transition.request_digest).
+    "ALTER TABLE transitions ADD COLUMN request_digest {text}",
+)
+
+#: The schema's history, as templates (see the module docstring).
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial", _INITIAL),
+    Migration(2, "state flags and request digest", _FLAGS),
 )
 
 
-# The same versions as SQLITE_MIGRATIONS, in PostgreSQL's own types. Table,
-# column, index and constraint names match, so SQLRows' queries serve both and
-# the PostgreSQL store can tell a conflict by its constraint name.
-POSTGRES_MIGRATIONS: tuple[Migration, ...] = (
-    Migration(
-        1,
-        "initial",
-        (
-            """CREATE TABLE candidates (
-                id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                slug text NOT NULL,
-                branch text NOT NULL,
-                sha text NOT NULL,
-                state text NOT NULL,
-                seq integer NOT NULL CHECK (seq >= 0),
-                submitted_at timestamptz NOT NULL,
-                updated_at timestamptz NOT NULL
-            )""",
-            # One unintegrated candidate per slug: the slug names one work item.
-            """CREATE UNIQUE INDEX candidates_active_slug
-                ON candidates (slug) WHERE state <> 'integrated'""",
-            "CREATE INDEX candidates_slug ON candidates (slug, id)",
-            "CREATE INDEX candidates_state ON candidates (state, id)",
-            """CREATE INDEX candidates_queue ON candidates (updated_at, id)
-                WHERE state IN ('pending', 'retry')""",
-            """CREATE TABLE transitions (
-                id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                candidate_id bigint NOT NULL REFERENCES candidates (id),
-                seq integer NOT NULL CHECK (seq >= 1),
-                event text NOT NULL,
-                source text,
-                dest text NOT NULL,
-                sha text NOT NULL,
-                actor text NOT NULL,
-                at timestamptz NOT NULL,
-                reason text,
-                idempotency_key text,
-                CONSTRAINT transitions_candidate_id_seq_key UNIQUE (candidate_id, seq)
-            )""",
-            """CREATE UNIQUE INDEX transitions_idempotency
-                ON transitions (candidate_id, idempotency_key)
-                WHERE idempotency_key IS NOT NULL""",
-            "CREATE INDEX transitions_at ON transitions (at)",
-            """CREATE TABLE integration_blocked_outcomes (
-                id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                slug text NOT NULL,
-                branch text NOT NULL,
-                sha text NOT NULL,
-                reason text NOT NULL,
-                main_sha text NOT NULL,
-                follow_up_slug text NOT NULL UNIQUE,
-                previous_follow_up text,
-                status text NOT NULL CHECK (status IN ('open', 'resumed')),
-                follow_up_state text NOT NULL,
-                follow_up_error text,
-                blocked_at timestamptz NOT NULL,
-                last_blocked_at timestamptz NOT NULL,
-                resumed_at timestamptz,
-                occurrences integer NOT NULL CHECK (occurrences >= 1),
-                UNIQUE (slug, branch, sha)
-            )""",
-            """CREATE INDEX blocked_last ON integration_blocked_outcomes (last_blocked_at, id)""",
-            """CREATE INDEX blocked_reason
-                ON integration_blocked_outcomes (reason, last_blocked_at, id)""",
-            "CREATE INDEX blocked_slug ON integration_blocked_outcomes (slug, id)",
-            """CREATE TABLE blocked_evidence (
-                id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                blocked_id bigint NOT NULL REFERENCES integration_blocked_outcomes (id),
-                number integer NOT NULL CHECK (number >= 1),
-                seq integer NOT NULL,
-                at timestamptz NOT NULL,
-                report jsonb NOT NULL,
-                UNIQUE (blocked_id, number)
-            )""",
-            """CREATE TABLE follow_up_outbox (
-                id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                follow_up_slug text NOT NULL UNIQUE,
-                blocked_id bigint NOT NULL REFERENCES integration_blocked_outcomes (id),
-                created_at timestamptz NOT NULL,
-                attempts integer NOT NULL DEFAULT 0,
-                done_at timestamptz,
-                last_error text
-            )""",
-            """CREATE INDEX follow_up_outbox_pending ON follow_up_outbox (id)
-                WHERE done_at IS NULL""",
-            """CREATE TABLE leases (
-                name text PRIMARY KEY,
-                owner text NOT NULL,
-                candidate_id bigint REFERENCES candidates (id),
-                acquired_at timestamptz NOT NULL,
-                expires_at timestamptz NOT NULL
-            )""",
-        ),
-    ),
-)
+def render(types: Mapping[str, str]) -> tuple[Migration, ...]:
+    """:data:`MIGRATIONS` with the column types of one dialect filled in."""
+    return tuple(
+        Migration(m.version, m.name, tuple(s.format_map(types) for s in m.statements))
+        for m in MIGRATIONS
+    )
+
+
+SQLITE_MIGRATIONS = render(SQLITE_TYPES)
+POSTGRES_MIGRATIONS = render(POSTGRES_TYPES)

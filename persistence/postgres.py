@@ -1,14 +1,14 @@
 """The PostgreSQL store: one queue shared by integrators and operators on several hosts.
 
 Locking is the point of this module. A write transaction serializes one
-candidate's moves with a transaction-scoped advisory lock on its slug, taken by
-:meth:`PostgresTransaction.candidate` before the candidate is read; the lease
-gets its own advisory lock in :meth:`PostgresTransaction.lease`. The locks are
-released by ``COMMIT`` or ``ROLLBACK``, never held by a session, so a broken
-client or a connection pool cannot leak one. The advisory lock also covers a
-slug that has no row yet, which a row lock (``SELECT ... FOR UPDATE``) cannot:
-two submits of one new identity are serialized, and the second sees the first's
-row. The ``(candidate_id, seq)`` unique stays underneath as the last defence.
+candidate's moves with a transaction-scoped advisory lock on its slug, taken
+before the candidate is read; the lease gets its own advisory lock. The locks
+are released by ``COMMIT`` or ``ROLLBACK``, never held by a session, so a
+broken client or a connection pool cannot leak one. The advisory lock also
+covers a slug that has no row yet, which a row lock (``SELECT ... FOR UPDATE``)
+cannot: two submits of one new identity are serialized, and the second sees the
+first's row. The ``(candidate_id, seq)`` unique stays underneath as the last
+defence.
 
 Every write transaction runs in pipeline mode: statements whose results the
 Engine does not need are queued and travel with the next read or the
@@ -19,31 +19,33 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
+from contextlib import AbstractContextManager, suppress
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import psycopg
 from psycopg import errors as pgerrors
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.types.json import Jsonb
 
 from mergegate.statemachine import (
-    BlockedRecord,
+    BlockedReport,
     ConcurrencyConflict,
-    FollowUpState,
     InvalidInput,
-    Lease,
-    LeaseHeld,
     MergegateError,
-    Occurrence,
     StoreError,
-    Transition,
 )
 
-from .migrations import POSTGRES_MIGRATIONS, Migration
-from .pgtext import from_pg, json_from_pg, to_pg
-from .pgtransaction import LEASE_COLUMNS, PostgresTransaction, WriteTransaction, pg
-from .rows import SQLRows
+from .codec import dump_report
+from .dialect import Dialect
+from .migrations import POSTGRES_MIGRATIONS, POSTGRES_TYPES
+from .pgtext import from_pg, json_from_pg, json_to_pg, to_pg
+from .rows import row_class
+from .sqlstore import SQLStore
+from .sqltransaction import SQLTransaction
 
 __all__ = ["PostgresStore"]
 
@@ -55,10 +57,9 @@ _CONFLICT_CONSTRAINTS = frozenset(
 )
 
 
-def _lock_key(*parts: str) -> int:
-    """A signed 64-bit advisory lock key, the same on every host and Python version."""
-    digest = hashlib.blake2b("\0".join(parts).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
+@lru_cache(maxsize=256)
+def _placeholders(query: str) -> str:
+    return query.replace("%", "%%").replace("?", "%s")
 
 
 def _first_line(err: BaseException) -> str:
@@ -66,51 +67,79 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-class PostgresStore(SQLRows):
-    """A :class:`~mergegate.statemachine.Store` on a PostgreSQL database.
+def _named_rows(cursor: Any) -> Any:
+    """psycopg row factory: tuples that are also indexed by column name."""
+    if cursor.description is None:
+        return tuple
+    return row_class(tuple(c.name for c in cursor.description))
 
-    ``url_or_conninfo`` is a ``postgresql://`` URL or a libpq conninfo string.
-    ``schema`` puts every table in that schema (created if missing) and sets
-    ``search_path`` to it; by default the server's ``search_path`` decides.
-    One instance holds one connection; use one per thread or process. A lost
-    connection is reopened on the next call. Opening applies any missing migration.
-    """
+
+class PostgresDialect(Dialect):
+    """``%s`` placeholders, native times and JSON, NUL-safe text, advisory locks."""
 
     backend = _BACKEND
+    types = POSTGRES_TYPES
+    # SKIP LOCKED: a row another integrator's transaction holds is passed
+    # over, not waited for, so concurrent claims never pick the same one.
+    claim_clause = " FOR UPDATE SKIP LOCKED"
+    lock_sql = "SELECT pg_advisory_xact_lock(%s)"
+    prefetch = True
+    returning = True
+    true = True
+    false = False
+
+    def __init__(self, namespace: str) -> None:
+        # Lock keys include the database and schema: two queues on one server
+        # must not block each other.
+        self._namespace = namespace
+
+    def sql(self, query: str) -> str:
+        return _placeholders(query)
+
+    @staticmethod
+    def time_in(value: datetime) -> Any:
+        return value
+
+    text_in = staticmethod(to_pg)  # type: ignore[assignment]
+    text_out = staticmethod(from_pg)  # type: ignore[assignment]
+
+    def report_in(self, report: BlockedReport) -> Any:
+        return Jsonb(json_to_pg(dump_report(report)))
+
+    def report_out(self, value: Any) -> Any:
+        return json_from_pg(value)
+
+    def lock_key(self, *parts: str) -> int:
+        """A signed 64-bit advisory lock key, the same on every host and Python version."""
+        text = "\0".join((self._namespace, *parts))
+        return int.from_bytes(
+            hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True
+        )
+
+
+class PostgresDatastore:
+    """One session on the server, reopened when it is lost, shared by the store's threads."""
 
     def __init__(
-        self,
-        url_or_conninfo: str,
-        *,
-        schema: str | None = None,
-        lock_timeout: float = 30.0,
-        connect_timeout: int = 10,
+        self, conninfo: str, schema: str | None, lock_timeout: float, connect_timeout: int
     ) -> None:
-        if schema is not None and not _SCHEMA_NAME.match(schema):
-            raise InvalidInput(
-                "schema", schema, "use letters, digits and underscores, not starting with a digit"
-            )
-        if lock_timeout <= 0:
-            raise InvalidInput("lock timeout", lock_timeout, "give a positive number of seconds")
-        self._conninfo = url_or_conninfo
+        self._conninfo = conninfo
         self.schema = schema
         self.lock_timeout = lock_timeout
         self.connect_timeout = connect_timeout
-        self.where = _describe(url_or_conninfo)
-        self._closed = False
-        self._conn = self._connect()
-        try:
-            self._migrate()
-        except BaseException:
-            self._conn.close()
-            raise
-
-    # -- plumbing ------------------------------------------------------------
+        self.where = _describe(conninfo)
+        self.lock = threading.RLock()
+        self.closed = False
+        self._pipeline: AbstractContextManager[Any] | None = None
+        self.conn = self._connect()
 
     def _connect(self) -> psycopg.Connection[Any]:
         try:
             conn = psycopg.connect(
-                self._conninfo, autocommit=True, connect_timeout=self.connect_timeout
+                self._conninfo,
+                autocommit=True,
+                connect_timeout=self.connect_timeout,
+                row_factory=_named_rows,
             )
         except psycopg.Error as err:
             raise StoreError(
@@ -136,23 +165,21 @@ class PostgresStore(SQLRows):
                 _BACKEND, f"cannot set up a session on {self.where}: {_first_line(err)}"
             ) from err
         namespace = self.schema or (row[0] if row and row[0] else "public")
-        self._namespace = f"{conn.info.dbname}.{namespace}"
+        self.dialect = PostgresDialect(f"{conn.info.dbname}.{namespace}")
         return conn
 
-    def _connection(self) -> psycopg.Connection[Any]:
-        if self._closed:
+    def connection(self) -> psycopg.Connection[Any]:
+        """The session, reopened first if it was lost."""
+        if self.closed:
             raise StoreError(_BACKEND, f"the store on {self.where} was closed; open a new one")
-        if self._conn.closed or self._conn.broken:
-            self._conn.close()
-            self._conn = self._connect()
-        return self._conn
+        if self.conn.closed or self.conn.broken:
+            self.conn.close()
+            self.conn = self._connect()
+        return self.conn
 
-    def _translate(
-        self, err: psycopg.Error, tx: PostgresTransaction | None = None
-    ) -> MergegateError:
-        """The one place psycopg's errors become mergegate's."""
+    def translate(self, err: Exception, tx: SQLTransaction | None) -> MergegateError:
         lost = isinstance(err, pgerrors.AdminShutdown | pgerrors.ConnectionException) or (
-            isinstance(err, psycopg.OperationalError) and self._conn.broken
+            isinstance(err, psycopg.OperationalError) and self.conn.broken
         )
         if lost and tx is not None and tx.committing:
             return StoreError(
@@ -173,16 +200,14 @@ class PostgresStore(SQLRows):
                 f"the connection to {self.where} was lost; nothing was written, "
                 f"retry to reconnect ({_first_line(err)})",
             )
-        constraint = err.diag.constraint_name
+        diag = err.diag if isinstance(err, psycopg.Error) else None
         if (
-            tx is not None
+            diag is not None
+            and tx is not None
             and tx.context is not None
             and (
-                constraint in _CONFLICT_CONSTRAINTS
-                or (
-                    isinstance(err, pgerrors.NotNullViolation)
-                    and err.diag.table_name == "transitions"
-                )
+                diag.constraint_name in _CONFLICT_CONSTRAINTS
+                or (isinstance(err, pgerrors.NotNullViolation) and diag.table_name == "transitions")
             )
         ):
             key, seq = tx.context
@@ -195,81 +220,133 @@ class PostgresStore(SQLRows):
             )
         if isinstance(err, pgerrors.DeadlockDetected | pgerrors.SerializationFailure):
             return StoreError(_BACKEND, f"{_first_line(err)}; nothing was written, retry the call")
-        state = f" (SQLSTATE {err.sqlstate})" if err.sqlstate else ""
-        return StoreError(_BACKEND, f"{_first_line(err)}{state}; nothing was written")
+        state = getattr(err, "sqlstate", None)
+        suffix = f" (SQLSTATE {state})" if state else ""
+        return StoreError(_BACKEND, f"{_first_line(err)}{suffix}; nothing was written")
 
-    def _query(self, query: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        conn = self._connection()
+    def query(self, query: str, params: tuple[Any, ...]) -> list[Any]:
+        conn = self.connection()
         try:
-            return conn.execute(pg(query), params).fetchall()
+            return conn.execute(query, params).fetchall()
         except psycopg.Error as err:
-            raise self._translate(err) from err
+            raise self.translate(err, None) from err
 
-    def _param_time(self, value: datetime) -> Any:
-        return value
+    # BEGIN and COMMIT are plain pipelined statements rather than psycopg's
+    # ``transaction()``, which syncs at COMMIT and again when the pipeline
+    # ends: this way the COMMIT travels with the queued writes, in one round trip.
 
-    # Free text comes back through from_pg (see pgtext): the mapping SQLRows
-    # shares with SQLite, with the few free-text columns decoded first.
-
-    @staticmethod
-    def _transition(row: Any) -> Transition:
-        actor, reason, key = from_pg(row[6]), from_pg(row[8]), from_pg(row[9])
-        return SQLRows._transition((*row[:6], actor, row[7], reason, key))
-
-    @staticmethod
-    def _lease(row: Any) -> Lease:
-        return SQLRows._lease((row[0], from_pg(row[1]), *row[2:]))
-
-    @staticmethod
-    def _blocked(row: Any) -> BlockedRecord:
-        return SQLRows._blocked((*row[:10], from_pg(row[10]), *row[11:]))
-
-    @staticmethod
-    def _occurrence(row: Any) -> Occurrence:
-        return SQLRows._occurrence((*row[:4], json_from_pg(row[4])))
-
-    def _lock(self, *parts: str) -> int:
-        return _lock_key(self._namespace, *parts)
-
-    def _migrate(self) -> None:
-        conn = self._connection()
+    def begin(self) -> Any:
+        conn = self.connection()
         try:
-            with conn.transaction():
-                # Two hosts opening a fresh schema at once must not both create it.
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock("migrate"),))
-                if self.schema is not None:
-                    conn.execute(
-                        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                            sql.Identifier(self.schema)
-                        )
-                    )
-                conn.execute(
-                    """CREATE TABLE IF NOT EXISTS schema_migrations (
-                        version integer PRIMARY KEY, name text NOT NULL,
-                        applied_at timestamptz NOT NULL)"""
-                )
-                done = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")}
-                known = {m.version for m in POSTGRES_MIGRATIONS}
-                if done - known:
-                    raise StoreError(
-                        _BACKEND,
-                        f"{self.where} has schema version {max(done)}, newer than this "
-                        f"mergegate knows ({max(known)}); upgrade mergegate",
-                    )
-                for migration in POSTGRES_MIGRATIONS:
-                    if migration.version not in done:
-                        self._apply(conn, migration)
-        except psycopg.Error as err:
-            raise self._translate(err) from err
+            self._pipeline = conn.pipeline()
+            self._pipeline.__enter__()
+            conn.execute("BEGIN")
+        except BaseException as exc:
+            self._fail(exc, None)
+        return conn.cursor()
 
-    @staticmethod
-    def _apply(conn: psycopg.Connection[Any], migration: Migration) -> None:
-        for statement in migration.statements:
-            conn.execute(statement)
-        conn.execute(
-            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, now())",
-            (migration.version, migration.name),
-        )
+    def commit(self, tx: SQLTransaction) -> None:
+        try:
+            tx.committing = True
+            self.conn.execute("COMMIT")
+            self._end(None)
+        except BaseException as err:
+            self._fail(err, tx)
+
+    def abort(self, exc: BaseException, tx: SQLTransaction) -> None:
+        if isinstance(exc, psycopg.Error):
+            self._fail(exc, tx)
+        # Anything else (an Engine error, a KeyboardInterrupt) propagates as it is.
+        with suppress(psycopg.Error):
+            self._end(exc)
+        self._roll_back()
+
+    def _end(self, exc: BaseException | None) -> None:
+        pipeline, self._pipeline = self._pipeline, None
+        if pipeline is not None:
+            # Given an exception, psycopg logs any error of its own instead of raising it.
+            pipeline.__exit__(type(exc) if exc else None, exc, exc.__traceback__ if exc else None)
+
+    def _fail(self, exc: BaseException, tx: SQLTransaction | None) -> Any:
+        with suppress(psycopg.Error):
+            self._end(exc)
+        self._roll_back()
+        if isinstance(exc, psycopg.Error):
+            raise self.translate(exc, tx) from exc
+        raise exc
+
+    def _roll_back(self) -> None:
+        conn = self.conn
+        if conn.broken or conn.closed:
+            return
+        try:
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                conn.execute("ROLLBACK")
+        except psycopg.Error:
+            conn.close()
+
+    def prepare_migration(self, tx: SQLTransaction) -> None:
+        # Two hosts opening a fresh schema at once must not both create it.
+        tx.execute("SELECT pg_advisory_xact_lock(?)", (self.dialect.lock_key("migrate"),))
+        if self.schema is not None:
+            tx.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}")
+                .format(sql.Identifier(self.schema))
+                .as_string(self.conn)
+            )
+
+    def recorded_version(self) -> int | None:
+        conn = self.connection()
+        try:
+            row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+        except pgerrors.UndefinedTable:
+            return None  # a new schema (or no schema yet)
+        except psycopg.Error as err:
+            raise self.translate(err, None) from err
+        return None if row is None else row[0]
+
+    def close(self) -> None:
+        self.closed = True
+        self.conn.close()
+
+
+class PostgresStore(SQLStore):
+    """A :class:`~mergegate.statemachine.Store` on a PostgreSQL database.
+
+    ``url_or_conninfo`` is a ``postgresql://`` URL or a libpq conninfo string.
+    ``schema`` puts every table in that schema (created if missing) and sets
+    ``search_path`` to it; by default the server's ``search_path`` decides.
+    One instance holds one session and may be shared between threads, which
+    then take turns (see "Threads" in docs/python-api.md). A lost connection is
+    reopened on the next call. Opening applies any missing migration.
+    """
+
+    def __init__(
+        self,
+        url_or_conninfo: str,
+        *,
+        schema: str | None = None,
+        lock_timeout: float = 30.0,
+        connect_timeout: int = 10,
+    ) -> None:
+        if schema is not None and not _SCHEMA_NAME.match(schema):
+            raise InvalidInput(
+                "schema", schema, "use letters, digits and underscores, not starting with a digit"
+            )
+        if lock_timeout <= 0:
+            raise InvalidInput("lock timeout", lock_timeout, "give a positive number of seconds")
+        self.schema = schema
+        self.lock_timeout = lock_timeout
+        self.connect_timeout = connect_timeout
+        self._pg = PostgresDatastore(url_or_conninfo, schema, lock_timeout, connect_timeout)
+        self.where = self._pg.where
+        super().__init__(self._pg, POSTGRES_MIGRATIONS)
+
+    @property
+    def backend_pid(self) -> int:
+        """The server process id of this store's session, for ``pg_stat_activity``."""
+        with self._pg.lock:
+            return self._pg.connection().info.backend_pid
 
     def _engine_problems(self) -> list[str]:
         rows = self._query(
@@ -278,63 +355,6 @@ class PostgresStore(SQLRows):
             "WHERE c.relnamespace = current_schema()::regnamespace AND NOT i.indisvalid"
         )
         return [f"postgresql index {name} is invalid; REINDEX it" for (name,) in rows]
-
-    # -- the Store protocol --------------------------------------------------
-
-    @property
-    def backend_pid(self) -> int:
-        """The server process id of this store's session, for ``pg_stat_activity``."""
-        return self._connection().info.backend_pid
-
-    def schema_versions(self) -> list[int]:
-        """The migration versions applied to this database, in order."""
-        return [v for (v,) in self._query("SELECT version FROM schema_migrations ORDER BY 1")]
-
-    def transaction(self) -> WriteTransaction:
-        """One database transaction; commits on normal exit, rolls back on error.
-
-        A conflict the database detects in a pipelined write (a duplicate
-        ``(candidate, seq)``) surfaces as ConcurrencyConflict when the block exits.
-        """
-        return WriteTransaction(self)
-
-    def close(self) -> None:
-        """Close the connection; the store cannot be used afterwards."""
-        self._closed = True
-        self._conn.close()
-
-    def renew_lease(self, name: str, owner: str, expires_at: datetime) -> Lease:
-        """Push the expiry of ``owner``'s lease; raises LeaseHeld if ``owner`` lost it."""
-        rows = self._query(
-            f"UPDATE leases SET expires_at = ? WHERE name = ? AND owner = ? "
-            f"RETURNING {LEASE_COLUMNS}",
-            (expires_at, name, to_pg(owner)),
-        )
-        if rows:
-            return self._lease(rows[0])
-        held = self._query(f"SELECT {LEASE_COLUMNS} FROM leases WHERE name = ?", (name,))
-        if held:
-            raise LeaseHeld(name, from_pg(held[0][1]), held[0][4].isoformat())
-        raise LeaseHeld(name, "nobody", "-")
-
-    def finish_follow_up(
-        self, follow_up_slug: str, state: FollowUpState, error: str | None
-    ) -> None:
-        """Record the result of materializing a follow-up; ``CREATED`` marks its outbox row done."""
-        # The outcome row first, then the outbox row: the order record_block
-        # locks them in. The other order deadlocks against a concurrent replay.
-        with self.transaction() as tx:
-            tx.execute(
-                "UPDATE integration_blocked_outcomes SET follow_up_state = %s, "
-                "follow_up_error = %s WHERE follow_up_slug = %s",
-                (state.value, to_pg(error), follow_up_slug),
-            )
-            tx.execute(
-                "UPDATE follow_up_outbox SET attempts = attempts + 1, last_error = %s, "
-                "done_at = CASE WHEN %s THEN COALESCE(done_at, now()) ELSE NULL END "
-                "WHERE follow_up_slug = %s",
-                (to_pg(error), state is FollowUpState.CREATED, follow_up_slug),
-            )
 
 
 def _describe(conninfo: str) -> str:

@@ -151,15 +151,19 @@ class LeaseHeld(MergegateError, RuntimeError):
     lease: str
     owner: str
     expires_at: object
+    #: True when no row holds the lease any more: another process recovered it
+    #: after it expired. ``owner`` is then the one who lost it.
+    lost: bool
 
-    def __init__(self, lease: str, owner: str, expires_at: object) -> None:
-        super().__init__(
-            f"integration lease {lease!r} is held by {owner!r} until {expires_at}; "
-            "wait for it, or run `mergegate recover` once it has expired",
-            lease=lease,
-            owner=owner,
-            expires_at=expires_at,
+    def __init__(self, lease: str, owner: str, expires_at: object, *, lost: bool = False) -> None:
+        message = (
+            f"integration lease {lease!r} of {owner!r} was lost: another process recovered it "
+            "after it expired; stop this apply and re-read the candidate"
+            if lost
+            else f"integration lease {lease!r} is held by {owner!r} until {expires_at}; "
+            "wait for it, or run `mergegate recover` once it has expired"
         )
+        super().__init__(message, lease=lease, owner=owner, expires_at=expires_at, lost=lost)
 
 
 class StoreError(MergegateError, RuntimeError):

@@ -1,0 +1,376 @@
+"""The write half of every SQL store: one transaction, written once.
+
+The queries use ``?`` placeholders and the dialect rewrites them. Reads wait
+for their rows; writes whose results nobody needs are only executed, so on
+PostgreSQL, whose transactions run in pipeline mode, they travel with the next
+read or with the ``COMMIT``. No write here needs a row count: a stale move
+fails a constraint inside its own statement (see :meth:`SQLTransaction.append`),
+and the store turns that failure into ConcurrencyConflict using
+:attr:`SQLTransaction.context`.
+
+Reading a candidate fetches, in the same query where the dialect asks for it
+(``prefetch``), its blocked outcome and the slug's newest follow-up. Only a
+transaction that holds the candidate (SQLite's ``BEGIN IMMEDIATE`` keeps every
+other writer out; PostgreSQL's advisory lock on the slug keeps out every writer
+of that slug) changes those rows, so they are remembered, and kept current,
+until the transaction ends.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from mergegate.statemachine import (
+    TABLE,
+    BlockedRecord,
+    BlockedReport,
+    Candidate,
+    CandidateKey,
+    FollowUpState,
+    Lease,
+    LeaseHeld,
+    State,
+    Transition,
+)
+
+from .dialect import Dialect
+from .rows import BLOCKED, CANDIDATE, LEASE, TRANSITION, Mapper, named
+
+__all__ = ["SQLTransaction"]
+
+# Computed once: the table's sets are derived by walking its rules.
+_ACTIVE = TABLE.active
+_QUEUED = TABLE.queued
+
+# The active candidate first, else the newest integrated one.
+CANDIDATE_BY_SLUG = (
+    f"SELECT {named(CANDIDATE)} FROM candidates WHERE slug = ? "
+    "ORDER BY active DESC, id DESC LIMIT 1"
+)
+QUEUE_HEAD = "SELECT slug FROM candidates WHERE queued ORDER BY updated_at, id LIMIT 1"
+CANDIDATE_BY_KEY = (
+    f"SELECT {named(CANDIDATE)} FROM candidates "
+    "WHERE slug = ? AND branch = ? AND sha = ? ORDER BY id DESC LIMIT 1"
+)
+BLOCKED_BY_KEY = (
+    f"SELECT {named(BLOCKED)} FROM integration_blocked_outcomes "
+    "WHERE slug = ? AND branch = ? AND sha = ?"
+)
+LEASE_BY_NAME = f"SELECT {named(LEASE)} FROM leases WHERE name = ?"
+
+_CANDIDATE_WITH_BLOCKED = (
+    f"SELECT {named(CANDIDATE, 'c')}, {named(BLOCKED, 'b', 'b_')}, "
+    "(SELECT follow_up_slug FROM integration_blocked_outcomes WHERE slug = c.slug "
+    "ORDER BY id DESC LIMIT 1) AS latest_follow_up "
+    f"FROM ({CANDIDATE_BY_SLUG}) c LEFT JOIN integration_blocked_outcomes b "
+    "ON b.slug = c.slug AND b.branch = c.branch AND b.sha = c.sha"
+)
+
+_INSERT_CANDIDATE = (
+    "INSERT INTO candidates (slug, branch, sha, state, seq, submitted_at, updated_at, active, "
+    "queued) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?)"
+)
+
+# The entry names its candidate through a sub-select that finds nothing when
+# another writer moved the candidate since it was read; the NULL candidate_id
+# then fails NOT NULL. So a stale move fails inside this one statement, and a
+# duplicate seq fails the (candidate_id, seq) unique, without a row count.
+_APPEND = (
+    f"INSERT INTO transitions ({', '.join(TRANSITION)}) VALUES "
+    "((SELECT id FROM candidates WHERE id = ? AND seq = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_MOVE = (
+    "UPDATE candidates SET state = ?, seq = ?, sha = ?, updated_at = ?, active = ?, queued = ? "
+    "WHERE id = ?"
+)
+
+_UPSERT_BLOCKED = (
+    "INSERT INTO integration_blocked_outcomes AS o (slug, branch, sha, reason, main_sha, "
+    "follow_up_slug, previous_follow_up, status, follow_up_state, blocked_at, last_blocked_at, "
+    "occurrences) VALUES (?, ?, ?, ?, ?, ?, ?, 'open', 'pending', ?, ?, 1) "
+    "ON CONFLICT (slug, branch, sha) DO UPDATE SET reason = excluded.reason, "
+    "main_sha = excluded.main_sha, last_blocked_at = excluded.last_blocked_at, "
+    "occurrences = o.occurrences + 1, status = 'open', resumed_at = NULL "
+    f"RETURNING {named(BLOCKED)}"
+)
+
+
+class SQLTransaction:
+    """The :class:`~mergegate.statemachine.Transaction` of the SQL stores.
+
+    Valid only inside the store's ``transaction()`` block, which holds the
+    store's lock, begins, and commits or rolls back.
+    """
+
+    def __init__(self, cursor: Any, dialect: Dialect, mapper: Mapper) -> None:
+        # One cursor for the whole transaction: making one per statement costs
+        # more client time than the statement itself.
+        self._cursor = cursor
+        self._d = dialect
+        self._q = dialect.queries
+        self._map = mapper
+        self._locked: set[int] = set()
+        self._candidates: dict[str, Candidate | None] = {}
+        self._blocked: dict[CandidateKey, BlockedRecord | None] = {}
+        self._latest: dict[str, str | None] = {}
+        #: Set by the store when ``COMMIT`` is sent: a lost connection then
+        #: leaves the outcome unknown.
+        self.committing = False
+        #: What a conflict the database reports later is about: (identity, seq).
+        self.context: tuple[CandidateKey, int] | None = None
+
+    def execute(self, query: str, params: tuple[Any, ...] = ()) -> None:
+        """Run a statement whose result nobody needs."""
+        self._cursor.execute(self._q[query], params)
+
+    def rows(self, query: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """Every row of a read."""
+        return list(self._cursor.execute(self._q[query], params).fetchall())
+
+    def _one(self, query: str, params: tuple[Any, ...] = ()) -> Any:
+        return self._cursor.execute(self._q[query], params).fetchone()
+
+    def _lock(self, *parts: str) -> None:
+        key = self._d.lock_key(*parts)
+        if key is not None and key not in self._locked:
+            self._locked.add(key)
+            self._cursor.execute(self._d.lock_sql, (key,))
+
+    # -- the Transaction protocol --------------------------------------------
+
+    def candidate(self, slug: str) -> Candidate | None:
+        if slug in self._candidates:
+            return self._candidates[slug]
+        if self._d.lock_sql:
+            self._lock("candidate", slug)
+        prefetch = self._d.prefetch
+        row = self._one(_CANDIDATE_WITH_BLOCKED if prefetch else CANDIDATE_BY_SLUG, (slug,))
+        found = None
+        if row is not None:
+            found = self._map.candidate(row)
+            if prefetch:
+                blocked = None if row["b_id"] is None else self._map.blocked(row, "b_")
+                self._blocked[found.key] = blocked
+                self._latest[slug] = row["latest_follow_up"]
+        self._candidates[slug] = found
+        return found
+
+    def claim_next(self) -> str | None:
+        row = self._one(QUEUE_HEAD + self._d.claim_clause)
+        return None if row is None else str(row[0])
+
+    def find_candidate(self, key: CandidateKey) -> Candidate | None:
+        row = self._one(CANDIDATE_BY_KEY, (key.slug, key.branch, key.sha))
+        return None if row is None else self._map.candidate(row)
+
+    def insert_candidate(self, key: CandidateKey, at: datetime) -> Candidate:
+        self.context = (key, 0)
+        stamp = self._d.time_in(at)
+        state = State.PENDING
+        params = (
+            key.slug,
+            key.branch,
+            key.sha,
+            state.value,
+            stamp,
+            stamp,
+            self._d.true if state in _ACTIVE else self._d.false,
+            self._d.true if state in _QUEUED else self._d.false,
+        )
+        if self._d.returning:
+            new_id = self._one(_INSERT_CANDIDATE + " RETURNING id", params)[0]
+        else:
+            new_id = self._cursor.execute(self._q[_INSERT_CANDIDATE], params).lastrowid
+        created = Candidate(new_id, key, state, 0, at, at)
+        self._candidates[key.slug] = created
+        self._blocked[key] = None
+        return created
+
+    def append(self, candidate: Candidate, entry: Transition) -> Candidate:
+        self.context = (candidate.key, candidate.seq)
+        d = self._d
+        stamp = d.time_in(entry.at)
+        self.execute(
+            _APPEND,
+            (
+                candidate.id,
+                candidate.seq,
+                entry.seq,
+                entry.event.value,
+                entry.source.value if entry.source else None,
+                entry.dest.value,
+                entry.sha,
+                d.text_in(entry.actor),
+                stamp,
+                d.text_in(entry.reason),
+                d.text_in(entry.idempotency_key),
+                entry.request_digest,
+            ),
+        )
+        self.execute(
+            _MOVE,
+            (
+                entry.dest.value,
+                entry.seq,
+                entry.sha,
+                stamp,
+                d.true if entry.dest in _ACTIVE else d.false,
+                d.true if entry.dest in _QUEUED else d.false,
+                candidate.id,
+            ),
+        )
+        key = candidate.key
+        if entry.sha != key.sha:
+            key = CandidateKey(key.slug, key.branch, entry.sha)
+        moved = Candidate(
+            candidate.id, key, entry.dest, entry.seq, candidate.submitted_at, entry.at
+        )
+        self._candidates[key.slug] = moved
+        return moved
+
+    def transition_by_idempotency_key(self, candidate_id: int, key: str) -> Transition | None:
+        row = self._one(
+            f"SELECT {named(TRANSITION)} FROM transitions "
+            "WHERE candidate_id = ? AND idempotency_key = ?",
+            (candidate_id, self._d.text_in(key)),
+        )
+        return None if row is None else self._map.transition(row)
+
+    def blocked_record(self, key: CandidateKey) -> BlockedRecord | None:
+        if key not in self._blocked:
+            row = self._one(BLOCKED_BY_KEY, (key.slug, key.branch, key.sha))
+            self._blocked[key] = None if row is None else self._map.blocked(row)
+        return self._blocked[key]
+
+    def follow_up_owner(self, follow_up_slug: str) -> CandidateKey | None:
+        row = self._one(
+            "SELECT slug, branch, sha FROM integration_blocked_outcomes WHERE follow_up_slug = ?",
+            (follow_up_slug,),
+        )
+        return None if row is None else CandidateKey(row[0], row[1], row[2])
+
+    def latest_follow_up(self, slug: str) -> str | None:
+        if slug not in self._latest:
+            row = self._one(
+                "SELECT follow_up_slug FROM integration_blocked_outcomes WHERE slug = ? "
+                "ORDER BY id DESC LIMIT 1",
+                (slug,),
+            )
+            self._latest[slug] = None if row is None else str(row[0])
+        return self._latest[slug]
+
+    def record_block(
+        self,
+        key: CandidateKey,
+        report: BlockedReport,
+        *,
+        seq: int,
+        at: datetime,
+        follow_up_slug: str,
+        previous_follow_up: str | None,
+    ) -> BlockedRecord:
+        stamp = self._d.time_in(at)
+        row = self._one(
+            _UPSERT_BLOCKED,
+            (
+                key.slug,
+                key.branch,
+                key.sha,
+                report.reason.value,
+                report.main_sha,
+                follow_up_slug,
+                previous_follow_up,
+                stamp,
+                stamp,
+            ),
+        )
+        record = self._map.blocked(row)
+        self.execute(
+            "INSERT INTO blocked_evidence (blocked_id, number, seq, at, report) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (record.id, record.occurrences, seq, stamp, self._d.report_in(report)),
+        )
+        self.execute(
+            "INSERT INTO follow_up_outbox (follow_up_slug, blocked_id, created_at) "
+            "VALUES (?, ?, ?) ON CONFLICT (follow_up_slug) DO NOTHING",
+            (record.follow_up_slug, record.id, stamp),
+        )
+        self._blocked[key] = record
+        if record.occurrences == 1:
+            self._latest[key.slug] = record.follow_up_slug
+        return record
+
+    def close_blocked(self, key: CandidateKey, at: datetime) -> None:
+        self._blocked.pop(key, None)  # read it again if asked: status and resumed_at change
+        self.execute(
+            "UPDATE integration_blocked_outcomes SET status = 'resumed', resumed_at = ? "
+            "WHERE slug = ? AND branch = ? AND sha = ?",
+            (self._d.time_in(at), key.slug, key.branch, key.sha),
+        )
+
+    def lease(self, name: str) -> Lease | None:
+        # The lease row may not exist yet, so a row lock could not stop two
+        # integrators from both seeing it free; the dialect's lock can.
+        if self._d.lock_sql:
+            self._lock("lease", name)
+        row = self._one(LEASE_BY_NAME, (name,))
+        return None if row is None else self._map.lease(row)
+
+    def put_lease(self, lease: Lease) -> None:
+        self.execute(
+            f"INSERT INTO leases ({', '.join(LEASE)}) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
+            "candidate_id = excluded.candidate_id, acquired_at = excluded.acquired_at, "
+            "expires_at = excluded.expires_at",
+            (
+                lease.name,
+                self._d.text_in(lease.owner),
+                lease.candidate_id,
+                self._d.time_in(lease.acquired_at),
+                self._d.time_in(lease.expires_at),
+            ),
+        )
+
+    def drop_lease(self, name: str, candidate_id: int) -> None:
+        self.execute("DELETE FROM leases WHERE name = ? AND candidate_id = ?", (name, candidate_id))
+
+    # -- store-level writes, each in a transaction of its own ----------------
+
+    def renew_lease(self, name: str, owner: str, expires_at: datetime) -> Lease:
+        """Push the expiry of ``owner``'s lease; raises LeaseHeld if it lost it."""
+        row = self._one(
+            f"UPDATE leases SET expires_at = ? WHERE name = ? AND owner = ? "
+            f"RETURNING {named(LEASE)}",
+            (self._d.time_in(expires_at), name, self._d.text_in(owner)),
+        )
+        if row is not None:
+            return self._map.lease(row)
+        held = self._one(LEASE_BY_NAME, (name,))
+        if held is None:
+            raise LeaseHeld(name, owner, None, lost=True)
+        lease = self._map.lease(held)
+        raise LeaseHeld(name, lease.owner, lease.expires_at.isoformat())
+
+    def finish_follow_up(
+        self, follow_up_slug: str, state: FollowUpState, error: str | None, at: datetime
+    ) -> None:
+        """Record the result of materializing a follow-up; ``CREATED`` marks its outbox row done."""
+        # The outcome row first, then the outbox row: the order record_block
+        # writes them in. The other order deadlocks against a concurrent replay.
+        self.execute(
+            "UPDATE integration_blocked_outcomes SET follow_up_state = ?, "
+            "follow_up_error = ? WHERE follow_up_slug = ?",
+            (state.value, self._d.text_in(error), follow_up_slug),
+        )
+        self.execute(
+            "UPDATE follow_up_outbox SET attempts = attempts + 1, last_error = ?, "
+            "done_at = CASE WHEN ? THEN COALESCE(done_at, ?) ELSE NULL END "
+            "WHERE follow_up_slug = ?",
+            (
+                self._d.text_in(error),
+                state is FollowUpState.CREATED,
+                self._d.time_in(at),
+                follow_up_slug,
+            ),
+        )

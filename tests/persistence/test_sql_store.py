@@ -1,0 +1,96 @@
+"""The shared SQL store: a current schema opens without writing, leases, the request digest."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from mergegate.persistence import SQLiteStore
+from mergegate.persistence.contract import ManualClock
+from mergegate.statemachine import (
+    CandidateKey,
+    Engine,
+    Event,
+    LeaseHeld,
+    State,
+    Store,
+    Transition,
+)
+
+
+def test_reopening_a_current_sqlite_file_needs_no_write_lock(tmp_path: Path) -> None:
+    """With another writer holding the file, a current store still opens at once."""
+    path = tmp_path / "store.sqlite3"
+    SQLiteStore(path).close()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        store = SQLiteStore(path, busy_timeout=0.2)
+        assert store.schema_versions()[-1] == 2
+        store.close()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+@pytest.mark.postgres
+def test_reopening_a_current_postgres_schema_takes_no_migration_lock(
+    pg_server: str, pg_schema: str
+) -> None:
+    """While another session holds the migration lock, a current schema still opens at once."""
+    import psycopg
+
+    from mergegate.persistence import PostgresStore
+
+    first = PostgresStore(pg_server, schema=pg_schema)
+    key = first._pg.dialect.lock_key("migrate")
+    first.close()
+    with psycopg.connect(pg_server) as holder:
+        holder.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+        store = PostgresStore(pg_server, schema=pg_schema, lock_timeout=0.5)
+        assert store.schema_versions()[-1] == 2
+        store.close()
+
+
+def test_renewing_a_recovered_lease_says_it_was_lost(store: Store) -> None:
+    """After recover() took the expired lease away, a renewal names the loss, not 'nobody'."""
+    clock = ManualClock()
+    engine = Engine(store, clock=clock)
+    engine.submit(CandidateKey("feat", "feat", "a" * 40))
+    engine.start_apply("feat", owner="w1", ttl=timedelta(seconds=5))
+    clock.advance(seconds=10)
+    [recovered] = engine.recover(main_sha="b" * 40)
+    assert recovered.candidate.state is State.BLOCKED
+    with pytest.raises(LeaseHeld) as info:
+        store.renew_lease("main", "w1", clock.now + timedelta(minutes=1))
+    assert info.value.lost is True
+    assert str(info.value) == (
+        "integration lease 'main' of 'w1' was lost: another process recovered it "
+        "after it expired; stop this apply and re-read the candidate"
+    )
+
+
+def test_request_digest_is_stored_and_read_back(store: Store) -> None:
+    """A log entry's request_digest survives the round trip through the store."""
+    engine = Engine(store, clock=ManualClock())
+    candidate = engine.submit(CandidateKey("feat", "feat", "a" * 40)).candidate
+    entry = Transition(
+        candidate_id=candidate.id,
+        seq=candidate.seq + 1,
+        event=Event.START_APPLY,
+        source=candidate.state,
+        dest=State.APPLYING,
+        sha=candidate.key.sha,
+        actor="w1",
+        at=candidate.updated_at + timedelta(seconds=1),
+        idempotency_key="job-1",
+        request_digest="sha256:" + "d" * 64,
+    )
+    with store.transaction() as tx:
+        tx.append(candidate, entry)
+    with store.transaction() as tx:
+        assert tx.transition_by_idempotency_key(candidate.id, "job-1") == entry
+    assert store.history(candidate.id)[-1] == entry

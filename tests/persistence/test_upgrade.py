@@ -1,0 +1,120 @@
+"""A database of schema version 1 (before the state flag columns) opens and keeps working."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mergegate.persistence import (
+    MIGRATIONS,
+    POSTGRES_MIGRATIONS,
+    SQLITE_MIGRATIONS,
+    SQLiteStore,
+)
+from mergegate.statemachine import (
+    CandidateKey,
+    DuplicateCandidate,
+    Engine,
+    State,
+    Store,
+)
+
+STAMP = "2026-01-01T12:00:00.000000Z"
+# (slug, state, log) as the version-1 code wrote them: a queued, an applying
+# and an integrated candidate, each with a gap-free log.
+ROWS = (
+    ("queued", "pending", [(None, "submit", "pending")]),
+    (
+        "working",
+        "applying",
+        [(None, "submit", "pending"), ("pending", "start_apply", "applying")],
+    ),
+    (
+        "done",
+        "integrated",
+        [
+            (None, "submit", "pending"),
+            ("pending", "start_apply", "applying"),
+            ("applying", "integrate", "integrated"),
+        ],
+    ),
+)
+
+
+def _fill_version_one(execute: Callable[[str, tuple[Any, ...]], object], mark: str) -> None:
+    """Create the version-1 schema and the rows of ROWS with ``execute`` (``mark``: placeholder)."""
+    v1 = MIGRATIONS[0]
+    assert v1.version == 1
+    for statement in (SQLITE_MIGRATIONS if mark == "?" else POSTGRES_MIGRATIONS)[0].statements:
+        execute(statement, ())
+    execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+        f"applied_at {'TEXT' if mark == '?' else 'timestamptz'} NOT NULL)",
+        (),
+    )
+    execute(f"INSERT INTO schema_migrations VALUES (1, 'initial', {mark})", (STAMP,))
+    p = ", ".join([mark] * 7)
+    for number, (slug, state, log) in enumerate(ROWS, start=1):
+        execute(
+            "INSERT INTO candidates (slug, branch, sha, state, seq, submitted_at, updated_at) "
+            f"VALUES ({p})",
+            (slug, slug, "a" * 40, state, len(log), STAMP, STAMP),
+        )
+        for seq, (source, event, dest) in enumerate(log, start=1):
+            execute(
+                "INSERT INTO transitions (candidate_id, seq, event, source, dest, sha, actor, at) "
+                f"VALUES ({p}, {mark})",
+                (number, seq, event, source, dest, "a" * 40, "old", STAMP),
+            )
+
+
+def _check_upgraded(store: Store) -> None:
+    assert store.schema_versions() == [m.version for m in MIGRATIONS]
+    assert store.integrity_problems() == []
+    engine = Engine(store)
+    assert engine.verify() == []
+    head = store.next_candidate()
+    assert head is not None
+    assert head.key.slug == "queued"
+    # The integrated slug is free again; the applying one still holds its slug.
+    assert engine.submit(CandidateKey("done", "done", "b" * 40)).candidate.state is State.PENDING
+    with pytest.raises(DuplicateCandidate):
+        engine.submit(CandidateKey("working", "working", "b" * 40))
+    assert engine.integrate("working", main_sha="c" * 40).candidate.state is State.INTEGRATED
+    assert [c.key.slug for c in store.candidates(State.PENDING)] == ["queued", "done"]
+    assert engine.verify() == []
+
+
+def test_sqlite_file_of_schema_version_one_is_upgraded(tmp_path: Path) -> None:
+    """Opening a version-1 SQLite file adds the flags from each row's state and keeps it working."""
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    _fill_version_one(conn.execute, "?")
+    conn.close()
+    store = SQLiteStore(path)
+    try:
+        _check_upgraded(store)
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_schema_of_version_one_is_upgraded(pg_server: str, pg_schema: str) -> None:
+    """Opening a version-1 PostgreSQL schema adds the flags from each row's state."""
+    import psycopg
+    from psycopg import sql
+
+    from mergegate.persistence import PostgresStore
+
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(pg_schema)))
+        _fill_version_one(conn.execute, "%s")
+    store = PostgresStore(pg_server, schema=pg_schema)
+    try:
+        _check_upgraded(store)
+    finally:
+        store.close()
