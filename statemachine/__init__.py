@@ -41,6 +41,7 @@ from .states import Event, State
 from .store import Guide, Hook, Resolver, Store, Transaction
 from .table import TABLE, Rule, Table
 from .validation import (
+    SHA_SHOWN,
     SLUG_MAX,
     cap_text,
     check_branch,
@@ -48,6 +49,7 @@ from .validation import (
     check_sha,
     check_slug,
     check_text,
+    short_sha,
 )
 
 __all__ = [
@@ -56,6 +58,7 @@ __all__ = [
     "ApplyResult",
     "Blocked",
     "Integrated",
+    "SHA_SHOWN",
     "SLUG_MAX",
     "TABLE",
     "Batch",
@@ -106,5 +109,6 @@ __all__ = [
     "format_logfmt",
     "lifecycle",
     "log_outcome",
+    "short_sha",
     "verify_log",
 ]

@@ -49,7 +49,13 @@ _SPEC: dict[tuple[str, str], str] = {
     ("remediating", "resume"): "retry",
 }
 _SLUGS = st.sampled_from(["alpha", "beta"])
-_SHAS = st.sampled_from(["aaaaaaa111", "aaaaaaa222", "bbbbbbb333", "ccccccc444"])
+# Two full ids share their first 7 hex digits, as follow-up slugs do.
+_SHAS = st.sampled_from(
+    [
+        f"{p}{d * 33}"
+        for p, d in (("aaaaaaa", "1"), ("aaaaaaa", "2"), ("bbbbbbb", "3"), ("ccccccc", "4"))
+    ]
+)
 _BRANCHES = st.sampled_from(["work", "feature/x"])
 _TTL = timedelta(minutes=5)
 
