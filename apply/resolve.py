@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from mergegate.statemachine import InvalidInput, check_branch
+from mergegate.statemachine import InvalidInput, check_branch, short_sha
 
 from .git import Git
 from .plumbing import is_ancestor, lookup
@@ -87,7 +87,8 @@ class NotInBranch(ShaNotResolved):
         super().__init__(
             field,
             value,
-            f"commit {commit} is not contained in branch {branch!r} (at {tip}); "
+            f"commit {short_sha(commit)} is not contained in branch {branch!r} "
+            f"(at {short_sha(tip)}); "
             "give a commit of that branch, or name the branch it is on",
         )
         self.commit = commit

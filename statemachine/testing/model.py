@@ -202,7 +202,7 @@ class EngineModelMachine(RuleBasedStateMachine):
         legal = [e for (s, e) in _SPEC if s == current.state and e != "interrupt"]
         moves: dict[str, Callable[[str], None]] = {
             "start_apply": self.start_apply,
-            "integrate": lambda slug: self.integrate(slug, "aaaaaaa111"),
+            "integrate": lambda slug: self.integrate(slug, "aaaaaaa" + "1" * 33),
             "block": lambda slug: self.block(slug, report),
             "start_remediation": self.start_remediation,
             "resume": lambda slug: self.resume(slug, None),
