@@ -1,17 +1,90 @@
-"""The ``mergegate`` click group and its global options; the commands register on it."""
+"""The ``mergegate`` click group and its global options; the commands register on it.
+
+This module is imported by every call, ``--version`` included, so it imports
+click and nothing of the engine: each command's module is imported by the
+group when that command runs (see ``lazy.py``), and the session is built from
+``session.py`` only once a command was chosen.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from .session import DB_ENV, LOG_FILE, Session, default_actor
+from .completion import SLUG
+from .lazy import LazyGroup
+from .names import DB_ENV, LOG_FILE
 
-__all__ = ["cli", "session_of"]
+if TYPE_CHECKING:
+    from .session import Session
+
+__all__ = ["COMMANDS", "cli", "session_of"]
+
+# Which module registers each command. A test imports them all and checks that
+# this map and the registered commands agree.
+COMMANDS = {
+    "apply": "mergegate.cli.commands_moves",
+    "block": "mergegate.cli.commands_moves",
+    "blocked": "mergegate.cli.commands_query",
+    "demo": "mergegate.cli.demo",
+    "diagram": "mergegate.cli.commands_query",
+    "followups": "mergegate.cli.commands_query",
+    "history": "mergegate.cli.commands_query",
+    "init": "mergegate.cli.commands_moves",
+    "integrate": "mergegate.cli.commands_moves",
+    "list": "mergegate.cli.commands_query",
+    "recover": "mergegate.cli.commands_moves",
+    "remediate": "mergegate.cli.commands_moves",
+    "resume": "mergegate.cli.commands_moves",
+    "show": "mergegate.cli.commands_query",
+    "start": "mergegate.cli.commands_moves",
+    "submit": "mergegate.cli.commands_moves",
+    "verify": "mergegate.cli.commands_query",
+}
+
+# A new slug cannot be completed from the store; every other SLUG names a candidate.
+_NEW_SLUG = frozenset({"submit"})
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def _json_after(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    # The group's callback has run by now (click invokes it before it parses the
+    # subcommand), so this only ever turns JSON mode on.
+    session = ctx.find_root().obj
+    if value and session is not None:
+        session.json = True
+
+
+class _Group(LazyGroup):
+    def finish(self, command: click.Command) -> None:
+        """Give ``command`` a ``--json`` flag and slug completion."""
+        _finish(command)
+
+
+def _finish(command: click.Command) -> None:
+    names = {p.name for p in command.params}
+    if "json_after" not in names and "json_mode" not in names:
+        command.params.append(
+            click.Option(
+                ["--json", "json_after"],
+                is_flag=True,
+                expose_value=False,
+                callback=_json_after,
+                help="Write one JSON document to stdout (the same as `mergegate --json`).",
+            )
+        )
+    if command.name not in _NEW_SLUG:
+        for param in command.params:
+            if isinstance(param, click.Argument) and param.name == "slug":
+                param.type = SLUG
+
+
+@click.group(
+    cls=_Group,
+    lazy=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option(
     "--db",
     "db",
@@ -65,6 +138,8 @@ def cli(
     Exit codes: 0 ok, 1 unexpected, 2 usage or invalid input, 3 apply blocked,
     4 move not allowed now or another writer won.
     """
+    from .session import Session, default_actor  # noqa: PLC0415  (lazy: see the module doc)
+
     session: Session = ctx.ensure_object(Session)
     session.repo_path = repo
     session.db_url = db or None
@@ -77,6 +152,8 @@ def cli(
 
 def session_of(ctx: click.Context) -> Session:
     """The session the global options built."""
+    from .session import Session  # noqa: PLC0415  (imported by the group callback already)
+
     session = ctx.find_object(Session)
     assert session is not None, "the mergegate group always creates a session"
     return session

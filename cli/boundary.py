@@ -12,19 +12,21 @@ import sys
 import traceback
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
 
-from mergegate.statemachine import MergegateError, format_logfmt
-
-from . import commands_moves, commands_query  # noqa: F401  (they register the commands)
 from .app import cli
-from .errors import EXIT_UNEXPECTED, EXIT_USAGE, exit_code_for
 from .output import report_error
-from .session import Session
+
+if TYPE_CHECKING:
+    from .session import Session
 
 __all__ = ["EXIT_BROKEN_PIPE", "EXIT_INTERRUPTED", "run"]
 
+# The same values as in errors.py, which imports the engine; this module must not.
+EXIT_UNEXPECTED = 1
+EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 
@@ -32,6 +34,8 @@ EXIT_BROKEN_PIPE = 141
 def _log_unexpected(session: Session, err: BaseException) -> str | None:
     """Write ``err``'s traceback to the log file; return the path, or ``None`` if it failed."""
     try:
+        from mergegate.statemachine import format_logfmt  # noqa: PLC0415
+
         path = session.log_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -61,7 +65,19 @@ def run(argv: Sequence[str] | None = None) -> int:
         return EXIT_UNEXPECTED
 
 
+def _json_requested(args: Sequence[str], err: click.UsageError) -> bool:
+    """Whether the command line asked for JSON, when a usage error stopped click early."""
+    if err.ctx is not None and err.ctx.find_root().params.get("json_mode"):
+        return True
+    # The flag after the command is parsed with that command's options, which a
+    # usage error may have cut short; the token itself is the user's intent.
+    words = list(args)
+    return "--json" in words[: words.index("--")] if "--" in words else "--json" in words
+
+
 def _run(argv: Sequence[str] | None) -> int:
+    from .session import Session  # noqa: PLC0415  (after click: see app.py)
+
     args = list(sys.argv[1:] if argv is None else argv)
     session = Session()
     try:
@@ -69,15 +85,27 @@ def _run(argv: Sequence[str] | None) -> int:
     except click.exceptions.Exit as done:
         return done.exit_code
     except SystemExit as done:
-        # click turns a closed stdout (EPIPE) into sys.exit(1) once it muted the
-        # streams; no command of ours exits the process itself.
+        # Shell completion answers and exits 0. Otherwise click turns a closed stdout
+        # (EPIPE) into sys.exit(1) once it muted the streams; no command of ours
+        # exits the process itself.
+        if done.code in (0, None):
+            return 0
         return EXIT_BROKEN_PIPE if done.code == 1 else EXIT_UNEXPECTED
+    except click.exceptions.NoArgsIsHelpError as err:
+        # `mergegate` or `mergegate followups` alone: the help, as git prints its
+        # usage, on stdout; exit 2 because no command ran (docs/cli.md).
+        session.json = session.json or _json_requested(args, err)
+        if session.json:
+            message = f"no command given; see `{err.ctx.command_path} --help`"
+            return report_error(True, session.command, err, EXIT_USAGE, message, "usage_error")
+        click.echo(err.ctx.get_help())
+        return EXIT_USAGE
     except click.ClickException as err:
         usage = err.ctx if isinstance(err, click.UsageError) else None
         hint = "" if usage is None else f"; see `{usage.command_path} --help`"
-        if usage is not None:
+        if isinstance(err, click.UsageError):
             # A usage error can stop click before the group callback read --json.
-            session.json = session.json or bool(usage.find_root().params.get("json_mode"))
+            session.json = session.json or _json_requested(args, err)
         message = err.format_message().rstrip(".") + hint
         return report_error(session.json, session.command, err, EXIT_USAGE, message, "usage_error")
     except (click.Abort, KeyboardInterrupt) as err:
@@ -85,19 +113,28 @@ def _run(argv: Sequence[str] | None) -> int:
         return report_error(
             session.json, session.command, err, EXIT_INTERRUPTED, "interrupted", "interrupted"
         )
-    except MergegateError as err:
+    except Exception as err:  # the one boundary: any crash becomes one line
+        return _report(session, err)
+    finally:
+        session.close()
+    return result if isinstance(result, int) else 0
+
+
+def _report(session: Session, err: Exception) -> int:
+    # Imported here: every command that can raise one has loaded the engine already.
+    from mergegate.statemachine import MergegateError  # noqa: PLC0415
+
+    from .errors import exit_code_for  # noqa: PLC0415
+
+    if isinstance(err, MergegateError):
         return report_error(session.json, session.command, err, exit_code_for(err))
-    except BrokenPipeError:
+    if isinstance(err, BrokenPipeError):
         # The reader went away (`mergegate history x | head -1`): the command's work
         # is done, only its output is cut. Exit as a process killed by SIGPIPE would.
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
-    except Exception as err:  # the one boundary: any crash becomes one line
-        where = _log_unexpected(session, err)
-        more = f"; the traceback is in {where}" if where else ""
-        message = f"unexpected {type(err).__name__}: {err}{more}"
-        return report_error(session.json, session.command, err, EXIT_UNEXPECTED, message)
-    finally:
-        session.close()
-    return result if isinstance(result, int) else 0
+    where = _log_unexpected(session, err)
+    more = f"; the traceback is in {where}" if where else ""
+    message = f"unexpected {type(err).__name__}: {err}{more}"
+    return report_error(session.json, session.command, err, EXIT_UNEXPECTED, message)

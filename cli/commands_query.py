@@ -11,7 +11,6 @@ from mergegate.followups import drain
 from mergegate.statemachine import Reason, State, check_slug
 
 from .app import cli, session_of
-from .diagram import dot, mermaid
 from .errors import EXIT_OK, EXIT_UNEXPECTED
 from .human import blocked_table, candidate_table, history_table, show_text
 from .output import emit
@@ -198,6 +197,8 @@ def verify(ctx: click.Context) -> int:
 @click.pass_context
 def diagram(ctx: click.Context, fmt: str, counts: bool) -> int:
     """Draw the lifecycle from the transition table."""
+    from .diagram import dot, mermaid  # noqa: PLC0415  (show, list... never draw)
+
     s = session_of(ctx)
     taken = s.store().edge_counts() if counts else None
     text = (mermaid if fmt == "mermaid" else dot)(counts=taken)

@@ -1,8 +1,10 @@
 """The configuration: ``mergegate.toml`` at the repository root, or ``[tool.mergegate]``.
 
-Every key is checked when the file is read. An unknown key, a wrong type or a
-path that leaves the repository is a :class:`ConfigError` naming the key, so a
-typo fails at once and never halfway through an apply.
+Every key is checked when the file is read. An unknown key, a wrong type, a
+number out of its range or a path that leaves the repository is a
+:class:`ConfigError` naming the key, so a typo fails at once and never halfway
+through an apply. The defaults go through the very same checks: a ``todos``
+symlink that points outside is refused whether or not the file names it.
 """
 
 from __future__ import annotations
@@ -10,21 +12,51 @@ from __future__ import annotations
 import math
 import tomllib
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import attrs
 
-from mergegate.followups import DEFAULT_GROUP
-from mergegate.statemachine import MergegateError, check_branch, check_relpath, check_slug
+from mergegate.followups import DEFAULT_GROUP, PathOutsideRepository, check_inside
+from mergegate.statemachine import (
+    InvalidInput,
+    MergegateError,
+    check_branch,
+    check_relpath,
+    check_slug,
+)
 
 from .errors import ConfigError
 
-__all__ = ["CONFIG_FILE", "GUIDANCE_NAMES", "CheckConfig", "Config", "load_config"]
+__all__ = [
+    "CHECK_TIMEOUT_RANGE",
+    "CONFIG_FILE",
+    "GUIDANCE_NAMES",
+    "LEASE_TTL_RANGE",
+    "MAX_MAIN_RETRIES_RANGE",
+    "CheckConfig",
+    "Config",
+    "load_config",
+]
 
 CONFIG_FILE = "mergegate.toml"
 GUIDANCE_NAMES = ("remediate", "resume", "apply", "show", "sync")
 _MAX_CONFIG_BYTES = 1 << 20
+# Seconds. Below 1 s the heartbeat (a third of the TTL) leaves no room for one
+# git step between two renewals; above a day, a crashed apply would hold the
+# queue for longer than anyone waits, and 1e12 overflows the lease's datetime.
+LEASE_TTL_RANGE = (1.0, 86_400.0)
+# Seconds. A check that needs more than a day is a job for CI, not a gate.
+CHECK_TIMEOUT_RANGE = (1.0, 86_400.0)
+MAX_MAIN_RETRIES_RANGE = (0, 100)
+
+
+def _between(low: float, high: float) -> Any:
+    def check(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+        if isinstance(value, bool) or not (low <= value <= high):
+            raise InvalidInput(attribute.name, value, f"give {low:g} to {high:g}")
+
+    return check
 
 
 @attrs.frozen
@@ -33,13 +65,17 @@ class CheckConfig:
 
     name: str
     argv: tuple[str, ...]
-    timeout: float = 600.0
+    timeout: float = attrs.field(default=600.0, validator=_between(*CHECK_TIMEOUT_RANGE))
     shell: bool = False
 
 
 @attrs.frozen
 class Config:
-    """The settings of one repository; every path is absolute and inside ``repo``."""
+    """The settings of one repository; every path is absolute and inside ``repo``.
+
+    Numbers out of their range raise InvalidInput here too, so a record built
+    in Python cannot carry what the file reader refuses.
+    """
 
     repo: Path
     todos: Path
@@ -48,14 +84,14 @@ class Config:
     main_branch: str = "main"
     remote: str | None = None
     follow_up_group: str | None = DEFAULT_GROUP
-    max_main_retries: int = 3
-    lease_ttl: float = 600.0
+    max_main_retries: int = attrs.field(default=3, validator=_between(*MAX_MAIN_RETRIES_RANGE))
+    lease_ttl: float = attrs.field(default=600.0, validator=_between(*LEASE_TTL_RANGE))
     checks: tuple[CheckConfig, ...] = ()
     guidance: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def defaults(cls, repo: Path) -> Config:
-        """The configuration of a repository that has none."""
+        """The default values for ``repo``, unchecked; :func:`load_config` checks them."""
         return cls(repo, repo / "todos", repo / "todos" / "roadmap.yaml")
 
     @property
@@ -99,10 +135,11 @@ class _Reader:
             raise self.error(key, "expected one non-empty line")
         return value
 
-    def number(self, key: str) -> float | None:
+    def seconds(self, key: str, bounds: tuple[float, float]) -> float | None:
         value = self.get(key, (int, float), "a number")
-        if value is not None and not (math.isfinite(value) and value > 0):
-            raise self.error(key, f"expected a positive number, got {value}")
+        low, high = bounds
+        if value is not None and not (math.isfinite(value) and low <= value <= high):
+            raise self.error(key, f"expected {low:g} to {high:g} seconds, got {value:g}")
         return None if value is None else float(value)
 
     def done(self) -> None:
@@ -113,21 +150,23 @@ class _Reader:
             )
 
 
-def _inside(reader: _Reader, repo: Path, key: str) -> Path | None:
-    value = reader.text(key)
-    if value is None:
-        return None
+def _inside(reader: _Reader, repo: Path, key: str, value: str, *, default: bool) -> Path:
+    """``repo / value``, refused unless it resolves inside ``repo``: the one check that
+    explicit values and defaults share."""
+    shown = f"{value!r} (the default)" if default else repr(value)
     try:
         check_relpath(value, field=key)
     except MergegateError:
-        raise reader.error(
-            key, f"{value!r} must be a relative path inside the repository"
-        ) from None
+        raise reader.error(key, f"{shown} must be a relative path inside the repository") from None
     path = repo / value
-    root = repo.resolve()
-    resolved = path.resolve()
-    if resolved != root and root not in resolved.parents:
-        raise reader.error(key, f"{value!r} resolves to {resolved}, outside the repository")
+    try:
+        check_inside(repo, path, key)
+    except PathOutsideRepository as err:
+        raise reader.error(
+            key,
+            f"{shown} resolves to {err.resolved}, outside the repository; "
+            f"remove the symlink, or set {key} to a path inside it",
+        ) from None
     return path
 
 
@@ -162,7 +201,7 @@ def _checks(reader: _Reader) -> tuple[CheckConfig, ...]:
             raise sub.error("argv", "expected a non-empty array of non-empty strings")
         if shell and len(argv) != 1:
             raise sub.error("argv", "with shell = true give exactly one command string")
-        timeout = sub.number("timeout")
+        timeout = sub.seconds("timeout", CHECK_TIMEOUT_RANGE)
         sub.done()
         checks.append(CheckConfig(name, tuple(argv), timeout or 600.0, shell))
     return tuple(checks)
@@ -178,7 +217,9 @@ def _guidance(reader: _Reader) -> tuple[tuple[str, str], ...]:
     return tuple((name, value) for name, value in found if value is not None)
 
 
-def _parse(repo: Path, where: str, table: Mapping[str, Any], prefix: str) -> Config:
+def _parse(
+    repo: Path, where: str, table: Mapping[str, Any], prefix: str, source: str | None
+) -> Config:
     reader = _Reader(where, table, prefix)
     main_branch = reader.text("main_branch")
     if main_branch is not None:
@@ -196,22 +237,31 @@ def _parse(repo: Path, where: str, table: Mapping[str, Any], prefix: str) -> Con
         except MergegateError as err:
             raise reader.error("follow_up_group", str(err)) from None
     retries = reader.get("max_main_retries", int, "an integer")
-    if retries is not None and not 0 <= retries <= 100:
-        raise reader.error("max_main_retries", f"expected 0 to 100, got {retries}")
-    todos = _inside(reader, repo, "todos")
-    roadmap = _inside(reader, repo, "roadmap")
-    ttl = reader.number("lease_ttl")
+    low, high = MAX_MAIN_RETRIES_RANGE
+    if retries is not None and not low <= retries <= high:
+        raise reader.error("max_main_retries", f"expected {low} to {high}, got {retries}")
+    todos_value, roadmap_value = reader.text("todos"), reader.text("roadmap")
+    todos_rel = todos_value or "todos"
+    todos = _inside(reader, repo, "todos", todos_rel, default=todos_value is None)
+    roadmap = _inside(
+        reader,
+        repo,
+        "roadmap",
+        roadmap_value or (PurePosixPath(todos_rel) / "roadmap.yaml").as_posix(),
+        default=roadmap_value is None,
+    )
+    ttl = reader.seconds("lease_ttl", LEASE_TTL_RANGE)
     checks = _checks(reader)
     guidance = _guidance(reader)
     reader.done()
     defaults = Config.defaults(repo)
     return Config(
         repo=repo,
-        source=where,
+        source=source,
         main_branch=main_branch or defaults.main_branch,
         remote=remote,
-        todos=todos or defaults.todos,
-        roadmap=roadmap or (todos / "roadmap.yaml" if todos else defaults.roadmap),
+        todos=todos,
+        roadmap=roadmap,
         follow_up_group=group or defaults.follow_up_group,
         max_main_retries=defaults.max_main_retries if retries is None else retries,
         lease_ttl=ttl or defaults.lease_ttl,
@@ -236,7 +286,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def load_config(repo: Path) -> Config:
-    """The configuration of the repository rooted at ``repo``; defaults if it has none.
+    """The configuration of the repository rooted at ``repo``; checked defaults if it has none.
 
     Reads ``<repo>/mergegate.toml``, else the ``[tool.mergegate]`` table of
     ``<repo>/pyproject.toml``. Having both is an error, so there is never a
@@ -257,7 +307,8 @@ def load_config(repo: Path) -> Config:
                 "(file)",
                 f"{pyproject} also has [tool.mergegate]; keep only one of the two",
             )
-        return _parse(repo, str(own), _read_toml(own), "")
+        return _parse(repo, str(own), _read_toml(own), "", str(own))
     if tool is not None:
-        return _parse(repo, str(pyproject), tool, "tool.mergegate.")
-    return Config.defaults(repo)
+        return _parse(repo, str(pyproject), tool, "tool.mergegate.", str(pyproject))
+    # No file: the defaults still go through every check a file's values get.
+    return _parse(repo, f"{repo} (defaults)", {}, "", None)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from mergegate.statemachine import TABLE, Event, State, Table
+from mergegate.statemachine import TABLE, Effect, Event, State, Table
 
 __all__ = ["BEGIN_MARK", "END_MARK", "Counts", "dot", "lifecycle_section", "mermaid"]
 
@@ -34,8 +34,8 @@ def mermaid(table: Table = TABLE, counts: Counts | None = None) -> str:
     for source, event, dest in table.edges():
         start = "[*]" if source is None else source.value
         lines.append(f"    {start} --> {dest.value}: {_label(source, event, dest, counts)}")
-    for state in State:
-        if state.is_terminal:
+    for state in table.states:
+        if state in table.terminal:
             lines.append(f"    {state.value} --> [*]")
     return "\n".join(lines) + "\n"
 
@@ -48,8 +48,8 @@ def dot(table: Table = TABLE, counts: Counts | None = None) -> str:
         "    node [shape=box, style=rounded];",
         "    new [shape=point];",
     ]
-    for state in State:
-        shape = ", peripheries=2" if state.is_terminal else ""
+    for state in table.states:
+        shape = ", peripheries=2" if state in table.terminal else ""
         lines.append(f'    {state.value} [label="{state.value}"{shape}];')
     for source, event, dest in table.edges():
         start = "new" if source is None else source.value
@@ -61,12 +61,14 @@ def dot(table: Table = TABLE, counts: Counts | None = None) -> str:
 
 
 def lifecycle_section(table: Table = TABLE) -> str:
-    """The generated part of ``docs/lifecycle.md``: the diagram and the event table."""
-    rows = ["| event | from | to | meaning |", "|---|---|---|---|"]
+    """The generated part of ``docs/lifecycle.md``: the diagram and the event table with effects."""
+    rows = ["| event | from | to | effects | meaning |", "|---|---|---|---|---|"]
     for rule in table.rules:
         sources = ", ".join(s.value for s in rule.sources) or "(new)"
         dest = "unchanged" if rule.dest is None else rule.dest.value
-        rows.append(f"| `{rule.event.value}` | {sources} | {dest} | {rule.meaning} |")
+        # Effects in declaration order of the enum, so the page is the same on every run.
+        effects = ", ".join(e.value for e in Effect if e in rule.effects) or "-"
+        rows.append(f"| `{rule.event.value}` | {sources} | {dest} | {effects} | {rule.meaning} |")
     return (
         f"{BEGIN_MARK}\n\n```mermaid\n{mermaid(table)}```\n\n" + "\n".join(rows) + f"\n\n{END_MARK}"
     )

@@ -8,7 +8,6 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from . import demo  # noqa: F401  (registers the demo command)
 from .boundary import EXIT_BROKEN_PIPE, run
 
 __all__ = ["main", "run"]

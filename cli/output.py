@@ -12,16 +12,16 @@ from typing import Any
 
 import click
 
-from mergegate.followups import one_line
-
-from .errors import error_code
-from .payload import SCHEMA_VERSION
+from .colour import enabled, error_prefix, paint
 
 __all__ = ["document", "emit", "report_error"]
 
 
 def document(command: str, exit_code: int, **body: Any) -> str:
     """The JSON envelope as text: sorted keys, two-space indent, one trailing newline."""
+    # Imported here: this module is loaded by every call, `--version` included.
+    from .payload import SCHEMA_VERSION  # noqa: PLC0415
+
     doc = {"schema_version": SCHEMA_VERSION, "command": command, "exit_code": exit_code, **body}
     return json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
@@ -30,6 +30,8 @@ def emit(json_mode: bool, command: str, result: Any, text: str, exit_code: int =
     """Write ``result`` (JSON mode) or ``text`` to stdout; return ``exit_code``."""
     if json_mode:
         click.echo(document(command, exit_code, result=result), nl=False)
+    elif enabled(sys.stdout):
+        click.echo(paint(text), nl=False, color=True)
     else:
         click.echo(text, nl=False)
     return exit_code
@@ -44,10 +46,14 @@ def report_error(
     kind: str | None = None,
 ) -> int:
     """One line on stderr (and the JSON error document on stdout in JSON mode)."""
+    from mergegate.followups import one_line  # noqa: PLC0415
+
+    from .errors import error_code  # noqa: PLC0415
+
     text = one_line(message if message is not None else str(err) or type(err).__name__, 1000)
     if json_mode:
         body = {"error": {"type": kind or error_code(err), "message": text}}
         click.echo(document(command, exit_code, **body), nl=False)
-    sys.stderr.write(f"mergegate: error: {text}\n")
+    sys.stderr.write(f"{error_prefix(sys.stderr)} {text}\n")
     sys.stderr.flush()
     return exit_code

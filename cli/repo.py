@@ -100,6 +100,20 @@ def locate(path: Path) -> Repository:
     """The repository at or above ``path``; raises RepositoryError if there is none."""
     if not path.is_dir():
         raise NotARepository(str(path), "no such directory")
+    # One git process answers for a work tree, where operators run most commands;
+    # --show-toplevel fails in a bare repository, which then costs a second one.
+    done = _git(
+        path,
+        "rev-parse",
+        "--path-format=absolute",
+        "--is-bare-repository",
+        "--git-common-dir",
+        "--show-toplevel",
+        ok=(0, 128),
+    )
+    lines = done.stdout.splitlines()
+    if done.returncode == 0 and len(lines) >= 3 and lines[0] == "false":
+        return Repository(root=Path(lines[2]), common_dir=Path(lines[1]), bare=False)
     done = _git(
         path,
         "rev-parse",

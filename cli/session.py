@@ -11,35 +11,27 @@ from __future__ import annotations
 import getpass
 import logging
 import os
-import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import attrs
 
-from mergegate.apply import CheckSpec, GitApplier
-from mergegate.followups import (
-    FollowUpGuide,
-    FollowUpHook,
-    FollowUps,
-    GuidanceTemplates,
-    InvalidTemplate,
-    StateFileResolver,
-)
-from mergegate.persistence import open_store
-from mergegate.statemachine import Engine, InvalidInput, Store, check_text
+from .names import DB_ENV, DB_FILE, LOG_FILE
 
-from .config import CheckConfig, Config, load_config
-from .errors import ConfigError, UsageError
-from .repo import Repository, locate
+if TYPE_CHECKING:
+    # Each part is imported by the method that builds it, so a command pays only
+    # for what it opens (`show` never loads the git applier): see cli/lazy.py.
+    from mergegate.apply import CheckSpec, GitApplier
+    from mergegate.followups import FollowUps, GuidanceTemplates
+    from mergegate.statemachine import Engine, Store
+
+    from .config import CheckConfig, Config
+    from .repo import Repository
 
 __all__ = ["DB_ENV", "DB_FILE", "LOG_FILE", "Session", "default_actor"]
 
-DB_ENV = "MERGEGATE_DB"
-DB_FILE = "mergegate.sqlite3"
-LOG_FILE = "mergegate.log"
 _TRANSITIONS = logging.getLogger("mergegate.transitions")
 
 
@@ -78,12 +70,16 @@ class Session:
     def repository(self) -> Repository:
         """The git repository ``--repo`` names (or contains)."""
         if self._repository is None:
+            from .repo import locate  # noqa: PLC0415
+
             self._repository = locate(self.repo_path.absolute())
         return self._repository
 
     def config(self) -> Config:
         """The repository's configuration (docs/configuration.md)."""
         if self._config is None:
+            from .config import load_config  # noqa: PLC0415
+
             self._config = load_config(self.repository().root)
         return self._config
 
@@ -112,15 +108,22 @@ class Session:
         return self._store
 
     def followups(self) -> FollowUps:
+        from mergegate.followups import FollowUps  # noqa: PLC0415
+
         config = self.config()
         return FollowUps(
             config.todos,
             roadmap=config.roadmap,
             group=config.follow_up_group,
             templates=self.templates(),
+            boundary=config.repo,
         )
 
     def templates(self) -> GuidanceTemplates:
+        from mergegate.followups import GuidanceTemplates, InvalidTemplate  # noqa: PLC0415
+
+        from .errors import ConfigError  # noqa: PLC0415
+
         config = self.config()
         try:
             return GuidanceTemplates(**dict(config.guidance))
@@ -132,6 +135,13 @@ class Session:
     def engine(self) -> Engine:
         """The Engine, wired with the follow-up hook, guide and resolver; logging on."""
         if self._engine is None:
+            from mergegate.followups import (  # noqa: PLC0415
+                FollowUpGuide,
+                FollowUpHook,
+                StateFileResolver,
+            )
+            from mergegate.statemachine import Engine, InvalidInput, check_text  # noqa: PLC0415
+
             config, store = self.config(), self.store()
             check_text(self.actor, field="actor")
             if not self.actor.strip() or "\n" in self.actor:
@@ -141,7 +151,7 @@ class Session:
                 store,
                 hooks=[FollowUpHook(store, self.followups())],
                 guide=FollowUpGuide(self.templates(), todos_label=config.todos_label),
-                resolver=StateFileResolver(config.todos),
+                resolver=StateFileResolver(config.todos, boundary=config.repo),
                 actor=self.actor,
                 lease_ttl=timedelta(seconds=config.lease_ttl),
             )
@@ -149,6 +159,8 @@ class Session:
 
     def applier(self) -> GitApplier:
         """The git applier on the repository, with the configured checks."""
+        from mergegate.apply import GitApplier  # noqa: PLC0415
+
         config = self.config()
         specs: dict[str, Any] = {"checks": [_check_spec(c) for c in config.checks]}
         return GitApplier(
@@ -157,11 +169,15 @@ class Session:
             **specs,
             max_main_retries=config.max_main_retries,
             remote=config.remote,
-            heartbeat_every=max(1.0, min(30.0, config.lease_ttl / 3)),
+            # A third of the TTL (lease_ttl >= 1 s, see config.py): two heartbeats can
+            # be missed before the lease expires. No floor: a floor above ttl/3 lost the lease.
+            heartbeat_every=min(30.0, config.lease_ttl / 3),
         )
 
     def lease_owner(self) -> str:
         """Who holds the lease during ``apply``: the actor, the host and the process."""
+        import socket  # noqa: PLC0415  (only apply needs it)
+
         return f"{self.actor}@{socket.gethostname()}:{os.getpid()}"
 
     def log_path(self) -> Path:
@@ -192,6 +208,8 @@ class Session:
 
 
 def _check_spec(check: CheckConfig) -> CheckSpec:
+    from mergegate.apply import CheckSpec  # noqa: PLC0415
+
     # CheckSpec's tuple converter types as Iterable[_T_co] under mypy's attrs
     # plugin; keyword arguments through a mapping keep it checked at runtime.
     fields: dict[str, Any] = {
@@ -212,6 +230,10 @@ def _sqlite_path(target: str) -> Path | None:
 
 def _open(target: str, *, create: bool) -> Store:
     """Open the store ``target`` names; only ``create`` may create a missing SQLite file."""
+    from mergegate.persistence import open_store  # noqa: PLC0415
+
+    from .errors import UsageError  # noqa: PLC0415
+
     path = _sqlite_path(target)
     if path is not None:
         if path.is_dir():

@@ -14,12 +14,16 @@ Wire it into an Engine with the three protocol implementations::
 This package imports only ``mergegate.statemachine``.
 """
 
+from .contain import check_inside
 from .errors import (
     FollowUpConflict,
     FollowUpError,
     InvalidTemplate,
+    LockTimeout,
     MalformedRoadmap,
+    PathOutsideRepository,
     PathOutsideTodos,
+    UnsafeFile,
 )
 from .guidance import CODE_BLOCKED, CODE_FOLLOWUP_FAILED, CODE_FOLLOWUP_PENDING, FollowUpGuide
 from .materialize import DEFAULT_GROUP, FollowUps
@@ -49,11 +53,15 @@ __all__ = [
     "FollowUps",
     "GuidanceTemplates",
     "InvalidTemplate",
+    "LockTimeout",
     "MalformedRoadmap",
+    "PathOutsideRepository",
     "PathOutsideTodos",
     "ScaffoldResult",
     "StateFileResolver",
+    "UnsafeFile",
     "add_roadmap_entry",
+    "check_inside",
     "drain",
     "one_line",
     "read_source",

@@ -13,8 +13,11 @@ __all__ = [
     "FollowUpConflict",
     "FollowUpError",
     "InvalidTemplate",
+    "LockTimeout",
     "MalformedRoadmap",
+    "PathOutsideRepository",
     "PathOutsideTodos",
+    "UnsafeFile",
 ]
 
 
@@ -65,6 +68,56 @@ class PathOutsideTodos(FollowUpError, ValueError):
             "remove the symlink or entry that points out of it",
             slug=slug,
             root=root,
+        )
+
+
+class PathOutsideRepository(FollowUpError, ValueError):
+    """A configured or default path resolves outside the repository; nothing was written."""
+
+    key: str
+    path: str
+    resolved: str
+    root: str
+
+    def __init__(self, key: str, path: str, resolved: str, root: str) -> None:
+        super().__init__(
+            f"{key} {path} resolves to {resolved}, outside the repository {root}; "
+            "remove the symlink that points out of it, or choose a path inside it",
+            key=key,
+            path=path,
+            resolved=resolved,
+            root=root,
+        )
+
+
+class UnsafeFile(FollowUpError, OSError):
+    """A file mergegate reads or writes under the todos folder is a symlink or not a regular
+    file; it was neither followed nor changed."""
+
+    path: str
+    problem: str
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(
+            f"{path} {problem}; mergegate never follows a link under the todos folder: "
+            "replace it with a regular file (or remove it)",
+            path=path,
+            problem=problem,
+        )
+
+
+class LockTimeout(FollowUpError, TimeoutError):
+    """Another writer held the roadmap lock for longer than the timeout; nothing was written."""
+
+    path: str
+    timeout: float
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__(
+            f"could not lock {path} within {timeout:g}s: another writer holds it; "
+            "retry with `mergegate followups sync`",
+            path=path,
+            timeout=timeout,
         )
 
 

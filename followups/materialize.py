@@ -8,6 +8,7 @@ import attrs
 
 from mergegate.statemachine import BlockedRecord, BlockedReport
 
+from .contain import check_inside
 from .roadmap import add_roadmap_entry, check_group
 from .scaffold import ScaffoldResult, scaffold_todo
 from .templates import GuidanceTemplates
@@ -31,8 +32,11 @@ class FollowUps:
     """Where follow-ups go: the todos folder, the roadmap file, the roadmap group, the templates.
 
     ``roadmap`` defaults to ``<todos_root>/roadmap.yaml``; ``group`` ``None``
-    writes entries without a group. Raises InvalidInput for a group that is not
-    one printable line, and InvalidTemplate (from the templates) for a bad template.
+    writes entries without a group. ``boundary``, when given (the CLI gives the
+    repository root), is the folder that the todos folder and the roadmap must
+    resolve inside, checked again before every write. Raises InvalidInput for a
+    group that is not one printable line, and InvalidTemplate (from the
+    templates) for a bad template.
     """
 
     todos_root: Path = attrs.field(converter=Path)
@@ -41,14 +45,31 @@ class FollowUps:
     )
     group: str | None = attrs.field(default=DEFAULT_GROUP, validator=_check_group)
     templates: GuidanceTemplates = attrs.field(factory=GuidanceTemplates)
+    boundary: Path | None = attrs.field(
+        default=None, converter=attrs.converters.optional(Path), kw_only=True
+    )
+
+    def check_contained(self) -> None:
+        """Raise PathOutsideRepository if the todos folder or the roadmap resolves outside
+        ``boundary``; a no-op without one."""
+        if self.boundary is not None:
+            check_inside(self.boundary, self.todos_root, "todos")
+            check_inside(self.boundary, self.roadmap, "roadmap")
 
     def materialize(self, record: BlockedRecord, report: BlockedReport) -> ScaffoldResult:
         """Create or reuse ``record``'s todo folder, then add its roadmap entry if missing.
 
         Both steps are idempotent, so a retry after a failure or a crash
         finishes the job. The entry lists ``record.previous_follow_up`` under
-        ``after``. Raises what :func:`scaffold_todo` and :func:`add_roadmap_entry` raise.
+        ``after``. Raises PathOutsideRepository, writing nothing, if a path
+        resolves outside ``boundary``, and what :func:`scaffold_todo` and
+        :func:`add_roadmap_entry` raise.
         """
+        self.check_contained()
+        self.todos_root.mkdir(parents=True, exist_ok=True)
+        # Checked again once the folder exists, so a symlink swapped in meanwhile
+        # is caught before the first file is written.
+        self.check_contained()
         result = scaffold_todo(self.todos_root, record, report, self.templates)
         key = record.key
         add_roadmap_entry(

@@ -1,9 +1,13 @@
-"""The "resolved" rule: a follow-up is resolved when its own ``state.yaml`` says ``status: done``.
+"""The "resolved" rule: a follow-up is resolved when mergegate created it, it is linked to
+the blocked candidate, and its own ``state.yaml`` says ``status: done``.
 
 The scaffold writes ``status: open``. Whoever finishes the remediation (a
-person, an agent, the orchestrator) sets ``status: done``. The rule reads the
-follow-up's own files only, so it needs no store and no network, and what it
-reads is what a human sees in the todo folder.
+person, an agent, the orchestrator) sets ``status: done``. What the rule reads
+is what a human sees in the todo folder, but a folder alone is not enough: a
+folder that was there before mergegate (the ``FollowUpConflict`` case) says
+nothing about this candidate, whatever its ``state.yaml`` claims. So the
+store's record must say the follow-up was materialized (``created``), and the
+file must name the candidate and the follow-up it was written for.
 """
 
 from __future__ import annotations
@@ -12,49 +16,114 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 
-from mergegate.statemachine import BlockedRecord, MergegateError
+from mergegate.statemachine import BlockedRecord, FollowUpState, MergegateError
 
+from .contain import check_inside
+from .fsio import read_regular
 from .paths import todo_path
+from .text import one_line
 from .todo_text import STATE_DONE
 
 __all__ = ["StateFileResolver"]
 
 
+def _not_created(record: BlockedRecord) -> str | None:
+    fu = record.follow_up_slug
+    match record.follow_up_state:
+        case FollowUpState.CREATED:
+            return None
+        case FollowUpState.PENDING:
+            return f"follow-up {fu} is not created yet; sync the follow-ups first"
+        case FollowUpState.FAILED:
+            error = one_line(record.follow_up_error or "unknown error", limit=160)
+            return (
+                f"follow-up {fu} was never created by mergegate ({error}); a folder "
+                "mergegate did not create cannot resolve it: move it away and sync the follow-ups"
+            )
+
+
+def _unlinked(data: dict[Any, Any], record: BlockedRecord) -> str | None:
+    """Why ``data`` (a parsed state.yaml) does not link ``record``, or ``None`` if it does."""
+    key = record.key
+    source = data.get("source")
+    found = {
+        "follow_up": data.get("follow_up"),
+        "source.slug": source.get("slug") if isinstance(source, dict) else None,
+        "source.branch": source.get("branch") if isinstance(source, dict) else None,
+        "source.sha": source.get("sha") if isinstance(source, dict) else None,
+    }
+    expected = {
+        "follow_up": record.follow_up_slug,
+        "source.slug": key.slug,
+        "source.branch": key.branch,
+        "source.sha": key.sha,
+    }
+    for name, value in expected.items():
+        if found[name] != value:
+            shown = one_line(repr(found[name]), limit=60)
+            return f"{name} is {shown}, not {value!r}: it is not this candidate's follow-up"
+    return None
+
+
 @attrs.frozen
 class StateFileResolver:
-    """Implements ``Resolver``: resolved iff ``<todos_root>/<follow_up>/state.yaml`` says done."""
+    """Implements ``Resolver``: resolved iff the follow-up was created by mergegate, its
+    ``<todos_root>/<follow_up>/state.yaml`` links this candidate, and it says done.
+
+    ``boundary``, when given (the CLI gives the repository root), is the folder
+    the todos folder must resolve inside.
+    """
 
     todos_root: Path = attrs.field(converter=Path)
+    boundary: Path | None = attrs.field(
+        default=None, converter=attrs.converters.optional(Path), kw_only=True
+    )
 
     def unresolved_reason(self, record: BlockedRecord) -> str | None:
-        """``None`` when the follow-up's state.yaml parses and says ``status: done``.
+        """``None`` when the follow-up is resolved; otherwise a few words (one line) saying why.
 
-        Otherwise a few words saying why not: the folder or the file is
-        missing or unreadable, the YAML does not parse, is not a mapping, or
-        its status is something else. Never raises for what it finds on disk.
+        Unresolved: the store does not record the follow-up as created (it is
+        pending, or failed, for instance because a foreign folder held its
+        name); the folder or its state.yaml is missing, unreadable, a symlink or
+        outside the todos folder; the YAML does not parse or is not a mapping;
+        its ``follow_up`` or ``source`` (slug, branch, sha) is not this
+        record's; or its status is not ``done``. Never raises for what it finds on disk.
         """
+        not_created = _not_created(record)
+        if not_created is not None:
+            return not_created
         name = str(self.todos_root / record.follow_up_slug)
         try:
+            if self.boundary is not None:
+                check_inside(self.boundary, self.todos_root, "todos")
             folder = todo_path(self.todos_root, record.follow_up_slug)
         except MergegateError as err:
             return f"follow-up folder is not usable: {err}"
         if not folder.is_dir():
             return f"follow-up folder {name} is missing"
         try:
-            text = (folder / "state.yaml").read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return f"{name}/state.yaml is missing"
+            raw = read_regular(folder / "state.yaml")
+            text = None if raw is None else raw.decode("utf-8")
+        except MergegateError as err:
+            return f"{name}/state.yaml is not usable: {err}"
         except (OSError, UnicodeDecodeError) as err:
             return f"{name}/state.yaml cannot be read ({type(err).__name__})"
+        if text is None:
+            return f"{name}/state.yaml is missing"
+        # Imported here: importing the package (every command does) must not load ruamel.
+        from ruamel.yaml import YAML  # noqa: PLC0415
+        from ruamel.yaml.error import YAMLError  # noqa: PLC0415
+
         try:
             data: Any = YAML(typ="safe", pure=True).load(text)
         except YAMLError:
             return f"{name}/state.yaml is not valid YAML"
         if not isinstance(data, dict):
             return f"{name}/state.yaml is not a mapping"
+        unlinked = _unlinked(data, record)
+        if unlinked is not None:
+            return f"{name}/state.yaml: {unlinked}"
         status = data.get("status")
         if status != STATE_DONE:
             return f"{name}/state.yaml has status {status!r}, not {STATE_DONE!r}"

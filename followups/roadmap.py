@@ -3,38 +3,51 @@
 The first entry has the highest priority. Humans edit this file, so it is read
 and written in ruamel's round-trip mode, which keeps their comments, order and
 quoting. Writers take a file lock, re-read under it, and replace the file
-atomically, so concurrent writers never lose each other's entries.
+atomically, so concurrent writers never lose each other's entries. Neither the
+roadmap nor its lock file is ever reached through a symlink (see fsio, lockfile).
 """
 
 from __future__ import annotations
 
+import functools
 import glob
 import io
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-from filelock import FileLock
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import YAMLError
+from typing import TYPE_CHECKING, Any
 
 from mergegate.statemachine import InvalidInput, check_slug
 
 from .errors import MalformedRoadmap
-from .fsio import replace_file
+from .fsio import read_regular, replace_file
+from .lockfile import exclusive
 from .text import one_line
 
+if TYPE_CHECKING:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
 __all__ = ["add_roadmap_entry", "check_group", "roadmap_slugs"]
+
+# ruamel.yaml and filelock are imported by the functions that use them: importing
+# this package (as every `mergegate` command does) must not load them.
 
 _ITEM_INDENT = re.compile(r"^( *)- ", re.MULTILINE)
 _LOCK_TIMEOUT = 60.0
 _SLUG_LIMIT = 200
-_SAFE = YAML(typ="safe")
+
+
+@functools.cache
+def _safe() -> YAML:
+    from ruamel.yaml import YAML  # noqa: PLC0415
+
+    return YAML(typ="safe")
 
 
 def _yaml(text: str) -> YAML:
+    from ruamel.yaml import YAML  # noqa: PLC0415
+
     yaml = YAML(typ="rt", pure=True)
     yaml.preserve_quotes = True
     # Long descriptions stay on one line; wrapping would rewrite a human's lines.
@@ -51,6 +64,8 @@ def _is_blank(text: str) -> bool:
 
 
 def _parse(path: Path, text: str, yaml: YAML) -> list[Any] | None:
+    from ruamel.yaml.error import YAMLError  # noqa: PLC0415
+
     if _is_blank(text):
         return None
     try:
@@ -73,21 +88,23 @@ def _entries(path: Path, text: str) -> list[dict[str, Any]] | None:
     when ruamel.yaml.clib is installed: about eight times faster than the
     round-trip loader on a roadmap of forty entries, and a block reads it twice.
     """
-    return _parse(path, text, _SAFE)
+    return _parse(path, text, _safe())
 
 
 def _load(path: Path, text: str) -> CommentedSeq | None:
     """The roadmap list of ``text`` in round-trip form, comments attached, for re-dumping."""
+    from ruamel.yaml.comments import CommentedSeq  # noqa: PLC0415
+
     data = _parse(path, text, _yaml(text))
     assert data is None or isinstance(data, CommentedSeq)
     return data
 
 
 def _read(path: Path) -> str:
+    """The roadmap's text; ``""`` if it is missing. Raises UnsafeFile for a symlink."""
+    data = read_regular(path)
     try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return ""
+        return "" if data is None else data.decode("utf-8")
     except UnicodeDecodeError:
         raise MalformedRoadmap(str(path), "not UTF-8 text") from None
 
@@ -109,6 +126,8 @@ def _with_entry(
     end marker), the whole list is re-dumped in round-trip mode instead, which
     still keeps the comments and the order.
     """
+    from ruamel.yaml.comments import CommentedSeq  # noqa: PLC0415
+
     yaml = _yaml(text)
     base = text if not text or text.endswith("\n") else text + "\n"
     appended = base + _dump(yaml, CommentedSeq([entry]))
@@ -136,7 +155,8 @@ def check_group(group: str) -> str:
 def roadmap_slugs(path: Path) -> list[str]:
     """The slugs of the roadmap at ``path``, highest priority first; ``[]`` if it is missing.
 
-    Raises MalformedRoadmap if the file is not a list of mappings with a slug.
+    Raises MalformedRoadmap if the file is not a list of mappings with a slug,
+    and UnsafeFile if it is a symlink (its target is not read).
     """
     data = _entries(path, _read(path))
     return [] if data is None else [str(entry["slug"]) for entry in data]
@@ -156,7 +176,8 @@ def add_roadmap_entry(
     created; an existing one keeps its comments and order, and is replaced
     atomically under the lock ``<path>.lock``, so concurrent writers serialize.
     Raises MalformedRoadmap (leaving the file untouched) if it is not a list of
-    mappings with a slug, and OSError if the filesystem refuses.
+    mappings with a slug, UnsafeFile (touching nothing) if the roadmap or its
+    lock file is a symlink, and OSError if the filesystem refuses.
     """
     check_slug(slug, field="roadmap slug", limit=_SLUG_LIMIT)
     if group is not None:
@@ -165,9 +186,11 @@ def add_roadmap_entry(
         check_slug(previous, field="roadmap after", limit=_SLUG_LIMIT)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(path) + ".lock", timeout=_LOCK_TIMEOUT)
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq  # noqa: PLC0415
+
+    lock = path.with_name(path.name + ".lock")
     # A short poll: a writer holds the lock for one small file replace.
-    with lock.acquire(poll_interval=0.005):
+    with exclusive(lock, timeout=_LOCK_TIMEOUT, poll=0.005):
         # Only a lock holder writes these, so any found now is a killed writer's.
         for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
             leftover.unlink(missing_ok=True)

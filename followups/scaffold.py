@@ -17,7 +17,7 @@ import attrs
 from mergegate.statemachine import BlockedRecord, BlockedReport, CandidateKey, MergegateError
 
 from .errors import FollowUpConflict
-from .fsio import fsync_dir, write_new_file
+from .fsio import fsync_dir, read_regular, write_new_file
 from .paths import todo_path
 from .templates import GuidanceTemplates
 from .text import code_span
@@ -47,8 +47,12 @@ def _unspan(value: str) -> str:
 def _source_lines(folder: Path) -> dict[str, str] | None:
     """The raw ``- slug:``, ``- branch:`` and ``- sha:`` values of input.md's Source section."""
     try:
-        text = (folder / "input.md").read_text(encoding="utf-8")
+        # Never through a symlink: a linked input.md is not one the scaffold wrote.
+        raw = read_regular(folder / "input.md")
+        text = None if raw is None else raw.decode("utf-8")
     except (OSError, UnicodeDecodeError):
+        return None
+    if text is None:
         return None
     found: dict[str, str] = {}
     in_source = False

@@ -4,21 +4,25 @@ This package imports nothing else of mergegate; every other component imports it
 """
 
 from .applier import AlreadyIntegrated, Applier, ApplyResult, Blocked, Integrated
+from .calls import Calls, Request
 from .engine import Batch, Engine
 from .errors import (
     CandidateNotFound,
     ConcurrencyConflict,
     DuplicateCandidate,
     FollowUpNotResolved,
+    IdempotencyKeyReused,
     IllegalTransition,
     InvalidInput,
     LeaseHeld,
     MergegateError,
     RepositoryError,
     StoreError,
+    TableError,
 )
 from .fold import Violation, fold, verify_log
 from .followup_slug import follow_up_slug
+from .hooks import HookFn, Subscription, on_enter, on_event, on_outcome
 from .logfmt import format_logfmt, log_outcome
 from .machine import LifecycleMachine, lifecycle
 from .records import (
@@ -31,6 +35,7 @@ from .records import (
     FollowUpJob,
     FollowUpState,
     Guidance,
+    HookFailure,
     Lease,
     Occurrence,
     Outcome,
@@ -39,7 +44,7 @@ from .records import (
 )
 from .states import Event, State
 from .store import Guide, Hook, Resolver, Store, Transaction
-from .table import TABLE, Rule, Table
+from .table import TABLE, Effect, Rule, Table
 from .validation import (
     SHA_SHOWN,
     SLUG_MAX,
@@ -62,6 +67,14 @@ __all__ = [
     "SLUG_MAX",
     "TABLE",
     "Batch",
+    "Effect",
+    "HookFailure",
+    "Subscription",
+    "HookFn",
+    "TableError",
+    "IdempotencyKeyReused",
+    "Request",
+    "Calls",
     "BlockedRecord",
     "BlockedReport",
     "Candidate",
@@ -108,6 +121,9 @@ __all__ = [
     "follow_up_slug",
     "format_logfmt",
     "lifecycle",
+    "on_outcome",
+    "on_event",
+    "on_enter",
     "log_outcome",
     "short_sha",
     "verify_log",

@@ -1,36 +1,113 @@
-"""The lifecycle calls an orchestrator makes, shared by the Engine and a Batch.
+"""The lifecycle calls an orchestrator makes: each builds one :class:`Request` and fires it.
 
-Each call validates its arguments, then hands the Engine an operation to run
-inside a store transaction: the Engine runs it in a transaction of its own, a
-Batch in the one transaction it shares.
+A call validates its arguments into a Request, the one typed description of
+what the caller asks for. The Engine fires it in a transaction of its own; a
+Batch fires it in the transaction it shares. Neither is imported here: both
+implement :meth:`Calls.fire`, so this module depends on records only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import json
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import Any
+
+import attrs
 
 from .errors import InvalidInput
 from .records import BlockedReport, CandidateKey, Outcome
 from .states import Event
-from .store import Transaction
 from .validation import check_sha, check_text
 
-if TYPE_CHECKING:
-    from .engine import Engine
-
-__all__ = ["Op"]
-
-Op = Callable[[Transaction], Outcome]
+__all__ = ["Calls", "Request"]
 
 
-class _Moves:
-    """The lifecycle calls, shared by the Engine (one transaction each) and a Batch."""
+def _opt(check: Any, field: str) -> Any:
+    def validate(_i: object, _a: object, value: str | None) -> None:
+        if value is not None:
+            check(value, field=field)
 
-    _engine: Engine
+    return validate
 
-    def _execute(self, op: Op) -> Outcome:
+
+def _reason(_i: object, _a: object, value: str | None) -> None:
+    if value is not None:
+        check_text(value, field="force reason")
+        if not value.strip():
+            raise InvalidInput("force reason", value, "say why the resume is forced")
+
+
+def _plain(value: object) -> object:
+    """A JSON-ready, order-stable form of a payload value."""
+    if attrs.has(type(value)):
+        fields: tuple[attrs.Attribute[Any], ...] = attrs.fields(type(value))  # type: ignore[arg-type]
+        return {f.name: _plain(getattr(value, f.name)) for f in fields}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)  # enums (StrEnum) and datetimes: their text is their identity
+
+
+# How the call is delivered or where it points, not what it asks for: a retry may
+# change these and still be the same request.
+_NOT_PAYLOAD = {"payload": False}
+
+
+@attrs.frozen
+class Request:
+    """What one call asks for: the event, the candidate, and what its rule's effects consume.
+
+    Everything but the slug, the actor, ``expected_seq`` and ``idempotency_key``
+    is the request's payload; :meth:`digest` fingerprints it, so that an
+    idempotency key reused with a different payload is recognised and refused.
+    """
+
+    event: Event
+    slug: str = attrs.field(metadata=_NOT_PAYLOAD)
+    key: CandidateKey | None = None
+    owner: str | None = attrs.field(default=None, validator=_opt(check_text, "lease owner"))
+    ttl: timedelta | None = None
+    report: BlockedReport | None = None
+    main_sha: str | None = attrs.field(default=None, validator=_opt(check_sha, "main sha"))
+    new_sha: str | None = attrs.field(default=None, validator=_opt(check_sha, "new sha"))
+    force_reason: str | None = attrs.field(default=None, validator=_reason)
+    actor: str | None = attrs.field(default=None, metadata=_NOT_PAYLOAD)
+    expected_seq: int | None = attrs.field(default=None, metadata=_NOT_PAYLOAD)
+    idempotency_key: str | None = attrs.field(default=None, metadata=_NOT_PAYLOAD)
+
+    @property
+    def note(self) -> str | None:
+        """The log entry's note: what the payload says, in a few words."""
+        if self.owner is not None:
+            return f"lease owner={self.owner}"
+        if self.main_sha is not None:
+            return f"main={self.main_sha}"
+        if self.report is not None:
+            return self.report.reason.value
+        if self.force_reason is not None:
+            return f"forced: {self.force_reason}"
+        return None
+
+    def digest(self) -> str:
+        """A stable fingerprint of the payload: same request, same digest, in any process."""
+        payload = {
+            f.name: _plain(getattr(self, f.name))
+            for f in attrs.fields(Request)
+            if f.metadata.get("payload", True)
+        }
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+class Calls:
+    """The named calls, shared by the Engine (one transaction each) and a Batch."""
+
+    def fire(self, request: Request) -> Outcome:
+        """Fire one request; the Engine and the Batch say in which transaction."""
         raise NotImplementedError
 
     def submit(
@@ -40,7 +117,9 @@ class _Moves:
 
         Raises DuplicateCandidate if another unintegrated identity holds the slug.
         """
-        return self._execute(lambda tx: self._engine._submit(tx, key, actor, idempotency_key))
+        return self.fire(
+            Request(Event.SUBMIT, key.slug, key=key, actor=actor, idempotency_key=idempotency_key)
+        )
 
     def start_apply(
         self,
@@ -56,9 +135,17 @@ class _Moves:
         Raises LeaseHeld if another apply holds the lease, even an expired one
         (run :meth:`Engine.recover` first).
         """
-        e = self._engine
-        return self._execute(
-            lambda tx: e._start_apply(tx, slug, owner, ttl, expected_seq, idempotency_key)
+        if owner is None:
+            raise InvalidInput("lease owner", owner, "name who takes the lease")
+        return self.fire(
+            Request(
+                Event.START_APPLY,
+                slug,
+                owner=owner,
+                ttl=ttl,
+                expected_seq=expected_seq,
+                idempotency_key=idempotency_key,
+            )
         )
 
     def integrate(
@@ -71,22 +158,15 @@ class _Moves:
     ) -> Outcome:
         """Record that ``main`` now points at ``main_sha``, which contains the candidate."""
         check_sha(main_sha, field="main sha")
-        e = self._engine
-
-        def op(tx: Transaction) -> Outcome:
-            return e._release(
-                tx,
-                e._move(
-                    tx,
-                    slug,
-                    Event.INTEGRATE,
-                    expected_seq,
-                    idempotency_key,
-                    note=f"main={main_sha}",
-                ),
+        return self.fire(
+            Request(
+                Event.INTEGRATE,
+                slug,
+                main_sha=main_sha,
+                expected_seq=expected_seq,
+                idempotency_key=idempotency_key,
             )
-
-        return self._execute(op)
+        )
 
     def block(
         self,
@@ -97,19 +177,28 @@ class _Moves:
         idempotency_key: str | None = None,
     ) -> Outcome:
         """Record a blocked apply, or replay one (from ``blocked`` or ``remediating``)."""
-        e = self._engine
-        return self._execute(
-            lambda tx: e._block(tx, slug, report, Event.BLOCK, expected_seq, idempotency_key)
+        if not isinstance(report, BlockedReport):
+            raise InvalidInput("blocked report", report, "give a BlockedReport")
+        return self.fire(
+            Request(
+                Event.BLOCK,
+                slug,
+                report=report,
+                expected_seq=expected_seq,
+                idempotency_key=idempotency_key,
+            )
         )
 
     def start_remediation(
         self, slug: str, *, expected_seq: int | None = None, idempotency_key: str | None = None
     ) -> Outcome:
         """Move a blocked candidate to ``remediating``."""
-        e = self._engine
-        return self._execute(
-            lambda tx: e._outcome(
-                tx, e._move(tx, slug, Event.START_REMEDIATION, expected_seq, idempotency_key)
+        return self.fire(
+            Request(
+                Event.START_REMEDIATION,
+                slug,
+                expected_seq=expected_seq,
+                idempotency_key=idempotency_key,
             )
         )
 
@@ -127,13 +216,13 @@ class _Moves:
         Raises FollowUpNotResolved unless the follow-up is resolved or
         ``force_reason`` (which is logged) is given.
         """
-        if new_sha is not None:
-            check_sha(new_sha, field="new sha")
-        if force_reason is not None:
-            check_text(force_reason, field="force reason")
-            if not force_reason.strip():
-                raise InvalidInput("force reason", force_reason, "say why the resume is forced")
-        e = self._engine
-        return self._execute(
-            lambda tx: e._resume(tx, slug, new_sha, force_reason, expected_seq, idempotency_key)
+        return self.fire(
+            Request(
+                Event.RESUME,
+                slug,
+                new_sha=new_sha,
+                force_reason=force_reason,
+                expected_seq=expected_seq,
+                idempotency_key=idempotency_key,
+            )
         )

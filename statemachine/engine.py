@@ -1,9 +1,11 @@
 """The Engine: the Python API an orchestrator drives.
 
-Every call is one store transaction that reads the candidate, checks the move
-against the table, and writes the log entry (and, for a block, the outcome row,
-the evidence and the outbox row) together. Hooks and guidance run after the
-commit, so nothing they do can tear a half-written move.
+Every call is one :class:`~.calls.Request`, fired through one path: a store
+transaction that reads the candidate, looks up the table's rule for the move,
+writes the log entry, and carries out the rule's effects (take or release the
+lease, record the block and enqueue its follow-up, close the blocked record)
+together. Hooks and guidance run after the commit, so nothing they do can tear
+a half-written move, and a hook that fails is reported beside the outcome.
 """
 
 from __future__ import annotations
@@ -16,24 +18,25 @@ from itertools import groupby
 import attrs
 
 from .applier import AlreadyIntegrated, Applier, Blocked, Integrated
-from .calls import Op, _Moves
+from .calls import Calls, Request
 from .errors import (
     CandidateNotFound,
     ConcurrencyConflict,
     DuplicateCandidate,
     FollowUpNotResolved,
+    IdempotencyKeyReused,
     IllegalTransition,
     InvalidInput,
     LeaseHeld,
 )
 from .fold import Violation, verify_log
 from .followup_slug import follow_up_slug
+from .hooks import Subscription, run_hooks, subscriptions
 from .logfmt import log_outcome
 from .machine import LifecycleMachine, lifecycle
 from .records import (
     BlockedReport,
     Candidate,
-    CandidateKey,
     Evidence,
     Lease,
     Outcome,
@@ -41,8 +44,9 @@ from .records import (
     Transition,
 )
 from .states import Event, State
-from .store import Guide, Hook, Resolver, Store, Transaction
-from .validation import check_sha, check_slug, check_text
+from .store import Guide, Resolver, Store, Transaction
+from .table import Effect, Rule, Table
+from .validation import check_sha, check_slug
 
 __all__ = ["Batch", "Engine"]
 
@@ -52,12 +56,25 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _resubscribe(engine: Engine, _attribute: object, hooks: Sequence[object]) -> Sequence[object]:
+    engine._subscribed = subscriptions(hooks)
+    return hooks
+
+
 @attrs.define
-class Engine(_Moves):
-    """Fires lifecycle events through a :class:`Store`, atomically, and runs hooks after commit."""
+class Engine(Calls):
+    """Fires lifecycle events through a :class:`Store`, atomically, and runs hooks after commit.
+
+    ``hooks`` are checked here, at construction: each is a ``Hook`` (an object
+    with ``after_commit``), a callable taking the outcome, or a subscription
+    from :func:`~.hooks.on_enter`, :func:`~.hooks.on_event` or
+    :func:`~.hooks.on_outcome`.
+    """
 
     store: Store
-    hooks: Sequence[Hook] = ()
+    #: As given (so ``engine.hooks[0]`` is still your hook); checked on construction
+    #: and on assignment, and kept as subscriptions in ``_subscribed``.
+    hooks: Sequence[object] = attrs.field(default=(), on_setattr=_resubscribe)
     guide: Guide | None = None
     resolver: Resolver | None = None
     actor: str = "mergegate"
@@ -65,23 +82,30 @@ class Engine(_Moves):
     lease_ttl: timedelta = timedelta(minutes=10)
     clock: Callable[[], datetime] = utcnow
     machine: LifecycleMachine = attrs.field(factory=lifecycle)
+    _subscribed: tuple[Subscription, ...] = attrs.field(init=False, repr=False, default=())
+
+    def __attrs_post_init__(self) -> None:
+        self._subscribed = subscriptions(self.hooks)
 
     @property
-    def _engine(self) -> Engine:  # type: ignore[override]
-        return self
+    def table(self) -> Table:
+        """The lifecycle table this Engine enforces."""
+        return self.machine.table
 
-    def _execute(self, op: Op) -> Outcome:
+    def fire(self, request: Request) -> Outcome:
+        """Fire ``request`` in a transaction of its own, then run the hooks."""
         with self.store.transaction() as tx:
-            outcome = op(tx)
+            outcome = self._fire(tx, request)
         return self._after(outcome)
 
     def _after(self, outcome: Outcome) -> Outcome:
-        for hook in self.hooks:
-            outcome = hook.after_commit(outcome)
+        outcome, failures = run_hooks(self._subscribed, outcome)
         if outcome.blocked is not None and outcome.guidance is None and self.guide is not None:
             outcome = attrs.evolve(
                 outcome, guidance=self.guide.render(outcome.candidate, outcome.blocked)
             )
+        if failures:
+            outcome = attrs.evolve(outcome, hook_errors=outcome.hook_errors + failures)
         log_outcome(outcome)
         return outcome
 
@@ -112,7 +136,7 @@ class Engine(_Moves):
         candidate = self.get(slug)
         history = self.store.history(candidate.id)
         blocked = None
-        if candidate.state in (State.BLOCKED, State.REMEDIATING):
+        if candidate.state in self.table.carrying_blocked:
             blocked = self.store.blocked_record(candidate.key)
         guidance = None
         if blocked is not None and self.guide is not None:
@@ -153,7 +177,11 @@ class Engine(_Moves):
         """
         with self.store.transaction() as tx:
             slug = tx.claim_next()
-            started = None if slug is None else self._start_apply(tx, slug, owner, None, None, None)
+            started = (
+                None
+                if slug is None
+                else self._fire(tx, Request(Event.START_APPLY, slug, owner=owner))
+            )
         if started is None:
             return None
         return self._finish_apply(self._after(started), applier, owner)
@@ -218,18 +246,151 @@ class Engine(_Moves):
                 detail=f"the apply lease held by {lease.owner} expired at "
                 f"{lease.expires_at.isoformat()}",
             )
+            interrupt = Request(
+                Event.INTERRUPT, candidate.key.slug, report=report, expected_seq=candidate.seq
+            )
             try:
-                outcomes.append(self._execute(self._interrupt(candidate, report)))
+                outcomes.append(self.fire(interrupt))
             except (ConcurrencyConflict, IllegalTransition):
                 # Another recoverer, or the holder itself, finished it first.
                 continue
         return outcomes
 
-    def _interrupt(self, candidate: Candidate, report: BlockedReport) -> Op:
-        slug, seq = candidate.key.slug, candidate.seq
-        return lambda tx: self._block(tx, slug, report, Event.INTERRUPT, seq, None)
+    # -- the one fire path, inside a transaction ---------------------------
 
-    # -- the moves, inside a transaction -------------------------------------
+    def _fire(self, tx: Transaction, request: Request) -> Outcome:
+        """Check ``request`` against the table, append its entry, and carry out its effects."""
+        if self.table.rule(None, request.event) is not None:
+            return self._create(tx, request)
+        candidate = self._locate(tx, request.slug)
+        digest = None if request.idempotency_key is None else request.digest()
+        if request.idempotency_key is not None:
+            prior = tx.transition_by_idempotency_key(candidate.id, request.idempotency_key)
+            if prior is not None:
+                self._same_request(candidate, prior, request, digest)
+                return self._outcome(tx, candidate, prior)
+        dest = self._check(candidate, request.event, request.expected_seq)
+        rule = self.table.rule(candidate.state, request.event)
+        assert rule is not None  # _check found the move
+        effects = self._payload_for(rule, request)
+        # Guards first: each may refuse the move, and nothing is written yet.
+        if Effect.TAKE_LEASE in effects:
+            self._take_lease(tx, candidate, request)
+        if Effect.CLOSE_BLOCKED in effects:
+            self._check_resolved(tx, candidate, request)
+        entry = self._now_entry(
+            candidate,
+            request.event,
+            dest,
+            sha=request.new_sha,
+            note=request.note,
+            idempotency_key=request.idempotency_key,
+            request_digest=digest,
+        )
+        moved = tx.append(candidate, entry)
+        if Effect.RECORD_BLOCK in effects:
+            # record_block also enqueues the follow-up (Effect.ENQUEUE_FOLLOW_UP):
+            # the table guarantees that the two effects always come together.
+            assert request.report is not None  # _payload_for checked it
+            self._record_block(tx, moved, entry, request.report)
+        if Effect.RELEASE_LEASE in effects:
+            tx.drop_lease(self.lease_name, candidate.id)
+        if Effect.CLOSE_BLOCKED in effects:
+            tx.close_blocked(candidate.key, entry.at)
+        if request.idempotency_key is not None:
+            # Report the entry as stored, so that a retry with the key returns an
+            # equal one, whichever fields this store keeps.
+            entry = tx.transition_by_idempotency_key(candidate.id, request.idempotency_key) or entry
+        return self._outcome(tx, moved, entry)
+
+    def _create(self, tx: Transaction, request: Request) -> Outcome:
+        key = request.key
+        if key is None:
+            raise InvalidInput("candidate", None, f"{request.event} needs the candidate's identity")
+        existing = tx.candidate(key.slug)
+        if existing is not None and existing.key != key:
+            if existing.state in self.table.active:
+                raise DuplicateCandidate(key.slug, existing.key)
+            existing = tx.find_candidate(key)
+        if existing is not None:
+            return Outcome(existing, None)
+        created = tx.insert_candidate(key, self.clock())
+        entry = self._now_entry(
+            created,
+            request.event,
+            self.table.initial,
+            idempotency_key=request.idempotency_key,
+            actor=request.actor,
+            request_digest=None if request.idempotency_key is None else request.digest(),
+        )
+        return Outcome(tx.append(created, entry), entry)
+
+    def _payload_for(self, rule: Rule, request: Request) -> frozenset[Effect]:
+        """The rule's effects, once the request is known to carry what they consume."""
+        effects = rule.effects
+        if Effect.TAKE_LEASE in effects and request.owner is None:
+            raise InvalidInput("lease owner", None, f"{request.event} takes the lease")
+        if Effect.RECORD_BLOCK in effects and request.report is None:
+            raise InvalidInput("blocked report", None, f"{request.event} records a block")
+        if request.new_sha is not None and Effect.SUPERSEDE_SHA not in effects:
+            raise InvalidInput("new sha", request.new_sha, f"{request.event} keeps the sha")
+        return effects
+
+    def _same_request(
+        self, candidate: Candidate, prior: Transition, request: Request, digest: str | None
+    ) -> None:
+        """Refuse a reused idempotency key whose request differs from the first one."""
+        key = request.idempotency_key
+        assert key is not None
+        if prior.event is not request.event:
+            raise IdempotencyKeyReused(candidate.key, key, request.event, prior.event)
+        if prior.request_digest is not None:
+            same = prior.request_digest == digest
+        else:
+            # An entry without a digest (logged before digests, or by a store that
+            # does not keep them): compare what the entry itself recorded.
+            same = prior.reason == request.note and request.new_sha in (None, prior.sha)
+        if not same:
+            raise IdempotencyKeyReused(candidate.key, key, request.event, prior.event)
+
+    def _take_lease(self, tx: Transaction, candidate: Candidate, request: Request) -> None:
+        held = tx.lease(self.lease_name)
+        if held is not None:
+            raise LeaseHeld(self.lease_name, held.owner, held.expires_at.isoformat())
+        assert request.owner is not None  # _payload_for checked it
+        now = self.clock()
+        expires = now + (request.ttl or self.lease_ttl)
+        tx.put_lease(Lease(self.lease_name, request.owner, candidate.id, now, expires))
+
+    def _check_resolved(self, tx: Transaction, candidate: Candidate, request: Request) -> None:
+        record = tx.blocked_record(candidate.key)
+        if record is None or request.force_reason is not None or self.resolver is None:
+            return
+        why = self.resolver.unresolved_reason(record)
+        if why is not None:
+            raise FollowUpNotResolved(candidate.key, record.follow_up_slug, why)
+
+    def _record_block(
+        self, tx: Transaction, candidate: Candidate, entry: Transition, report: BlockedReport
+    ) -> None:
+        key = candidate.key
+        record = tx.blocked_record(key)
+        if record is None:
+            slug = follow_up_slug(key, tx.follow_up_owner)
+            previous = tx.latest_follow_up(key.slug)
+            previous = None if previous == slug else previous
+        else:
+            slug, previous = record.follow_up_slug, record.previous_follow_up
+        at = entry.at
+        tx.record_block(
+            key, report, seq=entry.seq, at=at, follow_up_slug=slug, previous_follow_up=previous
+        )
+
+    def _outcome(self, tx: Transaction, candidate: Candidate, entry: Transition) -> Outcome:
+        blocked = None
+        if candidate.state in self.table.carrying_blocked:
+            blocked = tx.blocked_record(candidate.key)
+        return Outcome(candidate, entry, blocked)
 
     def _now_entry(
         self,
@@ -241,6 +402,7 @@ class Engine(_Moves):
         note: str | None = None,
         idempotency_key: str | None = None,
         actor: str | None = None,
+        request_digest: str | None = None,
     ) -> Transition:
         return Transition(
             candidate_id=candidate.id,
@@ -253,6 +415,7 @@ class Engine(_Moves):
             at=self.clock(),
             reason=note,
             idempotency_key=idempotency_key,
+            request_digest=request_digest,
         )
 
     def _locate(self, tx: Transaction, slug: str) -> Candidate:
@@ -265,180 +428,24 @@ class Engine(_Moves):
     def _check(self, candidate: Candidate, event: Event, expected_seq: int | None) -> State:
         if expected_seq is not None and expected_seq != candidate.seq:
             raise ConcurrencyConflict(candidate.key, expected_seq, candidate.seq)
-        dest = self.machine.destination(candidate.state, event)
+        dest = self.table.destination(candidate.state, event)
         if dest is None:
-            allowed = tuple(e.value for e in self.machine.table.events_from(candidate.state))
+            allowed = tuple(e.value for e in self.table.events_from(candidate.state))
             raise IllegalTransition(candidate.key, candidate.state, event, allowed)
         return dest
 
-    def _move(
-        self,
-        tx: Transaction,
-        slug: str,
-        event: Event,
-        expected_seq: int | None,
-        idempotency_key: str | None,
-        *,
-        note: str | None = None,
-        sha: str | None = None,
-        guard: Callable[[Candidate], None] | None = None,
-    ) -> tuple[Candidate, Transition, bool]:
-        """Check and append one move; the flag says whether it was newly written."""
-        candidate = self._locate(tx, slug)
-        if idempotency_key is not None:
-            prior = tx.transition_by_idempotency_key(candidate.id, idempotency_key)
-            if prior is not None:
-                if prior.event is not event:
-                    raise InvalidInput(
-                        "idempotency key", idempotency_key, f"it was already used for {prior.event}"
-                    )
-                return candidate, prior, False
-        dest = self._check(candidate, event, expected_seq)
-        if guard is not None:
-            guard(candidate)
-        entry = self._now_entry(
-            candidate, event, dest, sha=sha, note=note, idempotency_key=idempotency_key
-        )
-        return tx.append(candidate, entry), entry, True
-
-    def _outcome(self, tx: Transaction, moved: tuple[Candidate, Transition, bool]) -> Outcome:
-        candidate, entry, _ = moved
-        blocked = None
-        if candidate.state in (State.BLOCKED, State.REMEDIATING):
-            blocked = tx.blocked_record(candidate.key)
-        return Outcome(candidate, entry, blocked)
-
-    def _release(self, tx: Transaction, moved: tuple[Candidate, Transition, bool]) -> Outcome:
-        candidate, entry, fresh = moved
-        if fresh and entry.source is State.APPLYING:
-            tx.drop_lease(self.lease_name, candidate.id)
-        return self._outcome(tx, moved)
-
-    def _submit(
-        self, tx: Transaction, key: CandidateKey, actor: str | None, idempotency_key: str | None
-    ) -> Outcome:
-        existing = tx.candidate(key.slug)
-        if existing is not None and existing.key != key:
-            if existing.state is not State.INTEGRATED:
-                raise DuplicateCandidate(key.slug, existing.key)
-            existing = tx.find_candidate(key)
-        if existing is not None:
-            return Outcome(existing, None)
-        created = tx.insert_candidate(key, self.clock())
-        entry = self._now_entry(
-            created, Event.SUBMIT, State.PENDING, idempotency_key=idempotency_key, actor=actor
-        )
-        return Outcome(tx.append(created, entry), entry)
-
-    def _start_apply(
-        self,
-        tx: Transaction,
-        slug: str,
-        owner: str,
-        ttl: timedelta | None,
-        expected_seq: int | None,
-        idempotency_key: str | None,
-    ) -> Outcome:
-        check_text(owner, field="lease owner")
-
-        def take_lease(candidate: Candidate) -> None:
-            held = tx.lease(self.lease_name)
-            if held is not None:
-                raise LeaseHeld(self.lease_name, held.owner, held.expires_at.isoformat())
-            now = self.clock()
-            tx.put_lease(
-                Lease(self.lease_name, owner, candidate.id, now, now + (ttl or self.lease_ttl))
-            )
-
-        moved = self._move(
-            tx,
-            slug,
-            Event.START_APPLY,
-            expected_seq,
-            idempotency_key,
-            note=f"lease owner={owner}",
-            guard=take_lease,
-        )
-        return self._outcome(tx, moved)
-
-    def _block(
-        self,
-        tx: Transaction,
-        slug: str,
-        report: BlockedReport,
-        event: Event,
-        expected_seq: int | None,
-        idempotency_key: str | None,
-    ) -> Outcome:
-        moved = self._move(tx, slug, event, expected_seq, idempotency_key, note=report.reason.value)
-        candidate, entry, fresh = moved
-        if fresh:
-            key = candidate.key
-            record = tx.blocked_record(key)
-            if record is None:
-                slug_ = follow_up_slug(key, tx.follow_up_owner)
-                previous = tx.latest_follow_up(key.slug)
-                previous = None if previous == slug_ else previous
-            else:
-                slug_, previous = record.follow_up_slug, record.previous_follow_up
-            tx.record_block(
-                key,
-                report,
-                seq=entry.seq,
-                at=entry.at,
-                follow_up_slug=slug_,
-                previous_follow_up=previous,
-            )
-        return self._release(tx, moved)
-
-    def _resume(
-        self,
-        tx: Transaction,
-        slug: str,
-        new_sha: str | None,
-        force_reason: str | None,
-        expected_seq: int | None,
-        idempotency_key: str | None,
-    ) -> Outcome:
-        def resolved(candidate: Candidate) -> None:
-            record = tx.blocked_record(candidate.key)
-            if record is None or force_reason is not None or self.resolver is None:
-                return
-            why = self.resolver.unresolved_reason(record)
-            if why is not None:
-                raise FollowUpNotResolved(candidate.key, record.follow_up_slug, why)
-
-        note = f"forced: {force_reason}" if force_reason is not None else None
-        before = self._locate(tx, slug)
-        moved = self._move(
-            tx,
-            slug,
-            Event.RESUME,
-            expected_seq,
-            idempotency_key,
-            note=note,
-            sha=new_sha,
-            guard=resolved,
-        )
-        if moved[2]:
-            tx.close_blocked(before.key, moved[1].at)
-        return self._outcome(tx, moved)
-
 
 @attrs.define
-class Batch(_Moves):
-    """Moves collected into one transaction by :meth:`Engine.batch`."""
+class Batch(Calls):
+    """The Engine's calls bound to one open transaction (see :meth:`Engine.batch`)."""
 
     engine: Engine
     tx: Transaction
     provisional: list[Outcome] = attrs.Factory(list)
     outcomes: list[Outcome] = attrs.Factory(list)
 
-    @property
-    def _engine(self) -> Engine:  # type: ignore[override]
-        return self.engine
-
-    def _execute(self, op: Op) -> Outcome:
-        outcome = op(self.tx)
+    def fire(self, request: Request) -> Outcome:
+        """Fire ``request`` in the batch's transaction; hooks run after the batch commits."""
+        outcome = self.engine._fire(self.tx, request)
         self.provisional.append(outcome)
         return outcome

@@ -14,12 +14,14 @@ __all__ = [
     "ConcurrencyConflict",
     "DuplicateCandidate",
     "FollowUpNotResolved",
+    "IdempotencyKeyReused",
     "IllegalTransition",
     "InvalidInput",
     "LeaseHeld",
     "MergegateError",
     "RepositoryError",
     "StoreError",
+    "TableError",
 ]
 
 
@@ -44,6 +46,27 @@ class InvalidInput(MergegateError, ValueError):
         if len(shown) > 80:
             shown = shown[:77] + "..."
         super().__init__(f"invalid {field} {shown}: {expected}", field=field, value=value)
+
+
+class IdempotencyKeyReused(InvalidInput):
+    """An idempotency key came back with a different request; nothing was written.
+
+    As with Stripe's API, a key names one request: its repeat returns what the
+    first call did, and another request under the same key is an error rather
+    than a silently dropped payload.
+    """
+
+    candidate: object
+    event: object
+
+    def __init__(self, candidate: object, key: str, event: object, first_event: object) -> None:
+        what = "another request" if event == first_event else f"a {first_event} request"
+        super().__init__(
+            "idempotency key",
+            key,
+            f"{candidate} already used it for {what}; send the same request, or use a new key",
+        )
+        self.candidate, self.event = candidate, event
 
 
 class IllegalTransition(MergegateError, ValueError):
@@ -155,3 +178,10 @@ class RepositoryError(MergegateError, RuntimeError):
 
     def __init__(self, repository: str, message: str) -> None:
         super().__init__(f"repository {repository}: {message}", repository=repository)
+
+
+class TableError(MergegateError, ValueError):
+    """A rule set that cannot be a lifecycle; raised when the Table is built, never later."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"invalid lifecycle table: {problem}", problem=problem)

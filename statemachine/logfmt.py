@@ -56,4 +56,7 @@ def log_outcome(outcome: Outcome) -> None:
             pairs["resume_cmd"] = outcome.guidance.resume_command
     elif entry.reason is not None:
         pairs["note"] = entry.reason
+    if outcome.hook_errors:
+        # The move stands; the count points a reader at the hooks logger's tracebacks.
+        pairs["hook_errors"] = len(outcome.hook_errors)
     logger.info(format_logfmt(pairs))

@@ -22,47 +22,48 @@ _NEW = "__new__"
 
 
 class LifecycleMachine:
-    """A read-only view of a ``transitions`` machine built from a :class:`Table`.
+    """A ``transitions`` machine built from a :class:`Table`, as a check of the table.
 
-    The lookup table is read back out of the machine's own ``events`` after it
-    is built, so a state or event that ``transitions`` would reject fails here,
-    at start-up, and never at the moment a candidate moves.
+    The machine's own ``events`` are read back after it is built and must
+    equal the table's edges, so a state or event that ``transitions`` would
+    reject fails here, at start-up, and never at the moment a candidate moves.
+    Lookups then go to the table's one moves dict: there is no second copy.
     """
 
     def __init__(self, table: Table = TABLE) -> None:
         self.table = table
         self.machine: Any = Machine(
             model=None,
-            states=[_NEW, *(s.value for s in State)],
+            states=[_NEW, *(s.value for s in table.states)],
             initial=_NEW,
             auto_transitions=False,
             ignore_invalid_triggers=False,
             send_event=True,
         )
         for source, event, dest in table.edges():
-            src = _NEW if source is None else source.value
-            internal = table.destination(source, event) == source and source is not None
+            internal = table.is_internal(source, event)
             self.machine.add_transition(
-                trigger=event.value, source=src, dest=None if internal else dest.value
+                trigger=event.value,
+                source=_NEW if source is None else source.value,
+                dest=None if internal else dest.value,
             )
-        moves: dict[tuple[State | None, Event], State] = {}
-        for name, ev in self.machine.events.items():
-            for src, transitions in ev.transitions.items():
-                for t in transitions:
-                    source = None if src == _NEW else State(src)
-                    moves[(source, Event(name))] = State(t.dest) if t.dest else State(src)
-        expected = {(s, e): d for s, e, d in table.edges()}
-        if moves != expected:
+        built = {
+            (None if src == _NEW else src, name, t.dest or src)
+            for name, ev in self.machine.events.items()
+            for src, transitions in ev.transitions.items()
+            for t in transitions
+        }
+        expected = {(s and s.value, e.value, d.value) for s, e, d in table.edges()}
+        if built != expected:
             raise RuntimeError("the transitions machine disagrees with the table")
-        self._moves = moves
 
     def destination(self, source: State | None, event: Event) -> State | None:
         """Where ``event`` leads from ``source``; ``None`` when it is not allowed."""
-        return self._moves.get((source, event))
+        return self.table.destination(source, event)
 
     def is_internal(self, source: State | None, event: Event) -> bool:
         """True when ``event`` is allowed from ``source`` and leaves the state unchanged."""
-        return source is not None and self._moves.get((source, event)) is source
+        return self.table.is_internal(source, event)
 
 
 @functools.cache

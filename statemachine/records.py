@@ -39,6 +39,7 @@ __all__ = [
     "FollowUpJob",
     "FollowUpState",
     "Guidance",
+    "HookFailure",
     "Lease",
     "Occurrence",
     "Outcome",
@@ -310,18 +311,38 @@ class Guidance:
         return "\n".join(lines) + "\n"
 
 
+def _one_line(value: object) -> str:
+    # A hook's message may span lines; a report line must not.
+    return " ".join(str(value).split())
+
+
+@attrs.frozen
+class HookFailure:
+    """A hook that raised after a commit: the move stands; this says which hook and why."""
+
+    hook: str
+    error: str
+    message: str = attrs.field(converter=_one_line)
+
+    def __str__(self) -> str:
+        return f"hook {self.hook} failed: {self.error}: {self.message}"
+
+
 @attrs.frozen
 class Outcome:
     """What an Engine call returns.
 
     ``transition`` is ``None`` when the call was a no-op (a repeated submit).
-    ``blocked`` is set whenever the candidate's latest move was a block.
+    ``blocked`` is set whenever the candidate is in a state that carries a
+    blocked outcome. ``hook_errors`` lists the hooks that raised after the
+    commit; the move itself was written all the same.
     """
 
     candidate: Candidate
     transition: Transition | None
     blocked: BlockedRecord | None = None
     guidance: Guidance | None = None
+    hook_errors: tuple[HookFailure, ...] = ()
 
     @property
     def state(self) -> State:

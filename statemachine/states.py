@@ -1,4 +1,4 @@
-"""The six candidate states and the seven events, as closed enumerations."""
+"""The candidate states and the events, as closed enumerations; the moves are in the table."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ __all__ = ["Event", "State"]
 
 
 class State(enum.StrEnum):
-    """Where a candidate is in its lifecycle. Only ``INTEGRATED`` is terminal."""
+    """Where a candidate is in its lifecycle; which states are terminal, the table says."""
 
     PENDING = "pending"
     APPLYING = "applying"
@@ -16,10 +16,6 @@ class State(enum.StrEnum):
     REMEDIATING = "remediating"
     RETRY = "retry"
     INTEGRATED = "integrated"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self is State.INTEGRATED
 
 
 class Event(enum.StrEnum):

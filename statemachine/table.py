@@ -1,23 +1,53 @@
-"""The lifecycle, declared once as data.
+"""The lifecycle, declared once as data: every move, with its destination and its effects.
 
-Everything else (the ``transitions`` machine, the docs diagram, ``verify``) is
-derived from :data:`TABLE`, so the table is the single place a move can be added.
+Everything else (the ``transitions`` machine, the Engine's one fire path, the
+docs diagram, ``verify``, the state sets the stores use) is derived from
+:data:`TABLE`, so the table is the single place a move, or a state, is added.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Iterator
 
 import attrs
 
+from .errors import TableError
 from .states import Event, State
 
-__all__ = ["TABLE", "Rule", "Table"]
+__all__ = ["TABLE", "Effect", "Rule", "Table", "TableError"]
+
+
+class Effect(enum.StrEnum):
+    """What a move does besides appending its log entry, inside the same transaction."""
+
+    #: Take the integration lease for the caller (refused with LeaseHeld if it is held).
+    TAKE_LEASE = "take_lease"
+    #: Release the integration lease the candidate holds.
+    RELEASE_LEASE = "release_lease"
+    #: Upsert the blocked outcome and append the report as one evidence occurrence.
+    RECORD_BLOCK = "record_block"
+    #: Enqueue the follow-up in the outbox. The store does it inside ``record_block``,
+    #: which is why the build insists that the two always come together.
+    ENQUEUE_FOLLOW_UP = "enqueue_follow_up"
+    #: Mark the blocked outcome resumed; refused until its follow-up is resolved (or forced).
+    CLOSE_BLOCKED = "close_blocked"
+    #: The call may give the candidate a new sha (a fix committed during remediation).
+    SUPERSEDE_SHA = "supersede_sha"
+
+
+#: Effects that need something from the caller; every rule of one event must agree
+#: on them, so that one named call (``block``, ``start_apply``...) serves every source.
+PAYLOAD_EFFECTS = frozenset({Effect.TAKE_LEASE, Effect.RECORD_BLOCK, Effect.SUPERSEDE_SHA})
+
+
+def _effects(effects: Iterable[Effect]) -> frozenset[Effect]:
+    return frozenset(Effect(e) for e in effects)
 
 
 @attrs.frozen
 class Rule:
-    """``event`` moves a candidate from any of ``sources`` to ``dest``.
+    """``event`` moves a candidate from any of ``sources`` to ``dest``, with ``effects``.
 
     ``dest is None`` marks an internal transition: the event is logged, the
     state does not change. ``sources == ()`` marks the creating event.
@@ -27,6 +57,7 @@ class Rule:
     sources: tuple[State, ...]
     dest: State | None
     meaning: str
+    effects: frozenset[Effect] = attrs.field(default=frozenset(), converter=_effects)
 
     def edges(self) -> Iterator[tuple[State | None, State]]:
         """Yield ``(source, destination)`` pairs, ``source`` ``None`` for creation."""
@@ -37,34 +68,149 @@ class Rule:
             yield source, self.dest if self.dest is not None else source
 
 
+def _closure(entered: set[State], rules: tuple[Rule, ...], stop: Effect | None) -> frozenset[State]:
+    """``entered``, plus every state reached from it by a move without the ``stop`` effect."""
+    found = set(entered)
+    frontier = list(entered)
+    while frontier:
+        state = frontier.pop()
+        for rule in rules:
+            if state in rule.sources and (stop is None or stop not in rule.effects):
+                for source, dest in rule.edges():
+                    if source == state and dest not in found:
+                        found.add(dest)
+                        frontier.append(dest)
+    return frozenset(found)
+
+
+def _declared(state: State) -> int:
+    """Where ``state`` is declared in its enum: diagrams list states in that order."""
+    members: list[State] = list(type(state))
+    return members.index(state)
+
+
 @attrs.frozen
 class Table:
-    """An immutable, checked event table with O(1) lookup."""
+    """An immutable event table with O(1) lookup, checked when it is built.
+
+    The states are the ones the rules name, in order of first appearance, so a
+    table built from an extended rule set (a new state) needs nothing else.
+    """
 
     rules: tuple[Rule, ...]
-    _moves: dict[tuple[State | None, Event], State] = attrs.field(init=False, repr=False)
+    _moves: dict[tuple[State | None, Event], Rule] = attrs.field(init=False, repr=False)
+    states: tuple[State, ...] = attrs.field(init=False)
+    terminal: frozenset[State] = attrs.field(init=False)
+    """States with no move to another state: a candidate there is finished."""
+    active: frozenset[State] = attrs.field(init=False)
+    """States that still hold their slug (every state that is not terminal)."""
+    queued: frozenset[State] = attrs.field(init=False)
+    """States from which an integrator may take the candidate: the lease-taking moves' sources."""
+    leased: frozenset[State] = attrs.field(init=False)
+    """States in which the candidate holds the integration lease."""
+    carrying_blocked: frozenset[State] = attrs.field(init=False)
+    """States that carry an open blocked outcome: entered by a block, left by closing it."""
 
     def __attrs_post_init__(self) -> None:
-        moves: dict[tuple[State | None, Event], State] = {}
+        moves: dict[tuple[State | None, Event], Rule] = {}
+        states: dict[State, None] = {}
         for rule in self.rules:
             if rule.dest is None and not rule.sources:
-                raise ValueError(f"rule {rule.event} is internal but has no source state")
+                raise TableError(f"rule {rule.event} is internal but has no source state")
             for source, dest in rule.edges():
                 if (source, rule.event) in moves:
                     # Rejected at build time, as Automat does: an ambiguous table
                     # would otherwise pick a destination by declaration order.
-                    raise ValueError(f"duplicate transition: {rule.event} from {source}")
-                moves[(source, rule.event)] = dest
-        for state in State:
-            if not state.is_terminal and not any(
-                s == state and d != state for (s, _), d in moves.items()
-            ):
-                raise ValueError(f"state {state} has no way out; only integrated may be terminal")
-        object.__setattr__(self, "_moves", moves)
+                    raise TableError(f"duplicate transition: {rule.event} from {source}")
+                moves[(source, rule.event)] = rule
+                states.update(dict.fromkeys(s for s in (source, dest) if s is not None))
+        rules = self.rules
+        leaving = {s for r in rules for s, d in r.edges() if s is not None and d != s}
+        terminal = frozenset(states) - leaving
+        taking = {s for r in rules if Effect.TAKE_LEASE in r.effects for s, _ in r.edges()}
+        leased = _closure(
+            {d for r in rules if Effect.TAKE_LEASE in r.effects for _, d in r.edges()},
+            rules,
+            Effect.RELEASE_LEASE,
+        )
+        carrying = _closure(
+            {d for r in rules if Effect.RECORD_BLOCK in r.effects for _, d in r.edges()},
+            rules,
+            Effect.CLOSE_BLOCKED,
+        )
+        set_ = object.__setattr__
+        set_(self, "_moves", moves)
+        # Declaration order of the states' enum, whatever order the rules name them in.
+        set_(self, "states", tuple(sorted(states, key=_declared)))
+        set_(self, "terminal", terminal)
+        set_(self, "active", frozenset(states) - terminal)
+        set_(self, "queued", frozenset(s for s in taking if s is not None))
+        set_(self, "leased", leased)
+        set_(self, "carrying_blocked", carrying)
+        for problem in self._problems():
+            raise TableError(problem)
+
+    def _problems(self) -> Iterator[str]:
+        """Every way the rules contradict their effects, first found first."""
+        creating = [r for r in self.rules if not r.sources]
+        if len(creating) != 1:
+            yield f"a lifecycle needs exactly one creating rule, found {len(creating)}"
+        for rule in creating:
+            if rule.effects:
+                yield f"creating rule {rule.event} cannot have effects"
+        by_event: dict[Event, frozenset[Effect]] = {}
+        for rule in self.rules:
+            wants = rule.effects & PAYLOAD_EFFECTS
+            if by_event.setdefault(rule.event, wants) != wants:
+                yield f"rules of {rule.event} disagree on what the call must carry"
+            if (Effect.RECORD_BLOCK in rule.effects) != (Effect.ENQUEUE_FOLLOW_UP in rule.effects):
+                yield f"{rule.event}: record_block and enqueue_follow_up go together"
+            for source, dest in rule.edges():
+                yield from self._edge_problems(rule, source, dest)
+        for state in sorted(self.terminal & (self.leased | self.carrying_blocked)):
+            yield f"state {state} has no way out, yet it would keep a lease or a blocked outcome"
+        reached = _closure({self.initial}, self.rules, stop=None) if creating else frozenset()
+        for state in self.states:
+            if state not in reached:
+                yield f"state {state} cannot be reached from {self.initial}"
+
+    def _edge_problems(self, rule: Rule, source: State | None, dest: State) -> Iterator[str]:
+        move = f"{rule.event} from {source} to {dest}"
+        held, holds = source in self.leased, dest in self.leased
+        if Effect.TAKE_LEASE in rule.effects and held:
+            yield f"{move} takes the lease it already holds"
+        if Effect.RELEASE_LEASE in rule.effects and not held:
+            yield f"{move} releases a lease it does not hold"
+        if held and not holds and Effect.RELEASE_LEASE not in rule.effects:
+            yield f"{move} leaves a leased state, so it must release the lease"
+        if holds and not held and Effect.TAKE_LEASE not in rule.effects:
+            yield f"{move} enters a leased state, so it must take the lease"
+        carried, carries = source in self.carrying_blocked, dest in self.carrying_blocked
+        if carries and not carried and Effect.RECORD_BLOCK not in rule.effects:
+            yield f"{move} enters a blocked-carrying state, so it must record a block"
+        if Effect.CLOSE_BLOCKED in rule.effects and not carried:
+            yield f"{move} closes a blocked outcome it does not carry"
+
+    def rule(self, source: State | None, event: Event) -> Rule | None:
+        """The rule that lets ``event`` move a candidate in ``source``, or ``None``."""
+        return self._moves.get((source, event))
 
     def destination(self, source: State | None, event: Event) -> State | None:
         """Return where ``event`` leads from ``source``, or ``None`` if the table forbids it."""
-        return self._moves.get((source, event))
+        rule = self._moves.get((source, event))
+        if rule is None:
+            return None
+        return rule.dest if rule.dest is not None else source
+
+    def is_internal(self, source: State | None, event: Event) -> bool:
+        """True when ``event`` is allowed from ``source`` and leaves the state unchanged."""
+        rule = self._moves.get((source, event))
+        return rule is not None and rule.dest is None
+
+    @property
+    def initial(self) -> State:
+        """The state the creating rule puts a new candidate in."""
+        return next(d for r in self.rules if not r.sources for _, d in r.edges())
 
     def edges(self) -> Iterable[tuple[State | None, Event, State]]:
         """Every allowed ``(source, event, destination)``, in declaration order."""
@@ -76,38 +222,8 @@ class Table:
         """The events allowed in ``source``, in declaration order."""
         return tuple(e for s, e, _ in self.edges() if s == source)
 
-    # -- state sets, derived from the rules so that no other module restates them --
 
-    @property
-    def terminal(self) -> frozenset[State]:
-        """States with no move to another state: a candidate there is finished."""
-        leaving = {s for s, _, d in self.edges() if s is not None and d != s}
-        return frozenset(State) - leaving
-
-    @property
-    def active(self) -> frozenset[State]:
-        """States that still hold their slug (every state that is not terminal)."""
-        return frozenset(State) - self.terminal
-
-    @property
-    def queued(self) -> frozenset[State]:
-        """States from which an integrator may take the candidate (``start_apply``)."""
-        return frozenset(s for s, e, _ in self.edges() if e is Event.START_APPLY and s)
-
-    @property
-    def carrying_blocked(self) -> frozenset[State]:
-        """States that carry an open blocked outcome: entered by a block, left by resume."""
-        found = {d for _, e, d in self.edges() if e in (Event.BLOCK, Event.INTERRUPT)}
-        terminal = self.terminal
-        frontier = set(found)
-        while frontier:
-            state = frontier.pop()
-            for s, e, d in self.edges():
-                if s == state and e is not Event.RESUME and d not in found | terminal:
-                    found.add(d)
-                    frontier.add(d)
-        return frozenset(found)
-
+_BLOCKS = (Effect.RECORD_BLOCK, Effect.ENQUEUE_FOLLOW_UP)
 
 TABLE = Table(
     (
@@ -117,25 +233,35 @@ TABLE = Table(
             (State.PENDING, State.RETRY),
             State.APPLYING,
             "the integrator took the lease and begins the apply",
+            {Effect.TAKE_LEASE},
         ),
         Rule(
             Event.INTEGRATE,
             (State.APPLYING,),
             State.INTEGRATED,
             "main was advanced by compare-and-swap to a commit containing the candidate",
+            {Effect.RELEASE_LEASE},
         ),
-        Rule(Event.BLOCK, (State.APPLYING,), State.BLOCKED, "the apply failed"),
+        Rule(
+            Event.BLOCK,
+            (State.APPLYING,),
+            State.BLOCKED,
+            "the apply failed",
+            {*_BLOCKS, Effect.RELEASE_LEASE},
+        ),
         Rule(
             Event.BLOCK,
             (State.BLOCKED, State.REMEDIATING),
             None,
             "the same blocked detection again: evidence is appended",
+            _BLOCKS,
         ),
         Rule(
             Event.INTERRUPT,
             (State.APPLYING,),
             State.BLOCKED,
             "the apply's lease expired: reason apply_interrupted",
+            {*_BLOCKS, Effect.RELEASE_LEASE},
         ),
         Rule(
             Event.START_REMEDIATION,
@@ -148,6 +274,7 @@ TABLE = Table(
             (State.REMEDIATING,),
             State.RETRY,
             "the follow-up is resolved (or forced with a reason)",
+            {Effect.CLOSE_BLOCKED, Effect.SUPERSEDE_SHA},
         ),
     )
 )

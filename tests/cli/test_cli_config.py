@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from mergegate.cli import Config, ConfigError, load_config
+from mergegate.statemachine import InvalidInput
 
-from .conftest import Scratch
+from .conftest import MakeScratch, Scratch, _env
 
 
 def _load(tmp_path: Path, text: str, name: str = "mergegate.toml") -> Config:
@@ -90,7 +97,22 @@ def test_pyproject_tool_table(tmp_path: Path) -> None:
         ("roadmap = '/etc/roadmap.yaml'\n", "roadmap", "inside the repository"),
         ("max_main_retries = true\n", "max_main_retries", "expected an integer"),
         ("max_main_retries = -1\n", "max_main_retries", "0 to 100"),
-        ("lease_ttl = 0\n", "lease_ttl", "positive"),
+        ("lease_ttl = 0\n", "lease_ttl", "expected 1 to 86400 seconds, got 0"),
+        ("lease_ttl = 0.5\n", "lease_ttl", "expected 1 to 86400 seconds, got 0.5"),
+        ("lease_ttl = 1e12\n", "lease_ttl", "expected 1 to 86400 seconds, got 1e+12"),
+        ("lease_ttl = inf\n", "lease_ttl", "expected 1 to 86400 seconds, got inf"),
+        ("lease_ttl = nan\n", "lease_ttl", "expected 1 to 86400 seconds, got nan"),
+        ("max_main_retries = 101\n", "max_main_retries", "expected 0 to 100, got 101"),
+        (
+            "[[checks]]\nname = 'a'\nargv = ['x']\ntimeout = 0.01\n",
+            "checks[0].timeout",
+            "expected 1 to 86400 seconds, got 0.01",
+        ),
+        (
+            "[[checks]]\nname = 'a'\nargv = ['x']\ntimeout = 1e300\n",
+            "checks[0].timeout",
+            "expected 1 to 86400 seconds, got 1e+300",
+        ),
         ("follow_up_group = 'Not A Slug'\n", "follow_up_group", "lowercase"),
         ("[[checks]]\nargv = ['x']\n", "checks[0].name", "required"),
         ("[[checks]]\nname = 'a'\n", "checks[0].argv", "required"),
@@ -147,3 +169,87 @@ def test_configured_guidance_reaches_the_text(blocked: Scratch) -> None:
     """Configured templates replace the NEXT: commands of the guidance."""
     (blocked.bare / "mergegate.toml").write_text('[guidance]\nresume = "orch resume {slug}"\n')
     assert "NEXT: orch resume new-greeting\n" in blocked("show", "new-greeting").stdout
+
+
+def test_default_paths_get_the_explicit_checks(tmp_path: Path) -> None:
+    """With no file, a todos symlink out of the repository is refused like an explicit one."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "todos").symlink_to(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        load_config(repo)
+    assert caught.value.key == "todos"
+    assert "'todos' (the default) resolves to" in str(caught.value)
+    assert caught.value.path == f"{repo} (defaults)"
+
+
+@pytest.mark.parametrize("value", ["0.5", "1e12"])
+def test_lease_ttl_out_of_range_exits_2_and_writes_nothing(
+    make_scratch: MakeScratch, value: str
+) -> None:
+    """lease_ttl 0.5 or 1e12: exit 2 at configuration time, one line, no store created."""
+    s = make_scratch("fresh")
+    (s.bare / "mergegate.toml").write_text(f"lease_ttl = {value}\n")
+    r = s("init")
+    assert r.code == 2
+    assert r.stderr.count("\n") == 1
+    shown = f"{float(value):g}"
+    assert f"mergegate.toml: lease_ttl: expected 1 to 86400 seconds, got {shown}" in r.stderr
+    assert not s.db.parent.exists()
+
+
+_SLOW_CHECK = "import pathlib, sys, time; pathlib.Path(sys.argv[1]).touch(); time.sleep(2.0)"
+
+
+def test_smallest_lease_ttl_keeps_a_healthy_apply_alive(scratch: Scratch) -> None:
+    """lease_ttl = 1, a 2 s check: the heartbeat renews, recover finds nothing, it integrates."""
+    started = scratch.root / "check-started"
+    argv = [sys.executable, "-c", _SLOW_CHECK, str(started)]
+    (scratch.bare / "mergegate.toml").write_text(
+        f'lease_ttl = 1\n[[checks]]\nname = "slow"\nargv = {json.dumps(argv)}\n'
+    )
+    assert scratch("submit", "other", "--sha", scratch.shas["other"]).code == 0
+    apply = subprocess.Popen(
+        [sys.executable, "-m", "mergegate.cli", "--repo", str(scratch.bare), "apply", "other"],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not started.exists():
+        assert apply.poll() is None, "apply ended before its check started"
+        assert time.monotonic() < deadline, "the check never started"
+        time.sleep(0.02)
+    # For longer than the TTL, the lease must always be well ahead of the clock.
+    margins = []
+    until = time.monotonic() + 1.5
+    while time.monotonic() < until:
+        with sqlite3.connect(scratch.db) as conn:
+            rows = conn.execute("SELECT expires_at FROM leases").fetchall()
+        conn.close()
+        now = datetime.now(UTC)
+        margins += [(datetime.fromisoformat(r[0]) - now).total_seconds() for r in rows]
+        time.sleep(0.02)
+    assert len(margins) > 10
+    # ttl/3 keeps about 0.66 s of margin; the old 1 s heartbeat floor let it reach 0.
+    assert min(margins) > 0.15, min(margins)
+    recovered = scratch("--json", "recover")
+    assert recovered.code == 0, recovered.stderr
+    assert recovered.doc["result"]["recovered"] == []
+    _out, err = apply.communicate(timeout=60)
+    assert apply.returncode == 0, err
+    show = scratch("--json", "show", "other").doc["result"]["candidate"]
+    assert show["state"] == "integrated"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("lease_ttl", 0.5), ("lease_ttl", 1e12), ("max_main_retries", 101), ("lease_ttl", True)],
+)
+def test_config_record_refuses_out_of_range_numbers(
+    tmp_path: Path, field: str, value: object
+) -> None:
+    """A Config built in Python refuses the numbers the file reader refuses, naming the field."""
+    with pytest.raises(InvalidInput, match=field):
+        Config(tmp_path, tmp_path / "todos", tmp_path / "todos" / "roadmap.yaml", **{field: value})

@@ -49,8 +49,12 @@ def test_python_api_doctests_pass() -> None:
 
 
 def _commands(group: click.Group, prefix: str = "") -> list[str]:
+    # list_commands/get_command, not .commands: the group imports its commands lazily.
+    ctx = click.Context(group)
     names = []
-    for name, command in sorted(group.commands.items()):
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        assert command is not None, name
         if isinstance(command, click.Group):
             names += _commands(command, f"{prefix}{name} ")
         else:

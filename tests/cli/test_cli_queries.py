@@ -57,10 +57,10 @@ def test_blocked_filters_by_reason(blocked: Scratch) -> None:
 
 def test_recover_blocks_an_expired_apply(scratch: Scratch) -> None:
     """recover blocks a candidate whose apply lease expired, reason apply_interrupted."""
-    (scratch.bare / "mergegate.toml").write_text("lease_ttl = 0.2\n")
+    (scratch.bare / "mergegate.toml").write_text("lease_ttl = 1\n")
     scratch("submit", "other", "--sha", scratch.shas["other"])
     assert scratch("start", "other").code == 0
-    time.sleep(0.3)
+    time.sleep(1.1)
     r = scratch("--json", "recover")
     assert r.code == 0, r.stderr
     [outcome] = r.doc["result"]["recovered"]
@@ -121,12 +121,12 @@ def test_diagram_formats_and_counts(blocked: Scratch) -> None:
 
 def test_recover_integrates_a_stranded_apply(scratch: Scratch) -> None:
     """recover integrates, not blocks, an expired apply whose sha main already contains."""
-    (scratch.bare / "mergegate.toml").write_text("lease_ttl = 0.2\n")
+    (scratch.bare / "mergegate.toml").write_text("lease_ttl = 1\n")
     sha = scratch.shas["other"]
     scratch("submit", "other", "--sha", sha)
     scratch("start", "other")
     git(scratch.bare, "update-ref", "refs/heads/main", sha)
-    time.sleep(0.3)
+    time.sleep(1.1)
     [outcome] = scratch("--json", "recover").doc["result"]["recovered"]
     assert outcome["candidate"]["state"] == "integrated"
     assert outcome["transition"]["reason"] == f"main={sha}"

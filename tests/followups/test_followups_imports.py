@@ -9,7 +9,7 @@ from pathlib import Path
 import mergegate.followups
 
 PACKAGE = Path(mergegate.followups.__file__).parent
-THIRD_PARTY = {"attrs", "filelock", "ruamel"}
+THIRD_PARTY = {"attrs", "ruamel"}
 
 
 def imported_roots(path: Path) -> set[str]:
@@ -24,7 +24,7 @@ def imported_roots(path: Path) -> set[str]:
 
 
 def test_followups_imports_only_statemachine_of_mergegate() -> None:
-    """Every module imports the stdlib, attrs, filelock, ruamel or mergegate.statemachine only."""
+    """Every module imports the stdlib, attrs, ruamel or mergegate.statemachine only."""
     modules = sorted(PACKAGE.glob("*.py"))
     assert len(modules) > 5
     for module in modules:

@@ -41,16 +41,32 @@ def test_status_done_is_resolved(todos: Path, state_file: Path, make_record: Mak
         ("status: [\n", "not valid YAML"),
         ("- status: done\n", "not a mapping"),
         ("", "not a mapping"),
-        ("state: done\n", "status None"),
-        ("status: Done\n", "status 'Done'"),
-        ("status: true\n", "status True"),
+        ("status: done\n", "follow_up is None"),
+    ],
+)
+def test_unparsable_or_unlinked_state_file_is_unresolved(
+    todos: Path, state_file: Path, make_record: MakeRecord, text: str, why: str
+) -> None:
+    """A state.yaml that does not parse, is not a mapping or links nothing is unresolved."""
+    state_file.write_text(text)
+    reason = StateFileResolver(todos).unresolved_reason(make_record())
+    assert reason is not None
+    assert why in reason
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        ("state: done", "status None"),
+        ("status: Done", "status 'Done'"),
+        ("status: true", "status True"),
     ],
 )
 def test_anything_but_status_done_is_unresolved(
-    todos: Path, state_file: Path, make_record: MakeRecord, text: str, why: str
+    todos: Path, state_file: Path, make_record: MakeRecord, line: str, why: str
 ) -> None:
-    """A state.yaml that does not parse, is not a mapping or has another status is unresolved."""
-    state_file.write_text(text)
+    """A linked state.yaml whose status is missing or anything but done is unresolved."""
+    state_file.write_text(state_file.read_text().replace("status: open", line))
     reason = StateFileResolver(todos).unresolved_reason(make_record())
     assert reason is not None
     assert why in reason

@@ -1,10 +1,23 @@
-"""The lifecycle table and the shared transitions machine built from it."""
+"""The lifecycle table: its moves, the effects it checks, and what is derived from it."""
 
 from __future__ import annotations
 
+import enum
+
 import pytest
 
-from mergegate.statemachine import TABLE, Event, LifecycleMachine, Rule, State, Table, lifecycle
+from mergegate.cli.diagram import dot, lifecycle_section, mermaid
+from mergegate.statemachine import (
+    TABLE,
+    Effect,
+    Event,
+    LifecycleMachine,
+    Rule,
+    State,
+    Table,
+    TableError,
+    lifecycle,
+)
 
 
 def test_table_matches_the_documented_lifecycle() -> None:
@@ -24,25 +37,110 @@ def test_table_matches_the_documented_lifecycle() -> None:
     assert set(TABLE.edges()) == expected
 
 
-def test_only_integrated_is_terminal() -> None:
-    """Integrated has no way out; every other state has one."""
+def test_state_sets_are_derived_from_the_rules() -> None:
+    """Terminal, active, queued, leased and blocked-carrying states follow from the rules."""
+    assert TABLE.states == tuple(State)
+    assert TABLE.initial is State.PENDING
+    assert TABLE.terminal == {State.INTEGRATED}
+    assert TABLE.active == set(State) - {State.INTEGRATED}
+    assert TABLE.queued == {State.PENDING, State.RETRY}
+    assert TABLE.leased == {State.APPLYING}
+    assert TABLE.carrying_blocked == {State.BLOCKED, State.REMEDIATING}
     assert TABLE.events_from(State.INTEGRATED) == ()
-    for state in State:
-        if state is not State.INTEGRATED:
-            assert TABLE.events_from(state)
 
 
-def test_duplicate_rule_is_rejected_at_build_time() -> None:
-    """A table with two rules for one (state, event) cannot be built."""
-    with pytest.raises(ValueError, match="duplicate transition"):
-        Table((*TABLE.rules, Rule(Event.BLOCK, (State.APPLYING,), State.RETRY, "dup")))
+def test_effects_are_where_the_lifecycle_says() -> None:
+    """The lease is taken by start_apply and released by every move out of applying."""
+    for source, event, dest in TABLE.edges():
+        effects = TABLE.rule(source, event).effects  # type: ignore[union-attr]
+        assert (Effect.TAKE_LEASE in effects) == (event is Event.START_APPLY)
+        assert (Effect.RELEASE_LEASE in effects) == (source is State.APPLYING)
+        assert (Effect.RECORD_BLOCK in effects) == (event in (Event.BLOCK, Event.INTERRUPT))
+        assert (Effect.CLOSE_BLOCKED in effects) == (event is Event.RESUME)
+        assert (Effect.SUPERSEDE_SHA in effects) == (event is Event.RESUME)
+        assert TABLE.destination(source, event) is dest
 
 
-def test_dead_end_state_is_rejected_at_build_time() -> None:
-    """A table that strands a non-terminal state cannot be built."""
-    rules = tuple(r for r in TABLE.rules if r.event is not Event.RESUME)
-    with pytest.raises(ValueError, match="remediating has no way out"):
+RELEASE = Effect.RELEASE_LEASE
+
+
+def _without(event: Event, effect: Effect, source: State | None = None) -> tuple[Rule, ...]:
+    """The table's rules with ``effect`` dropped from ``event``'s rule (from ``source``)."""
+    return tuple(
+        Rule(r.event, r.sources, r.dest, r.meaning, r.effects - {effect})
+        if r.event is event and (source is None or source in r.sources)
+        else r
+        for r in TABLE.rules
+    )
+
+
+@pytest.mark.parametrize(
+    ("rules", "problem"),
+    [
+        (
+            (*TABLE.rules, Rule(Event.BLOCK, (State.APPLYING,), State.RETRY, "dup")),
+            "duplicate transition: block from applying",
+        ),
+        (
+            _without(Event.INTEGRATE, Effect.RELEASE_LEASE),
+            "state integrated has no way out, yet it would keep a lease",
+        ),
+        (
+            _without(Event.BLOCK, Effect.RECORD_BLOCK, State.APPLYING),
+            "record_block and enqueue_follow_up go together",
+        ),
+        (
+            _without(Event.START_APPLY, Effect.TAKE_LEASE),
+            "integrate from applying to integrated releases a lease it does not hold",
+        ),
+        (
+            tuple(r for r in TABLE.rules if r.event is not Event.RESUME),
+            "state remediating has no way out, yet it would keep",
+        ),
+        (
+            (*TABLE.rules, Rule(Event.START_REMEDIATION, (State.PENDING,), State.BLOCKED, "x")),
+            "start_remediation from pending to blocked enters a blocked-carrying state",
+        ),
+        (
+            (*TABLE.rules, Rule(Event.START_REMEDIATION, (State.RETRY,), State.APPLYING, "x")),
+            "start_remediation from retry to applying enters a leased state",
+        ),
+        (
+            (
+                *TABLE.rules,
+                Rule(
+                    Event.INTEGRATE, (State.PENDING,), State.INTEGRATED, "x", {Effect.RELEASE_LEASE}
+                ),
+            ),
+            "integrate from pending to integrated releases a lease it does not hold",
+        ),
+        (
+            (
+                *TABLE.rules,
+                Rule(Event.INTERRUPT, (State.PENDING,), State.BLOCKED, "x"),
+            ),
+            "rules of interrupt disagree on what the call must carry",
+        ),
+    ],
+    ids=[
+        "duplicate",
+        "lease-not-released",
+        "block-without-record",
+        "lease-never-taken",
+        "stranded-blocked",
+        "block-without-record-entering",
+        "lease-entered-without-take",
+        "release-without-lease",
+        "payload-disagreement",
+    ],
+)
+def test_contradictory_tables_are_refused_at_build_time(
+    rules: tuple[Rule, ...], problem: str
+) -> None:
+    """A rule set whose effects contradict its moves cannot be built; the error is one line."""
+    with pytest.raises(TableError, match=problem) as err:
         Table(rules)
+    assert "\n" not in str(err.value)
 
 
 def test_machine_is_shared_and_agrees_with_table() -> None:
@@ -54,12 +152,79 @@ def test_machine_is_shared_and_agrees_with_table() -> None:
             assert machine.destination(source, event) == TABLE.destination(source, event)
     assert machine.is_internal(State.BLOCKED, Event.BLOCK)
     assert not machine.is_internal(State.APPLYING, Event.BLOCK)
-    assert machine.machine.models == []
 
 
-def test_machine_refuses_invalid_triggers() -> None:
-    """The transitions machine is built strict: no auto transitions, no ignored triggers."""
+def test_the_machine_refuses_what_the_table_refuses() -> None:
+    """The transitions machine built from the table raises on a trigger the table forbids."""
+    from transitions import MachineError
+
+    class Model:
+        """A plain model for a private machine (the shared one has none)."""
+
     machine = LifecycleMachine()
-    assert machine.machine.auto_transitions is False
-    assert machine.machine.ignore_invalid_triggers is False
-    assert "to_pending" not in machine.machine.events
+    model = Model()
+    machine.machine.add_model(model, initial=State.PENDING.value)
+    with pytest.raises(MachineError):
+        model.trigger("integrate")  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError):
+        model.to_integrated()  # type: ignore[attr-defined]
+    model.trigger("start_apply")  # type: ignore[attr-defined]
+    assert model.state == State.APPLYING.value  # type: ignore[attr-defined]
+
+
+# -- adding a state is a table row (plus its tests) -------------------------
+
+
+class Scratch(enum.StrEnum):
+    """The lifecycle's states plus one more, as a new state would be declared."""
+
+    PENDING = "pending"
+    APPLYING = "applying"
+    BLOCKED = "blocked"
+    REMEDIATING = "remediating"
+    RETRY = "retry"
+    INTEGRATED = "integrated"
+    ABANDONED = "abandoned"
+
+
+class ScratchEvent(enum.StrEnum):
+    """The lifecycle's events plus the one that leads to the new state."""
+
+    ABANDON = "abandon"
+
+
+ABANDON = Rule(
+    ScratchEvent.ABANDON,  # type: ignore[arg-type]
+    (State.BLOCKED, State.REMEDIATING),
+    Scratch.ABANDONED,  # type: ignore[arg-type]
+    "the work item was given up",
+    {Effect.CLOSE_BLOCKED},
+)
+
+
+def test_a_scratch_terminal_state_is_picked_up_everywhere() -> None:
+    """One added rule: derived sets, the machine, and every diagram pick up the new state."""
+    table = Table((*TABLE.rules, ABANDON))
+    assert Scratch.ABANDONED in table.states
+    assert table.terminal == {State.INTEGRATED, Scratch.ABANDONED}
+    assert table.active == TABLE.active
+    assert table.carrying_blocked == TABLE.carrying_blocked
+    assert table.events_from(State.BLOCKED) == (Event.BLOCK, Event.START_REMEDIATION, "abandon")
+    machine = LifecycleMachine(table)
+    assert machine.destination(State.REMEDIATING, ScratchEvent.ABANDON) == Scratch.ABANDONED  # type: ignore[arg-type]
+    drawn = mermaid(table)
+    assert "    remediating --> abandoned: abandon\n" in drawn
+    assert "    abandoned --> [*]\n" in drawn
+    assert "abandoned" not in mermaid()
+    assert '    abandoned [label="abandoned", peripheries=2];' in dot(table)
+    row = (
+        "| `abandon` | blocked, remediating | abandoned | close_blocked | " + ABANDON.meaning + " |"
+    )
+    assert row in lifecycle_section(table).splitlines()
+
+
+def test_a_scratch_state_that_keeps_its_blocked_outcome_is_refused() -> None:
+    """The same new rule without closing the blocked outcome fails the build."""
+    keeps = Rule(ABANDON.event, ABANDON.sources, ABANDON.dest, ABANDON.meaning)
+    with pytest.raises(TableError, match="state abandoned has no way out, yet it would keep"):
+        Table((*TABLE.rules, keeps))

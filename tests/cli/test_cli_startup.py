@@ -1,0 +1,69 @@
+"""Start-up: a command imports only what it uses (docs/performance.md, "Command start-up")."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import Scratch, _env
+
+# What `--version` and `show` must never load: YAML, the file lock, the
+# PostgreSQL driver, the test strategies and the git applier are for other commands.
+DENIED = ("ruamel", "filelock", "psycopg", "hypothesis", "mergegate.apply")
+
+
+def _imported(*args: str, repo: Scratch | None = None) -> tuple[int, set[str]]:
+    """Run ``python -X importtime -m mergegate.cli ARGS``: its exit code and the modules loaded."""
+    extra = [] if repo is None else ["--repo", str(repo.bare)]
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "mergegate.cli", *extra, *args],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    modules = {
+        line.rsplit("|", 1)[1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:") and "cumulative" not in line
+    }
+    assert "mergegate.cli.main" in modules, done.stderr[-2000:]
+    return done.returncode, modules
+
+
+def _denied(modules: set[str], denied: tuple[str, ...] = DENIED) -> list[str]:
+    return sorted(m for m in modules if any(m == d or m.startswith(d + ".") for d in denied))
+
+
+def test_version_imports_no_engine() -> None:
+    """`mergegate --version` loads click and the command line's shell, not the engine or a store."""
+    code, modules = _imported("--version")
+    assert code == 0
+    assert _denied(modules, (*DENIED, "mergegate.statemachine", "mergegate.persistence")) == []
+
+
+@pytest.mark.parametrize("json_flag", [(), ("--json",)], ids=["text", "json"])
+def test_show_of_a_blocked_candidate_imports_nothing_denied(
+    blocked: Scratch, json_flag: tuple[str, ...]
+) -> None:
+    """`show` of a blocked candidate (guidance and evidence included) loads no denied module."""
+    code, modules = _imported(*json_flag, "show", "new-greeting", repo=blocked)
+    assert code == 0
+    assert "mergegate.statemachine" in modules  # the check would pass vacuously otherwise
+    assert _denied(modules) == []
+
+
+def test_every_command_is_registered_by_the_module_the_group_names() -> None:
+    """The group's map of lazy commands agrees with what the command modules register."""
+    from mergegate.cli.app import COMMANDS, cli
+
+    for module in sorted(set(COMMANDS.values())):
+        importlib.import_module(module)
+    assert sorted(cli.commands) == sorted(COMMANDS)
+    for name, command in cli.commands.items():
+        assert command.callback is not None
+        assert command.callback.__module__ == COMMANDS[name], name
