@@ -9,9 +9,22 @@ from .applier import NULL_SHA, GitApplier
 from .checks import CheckSpec, run_check
 from .errors import GitCommandFailed, GitNotFound, MainCheckedOut
 from .git import Git, GitOutput, Identity
+from .resolve import (
+    AmbiguousSha,
+    BranchNotFound,
+    NotACommit,
+    NotInBranch,
+    ShaNotResolved,
+    UnknownSha,
+    branch_tip,
+    resolve_candidate_sha,
+    resolve_sha,
+)
 
 __all__ = [
     "NULL_SHA",
+    "AmbiguousSha",
+    "BranchNotFound",
     "CheckSpec",
     "Git",
     "GitApplier",
@@ -20,5 +33,12 @@ __all__ = [
     "GitOutput",
     "Identity",
     "MainCheckedOut",
+    "NotACommit",
+    "NotInBranch",
+    "ShaNotResolved",
+    "UnknownSha",
+    "branch_tip",
+    "resolve_candidate_sha",
+    "resolve_sha",
     "run_check",
 ]

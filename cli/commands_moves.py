@@ -8,7 +8,7 @@ from typing import Protocol, runtime_checkable
 import attrs
 import click
 
-from mergegate.apply import NULL_SHA
+from mergegate.apply import NULL_SHA, Git, resolve_candidate_sha, resolve_sha
 from mergegate.statemachine import (
     CandidateKey,
     Evidence,
@@ -17,9 +17,10 @@ from mergegate.statemachine import (
     Reason,
     RepositoryError,
     State,
-    check_sha,
+    check_branch,
     check_slug,
     check_text,
+    short_sha,
 )
 
 from .app import cli, session_of
@@ -81,6 +82,11 @@ def _main_sha(session: Session) -> str | None:
     return session.repository().branch_sha(session.config().main_branch)
 
 
+def _git(session: Session) -> Git:
+    """Git on the session's repository, for resolving shas at the door (reads only)."""
+    return Git(session.repository().root)
+
+
 @cli.command()
 @click.pass_context
 def init(ctx: click.Context) -> int:
@@ -107,17 +113,29 @@ def init(ctx: click.Context) -> int:
 
 @cli.command()
 @click.argument("slug")
-@click.option("--sha", required=True, help="The commit to integrate (7 to 64 hex characters).")
+@click.option(
+    "--sha",
+    default=None,
+    help="The commit to integrate: its id or an abbreviation of at least 4 hex digits, "
+    "contained in the branch (default: the branch's tip).",
+)
 @click.option("--branch", default=None, help="The candidate's branch (default: the slug).")
 @_IDEMPOTENCY
 @click.pass_context
 def submit(
-    ctx: click.Context, slug: str, sha: str, branch: str | None, idempotency_key: str | None
+    ctx: click.Context, slug: str, sha: str | None, branch: str | None, idempotency_key: str | None
 ) -> int:
-    """Queue SLUG at SHA as pending. Submitting the same identity again is a no-op."""
+    """Queue SLUG at SHA as pending. Submitting the same identity again is a no-op.
+
+    The sha is resolved once, here, to the full commit id, through object ids
+    only (never a ref name); that id is what is stored, shown and applied.
+    """
     s = session_of(ctx)
-    key = CandidateKey(slug, branch if branch is not None else slug, sha)
+    check_slug(slug)
+    branch = check_branch(branch if branch is not None else slug, field="--branch")
     _key_text(idempotency_key, "--idempotency-key")
+    full = resolve_candidate_sha(_git(s), branch, sha, field="--sha", branch_field="--branch")
+    key = CandidateKey(slug, branch, full)
     return _emit_outcome(s, s.engine().submit(key, idempotency_key=idempotency_key))
 
 
@@ -187,7 +205,7 @@ def block(
     check_slug(slug)
     _key_text(idempotency_key, "--idempotency-key")
     if main_sha is not None:
-        check_sha(main_sha, field="--main-sha")
+        main_sha = resolve_sha(_git(s), main_sha, field="--main-sha")
     _key_text(detail, "--detail")
     evidence = Evidence() if evidence_file is None else read_evidence(evidence_file)
     # The report is checked before the repository is asked for main, so bad
@@ -229,15 +247,12 @@ def integrate(
     """Record that an external apply advanced main to MAIN_SHA, which contains SLUG's sha."""
     s = session_of(ctx)
     check_slug(slug)
-    check_sha(main_sha, field="--main-sha")
     _key_text(idempotency_key, "--idempotency-key")
     repo, branch = s.repository(), s.config().main_branch
-    full = repo.resolve_commit(main_sha)
-    if full is None:
-        raise IntegrateRefused(main_sha, f"no such commit in {repo.root}; fetch it first")
+    full = resolve_sha(_git(s), main_sha, field="--main-sha")
     current = repo.branch_sha(branch)
     if current != full:
-        shown = "nothing" if current is None else current[:12]
+        shown = "nothing" if current is None else short_sha(current)
         raise IntegrateRefused(
             main_sha, f"{branch!r} points at {shown}, not at it; report the sha {branch} has now"
         )
@@ -246,7 +261,7 @@ def integrate(
     if not repo.is_ancestor(candidate.key.sha, full):
         raise IntegrateRefused(
             main_sha,
-            f"it does not contain the candidate's sha {candidate.key.sha[:12]}; "
+            f"it does not contain the candidate's sha {short_sha(candidate.key.sha)}; "
             "report integrate only after main contains the candidate, else block",
         )
     outcome = engine.integrate(
@@ -275,7 +290,13 @@ def remediate(
 
 @cli.command()
 @click.argument("slug")
-@click.option("--sha", "new_sha", default=None, help="The fixed commit, if the fix is a new one.")
+@click.option(
+    "--sha",
+    "new_sha",
+    default=None,
+    help="The fixed commit, if the fix is a new one: resolved as submit's --sha is, "
+    "and contained in the candidate's branch.",
+)
 @click.option("--force", is_flag=True, help="Resume although the follow-up is not resolved.")
 @click.option("--why", default=None, help="Why the resume is forced (required with --force).")
 @_IDEMPOTENCY
@@ -293,15 +314,19 @@ def resume(
     """Move remediating SLUG to retry once its follow-up is resolved (state.yaml status: done)."""
     s = session_of(ctx)
     check_slug(slug)
-    if new_sha is not None:
-        check_sha(new_sha, field="--sha")
     if force and (why is None or not why.strip()):
         raise UsageError("--force needs --why TEXT saying why the follow-up is skipped")
     if why is not None and not force:
         raise UsageError("--why is only used with --force; add --force or drop --why")
     _key_text(why, "--why")
     _key_text(idempotency_key, "--idempotency-key")
-    outcome = s.engine().resume(
+    engine = s.engine()
+    if new_sha is not None:
+        # Resolved against the branch the candidate was submitted with: the fix
+        # must be on it, as apply will require.
+        branch = engine.get(slug).key.branch
+        new_sha = resolve_candidate_sha(_git(s), branch, new_sha, field="--sha")
+    outcome = engine.resume(
         slug,
         new_sha=new_sha,
         force_reason=why if force else None,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from mergegate.statemachine import MergegateError, RepositoryError
+from mergegate.statemachine import MergegateError, RepositoryError, short_sha
 
 from .app import cli, session_of
 from .boundary import run
@@ -151,8 +151,8 @@ class Demo:
         self.git(self.work, "checkout", "-q", "-b", "new-greeting", "main")
         greeting = self.commit("Greet mergegate", {"greeting.txt": "Hello, mergegate.\n"})
         self.git(self.work, "push", "-q", "origin", "add-docs", "new-greeting")
-        self.say(f"  add-docs      {docs[:7]}  docs/usage.md, greeting.txt")
-        self.say(f"  new-greeting  {greeting[:7]}  greeting.txt")
+        self.say(f"  add-docs      {short_sha(docs)}  docs/usage.md, greeting.txt")
+        self.say(f"  new-greeting  {short_sha(greeting)}  greeting.txt")
         return docs, greeting
 
     def run(self) -> None:
@@ -194,7 +194,7 @@ class Demo:
             },
         )
         self.git(self.work, "push", "-q", "origin", "new-greeting")
-        self.say(f"new-greeting is now at {fixed[:7]} (main merged, conflict resolved)\n")
+        self.say(f"new-greeting is now at {short_sha(fixed)} (main merged, conflict resolved)\n")
         self.say("Resuming before the follow-up is marked done is refused (exit 4):")
         self.mergegate("resume", "new-greeting", "--sha", fixed, expect=EXIT_CONFLICT)
         state = folder / "state.yaml"

@@ -16,6 +16,7 @@ from mergegate.statemachine import (
     Occurrence,
     Outcome,
     Transition,
+    short_sha,
 )
 
 from .payload import stamp
@@ -46,7 +47,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def key_text(c: Candidate) -> str:
-    return f"{c.key.slug} ({one_line(c.key.branch)}@{c.key.sha[:7]})"
+    return f"{c.key.slug} ({one_line(c.key.branch)}@{short_sha(c.key.sha)})"
 
 
 def _short_time(value: datetime | None) -> str:
@@ -85,7 +86,7 @@ def candidate_table(candidates: Sequence[Candidate]) -> str:
             str(c.id),
             c.key.slug,
             c.key.branch,
-            c.key.sha[:12],
+            short_sha(c.key.sha),
             c.state.value,
             str(c.seq),
             _short_time(c.updated_at),
@@ -106,7 +107,7 @@ def history_table(entries: Sequence[Transition]) -> str:
             t.event.value,
             "new" if t.source is None else t.source.value,
             t.dest.value,
-            t.sha[:12],
+            short_sha(t.sha),
             t.actor,
             t.reason or "",
         )
@@ -122,7 +123,7 @@ def blocked_table(records: Sequence[BlockedRecord]) -> str:
         (
             _short_time(b.last_blocked_at),
             b.key.slug,
-            b.key.sha[:12],
+            short_sha(b.key.sha),
             b.reason.value,
             b.status,
             str(b.occurrences),
@@ -137,7 +138,7 @@ def blocked_table(records: Sequence[BlockedRecord]) -> str:
 
 def _evidence_lines(occurrence: Occurrence) -> list[str]:
     r, e = occurrence.report, occurrence.report.evidence
-    lines = [f"  reason:     {r.reason.value} against main {r.main_sha[:12]}"]
+    lines = [f"  reason:     {r.reason.value} against main {short_sha(r.main_sha)}"]
     if r.detail is not None:
         lines.append(f"  detail:     {one_line(r.detail)}")
     if e.conflicted_paths:
@@ -152,7 +153,7 @@ def _evidence_lines(occurrence: Occurrence) -> list[str]:
     if e.diagnostic is not None:
         lines.append(f"  diagnostic: {one_line(e.diagnostic)}")
     if e.main_attempts:
-        lines.append(f"  main tried: {', '.join(s[:12] for s in e.main_attempts)}")
+        lines.append(f"  main tried: {', '.join(short_sha(s) for s in e.main_attempts)}")
     if e.files:
         lines.append(f"  files:      {one_line(', '.join(e.files))}")
     if e.lease_owner is not None:
@@ -170,7 +171,7 @@ def show_text(o: Outcome, latest: Occurrence | None, past: Sequence[BlockedRecor
     lines = [
         f"slug:       {c.key.slug}",
         f"branch:     {one_line(c.key.branch)}",
-        f"sha:        {c.key.sha}",
+        f"sha:        {short_sha(c.key.sha)}",
         f"state:      {c.state.value}",
         f"seq:        {c.seq}",
         f"submitted:  {_short_time(c.submitted_at)} UTC",
@@ -196,7 +197,7 @@ def show_text(o: Outcome, latest: Occurrence | None, past: Sequence[BlockedRecor
     if earlier:
         lines.append("earlier follow-ups:")
         lines.extend(
-            f"  {b.follow_up_slug} ({b.reason.value}, {b.status}, sha {b.key.sha[:7]})"
+            f"  {b.follow_up_slug} ({b.reason.value}, {b.status}, sha {short_sha(b.key.sha)})"
             for b in earlier
         )
     if latest is not None:

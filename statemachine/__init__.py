@@ -46,6 +46,7 @@ from .states import Event, State
 from .store import Guide, Hook, Resolver, Store, Transaction
 from .table import TABLE, Effect, Rule, Table
 from .validation import (
+    SHA_SHOWN,
     SLUG_MAX,
     cap_text,
     check_branch,
@@ -53,6 +54,7 @@ from .validation import (
     check_sha,
     check_slug,
     check_text,
+    short_sha,
 )
 
 __all__ = [
@@ -61,6 +63,7 @@ __all__ = [
     "ApplyResult",
     "Blocked",
     "Integrated",
+    "SHA_SHOWN",
     "SLUG_MAX",
     "TABLE",
     "Batch",
@@ -122,5 +125,6 @@ __all__ = [
     "on_event",
     "on_enter",
     "log_outcome",
+    "short_sha",
     "verify_log",
 ]

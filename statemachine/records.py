@@ -26,6 +26,7 @@ from .validation import (
     check_sha,
     check_slug,
     check_text,
+    short_sha,
 )
 
 __all__ = [
@@ -108,7 +109,7 @@ class CandidateKey:
     sha: str = attrs.field(validator=attrs_validator(check_sha))
 
     def __str__(self) -> str:
-        return f"{self.slug} ({self.branch}@{self.sha[:7]})"
+        return f"{self.slug} ({self.branch}@{short_sha(self.sha)})"
 
 
 @attrs.frozen

@@ -11,6 +11,7 @@ from typing import Any
 from .errors import InvalidInput
 
 __all__ = [
+    "SHA_SHOWN",
     "SLUG_MAX",
     "TEXT_CAP",
     "cap_text",
@@ -19,13 +20,20 @@ __all__ = [
     "check_sha",
     "check_slug",
     "check_text",
+    "short_sha",
 ]
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 SLUG_MAX = 64
 # A follow-up slug adds "-integration-blocked-" + 7 hex + an optional "-NNNN".
 FOLLOW_UP_SLUG_MAX = SLUG_MAX + 21 + 7 + 5
-SHA_RE = re.compile(r"^[0-9a-f]{7,64}$")
+# Only a full object id (SHA-1 or SHA-256) names one commit for good: an
+# abbreviation can become ambiguous as objects arrive, and git resolves it
+# through ref names first, so a tag named like it silently wins. Callers
+# resolve abbreviations at the door (``mergegate.apply.resolve``).
+SHA_RE = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+#: How many hex digits human output shows of a sha; ``--json`` shows all.
+SHA_SHOWN = 12
 BRANCH_MAX = 200
 TEXT_CAP = 4000
 _REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
@@ -41,10 +49,20 @@ def check_slug(value: str, *, field: str = "slug", limit: int = SLUG_MAX) -> str
 
 
 def check_sha(value: str, *, field: str = "sha") -> str:
-    """Return ``value`` if it is 7 to 64 lowercase hex characters; raise InvalidInput."""
+    """Return ``value`` if it is a full lowercase commit id (40 or 64 hex); raise InvalidInput."""
     if not isinstance(value, str) or not SHA_RE.fullmatch(value):
-        raise InvalidInput(field, value, "use 7 to 64 lowercase hex characters")
+        raise InvalidInput(
+            field,
+            value,
+            "use a full object id, 40 or 64 lowercase hex characters; resolve an "
+            "abbreviation to one first (mergegate.apply.resolve_sha), never through a ref name",
+        )
     return value
+
+
+def short_sha(sha: str) -> str:
+    """The first ``SHA_SHOWN`` hex digits of ``sha``: the one width human output uses."""
+    return sha[:SHA_SHOWN]
 
 
 def check_branch(value: str, *, field: str = "branch") -> str:

@@ -49,7 +49,13 @@ _SPEC: dict[tuple[str, str], str] = {
     ("remediating", "resume"): "retry",
 }
 _SLUGS = st.sampled_from(["alpha", "beta"])
-_SHAS = st.sampled_from(["aaaaaaa111", "aaaaaaa222", "bbbbbbb333", "ccccccc444"])
+# Two full ids share their first 7 hex digits, as follow-up slugs do.
+_SHAS = st.sampled_from(
+    [
+        f"{p}{d * 33}"
+        for p, d in (("aaaaaaa", "1"), ("aaaaaaa", "2"), ("bbbbbbb", "3"), ("ccccccc", "4"))
+    ]
+)
 _BRANCHES = st.sampled_from(["work", "feature/x"])
 _TTL = timedelta(minutes=5)
 
@@ -196,7 +202,7 @@ class EngineModelMachine(RuleBasedStateMachine):
         legal = [e for (s, e) in _SPEC if s == current.state and e != "interrupt"]
         moves: dict[str, Callable[[str], None]] = {
             "start_apply": self.start_apply,
-            "integrate": lambda slug: self.integrate(slug, "aaaaaaa111"),
+            "integrate": lambda slug: self.integrate(slug, "aaaaaaa" + "1" * 33),
             "block": lambda slug: self.block(slug, report),
             "start_remediation": self.start_remediation,
             "resume": lambda slug: self.resume(slug, None),

@@ -29,6 +29,7 @@ __all__ = [
     "commit_plans",
     "event_sequences",
     "hostile_branches",
+    "hostile_shas",
     "hostile_slugs",
     "relpaths",
     "repo_plans",
@@ -47,9 +48,28 @@ def slugs(draw: st.DrawFn, max_size: int = SLUG_MAX) -> str:
     return "-".join(words)[:max_size].strip("-") or "x"
 
 
-def shas(min_size: int = 40, max_size: int = 40) -> st.SearchStrategy[str]:
-    """Lowercase hex shas (full 40-character ones by default)."""
-    return st.text("0123456789abcdef", min_size=min_size, max_size=max_size)
+_HEX = "0123456789abcdef"
+
+
+def shas(lengths: tuple[int, ...] = (40, 64)) -> st.SearchStrategy[str]:
+    """Full object ids: lowercase hex of SHA-1 (40) or SHA-256 (64) length.
+
+    These are the only shas the Engine accepts; an abbreviation is resolved
+    to one of these before it reaches a record.
+    """
+    return st.sampled_from(lengths).flatmap(lambda n: st.text(_HEX, min_size=n, max_size=n))
+
+
+def hostile_shas() -> st.SearchStrategy[str]:
+    """Shas the Engine must refuse: abbreviations, wrong lengths, upper case, non-hex."""
+    return st.one_of(
+        st.text(_HEX, max_size=39),
+        st.text(_HEX, min_size=41, max_size=63),
+        st.text(_HEX, min_size=65, max_size=80),
+        st.text(_HEX.upper(), min_size=40, max_size=40).filter(lambda s: s != s.lower()),
+        st.text(min_size=40, max_size=40).filter(lambda s: not set(s) <= set(_HEX)),
+        shas().map(lambda s: f"{s}\n"),
+    )
 
 
 @st.composite

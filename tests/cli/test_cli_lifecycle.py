@@ -62,7 +62,7 @@ def test_submit_branch_defaults_to_slug(scratch: Scratch) -> None:
 def test_submit_another_sha_under_a_held_slug_is_invalid(scratch: Scratch) -> None:
     """A second identity for an unintegrated slug exits 2."""
     assert scratch("submit", "add-docs", "--sha", scratch.shas["add-docs"]).code == 0
-    r = scratch("submit", "add-docs", "--sha", scratch.shas["other"])
+    r = scratch("submit", "add-docs", "--branch", "other", "--sha", scratch.shas["other"])
     assert r.code == 2
     assert "already held" in r.stderr
 

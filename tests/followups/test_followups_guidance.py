@@ -120,7 +120,7 @@ def test_custom_templates_are_filled_and_shell_quoted(
     make_candidate: MakeCandidate, make_record: MakeRecord
 ) -> None:
     """Configured templates replace the defaults; branch values with shell syntax are quoted."""
-    key = CandidateKey("auth-login", "feat/$(id)&x", "0123456789abcdef")
+    key = CandidateKey("auth-login", "feat/$(id)&x", "0123456789abcdef0123456789abcdef01234567")
     templates = GuidanceTemplates(
         remediate="next-machine claim {follow_up}",
         resume="next-machine retry --slug {slug} --branch {branch} --sha {sha}",
@@ -128,7 +128,8 @@ def test_custom_templates_are_filled_and_shell_quoted(
     guidance = FollowUpGuide(templates).render(make_candidate(key=key), make_record(key=key))
     assert guidance.next_commands == (
         "next-machine claim auth-login-integration-blocked-0123456",
-        "next-machine retry --slug auth-login --branch 'feat/$(id)&x' --sha 0123456789abcdef",
+        "next-machine retry --slug auth-login --branch 'feat/$(id)&x' --sha "
+        "0123456789abcdef0123456789abcdef01234567",
     )
 
 

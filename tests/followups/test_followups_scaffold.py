@@ -298,7 +298,7 @@ def test_odd_branches_link_back_and_round_trip_in_state_yaml(
     todos: Path, make_record: MakeRecord, checks_report: BlockedReport, branch: str
 ) -> None:
     """Valid but odd branch names are reused on replay, and state.yaml reads them back exactly."""
-    key = CandidateKey("auth-login", branch, "0123456789abcdef")
+    key = CandidateKey("auth-login", branch, "0123456789abcdef0123456789abcdef01234567")
     record = make_record(key=key)
     first = scaffold_todo(todos, record, checks_report)
     assert not scaffold_todo(todos, record, checks_report).created

@@ -49,9 +49,35 @@ def test_generated_keys_are_valid(key: CandidateKey) -> None:
 
 @pytest.mark.parametrize("sha", ["abcdef1\n", "abc", "g" * 40, "A" * 40, "a" * 65, "", " abcdefg"])
 def test_bad_shas_are_rejected(sha: str) -> None:
-    """A sha must be 7 to 64 lowercase hex characters."""
-    with pytest.raises(InvalidInput, match="7 to 64 lowercase hex"):
+    """A sha must be a full object id: 40 or 64 lowercase hex characters."""
+    with pytest.raises(InvalidInput, match="40 or 64 lowercase hex"):
         CandidateKey("work", "work", sha)
+
+
+@given(mst.hostile_shas())
+def test_abbreviated_and_malformed_shas_are_refused(sha: str) -> None:
+    """An abbreviation (or any non-full id) never becomes part of an identity."""
+    with pytest.raises(InvalidInput) as info:
+        CandidateKey("work", "work", sha)
+    assert info.value.field == "sha"
+    assert "resolve an abbreviation" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "sha", ["3f1c2ab", "3f1c2ab9e0d4", "3f1c2ab9e0d41234567890abcdef1234567890a"]
+)
+def test_short_sha_is_refused_by_candidate_key(sha: str) -> None:
+    """A 7-, 12- or 39-hex abbreviation is refused with a hint to resolve it first."""
+    with pytest.raises(InvalidInput, match="resolve an abbreviation to one first"):
+        CandidateKey("work", "work", sha)
+
+
+@given(mst.shas())
+def test_full_sha1_and_sha256_ids_are_accepted(sha: str) -> None:
+    """Full SHA-1 (40) and SHA-256 (64) ids are the shas an identity holds."""
+    assert CandidateKey("work", "work", sha).sha == sha
+    assert len(sha) in (40, 64)
 
 
 def test_slug_at_the_length_limit() -> None:
