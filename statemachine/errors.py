@@ -18,6 +18,7 @@ __all__ = [
     "InvalidInput",
     "LeaseHeld",
     "MergegateError",
+    "MoveInFlight",
     "RepositoryError",
     "StoreError",
 ]
@@ -155,3 +156,16 @@ class RepositoryError(MergegateError, RuntimeError):
 
     def __init__(self, repository: str, message: str) -> None:
         super().__init__(f"repository {repository}: {message}", repository=repository)
+
+
+class MoveInFlight(RepositoryError):
+    """``main``'s lock is held by a mover that may still move it; nothing was decided.
+
+    ``holder`` names the process (``host:pid``) when mergegate knows it.
+    """
+
+    holder: str | None
+
+    def __init__(self, repository: str, holder: str | None, detail: str) -> None:
+        super().__init__(repository, f"a move is in flight: {detail}")
+        self.holder = holder
