@@ -2,13 +2,16 @@
 
 :class:`GitApplier` implements :class:`mergegate.statemachine.Applier`: it
 merges a candidate without touching any checkout, runs the configured checks
-in a scratch worktree, and moves ``main`` by compare-and-swap only.
+in a scratch worktree, and moves ``main`` only under the fence (git's lock on
+``main``, with the lease checked while it is held).
 """
 
 from .applier import NULL_SHA, GitApplier
+from .audit import RepositoryViolation, repository_violations
 from .checks import CheckSpec, run_check
 from .errors import GitCommandFailed, GitNotFound, MainCheckedOut
 from .git import Git, GitOutput, Identity
+from .plumbing import remote_main
 
 __all__ = [
     "NULL_SHA",
@@ -20,5 +23,8 @@ __all__ = [
     "GitOutput",
     "Identity",
     "MainCheckedOut",
+    "RepositoryViolation",
+    "repository_violations",
+    "remote_main",
     "run_check",
 ]

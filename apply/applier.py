@@ -38,7 +38,7 @@ from mergegate.statemachine import (
 from .catfile import CatFile
 from .checks import CheckSpec, run_check
 from .errors import GitCommandFailed, GitNotFound, MainCheckedOut
-from .fence import MainLock, Moved, holding, take_main_waiting
+from .fence import MainLock, Moved, holding, lock_path, take_main_waiting
 from .git import NO_HOOKS, Git, Identity
 from .plumbing import (
     Conflict,
@@ -164,6 +164,11 @@ class GitApplier:
     def main_ref(self) -> str:
         """The full name of the branch this applier moves."""
         return f"refs/heads/{self.main_branch}"
+
+    @property
+    def main_lock(self) -> Path:
+        """git's lock file on ``main``: while it exists, a move (or a recovery) holds ``main``."""
+        return lock_path(self._common, self.main_ref)
 
     def main_sha(self) -> str:
         """The commit ``main`` points at now; raises RepositoryError if it does not resolve."""
