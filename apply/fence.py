@@ -301,6 +301,11 @@ def holding(
     else:
         raise MoveInFlight(str(git.repo), None, f"{lock_path(common_dir, ref)} is held")
     with taken:
+        # Under the lock, the record of a dead process is garbage: it holds
+        # nothing, and no live holder can be mistaken for it.
+        for path, record in _records(common_dir / "mergegate" / "movers"):
+            if not record.alive():
+                path.unlink(missing_ok=True)
         yield taken, removed
 
 

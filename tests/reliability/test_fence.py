@@ -24,6 +24,7 @@ import attrs
 import pytest
 
 from mergegate.apply import Git, Identity
+from mergegate.persistence import open_store
 
 SLOW = pytest.mark.slow
 
@@ -96,6 +97,15 @@ class Site:
         done = self.run("--json", "show", slug)
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)["result"]["candidate"]["state"]
+
+    def stored_state(self, slug: str) -> str:
+        """The candidate's state, read from the store directly (no CLI start-up)."""
+        store = open_store(self.url)
+        try:
+            candidate = store.candidate(slug)
+            return "missing" if candidate is None else candidate.state.value
+        finally:
+            store.close()
 
     def verify(self) -> Any:
         done = self.run("--json", "verify")
@@ -190,10 +200,10 @@ def test_slow_push_outliving_the_lease_is_not_recovered_meanwhile(
     c1 = site.candidate("c1", {"c1.txt": "one\n"})
     _hook(site.remote / "hooks" / "pre-receive", "sleep 4")
     mover = site.background("apply", "c1")
-    # 2.5 s after the apply starts, as reported; measured from the moment the
-    # mover holds main, so that a slow start-up cannot let the push win the race.
-    _wait_for(site.lock.exists)
-    time.sleep(1.5)
+    # About 2.5 s after the apply started, as reported: counted from the moment
+    # it took the lease, so that a slow interpreter start cannot shift the race.
+    _wait_for(lambda: site.stored_state("c1") == "applying")
+    time.sleep(2.0)
     recovered = site.run("recover")
     code, _out, err = _finish(mover)
     tally["fence_recoveries_refused"] += recovered.returncode == 4
