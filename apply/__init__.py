@@ -2,13 +2,16 @@
 
 :class:`GitApplier` implements :class:`mergegate.statemachine.Applier`: it
 merges a candidate without touching any checkout, runs the configured checks
-in a scratch worktree, and moves ``main`` by compare-and-swap only.
+in a scratch worktree, and moves ``main`` only under the fence (git's lock on
+``main``, with the lease checked while it is held).
 """
 
 from .applier import NULL_SHA, GitApplier
+from .audit import RepositoryViolation, repository_violations
 from .checks import CheckSpec, run_check
 from .errors import GitCommandFailed, GitNotFound, MainCheckedOut
 from .git import Git, GitOutput, Identity
+from .plumbing import remote_main
 from .resolve import (
     AmbiguousSha,
     BranchNotFound,
@@ -40,5 +43,8 @@ __all__ = [
     "branch_tip",
     "resolve_candidate_sha",
     "resolve_sha",
+    "RepositoryViolation",
+    "repository_violations",
+    "remote_main",
     "run_check",
 ]

@@ -3,7 +3,7 @@
 This package imports nothing else of mergegate; every other component imports it.
 """
 
-from .applier import AlreadyIntegrated, Applier, ApplyResult, Blocked, Integrated
+from .applier import AlreadyIntegrated, Applier, ApplyResult, Blocked, HeldMain, Integrated
 from .calls import Calls, Request
 from .engine import Batch, Engine
 from .errors import (
@@ -16,6 +16,7 @@ from .errors import (
     InvalidInput,
     LeaseHeld,
     MergegateError,
+    MoveInFlight,
     RepositoryError,
     StoreError,
     TableError,
@@ -95,12 +96,14 @@ __all__ = [
     "IllegalTransition",
     "InvalidInput",
     "Lease",
+    "HeldMain",
     "LeaseHeld",
     "LifecycleMachine",
     "MergegateError",
     "Occurrence",
     "Outcome",
     "Reason",
+    "MoveInFlight",
     "RepositoryError",
     "Resolver",
     "Rule",

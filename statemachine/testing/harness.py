@@ -16,9 +16,14 @@ to make candidates, and expose ``TestCase``::
     TestGit = GitMachine.TestCase
 
 The rules submit candidates, apply the next one through the Engine, and
-remediate and resume blocked ones. After every step the harness checks that
-``main`` moved only when the applier reported :class:`~..applier.Integrated`,
-to the sha it reported, and that the Engine's log replays cleanly. It assumes
+remediate and resume blocked ones. One rule stalls the mover at one of its
+heartbeats, past its lease, while another Engine (a later clock) recovers under
+:meth:`~..applier.Applier.hold_main`: recovery either refuses (the mover holds
+``main``) and the apply then ends normally, or it blocks the candidate and the
+mover's next heartbeat fails, leaving ``main`` where it was. After every step
+the harness checks that ``main`` moved only when the applier reported
+:class:`~..applier.Integrated`, to the sha it reported, and that the Engine's
+log replays cleanly. It assumes
 that nothing but the applier moves ``main`` while an apply runs; a rule of the
 subclass that moves ``main`` between applies calls :meth:`observe_main`.
 """
@@ -26,13 +31,17 @@ subclass that moves ``main`` between applies calls :meth:`observe_main`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
 
 import attrs
+from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from ..applier import AlreadyIntegrated, Applier, ApplyResult, Blocked, Integrated
+from ..applier import AlreadyIntegrated, Applier, ApplyResult, Blocked, HeldMain, Integrated
 from ..engine import Engine
+from ..errors import LeaseHeld, MoveInFlight
 from ..records import CandidateKey, Outcome, Reason
 from ..states import Event, State
 
@@ -46,12 +55,31 @@ class RecordingApplier:
     inner: Applier
     last: ApplyResult | None = None
     calls: int = 0
+    stall_at: int | None = None
+    stall: Callable[[], None] | None = None
 
     def apply(self, key: CandidateKey, heartbeat: Callable[[], None]) -> ApplyResult:
-        """Delegate to the wrapped applier and remember what it returned."""
+        """Delegate to the wrapped applier and remember what it returned.
+
+        With ``stall`` and ``stall_at`` set, ``stall()`` runs right before the
+        ``stall_at``-th heartbeat: the mover is paused there.
+        """
         self.calls += 1
-        self.last = self.inner.apply(key, heartbeat)
+        beats = 0
+
+        def beat() -> None:
+            nonlocal beats
+            beats += 1
+            if beats == self.stall_at and self.stall is not None:
+                self.stall()
+            heartbeat()
+
+        self.last = self.inner.apply(key, beat)
         return self.last
+
+    def hold_main(self, *, break_stale: bool = False) -> AbstractContextManager[HeldMain]:
+        """Delegate to the wrapped applier."""
+        return self.inner.hold_main(break_stale=break_stale)
 
     def main_sha(self) -> str:
         """Delegate to the wrapped applier."""
@@ -177,6 +205,60 @@ class ApplierStateMachine(RuleBasedStateMachine):
         assert outcome.state is State.RETRY
         assert outcome.candidate.key.sha == (new_sha or started.candidate.key.sha)
         self.outcomes.append(outcome)
+
+    @rule(at=st.integers(1, 6))
+    def stall_past_the_lease(self, at: int) -> None:
+        """Pause the mover at heartbeat ``at`` past its lease while another process recovers.
+
+        Either recovery refuses (the mover holds ``main``) and the apply ends as
+        usual, or it blocks the candidate and the apply fails with LeaseHeld,
+        leaving ``main`` untouched. Never both, and ``main`` never moves for a
+        candidate that recovery blocked.
+        """
+        before = self.applier.main_sha()
+        assert before == self.main
+        late = attrs.evolve(self.engine, clock=self._late_clock)
+        seen: list[str] = []
+
+        def recover_meanwhile() -> None:
+            try:
+                with self.applier.hold_main() as held:
+                    outcomes = late.recover(held.main_sha)
+            except MoveInFlight:
+                seen.append("refused")
+                return
+            seen.extend(o.state.value for o in outcomes)
+
+        self.applier.stall_at, self.applier.stall = at, recover_meanwhile
+        try:
+            outcome = self.engine.apply_next(self.applier, owner=self.owner)
+        except LeaseHeld:
+            event("stall: recovery blocked, the mover's heartbeat failed")
+            assert seen == [State.BLOCKED.value], seen
+            assert self.applier.main_sha() == before, "main moved after the lease was lost"
+            assert not self._applying()
+            return
+        finally:
+            self.applier.stall_at, self.applier.stall = None, None
+            self.applier.take()
+            self.main = self.applier.main_sha()
+        if outcome is None:
+            assert self.main == before
+            return
+        self.outcomes.append(outcome)
+        event(f"stall: recovery {'refused' if seen else 'not reached'}, {outcome.state.value}")
+        assert seen in ([], ["refused"]), seen
+        if outcome.state is State.INTEGRATED and self.main != before:
+            assert outcome.transition is not None
+            assert outcome.transition.reason == f"main={self.main}"
+        else:
+            assert self.main == before, outcome
+
+    def _late_clock(self) -> datetime:
+        return self.engine.clock() + self.engine.lease_ttl + timedelta(seconds=1)
+
+    def _applying(self) -> list[str]:
+        return [c.key.slug for c in self.engine.store.candidates(State.APPLYING)]
 
     @rule()
     def recover(self) -> None:
