@@ -73,17 +73,35 @@ _INSERT_CANDIDATE = (
 )
 
 # The entry names its candidate through a sub-select that finds nothing when
-# another writer moved the candidate since it was read; the NULL candidate_id
-# then fails NOT NULL. So a stale move fails inside this one statement, and a
-# duplicate seq fails the (candidate_id, seq) unique, without a row count.
+# the candidate's seq is not the one the writer read; the NULL candidate_id
+# then fails NOT NULL. A writer whose read went stale also collides with the
+# entry that got there first on the log's (candidate_id, seq) unique. So a
+# stale move fails inside this one statement, without a row count.
 _APPEND = (
     f"INSERT INTO transitions ({', '.join(TRANSITION)}) VALUES "
     "((SELECT id FROM candidates WHERE id = ? AND seq = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_MOVE = (
-    "UPDATE candidates SET state = ?, seq = ?, sha = ?, updated_at = ?, active = ?, queued = ? "
-    "WHERE id = ?"
-)
+
+
+def _move_sql(sha: bool, active: bool, queued: bool) -> str:
+    """The candidate row's update, setting only what changed.
+
+    An index whose columns (and predicate) the SET list does not name is left
+    alone, so a move that keeps the row's flags and sha writes no index page of
+    ``candidates``: only the row's own page.
+    """
+    sets = ["state = ?", "seq = ?", "updated_at = ?"]
+    sets += ["sha = ?"] * sha + ["active = ?"] * active + ["queued = ?"] * queued
+    return f"UPDATE candidates SET {', '.join(sets)} WHERE id = ?"
+
+
+# Indexed by (sha changed, active changed, queued changed).
+_MOVES = {
+    (sha, active, queued): _move_sql(sha, active, queued)
+    for sha in (False, True)
+    for active in (False, True)
+    for queued in (False, True)
+}
 
 _UPSERT_BLOCKED = (
     "INSERT INTO integration_blocked_outcomes AS o (slug, branch, sha, reason, main_sha, "
@@ -208,18 +226,21 @@ class SQLTransaction:
                 entry.request_digest,
             ),
         )
-        self.execute(
-            _MOVE,
-            (
-                entry.dest.value,
-                entry.seq,
-                entry.sha,
-                stamp,
-                d.true if entry.dest in _ACTIVE else d.false,
-                d.true if entry.dest in _QUEUED else d.false,
-                candidate.id,
-            ),
-        )
+        dest, source = entry.dest, candidate.state
+        sha_changed = entry.sha != candidate.key.sha
+        active = dest in _ACTIVE
+        queued = dest in _QUEUED
+        active_changed = active is not (source in _ACTIVE)
+        queued_changed = queued is not (source in _QUEUED)
+        params: list[Any] = [dest.value, entry.seq, stamp]
+        if sha_changed:
+            params.append(entry.sha)
+        if active_changed:
+            params.append(d.true if active else d.false)
+        if queued_changed:
+            params.append(d.true if queued else d.false)
+        params.append(candidate.id)
+        self.execute(_MOVES[sha_changed, active_changed, queued_changed], tuple(params))
         key = candidate.key
         if entry.sha != key.sha:
             key = CandidateKey(key.slug, key.branch, entry.sha)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mergegate.persistence import SQLiteStore
+from mergegate.persistence import MIGRATIONS, SQLiteStore
 from mergegate.persistence.contract import ManualClock
 from mergegate.statemachine import (
     CandidateKey,
@@ -29,7 +29,7 @@ def test_reopening_a_current_sqlite_file_needs_no_write_lock(tmp_path: Path) -> 
     other.execute("BEGIN IMMEDIATE")
     try:
         store = SQLiteStore(path, busy_timeout=0.2)
-        assert store.schema_versions()[-1] == 2
+        assert store.schema_versions()[-1] == MIGRATIONS[-1].version
         store.close()
     finally:
         other.execute("ROLLBACK")
@@ -51,7 +51,7 @@ def test_reopening_a_current_postgres_schema_takes_no_migration_lock(
     with psycopg.connect(pg_server) as holder:
         holder.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
         store = PostgresStore(pg_server, schema=pg_schema, lock_timeout=0.5)
-        assert store.schema_versions()[-1] == 2
+        assert store.schema_versions()[-1] == MIGRATIONS[-1].version
         store.close()
 
 
