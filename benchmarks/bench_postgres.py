@@ -172,10 +172,13 @@ class _EqualWork:
         def now() -> datetime:
             return datetime.now(UTC)
 
-        def move(text: str, cid: int, seq: int, event: str, src: Any, dest: str, why: Any) -> None:
-            at = now()
-            ex(text, (dest, seq, sha, at, cid, seq - 1, seq, event, src, dest, sha, actor, at,
-                      why, None))  # fmt: skip
+        def move(tx: tuple[str, ...], at: int, cid: int, seq: int, event: str, src: Any,
+                 dest: str, why: Any, flag: Any = None) -> None:  # fmt: skip
+            """The entry (statement ``at``) and the candidate update (the next one)."""
+            stamp = now()
+            ex(tx[at], (cid, seq - 1, seq, event, src, dest, sha, actor, stamp, why, None, None))
+            flags = () if flag is None else (flag,)
+            ex(tx[at + 1], (dest, seq, stamp, *flags, cid))
 
         def lease_taken(tx: tuple[str, ...], cid: int, seq: int, src: str) -> None:
             ex(tx[0])
@@ -185,46 +188,50 @@ class _EqualWork:
             ex(tx[4], (lease,)).fetchone()
             at = now()
             ex(tx[5], (lease, actor, cid, at, at + timedelta(minutes=10)))
-            move(tx[6], cid, seq, "start_apply", src, "applying", f"lease owner={actor}")
-            ex(tx[7])
+            move(tx, 6, cid, seq, "start_apply", src, "applying", f"lease owner={actor}", False)
+            ex(tx[8])
 
         at = now()
         ex(submit[0])
         ex(submit[1], (k1,))
         ex(submit[2], (slug,)).fetchone()
-        row = ex(submit[3], (slug, branch, sha, at, at)).fetchone()
+        row = ex(submit[3], (slug, branch, sha, "pending", at, at, True, True)).fetchone()
         cid = row[0] if row else 0
-        move(submit[4], cid, 1, "submit", None, "pending", None)
-        ex(submit[5])
+        move(submit, 4, cid, 1, "submit", "pending", "pending", None)
+        ex(submit[6])
         lease_taken(start, cid, 2, "pending")
         ex(block[0])
         ex(block[1], (k1,))
         ex(block[2], (slug,)).fetchone()
-        move(block[3], cid, 3, "block", "applying", "blocked", "merge_conflict")
-        ex(block[4], (fu,)).fetchall()
+        move(block, 3, cid, 3, "block", "applying", "blocked", "merge_conflict")
+        ex(block[5], (fu,)).fetchall()
         at = now()
-        ex(block[5], (slug, branch, sha, "merge_conflict", "0" * 40, fu, None, at, at, 3, at,
-                      _REPORT, at)).fetchone()  # fmt: skip
-        ex(block[6], (lease, cid))
-        ex(block[7])
+        outcome = ex(block[6], (slug, branch, sha, "merge_conflict", "0" * 40, fu, None, at,
+                                at)).fetchone()  # fmt: skip
+        bid, number = outcome[0], outcome[13]  # its id and occurrences
+        ex(block[7], (bid, number, 3, at, _REPORT))
+        ex(block[8], (fu, bid, at))
+        ex(block[9], (lease, cid))
+        ex(block[10])
         ex(remediate[0])
         ex(remediate[1], (k1,))
         ex(remediate[2], (slug,)).fetchone()
-        move(remediate[3], cid, 4, "start_remediation", "blocked", "remediating", None)
-        ex(remediate[4])
+        move(remediate, 3, cid, 4, "start_remediation", "blocked", "remediating", None)
+        ex(remediate[5])
         ex(resume[0])
         ex(resume[1], (k1,))
         ex(resume[2], (slug,)).fetchone()
-        move(resume[3], cid, 5, "resume", "remediating", "retry", "forced: benchmark")
-        ex(resume[4], (now(), slug, branch, sha))
-        ex(resume[5])
+        move(resume, 3, cid, 5, "resume", "remediating", "retry", "forced: benchmark", True)
+        ex(resume[5], (now(), slug, branch, sha))
+        ex(resume[6])
         lease_taken(start2, cid, 6, "retry")
         ex(integrate[0])
         ex(integrate[1], (k1,))
         ex(integrate[2], (slug,)).fetchone()
-        move(integrate[3], cid, 7, "integrate", "applying", "integrated", "main=" + "b" * 40)
-        ex(integrate[4], (lease, cid))
-        ex(integrate[5])
+        move(integrate, 3, cid, 7, "integrate", "applying", "integrated", "main=" + "b" * 40,
+             False)  # fmt: skip
+        ex(integrate[5], (lease, cid))
+        ex(integrate[6])
 
     def rate(self, cycles: int) -> float:
         started = time.perf_counter()

@@ -343,6 +343,12 @@ class PostgresStore(SQLStore):
         super().__init__(self._pg, POSTGRES_MIGRATIONS)
 
     @property
+    def _conn(self) -> psycopg.Connection[Any]:
+        # The benchmarks read the session's statements through the raw connection.
+        with self._pg.lock:
+            return self._pg.connection()
+
+    @property
     def backend_pid(self) -> int:
         """The server process id of this store's session, for ``pg_stat_activity``."""
         with self._pg.lock:
