@@ -91,19 +91,21 @@ _INSERT = (
     "INSERT INTO candidates (slug, branch, sha, state, seq, submitted_at, updated_at, active, "
     "queued) VALUES (%s, %s, %s, %s, 0, %s, %s, %s, %s) RETURNING id"
 )
-_APPEND = (
-    "INSERT INTO transitions (candidate_id, seq, event, source, dest, sha, actor, at, reason, "
-    "idempotency_key, request_digest) VALUES ((SELECT id FROM candidates WHERE id = %s AND "
-    "seq = %s), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-)
-# The candidate update names only what the move changes (see sqltransaction).
-_MOVE = "UPDATE candidates SET state = %s, seq = %s, updated_at = %s WHERE id = %s"
-_MOVE_QUEUED = (
-    "UPDATE candidates SET state = %s, seq = %s, updated_at = %s, queued = %s WHERE id = %s"
-)
-_MOVE_ACTIVE = (
-    "UPDATE candidates SET state = %s, seq = %s, updated_at = %s, active = %s WHERE id = %s"
-)
+
+
+def _move(sets: str) -> str:
+    """The move: the candidate update (only what changed) and the entry, one statement."""
+    return (
+        f"WITH moved AS (UPDATE candidates SET state = %s, seq = %s, updated_at = %s{sets} "
+        "WHERE id = %s AND seq = %s RETURNING id) INSERT INTO transitions (candidate_id, seq, "
+        "event, source, dest, sha, actor, at, reason, idempotency_key, request_digest) VALUES "
+        "((SELECT id FROM moved), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    )
+
+
+_MOVE = _move("")
+_MOVE_QUEUED = _move(", queued = %s")
+_MOVE_ACTIVE = _move(", active = %s")
 _LOCK = "SELECT pg_advisory_xact_lock(%s)"
 _LEASE = "SELECT name, owner, candidate_id, acquired_at, expires_at FROM leases WHERE name = %s"
 _PUT_LEASE = (
@@ -139,13 +141,12 @@ _CLOSE = (
 # them since schema version 3, captured from the server's statement log on
 # 2026-11-26 (branch perf).
 PG_CYCLE: tuple[tuple[str, ...], ...] = (
-    ("BEGIN", _LOCK, _FIND, _INSERT, _APPEND, _MOVE, "COMMIT"),
-    ("BEGIN", _LOCK, _FIND, _LOCK, _LEASE, _PUT_LEASE, _APPEND, _MOVE_QUEUED, "COMMIT"),
+    ("BEGIN", _LOCK, _FIND, _INSERT, _MOVE, "COMMIT"),
+    ("BEGIN", _LOCK, _FIND, _LOCK, _LEASE, _PUT_LEASE, _MOVE_QUEUED, "COMMIT"),
     (
         "BEGIN",
         _LOCK,
         _FIND,
-        _APPEND,
         _MOVE,
         _OWNER,
         _BLOCK,
@@ -154,10 +155,10 @@ PG_CYCLE: tuple[tuple[str, ...], ...] = (
         _DROP_LEASE,
         "COMMIT",
     ),
-    ("BEGIN", _LOCK, _FIND, _APPEND, _MOVE, "COMMIT"),
-    ("BEGIN", _LOCK, _FIND, _APPEND, _MOVE_QUEUED, _CLOSE, "COMMIT"),
-    ("BEGIN", _LOCK, _FIND, _LOCK, _LEASE, _PUT_LEASE, _APPEND, _MOVE_QUEUED, "COMMIT"),
-    ("BEGIN", _LOCK, _FIND, _APPEND, _MOVE_ACTIVE, _DROP_LEASE, "COMMIT"),
+    ("BEGIN", _LOCK, _FIND, _MOVE, "COMMIT"),
+    ("BEGIN", _LOCK, _FIND, _MOVE_QUEUED, _CLOSE, "COMMIT"),
+    ("BEGIN", _LOCK, _FIND, _LOCK, _LEASE, _PUT_LEASE, _MOVE_QUEUED, "COMMIT"),
+    ("BEGIN", _LOCK, _FIND, _MOVE_ACTIVE, _DROP_LEASE, "COMMIT"),
 )
 
 _LITERAL = re.compile(r"'(?:[^']|'')*'|\$\d+|%s|\?|\b\d+\b|\bNULL\b")

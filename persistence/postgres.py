@@ -85,6 +85,7 @@ class PostgresDialect(Dialect):
     lock_sql = "SELECT pg_advisory_xact_lock(%s)"
     prefetch = True
     returning = True
+    writes_in_cte = True
     true = True
     false = False
 

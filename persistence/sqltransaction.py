@@ -103,6 +103,18 @@ _MOVES = {
     for queued in (False, True)
 }
 
+# Where a CTE may write (PostgreSQL), the update and the entry are ONE
+# statement: the update finds no row when the candidate's seq is not the one
+# the writer read, and the entry's candidate_id is then NULL and fails NOT NULL.
+_MOVES_CTE = {
+    shape: (
+        f"WITH moved AS ({sql[: -len(' WHERE id = ?')]} WHERE id = ? AND seq = ? RETURNING id) "
+        f"INSERT INTO transitions ({', '.join(TRANSITION)}) VALUES "
+        "((SELECT id FROM moved), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    for shape, sql in _MOVES.items()
+}
+
 _UPSERT_BLOCKED = (
     "INSERT INTO integration_blocked_outcomes AS o (slug, branch, sha, reason, main_sha, "
     "follow_up_slug, previous_follow_up, status, follow_up_state, blocked_at, last_blocked_at, "
@@ -209,38 +221,37 @@ class SQLTransaction:
         self.context = (candidate.key, candidate.seq)
         d = self._d
         stamp = d.time_in(entry.at)
-        self.execute(
-            _APPEND,
-            (
-                candidate.id,
-                candidate.seq,
-                entry.seq,
-                entry.event.value,
-                entry.source.value if entry.source else None,
-                entry.dest.value,
-                entry.sha,
-                d.text_in(entry.actor),
-                stamp,
-                d.text_in(entry.reason),
-                d.text_in(entry.idempotency_key),
-                entry.request_digest,
-            ),
-        )
         dest, source = entry.dest, candidate.state
         sha_changed = entry.sha != candidate.key.sha
         active = dest in _ACTIVE
         queued = dest in _QUEUED
         active_changed = active is not (source in _ACTIVE)
         queued_changed = queued is not (source in _QUEUED)
-        params: list[Any] = [dest.value, entry.seq, stamp]
+        sets: list[Any] = [dest.value, entry.seq, stamp]
         if sha_changed:
-            params.append(entry.sha)
+            sets.append(entry.sha)
         if active_changed:
-            params.append(d.true if active else d.false)
+            sets.append(d.true if active else d.false)
         if queued_changed:
-            params.append(d.true if queued else d.false)
-        params.append(candidate.id)
-        self.execute(_MOVES[sha_changed, active_changed, queued_changed], tuple(params))
+            sets.append(d.true if queued else d.false)
+        shape = (sha_changed, active_changed, queued_changed)
+        logged = (
+            entry.seq,
+            entry.event.value,
+            entry.source.value if entry.source else None,
+            dest.value,
+            entry.sha,
+            d.text_in(entry.actor),
+            stamp,
+            d.text_in(entry.reason),
+            d.text_in(entry.idempotency_key),
+            entry.request_digest,
+        )
+        if d.writes_in_cte:
+            self.execute(_MOVES_CTE[shape], (*sets, candidate.id, candidate.seq, *logged))
+        else:
+            self.execute(_APPEND, (candidate.id, candidate.seq, *logged))
+            self.execute(_MOVES[shape], (*sets, candidate.id))
         key = candidate.key
         if entry.sha != key.sha:
             key = CandidateKey(key.slug, key.branch, entry.sha)
