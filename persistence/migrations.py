@@ -190,12 +190,17 @@ _FLAGS = (
 # ``candidates_state`` changed on every move, since every move changes the
 # state; the one query that used it, ``Store.candidates(state)``, reads the
 # candidates table instead, which holds one row per work item, not per move.
+# ``transitions_at`` cost a page on every move and served no query of
+# mergegate's: the history of a candidate is read through the log's
+# ``(candidate_id, seq)`` key, and only an ad-hoc scan of every move over a
+# window (docs/storage-schema.md) filtered on ``at`` alone.
 # The lease row is rewritten by every start and end of an apply: in SQLite a
 # table keyed by text keeps a separate index for its key, one more page per
 # write, which a WITHOUT ROWID table (stored in its key's order) does not.
 # PostgreSQL has no such distinction, so it keeps its table.
 _LEANER_MOVES = (
     "DROP INDEX candidates_state",
+    "DROP INDEX transitions_at",
     Only(
         "sqlite",
         """CREATE TABLE leases_v3 (

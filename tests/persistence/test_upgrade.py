@@ -149,12 +149,13 @@ def test_sqlite_file_written_by_schema_version_two_is_upgraded(tmp_path: Path) -
             ddl = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'leases'").fetchone()[0]
             indexes = conn.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name IN "
-                "('leases', 'candidates') ORDER BY name"
+                "('leases', 'candidates', 'transitions') ORDER BY name"
             ).fetchall()
         finally:
             conn.close()
         assert ddl.rstrip().endswith("WITHOUT ROWID")
         assert ("candidates_state",) not in indexes
+        assert ("transitions_at",) not in indexes
         assert engine.integrate("working", main_sha="c" * 40).candidate.state is State.INTEGRATED
         assert store.leases() == []
         assert engine.start_apply("queued", owner="w2").candidate.state is State.APPLYING
