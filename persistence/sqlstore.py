@@ -134,6 +134,8 @@ class SQLStore:
                 if migration.version in done:
                     continue
                 for statement in migration.statements:
+                    # The backend's rendered list holds plain SQL only.
+                    assert isinstance(statement, str)
                     tx.execute(statement)
                 tx.execute(
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
