@@ -123,7 +123,7 @@ class SQLStore:
                     self._ds.dialect.types
                 )
             )
-            done = {row[0] for row in tx.rows("SELECT version FROM schema_migrations")}
+            done = {int(row[0]) for row in tx.rows("SELECT version FROM schema_migrations")}
             if done and max(done) > latest:
                 raise StoreError(
                     self.backend,
