@@ -43,3 +43,27 @@ def test_every_named_file_exists() -> None:
     paths = set(re.findall(r"`([a-z_]+/[a-z_/]+\.py)`", PAGE.read_text(encoding="utf-8")))
     assert paths
     assert sorted(p for p in paths if not (ROOT / p).is_file()) == []
+
+
+def test_index_maps_every_page() -> None:
+    """docs/index.md links every page of docs/, and each link it gives exists."""
+    docs = ROOT / "docs"
+    links = set(re.findall(r"\]\(([^)#]+\.md)\)", (docs / "index.md").read_text(encoding="utf-8")))
+    assert sorted(link for link in links if not (docs / link).is_file()) == []
+    pages = {p.name for p in docs.glob("*.md")} - {"index.md"}
+    assert sorted(pages - links) == []
+
+
+def test_readme_layout_names_real_files() -> None:
+    """Each file the README's layout table tells a newcomer to start with exists in its folder."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    layout = text[text.index("## Layout") :]
+    rows = re.findall(r"^\| `([a-z/]+/)` \|[^\n]*\| ([^|\n]*) \|$", layout, re.MULTILINE)
+    assert len(rows) >= 6
+    missing = [
+        f"{folder}{name}"
+        for folder, names in rows
+        for name in re.findall(r"`([a-z_]+\.py)`", names)
+        if not (ROOT / folder / name).is_file()
+    ]
+    assert missing == []
