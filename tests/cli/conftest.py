@@ -9,8 +9,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -221,17 +220,3 @@ def scratch(make_scratch: MakeScratch) -> Scratch:
 def blocked(make_scratch: MakeScratch) -> Scratch:
     """add-docs integrated, then new-greeting applied and blocked by a conflict on greeting.txt."""
     return make_scratch("blocked")
-
-
-@pytest.fixture
-def pg_url(pg_server: str) -> Iterator[str]:
-    """A --db URL on the test server (see ``pg_server``), in a fresh schema dropped afterwards."""
-    import psycopg
-    from psycopg import sql
-
-    name = f"mg_cli_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
-    yield f"{pg_server}?schema={name}"
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
