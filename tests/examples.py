@@ -23,5 +23,6 @@ def fraction(divisor: float, *, floor: int = 3, **changes: Any) -> settings:
     ``changes`` are other settings, such as ``stateful_step_count``.
     """
     base = settings.default
+    assert base is not None, "tests/conftest.py loads a profile before any test module"
     count = max(floor, round(base.max_examples / divisor))
     return settings(base, max_examples=count, **changes)

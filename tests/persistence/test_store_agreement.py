@@ -14,6 +14,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -102,7 +103,7 @@ def _plain(value: object) -> object:
     return value
 
 
-def _result(call: Callable[[], object]) -> object:
+def _result(call: Callable[[], object]) -> tuple[Any, ...]:
     """What a call did, comparable across stores: its plain result, or its error and facts."""
     try:
         return ("ok", _plain(call()))
@@ -166,9 +167,9 @@ class AgreementMachine(RuleBasedStateMachine):
         self._dir.cleanup()
 
     def _both(self, call: Callable[[Engine], object]) -> None:
-        sqlite, postgres = (_result(lambda e=engine: call(e)) for engine in self.engines)
+        sqlite, postgres = (_result(partial(call, engine)) for engine in self.engines)
         assert sqlite == postgres
-        event(sqlite[1].__name__ if sqlite[0] == "error" else "ok")  # type: ignore[index,union-attr]
+        event(f"{sqlite[1].__name__}" if sqlite[0] == "error" else "ok")
 
     def _seq(self, slug: str, stale: bool) -> int | None:
         """The seq a caller would pass: none, the current one, or one behind."""
