@@ -184,6 +184,19 @@ class StoreContract:
             tx.append(first, _entry(first, Event.SUBMIT, State.PENDING, T0))
             tx.append(second, _entry(second, Event.SUBMIT, State.PENDING, T0))
 
+    def test_a_second_active_candidate_of_a_slug_is_a_conflict(self, store: Store) -> None:
+        """Inserting another identity for a slug that has an active candidate writes nothing."""
+        _submit(store, _key())
+        before = _snapshot(store)
+
+        def insert_rival() -> None:
+            with store.transaction() as tx:
+                rival = tx.insert_candidate(_key(sha="b" * 40), _at(1))
+                tx.append(rival, _entry(rival, Event.SUBMIT, State.PENDING, _at(1)))
+
+        _raises(ConcurrencyConflict, insert_rival)
+        assert _snapshot(store) == before
+
     def test_append_moves_the_candidate(self, store: Store) -> None:
         """append logs the entry and returns the candidate at its new state, seq and time."""
         c = _submit(store, _key())
