@@ -351,7 +351,7 @@ def test_concurrent_claims_skip_a_locked_candidate(pg_server: str, pg_schema: st
 
 
 def test_pipelined_reads_after_notice_raising_ddl_get_their_own_rows(pg: PostgresStore) -> None:
-    """A read pipelined after ``CREATE ... IF NOT EXISTS`` returns its rows, not the DDL's result."""
+    """A read pipelined after ``CREATE ... IF NOT EXISTS`` gets its own rows, not the DDL's."""
     conn = pg._conn
     conn.execute("CREATE TABLE IF NOT EXISTS notice_probe (version bigint PRIMARY KEY)")
     conn.execute("INSERT INTO notice_probe VALUES (1), (2) ON CONFLICT DO NOTHING")
