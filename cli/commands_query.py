@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
 
-from mergegate.apply import Git, RepositoryViolation, remote_main, repository_violations
 from mergegate.followups import drain
 from mergegate.statemachine import Candidate, Reason, State, check_slug
 
@@ -42,6 +42,10 @@ def _since(text: str | None) -> datetime | None:
 
 def _fail_line(session: Session, message: str) -> None:
     click.echo(f"mergegate: error: {message}", err=True)
+
+
+if TYPE_CHECKING:
+    from mergegate.apply import RepositoryViolation
 
 
 @cli.command()
@@ -155,6 +159,10 @@ def sync(ctx: click.Context) -> int:
 
 
 def _repository_violations(s: Session, listed: list[Candidate]) -> list[RepositoryViolation]:
+    # Only verify reads the repository; importing git plumbing at module level
+    # would slow every query command's start-up (tests/cli/test_cli_startup.py).
+    from mergegate.apply import Git, remote_main, repository_violations  # noqa: PLC0415
+
     """The repository check of verify: main's mergegate merges against the integrated candidates."""
     config, repo = s.config(), s.repository()
     git = Git(repo.root)
