@@ -164,9 +164,7 @@ class GitApplier:
                 )
                 problem = checkout_problem(checkout)
                 if problem is not None:
-                    raise MainCheckedOut(
-                        str(self.repo), str(tree.path), self.main_branch, problem
-                    )
+                    raise MainCheckedOut(str(self.repo), str(tree.path), self.main_branch, problem)
                 self._checkout = checkout
         if self.remote is not None:
             try:

@@ -93,9 +93,7 @@ def history(ctx: click.Context, slug: str, since: str | None) -> int:
     multiple=True,
     help="Only candidates in this state; repeatable (any of them). Implies --all.",
 )
-@click.option(
-    "--all", "show_all", is_flag=True, help="Every candidate, finished ones included."
-)
+@click.option("--all", "show_all", is_flag=True, help="Every candidate, finished ones included.")
 @click.pass_context
 def list_(ctx: click.Context, states: tuple[str, ...], show_all: bool) -> int:
     """The active queue in the order apply takes it, with each queued candidate's position.

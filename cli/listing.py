@@ -52,8 +52,4 @@ def queue_listing(
     queued = [c for c in ranked if c.state in table.queued]
     position = {c.id: n for n, c in enumerate(queued, start=1)}
     wanted = None if states is None else frozenset(states)
-    return [
-        (c, position.get(c.id))
-        for c in ranked
-        if wanted is None or c.state in wanted
-    ]
+    return [(c, position.get(c.id)) for c in ranked if wanted is None or c.state in wanted]

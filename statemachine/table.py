@@ -164,7 +164,9 @@ class Table:
         set_(
             self,
             "released",
-            frozenset(d for r in rules if Effect.RELEASE_IDENTITY in r.effects for _, d in r.edges()),
+            frozenset(
+                d for r in rules if Effect.RELEASE_IDENTITY in r.effects for _, d in r.edges()
+            ),
         )
         for problem in self._problems():
             raise TableError(problem)
@@ -190,7 +192,9 @@ class Table:
             yield f"state {state} releases its identity, so it must be terminal"
         for state in sorted(self.terminal & (self.leased | self.carrying_blocked)):
             yield f"state {state} has no way out, yet it would keep a lease or a blocked outcome"
-        reached = _closure({self.initial}, self.rules, stop=frozenset()) if creating else frozenset()
+        reached = (
+            _closure({self.initial}, self.rules, stop=frozenset()) if creating else frozenset()
+        )
         for state in self.states:
             if state not in reached:
                 yield f"state {state} cannot be reached from {self.initial}"
