@@ -379,9 +379,9 @@ class GitApplier:
                         read.main, self._checkout_refusal(self._checkout.repo, problem)
                     )
                 if self.remote is None:
-                    refused = self._update_checkout(self._checkout, read.main, commit)
-                    if refused is not None:
-                        return refused
+                    stopped = self._update_checkout(self._checkout, read.main, commit)
+                    if stopped is not None:
+                        return stopped
             if self.remote is not None:
                 refused = push_with_lease(
                     self.git,

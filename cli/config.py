@@ -238,7 +238,7 @@ def _command(sub: _Reader, shell: bool) -> list[str]:
         raise sub.error("argv", "expected a non-empty array of non-empty strings")
     if shell and len(argv) != 1:
         raise sub.error("argv", "with shell = true give exactly one command string")
-    return argv
+    return [str(a) for a in argv]
 
 
 def _notify(reader: _Reader) -> tuple[NotifyConfig, ...]:
