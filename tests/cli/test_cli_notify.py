@@ -64,8 +64,10 @@ def test_failing_and_hanging_notify_do_not_affect_the_move(
     assert r.doc["result"]["candidate"]["state"] == "integrated"
     assert took < 30
     assert git(scratch.bare, "merge-base", "--is-ancestor", scratch.shas["add-docs"], "main") == ""
-    # The hanging script was waited for up to its timeout, then killed.
+    # The hanging script was waited for up to its timeout, then killed; each failure is a line.
     assert took >= 1
+    assert "fail.sh for add-docs: exit code 1" in r.stderr
+    assert "hang.sh for add-docs: killed after 1s" in r.stderr
 
 
 def test_bad_notify_config_is_one_line_and_writes_nothing(scratch: Scratch) -> None:
