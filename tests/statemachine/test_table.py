@@ -153,7 +153,7 @@ def _without(event: Event, effect: Effect, source: State | None = None) -> tuple
                     {Effect.DROP_BLOCKED},
                 ),
             ),
-            "start_remediation from pending to withdrawn closes a blocked outcome it does not carry",
+            "start_remediation from pending to withdrawn closes a blocked outcome it does not",
         ),
         (
             (
