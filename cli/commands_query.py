@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING
 import click
 
 from mergegate.followups import drain
-from mergegate.statemachine import Candidate, Reason, State, check_slug
+from mergegate.statemachine import TABLE, Candidate, Reason, State, check_slug
 
 from .app import cli, session_of
 from .errors import EXIT_OK, EXIT_UNEXPECTED
-from .human import blocked_table, candidate_table, history_table, show_text
+from .human import blocked_table, history_table, queue_table, show_text
+from .listing import queue_listing
 from .output import emit
 from .payload import (
     blocked_json,
@@ -91,17 +92,32 @@ def history(ctx: click.Context, slug: str, since: str | None) -> int:
 @cli.command("list")
 @click.option(
     "--state",
+    "states",
     type=click.Choice([st.value for st in State]),
-    default=None,
-    help="Only candidates in this state.",
+    multiple=True,
+    help="Only candidates in this state; repeatable (any of them). Implies --all.",
 )
+@click.option("--all", "show_all", is_flag=True, help="Every candidate, finished ones included.")
 @click.pass_context
-def list_(ctx: click.Context, state: str | None) -> int:
-    """The candidates, oldest submission first."""
+def list_(ctx: click.Context, states: tuple[str, ...], show_all: bool) -> int:
+    """The active queue in the order apply takes it, with each queued candidate's position.
+
+    The one applying comes first, then the queued ones (pending, retry) numbered
+    from 1, then those held by a block. --all adds the finished ones.
+    """
     s = session_of(ctx)
-    candidates = s.store().candidates(None if state is None else State(state))
-    result = {"state": state, "candidates": [candidate_json(c) for c in candidates]}
-    return emit(s.json, s.command, result, candidate_table(candidates))
+    wanted: list[State] | None = None
+    if states:
+        wanted = sorted({State(v) for v in states}, key=list(State).index)
+    elif not show_all:
+        wanted = [st for st in State if st in TABLE.active]
+    rows = queue_listing(s.store().candidates(), states=wanted)
+    result = {
+        "all": wanted is None,
+        "states": None if wanted is None else [st.value for st in wanted],
+        "candidates": [dict(candidate_json(c), position=pos) for c, pos in rows],
+    }
+    return emit(s.json, s.command, result, queue_table(rows))
 
 
 @cli.command()
