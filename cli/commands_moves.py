@@ -10,8 +10,10 @@ import attrs
 import click
 
 from mergegate.apply import NULL_SHA, Git, MainCheckedOut, resolve_candidate_sha, resolve_sha
+from mergegate.followups import mark_withdrawn
 from mergegate.statemachine import (
     CandidateKey,
+    Event,
     Evidence,
     MergegateError,
     Outcome,
@@ -42,6 +44,7 @@ __all__ = [
     "resume",
     "start",
     "submit",
+    "withdraw",
 ]
 
 
@@ -130,6 +133,8 @@ def submit(
 
     The sha is resolved once, here, to the full commit id, through object ids
     only (never a ref name); that id is what is stored, shown and applied.
+    Submitting SLUG on the same branch at a new sha while it is pending or retry
+    supersedes the old sha (a logged move): the old one never integrates.
     """
     s = session_of(ctx)
     check_slug(slug)
@@ -137,7 +142,74 @@ def submit(
     _key_text(idempotency_key, "--idempotency-key")
     full = resolve_candidate_sha(_git(s), branch, sha, field="--sha", branch_field="--branch")
     key = CandidateKey(slug, branch, full)
-    return _emit_outcome(s, s.engine().submit(key, idempotency_key=idempotency_key))
+    engine = s.engine()
+    held = engine.store.candidate(slug)
+    if (
+        held is not None
+        and held.key.branch == branch
+        and held.key.sha != full
+        and engine.table.rule(held.state, Event.SUPERSEDE) is not None
+    ):
+        # expected_seq: if the candidate moved since it was read (an apply took
+        # it), the supersede is refused (exit 4) instead of replacing a sha in flight.
+        outcome = engine.supersede(
+            slug, new_sha=full, expected_seq=held.seq, idempotency_key=idempotency_key
+        )
+    else:
+        outcome = engine.submit(key, idempotency_key=idempotency_key)
+    return _emit_outcome(s, outcome)
+
+
+@cli.command()
+@click.argument("slug")
+@click.option("--why", required=True, help="Why the candidate is withdrawn (logged).")
+@_IDEMPOTENCY
+@_EXPECTED_SEQ
+@click.pass_context
+def withdraw(
+    ctx: click.Context,
+    slug: str,
+    why: str,
+    idempotency_key: str | None,
+    expected_seq: int | None,
+) -> int:
+    """Take SLUG out of the queue (any state but applying), to withdrawn, logged with WHY.
+
+    A blocked or remediating candidate's follow-up is marked withdrawn
+    (state.yaml status: withdrawn). The slug is free for a new submit.
+    """
+    s = session_of(ctx)
+    check_slug(slug)
+    if not why.strip():
+        raise UsageError("--why needs a reason: say why the candidate is withdrawn")
+    _key_text(why, "--why")
+    _key_text(idempotency_key, "--idempotency-key")
+    engine = s.engine()
+    outcome = engine.withdraw(
+        slug, why=why, idempotency_key=idempotency_key, expected_seq=expected_seq
+    )
+    note = _withdraw_follow_up(s, outcome)
+    code = _emit_outcome(s, outcome)
+    if note is not None:
+        click.echo(f"mergegate: {note}", err=True)
+    return code
+
+
+def _withdraw_follow_up(s: Session, outcome: Outcome) -> str | None:
+    """Mark the withdrawn candidate's follow-up withdrawn; a failure is reported, not raised.
+
+    The move is committed by now: like a hook, this cannot undo it.
+    """
+    record = s.store().blocked_record(outcome.candidate.key)
+    if record is None or outcome.transition is None:
+        return None
+    try:
+        marked = mark_withdrawn(s.config().todos, record.follow_up_slug, boundary=s.config().repo)
+    except (MergegateError, OSError) as err:
+        return f"follow-up {record.follow_up_slug} not marked withdrawn: {err}"
+    if marked is None:
+        return f"follow-up {record.follow_up_slug} has no todo folder yet; nothing to mark"
+    return f"follow-up {record.follow_up_slug} marked withdrawn ({marked})"
 
 
 @cli.command()

@@ -4,16 +4,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
 
-from mergegate.apply import Git, RepositoryViolation, remote_main, repository_violations
 from mergegate.followups import drain
-from mergegate.statemachine import Candidate, Reason, State, check_slug
+from mergegate.statemachine import TABLE, Candidate, Reason, State, check_slug
 
 from .app import cli, session_of
 from .errors import EXIT_OK, EXIT_UNEXPECTED
-from .human import blocked_table, candidate_table, history_table, show_text
+from .human import blocked_table, history_table, queue_table, show_text
+from .listing import queue_listing
 from .output import emit
 from .payload import (
     blocked_json,
@@ -42,6 +43,10 @@ def _since(text: str | None) -> datetime | None:
 
 def _fail_line(session: Session, message: str) -> None:
     click.echo(f"mergegate: error: {message}", err=True)
+
+
+if TYPE_CHECKING:
+    from mergegate.apply import RepositoryViolation
 
 
 @cli.command()
@@ -87,17 +92,32 @@ def history(ctx: click.Context, slug: str, since: str | None) -> int:
 @cli.command("list")
 @click.option(
     "--state",
+    "states",
     type=click.Choice([st.value for st in State]),
-    default=None,
-    help="Only candidates in this state.",
+    multiple=True,
+    help="Only candidates in this state; repeatable (any of them). Implies --all.",
 )
+@click.option("--all", "show_all", is_flag=True, help="Every candidate, finished ones included.")
 @click.pass_context
-def list_(ctx: click.Context, state: str | None) -> int:
-    """The candidates, oldest submission first."""
+def list_(ctx: click.Context, states: tuple[str, ...], show_all: bool) -> int:
+    """The active queue in the order apply takes it, with each queued candidate's position.
+
+    The one applying comes first, then the queued ones (pending, retry) numbered
+    from 1, then those held by a block. --all adds the finished ones.
+    """
     s = session_of(ctx)
-    candidates = s.store().candidates(None if state is None else State(state))
-    result = {"state": state, "candidates": [candidate_json(c) for c in candidates]}
-    return emit(s.json, s.command, result, candidate_table(candidates))
+    wanted: list[State] | None = None
+    if states:
+        wanted = sorted({State(v) for v in states}, key=list(State).index)
+    elif not show_all:
+        wanted = [st for st in State if st in TABLE.active]
+    rows = queue_listing(s.store().candidates(), states=wanted)
+    result = {
+        "all": wanted is None,
+        "states": None if wanted is None else [st.value for st in wanted],
+        "candidates": [dict(candidate_json(c), position=pos) for c, pos in rows],
+    }
+    return emit(s.json, s.command, result, queue_table(rows))
 
 
 @cli.command()
@@ -155,6 +175,10 @@ def sync(ctx: click.Context) -> int:
 
 
 def _repository_violations(s: Session, listed: list[Candidate]) -> list[RepositoryViolation]:
+    # Only verify reads the repository; importing git plumbing at module level
+    # would slow every query command's start-up (tests/cli/test_cli_startup.py).
+    from mergegate.apply import Git, remote_main, repository_violations  # noqa: PLC0415
+
     """The repository check of verify: main's mergegate merges against the integrated candidates."""
     config, repo = s.config(), s.repository()
     git = Git(repo.root)

@@ -23,10 +23,10 @@ from .payload import stamp
 
 __all__ = [
     "blocked_table",
-    "candidate_table",
     "history_table",
     "key_text",
     "outcome_text",
+    "queue_table",
     "show_text",
     "table",
 ]
@@ -78,12 +78,13 @@ def outcome_text(o: Outcome) -> str:
     return text
 
 
-def candidate_table(candidates: Sequence[Candidate]) -> str:
-    if not candidates:
+def queue_table(rows: Sequence[tuple[Candidate, int | None]]) -> str:
+    """``list``: the candidates in queue order; POS is the queue position, ``-`` off the queue."""
+    if not rows:
         return "no candidates\n"
-    rows = [
+    body = [
         (
-            str(c.id),
+            "-" if pos is None else str(pos),
             c.key.slug,
             c.key.branch,
             short_sha(c.key.sha),
@@ -91,9 +92,9 @@ def candidate_table(candidates: Sequence[Candidate]) -> str:
             str(c.seq),
             _short_time(c.updated_at),
         )
-        for c in candidates
+        for c, pos in rows
     ]
-    return table(("ID", "SLUG", "BRANCH", "SHA", "STATE", "SEQ", "UPDATED (UTC)"), rows)
+    return table(("POS", "SLUG", "BRANCH", "SHA", "STATE", "SEQ", "UPDATED (UTC)"), body)
 
 
 def history_table(entries: Sequence[Transition]) -> str:

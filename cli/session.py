@@ -146,10 +146,16 @@ class Session:
             check_text(self.actor, field="actor")
             if not self.actor.strip() or "\n" in self.actor:
                 raise InvalidInput("--actor", self.actor, "give one non-empty line")
+            from .notify import notify_hooks  # noqa: PLC0415
+
             self._start_logging()
             self._engine = Engine(
                 store,
-                hooks=[FollowUpHook(store, self.followups())],
+                # The follow-up first: a notification of a block sees it materialized.
+                hooks=[
+                    FollowUpHook(store, self.followups()),
+                    *notify_hooks(config.notify, config.repo),
+                ],
                 guide=FollowUpGuide(self.templates(), todos_label=config.todos_label),
                 resolver=StateFileResolver(config.todos, boundary=config.repo),
                 actor=self.actor,

@@ -35,6 +35,7 @@ from .scaffold import ScaffoldResult, read_source, scaffold_todo
 from .templates import PLACEHOLDERS, GuidanceTemplates
 from .text import one_line
 from .todo_text import STATE_DONE, STATE_OPEN, TODO_FILES, render_todo
+from .withdraw import STATE_WITHDRAWN, mark_withdrawn
 
 __all__ = [
     "CODE_BLOCKED",
@@ -44,6 +45,7 @@ __all__ = [
     "PLACEHOLDERS",
     "STATE_DONE",
     "STATE_OPEN",
+    "STATE_WITHDRAWN",
     "TODO_FILES",
     "DrainResult",
     "FollowUpConflict",
@@ -63,6 +65,7 @@ __all__ = [
     "add_roadmap_entry",
     "check_inside",
     "drain",
+    "mark_withdrawn",
     "one_line",
     "read_source",
     "render_todo",

@@ -38,6 +38,13 @@ def _reason(_i: object, _a: object, value: str | None) -> None:
             raise InvalidInput("force reason", value, "say why the resume is forced")
 
 
+def _why(_i: object, _a: object, value: str | None) -> None:
+    if value is not None:
+        check_text(value, field="withdraw reason")
+        if not value.strip():
+            raise InvalidInput("withdraw reason", value, "say why the candidate is withdrawn")
+
+
 def _plain(value: object) -> object:
     """A JSON-ready, order-stable form of a payload value."""
     if attrs.has(type(value)):
@@ -75,6 +82,7 @@ class Request:
     main_sha: str | None = attrs.field(default=None, validator=_opt(check_sha, "main sha"))
     new_sha: str | None = attrs.field(default=None, validator=_opt(check_sha, "new sha"))
     force_reason: str | None = attrs.field(default=None, validator=_reason)
+    why: str | None = attrs.field(default=None, validator=_why)
     actor: str | None = attrs.field(default=None, metadata=_NOT_PAYLOAD)
     expected_seq: int | None = attrs.field(default=None, metadata=_NOT_PAYLOAD)
     idempotency_key: str | None = attrs.field(default=None, metadata=_NOT_PAYLOAD)
@@ -90,6 +98,8 @@ class Request:
             return self.report.reason.value
         if self.force_reason is not None:
             return f"forced: {self.force_reason}"
+        if self.why is not None:
+            return self.why
         return None
 
     def digest(self) -> str:
@@ -222,6 +232,54 @@ class Calls:
                 slug,
                 new_sha=new_sha,
                 force_reason=force_reason,
+                expected_seq=expected_seq,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    def supersede(
+        self,
+        slug: str,
+        *,
+        new_sha: str,
+        expected_seq: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Outcome:
+        """Replace the sha of a ``pending`` or ``retry`` candidate (its branch was force-pushed).
+
+        The move is logged; the old sha is no longer the candidate's, so it never integrates.
+        """
+        check_sha(new_sha, field="new sha")
+        return self.fire(
+            Request(
+                Event.SUPERSEDE,
+                slug,
+                new_sha=new_sha,
+                expected_seq=expected_seq,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    def withdraw(
+        self,
+        slug: str,
+        *,
+        why: str,
+        expected_seq: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Outcome:
+        """Take a candidate that is not ``applying`` out of the queue, to ``withdrawn``.
+
+        ``why`` is logged. A blocked outcome is closed without its follow-up being
+        resolved; the slug, and the identity, are free for a new submit.
+        """
+        if why is None or not str(why).strip():
+            raise InvalidInput("withdraw reason", why, "say why the candidate is withdrawn")
+        return self.fire(
+            Request(
+                Event.WITHDRAW,
+                slug,
+                why=why,
                 expected_seq=expected_seq,
                 idempotency_key=idempotency_key,
             )
