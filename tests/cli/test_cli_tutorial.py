@@ -134,8 +134,7 @@ def test_tutorial_blocks_are_what_the_test_runs() -> None:
 
 
 def test_tutorial_runs_from_a_scratch_home(tmp_path: Path) -> None:
-    """Every block after the install runs in order in bash, in a scratch HOME and an ordinary
-    clone, and ends as the page says: integrated, history shown, verify clean."""
+    """The blocks after the install run in order in a scratch HOME and end integrated."""
     home = tmp_path / "home"
     home.mkdir()
     path = _shim(tmp_path / "bin")
