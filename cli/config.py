@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 CONFIG_FILE = "mergegate.toml"
-GUIDANCE_NAMES = ("remediate", "resume", "apply", "show", "sync")
+GUIDANCE_NAMES = ("remediate", "resume", "apply", "show", "sync", "done")
 _MAX_CONFIG_BYTES = 1 << 20
 # Seconds. Below 1 s the heartbeat (a third of the TTL) leaves no room for one
 # git step between two renewals; above a day, a crashed apply would hold the
@@ -88,6 +88,8 @@ class Config:
     lease_ttl: float = attrs.field(default=600.0, validator=_between(*LEASE_TTL_RANGE))
     checks: tuple[CheckConfig, ...] = ()
     guidance: tuple[tuple[str, str], ...] = ()
+    #: The resolved rule (docs/followups.md): state-done, folder-removed or roadmap-gone.
+    resolved: str = "state-done"
 
     @classmethod
     def defaults(cls, repo: Path) -> Config:
@@ -253,6 +255,10 @@ def _parse(
     ttl = reader.seconds("lease_ttl", LEASE_TTL_RANGE)
     checks = _checks(reader)
     guidance = _guidance(reader)
+    resolved = reader.text("resolved")
+    rules = ("state-done", "folder-removed", "roadmap-gone")
+    if resolved is not None and resolved not in rules:
+        raise reader.error("resolved", f"expected one of {', '.join(rules)}, got {resolved!r}")
     reader.done()
     defaults = Config.defaults(repo)
     return Config(
@@ -267,6 +273,7 @@ def _parse(
         lease_ttl=ttl or defaults.lease_ttl,
         checks=checks,
         guidance=guidance,
+        resolved=resolved or defaults.resolved,
     )
 
 
