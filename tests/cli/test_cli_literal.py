@@ -213,7 +213,7 @@ def test_literal_following_sqlite(tmp_path: Path, reason: str) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("reason", sorted(_SCENARIOS))
 def test_literal_following_postgres(tmp_path: Path, reason: str, pg_url: str) -> None:
-    """Fix on the branch, then every NEXT line verbatim: the candidate is integrated (PostgreSQL)."""
+    """Fix on the branch, then every NEXT line verbatim: the candidate integrates (PostgreSQL)."""
     _follow(tmp_path, reason, pg_url)
 
 
