@@ -50,9 +50,7 @@ REPORTS: dict[Reason, BlockedReport] = {
     Reason.PUSH_REJECTED: BlockedReport(
         Reason.PUSH_REJECTED,
         MAIN,
-        Evidence(
-            diagnostic="remote: main is protected ! [remote rejected] main (pre-receive hook declined)"
-        ),
+        Evidence(diagnostic="remote: main is protected; main (pre-receive hook declined)"),
     ),
     Reason.APPLY_INTERRUPTED: BlockedReport(
         Reason.APPLY_INTERRUPTED,
