@@ -12,6 +12,7 @@ from mergegate.apply import NULL_SHA, Git, resolve_candidate_sha, resolve_sha
 from mergegate.statemachine import (
     CandidateKey,
     Evidence,
+    FollowUpNotResolved,
     MergegateError,
     Outcome,
     Reason,
@@ -300,7 +301,8 @@ def remediate(
 @click.option(
     "--same-sha",
     is_flag=True,
-    help="Retry the sha a conflict or a failed check blocked: the fix was outside the code.",
+    help="Retry the sha a conflict or a failed check blocked: the fix was outside the code "
+    "(--force implies it).",
 )
 @click.option("--note", default=None, help="Why, in a few words; logged with the move.")
 @click.option("--force", is_flag=True, help="Resume although the follow-up is not resolved.")
@@ -351,9 +353,13 @@ def resume(
         # Resolved against the branch the candidate was submitted with: the fix
         # must be on it, as apply will require. No --sha: the branch's tip.
         full = resolve_candidate_sha(_git(s), key.branch, new_sha, field="--sha")
-    if full == key.sha and not same_sha and candidate.state is State.REMEDIATING:
+    if full == key.sha and not (same_sha or force) and candidate.state is State.REMEDIATING:
         record = engine.show(slug).blocked
         if record is not None and record.reason in CODE_REASONS:
+            # An unresolved follow-up is the first thing to fix: say that first.
+            why_not = s.resolver().unresolved_reason(record)
+            if why_not is not None:
+                raise FollowUpNotResolved(key, record.follow_up_slug, why_not)
             raise SameShaRefused(slug, full, record.reason.value, key.branch)
     outcome = engine.resume(
         slug,
