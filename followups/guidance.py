@@ -74,10 +74,8 @@ class FollowUpGuide:
         def cmd(name: str) -> str:
             return t.command(name, key, fu)
 
-        blocked = (
-            f"{record.reason.value} against main {record.main_sha[:12]}"
-            f" (occurrence {record.occurrences})"
-        )
+        # No occurrence count and no time: a replay of the same failure prints the same text.
+        blocked = f"{record.reason.value} against main {record.main_sha[:12]}"
         ident = f"{key.slug} ({one_line(key.branch)}@{key.sha[:12]})"
         if candidate.state is State.REMEDIATING:
             where = f"Candidate {ident} is being remediated; it was blocked: {blocked}."

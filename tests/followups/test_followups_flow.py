@@ -106,7 +106,11 @@ def test_remediate_and_resume_need_the_follow_up_done(
     block(engine, checks_report)
     remediating = engine.start_remediation(KEY.slug)
     assert remediating.guidance is not None
-    assert remediating.guidance.next_commands == ("mergegate resume auth-login",)
+    assert remediating.guidance.next_commands == (
+        "mergegate followups done auth-login-integration-blocked-0123456",
+        "mergegate resume auth-login",
+        "mergegate apply auth-login",
+    )
     replay = engine.block(KEY.slug, checks_report)
     assert replay.state is State.REMEDIATING
     assert replay.guidance == remediating.guidance
@@ -160,7 +164,7 @@ def test_unwritable_todos_folder_falls_back_to_manual_guidance(
     assert outcome.guidance is not None
     assert outcome.guidance.code == CODE_FOLLOWUP_FAILED
     assert outcome.guidance.next_commands[0] == "mergegate followups sync"
-    assert "could not be created: FileExistsError" in outcome.guidance.facts[1]
+    assert "could not be created: FileExistsError" in outcome.guidance.facts[2]
     assert len(store.occurrences(outcome.blocked.id)) == 1
     assert [j.follow_up_slug for j in store.follow_up_jobs()] == [FOLLOW_UP]
 
