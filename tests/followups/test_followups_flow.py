@@ -19,8 +19,10 @@ from mergegate.followups import (
     FollowUpGuide,
     FollowUpHook,
     FollowUps,
+    ResolvedRule,
     StateFileResolver,
     drain,
+    mark_done,
     roadmap_slugs,
     scaffold_todo,
 )
@@ -119,6 +121,12 @@ def test_remediate_and_resume_need_the_follow_up_done(
     assert engine.get(KEY.slug).state is State.REMEDIATING
     state = todos / FOLLOW_UP / "state.yaml"
     state.write_text(state.read_text().replace("status: open", "status: done"))
+    # A hand-edited done names no occurrence: it answers the first block, not the replay.
+    with pytest.raises(FollowUpNotResolved, match="answers occurrence 1"):
+        engine.resume(KEY.slug)
+    record = engine.show(KEY.slug).blocked
+    assert record is not None
+    mark_done(ResolvedRule.STATE_DONE, record, todos_root=todos, roadmap=todos / "roadmap.yaml")
     assert engine.resume(KEY.slug).state is State.RETRY
 
 
