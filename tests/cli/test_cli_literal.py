@@ -10,6 +10,7 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -234,3 +235,52 @@ def test_quoted_lines_are_complete_commands(tmp_path: Path) -> None:
         ["mergegate", "resume"],
         ["mergegate", "apply"],
     ]
+
+
+def _run_next(work: Path, printed: str, db: str | None) -> None:
+    lines = [ln[len("NEXT: ") :] for ln in printed.splitlines() if ln.startswith("NEXT: ")]
+    assert lines[-1] == "mergegate apply item", printed
+    for line in lines:
+        done = _sh(work, line, db)
+        assert done.returncode == 0, (line, done.stdout, done.stderr)
+    doc = json.loads(_sh(work, "mergegate show item --json", db).stdout)
+    assert doc["result"]["candidate"]["state"] == "integrated"
+
+
+def _plain_item(root: Path, config: str) -> Path:
+    work = root / "repo"
+    git(root, "init", "-q", "-b", "main", str(work))
+    _commit(work, "Initial commit", {"greeting.txt": "Hello.\n", ".gitignore": "todos/\n"})
+    (work / "mergegate.toml").write_text(config, encoding="utf-8")
+    git(work, "checkout", "-q", "-b", "item", "main")
+    _commit(work, "Add the item", {"item.txt": "item\n"})
+    for line in ("mergegate init", "mergegate submit item"):
+        assert _sh(work, line, None).returncode == 0
+    return work
+
+
+@pytest.mark.slow
+def test_literal_following_precondition_failed(tmp_path: Path) -> None:
+    """The branch ref vanished: restore it, then the NEXT lines verbatim integrate the item."""
+    work = _plain_item(tmp_path, _BASE)
+    tip = git(work, "rev-parse", "HEAD")
+    git(work, "checkout", "-q", "--detach")
+    git(work, "branch", "-D", "item")
+    blocked = _sh(work, "mergegate apply", None)
+    assert blocked.returncode == 3, blocked.stderr
+    assert "blocked: precondition_failed" in blocked.stdout
+    assert "What failed: branch refs/heads/item does not exist" in blocked.stdout
+    git(work, "branch", "item", tip)  # the fix: restore what the precondition names
+    _run_next(work, blocked.stdout, None)
+
+
+@pytest.mark.slow
+def test_literal_following_apply_interrupted(tmp_path: Path) -> None:
+    """An apply whose lease expired is blocked by recover; its NEXT lines integrate the item."""
+    work = _plain_item(tmp_path, _BASE + "lease_ttl = 1\n")
+    assert _sh(work, "mergegate start item", None).returncode == 0
+    time.sleep(1.2)  # the integrator is gone: its lease expires
+    recovered = _sh(work, "mergegate recover", None)
+    assert recovered.returncode == 0, recovered.stderr
+    assert "What failed: the apply by" in recovered.stdout
+    _run_next(work, recovered.stdout, None)
