@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 CONFIG_FILE = "mergegate.toml"
-GUIDANCE_NAMES = ("remediate", "resume", "apply", "show", "sync")
+GUIDANCE_NAMES = ("remediate", "resume", "apply", "show", "sync", "done")
 _MAX_CONFIG_BYTES = 1 << 20
 # Seconds. Below 1 s the heartbeat (a third of the TTL) leaves no room for one
 # git step between two renewals; above a day, a crashed apply would hold the
@@ -107,6 +107,8 @@ class Config:
     checks: tuple[CheckConfig, ...] = ()
     guidance: tuple[tuple[str, str], ...] = ()
     notify: tuple[NotifyConfig, ...] = ()
+    #: The resolved rule (docs/followups.md): state-done, folder-removed or roadmap-gone.
+    resolved: str = "state-done"
 
     @classmethod
     def defaults(cls, repo: Path) -> Config:
@@ -312,6 +314,10 @@ def _parse(
     checks = _checks(reader)
     guidance = _guidance(reader)
     notify = _notify(reader)
+    resolved = reader.text("resolved")
+    rules = ("state-done", "folder-removed", "roadmap-gone")
+    if resolved is not None and resolved not in rules:
+        raise reader.error("resolved", f"expected one of {', '.join(rules)}, got {resolved!r}")
     reader.done()
     defaults = Config.defaults(repo)
     return Config(
@@ -327,6 +333,7 @@ def _parse(
         checks=checks,
         guidance=guidance,
         notify=notify,
+        resolved=resolved or defaults.resolved,
     )
 
 

@@ -15,6 +15,7 @@ This package imports only ``mergegate.statemachine``.
 """
 
 from .contain import check_inside
+from .done import NotMarkable, ResolvedRule, mark_done
 from .errors import (
     FollowUpConflict,
     FollowUpError,
@@ -29,8 +30,13 @@ from .guidance import CODE_BLOCKED, CODE_FOLLOWUP_FAILED, CODE_FOLLOWUP_PENDING,
 from .materialize import DEFAULT_GROUP, FollowUps
 from .outbox import DrainResult, FollowUpHook, drain
 from .paths import todo_path
-from .resolver import StateFileResolver
-from .roadmap import add_roadmap_entry, roadmap_slugs
+from .resolver import (
+    CallableResolver,
+    FolderRemovedResolver,
+    RoadmapGoneResolver,
+    StateFileResolver,
+)
+from .roadmap import add_roadmap_entry, remove_roadmap_entry, roadmap_slugs
 from .scaffold import ScaffoldResult, read_source, scaffold_todo
 from .templates import PLACEHOLDERS, GuidanceTemplates
 from .text import one_line
@@ -38,6 +44,13 @@ from .todo_text import STATE_DONE, STATE_OPEN, TODO_FILES, render_todo
 from .withdraw import STATE_WITHDRAWN, mark_withdrawn
 
 __all__ = [
+    "CallableResolver",
+    "FolderRemovedResolver",
+    "NotMarkable",
+    "ResolvedRule",
+    "RoadmapGoneResolver",
+    "mark_done",
+    "remove_roadmap_entry",
     "CODE_BLOCKED",
     "CODE_FOLLOWUP_FAILED",
     "CODE_FOLLOWUP_PENDING",

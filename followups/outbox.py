@@ -80,8 +80,10 @@ def drain(store: Store, followups: FollowUps) -> DrainResult:
 class FollowUpHook:
     """Implements ``Hook``: after a blocking commit, materializes the follow-up of the outcome.
 
-    It acts only when the outcome is blocked and its follow-up is not created
-    yet, so a replay of a materialized block touches nothing on disk.
+    It acts when the outcome is blocked and its follow-up has a queued job: not
+    created yet, or re-queued by a later occurrence. Materializing is idempotent,
+    so a replay touches nothing on disk unless the folder or the roadmap entry
+    was removed (as the folder-removed and roadmap-gone rules do when done).
     """
 
     store: Store
@@ -94,8 +96,12 @@ class FollowUpHook:
         ``FAILED``, with the error, and the outcome carries that record.
         """
         record = outcome.blocked
-        if record is None or record.follow_up_state is FollowUpState.CREATED:
+        if record is None:
             return outcome
+        if record.follow_up_state is FollowUpState.CREATED and record.occurrences == 1:
+            return outcome
+        # A later occurrence re-queues the follow-up (the gate resets): bring back a
+        # folder or roadmap entry removed as "done"; one still there is left as it is.
         jobs = [j for j in self.store.follow_up_jobs() if j.blocked_id == record.id]
         if not jobs:
             return outcome

@@ -83,6 +83,8 @@ class Request:
     new_sha: str | None = attrs.field(default=None, validator=_opt(check_sha, "new sha"))
     force_reason: str | None = attrs.field(default=None, validator=_reason)
     why: str | None = attrs.field(default=None, validator=_why)
+    #: Why the move is made, in the caller's words (resume --note); logged as the note.
+    remark: str | None = attrs.field(default=None, validator=_opt(check_text, "note"))
     actor: str | None = attrs.field(default=None, metadata=_NOT_PAYLOAD)
     expected_seq: int | None = attrs.field(default=None, metadata=_NOT_PAYLOAD)
     idempotency_key: str | None = attrs.field(default=None, metadata=_NOT_PAYLOAD)
@@ -100,7 +102,7 @@ class Request:
             return f"forced: {self.force_reason}"
         if self.why is not None:
             return self.why
-        return None
+        return self.remark
 
     def digest(self) -> str:
         """A stable fingerprint of the payload: same request, same digest, in any process."""
@@ -218,13 +220,15 @@ class Calls:
         *,
         new_sha: str | None = None,
         force_reason: str | None = None,
+        note: str | None = None,
         expected_seq: int | None = None,
         idempotency_key: str | None = None,
     ) -> Outcome:
         """Move a remediating candidate to ``retry``, optionally at ``new_sha``.
 
         Raises FollowUpNotResolved unless the follow-up is resolved or
-        ``force_reason`` (which is logged) is given.
+        ``force_reason`` (which is logged) is given. ``note`` is logged as the
+        entry's note (a forced resume logs its reason instead); it forces nothing.
         """
         return self.fire(
             Request(
@@ -232,6 +236,7 @@ class Calls:
                 slug,
                 new_sha=new_sha,
                 force_reason=force_reason,
+                remark=note,
                 expected_seq=expected_seq,
                 idempotency_key=idempotency_key,
             )
