@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import GIT_ENV, git
+from ..gitrepo import GIT_ENV, git
 
 _BIN = str(Path(sys.executable).parent)
 
