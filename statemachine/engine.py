@@ -82,6 +82,10 @@ class Engine(Calls):
     lease_ttl: timedelta = timedelta(minutes=10)
     clock: Callable[[], datetime] = utcnow
     machine: LifecycleMachine = attrs.field(factory=lifecycle)
+    #: With a value, the apply heartbeat only reads the lease (is it still ours?)
+    #: until it was renewed this long ago, and writes a renewal after that; ``None``
+    #: renews on every call. ``mergegate run`` sets a third of the TTL.
+    renew_after: timedelta | None = None
     _subscribed: tuple[Subscription, ...] = attrs.field(init=False, repr=False, default=())
 
     def __attrs_post_init__(self) -> None:
@@ -222,7 +226,7 @@ class Engine(Calls):
     # -- leases and recovery -------------------------------------------------
 
     def _heartbeat(self, owner: str) -> None:
-        """Check that ``owner`` still holds the lease; renew it once a third of its TTL is gone.
+        """Renew ``owner``'s lease, or with ``renew_after`` check it while it is fresh.
 
         A check is a read, a renewal a write with its fsync: a fast apply calls
         the heartbeat three times in as many milliseconds, and only the renewal
@@ -230,12 +234,13 @@ class Engine(Calls):
         (under git's lock on main) is as safe either way: recovery cannot take
         the lease without that lock, and a lost lease raises LeaseHeld here too.
         """
-        now = self.clock()
-        for lease in self.store.leases():
-            if lease.name != self.lease_name:
-                continue
-            if lease.owner == owner and lease.expires_at - now > self.lease_ttl * 2 / 3:
-                return
+        if self.renew_after is not None:
+            fresh_until = self.lease_ttl - self.renew_after
+            now = self.clock()
+            for lease in self.store.leases():
+                mine = lease.name == self.lease_name and lease.owner == owner
+                if mine and lease.expires_at - now > fresh_until:
+                    return
         self.renew_lease(owner)
 
     def renew_lease(self, owner: str, ttl: timedelta | None = None) -> Lease:

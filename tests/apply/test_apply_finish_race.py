@@ -108,3 +108,27 @@ def test_the_applier_result_is_integrated_in_the_race(tmp_path: Path, repo: Repo
     assert isinstance(seen[0], Integrated)
     assert repo.main() != before
     assert inner.contains(sha)
+
+
+def test_renew_after_reads_a_fresh_lease_and_renews_an_old_one(tmp_path: Path, repo: Repo) -> None:
+    """With renew_after, a fresh lease is only read; once that old, the heartbeat renews it."""
+    mover, _recoverer, clock, inner, _sha = _setup(tmp_path, repo)
+    mover.renew_after = timedelta(seconds=2)
+    expiries = []
+
+    @attrs.define
+    class Ticking:
+        def apply(self, key: CandidateKey, heartbeat: Callable[[], None]) -> ApplyResult:
+            for _ in range(3):
+                heartbeat()
+                [lease] = mover.store.leases()
+                expiries.append(lease.expires_at)
+                clock.now += timedelta(seconds=1)
+            return inner.apply(key, heartbeat)
+
+    outcome = mover.apply_next(Ticking(), owner="mover")
+    assert outcome is not None
+    assert outcome.state is State.INTEGRATED
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    # Read at +0 s and +1 s (the lease from +0 s stands); renewed at +2 s.
+    assert expiries == [start + timedelta(seconds=5)] * 2 + [start + timedelta(seconds=7)]
