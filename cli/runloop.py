@@ -7,12 +7,13 @@ step that handles several candidates at once (a speculative chain) can replace
 it without touching the loop.
 
 Integrators on one host take turns through an ``flock`` on
-``<git-common-dir>/mergegate/run.turn``: the holder works, the others stand by
-in the kernel instead of failing on the lease and retrying. The turn is only a
-courtesy: a waiter gives up on it after :data:`TURN_WAIT` seconds and goes to
-the lease (the one real mutex) by itself, so a stopped holder cannot stall
-recovery. Integrators on other hosts meet only at the lease; one refused
-waits with a short back-off and settles the lease once it expires.
+``<git-common-dir>/mergegate/run.turn``: the holder keeps it while the queue
+has work, and the others stand by instead of failing on the lease and
+retrying. Standing by, an integrator still recovers every :data:`TURN_WAIT`
+seconds (a dead holder is settled at once), and if the holder made no
+progress for a whole lease TTL (it is stopped), it goes to the lease, the one
+real mutex, by itself. Integrators on other hosts meet only at the lease; one
+refused waits a few milliseconds and settles the lease once it expires.
 
 Signals: SIGINT or SIGTERM while a check runs (or while waiting) cuts it short,
 and the candidate is released as ``apply_interrupted`` (blocked, with the
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
 
 __all__ = ["TURN_WAIT", "Interrupted", "Loop", "StopSignal", "Tally", "apply_next"]
 
-#: How long an integrator waits for its turn before it asks for the lease anyway.
+#: How often an integrator standing by for its turn recovers dead or expired leases.
 TURN_WAIT = 2.0
 
 #: One step of the loop: handle the next candidate(s) and return their outcomes;
@@ -118,9 +119,14 @@ class StopSignal:
 
 @attrs.define
 class Turn:
-    """The host's integrators take turns through an ``flock`` on one file."""
+    """The host's integrators take turns through an ``flock`` on one file.
+
+    The holder keeps the turn while the queue has work and touches the file
+    after each candidate; it gives the turn up when the queue is empty.
+    """
 
     path: Path
+    held: bool = False
     _fd: int | None = None
 
     def take(self, wait: float) -> bool:
@@ -133,21 +139,37 @@ class Turn:
         while True:
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return True
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     return False
                 time.sleep(delay)
                 delay = min(delay * 2, 0.01)
+            else:
+                self.held = True
+                self.touch()
+                return True
+
+    def touch(self) -> None:
+        """Say that the holder made progress."""
+        os.utime(self.path)
+
+    def idle_for(self) -> float:
+        """Seconds since the holder last made progress."""
+        try:
+            return time.time() - self.path.stat().st_mtime
+        except OSError:
+            return 0.0
 
     def give(self) -> None:
-        if self._fd is not None:
+        if self._fd is not None and self.held:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self.held = False
 
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        self.held = False
 
 
 @attrs.frozen
@@ -254,17 +276,37 @@ class Loop:
 
     def _next(self) -> Sequence[Outcome] | None:
         """The step's outcomes; ``None`` when another integrator holds the lease."""
-        if self.turn is not None:
-            with self.stop.cut_short():
-                self.turn.take(TURN_WAIT)
+        self._wait_for_turn()
+        outcomes = None
         try:
-            return self.step(self)
+            outcomes = self.step(self)
         except LeaseHeld:
             return None
         finally:
             self.stop.interruptible(False)
             if self.turn is not None:
-                self.turn.give()
+                if outcomes:
+                    self.turn.touch()
+                else:
+                    # Nothing to do here (or the lease is elsewhere): let a waiter look.
+                    self.turn.give()
+        return outcomes
+
+    def _wait_for_turn(self) -> None:
+        """Stand by until this integrator has the turn (or its holder made no progress)."""
+        turn = self.turn
+        if turn is None or turn.held:
+            return
+        ttl = self.engine.lease_ttl.total_seconds()
+        while True:
+            with self.stop.cut_short():
+                if turn.take(TURN_WAIT):
+                    return
+            # Standing by, but still the host's recoverer: a dead holder is settled at once.
+            self._recover()
+            if turn.idle_for() > ttl:
+                # A holder stopped for a whole TTL must not stall the queue: go to the lease.
+                return
 
     def _sleep(self, seconds: float) -> None:
         try:
