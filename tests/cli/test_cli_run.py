@@ -342,3 +342,19 @@ def test_run_refuses_a_bad_poll_before_anything_runs(scratch: Scratch, poll: str
     assert done.code == 2
     assert len(done.stderr.strip().splitlines()) == 1
     assert scratch.snapshot() == before
+
+
+def test_two_runs_on_one_sqlite_queue_integrate_each_once(scratch: Scratch) -> None:
+    """Two `run --once` side by side on the default SQLite store: each candidate once, exit 0."""
+    for slug in ("add-docs", "other"):
+        assert scratch("submit", slug).code == 0
+    procs = [_spawn(scratch, "--json", "run", "--once") for _ in range(2)]
+    handled = 0
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        handled += json.loads(out)["result"]["integrated"]
+    assert handled == 2
+    for slug in ("add-docs", "other"):
+        assert _merges_of(scratch, scratch.shas[slug]) == 1
+    assert scratch("verify").code == 0
