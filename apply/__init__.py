@@ -11,6 +11,7 @@ from .audit import RepositoryViolation, repository_violations
 from .checks import CheckSpec, run_check
 from .errors import GitCommandFailed, GitNotFound, MainCheckedOut
 from .git import Git, GitOutput, Identity
+from .liveness import holder_gone, lease_owner
 from .plumbing import remote_main
 from .resolve import (
     AmbiguousSha,
@@ -41,6 +42,8 @@ __all__ = [
     "ShaNotResolved",
     "UnknownSha",
     "branch_tip",
+    "holder_gone",
+    "lease_owner",
     "resolve_candidate_sha",
     "resolve_sha",
     "RepositoryViolation",

@@ -129,6 +129,9 @@ class GitApplier:
     check_env: Mapping[str, str] | None = attrs.field(default=None, kw_only=True)
     hooks_path: str | None = attrs.field(default=None, kw_only=True)
     lock_wait: float = attrs.field(default=5.0, validator=_seconds, kw_only=True)
+    #: Told each step as it begins: ``("merge", None)``, ``("check", name)``,
+    #: ``("move", None)``; ``mergegate run`` shows it as progress. It must not raise.
+    on_step: Callable[[str, str | None], None] | None = attrs.field(default=None, kw_only=True)
     git: Git = attrs.field(init=False)
     _root: Path = attrs.field(init=False)
     _common: Path = attrs.field(init=False)
@@ -308,6 +311,7 @@ class GitApplier:
         attempts: tuple[str, ...],
     ) -> ApplyResult | None:
         """One try against ``read.main``; ``None`` means main moved before the swap."""
+        self._step("merge", None)
         try:
             merged = merge_trees(self.git, read.main, read.commit)
         except GitCommandFailed as err:
@@ -359,6 +363,7 @@ class GitApplier:
         held, and the push (with a remote) runs while it is still held, so
         recovery (which takes the same lock) can never decide in between.
         """
+        self._step("move", None)
         lock = take_main_waiting(
             self.git, self._common, self.main_ref, read.main, commit, wait=self.lock_wait
         )
@@ -424,6 +429,10 @@ class GitApplier:
             )
         return None
 
+    def _step(self, step: str, detail: str | None) -> None:
+        if self.on_step is not None:
+            self.on_step(step, detail)
+
     def _run_checks(
         self, key: CandidateKey, read: _Read, commit: str, heartbeat: Callable[[], None]
     ) -> tuple[CheckResult, ...]:
@@ -438,6 +447,7 @@ class GitApplier:
         results: list[CheckResult] = []
         with scratch_worktree(self.git, self._root, commit) as path:
             for spec in self.checks:
+                self._step("check", spec.name)
                 result = run_check(spec, path, env, heartbeat, self.heartbeat_every)
                 results.append(result)
                 if result.failed:

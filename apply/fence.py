@@ -18,7 +18,6 @@ import contextlib
 import fcntl
 import json
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -30,6 +29,9 @@ from mergegate.statemachine import MoveInFlight, RepositoryError
 
 from .errors import GitCommandFailed
 from .git import Git
+from .liveness import alive as _alive
+from .liveness import start_time as _start_time
+from .liveness import this_host as _host
 
 __all__ = ["MainLock", "Moved", "Taken", "break_if_stale", "lock_path", "take_main"]
 
@@ -53,33 +55,6 @@ class Taken:
 def lock_path(common_dir: Path, ref: str) -> Path:
     """Where git's lock for ``ref`` lives (the files ref backend)."""
     return common_dir / f"{ref}.lock"
-
-
-def _start_time(pid: int) -> str | None:
-    # Field 22 of /proc/<pid>/stat: the start time, which tells a reused pid apart.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    return None if fields[0] == "Z" else fields[19]
-
-
-def _alive(pid: int, started: str | None) -> bool:
-    if Path("/proc/self").exists():
-        now = _start_time(pid)
-        return now is not None and (started is None or now == started)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _host() -> str:
-    return socket.gethostname()
 
 
 @attrs.frozen

@@ -82,6 +82,10 @@ class Engine(Calls):
     lease_ttl: timedelta = timedelta(minutes=10)
     clock: Callable[[], datetime] = utcnow
     machine: LifecycleMachine = attrs.field(factory=lifecycle)
+    #: With a value, the apply heartbeat only reads the lease (is it still ours?)
+    #: until it was renewed this long ago, and writes a renewal after that; ``None``
+    #: renews on every call. ``mergegate run`` sets a third of the TTL.
+    renew_after: timedelta | None = None
     _subscribed: tuple[Subscription, ...] = attrs.field(init=False, repr=False, default=())
 
     def __attrs_post_init__(self) -> None:
@@ -205,7 +209,7 @@ class Engine(Calls):
             now = self.clock()
             if not fence and now - renewed < self.lease_ttl / 3:
                 return
-            self.renew_lease(owner)
+            self._heartbeat(owner)
             renewed = now
 
         result = applier.apply(key, heartbeat)
@@ -213,10 +217,47 @@ class Engine(Calls):
             case Blocked(report):
                 return self.block(key.slug, report, expected_seq=seq)
             case Integrated(main_sha) | AlreadyIntegrated(main_sha):
-                return self.integrate(key.slug, main_sha=main_sha, expected_seq=seq)
+                try:
+                    return self.integrate(key.slug, main_sha=main_sha, expected_seq=seq)
+                except ConcurrencyConflict:
+                    # A recovery may settle the move between the applier's commit
+                    # and this record (the lease ran out during a slow fenced push):
+                    # the candidate is then integrated exactly once, at this sha.
+                    settled = self._integrated_at(started.candidate.id, main_sha)
+                    if settled is None:
+                        raise
+                    return settled
         raise TypeError(f"unknown apply result {result!r}")  # pragma: no cover
 
+    def _integrated_at(self, candidate_id: int, main_sha: str) -> Outcome | None:
+        """The candidate's outcome if its last move integrated it at ``main_sha``, else ``None``."""
+        candidate = self.store.candidate_by_id(candidate_id)
+        if candidate is None or candidate.state is not State.INTEGRATED:
+            return None
+        last = self.store.history(candidate_id)[-1]
+        if last.event is not Event.INTEGRATE or last.reason != f"main={main_sha}":
+            return None
+        return Outcome(candidate, last)
+
     # -- leases and recovery -------------------------------------------------
+
+    def _heartbeat(self, owner: str) -> None:
+        """Renew ``owner``'s lease, or with ``renew_after`` check it while it is fresh.
+
+        A check is a read, a renewal a write with its fsync: a fast apply calls
+        the heartbeat three times in as many milliseconds, and only the renewal
+        that keeps the lease from expiring needs to be written. The fenced call
+        (under git's lock on main) is as safe either way: recovery cannot take
+        the lease without that lock, and a lost lease raises LeaseHeld here too.
+        """
+        if self.renew_after is not None:
+            fresh_until = self.lease_ttl - self.renew_after
+            now = self.clock()
+            for lease in self.store.leases():
+                mine = lease.name == self.lease_name and lease.owner == owner
+                if mine and lease.expires_at - now > fresh_until:
+                    return
+        self.renew_lease(owner)
 
     def renew_lease(self, owner: str, ttl: timedelta | None = None) -> Lease:
         """Extend ``owner``'s integration lease; raises LeaseHeld if it was lost."""
@@ -225,9 +266,13 @@ class Engine(Calls):
         )
 
     def recover(
-        self, main_sha: str, *, contains: Callable[[str], bool] | None = None
+        self,
+        main_sha: str,
+        *,
+        contains: Callable[[str], bool] | None = None,
+        abandoned: Callable[[Lease], bool] | None = None,
     ) -> list[Outcome]:
-        """Settle every candidate whose apply lease expired.
+        """Settle every candidate whose apply lease expired, or was ``abandoned``.
 
         Such a candidate is blocked with reason ``apply_interrupted``, unless
         ``contains`` says that ``main_sha`` already contains its sha: then the
@@ -235,12 +280,20 @@ class Engine(Calls):
         is integrated at ``main_sha`` instead. Without ``contains`` (an
         orchestrator that cannot ask its repository), every one is blocked, and
         its next apply finds it already integrated.
+
+        ``abandoned`` lets a caller settle a lease before it expires: it is asked
+        about each live lease, and says ``True`` when its holder is known to be
+        gone (a dead process on this host, as git's ``gc.pid`` rule judges it).
+        Call it, like the rest of recovery, while ``main`` is held.
         """
         check_sha(main_sha, field="main sha")
         now = self.clock()
         outcomes = []
         for lease in self.store.leases():
-            if lease.expires_at > now or lease.candidate_id is None:
+            if lease.candidate_id is None:
+                continue
+            expired = lease.expires_at <= now
+            if not expired and (abandoned is None or not abandoned(lease)):
                 continue
             candidate = self.store.candidate_by_id(lease.candidate_id)
             if candidate is None:
@@ -260,7 +313,9 @@ class Engine(Calls):
                 main_sha,
                 Evidence(lease_owner=lease.owner, lease_since=lease.acquired_at),
                 detail=f"the apply lease held by {lease.owner} expired at "
-                f"{lease.expires_at.isoformat()}",
+                f"{lease.expires_at.isoformat()}"
+                if expired
+                else f"the apply lease held by {lease.owner} was abandoned: its process is gone",
             )
             interrupt = Request(
                 Event.INTERRUPT, candidate.key.slug, report=report, expected_seq=candidate.seq
