@@ -242,14 +242,32 @@ def take_main_waiting(
         time.sleep(0.05)
 
 
+def _head_lock(common_dir: Path, ref: str) -> Path | None:
+    """``HEAD.lock`` when ``HEAD`` names ``ref`` (a bare repository on ``main``).
+
+    git then locks ``HEAD`` too, for its reflog, whenever it locks ``ref``: a
+    killed ``update-ref`` leaves both locks, and ``ref`` stays unmovable until
+    both are gone.
+    """
+    try:
+        head = (common_dir / "HEAD").read_text().strip()
+    except OSError:
+        return None
+    return common_dir / "HEAD.lock" if head == f"ref: {ref}" else None
+
+
 def break_if_stale(git: Git, common_dir: Path, ref: str) -> Path | None:
     """Remove ``ref``'s lock if every mergegate process that could hold it is dead.
 
     Call only when no lease covers a move (none is live). Returns the removed
     lock's path (``None`` if it was already gone). Raises MoveInFlight when the
     holder is alive, on another host, or not a mergegate process (no record).
+    The ``HEAD.lock`` git takes along with ``ref``'s (see :func:`_head_lock`)
+    goes with it.
     """
     lock = lock_path(common_dir, ref)
+    head_lock = _head_lock(common_dir, ref)
+    locks = [lock] if head_lock is None else [lock, head_lock]
     folder = common_dir / "mergegate" / "movers"
     folder.mkdir(parents=True, exist_ok=True)
     # Breakers take turns: two of them must not both decide on the same lock,
@@ -263,19 +281,21 @@ def break_if_stale(git: Git, common_dir: Path, ref: str) -> Path | None:
             raise MoveInFlight(
                 str(git.repo), holder, f"{lock} is held by the live mover {holder}; try again later"
             )
-        if not lock.exists():
+        present = [path for path in locks if path.exists()]
+        if not present:
             return None
         if not records:
             raise MoveInFlight(
                 str(git.repo),
                 None,
-                f"{lock} is held by a process that is not a mergegate mover; "
+                f"{present[0]} is held by a process that is not a mergegate mover; "
                 "remove it by hand once no git process runs in this repository",
             )
-        lock.unlink(missing_ok=True)
+        for path in present:
+            path.unlink(missing_ok=True)
         for path, _record in records:
             path.unlink(missing_ok=True)
-    return lock
+    return present[0]
 
 
 @contextlib.contextmanager

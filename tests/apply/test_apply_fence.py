@@ -174,3 +174,42 @@ def test_rewound_main_is_a_violation(repo: Repo, tmp_path: Path) -> None:
     assert found.candidate_sha == c1
     assert "not in refs/heads/main" in found.problem
     store.close()
+
+
+_KILLED_MOVER = """
+import os, signal, sys
+from pathlib import Path
+from mergegate.apply.fence import take_main
+from mergegate.apply.git import Git
+
+repo, old, new = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+held = take_main(Git(repo), repo, "refs/heads/main", old, new)
+assert type(held).__name__ == "MainLock", held
+os.killpg(0, signal.SIGKILL)  # the mover and its update-ref child die together
+"""
+
+
+def test_stale_locks_of_a_killed_mover_in_a_bare_repository_on_main(repo: Repo) -> None:
+    """A killed mover in a bare repository whose HEAD is main leaves HEAD.lock too: both go."""
+    # `git clone --bare` leaves HEAD on main; git then locks HEAD with main.
+    subprocess.run(
+        ["git", "-C", str(repo.path), "symbolic-ref", "HEAD", "refs/heads/main"], check=True
+    )
+    old = repo.main()
+    new = repo.commit("refs/heads/feat", old, {"x": "x\n"})
+    mover = subprocess.run(
+        [sys.executable, "-c", _KILLED_MOVER, str(repo.path), old, new],
+        start_new_session=True,
+        check=False,
+    )
+    assert mover.returncode == -9
+    applier = GitApplier(repo.path)
+    head_lock = repo.path / "HEAD.lock"
+    assert applier.main_lock.exists()
+    assert head_lock.exists()
+    with applier.hold_main(break_stale=True) as held:
+        assert held.stale_lock == str(applier.main_lock)
+        assert held.main_sha == old
+    assert not applier.main_lock.exists()
+    assert not head_lock.exists()
+    assert isinstance(applier.apply(CandidateKey("feat", "feat", new), lambda: None), Integrated)
