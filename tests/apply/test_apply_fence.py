@@ -213,3 +213,28 @@ def test_stale_locks_of_a_killed_mover_in_a_bare_repository_on_main(repo: Repo) 
     assert not applier.main_lock.exists()
     assert not head_lock.exists()
     assert isinstance(applier.apply(CandidateKey("feat", "feat", new), lambda: None), Integrated)
+
+
+def test_merge_whose_message_names_another_candidate_is_a_violation(
+    repo: Repo, tmp_path: Path
+) -> None:
+    """A merge that says 'Candidate: X' of an integrated X but merges another commit is named."""
+    store = SQLiteStore(tmp_path / "db.sqlite3")
+    engine = Engine(store)
+    applier = GitApplier(repo.path)
+    ref = "refs/heads/main"
+    # c1 is integrated without a merge of its own: main already contains it.
+    c1 = repo.commit("refs/heads/c1", repo.main(), {"c1": "1\n"})
+    repo.git("update-ref", ref, c1)
+    engine.submit(CandidateKey("c1", "c1", c1))
+    assert engine.apply("c1", applier, owner="t").state is State.INTEGRATED
+    assert repository_violations(applier.git, ref, store.candidates(), store.log()) == []
+    sneaky = repo.commit("refs/heads/sneaky", repo.main(), {"s": "s\n"})
+    main = repo.main()
+    tree = repo.git("rev-parse", f"{sneaky}^{{tree}}")
+    forged = repo.git("commit-tree", "-p", main, "-p", sneaky, "-m", f"x\n\nCandidate: {c1}", tree)
+    repo.git("update-ref", ref, forged, main)
+    [found] = repository_violations(applier.git, ref, store.candidates(), store.log())
+    assert (found.commit, found.candidate_sha) == (forged, c1)
+    assert found.problem == f"says it merges candidate {c1}, but merges {sneaky}"
+    store.close()
