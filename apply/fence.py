@@ -150,6 +150,7 @@ class MainLock:
         assert self._proc.stdout is not None
         assert self._proc.stderr is not None
         self._done = True
+        code: int | None = None
         try:
             with contextlib.suppress(BrokenPipeError):
                 self._proc.stdin.write(command)
@@ -159,12 +160,31 @@ class MainLock:
             code = self._proc.wait()
         finally:
             _close(self._proc)
-            self._record.unlink(missing_ok=True)
+            if code is not None and code < 0:
+                self._orphan_locks()
+            else:
+                self._record.unlink(missing_ok=True)
         if code != 0:
             raise GitCommandFailed(
                 str(self._git.repo), ("update-ref", "--stdin"), code, err.decode("utf-8", "replace")
             )
         return out, code
+
+    def _orphan_locks(self) -> None:
+        """Hand the locks of a git killed by a signal over to recovery.
+
+        The dead git could not remove its locks, and this process will never
+        use them again. Without a record they would look like an operator's
+        lock (removed only by hand); with this one, naming only the dead git,
+        recovery sees a dead mover and may break them.
+        """
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            record = _Record(**json.loads(self._record.read_text()))
+            if record.git_pid is not None:
+                dead = attrs.evolve(record, pid=record.git_pid, started=record.git_started)
+                _write_record(self._record.parent, dead)
+                if dead.pid != record.pid:
+                    self._record.unlink(missing_ok=True)
 
     def commit(self) -> None:
         """Make the update; raises GitCommandFailed if git could not."""

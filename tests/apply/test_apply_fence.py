@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -11,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from mergegate.apply import GitApplier, repository_violations
+from mergegate.apply.git import GitCommandFailed
 from mergegate.apply.testing import TestRepo as Repo
 from mergegate.persistence import SQLiteStore
 from mergegate.statemachine import (
@@ -238,3 +241,30 @@ def test_merge_whose_message_names_another_candidate_is_a_violation(
     assert (found.commit, found.candidate_sha) == (forged, c1)
     assert found.problem == f"says it merges candidate {c1}, but merges {sneaky}"
     store.close()
+
+
+def test_locks_of_a_killed_update_ref_stay_breakable(repo: Repo) -> None:
+    """When only the mover's update-ref is killed, recovery can break the lock it left."""
+    sha = repo.commit("refs/heads/feat", repo.main(), {"x": "x\n"})
+    before = repo.main()
+    applier = GitApplier(repo.path)
+
+    def beat() -> None:
+        if applier.main_lock.exists():  # main is held: a stray kill hits update-ref only
+            found = subprocess.run(
+                ["pgrep", "-P", str(os.getpid()), "-f", "update-ref --stdin"],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            for pid in found.stdout.split():
+                os.kill(int(pid), signal.SIGKILL)
+
+    with pytest.raises(GitCommandFailed):
+        applier.apply(CandidateKey("feat", "feat", sha), beat)
+    assert repo.main() == before
+    assert applier.main_lock.exists()
+    # The mover (this process) lives on, as an orchestrator would: the lock is still breakable.
+    with applier.hold_main(break_stale=True) as held:
+        assert held.stale_lock == str(applier.main_lock)
+    assert isinstance(applier.apply(CandidateKey("feat", "feat", sha), lambda: None), Integrated)
