@@ -28,3 +28,4 @@ class Event(enum.StrEnum):
     INTERRUPT = "interrupt"
     START_REMEDIATION = "start_remediation"
     RESUME = "resume"
+    REQUEUE = "requeue"

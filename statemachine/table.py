@@ -276,5 +276,13 @@ TABLE = Table(
             "the follow-up is resolved (or forced with a reason)",
             {Effect.CLOSE_BLOCKED, Effect.SUPERSEDE_SHA},
         ),
+        Rule(
+            Event.REQUEUE,
+            (State.APPLYING,),
+            State.PENDING,
+            "a speculative link was thrown away (its base was invalidated by another "
+            "candidate, main moved, or its chain was interrupted): back to the queue",
+            {Effect.RELEASE_LEASE},
+        ),
     )
 )
