@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import sqlite3
+import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -219,3 +223,109 @@ def test_recover_settles_every_link_of_an_expired_chain_lease(
     assert engine.store.leases() == []
     assert engine.verify() == []
     assert engine.store.integrity_problems() == []
+
+
+VICTIM = """\
+import sys
+from datetime import timedelta
+from mergegate.apply import CheckSpec, GitApplier, integrate_chain
+from mergegate.persistence import SQLiteStore
+from mergegate.statemachine import Engine
+db, repo, script = sys.argv[1:]
+engine = Engine(SQLiteStore(db), lease_ttl=timedelta(seconds=1))
+check = CheckSpec("stall", (sys.executable, script), timeout=60)
+applier = GitApplier(repo, checks=[check], heartbeat_every=0.2)
+integrate_chain(engine, applier, owner="victim", concurrency=3)
+"""
+
+# c2's check says it is running, then sleeps as long as the file ``pause`` says.
+STALL = """\
+import os, sys, time
+from pathlib import Path
+here = Path(sys.argv[0]).parent
+if os.environ["MERGEGATE_SLUG"] == "c2":
+    (here / "ready").touch()
+    time.sleep(float((here / "pause").read_text()))
+time.sleep(0.1)
+"""
+
+
+def stop_outside_a_transaction(proc: subprocess.Popen[str], db: Path) -> None:
+    """SIGSTOP ``proc`` at a moment it holds no SQLite write lock (else no one could write)."""
+    for _ in range(100):
+        proc.send_signal(signal.SIGSTOP)
+        probe = sqlite3.connect(db, timeout=0)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.rollback()
+            return
+        except sqlite3.OperationalError:
+            proc.send_signal(signal.SIGCONT)
+            time.sleep(0.01)
+        finally:
+            probe.close()
+    pytest.fail("the integrator always held the database")
+
+
+@pytest.mark.parametrize("how", [signal.SIGSTOP, signal.SIGKILL], ids=["stall", "kill"])
+def test_an_interrupted_chain_is_recovered_with_nothing_half_integrated(
+    engine: Engine, repo: Repo, tmp_path: Path, how: signal.Signals
+) -> None:
+    """Stall or kill the integrator mid-chain: recover requeues its links, main moves no more."""
+    for i in range(1, 5):
+        submit(engine, repo, f"c{i}", {f"f{i}": f"{i}\n"})
+    script = tmp_path / "stall.py"
+    script.write_text(STALL)
+    (tmp_path / "pause").write_text("1.5")
+    victim = subprocess.Popen(
+        [sys.executable, "-c", VICTIM, str(tmp_path / "db.sqlite3"), str(repo.path), str(script)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "ready").exists() or engine.get("c1").state is State.APPLYING:
+            assert time.monotonic() < deadline, "c1 never integrated while c2's check ran"
+            assert victim.poll() is None, victim.communicate()[1]
+            time.sleep(0.02)
+        if how is signal.SIGSTOP:
+            stop_outside_a_transaction(victim, tmp_path / "db.sqlite3")
+        else:
+            victim.send_signal(how)
+        after_c1 = repo.main()
+        while engine.store.leases()[0].expires_at > engine.clock():
+            time.sleep(0.05)
+        applier = GitApplier(repo.path, checks=[CheckSpec("ok", ("true",))])
+        with applier.hold_main(break_stale=True) as held:
+            outcomes = engine.recover(
+                held.main_sha, contains=lambda s: applier.contains(s, held.main_sha)
+            )
+        settled = {o.candidate.key.slug: o.candidate.state for o in outcomes}
+        # c4 joined the chain when c1 left it, unless the signal came first.
+        assert settled.keys() in ({"c2", "c3"}, {"c2", "c3", "c4"})
+        assert set(settled.values()) == {State.PENDING}
+        assert engine.get("c1").state is State.INTEGRATED
+        assert engine.store.candidates(State.APPLYING) == []
+        if how is signal.SIGSTOP:
+            victim.send_signal(signal.SIGCONT)
+        victim.wait(timeout=30)
+    finally:
+        victim.kill()
+        _, said = victim.communicate()
+    if how is signal.SIGSTOP:
+        # It woke up, found its lease gone at its next heartbeat, and stopped.
+        assert victim.returncode == 1
+        assert "LeaseHeld" in said
+    assert repo.main() == after_c1
+    assert engine.verify() == []
+    assert engine.store.integrity_problems() == []
+    applier.cleanup_stale()
+    applier.close()
+    # Nothing lost: a new chain integrates the rest.
+    (tmp_path / "pause").write_text("0")
+    check = CheckSpec("stall", (sys.executable, str(script)), timeout=60)
+    with GitApplier(repo.path, checks=[check]) as again:
+        run = integrate_chain(engine, again, owner="b", concurrency=3)
+    assert sorted(run.integrated) == ["c2", "c3", "c4"]
+    assert repo.files(repo.main()) >= {"f1", "f2", "f3", "f4"}
+    assert repo.scratch_leftovers() == []

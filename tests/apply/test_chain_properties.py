@@ -1,0 +1,105 @@
+"""The chain's result is the serial one: same integrated candidates, same order, same tree."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+import attrs
+from hypothesis import event, given, settings
+
+from mergegate.apply import CheckSpec, GitApplier, integrate_chain
+from mergegate.apply.testing import TestRepo as Repo
+from mergegate.persistence import SQLiteStore
+from mergegate.statemachine import CandidateKey, Engine, Reason, State
+from mergegate.statemachine.testing.strategies import MARKER, ChainPlan, chain_plans
+
+MakeRepo = Callable[..., Repo]
+EXAMPLES = max(5, (settings.default.max_examples or 40) // 5)
+
+# The check of every link: on its first run anywhere, another writer commits
+# outside.txt onto main (when MOVER_FLAG is set); then the verdict is the marker.
+CHECK = f"""\
+import os, subprocess, sys
+flag = os.environ.get("MOVER_FLAG")
+if flag and not os.path.exists(flag):
+    open(flag, "w").close()
+    repo = os.environ["MOVER_REPO"]
+    def git(*args, stdin=None, env=None):
+        return subprocess.run(("git", "-C", repo, *args), input=stdin, env=env,
+                              capture_output=True, check=True, text=True).stdout.strip()
+    old = git("rev-parse", "refs/heads/main")
+    index = dict(os.environ, GIT_INDEX_FILE=flag + ".index")
+    git("read-tree", old, env=index)
+    blob = git("hash-object", "-w", "--stdin", stdin="outside\\n")
+    git("update-index", "--add", "--cacheinfo", "100644," + blob + ",outside.txt", env=index)
+    tree = git("write-tree", env=index)
+    new = git("commit-tree", tree, "-p", old, stdin="outside writer")
+    git("update-ref", "refs/heads/main", new, old)
+sys.exit(1 if os.path.exists({MARKER!r}) else 0)
+"""
+
+
+@attrs.frozen
+class Result:
+    """What a whole run produced, as the serial and the chained runs must agree on it."""
+
+    integrated: tuple[str, ...]
+    blocked: dict[str, Reason]
+    tree: str
+
+
+def _run(make_repo: MakeRepo, plan: ChainPlan, concurrency: int | None) -> Result:
+    """Build the plan's repository and integrate its queue serially (``None``) or chained."""
+    repo = make_repo()
+    tips = repo.build(plan.repo)
+    script = repo.path.parent / "check.py"
+    script.write_text(CHECK)
+    env = dict(os.environ)
+    if plan.outside_writer:
+        env.update(MOVER_FLAG=str(repo.path.parent / "moved"), MOVER_REPO=str(repo.path))
+    applier = GitApplier(
+        repo.path, checks=[CheckSpec("marker", (sys.executable, str(script)))], check_env=env
+    )
+    store = SQLiteStore(repo.path.parent / "db.sqlite3")
+    try:
+        engine = Engine(store)
+        for branch in plan.repo.branches:
+            engine.submit(CandidateKey(branch.slug, branch.name, tips[branch.name]))
+        if concurrency is None:
+            order = []
+            while (outcome := engine.apply_next(applier, owner="serial")) is not None:
+                if outcome.candidate.state is State.INTEGRATED:
+                    order.append(outcome.candidate.key.slug)
+            integrated = tuple(order)
+        else:
+            integrated = integrate_chain(
+                engine, applier, owner="chain", concurrency=concurrency
+            ).integrated
+        assert engine.verify() == []
+        assert store.integrity_problems() == []
+        assert store.leases() == []
+        assert not store.candidates(State.APPLYING)
+        assert not store.candidates(State.PENDING)
+        assert repo.scratch_leftovers() == []
+        blocked = {r.key.slug: r.reason for r in store.blocked_records()}
+        return Result(integrated, blocked, repo.git("rev-parse", "refs/heads/main^{tree}"))
+    finally:
+        store.close()
+        applier.close()
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(plan=chain_plans())
+def test_a_chain_integrates_what_a_serial_run_integrates(
+    make_repo: MakeRepo, plan: ChainPlan
+) -> None:
+    """Random queues, verdicts, concurrency 1-4 and an outside writer: the serial result."""
+    serial = _run(make_repo, plan, None)
+    chained = _run(make_repo, plan, plan.concurrency)
+    event(f"concurrency {plan.concurrency}")
+    event(f"{len(serial.blocked)} blocked of {len(plan.repo.branches)}")
+    if plan.outside_writer:
+        event("main moved by another writer")
+    assert chained == serial
