@@ -33,6 +33,7 @@ def test_table_matches_the_documented_lifecycle() -> None:
         (State.APPLYING, Event.INTERRUPT, State.BLOCKED),
         (State.BLOCKED, Event.START_REMEDIATION, State.REMEDIATING),
         (State.REMEDIATING, Event.RESUME, State.RETRY),
+        (State.APPLYING, Event.REQUEUE, State.PENDING),
     }
     assert set(TABLE.edges()) == expected
 
