@@ -124,6 +124,25 @@ def test_a_conflicting_link_leaves_the_links_after_it_standing(
     assert engine.verify() == []
 
 
+def test_a_precondition_failing_in_the_middle_blames_only_its_candidate(
+    engine: Engine, repo: Repo, check: CheckSpec
+) -> None:
+    """c2's branch is deleted after it was queued: c2 is blocked precondition_failed, alone."""
+    submit(engine, repo, "c1", {"f1": "1\n"})
+    submit(engine, repo, "c2", {"f2": "2\n"})
+    submit(engine, repo, "c3", {"f3": "3\n"})
+    repo.git("update-ref", "-d", "refs/heads/c2")
+    run = integrate_chain(engine, GitApplier(repo.path, checks=[check]), owner="o", concurrency=3)
+    assert run.integrated == ("c1", "c3")
+    assert run.blocked == ("c2",)
+    assert run.requeued == 0
+    blocked = engine.show("c2").blocked
+    assert blocked is not None
+    assert blocked.reason is Reason.PRECONDITION_FAILED
+    # Against main as it was when c2 reached the head: c1 in it.
+    assert blocked.main_sha == repo.parents(repo.main())[0]
+
+
 def test_main_moved_by_another_writer_rebuilds_the_chain(
     engine: Engine, repo: Repo, tmp_path: Path
 ) -> None:

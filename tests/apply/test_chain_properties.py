@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 
 import attrs
+import pytest
 from hypothesis import event, given, settings
 
 from mergegate.apply import CheckSpec, GitApplier, integrate_chain
@@ -16,7 +17,10 @@ from mergegate.statemachine import CandidateKey, Engine, Reason, State
 from mergegate.statemachine.testing.strategies import MARKER, ChainPlan, chain_plans
 
 MakeRepo = Callable[..., Repo]
-EXAMPLES = max(5, (settings.default.max_examples or 40) // 5)
+# Each example builds two repositories and runs every check twice: a few in the
+# default run, more (and longer queues) in the slow one.
+EXAMPLES = max(3, (settings.default.max_examples or 40) // 10)
+SLOW_EXAMPLES = max(10, (settings.default.max_examples or 40) // 2)
 
 # The check of every link: on its first run anywhere, another writer commits
 # outside.txt onto main (when MOVER_FLAG is set); then the verdict is the marker.
@@ -96,6 +100,20 @@ def test_a_chain_integrates_what_a_serial_run_integrates(
     make_repo: MakeRepo, plan: ChainPlan
 ) -> None:
     """Random queues, verdicts, concurrency 1-4 and an outside writer: the serial result."""
+    _same_as_serial(make_repo, plan)
+
+
+@pytest.mark.slow
+@settings(max_examples=SLOW_EXAMPLES, deadline=None)
+@given(plan=chain_plans(max_branches=10))
+def test_longer_chains_integrate_what_a_serial_run_integrates(
+    make_repo: MakeRepo, plan: ChainPlan
+) -> None:
+    """Queues of up to ten candidates: the chain's result is still the serial one."""
+    _same_as_serial(make_repo, plan)
+
+
+def _same_as_serial(make_repo: MakeRepo, plan: ChainPlan) -> None:
     serial = _run(make_repo, plan, None)
     chained = _run(make_repo, plan, plan.concurrency)
     event(f"concurrency {plan.concurrency}")
