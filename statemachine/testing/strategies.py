@@ -314,13 +314,15 @@ class ChainPlan:
 
     ``repo`` holds the queue (its branches, submitted in order; a branch that
     writes the marker file fails its check), ``concurrency`` the chain's
-    length, and ``outside_writer`` whether another writer moves ``main``
-    while the first check runs.
+    length, ``outside_writer`` whether another writer moves ``main`` while the
+    first check runs, and ``outside_after`` when (in seconds from the start)
+    yet another writer moves it, at a moment no one chose, if it does.
     """
 
     repo: RepoPlan
     concurrency: int
     outside_writer: bool
+    outside_after: float | None = None
 
 
 @st.composite
@@ -330,4 +332,5 @@ def chain_plans(draw: st.DrawFn, max_branches: int = 6, max_concurrency: int = 4
         draw(repo_plans(max_branches=max_branches)),
         draw(st.integers(1, max_concurrency)),
         draw(st.booleans()),
+        draw(st.none() | st.floats(0.0, 1.0)),
     )

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+import time
 from collections.abc import Callable
 
 import attrs
 import pytest
 from hypothesis import event, given, settings
 
-from mergegate.apply import CheckSpec, GitApplier, integrate_chain
+from mergegate.apply import CheckSpec, GitApplier, GitCommandFailed, integrate_chain
 from mergegate.apply.testing import TestRepo as Repo
 from mergegate.persistence import SQLiteStore
 from mergegate.statemachine import CandidateKey, Engine, Reason, State
@@ -45,6 +47,34 @@ sys.exit(1 if os.path.exists({MARKER!r}) else 0)
 """
 
 
+def _outside_writer(repo: Repo, after: float) -> threading.Thread:
+    """A thread that, ``after`` seconds from now, commits outside-2.txt onto main.
+
+    It retries while main moves under it or its lock is taken: it is an
+    ordinary writer, racing the integrator, at a moment no one chose.
+    """
+
+    def write() -> None:
+        time.sleep(after)
+        blob = repo.git("hash-object", "-w", "--stdin", stdin=b"second outside writer\n")
+        while True:
+            old = repo.main()
+            lines = [line for line in repo.git("ls-tree", old).split("\n") if line]
+            lines.append(f"100644 blob {blob}\toutside-2.txt")
+            tree = repo.git("mktree", stdin="".join(f"{line}\n" for line in lines).encode())
+            new = repo.git("commit-tree", tree, "-p", old, stdin=b"second outside writer")
+            try:
+                repo.git("update-ref", "refs/heads/main", new, old)
+            except GitCommandFailed:
+                time.sleep(0.01)
+                continue
+            return
+
+    thread = threading.Thread(target=write, name="outside-writer")
+    thread.start()
+    return thread
+
+
 @attrs.frozen
 class Result:
     """What a whole run produced, as the serial and the chained runs must agree on it."""
@@ -71,6 +101,9 @@ def _run(make_repo: MakeRepo, plan: ChainPlan, concurrency: int | None) -> Resul
         engine = Engine(store)
         for branch in plan.repo.branches:
             engine.submit(CandidateKey(branch.slug, branch.name, tips[branch.name]))
+        writer = None
+        if plan.outside_after is not None:
+            writer = _outside_writer(repo, plan.outside_after)
         if concurrency is None:
             order = []
             while (outcome := engine.apply_next(applier, owner="serial")) is not None:
@@ -81,6 +114,8 @@ def _run(make_repo: MakeRepo, plan: ChainPlan, concurrency: int | None) -> Resul
             integrated = integrate_chain(
                 engine, applier, owner="chain", concurrency=concurrency
             ).integrated
+        if writer is not None:
+            writer.join()
         assert engine.verify() == []
         assert store.integrity_problems() == []
         assert store.leases() == []
@@ -119,5 +154,7 @@ def _same_as_serial(make_repo: MakeRepo, plan: ChainPlan) -> None:
     event(f"concurrency {plan.concurrency}")
     event(f"{len(serial.blocked)} blocked of {len(plan.repo.branches)}")
     if plan.outside_writer:
-        event("main moved by another writer")
+        event("main moved by another writer during the first check")
+    if plan.outside_after is not None:
+        event("main moved by a writer at a random moment")
     assert chained == serial
