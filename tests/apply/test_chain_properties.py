@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import attrs
 import pytest
-from hypothesis import event, given, settings
+from hypothesis import event, given
 
 from mergegate.apply import CheckSpec, GitApplier, GitCommandFailed, integrate_chain
 from mergegate.apply.testing import TestRepo as Repo
@@ -18,16 +18,18 @@ from mergegate.persistence import SQLiteStore
 from mergegate.statemachine import CandidateKey, Engine, Reason, State
 from mergegate.statemachine.testing.strategies import MARKER, ChainPlan, chain_plans
 
+from ..examples import fraction
+
 MakeRepo = Callable[..., Repo]
 # Each example builds two repositories and runs every check twice: a few in the
 # default run, more (and longer queues) in the slow one.
-EXAMPLES = max(3, (settings.default.max_examples or 40) // 10)
-SLOW_EXAMPLES = max(10, (settings.default.max_examples or 40) // 2)
+EXAMPLES = fraction(10)
+SLOW_EXAMPLES = fraction(2, floor=10)
 
 # The check of every link: on its first run anywhere, another writer commits
 # outside.txt onto main (when MOVER_FLAG is set); then the verdict is the marker.
 CHECK = f"""\
-import os, subprocess, sys
+import os, subprocess, sys, time
 flag = os.environ.get("MOVER_FLAG")
 if flag and not os.path.exists(flag):
     open(flag, "w").close()
@@ -35,14 +37,19 @@ if flag and not os.path.exists(flag):
     def git(*args, stdin=None, env=None):
         return subprocess.run(("git", "-C", repo, *args), input=stdin, env=env,
                               capture_output=True, check=True, text=True).stdout.strip()
-    old = git("rev-parse", "refs/heads/main")
-    index = dict(os.environ, GIT_INDEX_FILE=flag + ".index")
-    git("read-tree", old, env=index)
-    blob = git("hash-object", "-w", "--stdin", stdin="outside\\n")
-    git("update-index", "--add", "--cacheinfo", "100644," + blob + ",outside.txt", env=index)
-    tree = git("write-tree", env=index)
-    new = git("commit-tree", tree, "-p", old, stdin="outside writer")
-    git("update-ref", "refs/heads/main", new, old)
+    while True:  # racing the other writers: retry until main moves
+        old = git("rev-parse", "refs/heads/main")
+        index = dict(os.environ, GIT_INDEX_FILE=flag + ".index")
+        git("read-tree", old, env=index)
+        blob = git("hash-object", "-w", "--stdin", stdin="outside\\n")
+        git("update-index", "--add", "--cacheinfo", "100644," + blob + ",outside.txt", env=index)
+        tree = git("write-tree", env=index)
+        new = git("commit-tree", tree, "-p", old, stdin="outside writer")
+        try:
+            git("update-ref", "refs/heads/main", new, old)
+            break
+        except subprocess.CalledProcessError:
+            time.sleep(0.01)
 sys.exit(1 if os.path.exists({MARKER!r}) else 0)
 """
 
@@ -129,7 +136,7 @@ def _run(make_repo: MakeRepo, plan: ChainPlan, concurrency: int | None) -> Resul
         applier.close()
 
 
-@settings(max_examples=EXAMPLES, deadline=None)
+@EXAMPLES
 @given(plan=chain_plans())
 def test_a_chain_integrates_what_a_serial_run_integrates(
     make_repo: MakeRepo, plan: ChainPlan
@@ -139,7 +146,7 @@ def test_a_chain_integrates_what_a_serial_run_integrates(
 
 
 @pytest.mark.slow
-@settings(max_examples=SLOW_EXAMPLES, deadline=None)
+@SLOW_EXAMPLES
 @given(plan=chain_plans(max_branches=10))
 def test_longer_chains_integrate_what_a_serial_run_integrates(
     make_repo: MakeRepo, plan: ChainPlan
