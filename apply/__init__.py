@@ -8,6 +8,7 @@ in a scratch worktree, and moves ``main`` only under the fence (git's lock on
 
 from .applier import NULL_SHA, GitApplier
 from .audit import RepositoryViolation, repository_violations
+from .chain import ChainRun, integrate_chain
 from .checks import CheckSpec, run_check
 from .errors import GitCommandFailed, GitNotFound, MainCheckedOut
 from .git import Git, GitOutput, Identity
@@ -28,6 +29,7 @@ from .resolve import (
 __all__ = [
     "NULL_SHA",
     "AmbiguousSha",
+    "ChainRun",
     "BranchNotFound",
     "CheckSpec",
     "Git",
@@ -44,6 +46,7 @@ __all__ = [
     "branch_tip",
     "holder_gone",
     "lease_owner",
+    "integrate_chain",
     "resolve_candidate_sha",
     "resolve_sha",
     "RepositoryViolation",

@@ -46,7 +46,7 @@ from .records import (
 from .states import Event, State
 from .store import Guide, Resolver, Store, Transaction
 from .table import Effect, Rule, Table
-from .validation import check_sha, check_slug
+from .validation import check_sha, check_slug, check_text
 
 __all__ = ["Batch", "Engine"]
 
@@ -179,6 +179,18 @@ class Engine(Calls):
         The candidate is claimed and started in one transaction, so two
         integrators never start the same one.
         """
+        started = self.start_next(owner=owner)
+        if started is None:
+            return None
+        return self._finish_apply(started, applier, owner)
+
+    def start_next(self, *, owner: str) -> Outcome | None:
+        """Claim the oldest ``pending`` or ``retry`` candidate and start its apply.
+
+        Claimed and started in one transaction, so two integrators never start
+        the same one; ``None`` if the queue is empty. A speculative chain calls
+        this once per link, under the chain lease :meth:`hold_lease` took.
+        """
         with self.store.transaction() as tx:
             slug = tx.claim_next()
             started = (
@@ -186,9 +198,7 @@ class Engine(Calls):
                 if slug is None
                 else self._fire(tx, Request(Event.START_APPLY, slug, owner=owner))
             )
-        if started is None:
-            return None
-        return self._finish_apply(self._after(started), applier, owner)
+        return None if started is None else self._after(started)
 
     def _finish_apply(self, started: Outcome, applier: Applier, owner: str) -> Outcome:
         key, seq = started.candidate.key, started.candidate.seq
@@ -265,6 +275,77 @@ class Engine(Calls):
             self.lease_name, owner, self.clock() + (ttl or self.lease_ttl)
         )
 
+    def hold_lease(self, owner: str, ttl: timedelta | None = None) -> Lease:
+        """Take the integration lease for ``owner`` itself, for a speculative chain.
+
+        The lease names no candidate; while it is live, each ``start_apply`` by
+        ``owner`` joins it, so several candidates can be ``applying`` at once,
+        each under this one lease (its start_apply entry names the owner).
+        Raises LeaseHeld if the lease is held, even an expired one.
+        """
+        check_text(owner, field="lease owner")
+        with self.store.transaction() as tx:
+            held = tx.lease(self.lease_name)
+            if held is not None:
+                raise LeaseHeld(self.lease_name, held.owner, held.expires_at.isoformat())
+            now = self.clock()
+            lease = Lease(self.lease_name, owner, None, now, now + (ttl or self.lease_ttl))
+            tx.put_lease(lease)
+        return lease
+
+    def release_lease(self, owner: str) -> bool:
+        """Release ``owner``'s chain lease; say whether it still held it.
+
+        Call it once no link of the chain is ``applying`` any more.
+        """
+        with self.store.transaction() as tx:
+            held = tx.lease(self.lease_name)
+            if held is None or held.owner != owner or held.candidate_id is not None:
+                return False
+            tx.drop_chain_lease(self.lease_name, owner)
+        return True
+
+    def chain_links(self, lease: Lease) -> list[Candidate]:
+        """The ``applying`` candidates that joined ``lease`` (a chain lease), oldest first."""
+        found = []
+        for candidate in self.store.candidates(State.APPLYING):
+            history = self.store.history(candidate.id)
+            last = history[-1] if history else None
+            if (
+                last is not None
+                and last.event is Event.START_APPLY
+                and last.reason == f"lease owner={lease.owner}"
+            ):
+                found.append(candidate)
+        return found
+
+    def _recover_chain(
+        self, lease: Lease, main_sha: str, contains: Callable[[str], bool] | None
+    ) -> list[Outcome]:
+        """Settle an expired chain lease: its links are integrated if main has them, else requeued.
+
+        The lease is dropped in the same transaction, so the stalled holder's
+        next heartbeat (which it makes under the fence, before any move) fails,
+        and no link is left ``applying`` without a lease.
+        """
+        links = self.chain_links(lease)
+        why = (
+            f"requeued: the chain of {lease.owner} was interrupted "
+            f"(its lease expired at {lease.expires_at.isoformat()})"
+        )
+        with self.batch() as batch:
+            held = batch.tx.lease(self.lease_name)
+            if held != lease:
+                # Renewed, released or already recovered since it was read.
+                return []
+            batch.tx.drop_chain_lease(self.lease_name, lease.owner)
+            for link in links:
+                if contains is not None and contains(link.key.sha):
+                    batch.integrate(link.key.slug, main_sha=main_sha, expected_seq=link.seq)
+                else:
+                    batch.requeue(link.key.slug, why=why, expected_seq=link.seq)
+        return batch.outcomes
+
     def recover(
         self,
         main_sha: str,
@@ -290,10 +371,11 @@ class Engine(Calls):
         now = self.clock()
         outcomes = []
         for lease in self.store.leases():
-            if lease.candidate_id is None:
-                continue
             expired = lease.expires_at <= now
             if not expired and (abandoned is None or not abandoned(lease)):
+                continue
+            if lease.candidate_id is None:
+                outcomes.extend(self._recover_chain(lease, main_sha, contains))
                 continue
             candidate = self.store.candidate_by_id(lease.candidate_id)
             if candidate is None:
@@ -428,11 +510,18 @@ class Engine(Calls):
     def _take_lease(self, tx: Transaction, candidate: Candidate, request: Request) -> None:
         held = tx.lease(self.lease_name)
         if held is not None:
+            if self._joins(held, request.owner):
+                # A link of the owner's chain: it runs under the lease already held.
+                return
             raise LeaseHeld(self.lease_name, held.owner, held.expires_at.isoformat())
         assert request.owner is not None  # _payload_for checked it
         now = self.clock()
         expires = now + (request.ttl or self.lease_ttl)
         tx.put_lease(Lease(self.lease_name, request.owner, candidate.id, now, expires))
+
+    def _joins(self, held: Lease, owner: str | None) -> bool:
+        """Whether a ``start_apply`` by ``owner`` joins ``held``: the owner's live chain lease."""
+        return held.candidate_id is None and held.owner == owner and held.expires_at > self.clock()
 
     def _check_resolved(self, tx: Transaction, candidate: Candidate, request: Request) -> None:
         record = tx.blocked_record(candidate.key)
