@@ -8,9 +8,11 @@ in a scratch worktree, and moves ``main`` only under the fence (git's lock on
 
 from .applier import NULL_SHA, GitApplier
 from .audit import RepositoryViolation, repository_violations
+from .chain import ChainRun, integrate_chain
 from .checks import CheckSpec, run_check
 from .errors import GitCommandFailed, GitNotFound, MainCheckedOut
 from .git import Git, GitOutput, Identity
+from .liveness import holder_gone, lease_owner
 from .plumbing import remote_main
 from .resolve import (
     AmbiguousSha,
@@ -27,6 +29,7 @@ from .resolve import (
 __all__ = [
     "NULL_SHA",
     "AmbiguousSha",
+    "ChainRun",
     "BranchNotFound",
     "CheckSpec",
     "Git",
@@ -41,6 +44,9 @@ __all__ = [
     "ShaNotResolved",
     "UnknownSha",
     "branch_tip",
+    "holder_gone",
+    "lease_owner",
+    "integrate_chain",
     "resolve_candidate_sha",
     "resolve_sha",
     "RepositoryViolation",

@@ -51,7 +51,7 @@ from .plumbing import (
 )
 from .worktree import cleanup_stale, list_worktrees, scratch_root, scratch_worktree
 
-__all__ = ["NULL_SHA", "GitApplier"]
+__all__ = ["NULL_SHA", "Built", "GitApplier", "checks_failed"]
 
 #: The ``main_sha`` of a blocked report when ``main`` itself could not be read.
 NULL_SHA = "0" * 40
@@ -94,6 +94,37 @@ def _precondition(main: str, diagnostic: str) -> Blocked:
     return Blocked(BlockedReport(Reason.PRECONDITION_FAILED, main, Evidence(diagnostic=diagnostic)))
 
 
+@attrs.frozen
+class Built:
+    """A merge commit made, not yet checked: ``commit`` merges ``candidate`` onto ``base``.
+
+    ``already`` marks a candidate that ``base`` already contains: then ``commit``
+    is ``base`` itself, there is nothing to check and nothing to move.
+    """
+
+    base: str
+    candidate: str
+    commit: str
+    already: bool = False
+
+
+def checks_failed(
+    key: CandidateKey, built: Built, results: Sequence[CheckResult]
+) -> Blocked | None:
+    """The Blocked result of ``results`` if one of them failed, else ``None``."""
+    failed = [r.name for r in results if r.failed]
+    if not failed:
+        return None
+    return Blocked(
+        BlockedReport(
+            Reason.CHECKS_FAILED,
+            built.base,
+            _evidence(checks=tuple(results)),
+            detail=f"check {failed[0]!r} failed on the merge of {key}",
+        )
+    )
+
+
 @attrs.define
 class _Read:
     """What one attempt starts from: ``main`` and its tree, and the candidate's commit."""
@@ -129,6 +160,9 @@ class GitApplier:
     check_env: Mapping[str, str] | None = attrs.field(default=None, kw_only=True)
     hooks_path: str | None = attrs.field(default=None, kw_only=True)
     lock_wait: float = attrs.field(default=5.0, validator=_seconds, kw_only=True)
+    #: Told each step as it begins: ``("merge", None)``, ``("check", name)``,
+    #: ``("move", None)``; ``mergegate run`` shows it as progress. It must not raise.
+    on_step: Callable[[str, str | None], None] | None = attrs.field(default=None, kw_only=True)
     git: Git = attrs.field(init=False)
     _root: Path = attrs.field(init=False)
     _common: Path = attrs.field(init=False)
@@ -308,59 +342,83 @@ class GitApplier:
         attempts: tuple[str, ...],
     ) -> ApplyResult | None:
         """One try against ``read.main``; ``None`` means main moved before the swap."""
+        built = self._build(key, read, read.main, read.main_tree)
+        if not isinstance(built, Built):
+            return built
+        if built.already:
+            return AlreadyIntegrated(read.main)
+        if self.checks:
+            heartbeat()
+            results = self.run_checks(key, built, heartbeat, self.heartbeat_every)
+            failed = checks_failed(key, built, results)
+            if failed is not None:
+                return failed
+        heartbeat()
+        return self.move(built, heartbeat, attempts)
+
+    def build(self, key: CandidateKey, base: str | None = None) -> Built | Blocked:
+        """Merge ``key`` onto ``base`` (default: ``main`` now) and write the merge commit.
+
+        Nothing is run and no ref is written: this is one link of a speculative
+        chain when ``base`` is the previous link's commit. A conflict, or a
+        candidate that cannot be read, is a Blocked result against ``base``.
+        """
+        read = self._read(key)
+        if isinstance(read, Blocked):
+            return read
+        if base is None or base == read.main:
+            return self._build(key, read, read.main, read.main_tree)
+        check_sha(base, field="base")
+        return self._build(key, read, base, self._catfile.lookup(f"{base}^{{tree}}")[0].oid)
+
+    def _build(
+        self, key: CandidateKey, read: _Read, base: str, base_tree: str | None
+    ) -> Built | Blocked:
+        self._step("merge", None)
         try:
-            merged = merge_trees(self.git, read.main, read.commit)
+            merged = merge_trees(self.git, base, read.commit)
         except GitCommandFailed as err:
             if "unrelated histories" not in err.stderr:
                 raise
             return _precondition(
-                read.main, f"candidate sha {key.sha} shares no history with {self.main_ref}"
+                base, f"candidate sha {key.sha} shares no history with {self.main_ref}"
             )
         if isinstance(merged, Conflict):
             return Blocked(
                 BlockedReport(
                     Reason.MERGE_CONFLICT,
-                    read.main,
+                    base,
                     Evidence(conflicted_paths=merged.paths),
                     detail=f"{len(merged.paths)} conflicted path(s) merging {key}",
                 )
             )
         # Only a merge that changes nothing can be an ancestor; asking git only
         # then keeps the common path at one process fewer.
-        if merged.tree == read.main_tree and is_ancestor(self.git, read.commit, read.main):
-            return AlreadyIntegrated(read.main)
+        if merged.tree == base_tree and is_ancestor(self.git, read.commit, base):
+            return Built(base, read.commit, base, already=True)
         message = (
             f"mergegate: integrate {key.slug} ({key.branch}@{read.commit[:7]})\n\n"
             f"Candidate: {read.commit}\n"
         )
-        commit = commit_tree(self.git, merged.tree, (read.main, read.commit), message)
-        if self.checks:
-            heartbeat()
-            results = self._run_checks(key, read, commit, heartbeat)
-            if any(r.failed for r in results):
-                failed = [r.name for r in results if r.failed]
-                return Blocked(
-                    BlockedReport(
-                        Reason.CHECKS_FAILED,
-                        read.main,
-                        _evidence(checks=results),
-                        detail=f"check {failed[0]!r} failed on the merge of {key}",
-                    )
-                )
-        heartbeat()
-        return self._move(read, commit, heartbeat, attempts)
+        commit = commit_tree(self.git, merged.tree, (base, read.commit), message)
+        return Built(base, read.commit, commit)
 
-    def _move(
-        self, read: _Read, commit: str, heartbeat: Callable[[], None], attempts: tuple[str, ...]
+    def move(
+        self, built: Built, heartbeat: Callable[[], None], attempts: tuple[str, ...] = ()
     ) -> ApplyResult | None:
-        """The fence: move ``main`` from ``read.main`` to ``commit`` only under a live lease.
+        """The fence: move ``main`` from ``built.base`` to ``built.commit`` only under a live lease.
+
+        Returns ``None`` when ``main`` is no longer at ``built.base`` (nothing
+        moved), Blocked when a remote refused the push, else Integrated.
 
         git's lock on ``main`` is taken first; the lease is checked while it is
         held, and the push (with a remote) runs while it is still held, so
         recovery (which takes the same lock) can never decide in between.
         """
+        self._step("move", None)
+        base, commit = built.base, built.commit
         lock = take_main_waiting(
-            self.git, self._common, self.main_ref, read.main, commit, wait=self.lock_wait
+            self.git, self._common, self.main_ref, base, commit, wait=self.lock_wait
         )
         if isinstance(lock, Moved):
             return None
@@ -375,11 +433,9 @@ class GitApplier:
                 # since the applier was made. Nothing has moved yet.
                 problem = checkout_problem(self._checkout)
                 if problem is not None:
-                    return _precondition(
-                        read.main, self._checkout_refusal(self._checkout.repo, problem)
-                    )
+                    return _precondition(base, self._checkout_refusal(self._checkout.repo, problem))
                 if self.remote is None:
-                    stopped = self._update_checkout(self._checkout, read.main, commit)
+                    stopped = self._update_checkout(self._checkout, base, commit)
                     if stopped is not None:
                         return stopped
             if self.remote is not None:
@@ -388,20 +444,20 @@ class GitApplier:
                     self.remote,
                     self.main_ref,
                     commit,
-                    read.main,
+                    base,
                     timeout=self.push_timeout,
                 )
                 if refused is not None:
                     return Blocked(
-                        BlockedReport(Reason.PUSH_REJECTED, read.main, Evidence(diagnostic=refused))
+                        BlockedReport(Reason.PUSH_REJECTED, base, Evidence(diagnostic=refused))
                     )
                 if self._checkout is not None:
                     # The remote's main has moved: the move stands whatever the
                     # work tree does, so a failure here only leaves it behind.
                     with contextlib.suppress(GitCommandFailed):
-                        update_checkout(self._checkout, read.main, commit)
+                        update_checkout(self._checkout, base, commit)
             lock.commit()
-        return Integrated(commit, read.main, attempts)
+        return Integrated(commit, base, attempts or (base,))
 
     def _checkout_refusal(self, where: Path, problem: str) -> str:
         return (
@@ -424,24 +480,39 @@ class GitApplier:
             )
         return None
 
-    def _run_checks(
-        self, key: CandidateKey, read: _Read, commit: str, heartbeat: Callable[[], None]
+    def _step(self, step: str, detail: str | None) -> None:
+        if self.on_step is not None:
+            self.on_step(step, detail)
+
+    def run_checks(
+        self,
+        key: CandidateKey,
+        built: Built,
+        tick: Callable[[], None],
+        tick_every: float,
     ) -> tuple[CheckResult, ...]:
+        """Run the checks on ``built.commit`` in a scratch worktree, stopping at the first failure.
+
+        ``tick`` is called between checks and every ``tick_every`` seconds while
+        one runs; if it raises, the running check is killed, the worktree
+        removed, and the exception propagates. Safe to call from several threads.
+        """
         base = self.check_env if self.check_env is not None else os.environ
         env = {k: v for k, v in base.items() if not k.startswith("GIT_")}
         env.update(
             MERGEGATE_SLUG=key.slug,
-            MERGEGATE_CANDIDATE_SHA=read.commit,
-            MERGEGATE_MAIN_SHA=read.main,
-            MERGEGATE_MERGE_SHA=commit,
+            MERGEGATE_CANDIDATE_SHA=built.candidate,
+            MERGEGATE_MAIN_SHA=built.base,
+            MERGEGATE_MERGE_SHA=built.commit,
         )
         results: list[CheckResult] = []
-        with scratch_worktree(self.git, self._root, commit) as path:
+        with scratch_worktree(self.git, self._root, built.commit) as path:
             for spec in self.checks:
-                result = run_check(spec, path, env, heartbeat, self.heartbeat_every)
+                self._step("check", spec.name)
+                result = run_check(spec, path, env, tick, tick_every)
                 results.append(result)
                 if result.failed:
                     # Later checks ran against a tree already known to be bad.
                     break
-                heartbeat()
+                tick()
         return tuple(results)

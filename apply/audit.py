@@ -1,8 +1,10 @@
 """The repository half of ``verify``: every merge mergegate made on ``main`` is explained.
 
 mergegate's merge commits carry ``Candidate: <sha>`` in their message. Walking
-``main``'s first-parent history, each such merge must belong to an integrated
-candidate with that sha, and no candidate sha may be merged twice. An
+``main``'s first-parent history, each such merge must merge exactly that sha
+(its second and last parent: the message alone proves nothing, anyone can
+write it) and belong to an integrated candidate with it, and no candidate sha
+may be merged twice. An
 integrated candidate records the ``main`` it integrated at (``main=<sha>`` on
 its ``integrate`` entry); that commit must be in ``main``'s history.
 """
@@ -36,17 +38,18 @@ class RepositoryViolation:
         return f"commit {self.commit}: {self.problem}"
 
 
-def _merges(git: Git, ref: str) -> list[tuple[str, str]]:
-    """``(merge commit, candidate sha)`` of mergegate's merges on ``ref``'s first parents."""
+def _merges(git: Git, ref: str) -> list[tuple[str, str, list[str]]]:
+    """``(merge commit, candidate sha, parents)`` of mergegate's merges on ``ref``'s history."""
     out = git.run(
-        "log", "--first-parent", "-z", "--format=%H%n%B", "--end-of-options", ref, "--"
+        "log", "--first-parent", "-z", "--format=%H %P%n%B", "--end-of-options", ref, "--"
     ).stdout.decode("utf-8", "replace")
     found = []
     for entry in out.split("\0"):
-        commit, _, message = entry.partition("\n")
+        head, _, message = entry.partition("\n")
         shas = _CANDIDATE.findall(message)
-        if commit and shas:
-            found.append((commit.strip(), shas[-1]))
+        if head.split() and shas:
+            commit, *parents = head.split()
+            found.append((commit, shas[-1], parents))
     return found
 
 
@@ -63,7 +66,15 @@ def repository_violations(
     merges = list(reversed(_merges(git, ref)))
     problems: list[RepositoryViolation] = []
     first: dict[str, str] = {}
-    for commit, sha in merges:
+    for commit, sha, parents in merges:
+        if parents[1:] != [sha]:
+            merged = " ".join(parents[1:]) or "nothing"
+            problems.append(
+                RepositoryViolation(
+                    commit, sha, f"says it merges candidate {sha}, but merges {merged}"
+                )
+            )
+            continue
         if sha in first:
             problems.append(
                 RepositoryViolation(

@@ -18,7 +18,6 @@ import contextlib
 import fcntl
 import json
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -30,6 +29,9 @@ from mergegate.statemachine import MoveInFlight, RepositoryError
 
 from .errors import GitCommandFailed
 from .git import Git
+from .liveness import alive as _alive
+from .liveness import start_time as _start_time
+from .liveness import this_host as _host
 
 __all__ = ["MainLock", "Moved", "Taken", "break_if_stale", "lock_path", "take_main"]
 
@@ -53,33 +55,6 @@ class Taken:
 def lock_path(common_dir: Path, ref: str) -> Path:
     """Where git's lock for ``ref`` lives (the files ref backend)."""
     return common_dir / f"{ref}.lock"
-
-
-def _start_time(pid: int) -> str | None:
-    # Field 22 of /proc/<pid>/stat: the start time, which tells a reused pid apart.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    return None if fields[0] == "Z" else fields[19]
-
-
-def _alive(pid: int, started: str | None) -> bool:
-    if Path("/proc/self").exists():
-        now = _start_time(pid)
-        return now is not None and (started is None or now == started)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _host() -> str:
-    return socket.gethostname()
 
 
 @attrs.frozen
@@ -150,6 +125,7 @@ class MainLock:
         assert self._proc.stdout is not None
         assert self._proc.stderr is not None
         self._done = True
+        code: int | None = None
         try:
             with contextlib.suppress(BrokenPipeError):
                 self._proc.stdin.write(command)
@@ -159,12 +135,31 @@ class MainLock:
             code = self._proc.wait()
         finally:
             _close(self._proc)
-            self._record.unlink(missing_ok=True)
+            if code is not None and code < 0:
+                self._orphan_locks()
+            else:
+                self._record.unlink(missing_ok=True)
         if code != 0:
             raise GitCommandFailed(
                 str(self._git.repo), ("update-ref", "--stdin"), code, err.decode("utf-8", "replace")
             )
         return out, code
+
+    def _orphan_locks(self) -> None:
+        """Hand the locks of a git killed by a signal over to recovery.
+
+        The dead git could not remove its locks, and this process will never
+        use them again. Without a record they would look like an operator's
+        lock (removed only by hand); with this one, naming only the dead git,
+        recovery sees a dead mover and may break them.
+        """
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            record = _Record(**json.loads(self._record.read_text()))
+            if record.git_pid is not None:
+                dead = attrs.evolve(record, pid=record.git_pid, started=record.git_started)
+                _write_record(self._record.parent, dead)
+                if dead.pid != record.pid:
+                    self._record.unlink(missing_ok=True)
 
     def commit(self) -> None:
         """Make the update; raises GitCommandFailed if git could not."""
@@ -242,14 +237,32 @@ def take_main_waiting(
         time.sleep(0.05)
 
 
+def _head_lock(common_dir: Path, ref: str) -> Path | None:
+    """``HEAD.lock`` when ``HEAD`` names ``ref`` (a bare repository on ``main``).
+
+    git then locks ``HEAD`` too, for its reflog, whenever it locks ``ref``: a
+    killed ``update-ref`` leaves both locks, and ``ref`` stays unmovable until
+    both are gone.
+    """
+    try:
+        head = (common_dir / "HEAD").read_text().strip()
+    except OSError:
+        return None
+    return common_dir / "HEAD.lock" if head == f"ref: {ref}" else None
+
+
 def break_if_stale(git: Git, common_dir: Path, ref: str) -> Path | None:
     """Remove ``ref``'s lock if every mergegate process that could hold it is dead.
 
     Call only when no lease covers a move (none is live). Returns the removed
     lock's path (``None`` if it was already gone). Raises MoveInFlight when the
     holder is alive, on another host, or not a mergegate process (no record).
+    The ``HEAD.lock`` git takes along with ``ref``'s (see :func:`_head_lock`)
+    goes with it.
     """
     lock = lock_path(common_dir, ref)
+    head_lock = _head_lock(common_dir, ref)
+    locks = [lock] if head_lock is None else [lock, head_lock]
     folder = common_dir / "mergegate" / "movers"
     folder.mkdir(parents=True, exist_ok=True)
     # Breakers take turns: two of them must not both decide on the same lock,
@@ -263,19 +276,21 @@ def break_if_stale(git: Git, common_dir: Path, ref: str) -> Path | None:
             raise MoveInFlight(
                 str(git.repo), holder, f"{lock} is held by the live mover {holder}; try again later"
             )
-        if not lock.exists():
+        present = [path for path in locks if path.exists()]
+        if not present:
             return None
         if not records:
             raise MoveInFlight(
                 str(git.repo),
                 None,
-                f"{lock} is held by a process that is not a mergegate mover; "
+                f"{present[0]} is held by a process that is not a mergegate mover; "
                 "remove it by hand once no git process runs in this repository",
             )
-        lock.unlink(missing_ok=True)
+        for path in present:
+            path.unlink(missing_ok=True)
         for path, _record in records:
             path.unlink(missing_ok=True)
-    return lock
+    return present[0]
 
 
 @contextlib.contextmanager

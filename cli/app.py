@@ -38,6 +38,7 @@ COMMANDS = {
     "recover": "mergegate.cli.commands_moves",
     "remediate": "mergegate.cli.commands_moves",
     "resume": "mergegate.cli.commands_moves",
+    "run": "mergegate.cli.commands_run",
     "show": "mergegate.cli.commands_query",
     "start": "mergegate.cli.commands_moves",
     "submit": "mergegate.cli.commands_moves",

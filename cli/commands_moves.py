@@ -3,13 +3,12 @@ resume, apply and recover. Each validates its arguments before it opens the stor
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
 import attrs
 import click
 
-from mergegate.apply import NULL_SHA, Git, MainCheckedOut, resolve_candidate_sha, resolve_sha
+from mergegate.apply import NULL_SHA, Git, resolve_candidate_sha, resolve_sha
 from mergegate.followups import mark_withdrawn
 from mergegate.statemachine import (
     CandidateKey,
@@ -33,6 +32,7 @@ from .evidence import build_report, read_evidence
 from .human import outcome_text
 from .output import emit
 from .payload import outcome_json
+from .recovery import recover_now
 from .session import Session
 
 __all__ = [
@@ -473,34 +473,13 @@ def apply(ctx: click.Context, slug: str | None) -> int:
     return _emit_outcome(s, outcome, code)
 
 
-def _recover_holding_main(s: Session, main: str) -> tuple[list[Outcome], str | None]:
-    engine, repo = s.engine(), s.repository()
-    try:
-        applier = s.applier()
-    except MainCheckedOut:
-        # No apply can move a checked-out main, so there is no move to fence.
-        return engine.recover(main, contains=lambda sha: repo.is_ancestor(sha, main)), None
-    now = datetime.now(UTC)
-    leases = s.store().leases()
-    if any(lease.expires_at > now for lease in leases):
-        # The one lease is live: nothing to settle, and no lock may be broken.
-        return [], None
-    if not leases and not applier.main_lock.exists():
-        return [], None
-    # No lease covers a move now, so a lock whose mover is dead may be broken.
-    with applier.hold_main(break_stale=True) as held:
-        # A candidate main already contains was integrated by an apply that
-        # died before it recorded so: recover integrates it instead of blocking it.
-        outcomes = engine.recover(
-            held.main_sha, contains=lambda sha: applier.contains(sha, held.main_sha)
-        )
-    return outcomes, held.stale_lock
-
-
 @cli.command()
 @click.pass_context
 def recover(ctx: click.Context) -> int:
     """Settle every expired apply: integrate it if main contains it, else block it.
+
+    An apply whose process is gone (same host, dead pid) is settled at once,
+    without waiting for its lease to expire.
 
     Recovery holds main (git's lock, the one every apply moves it under) while
     it decides, so it never settles a candidate whose move is in flight; if a
@@ -513,7 +492,8 @@ def recover(ctx: click.Context) -> int:
     if main is None:
         outcomes = engine.recover(NULL_SHA)
     else:
-        outcomes, stale_lock = _recover_holding_main(s, main)
+        recovered = recover_now(s, main)
+        outcomes, stale_lock = list(recovered.outcomes), recovered.stale_lock
     removed: list[str] = []
     cleanup_error = None
     try:

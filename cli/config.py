@@ -17,7 +17,13 @@ from typing import Any
 
 import attrs
 
-from mergegate.followups import DEFAULT_GROUP, PathOutsideRepository, check_inside
+from mergegate.followups import (
+    DEFAULT_GROUP,
+    GuidanceTemplates,
+    InvalidTemplate,
+    PathOutsideRepository,
+    check_inside,
+)
 from mergegate.statemachine import (
     InvalidInput,
     MergegateError,
@@ -274,7 +280,14 @@ def _guidance(reader: _Reader) -> tuple[tuple[str, str], ...]:
     sub = _Reader(reader.where, raw, f"{reader.prefix}guidance.")
     found = [(name, sub.text(name)) for name in GUIDANCE_NAMES]
     sub.done()
-    return tuple((name, value) for name, value in found if value is not None)
+    templates = tuple((name, value) for name, value in found if value is not None)
+    # Checked here, not when guidance is first printed: a command that never
+    # prints guidance (list, blocked) must fail on a broken file like the rest.
+    try:
+        GuidanceTemplates(**dict(templates))
+    except InvalidTemplate as err:
+        raise sub.error(err.name, str(err)) from None
+    return templates
 
 
 def _parse(

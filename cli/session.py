@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import getpass
 import logging
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -203,10 +202,14 @@ class Session:
         )
 
     def lease_owner(self) -> str:
-        """Who holds the lease during ``apply``: the actor, the host and the process."""
-        import socket  # noqa: PLC0415  (only apply needs it)
+        """Who holds the lease during ``apply``: the actor, the host, the pid and its start.
 
-        return f"{self.actor}@{socket.gethostname()}:{os.getpid()}"
+        The start time lets ``recover`` and ``run`` on this host tell that the
+        holder is gone, even once its pid was reused (``mergegate.apply.liveness``).
+        """
+        from mergegate.apply import lease_owner  # noqa: PLC0415  (only apply needs it)
+
+        return lease_owner(self.actor)
 
     def log_path(self) -> Path:
         return self.repository().state_dir / LOG_FILE

@@ -369,6 +369,12 @@ class SQLTransaction:
     def drop_lease(self, name: str, candidate_id: int) -> None:
         self.execute("DELETE FROM leases WHERE name = ? AND candidate_id = ?", (name, candidate_id))
 
+    def drop_chain_lease(self, name: str, owner: str) -> None:
+        self.execute(
+            "DELETE FROM leases WHERE name = ? AND owner = ? AND candidate_id IS NULL",
+            (name, self._d.text_in(owner)),
+        )
+
     # -- store-level writes, each in a transaction of its own ----------------
 
     def renew_lease(self, name: str, owner: str, expires_at: datetime) -> Lease:

@@ -62,6 +62,9 @@ def _plain(value: object) -> object:
 # How the call is delivered or where it points, not what it asks for: a retry may
 # change these and still be the same request.
 _NOT_PAYLOAD = {"payload": False}
+# A payload field added after digests were first stored: left out while unset, so
+# that every request made before it existed keeps the digest it was stored with.
+_LATER = {"later": True}
 
 
 @attrs.frozen
@@ -82,7 +85,7 @@ class Request:
     main_sha: str | None = attrs.field(default=None, validator=_opt(check_sha, "main sha"))
     new_sha: str | None = attrs.field(default=None, validator=_opt(check_sha, "new sha"))
     force_reason: str | None = attrs.field(default=None, validator=_reason)
-    why: str | None = attrs.field(default=None, validator=_why)
+    why: str | None = attrs.field(default=None, validator=_why, metadata=_LATER)
     #: Why the move is made, in the caller's words (resume --note); logged as the note.
     remark: str | None = attrs.field(default=None, validator=_opt(check_text, "note"))
     actor: str | None = attrs.field(default=None, metadata=_NOT_PAYLOAD)
@@ -110,6 +113,7 @@ class Request:
             f.name: _plain(getattr(self, f.name))
             for f in attrs.fields(Request)
             if f.metadata.get("payload", True)
+            and not (f.metadata.get("later") and getattr(self, f.name) is None)
         }
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
@@ -209,6 +213,30 @@ class Calls:
             Request(
                 Event.START_REMEDIATION,
                 slug,
+                expected_seq=expected_seq,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    def requeue(
+        self,
+        slug: str,
+        *,
+        why: str,
+        expected_seq: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> Outcome:
+        """Send an ``applying`` candidate back to ``pending``, logging ``why`` as its note.
+
+        A speculative chain does this to the links it throws away: they are not
+        at fault, so they are never blocked, and they will be tested again.
+        """
+        check_text(why, field="requeue reason")
+        return self.fire(
+            Request(
+                Event.REQUEUE,
+                slug,
+                why=why,
                 expected_seq=expected_seq,
                 idempotency_key=idempotency_key,
             )

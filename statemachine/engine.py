@@ -46,7 +46,7 @@ from .records import (
 from .states import Event, State
 from .store import Guide, Resolver, Store, Transaction
 from .table import Effect, Rule, Table
-from .validation import check_sha, check_slug
+from .validation import check_sha, check_slug, check_text
 
 __all__ = ["Batch", "Engine"]
 
@@ -82,6 +82,10 @@ class Engine(Calls):
     lease_ttl: timedelta = timedelta(minutes=10)
     clock: Callable[[], datetime] = utcnow
     machine: LifecycleMachine = attrs.field(factory=lifecycle)
+    #: With a value, the apply heartbeat only reads the lease (is it still ours?)
+    #: until it was renewed this long ago, and writes a renewal after that; ``None``
+    #: renews on every call. ``mergegate run`` sets a third of the TTL.
+    renew_after: timedelta | None = None
     _subscribed: tuple[Subscription, ...] = attrs.field(init=False, repr=False, default=())
 
     def __attrs_post_init__(self) -> None:
@@ -175,6 +179,18 @@ class Engine(Calls):
         The candidate is claimed and started in one transaction, so two
         integrators never start the same one.
         """
+        started = self.start_next(owner=owner)
+        if started is None:
+            return None
+        return self._finish_apply(started, applier, owner)
+
+    def start_next(self, *, owner: str) -> Outcome | None:
+        """Claim the oldest ``pending`` or ``retry`` candidate and start its apply.
+
+        Claimed and started in one transaction, so two integrators never start
+        the same one; ``None`` if the queue is empty. A speculative chain calls
+        this once per link, under the chain lease :meth:`hold_lease` took.
+        """
         with self.store.transaction() as tx:
             slug = tx.claim_next()
             started = (
@@ -182,9 +198,7 @@ class Engine(Calls):
                 if slug is None
                 else self._fire(tx, Request(Event.START_APPLY, slug, owner=owner))
             )
-        if started is None:
-            return None
-        return self._finish_apply(self._after(started), applier, owner)
+        return None if started is None else self._after(started)
 
     def _finish_apply(self, started: Outcome, applier: Applier, owner: str) -> Outcome:
         key, seq = started.candidate.key, started.candidate.seq
@@ -205,7 +219,7 @@ class Engine(Calls):
             now = self.clock()
             if not fence and now - renewed < self.lease_ttl / 3:
                 return
-            self.renew_lease(owner)
+            self._heartbeat(owner)
             renewed = now
 
         result = applier.apply(key, heartbeat)
@@ -213,10 +227,47 @@ class Engine(Calls):
             case Blocked(report):
                 return self.block(key.slug, report, expected_seq=seq)
             case Integrated(main_sha) | AlreadyIntegrated(main_sha):
-                return self.integrate(key.slug, main_sha=main_sha, expected_seq=seq)
+                try:
+                    return self.integrate(key.slug, main_sha=main_sha, expected_seq=seq)
+                except ConcurrencyConflict:
+                    # A recovery may settle the move between the applier's commit
+                    # and this record (the lease ran out during a slow fenced push):
+                    # the candidate is then integrated exactly once, at this sha.
+                    settled = self._integrated_at(started.candidate.id, main_sha)
+                    if settled is None:
+                        raise
+                    return settled
         raise TypeError(f"unknown apply result {result!r}")  # pragma: no cover
 
+    def _integrated_at(self, candidate_id: int, main_sha: str) -> Outcome | None:
+        """The candidate's outcome if its last move integrated it at ``main_sha``, else ``None``."""
+        candidate = self.store.candidate_by_id(candidate_id)
+        if candidate is None or candidate.state is not State.INTEGRATED:
+            return None
+        last = self.store.history(candidate_id)[-1]
+        if last.event is not Event.INTEGRATE or last.reason != f"main={main_sha}":
+            return None
+        return Outcome(candidate, last)
+
     # -- leases and recovery -------------------------------------------------
+
+    def _heartbeat(self, owner: str) -> None:
+        """Renew ``owner``'s lease, or with ``renew_after`` check it while it is fresh.
+
+        A check is a read, a renewal a write with its fsync: a fast apply calls
+        the heartbeat three times in as many milliseconds, and only the renewal
+        that keeps the lease from expiring needs to be written. The fenced call
+        (under git's lock on main) is as safe either way: recovery cannot take
+        the lease without that lock, and a lost lease raises LeaseHeld here too.
+        """
+        if self.renew_after is not None:
+            fresh_until = self.lease_ttl - self.renew_after
+            now = self.clock()
+            for lease in self.store.leases():
+                mine = lease.name == self.lease_name and lease.owner == owner
+                if mine and lease.expires_at - now > fresh_until:
+                    return
+        self.renew_lease(owner)
 
     def renew_lease(self, owner: str, ttl: timedelta | None = None) -> Lease:
         """Extend ``owner``'s integration lease; raises LeaseHeld if it was lost."""
@@ -224,10 +275,85 @@ class Engine(Calls):
             self.lease_name, owner, self.clock() + (ttl or self.lease_ttl)
         )
 
-    def recover(
-        self, main_sha: str, *, contains: Callable[[str], bool] | None = None
+    def hold_lease(self, owner: str, ttl: timedelta | None = None) -> Lease:
+        """Take the integration lease for ``owner`` itself, for a speculative chain.
+
+        The lease names no candidate; while it is live, each ``start_apply`` by
+        ``owner`` joins it, so several candidates can be ``applying`` at once,
+        each under this one lease (its start_apply entry names the owner).
+        Raises LeaseHeld if the lease is held, even an expired one.
+        """
+        check_text(owner, field="lease owner")
+        with self.store.transaction() as tx:
+            held = tx.lease(self.lease_name)
+            if held is not None:
+                raise LeaseHeld(self.lease_name, held.owner, held.expires_at.isoformat())
+            now = self.clock()
+            lease = Lease(self.lease_name, owner, None, now, now + (ttl or self.lease_ttl))
+            tx.put_lease(lease)
+        return lease
+
+    def release_lease(self, owner: str) -> bool:
+        """Release ``owner``'s chain lease; say whether it still held it.
+
+        Call it once no link of the chain is ``applying`` any more.
+        """
+        with self.store.transaction() as tx:
+            held = tx.lease(self.lease_name)
+            if held is None or held.owner != owner or held.candidate_id is not None:
+                return False
+            tx.drop_chain_lease(self.lease_name, owner)
+        return True
+
+    def chain_links(self, lease: Lease) -> list[Candidate]:
+        """The ``applying`` candidates that joined ``lease`` (a chain lease), oldest first."""
+        found = []
+        for candidate in self.store.candidates(State.APPLYING):
+            history = self.store.history(candidate.id)
+            last = history[-1] if history else None
+            if (
+                last is not None
+                and last.event is Event.START_APPLY
+                and last.reason == f"lease owner={lease.owner}"
+            ):
+                found.append(candidate)
+        return found
+
+    def _recover_chain(
+        self, lease: Lease, main_sha: str, contains: Callable[[str], bool] | None
     ) -> list[Outcome]:
-        """Settle every candidate whose apply lease expired.
+        """Settle an expired chain lease: its links are integrated if main has them, else requeued.
+
+        The lease is dropped in the same transaction, so the stalled holder's
+        next heartbeat (which it makes under the fence, before any move) fails,
+        and no link is left ``applying`` without a lease.
+        """
+        links = self.chain_links(lease)
+        why = (
+            f"requeued: the chain of {lease.owner} was interrupted "
+            f"(its lease expired at {lease.expires_at.isoformat()})"
+        )
+        with self.batch() as batch:
+            held = batch.tx.lease(self.lease_name)
+            if held != lease:
+                # Renewed, released or already recovered since it was read.
+                return []
+            batch.tx.drop_chain_lease(self.lease_name, lease.owner)
+            for link in links:
+                if contains is not None and contains(link.key.sha):
+                    batch.integrate(link.key.slug, main_sha=main_sha, expected_seq=link.seq)
+                else:
+                    batch.requeue(link.key.slug, why=why, expected_seq=link.seq)
+        return batch.outcomes
+
+    def recover(
+        self,
+        main_sha: str,
+        *,
+        contains: Callable[[str], bool] | None = None,
+        abandoned: Callable[[Lease], bool] | None = None,
+    ) -> list[Outcome]:
+        """Settle every candidate whose apply lease expired, or was ``abandoned``.
 
         Such a candidate is blocked with reason ``apply_interrupted``, unless
         ``contains`` says that ``main_sha`` already contains its sha: then the
@@ -235,12 +361,21 @@ class Engine(Calls):
         is integrated at ``main_sha`` instead. Without ``contains`` (an
         orchestrator that cannot ask its repository), every one is blocked, and
         its next apply finds it already integrated.
+
+        ``abandoned`` lets a caller settle a lease before it expires: it is asked
+        about each live lease, and says ``True`` when its holder is known to be
+        gone (a dead process on this host, as git's ``gc.pid`` rule judges it).
+        Call it, like the rest of recovery, while ``main`` is held.
         """
         check_sha(main_sha, field="main sha")
         now = self.clock()
         outcomes = []
         for lease in self.store.leases():
-            if lease.expires_at > now or lease.candidate_id is None:
+            expired = lease.expires_at <= now
+            if not expired and (abandoned is None or not abandoned(lease)):
+                continue
+            if lease.candidate_id is None:
+                outcomes.extend(self._recover_chain(lease, main_sha, contains))
                 continue
             candidate = self.store.candidate_by_id(lease.candidate_id)
             if candidate is None:
@@ -260,7 +395,9 @@ class Engine(Calls):
                 main_sha,
                 Evidence(lease_owner=lease.owner, lease_since=lease.acquired_at),
                 detail=f"the apply lease held by {lease.owner} expired at "
-                f"{lease.expires_at.isoformat()}",
+                f"{lease.expires_at.isoformat()}"
+                if expired
+                else f"the apply lease held by {lease.owner} was abandoned: its process is gone",
             )
             interrupt = Request(
                 Event.INTERRUPT, candidate.key.slug, report=report, expected_seq=candidate.seq
@@ -373,11 +510,18 @@ class Engine(Calls):
     def _take_lease(self, tx: Transaction, candidate: Candidate, request: Request) -> None:
         held = tx.lease(self.lease_name)
         if held is not None:
+            if self._joins(held, request.owner):
+                # A link of the owner's chain: it runs under the lease already held.
+                return
             raise LeaseHeld(self.lease_name, held.owner, held.expires_at.isoformat())
         assert request.owner is not None  # _payload_for checked it
         now = self.clock()
         expires = now + (request.ttl or self.lease_ttl)
         tx.put_lease(Lease(self.lease_name, request.owner, candidate.id, now, expires))
+
+    def _joins(self, held: Lease, owner: str | None) -> bool:
+        """Whether a ``start_apply`` by ``owner`` joins ``held``: the owner's live chain lease."""
+        return held.candidate_id is None and held.owner == owner and held.expires_at > self.clock()
 
     def _check_resolved(self, tx: Transaction, candidate: Candidate, request: Request) -> None:
         record = tx.blocked_record(candidate.key)

@@ -31,3 +31,4 @@ class Event(enum.StrEnum):
     RESUME = "resume"
     SUPERSEDE = "supersede"
     WITHDRAW = "withdraw"
+    REQUEUE = "requeue"

@@ -95,6 +95,9 @@ class Transaction(Protocol):
     def drop_lease(self, name: str, candidate_id: int) -> None:
         """Release ``name`` if it is held for ``candidate_id``."""
 
+    def drop_chain_lease(self, name: str, owner: str) -> None:
+        """Release ``name`` if ``owner`` holds it for a chain (for no one candidate)."""
+
 
 class Store(Protocol):
     """A durable transition log with its blocked outcomes, outbox and leases."""

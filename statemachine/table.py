@@ -21,9 +21,11 @@ __all__ = ["CLOSING_EFFECTS", "TABLE", "Effect", "Rule", "Table", "TableError"]
 class Effect(enum.StrEnum):
     """What a move does besides appending its log entry, inside the same transaction."""
 
-    #: Take the integration lease for the caller (refused with LeaseHeld if it is held).
+    #: Take the integration lease for the caller (refused with LeaseHeld if it is held),
+    #: or join it when the caller holds it, live, as a chain lease (one naming no candidate):
+    #: that is how several candidates are ``applying`` at once under one integrator.
     TAKE_LEASE = "take_lease"
-    #: Release the integration lease the candidate holds.
+    #: Release the integration lease the candidate holds; a chain lease is left to its holder.
     RELEASE_LEASE = "release_lease"
     #: Upsert the blocked outcome and append the report as one evidence occurrence.
     RECORD_BLOCK = "record_block"
@@ -323,6 +325,14 @@ TABLE = Table(
             State.WITHDRAWN,
             "taken out while blocked: the blocked outcome is closed, the follow-up withdrawn",
             {Effect.DROP_BLOCKED, Effect.RELEASE_IDENTITY},
+        ),
+        Rule(
+            Event.REQUEUE,
+            (State.APPLYING,),
+            State.PENDING,
+            "a speculative link was thrown away (its base was invalidated by another "
+            "candidate, main moved, or its chain was interrupted): back to the queue",
+            {Effect.RELEASE_LEASE},
         ),
     )
 )

@@ -19,12 +19,14 @@ __all__ = [
     "MARKER",
     "PLAN_PATHS",
     "BranchPlan",
+    "ChainPlan",
     "CommitPlan",
     "FileEdit",
     "RepoPlan",
     "blocked_reports",
     "branches",
     "candidate_keys",
+    "chain_plans",
     "check_results",
     "commit_plans",
     "event_sequences",
@@ -304,3 +306,31 @@ def repo_plans(
         for i in range(count)
     )
     return RepoPlan(main, branches)
+
+
+@attrs.frozen
+class ChainPlan:
+    """A queue to integrate with a speculative chain, and what happens around it.
+
+    ``repo`` holds the queue (its branches, submitted in order; a branch that
+    writes the marker file fails its check), ``concurrency`` the chain's
+    length, ``outside_writer`` whether another writer moves ``main`` while the
+    first check runs, and ``outside_after`` when (in seconds from the start)
+    yet another writer moves it, at a moment no one chose, if it does.
+    """
+
+    repo: RepoPlan
+    concurrency: int
+    outside_writer: bool
+    outside_after: float | None = None
+
+
+@st.composite
+def chain_plans(draw: st.DrawFn, max_branches: int = 6, max_concurrency: int = 4) -> ChainPlan:
+    """Chain plans: random queues and verdicts, concurrency 1 to ``max_concurrency``."""
+    return ChainPlan(
+        draw(repo_plans(max_branches=max_branches)),
+        draw(st.integers(1, max_concurrency)),
+        draw(st.booleans()),
+        draw(st.none() | st.floats(0.0, 1.0)),
+    )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -11,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from mergegate.apply import GitApplier, repository_violations
+from mergegate.apply.git import GitCommandFailed
 from mergegate.apply.testing import TestRepo as Repo
 from mergegate.persistence import SQLiteStore
 from mergegate.statemachine import (
@@ -174,3 +177,94 @@ def test_rewound_main_is_a_violation(repo: Repo, tmp_path: Path) -> None:
     assert found.candidate_sha == c1
     assert "not in refs/heads/main" in found.problem
     store.close()
+
+
+_KILLED_MOVER = """
+import os, signal, sys
+from pathlib import Path
+from mergegate.apply.fence import take_main
+from mergegate.apply.git import Git
+
+repo, old, new = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+held = take_main(Git(repo), repo, "refs/heads/main", old, new)
+assert type(held).__name__ == "MainLock", held
+os.killpg(0, signal.SIGKILL)  # the mover and its update-ref child die together
+"""
+
+
+def test_stale_locks_of_a_killed_mover_in_a_bare_repository_on_main(repo: Repo) -> None:
+    """A killed mover in a bare repository whose HEAD is main leaves HEAD.lock too: both go."""
+    # `git clone --bare` leaves HEAD on main; git then locks HEAD with main.
+    subprocess.run(
+        ["git", "-C", str(repo.path), "symbolic-ref", "HEAD", "refs/heads/main"], check=True
+    )
+    old = repo.main()
+    new = repo.commit("refs/heads/feat", old, {"x": "x\n"})
+    mover = subprocess.run(
+        [sys.executable, "-c", _KILLED_MOVER, str(repo.path), old, new],
+        start_new_session=True,
+        check=False,
+    )
+    assert mover.returncode == -9
+    applier = GitApplier(repo.path)
+    head_lock = repo.path / "HEAD.lock"
+    assert applier.main_lock.exists()
+    assert head_lock.exists()
+    with applier.hold_main(break_stale=True) as held:
+        assert held.stale_lock == str(applier.main_lock)
+        assert held.main_sha == old
+    assert not applier.main_lock.exists()
+    assert not head_lock.exists()
+    assert isinstance(applier.apply(CandidateKey("feat", "feat", new), lambda: None), Integrated)
+
+
+def test_merge_whose_message_names_another_candidate_is_a_violation(
+    repo: Repo, tmp_path: Path
+) -> None:
+    """A merge that says 'Candidate: X' of an integrated X but merges another commit is named."""
+    store = SQLiteStore(tmp_path / "db.sqlite3")
+    engine = Engine(store)
+    applier = GitApplier(repo.path)
+    ref = "refs/heads/main"
+    # c1 is integrated without a merge of its own: main already contains it.
+    c1 = repo.commit("refs/heads/c1", repo.main(), {"c1": "1\n"})
+    repo.git("update-ref", ref, c1)
+    engine.submit(CandidateKey("c1", "c1", c1))
+    assert engine.apply("c1", applier, owner="t").state is State.INTEGRATED
+    assert repository_violations(applier.git, ref, store.candidates(), store.log()) == []
+    sneaky = repo.commit("refs/heads/sneaky", repo.main(), {"s": "s\n"})
+    main = repo.main()
+    tree = repo.git("rev-parse", f"{sneaky}^{{tree}}")
+    forged = repo.git("commit-tree", "-p", main, "-p", sneaky, "-m", f"x\n\nCandidate: {c1}", tree)
+    repo.git("update-ref", ref, forged, main)
+    [found] = repository_violations(applier.git, ref, store.candidates(), store.log())
+    assert (found.commit, found.candidate_sha) == (forged, c1)
+    assert found.problem == f"says it merges candidate {c1}, but merges {sneaky}"
+    store.close()
+
+
+def test_locks_of_a_killed_update_ref_stay_breakable(repo: Repo) -> None:
+    """When only the mover's update-ref is killed, recovery can break the lock it left."""
+    sha = repo.commit("refs/heads/feat", repo.main(), {"x": "x\n"})
+    before = repo.main()
+    applier = GitApplier(repo.path)
+
+    def beat() -> None:
+        if applier.main_lock.exists():  # main is held: a stray kill hits update-ref only
+            found = subprocess.run(
+                ["pgrep", "-P", str(os.getpid()), "-f", "update-ref --stdin"],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            for pid in found.stdout.split():
+                os.kill(int(pid), signal.SIGKILL)
+
+    with pytest.raises(GitCommandFailed):
+        applier.apply(CandidateKey("feat", "feat", sha), beat)
+    assert repo.main() == before
+    assert applier.main_lock.exists()
+    # The mover (this process) lives on, as an orchestrator would: the lock is still breakable.
+    with applier.hold_main(break_stale=True) as held:
+        assert held.stale_lock == str(applier.main_lock)
+    assert isinstance(applier.apply(CandidateKey("feat", "feat", sha), lambda: None), Integrated)

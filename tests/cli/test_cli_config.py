@@ -165,6 +165,26 @@ def test_bad_guidance_template_exits_2(scratch: Scratch) -> None:
     assert "guidance.resume" in r.stderr
 
 
+@pytest.mark.parametrize("command", [("list",), ("blocked",)])
+def test_bad_guidance_template_fails_commands_that_print_no_guidance(
+    scratch: Scratch, command: tuple[str, ...]
+) -> None:
+    """A broken guidance template stops list and blocked too, as every other command."""
+    (scratch.bare / "mergegate.toml").write_text("[guidance]\nresume = '{slug!r}'\n")
+    r = scratch(*command)
+    assert r.code == 2
+    assert r.stderr.count("\n") == 1
+    assert "mergegate.toml: guidance.resume: " in r.stderr
+    assert load_config_error(scratch.bare) == r.stderr.strip().removeprefix("mergegate: error: ")
+
+
+def load_config_error(repo: Path) -> str:
+    """The message load_config raises for ``repo``'s file (the library path of the same check)."""
+    with pytest.raises(ConfigError) as err:
+        load_config(repo)
+    return str(err.value)
+
+
 def test_configured_guidance_reaches_the_text(blocked: Scratch) -> None:
     """Configured templates replace the NEXT: commands of the guidance."""
     (blocked.bare / "mergegate.toml").write_text('[guidance]\nresume = "orch resume {slug}"\n')

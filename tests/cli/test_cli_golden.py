@@ -16,7 +16,7 @@ from .conftest import MakeScratch, Scratch, git
 
 GOLDEN = Path(__file__).parent / "golden"
 _TIME = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?Z?")
-_OWNER = re.compile(r"@[^\s:\"]+:\d+")
+_OWNER = re.compile(r"@[^\s:\"]+:\d+(?::\d+)?")
 _HEX = re.compile(r"\b[0-9a-f]{7,40}\b")
 
 

@@ -61,7 +61,7 @@ def test_scaffold_creates_the_six_files(
 def test_input_md_matches_the_golden_file(
     todos: Path, make_record: MakeRecord, checks_report: BlockedReport
 ) -> None:
-    """input.md of a checks_failed block is the reviewed golden text (MERGEGATE_REGOLD=1)."""
+    """input.md of a checks_failed block is the golden text (MERGEGATE_REGOLD=1 rewrites it)."""
     result = scaffold_todo(todos, make_record(), checks_report)
     path = GOLDEN / "input-checks_failed.md"
     if os.environ.get("MERGEGATE_REGOLD") == "1":

@@ -39,6 +39,7 @@ def test_table_matches_the_documented_lifecycle() -> None:
         (State.RETRY, Event.WITHDRAW, State.WITHDRAWN),
         (State.BLOCKED, Event.WITHDRAW, State.WITHDRAWN),
         (State.REMEDIATING, Event.WITHDRAW, State.WITHDRAWN),
+        (State.APPLYING, Event.REQUEUE, State.PENDING),
     }
     assert set(TABLE.edges()) == expected
 

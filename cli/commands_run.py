@@ -1,0 +1,66 @@
+"""``mergegate run``: the integrator loop as a command (see ``runloop.py``)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from mergegate.apply import lease_owner
+
+from .app import cli, session_of
+from .errors import EXIT_BLOCKED, EXIT_OK
+from .output import emit
+from .progress import PlainReporter, reporter_for, summary
+from .runloop import Loop, Turn
+
+__all__ = ["run"]
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Drain the queue and exit (3 if any candidate blocked).")
+@click.option(
+    "--poll",
+    type=click.FloatRange(min=0.05, max=3600),
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How often an idle integrator looks for new candidates.",
+)
+@click.pass_context
+def run(ctx: click.Context, once: bool, poll: float) -> int:
+    """Integrate candidates one after another, FIFO, until stopped (or, with --once, drained).
+
+    Recovers expired applies, and at once those of dead integrators on this
+    host, before the first candidate and between candidates. SIGINT or SIGTERM
+    finishes the current apply, or releases it as apply_interrupted if a check
+    is running, then exits. Exit 0 if every candidate it handled integrated,
+    3 if any blocked.
+    """
+    s = session_of(ctx)
+    s.engine()
+    applier = s.applier()
+    # With --json, stdout carries the one summary document; progress goes to stderr.
+    reporter = PlainReporter(sys.stderr) if s.json else reporter_for()
+    loop = Loop(
+        s,
+        applier,
+        lease_owner(s.actor),
+        reporter,
+        poll=poll,
+        turn=Turn(s.repository().state_dir / "run.turn"),
+    )
+    try:
+        tally = loop.run(once=once)
+    finally:
+        applier.close()
+    code = EXIT_BLOCKED if tally.blocked else EXIT_OK
+    result = {
+        "handled": tally.handled,
+        "integrated": tally.integrated,
+        "blocked": tally.blocked,
+        "recovered": tally.recovered,
+        "released": tally.released,
+        "seconds": round(tally.seconds, 3),
+    }
+    return emit(s.json, s.command, result, summary(tally), code)

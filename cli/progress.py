@@ -1,0 +1,180 @@
+"""What ``mergegate run`` shows while it works: a live line on a terminal, plain lines elsewhere.
+
+On a terminal, ``rich`` draws one live status line (the candidate, the step, the
+running check and its elapsed time) under the outcomes as they scroll by; it is
+imported only here, and only when stdout is a terminal. Off a terminal (a log
+file, a pipe, systemd's journal) every event is one plain line, flushed at once.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import IO, TYPE_CHECKING, Any, Protocol
+
+import attrs
+
+from mergegate.statemachine import Outcome, State, short_sha
+
+if TYPE_CHECKING:
+    from .runloop import Tally
+
+__all__ = ["LiveReporter", "PlainReporter", "Reporter", "outcome_line", "reporter_for", "summary"]
+
+
+class Reporter(Protocol):
+    """Told what the loop does; shows it. None of its methods may raise."""
+
+    def started(self, outcome: Outcome) -> None:
+        """A candidate was claimed and moved to applying."""
+
+    def step(self, step: str, detail: str | None) -> None:
+        """The apply began a step: ``merge``, ``check`` (``detail`` is its name), ``move``."""
+
+    def settled(self, outcome: Outcome) -> None:
+        """A candidate's apply ended (integrated or blocked), or recovery settled one."""
+
+    def note(self, text: str) -> None:
+        """Anything else worth one line: idle, waiting for the lease, stopping."""
+
+    def close(self) -> None:
+        """Stop drawing; the summary follows."""
+
+
+def outcome_line(outcome: Outcome, elapsed: float | None = None) -> str:
+    """``<slug>: integrated main=<sha>`` or ``<slug>: blocked <reason>``, with the time taken."""
+    c = outcome.candidate
+    if c.state is State.INTEGRATED:
+        entry = outcome.transition
+        main = entry.reason.removeprefix("main=") if entry and entry.reason else None
+        what = "integrated" + (f" main={short_sha(main)}" if main else "")
+    elif outcome.blocked is not None:
+        what = f"blocked {outcome.blocked.reason.value}"
+    else:
+        what = c.state.value
+    took = "" if elapsed is None else f" ({elapsed * 1000:.0f} ms)"
+    return f"{c.key.slug} {short_sha(c.key.sha)}: {what}{took}"
+
+
+def summary(tally: Tally) -> str:
+    """The closing line: what was handled, and how fast."""
+    rate = tally.handled / tally.seconds * 60 if tally.seconds > 0 else 0.0
+    return (
+        f"handled {tally.handled}: integrated {tally.integrated}, blocked {tally.blocked}; "
+        f"recovered {tally.recovered}, released {tally.released}; "
+        f"{tally.seconds:.2f} s ({rate:.0f} per minute)\n"
+    )
+
+
+@attrs.define
+class PlainReporter:
+    """One plain line per event, flushed: for logs and pipes."""
+
+    out: IO[str]
+    _since: float = attrs.field(factory=time.monotonic, init=False)
+    _slug: str = attrs.field(default="", init=False)
+
+    def _line(self, text: str) -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def started(self, outcome: Outcome) -> None:
+        self._since = time.monotonic()
+        key = outcome.candidate.key
+        self._slug = key.slug
+        self._line(f"{key.slug} {short_sha(key.sha)}: applying")
+
+    def step(self, step: str, detail: str | None) -> None:
+        if step == "check":
+            self._line(f"{self._slug}: check {detail}")
+
+    def settled(self, outcome: Outcome) -> None:
+        mine = outcome.candidate.key.slug == self._slug
+        self._line(outcome_line(outcome, time.monotonic() - self._since if mine else None))
+        self._slug = ""
+
+    def note(self, text: str) -> None:
+        self._line(text)
+
+    def close(self) -> None:
+        self.out.flush()
+
+
+@attrs.define
+class _Status:
+    """The live line; rich renders it several times a second, so the elapsed time runs."""
+
+    spinner: Any
+    text: Any
+    slug: str = ""
+    step: str = "starting"
+    since: float = attrs.field(factory=time.monotonic)
+
+    def __rich__(self) -> Any:
+        took = time.monotonic() - self.since
+        line = self.text.assemble(
+            (self.slug or "mergegate run", "bold"),
+            "  ",
+            (self.step, "cyan"),
+            "  ",
+            (f"{took:.1f}s", "dim"),
+        )
+        self.spinner.update(text=line)
+        return self.spinner
+
+
+@attrs.define
+class LiveReporter:
+    """A live status line drawn by ``rich`` on a terminal, with the outcomes above it."""
+
+    out: IO[str]
+    _live: Any = attrs.field(init=False)
+    _status: _Status = attrs.field(init=False)
+    _since: float = attrs.field(factory=time.monotonic, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        # rich is imported here only: a command that never draws never pays for it.
+        from rich.console import Console  # noqa: PLC0415
+        from rich.live import Live  # noqa: PLC0415
+        from rich.spinner import Spinner  # noqa: PLC0415
+        from rich.text import Text  # noqa: PLC0415
+
+        console = Console(file=self.out, highlight=False)
+        self._status = _Status(Spinner("dots"), Text)
+        self._live = Live(self._status, console=console, refresh_per_second=8, transient=True)
+        self._live.start()
+
+    def _show(self, slug: str | None, step: str) -> None:
+        if slug is not None:
+            self._status.slug = slug
+        self._status.step = step
+        self._status.since = time.monotonic()
+
+    def started(self, outcome: Outcome) -> None:
+        self._since = time.monotonic()
+        key = outcome.candidate.key
+        self._show(f"{key.slug} {short_sha(key.sha)}", "applying")
+
+    def step(self, step: str, detail: str | None) -> None:
+        self._show(None, f"check {detail}" if step == "check" else step)
+
+    def settled(self, outcome: Outcome) -> None:
+        colour = "green" if outcome.candidate.state is State.INTEGRATED else "red"
+        line = outcome_line(outcome, time.monotonic() - self._since)
+        self._live.console.print(line, style=colour, markup=False)
+        self._show("", "waiting for the next candidate")
+
+    def note(self, text: str) -> None:
+        self._live.console.print(text, markup=False)
+        self._show("", text)
+
+    def close(self) -> None:
+        self._live.stop()
+
+
+def reporter_for(out: IO[str] | None = None) -> Reporter:
+    """A live reporter on a terminal, else a plain one (``out`` defaults to stdout)."""
+    stream = out if out is not None else sys.stdout
+    if stream.isatty():
+        return LiveReporter(stream)
+    return PlainReporter(stream)

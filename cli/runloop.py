@@ -1,0 +1,371 @@
+"""The integrator loop behind ``mergegate run``: recover, claim, apply, wait, and again.
+
+One process holds the queue, so Python's start-up and the store's connection
+are paid once. The work on one candidate is :attr:`Loop.step`, a plain function
+of the loop (the default claims the oldest candidate and applies it), so a
+step that handles several candidates at once (a speculative chain) can replace
+it without touching the loop.
+
+Integrators on one host take turns through an ``flock`` on
+``<git-common-dir>/mergegate/run.turn``: the holder keeps it while the queue
+has work, and the others stand by instead of failing on the lease and
+retrying. Standing by, an integrator still recovers every :data:`TURN_WAIT`
+seconds (a dead holder is settled at once), and if the holder made no
+progress for a whole lease TTL (it is stopped), it goes to the lease, the one
+real mutex, by itself. Integrators on other hosts meet only at the lease; one
+refused waits a few milliseconds and settles the lease once it expires.
+
+Signals: SIGINT or SIGTERM while a check runs (or while waiting) cuts it short,
+and the candidate is released as ``apply_interrupted`` (blocked, with the
+check it was in); at any other step the apply is finished first. Either way
+the loop then exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+import attrs
+
+from mergegate.statemachine import (
+    BlockedReport,
+    Event,
+    Evidence,
+    LeaseHeld,
+    MoveInFlight,
+    Outcome,
+    Reason,
+    Request,
+    State,
+    on_event,
+)
+
+from .recovery import recover_now
+
+if TYPE_CHECKING:
+    from mergegate.apply import GitApplier
+    from mergegate.statemachine import Engine
+
+    from .progress import Reporter
+    from .session import Session
+
+__all__ = ["TURN_WAIT", "Interrupted", "Loop", "StopSignal", "Tally", "apply_next"]
+
+#: How often an integrator standing by for its turn recovers dead or expired leases.
+TURN_WAIT = 2.0
+
+#: One step of the loop: handle the next candidate(s) and return their outcomes;
+#: empty when the queue is empty. It may raise LeaseHeld (another integrator holds
+#: the lease): the loop then waits and tries again.
+Step = Callable[["Loop"], Sequence[Outcome]]
+
+
+def apply_next(loop: Loop) -> Sequence[Outcome]:
+    """The default step: claim the oldest pending or retry candidate and apply it."""
+    outcome = loop.engine.apply_next(loop.applier, owner=loop.owner)
+    return () if outcome is None else (outcome,)
+
+
+class Interrupted(BaseException):
+    """A stop signal cut a check or a wait short. A BaseException, so no handler eats it."""
+
+
+@attrs.define
+class StopSignal:
+    """SIGINT and SIGTERM: remembered always, raised only where cutting short is safe."""
+
+    requested: str | None = None
+    _interruptible: bool = False
+    _previous: dict[int, object] = attrs.Factory(dict)
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.requested = signal.Signals(signum).name
+        if self._interruptible:
+            self._interruptible = False
+            raise Interrupted(self.requested)
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def uninstall(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+        self._previous.clear()
+
+    def interruptible(self, on: bool) -> None:
+        """Allow (or stop allowing) the signal to raise :class:`Interrupted` here."""
+        if on and self.requested is not None:
+            raise Interrupted(self.requested)
+        self._interruptible = on
+
+    @contextlib.contextmanager
+    def cut_short(self) -> Iterator[None]:
+        """A region (a sleep, a wait for the turn) that a stop signal may end at once."""
+        self.interruptible(True)
+        try:
+            yield
+        finally:
+            self._interruptible = False
+
+
+@attrs.define
+class Turn:
+    """The host's integrators take turns through an ``flock`` on one file.
+
+    The holder keeps the turn while the queue has work and touches the file
+    after each candidate; it gives the turn up when the queue is empty.
+    """
+
+    path: Path
+    held: bool = False
+    _fd: int | None = None
+
+    def take(self, wait: float) -> bool:
+        """Wait up to ``wait`` seconds for the turn; ``False`` if it did not come."""
+        if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + wait
+        delay = 0.0005
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(delay)
+                delay = min(delay * 2, 0.01)
+            else:
+                self.held = True
+                self.touch()
+                return True
+
+    def touch(self) -> None:
+        """Say that the holder made progress."""
+        os.utime(self.path)
+
+    def idle_for(self) -> float:
+        """Seconds since the holder last made progress."""
+        try:
+            return time.time() - self.path.stat().st_mtime
+        except OSError:
+            return 0.0
+
+    def give(self) -> None:
+        if self._fd is not None and self.held:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self.held = False
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self.held = False
+
+
+@attrs.frozen
+class Tally:
+    """What one ``run`` did."""
+
+    handled: int = 0
+    integrated: int = 0
+    blocked: int = 0
+    #: Applies of other (dead or expired) integrators this one settled.
+    recovered: int = 0
+    #: Candidates this one released as ``apply_interrupted`` when it was stopped.
+    released: int = 0
+    seconds: float = 0.0
+
+    def counted(self, outcome: Outcome) -> Tally:
+        state = outcome.candidate.state
+        return attrs.evolve(
+            self,
+            handled=self.handled + 1,
+            integrated=self.integrated + (state is State.INTEGRATED),
+            blocked=self.blocked + (state is State.BLOCKED),
+        )
+
+
+@attrs.define
+class Loop:
+    """Drains the queue through :attr:`step`; see the module docstring."""
+
+    session: Session
+    applier: GitApplier
+    owner: str
+    reporter: Reporter
+    step: Step = apply_next
+    poll: float = 1.0
+    stop: StopSignal = attrs.Factory(StopSignal)
+    turn: Turn | None = None
+    tally: Tally = attrs.Factory(Tally)
+    _engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        """The session's Engine, with the reporter subscribed to ``start_apply``."""
+        if self._engine is None:
+            engine = self.session.engine()
+            engine.hooks = [*engine.hooks, on_event(Event.START_APPLY, self._started)]
+            # The heartbeat writes only once a third of the TTL is gone: a fast
+            # apply then costs two store commits (start, integrate) instead of five.
+            engine.renew_after = engine.lease_ttl / 3
+            self._engine = engine
+        return self._engine
+
+    def _started(self, outcome: Outcome) -> None:
+        self.reporter.started(outcome)
+
+    def _on_step(self, step: str, detail: str | None) -> None:
+        self.reporter.step(step, detail)
+        # Only a check may be cut short: before it nothing is slow, and from the
+        # move on the apply must finish, or main and the records would disagree.
+        self.stop.interruptible(step == "check")
+
+    def run(self, *, once: bool) -> Tally:
+        """Drain the queue (and with ``once``, return); otherwise wait for more until stopped."""
+        began = time.monotonic()
+        self.applier.on_step = self._on_step
+        self.stop.install()
+        try:
+            self.applier.cleanup_stale()
+            self._recover()
+            idle_said = False
+            while self.stop.requested is None:
+                try:
+                    outcomes = self._next()
+                except Interrupted:
+                    self._release()
+                    break
+                if outcomes is None:
+                    self._wait_for_lease()
+                    continue
+                if not outcomes:
+                    if once:
+                        break
+                    if not idle_said:
+                        self.reporter.note("queue empty: waiting for candidates")
+                        idle_said = True
+                    self._sleep(self.poll)
+                    self._recover()
+                    continue
+                idle_said = False
+                for outcome in outcomes:
+                    self.tally = self.tally.counted(outcome)
+                    self.reporter.settled(outcome)
+                self._recover()
+            if self.stop.requested is not None:
+                self.reporter.note(f"stopped by {self.stop.requested}")
+        finally:
+            self.stop.uninstall()
+            self.applier.on_step = None
+            if self.turn is not None:
+                self.turn.close()
+            self.reporter.close()
+        self.tally = attrs.evolve(self.tally, seconds=time.monotonic() - began)
+        return self.tally
+
+    def _next(self) -> Sequence[Outcome] | None:
+        """The step's outcomes; ``None`` when another integrator holds the lease."""
+        self._wait_for_turn()
+        outcomes = None
+        try:
+            outcomes = self.step(self)
+        except LeaseHeld:
+            return None
+        finally:
+            self.stop.interruptible(False)
+            if self.turn is not None:
+                if outcomes:
+                    self.turn.touch()
+                else:
+                    # Nothing to do here (or the lease is elsewhere): let a waiter look.
+                    self.turn.give()
+        return outcomes
+
+    def _wait_for_turn(self) -> None:
+        """Stand by until this integrator has the turn (or its holder made no progress)."""
+        turn = self.turn
+        if turn is None or turn.held:
+            return
+        ttl = self.engine.lease_ttl.total_seconds()
+        while True:
+            with self.stop.cut_short():
+                if turn.take(TURN_WAIT):
+                    return
+            # Standing by, but still the host's recoverer: a dead holder is settled at once.
+            self._recover()
+            if turn.idle_for() > ttl:
+                # A holder stopped for a whole TTL must not stall the queue: go to the lease.
+                return
+
+    def _sleep(self, seconds: float) -> None:
+        try:
+            with self.stop.cut_short():
+                time.sleep(seconds)
+        except Interrupted:
+            return
+
+    def _wait_for_lease(self) -> None:
+        """Another integrator holds the lease: wait a moment, settle it if it is dead."""
+        self._sleep(0.005)
+        self._recover()
+
+    def _recover(self) -> None:
+        main = self.applier.main_sha()
+        try:
+            recovered = recover_now(self.session, main, self.applier)
+        except MoveInFlight:
+            # A live mover holds main: it is working, not dead; nothing to settle.
+            return
+        if recovered.stale_lock is not None:
+            self.reporter.note(f"removed stale lock {recovered.stale_lock} of a dead mover")
+        for outcome in recovered.outcomes:
+            self.tally = attrs.evolve(self.tally, recovered=self.tally.recovered + 1)
+            self.reporter.settled(outcome)
+
+    def _release(self) -> None:
+        """Settle this integrator's own apply after a stop signal cut its check short."""
+        # The signal may have landed inside a store call: start from a fresh connection.
+        self.session.close()
+        self._engine = None
+        engine = self.engine
+        mine = [lease for lease in self.session.store().leases() if lease.owner == self.owner]
+        for lease in mine:
+            if lease.candidate_id is None:
+                continue
+            candidate = self.session.store().candidate_by_id(lease.candidate_id)
+            if candidate is None:
+                continue
+            with self.applier.hold_main() as held:
+                if self.applier.contains(candidate.key.sha, held.main_sha):
+                    outcome = engine.integrate(
+                        candidate.key.slug, main_sha=held.main_sha, expected_seq=candidate.seq
+                    )
+                else:
+                    report = BlockedReport(
+                        Reason.APPLY_INTERRUPTED,
+                        held.main_sha,
+                        Evidence(lease_owner=lease.owner, lease_since=lease.acquired_at),
+                        detail=f"mergegate run was stopped by {self.stop.requested} "
+                        f"during its apply; apply it again",
+                    )
+                    outcome = engine.fire(
+                        Request(
+                            Event.INTERRUPT,
+                            candidate.key.slug,
+                            report=report,
+                            expected_seq=candidate.seq,
+                        )
+                    )
+            self.tally = attrs.evolve(self.tally, released=self.tally.released + 1)
+            self.reporter.settled(outcome)

@@ -1,0 +1,360 @@
+"""`mergegate run`: the integrator loop, as a real subprocess on real repositories."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import MakeScratch, Result, Scratch, _env, git
+
+# A check that sleeps while the SLOW variable names an existing file, so a test
+# can stall an apply in its check and release it again.
+SLOW_CHECK = """
+[[checks]]
+name = "slow-gate"
+argv = 'while [ -n "$SLOW" ] && [ -e "$SLOW" ]; do sleep 0.05; done'
+shell = true
+"""
+
+
+def _spawn(s: Scratch, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    full = _env()
+    full.update(env or {})
+    return subprocess.Popen(
+        [sys.executable, "-m", "mergegate.cli", "--repo", str(s.bare), *args],
+        cwd=s.root,
+        env=full,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 30.0) -> list[str]:
+    assert proc.stdout is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
+        if ready:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen.append(line)
+            if needle in line:
+                return seen
+    raise AssertionError(f"no line with {needle!r} in {seen}")
+
+
+def _states(s: Scratch, *db: str) -> dict[str, str]:
+    doc = s(*db, "--json", "list").doc
+    return {c["slug"]: c["state"] for c in doc["result"]["candidates"]}
+
+
+def _show(s: Scratch, slug: str, *db: str) -> dict[str, object]:
+    result = s(*db, "--json", "show", slug)
+    assert result.code == 0, result.stderr
+    doc: dict[str, object] = result.doc["result"]
+    return doc
+
+
+def _merges_of(s: Scratch, sha: str) -> int:
+    log = git(s.bare, "log", "--first-parent", "--format=%B", "refs/heads/main")
+    return log.count(f"Candidate: {sha}")
+
+
+def test_run_once_drains_the_queue_and_exits_0(scratch: Scratch) -> None:
+    """run --once integrates every queued candidate in order and exits 0 with a summary."""
+    for slug in ("add-docs", "other"):
+        assert scratch("submit", slug).code == 0
+    done = scratch("run", "--once")
+    assert done.code == 0, done.stderr
+    assert "handled 2: integrated 2, blocked 0" in done.stdout
+    for slug in ("add-docs", "other"):
+        assert _merges_of(scratch, scratch.shas[slug]) == 1
+    assert scratch("verify").code == 0
+
+
+def test_run_once_exits_3_when_one_blocked(scratch: Scratch) -> None:
+    """A conflicting candidate is blocked, the others still integrate, and the exit is 3."""
+    for slug in ("add-docs", "new-greeting", "other"):
+        assert scratch("submit", slug).code == 0
+    done = scratch("--json", "run", "--once")
+    assert done.code == 3, done.stderr
+    result = done.doc["result"]
+    assert (result["handled"], result["integrated"], result["blocked"]) == (3, 2, 1)
+    assert done.doc["exit_code"] == 3
+    assert _states(scratch)["new-greeting"] == "blocked"
+
+
+def test_run_off_a_terminal_writes_plain_lines(scratch: Scratch) -> None:
+    """Off a terminal each event is one plain line: no escape codes, no spinner."""
+    (scratch.bare / "mergegate.toml").write_text(SLOW_CHECK)
+    assert scratch("submit", "other").code == 0
+    done = scratch("run", "--once")
+    assert done.code == 0, done.stderr
+    sha = scratch.shas["other"][:12]
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"other {sha}: applying"
+    assert lines[1] == "other: check slow-gate"
+    assert lines[2].startswith(f"other {sha}: integrated main=")
+    assert lines[3].startswith("handled 1: integrated 1, blocked 0")
+    assert "\x1b" not in done.stdout
+
+
+def test_run_shows_live_progress_on_a_terminal(scratch: Scratch, tmp_path: Path) -> None:
+    """Under a real pty, the live line names the candidate, the running check and its time."""
+    (scratch.bare / "mergegate.toml").write_text(SLOW_CHECK)
+    assert scratch("submit", "other").code == 0
+    flag = tmp_path / "stall"
+    flag.write_text("")
+    env = _env()
+    env.update(SLOW=str(flag), TERM="xterm-256color", COLUMNS="120", LINES="30")
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover (the child execs at once)
+        os.chdir(scratch.root)
+        os.execve(  # noqa: S606 (a fixed argv, as the other subprocesses)
+            sys.executable,
+            [sys.executable, "-m", "mergegate.cli", "--repo", str(scratch.bare), "run", "--once"],
+            env,
+        )
+    screen = b""
+    deadline = time.monotonic() + 30
+    released = False
+    status = None
+    while time.monotonic() < deadline:
+        if not released and b"1.0s" in screen:
+            flag.unlink()
+            released = True
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                break
+            screen += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    text = screen.decode("utf-8", "replace")
+    assert released, text
+    assert "check slow-gate" in text
+    assert "other" in text
+    assert "\x1b[" in text  # drawn by rich, not plain lines
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert "handled 1: integrated 1" in text
+
+
+def test_run_killed_mid_apply_is_taken_over_at_once(scratch: Scratch, tmp_path: Path) -> None:
+    """SIGKILL in a check, then a new run: settled at once, nothing lost or doubled."""
+    (scratch.bare / "mergegate.toml").write_text("lease_ttl = 600\n" + SLOW_CHECK)
+    for slug in ("add-docs", "other"):
+        assert scratch("submit", slug).code == 0
+    flag = tmp_path / "stall"
+    flag.write_text("")
+    first = _spawn(scratch, "run", env={"SLOW": str(flag)})
+    try:
+        _wait_for_line(first, "check slow-gate")
+        first.kill()
+        first.wait(timeout=10)
+    finally:
+        first.kill()
+        first.communicate()
+    assert _states(scratch)["add-docs"] == "applying"
+    began = time.monotonic()
+    second = scratch("--json", "run", "--once")
+    took = time.monotonic() - began
+    assert took < 30, "the dead integrator's lease was waited out instead of taken over"
+    assert second.code == 0, second.stderr
+    assert second.doc["result"]["recovered"] == 1
+    assert second.doc["result"]["integrated"] == 1
+    assert _states(scratch)["add-docs"] == "blocked"
+    blocked = _show(scratch, "add-docs")["blocked"]
+    assert isinstance(blocked, dict)
+    assert blocked["reason"] == "apply_interrupted"
+    assert _merges_of(scratch, scratch.shas["add-docs"]) == 0
+    assert _merges_of(scratch, scratch.shas["other"]) == 1
+    assert scratch("verify").code == 0
+
+
+def test_sigterm_during_a_check_releases_the_candidate(scratch: Scratch, tmp_path: Path) -> None:
+    """SIGTERM in a check: exit at once, the candidate recorded apply_interrupted, verify clean."""
+    (scratch.bare / "mergegate.toml").write_text(SLOW_CHECK)
+    for slug in ("add-docs", "other"):
+        assert scratch("submit", slug).code == 0
+    flag = tmp_path / "stall"
+    flag.write_text("")
+    proc = _spawn(scratch, "run", env={"SLOW": str(flag)})
+    _wait_for_line(proc, "check slow-gate")
+    began = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - began < 10
+    assert "Traceback" not in err, err
+    assert proc.returncode == 0, err
+    assert "stopped by SIGTERM" in out
+    assert "released 1" in out
+    assert _states(scratch)["add-docs"] == "blocked"
+    blocked = _show(scratch, "add-docs")["blocked"]
+    assert isinstance(blocked, dict)
+    assert blocked["reason"] == "apply_interrupted"
+    assert _states(scratch)["other"] == "pending"
+    assert _merges_of(scratch, scratch.shas["add-docs"]) == 0
+    assert not list((scratch.bare / "mergegate" / "worktrees").glob("*"))
+    verify = scratch("verify")
+    assert verify.code == 0, verify.stdout + verify.stderr
+
+
+def test_sigint_while_idle_exits_cleanly(scratch: Scratch) -> None:
+    """An idle run waiting for candidates stops at once on SIGINT, with its summary and exit 0."""
+    proc = _spawn(scratch, "run", "--poll", "30")
+    _wait_for_line(proc, "queue empty")
+    began = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - began < 5
+    assert proc.returncode == 0, err
+    assert "stopped by SIGINT" in out
+    assert "handled 0" in out
+
+
+def test_run_picks_up_a_candidate_submitted_while_it_waits(scratch: Scratch) -> None:
+    """A waiting run applies a candidate submitted after it started (polling the store)."""
+    proc = _spawn(scratch, "run", "--poll", "0.1")
+    try:
+        _wait_for_line(proc, "queue empty")
+        assert scratch("submit", "other").code == 0
+        _wait_for_line(proc, "other")
+        _wait_for_line(proc, "integrated")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert _merges_of(scratch, scratch.shas["other"]) == 1
+
+
+def test_recover_takes_over_a_dead_apply_at_once(scratch: Scratch, tmp_path: Path) -> None:
+    """`recover` settles the lease of a killed `apply` on this host without waiting for its TTL."""
+    (scratch.bare / "mergegate.toml").write_text("lease_ttl = 600\n" + SLOW_CHECK)
+    assert scratch("submit", "other").code == 0
+    flag = tmp_path / "stall"
+    flag.write_text("")
+    proc = _spawn(scratch, "apply", env={"SLOW": str(flag)})
+    deadline = time.monotonic() + 30
+    while _states(scratch)["other"] != "applying" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.kill()
+    proc.communicate()
+    done = scratch("--json", "recover")
+    assert done.code == 0, done.stderr
+    recovered = done.doc["result"]["recovered"]
+    # The lease has 600 s to run: only its dead holder lets recover settle it now.
+    assert [r["candidate"]["state"] for r in recovered] == ["blocked"]
+    assert _show(scratch, "other")["blocked"]["reason"] == "apply_interrupted"  # type: ignore[index]
+
+
+def test_recover_leaves_a_live_apply_alone(scratch: Scratch, tmp_path: Path) -> None:
+    """A stalled but living `apply` keeps its lease: `recover` settles nothing."""
+    (scratch.bare / "mergegate.toml").write_text("lease_ttl = 600\n" + SLOW_CHECK)
+    assert scratch("submit", "other").code == 0
+    flag = tmp_path / "stall"
+    flag.write_text("")
+    proc = _spawn(scratch, "apply", env={"SLOW": str(flag)})
+    try:
+        deadline = time.monotonic() + 30
+        while _states(scratch)["other"] != "applying" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        done = scratch("--json", "recover")
+        assert done.code == 0, done.stderr
+        assert done.doc["result"]["recovered"] == []
+    finally:
+        flag.unlink()
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert _states(scratch)["other"] == "integrated"
+
+
+def _many(make_scratch: MakeScratch, n: int) -> Scratch:
+    s = make_scratch("ready")
+    for i in range(n):
+        s.commit(f"c{i}", "main", f"change {i}", {f"files/f{i}.txt": f"{i}\n"})
+    return s
+
+
+@pytest.mark.slow
+def test_two_runs_share_a_postgres_queue_exactly_once(
+    make_scratch: MakeScratch, pg_url: str
+) -> None:
+    """Two `run` processes on one PostgreSQL queue integrate every candidate exactly once."""
+    n = 12
+    s = _many(make_scratch, n)
+    db = ("--db", pg_url)
+    assert s(*db, "init").code == 0
+    for i in range(n):
+        assert s(*db, "submit", f"c{i}").code == 0
+    procs = [_spawn(s, *db, "--json", "run", "--once") for _ in range(2)]
+    docs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        docs.append(json.loads(out)["result"])
+    assert sum(d["integrated"] for d in docs) == n
+    assert set(_states(s, *db).values()) == {"integrated"}
+    for i in range(n):
+        assert _merges_of(s, s.shas[f"c{i}"]) == 1
+    verify = s(*db, "verify")
+    assert verify.code == 0, verify.stdout
+
+
+def test_run_once_on_postgres_exits_3_with_one_blocked(scratch: Scratch, pg_url: str) -> None:
+    """On PostgreSQL too, run --once drains the queue and exits 3 with one blocked."""
+    db = ("--db", pg_url)
+    assert scratch(*db, "init").code == 0
+    for slug in ("add-docs", "new-greeting", "other"):
+        assert scratch(*db, "submit", slug).code == 0
+    done: Result = scratch(*db, "--json", "run", "--once")
+    assert done.code == 3, done.stderr
+    assert (done.doc["result"]["integrated"], done.doc["result"]["blocked"]) == (2, 1)
+    assert _states(scratch, *db) == {
+        "add-docs": "integrated",
+        "new-greeting": "blocked",
+        "other": "integrated",
+    }
+
+
+@pytest.mark.parametrize("poll", ["0", "abc"])
+def test_run_refuses_a_bad_poll_before_anything_runs(scratch: Scratch, poll: str) -> None:
+    """A bad --poll is one usage line (exit 2) and nothing is written."""
+    assert scratch("submit", "other").code == 0
+    before = scratch.snapshot()
+    done = scratch("run", "--poll", poll)
+    assert done.code == 2
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert scratch.snapshot() == before
+
+
+def test_two_runs_on_one_sqlite_queue_integrate_each_once(scratch: Scratch) -> None:
+    """Two `run --once` side by side on the default SQLite store: each candidate once, exit 0."""
+    for slug in ("add-docs", "other"):
+        assert scratch("submit", slug).code == 0
+    procs = [_spawn(scratch, "--json", "run", "--once") for _ in range(2)]
+    handled = 0
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        handled += json.loads(out)["result"]["integrated"]
+    assert handled == 2
+    for slug in ("add-docs", "other"):
+        assert _merges_of(scratch, scratch.shas[slug]) == 1
+    assert scratch("verify").code == 0
