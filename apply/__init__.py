@@ -3,12 +3,19 @@
 :class:`GitApplier` implements :class:`mergegate.statemachine.Applier`: it
 merges a candidate without touching any checkout, runs the configured checks
 in a scratch worktree, and moves ``main`` by compare-and-swap only.
+
+``__all__`` is the public API; names imported as ``X as X`` (the git runner,
+``run_check``, ``NULL_SHA``) are internals shared with mergegate's CLI.
 """
 
-from .applier import NULL_SHA, GitApplier
-from .checks import CheckSpec, run_check
+from .applier import NULL_SHA as NULL_SHA
+from .applier import GitApplier
+from .checks import CheckSpec
+from .checks import run_check as run_check
 from .errors import GitCommandFailed, GitNotFound, MainCheckedOut
-from .git import Git, GitOutput, Identity
+from .git import Git as Git
+from .git import GitOutput as GitOutput
+from .git import Identity
 from .resolve import (
     AmbiguousSha,
     BranchNotFound,
@@ -22,15 +29,12 @@ from .resolve import (
 )
 
 __all__ = [
-    "NULL_SHA",
     "AmbiguousSha",
     "BranchNotFound",
     "CheckSpec",
-    "Git",
     "GitApplier",
     "GitCommandFailed",
     "GitNotFound",
-    "GitOutput",
     "Identity",
     "MainCheckedOut",
     "NotACommit",
@@ -40,5 +44,4 @@ __all__ = [
     "branch_tip",
     "resolve_candidate_sha",
     "resolve_sha",
-    "run_check",
 ]

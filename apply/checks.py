@@ -8,7 +8,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -33,6 +33,13 @@ def _argv(instance: CheckSpec, _a: object, value: tuple[str, ...]) -> None:
         raise InvalidInput("check argv", value, "with shell=True give exactly one command string")
 
 
+def _to_argv(value: Iterable[str]) -> tuple[str, ...]:
+    # A typed converter (not the bare ``tuple``): mypy's attrs plugin takes the
+    # __init__ parameter type from it, so ``CheckSpec("unit", ("python", "-m", "pytest"))``
+    # and a list both type-check under --strict.
+    return tuple(value)
+
+
 def _timeout(_i: object, _a: object, value: float) -> None:
     if not value > 0:
         raise InvalidInput("check timeout", value, "give a positive number of seconds")
@@ -51,7 +58,7 @@ class CheckSpec:
     """
 
     name: str = attrs.field(validator=_name)
-    argv: tuple[str, ...] = attrs.field(converter=tuple, validator=_argv)
+    argv: tuple[str, ...] = attrs.field(converter=_to_argv, validator=_argv)
     timeout: float = attrs.field(default=600.0, validator=_timeout)
     shell: bool = attrs.field(default=False, kw_only=True)
 

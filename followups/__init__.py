@@ -1,20 +1,17 @@
 """Follow-ups of blocked integrations: the todo scaffold, the roadmap, the outbox drain,
 the "resolved" rule and the resume guidance.
 
-Wire it into an Engine with the three protocol implementations::
+Wire it into an Engine with the one factory (docs/python-api.md)::
 
-    followups = FollowUps(todos_root)
-    engine = Engine(
-        store,
-        hooks=[FollowUpHook(store, followups)],
-        guide=FollowUpGuide(followups.templates),
-        resolver=StateFileResolver(todos_root),
-    )
+    engine = build_engine(store, Wiring(todos_root))
+
+``__all__`` is the public API. Names imported as ``X as X`` are internals
+shared with mergegate's CLI; they are not part of the API.
 
 This package imports only ``mergegate.statemachine``.
 """
 
-from .contain import check_inside
+from .contain import check_inside as check_inside
 from .errors import (
     FollowUpConflict,
     FollowUpError,
@@ -28,13 +25,17 @@ from .errors import (
 from .guidance import CODE_BLOCKED, CODE_FOLLOWUP_FAILED, CODE_FOLLOWUP_PENDING, FollowUpGuide
 from .materialize import DEFAULT_GROUP, FollowUps
 from .outbox import DrainResult, FollowUpHook, drain
-from .paths import todo_path
+from .paths import todo_path as todo_path
 from .resolver import StateFileResolver
-from .roadmap import add_roadmap_entry, roadmap_slugs
-from .scaffold import ScaffoldResult, read_source, scaffold_todo
+from .roadmap import add_roadmap_entry as add_roadmap_entry
+from .roadmap import roadmap_slugs
+from .scaffold import Scaffold, ScaffoldResult, TodoScaffold
+from .scaffold import read_source as read_source
+from .scaffold import scaffold_todo as scaffold_todo
 from .templates import PLACEHOLDERS, GuidanceTemplates
-from .text import one_line
+from .text import one_line as one_line
 from .todo_text import STATE_DONE, STATE_OPEN, TODO_FILES, render_todo
+from .wiring import Wiring, build_engine
 
 __all__ = [
     "CODE_BLOCKED",
@@ -57,16 +58,14 @@ __all__ = [
     "MalformedRoadmap",
     "PathOutsideRepository",
     "PathOutsideTodos",
+    "Scaffold",
     "ScaffoldResult",
     "StateFileResolver",
+    "TodoScaffold",
     "UnsafeFile",
-    "add_roadmap_entry",
-    "check_inside",
+    "Wiring",
+    "build_engine",
     "drain",
-    "one_line",
-    "read_source",
     "render_todo",
     "roadmap_slugs",
-    "scaffold_todo",
-    "todo_path",
 ]

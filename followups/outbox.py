@@ -12,6 +12,7 @@ from __future__ import annotations
 import attrs
 
 from mergegate.statemachine import (
+    Event,
     FollowUpJob,
     FollowUpState,
     MergegateError,
@@ -78,10 +79,13 @@ def drain(store: Store, followups: FollowUps) -> DrainResult:
 
 @attrs.define
 class FollowUpHook:
-    """Implements ``Hook``: after a blocking commit, materializes the follow-up of the outcome.
+    """Implements ``Hook``: after a blocking commit, materializes the follow-up of the outcome;
+    after an integration, hands the candidate's follow-up to the scaffold's ``deliver``.
 
     It acts only when the outcome is blocked and its follow-up is not created
-    yet, so a replay of a materialized block touches nothing on disk.
+    yet, so a replay of a materialized block touches nothing on disk. Delivery
+    concerns the follow-up of the integrated identity (slug, branch, sha); an
+    error it raises is isolated into ``Outcome.hook_errors`` by the Engine.
     """
 
     store: Store
@@ -93,6 +97,9 @@ class FollowUpHook:
         Never raises for expected failures: they are recorded on the record as
         ``FAILED``, with the error, and the outcome carries that record.
         """
+        if outcome.transition is not None and outcome.transition.event is Event.INTEGRATE:
+            self._deliver(outcome)
+            return outcome
         record = outcome.blocked
         if record is None or record.follow_up_state is FollowUpState.CREATED:
             return outcome
@@ -103,3 +110,8 @@ class FollowUpHook:
             _process(self.store, self.followups, job)
         refreshed = self.store.blocked_record(record.key)
         return outcome if refreshed is None else attrs.evolve(outcome, blocked=refreshed)
+
+    def _deliver(self, outcome: Outcome) -> None:
+        delivered = self.store.blocked_record(outcome.candidate.key)
+        if delivered is not None and delivered.follow_up_state is FollowUpState.CREATED:
+            self.followups.deliver(delivered)

@@ -18,7 +18,7 @@ import attrs
 from .errors import InvalidInput
 from .records import BlockedReport, CandidateKey, Outcome
 from .states import Event
-from .validation import check_sha, check_text
+from .validation import FOLLOW_UP_SLUG_MAX, check_sha, check_slug, check_text
 
 __all__ = ["Calls", "Request"]
 
@@ -29,6 +29,11 @@ def _opt(check: Any, field: str) -> Any:
             check(value, field=field)
 
     return validate
+
+
+def _follow_up(_i: object, _a: object, value: str | None) -> None:
+    if value is not None:
+        check_slug(value, field="follow-up slug", limit=FOLLOW_UP_SLUG_MAX)
 
 
 def _reason(_i: object, _a: object, value: str | None) -> None:
@@ -55,6 +60,8 @@ def _plain(value: object) -> object:
 # How the call is delivered or where it points, not what it asks for: a retry may
 # change these and still be the same request.
 _NOT_PAYLOAD = {"payload": False}
+# A payload field added later: it enters the digest only when it is set.
+_OMIT_NONE = {"omit_none": True}
 
 
 @attrs.frozen
@@ -75,6 +82,9 @@ class Request:
     main_sha: str | None = attrs.field(default=None, validator=_opt(check_sha, "main sha"))
     new_sha: str | None = attrs.field(default=None, validator=_opt(check_sha, "new sha"))
     force_reason: str | None = attrs.field(default=None, validator=_reason)
+    #: An explicit follow-up slug for a block; ``None`` lets the Engine's slug rule choose.
+    #: Left out of the digest when ``None``, so digests stored before it existed still match.
+    follow_up: str | None = attrs.field(default=None, validator=_follow_up, metadata=_OMIT_NONE)
     actor: str | None = attrs.field(default=None, metadata=_NOT_PAYLOAD)
     expected_seq: int | None = attrs.field(default=None, metadata=_NOT_PAYLOAD)
     idempotency_key: str | None = attrs.field(default=None, metadata=_NOT_PAYLOAD)
@@ -98,6 +108,7 @@ class Request:
             f.name: _plain(getattr(self, f.name))
             for f in attrs.fields(Request)
             if f.metadata.get("payload", True)
+            and not (f.metadata.get("omit_none") and getattr(self, f.name) is None)
         }
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
@@ -173,10 +184,16 @@ class Calls:
         slug: str,
         report: BlockedReport,
         *,
+        follow_up: str | None = None,
         expected_seq: int | None = None,
         idempotency_key: str | None = None,
     ) -> Outcome:
-        """Record a blocked apply, or replay one (from ``blocked`` or ``remediating``)."""
+        """Record a blocked apply, or replay one (from ``blocked`` or ``remediating``).
+
+        ``follow_up`` names the follow-up slug of a first block explicitly instead
+        of the Engine's slug rule; a replay keeps the slug recorded first.
+        Raises InvalidInput if another identity's follow-up holds that slug.
+        """
         if not isinstance(report, BlockedReport):
             raise InvalidInput("blocked report", report, "give a BlockedReport")
         return self.fire(
@@ -184,6 +201,7 @@ class Calls:
                 Event.BLOCK,
                 slug,
                 report=report,
+                follow_up=follow_up,
                 expected_seq=expected_seq,
                 idempotency_key=idempotency_key,
             )

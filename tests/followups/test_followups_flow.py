@@ -16,10 +16,9 @@ from mergegate.followups import (
     CODE_FOLLOWUP_FAILED,
     CODE_FOLLOWUP_PENDING,
     TODO_FILES,
-    FollowUpGuide,
-    FollowUpHook,
     FollowUps,
-    StateFileResolver,
+    Wiring,
+    build_engine,
     drain,
     roadmap_slugs,
     scaffold_todo,
@@ -51,13 +50,7 @@ def store(tmp_path: Path) -> Iterator[SQLiteStore]:
 
 def wired(store: SQLiteStore, todos: Path, *, hook: bool = True) -> Engine:
     """An Engine with the follow-up hook (unless ``hook`` is false), guide and resolver."""
-    followups = FollowUps(todos)
-    return Engine(
-        store,
-        hooks=[FollowUpHook(store, followups)] if hook else [],
-        guide=FollowUpGuide(followups.templates),
-        resolver=StateFileResolver(todos),
-    )
+    return build_engine(store, Wiring(todos, follow_up_hook=hook))
 
 
 def block(engine: Engine, report: BlockedReport, key: CandidateKey = KEY) -> Outcome:
