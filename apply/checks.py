@@ -16,7 +16,7 @@ import attrs
 
 from mergegate.statemachine import CheckResult, InvalidInput, check_text
 
-__all__ = ["CheckSpec", "run_check"]
+__all__ = ["CheckSpec", "run_check", "spec_tuple"]
 
 # The output tail kept in evidence; CheckResult caps it again for storage.
 _TAIL_BYTES = 16_384
@@ -61,6 +61,16 @@ class CheckSpec:
     argv: tuple[str, ...] = attrs.field(converter=_to_argv, validator=_argv)
     timeout: float = attrs.field(default=600.0, validator=_timeout)
     shell: bool = attrs.field(default=False, kw_only=True)
+
+
+def spec_tuple(value: Iterable[CheckSpec]) -> tuple[CheckSpec, ...]:
+    """A typed converter for a field of checks (``attrs.field(converter=spec_tuple)``).
+
+    The bare ``tuple`` types as ``Iterable[_T_co]`` under mypy's attrs plugin,
+    so ``GitApplier(..., checks=[CheckSpec(...)])`` fails ``mypy --strict``;
+    this one types as ``Iterable[CheckSpec]``.
+    """
+    return tuple(value)
 
 
 def _kill_group(pgid: int) -> None:

@@ -115,7 +115,11 @@ class Request:
 
 
 class Calls:
-    """The named calls, shared by the Engine (one transaction each) and a Batch."""
+    """The named calls, shared by the Engine (one transaction each) and a Batch.
+
+    Every call takes ``actor=``: who the log entry says made the move, for this
+    call only (the Engine's ``actor`` otherwise).
+    """
 
     def fire(self, request: Request) -> Outcome:
         """Fire one request; the Engine and the Batch say in which transaction."""
@@ -140,6 +144,7 @@ class Calls:
         ttl: timedelta | None = None,
         expected_seq: int | None = None,
         idempotency_key: str | None = None,
+        actor: str | None = None,
     ) -> Outcome:
         """Take the integration lease for ``owner`` and move the candidate to ``applying``.
 
@@ -156,6 +161,7 @@ class Calls:
                 ttl=ttl,
                 expected_seq=expected_seq,
                 idempotency_key=idempotency_key,
+                actor=actor,
             )
         )
 
@@ -166,6 +172,7 @@ class Calls:
         main_sha: str,
         expected_seq: int | None = None,
         idempotency_key: str | None = None,
+        actor: str | None = None,
     ) -> Outcome:
         """Record that ``main`` now points at ``main_sha``, which contains the candidate."""
         check_sha(main_sha, field="main sha")
@@ -176,6 +183,7 @@ class Calls:
                 main_sha=main_sha,
                 expected_seq=expected_seq,
                 idempotency_key=idempotency_key,
+                actor=actor,
             )
         )
 
@@ -187,6 +195,7 @@ class Calls:
         follow_up: str | None = None,
         expected_seq: int | None = None,
         idempotency_key: str | None = None,
+        actor: str | None = None,
     ) -> Outcome:
         """Record a blocked apply, or replay one (from ``blocked`` or ``remediating``).
 
@@ -204,11 +213,17 @@ class Calls:
                 follow_up=follow_up,
                 expected_seq=expected_seq,
                 idempotency_key=idempotency_key,
+                actor=actor,
             )
         )
 
     def start_remediation(
-        self, slug: str, *, expected_seq: int | None = None, idempotency_key: str | None = None
+        self,
+        slug: str,
+        *,
+        expected_seq: int | None = None,
+        idempotency_key: str | None = None,
+        actor: str | None = None,
     ) -> Outcome:
         """Move a blocked candidate to ``remediating``."""
         return self.fire(
@@ -217,6 +232,7 @@ class Calls:
                 slug,
                 expected_seq=expected_seq,
                 idempotency_key=idempotency_key,
+                actor=actor,
             )
         )
 
@@ -228,6 +244,7 @@ class Calls:
         force_reason: str | None = None,
         expected_seq: int | None = None,
         idempotency_key: str | None = None,
+        actor: str | None = None,
     ) -> Outcome:
         """Move a remediating candidate to ``retry``, optionally at ``new_sha``.
 
@@ -242,5 +259,6 @@ class Calls:
                 force_reason=force_reason,
                 expected_seq=expected_seq,
                 idempotency_key=idempotency_key,
+                actor=actor,
             )
         )

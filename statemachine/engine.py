@@ -287,6 +287,7 @@ class Engine(Calls):
             sha=request.new_sha,
             note=request.note,
             idempotency_key=request.idempotency_key,
+            actor=request.actor,
             request_digest=digest,
         )
         moved = tx.append(candidate, entry)
