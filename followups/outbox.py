@@ -12,6 +12,7 @@ from __future__ import annotations
 import attrs
 
 from mergegate.statemachine import (
+    CandidateKey,
     Event,
     FollowUpJob,
     FollowUpState,
@@ -112,6 +113,11 @@ class FollowUpHook:
         return outcome if refreshed is None else attrs.evolve(outcome, blocked=refreshed)
 
     def _deliver(self, outcome: Outcome) -> None:
-        delivered = self.store.blocked_record(outcome.candidate.key)
-        if delivered is not None and delivered.follow_up_state is FollowUpState.CREATED:
-            self.followups.deliver(delivered)
+        # Every sha this candidate was blocked at: a resume with a new sha leaves the
+        # follow-up under the old identity, and that one is delivered too.
+        key = outcome.candidate.key
+        history = self.store.history(outcome.candidate.id)
+        for sha in sorted({t.sha for t in history if t.event is Event.BLOCK}):
+            record = self.store.blocked_record(CandidateKey(key.slug, key.branch, sha))
+            if record is not None and record.follow_up_state is FollowUpState.CREATED:
+                self.followups.deliver(record)

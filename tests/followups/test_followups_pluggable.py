@@ -159,7 +159,7 @@ def test_the_host_scaffold_runs_the_blocked_flow_to_delivery(
     store: SQLiteStore, todos: Path, conflict_report: BlockedReport
 ) -> None:
     """Block writes the host's files under the host's slug; resume waits for both phases;
-    integration deletes the folder."""
+    integration at the new sha deletes the folder of the old one."""
     engine = build_engine(store, host_wiring(todos))
     blocked = block(engine, conflict_report)
     assert blocked.blocked is not None
@@ -177,7 +177,8 @@ def test_the_host_scaffold_runs_the_blocked_flow_to_delivery(
     state["phases"] = {"build": {"status": "done"}, "review": {"status": "approved"}}
     with (folder / "state.yaml").open("w", encoding="utf-8") as out:
         _yaml().dump(state, out)
-    assert engine.resume(KEY.slug).state is State.RETRY
+    fixed = "4e2d3bc0a1f2e3d4c5b6a7980112233445566778"
+    assert engine.resume(KEY.slug, new_sha=fixed).state is State.RETRY
 
     engine.start_apply(KEY.slug, owner="integrator-1")
     integrated = engine.integrate(KEY.slug, main_sha=MAIN)
