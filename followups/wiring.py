@@ -69,7 +69,7 @@ class Wiring:
         """The guidance renderer, naming the todos folder as ``todos_label``."""
         return FollowUpGuide(self.templates, todos_label=self.todos_label)
 
-    def the_resolver(self) -> Resolver:
+    def active_resolver(self) -> Resolver:
         """``resolver``, or the default rule: the follow-up's ``state.yaml`` says done."""
         if self.resolver is not None:
             return self.resolver
@@ -101,7 +101,7 @@ def build_engine(
         store,
         hooks=chain,
         guide=wiring.guide(),
-        resolver=wiring.the_resolver(),
+        resolver=wiring.active_resolver(),
         actor=actor,
         lease_name=lease_name,
         lease_ttl=lease_ttl,

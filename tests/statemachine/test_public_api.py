@@ -100,7 +100,8 @@ def code_blocks(page: Path) -> list[str]:
 
 
 def test_doc_code_blocks_pass_mypy_strict(tmp_path: Path) -> None:
-    """Each plain code block of python-api.md and testing-harness.md passes mypy --strict."""
+    """Each plain code block of python-api.md and testing-harness.md, and the orchestrator
+    example, pass mypy --strict."""
     # mypy does not follow the editable install's import hook: point it at the sources.
     (tmp_path / "path" / "mergegate").mkdir(parents=True)
     for component in COMPONENTS:
@@ -112,6 +113,7 @@ def test_doc_code_blocks_pass_mypy_strict(tmp_path: Path) -> None:
             path.write_text(block)
             files.append(str(path))
     assert len(files) >= 3
+    files.append(str(ROOT / "examples" / "orchestrator.py"))
     done = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "--no-incremental", *files],
         capture_output=True,
