@@ -47,8 +47,8 @@ __all__ = ["SMOKE", "ApplierStateMachine", "HarnessFailure", "RecordingApplier",
 #: Settings for a smoke check: few, short runs. Assign it to ``YourMachine.TestCase.settings``
 #: (docs/testing-harness.md has the figures behind it).
 SMOKE = settings(
-    max_examples=8,
-    stateful_step_count=8,
+    max_examples=20,
+    stateful_step_count=10,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )

@@ -39,7 +39,7 @@ from mergegate.statemachine.testing import (
 FIND = settings(
     SMOKE,
     derandomize=True,
-    max_examples=SMOKE.max_examples * 4,
+    max_examples=SMOKE.max_examples * 2,
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
 )
 
