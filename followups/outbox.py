@@ -78,6 +78,10 @@ def drain(store: Store, followups: FollowUps) -> DrainResult:
     return DrainResult(tuple(created), tuple(failed))
 
 
+# The seq of a candidate integrated on its first apply; a block adds entries to any path.
+_DIRECT_INTEGRATION = 3
+
+
 @attrs.define
 class FollowUpHook:
     """Implements ``Hook``: after a blocking commit, materializes the follow-up of the outcome;
@@ -116,6 +120,8 @@ class FollowUpHook:
         # Every sha this candidate was blocked at: a resume with a new sha leaves the
         # follow-up under the old identity, and that one is delivered too.
         key = outcome.candidate.key
+        if outcome.candidate.seq <= _DIRECT_INTEGRATION:
+            return  # submit, start_apply, integrate: never blocked, so no query at all
         history = self.store.history(outcome.candidate.id)
         for sha in sorted({t.sha for t in history if t.event is Event.BLOCK}):
             record = self.store.blocked_record(CandidateKey(key.slug, key.branch, sha))
