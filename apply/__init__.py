@@ -2,20 +2,24 @@
 
 :class:`GitApplier` implements :class:`mergegate.statemachine.Applier`: it
 merges a candidate without touching any checkout, runs the configured checks
-in a scratch worktree, and moves ``main`` by compare-and-swap only.
+in a scratch worktree, and moves ``main`` only under the fence (git's lock on
+``main``, with the lease checked while it is held).
 
 ``__all__`` is the public API; names imported as ``X as X`` (the git runner,
-``run_check``, ``NULL_SHA``) are internals shared with mergegate's CLI.
+``run_check``, ``NULL_SHA``, ``remote_main``, ``repository_violations``) are internals shared with mergegate's CLI.
 """
 
 from .applier import NULL_SHA as NULL_SHA
 from .applier import GitApplier
+from .audit import RepositoryViolation
+from .audit import repository_violations as repository_violations
 from .checks import CheckSpec
 from .checks import run_check as run_check
 from .errors import GitCommandFailed, GitNotFound, MainCheckedOut
 from .git import Git as Git
 from .git import GitOutput as GitOutput
 from .git import Identity
+from .plumbing import remote_main as remote_main
 from .resolve import (
     AmbiguousSha,
     BranchNotFound,
@@ -44,4 +48,5 @@ __all__ = [
     "branch_tip",
     "resolve_candidate_sha",
     "resolve_sha",
+    "RepositoryViolation",
 ]

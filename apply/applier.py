@@ -2,14 +2,17 @@
 
 The steps, each a single git command: read ``main`` and the candidate, merge
 with ``git merge-tree`` (no checkout is touched), write the merge commit, run
-the checks in a scratch worktree, then move ``main`` by compare-and-swap. Only
-that last command can move ``main``, and only to a commit that passed.
+the checks in a scratch worktree, then move ``main`` under the fence: take
+git's lock on ``main`` (expecting the ``main`` the merge was made on), check the
+lease while holding it, push if there is a remote, and commit the update. Only
+that commit can move ``main``, and only to a commit that passed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,7 @@ from mergegate.statemachine import (
     CandidateKey,
     CheckResult,
     Evidence,
+    HeldMain,
     Integrated,
     InvalidInput,
     Reason,
@@ -34,14 +38,15 @@ from mergegate.statemachine import (
 from .catfile import CatFile
 from .checks import CheckSpec, run_check
 from .errors import GitCommandFailed, GitNotFound, MainCheckedOut
-from .git import Git, Identity
+from .fence import MainLock, Moved, holding, lock_path, take_main_waiting
+from .git import NO_HOOKS, Git, Identity
 from .plumbing import (
     Conflict,
     commit_tree,
-    compare_and_swap,
     is_ancestor,
     merge_trees,
     push_with_lease,
+    remote_main,
 )
 from .worktree import cleanup_stale, list_worktrees, scratch_root, scratch_worktree
 
@@ -119,13 +124,18 @@ class GitApplier:
     push_timeout: float = attrs.field(default=120.0, validator=_seconds, kw_only=True)
     heartbeat_every: float = attrs.field(default=30.0, validator=_seconds, kw_only=True)
     check_env: Mapping[str, str] | None = attrs.field(default=None, kw_only=True)
+    hooks_path: str | None = attrs.field(default=None, kw_only=True)
+    lock_wait: float = attrs.field(default=5.0, validator=_seconds, kw_only=True)
     git: Git = attrs.field(init=False)
     _root: Path = attrs.field(init=False)
+    _common: Path = attrs.field(init=False)
     _catfile: CatFile = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         check_branch(self.main_branch, field="main branch")
-        self.git = Git(self.repo, self.identity, self.git_executable)
+        self.git = Git(
+            self.repo, self.identity, self.git_executable, hooks_path=self.hooks_path or NO_HOOKS
+        )
         self._catfile = CatFile(self.git)
         try:
             common = self.git.run("rev-parse", "--path-format=absolute", "--git-common-dir").text
@@ -137,7 +147,8 @@ class GitApplier:
                 "is not a readable git repository; give the path of a bare repository "
                 "or of an integration clone",
             ) from err
-        self._root = scratch_root(Path(common).resolve())
+        self._common = Path(common).resolve()
+        self._root = scratch_root(self._common)
         for tree in list_worktrees(self.git):
             if not tree.bare and tree.branch == self.main_ref:
                 raise MainCheckedOut(str(self.repo), str(tree.path), self.main_branch)
@@ -154,6 +165,11 @@ class GitApplier:
         """The full name of the branch this applier moves."""
         return f"refs/heads/{self.main_branch}"
 
+    @property
+    def main_lock(self) -> Path:
+        """git's lock file on ``main``: while it exists, a move (or a recovery) holds ``main``."""
+        return lock_path(self._common, self.main_ref)
+
     def main_sha(self) -> str:
         """The commit ``main`` points at now; raises RepositoryError if it does not resolve."""
         found = self._catfile.lookup(f"{self.main_ref}^{{commit}}")[0]
@@ -163,16 +179,37 @@ class GitApplier:
             )
         return found.oid
 
-    def contains(self, sha: str) -> bool:
-        """Whether ``main`` contains the commit ``sha``; pass it to ``Engine.recover``.
+    def contains(self, sha: str, within: str | None = None) -> bool:
+        """Whether ``within`` (default: ``main`` now) contains the commit ``sha``.
 
-        An unknown sha is not contained. Raises RepositoryError if ``main``
-        does not resolve.
+        Pass it to ``Engine.recover``, with ``within`` the sha :meth:`hold_main`
+        yielded. An unknown sha is not contained. Raises RepositoryError if
+        ``main`` does not resolve.
         """
         check_sha(sha)
-        main = self.main_sha()
+        main = within if within is not None else self.main_sha()
         found = self._catfile.lookup(f"{sha}^{{commit}}")[0].oid
         return found is not None and is_ancestor(self.git, found, main)
+
+    @contextlib.contextmanager
+    def hold_main(self, *, break_stale: bool = False) -> Iterator[HeldMain]:
+        """Hold ``main`` still for recovery; yield the canonical ``main`` (the remote's, if set).
+
+        ``main`` is held by git's own lock, the one every apply takes to move it,
+        so no apply moves ``main`` (locally, or on the remote) until the block
+        exits. Raises MoveInFlight if a mover holds it now. With ``break_stale``
+        (pass it only when no lease is live), the lock of a dead mover on this
+        host is removed first and named in ``HeldMain.stale_lock``.
+        """
+        main = self.main_sha()
+        with holding(self.git, self._common, self.main_ref, main, break_stale=break_stale) as (
+            _lock,
+            removed,
+        ):
+            canonical = main
+            if self.remote is not None:
+                canonical = remote_main(self.git, self.remote, self.main_ref, self.push_timeout)
+            yield HeldMain(canonical, None if removed is None else str(removed))
 
     def close(self) -> None:
         """Stop the applier's long-running ``git cat-file``; the applier stays usable.
@@ -297,22 +334,43 @@ class GitApplier:
                     )
                 )
         heartbeat()
-        if self.remote is not None:
-            refused = push_with_lease(
-                self.git, self.remote, self.main_ref, commit, read.main, timeout=self.push_timeout
-            )
-            if refused is not None:
-                return Blocked(
-                    BlockedReport(Reason.PUSH_REJECTED, read.main, Evidence(diagnostic=refused))
-                )
-        swapped = compare_and_swap(
-            self.git, self.main_ref, commit, read.main, f"mergegate: integrate {key.slug}"
+        return self._move(read, commit, heartbeat, attempts)
+
+    def _move(
+        self, read: _Read, commit: str, heartbeat: Callable[[], None], attempts: tuple[str, ...]
+    ) -> ApplyResult | None:
+        """The fence: move ``main`` from ``read.main`` to ``commit`` only under a live lease.
+
+        git's lock on ``main`` is taken first; the lease is checked while it is
+        held, and the push (with a remote) runs while it is still held, so
+        recovery (which takes the same lock) can never decide in between.
+        """
+        lock = take_main_waiting(
+            self.git, self._common, self.main_ref, read.main, commit, wait=self.lock_wait
         )
-        if swapped or self.remote is not None:
-            # With a remote, the push is what integrated the candidate: the remote
-            # is canonical, and a local main that raced is left for the next fetch.
-            return Integrated(commit, read.main, attempts)
-        return None
+        if isinstance(lock, Moved):
+            return None
+        if not isinstance(lock, MainLock):
+            raise GitCommandFailed(str(self.repo), ("update-ref", "--stdin"), 128, lock.stderr)
+        with lock:
+            # Raises LeaseHeld if recovery took the lease: the lock is aborted
+            # on the way out, and main stays where it was.
+            heartbeat()
+            if self.remote is not None:
+                refused = push_with_lease(
+                    self.git,
+                    self.remote,
+                    self.main_ref,
+                    commit,
+                    read.main,
+                    timeout=self.push_timeout,
+                )
+                if refused is not None:
+                    return Blocked(
+                        BlockedReport(Reason.PUSH_REJECTED, read.main, Evidence(diagnostic=refused))
+                    )
+            lock.commit()
+        return Integrated(commit, read.main, attempts)
 
     def _run_checks(
         self, key: CandidateKey, read: _Read, commit: str, heartbeat: Callable[[], None]

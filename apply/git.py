@@ -2,13 +2,20 @@
 
 No value ever reaches a shell, and callers put ``--end-of-options`` before
 every positional value, so no branch, path or sha can be read as an option.
+Every command runs with the repository's hooks off (``-c core.hooksPath``
+pointing at ``/dev/null``, unless the caller configures a hooks directory):
+mergegate's plumbing is not a user's commit or checkout, and a hook inside
+``update-ref`` (``reference-transaction``) or ``push`` (``pre-push``) would run
+in the middle of a move of ``main``, where nothing may stall it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -19,12 +26,27 @@ from mergegate.statemachine import InvalidInput, RepositoryError, check_text
 
 from .errors import GitCommandFailed, GitNotFound
 
-__all__ = ["Git", "GitOutput", "Identity"]
+__all__ = ["NO_HOOKS", "Git", "GitOutput", "Identity"]
 
 # Variables a caller legitimately needs to reach a remote; every other GIT_*
 # variable is dropped, so an inherited GIT_DIR or GIT_INDEX_FILE cannot point
 # our commands at another repository.
 _PASSTHROUGH = frozenset({"GIT_SSH", "GIT_SSH_COMMAND", "GIT_ASKPASS", "GIT_SSL_CAINFO"})
+
+
+#: The hooks directory of every command unless the caller names one: none at all.
+NO_HOOKS = "/dev/null"
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # Runs in the child between fork and exec. A push that outlives a killed
+    # mover could land after recovery settled the candidate; Linux can kill it
+    # when its parent dies. Elsewhere (no prctl) the push simply is not tied.
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def _one_line(_i: object, a: attrs.Attribute[str], value: str) -> None:
@@ -78,6 +100,7 @@ class Git:
     identity: Identity = Identity()
     executable: str = "git"
     timeout: float = 300.0
+    hooks_path: str = NO_HOOKS
     _argv0: str = attrs.field(init=False)
     _env: dict[str, str] = attrs.field(init=False)
 
@@ -90,6 +113,9 @@ class Git:
         # not a repository is an error instead of silently meaning its parent.
         self._env = _environment(self.identity, self.repo.parent, os.environ)
 
+    def _argv(self, args: Sequence[str]) -> list[str]:
+        return [self._argv0, "-c", f"core.hooksPath={self.hooks_path}", *args]
+
     def run(
         self,
         *args: str,
@@ -97,16 +123,20 @@ class Git:
         ok: Collection[int] = (0,),
         cwd: Path | None = None,
         timeout: float | None = None,
+        die_with_parent: bool = False,
     ) -> GitOutput:
         """Run ``git <args>`` and return its output if its exit status is in ``ok``.
 
-        Raises GitCommandFailed for any other status, and RepositoryError when the
-        command cannot run at all (missing directory, timeout, OS error).
+        With ``die_with_parent`` the command is killed if this process dies
+        (Linux only). Raises GitCommandFailed for any other status, and
+        RepositoryError when the command cannot run at all (missing directory,
+        timeout, OS error).
         """
         where = cwd or self.repo
         with self._translated(args, where):
             done = subprocess.run(
-                [self._argv0, *args],
+                self._argv(args),
+                preexec_fn=_die_with_parent if die_with_parent else None,
                 input=stdin,
                 stdin=subprocess.DEVNULL if stdin is None else None,
                 capture_output=True,
@@ -121,18 +151,18 @@ class Git:
             )
         return GitOutput(done.returncode, done.stdout, done.stderr)
 
-    def spawn(self, *args: str) -> subprocess.Popen[bytes]:
-        """Start a long-running ``git <args>`` with piped stdin and stdout.
+    def spawn(self, *args: str, stderr: bool = False) -> subprocess.Popen[bytes]:
+        """Start a long-running ``git <args>`` with piped stdin and stdout (and stderr).
 
         The caller owns the process and must close it. Raises RepositoryError
         if it cannot start.
         """
         with self._translated(args, self.repo):
             return subprocess.Popen(
-                [self._argv0, *args],
+                self._argv(args),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
+                stderr=subprocess.PIPE if stderr else subprocess.DEVNULL,
                 cwd=self.repo,
                 env=self._env,
             )

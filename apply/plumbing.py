@@ -25,6 +25,7 @@ __all__ = [
     "parse_lookup",
     "merge_trees",
     "push_with_lease",
+    "remote_main",
 ]
 
 
@@ -149,6 +150,9 @@ def push_with_lease(
             f"{new}:{ref}",
             ok=range(256),
             timeout=timeout,
+            # A push that outlived a killed mover could land after recovery
+            # settled the candidate; the kernel kills it with its parent.
+            die_with_parent=True,
         )
     except RepositoryError as err:
         # A push that cannot finish is a push that did not happen, as far as
@@ -165,3 +169,25 @@ def push_with_lease(
         f"push of {new[:12]} to {remote} {ref} (expected {old[:12]}) was refused "
         f"(exit status {out.returncode}): {said or 'no message'}"
     )
+
+
+def remote_main(git: Git, remote: str, ref: str, timeout: float) -> str:
+    """The sha ``remote``'s ``ref`` points at, with its objects fetched (no ref is written).
+
+    Raises RepositoryError if the remote cannot be read or has no such ref.
+    """
+    out = git.run("ls-remote", "--end-of-options", remote, ref, timeout=timeout).text
+    shas = [line.split("\t")[0] for line in out.split("\n") if line.endswith(f"\t{ref}")]
+    if not shas:
+        raise RepositoryError(str(git.repo), f"remote {remote} has no {ref}; create it first")
+    git.run(
+        "fetch",
+        "-q",
+        "--no-write-fetch-head",
+        "--no-tags",
+        "--end-of-options",
+        remote,
+        ref,
+        timeout=timeout,
+    )
+    return shas[0]

@@ -3,12 +3,13 @@ resume, apply and recover. Each validates its arguments before it opens the stor
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
 import attrs
 import click
 
-from mergegate.apply import NULL_SHA, Git, resolve_candidate_sha, resolve_sha
+from mergegate.apply import NULL_SHA, Git, MainCheckedOut, resolve_candidate_sha, resolve_sha
 from mergegate.statemachine import (
     CandidateKey,
     Evidence,
@@ -362,19 +363,47 @@ def apply(ctx: click.Context, slug: str | None) -> int:
     return _emit_outcome(s, outcome, code)
 
 
+def _recover_holding_main(s: Session, main: str) -> tuple[list[Outcome], str | None]:
+    engine, repo = s.engine(), s.repository()
+    try:
+        applier = s.applier()
+    except MainCheckedOut:
+        # No apply can move a checked-out main, so there is no move to fence.
+        return engine.recover(main, contains=lambda sha: repo.is_ancestor(sha, main)), None
+    now = datetime.now(UTC)
+    leases = s.store().leases()
+    if any(lease.expires_at > now for lease in leases):
+        # The one lease is live: nothing to settle, and no lock may be broken.
+        return [], None
+    if not leases and not applier.main_lock.exists():
+        return [], None
+    # No lease covers a move now, so a lock whose mover is dead may be broken.
+    with applier.hold_main(break_stale=True) as held:
+        # A candidate main already contains was integrated by an apply that
+        # died before it recorded so: recover integrates it instead of blocking it.
+        outcomes = engine.recover(
+            held.main_sha, contains=lambda sha: applier.contains(sha, held.main_sha)
+        )
+    return outcomes, held.stale_lock
+
+
 @cli.command()
 @click.pass_context
 def recover(ctx: click.Context) -> int:
-    """Settle every expired apply: integrate it if main contains it, else block it."""
+    """Settle every expired apply: integrate it if main contains it, else block it.
+
+    Recovery holds main (git's lock, the one every apply moves it under) while
+    it decides, so it never settles a candidate whose move is in flight; if a
+    live mover holds main, it exits 4 and changes nothing.
+    """
     s = session_of(ctx)
-    engine, repo = s.engine(), s.repository()
+    engine = s.engine()
     main = _main_sha(s)
+    stale_lock = None
     if main is None:
         outcomes = engine.recover(NULL_SHA)
     else:
-        # A candidate main already contains was integrated by an apply that died
-        # before it recorded so: recover integrates it instead of blocking it.
-        outcomes = engine.recover(main, contains=lambda sha: repo.is_ancestor(sha, main))
+        outcomes, stale_lock = _recover_holding_main(s, main)
     removed: list[str] = []
     cleanup_error = None
     try:
@@ -383,10 +412,13 @@ def recover(ctx: click.Context) -> int:
         cleanup_error = str(err)
     result = {
         "recovered": [outcome_json(o) for o in outcomes],
+        "stale_lock_removed": stale_lock,
         "stale_worktrees_removed": removed,
         "cleanup_error": cleanup_error,
     }
     lines = [outcome_text(o) for o in outcomes] or ["no expired apply lease\n"]
+    if stale_lock is not None:
+        lines.insert(0, f"removed stale lock {stale_lock} of a dead mover\n")
     if removed:
         lines.append("".join(f"removed stale worktree {p}\n" for p in removed))
     if cleanup_error is not None:

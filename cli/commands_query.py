@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 import click
 
+from mergegate.apply import Git, RepositoryViolation, remote_main, repository_violations
 from mergegate.followups import drain
-from mergegate.statemachine import Reason, State, check_slug
+from mergegate.statemachine import Candidate, Reason, State, check_slug
 
 from .app import cli, session_of
 from .errors import EXIT_OK, EXIT_UNEXPECTED
@@ -153,6 +154,19 @@ def sync(ctx: click.Context) -> int:
     return code
 
 
+def _repository_violations(s: Session, listed: list[Candidate]) -> list[RepositoryViolation]:
+    """The repository check of verify: main's mergegate merges against the integrated candidates."""
+    config, repo = s.config(), s.repository()
+    git = Git(repo.root)
+    ref = f"refs/heads/{config.main_branch}"
+    if repo.branch_sha(config.main_branch) is None:
+        return []
+    if config.remote is not None:
+        # The remote's main is canonical; the local one may lag behind it.
+        ref = remote_main(git, config.remote, ref, timeout=120.0)
+    return repository_violations(git, ref, listed, s.store().log())
+
+
 @cli.command()
 @click.pass_context
 def verify(ctx: click.Context) -> int:
@@ -161,9 +175,11 @@ def verify(ctx: click.Context) -> int:
     engine, store = s.engine(), s.store()
     violations = engine.verify()
     problems = store.integrity_problems()
-    candidates = len(store.candidates())
+    listed = store.candidates()
+    candidates = len(listed)
     entries = sum(1 for _ in store.log())
-    ok = not violations and not problems
+    repo_problems = _repository_violations(s, listed)
+    ok = not violations and not problems and not repo_problems
     result = {
         "ok": ok,
         "candidates": candidates,
@@ -172,18 +188,24 @@ def verify(ctx: click.Context) -> int:
             {"candidate_id": v.candidate_id, "seq": v.seq, "problem": v.problem} for v in violations
         ],
         "integrity_problems": problems,
+        "repository_violations": [
+            {"commit": v.commit, "candidate_sha": v.candidate_sha, "problem": v.problem}
+            for v in repo_problems
+        ],
     }
     if ok:
         text = f"ok: {candidates} candidate(s), {entries} log entries, no violations\n"
     else:
         text = "".join(f"VIOLATION {v}\n" for v in violations)
         text += "".join(f"INTEGRITY {p}\n" for p in problems)
+        text += "".join(f"REPOSITORY {v}\n" for v in repo_problems)
     code = EXIT_OK if ok else EXIT_UNEXPECTED
     emit(s.json, s.command, result, text, code)
     if not ok:
         _fail_line(
             s,
-            f"verify found {len(violations) + len(problems)} problem(s), listed on "
+            f"verify found {len(violations) + len(problems) + len(repo_problems)} problem(s), "
+            "listed on "
             "stdout; inspect them with `mergegate history SLUG` before changing anything",
         )
     return code

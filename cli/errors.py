@@ -15,6 +15,7 @@ from mergegate.statemachine import (
     InvalidInput,
     LeaseHeld,
     MergegateError,
+    MoveInFlight,
     RepositoryError,
 )
 
@@ -92,7 +93,7 @@ _USAGE = (
     IntegrateRefused,
     NotARepository,
 )
-_CONFLICT = (IllegalTransition, ConcurrencyConflict, LeaseHeld, FollowUpNotResolved)
+_CONFLICT = (IllegalTransition, ConcurrencyConflict, LeaseHeld, FollowUpNotResolved, MoveInFlight)
 
 
 def exit_code_for(err: BaseException) -> int:

@@ -9,7 +9,7 @@ and may change without notice. Import them from their module in new code.
 This package imports nothing else of mergegate; every other component imports it.
 """
 
-from .applier import AlreadyIntegrated, Applier, ApplyResult, Blocked, Integrated
+from .applier import AlreadyIntegrated, Applier, ApplyResult, Blocked, HeldMain, Integrated
 from .calls import Calls as Calls
 from .calls import Request
 from .engine import Batch, Engine
@@ -23,6 +23,7 @@ from .errors import (
     InvalidInput,
     LeaseHeld,
     MergegateError,
+    MoveInFlight,
     RepositoryError,
     StoreError,
     TableError,
@@ -97,11 +98,13 @@ __all__ = [
     "Integrated",
     "InvalidInput",
     "Lease",
+    "HeldMain",
     "LeaseHeld",
     "MergegateError",
     "Occurrence",
     "Outcome",
     "Reason",
+    "MoveInFlight",
     "RepositoryError",
     "Request",
     "Resolver",

@@ -19,6 +19,7 @@ __all__ = [
     "InvalidInput",
     "LeaseHeld",
     "MergegateError",
+    "MoveInFlight",
     "RepositoryError",
     "StoreError",
     "TableError",
@@ -189,3 +190,16 @@ class TableError(MergegateError, ValueError):
 
     def __init__(self, problem: str) -> None:
         super().__init__(f"invalid lifecycle table: {problem}", problem=problem)
+
+
+class MoveInFlight(RepositoryError):
+    """``main``'s lock is held by a mover that may still move it; nothing was decided.
+
+    ``holder`` names the process (``host:pid``) when mergegate knows it.
+    """
+
+    holder: str | None
+
+    def __init__(self, repository: str, holder: str | None, detail: str) -> None:
+        super().__init__(repository, f"a move is in flight: {detail}")
+        self.holder = holder

@@ -16,9 +16,14 @@ to make candidates, and expose ``TestCase``::
     TestGit = GitMachine.TestCase
 
 The rules submit candidates, apply the next one through the Engine, and
-remediate and resume blocked ones. After every step the harness checks that
-``main`` moved only when the applier reported :class:`~..applier.Integrated`,
-to the sha it reported, and that the Engine's log replays cleanly. It assumes
+remediate and resume blocked ones. One rule stalls the mover at one of its
+heartbeats, past its lease, while another Engine (a later clock) recovers under
+:meth:`~..applier.Applier.hold_main`: recovery either refuses (the mover holds
+``main``) and the apply then ends normally, or it blocks the candidate and the
+mover's next heartbeat fails, leaving ``main`` where it was. After every step
+the harness checks that ``main`` moved only when the applier reported
+:class:`~..applier.Integrated`, to the sha it reported, and that the Engine's
+log replays cleanly. It assumes
 that nothing but the applier moves ``main`` while an apply runs; a rule of the
 subclass that moves ``main`` between applies calls :meth:`observe_main`.
 
@@ -31,14 +36,17 @@ under ``python -O`` and read the same in any test runner.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
 
 import attrs
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from ..applier import AlreadyIntegrated, Applier, ApplyResult, Blocked, Integrated
+from ..applier import AlreadyIntegrated, Applier, ApplyResult, Blocked, HeldMain, Integrated
 from ..engine import Engine
+from ..errors import LeaseHeld, MoveInFlight
 from ..records import CandidateKey, Outcome, Reason
 from ..states import Event, State
 
@@ -79,12 +87,31 @@ class RecordingApplier:
     inner: Applier
     last: ApplyResult | None = None
     calls: int = 0
+    stall_at: int | None = None
+    stall: Callable[[], None] | None = None
 
     def apply(self, key: CandidateKey, heartbeat: Callable[[], None]) -> ApplyResult:
-        """Delegate to the wrapped applier and remember what it returned."""
+        """Delegate to the wrapped applier and remember what it returned.
+
+        With ``stall`` and ``stall_at`` set, ``stall()`` runs right before the
+        ``stall_at``-th heartbeat: the mover is paused there.
+        """
         self.calls += 1
-        self.last = self.inner.apply(key, heartbeat)
+        beats = 0
+
+        def beat() -> None:
+            nonlocal beats
+            beats += 1
+            if beats == self.stall_at and self.stall is not None:
+                self.stall()
+            heartbeat()
+
+        self.last = self.inner.apply(key, beat)
         return self.last
+
+    def hold_main(self, *, break_stale: bool = False) -> AbstractContextManager[HeldMain]:
+        """Delegate to the wrapped applier."""
+        return self.inner.hold_main(break_stale=break_stale)
 
     def main_sha(self) -> str:
         """Delegate to the wrapped applier."""
@@ -294,6 +321,102 @@ class ApplierStateMachine(RuleBasedStateMachine):
             expected=(State.RETRY, expected_sha),
             actual=(outcome.state, outcome.candidate.key.sha),
         )
+
+    @rule(at=st.integers(1, 6))
+    def stall_past_the_lease(self, at: int) -> None:
+        """Pause the mover at heartbeat ``at`` past its lease while another process recovers.
+
+        Either recovery refuses (the mover holds ``main``) and the apply ends as
+        usual, or it blocks the candidate and the apply fails with LeaseHeld,
+        leaving ``main`` untouched. Never both, and ``main`` never moves for a
+        candidate that recovery blocked.
+        """
+        check = "stall_past_the_lease"
+        before = self.applier.main_sha()
+        expect(
+            before == self.main,
+            check,
+            "main moved outside an apply",
+            expected=self.main,
+            actual=before,
+        )
+        late = attrs.evolve(self.engine, clock=self._late_clock)
+        seen: list[str] = []
+
+        def recover_meanwhile() -> None:
+            try:
+                with self.applier.hold_main() as held:
+                    outcomes = late.recover(held.main_sha)
+            except MoveInFlight:
+                seen.append("refused")
+                return
+            seen.extend(o.state.value for o in outcomes)
+
+        self.applier.stall_at, self.applier.stall = at, recover_meanwhile
+        try:
+            outcome = self.engine.apply_next(self.applier, owner=self.owner)
+        except LeaseHeld:
+            event("stall: recovery blocked, the mover's heartbeat failed")
+            after = self.applier.main_sha()
+            expect(
+                seen == [State.BLOCKED.value] and after == before and not self._applying(),
+                check,
+                "after the lease was lost, recovery must have blocked the candidate and main "
+                "must not have moved",
+                recovery=seen,
+                main_before=before,
+                main_after=after,
+                applying=self._applying(),
+            )
+            return
+        finally:
+            self.applier.stall_at, self.applier.stall = None, None
+            self.applier.take()
+            self.main = self.applier.main_sha()
+        if outcome is None:
+            expect(
+                self.main == before,
+                check,
+                "main moved with nothing to apply",
+                main_before=before,
+                main_after=self.main,
+            )
+            return
+        self.record(outcome)
+        event(f"stall: recovery {'refused' if seen else 'not reached'}, {outcome.state.value}")
+        expect(
+            seen in ([], ["refused"]),
+            check,
+            "recovery decided while the mover still finished its apply",
+            recovery=seen,
+            candidate=outcome.candidate.key,
+            state=outcome.state,
+        )
+        if outcome.state is State.INTEGRATED and self.main != before:
+            reason = None if outcome.transition is None else outcome.transition.reason
+            expect(
+                reason == f"main={self.main}",
+                check,
+                "the integration does not name the main it made",
+                expected=f"main={self.main}",
+                actual=reason,
+            )
+        else:
+            expect(
+                self.main == before,
+                check,
+                "main moved for a candidate that was not integrated",
+                candidate=outcome.candidate.key,
+                state=outcome.state,
+                main_before=before,
+                main_after=self.main,
+            )
+
+    def _late_clock(self) -> datetime:
+        return self.engine.clock() + self.engine.lease_ttl + timedelta(seconds=1)
+
+    def _applying(self) -> list[str]:
+        return [c.key.slug for c in self.engine.store.candidates(State.APPLYING)]
 
     @rule()
     def recover(self) -> None:

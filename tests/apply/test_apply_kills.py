@@ -164,7 +164,8 @@ def test_killed_engine_apply_recovers_to_the_truth(
     later = Engine(store, clock=lambda: datetime.now(UTC) + timedelta(days=1))
     applier = GitApplier(repo.path)
     applier.cleanup_stale()
-    later.recover(applier.main_sha(), contains=applier.contains)
+    with applier.hold_main(break_stale=True) as held:
+        later.recover(held.main_sha, contains=applier.contains)
     assert later.verify() == []
     assert store.leases() == []
     for candidate in store.candidates():

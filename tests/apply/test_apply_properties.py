@@ -17,6 +17,8 @@ from mergegate.statemachine import (
     Blocked,
     CandidateKey,
     Integrated,
+    LeaseHeld,
+    MoveInFlight,
     Reason,
 )
 from mergegate.statemachine.testing.strategies import (
@@ -34,12 +36,14 @@ EXAMPLES = max(5, (settings.default.max_examples or 40) // 5)
 
 @attrs.frozen
 class Step:
-    """One apply: which branch, and at which heartbeat calls someone else moves main."""
+    """One apply: which branch, at which heartbeat calls someone else moves main, and
+    at which one the mover stalls past its lease while another process recovers."""
 
     branch: int
     moves_at: frozenset[int]
     move: CommitPlan
     external_before: CommitPlan | None
+    stall_at: int | None = None
 
 
 steps = st.lists(
@@ -49,6 +53,7 @@ steps = st.lists(
         moves_at=st.frozensets(st.integers(1, 7), max_size=3),
         move=commit_plans(marker_weight=0),
         external_before=st.none() | commit_plans(marker_weight=0),
+        stall_at=st.none() | st.integers(1, 7),
     ),
     min_size=1,
     max_size=5,
@@ -145,16 +150,41 @@ def test_main_moves_only_on_integrate(
         key = CandidateKey(branch.slug, branch.name, tips[branch.name])
         moves: list[str] = []
         calls = 0
+        lost = False
 
         def beat(step: Step = step, moves: list[str] = moves) -> None:
-            nonlocal calls
+            nonlocal calls, lost
             calls += 1
-            if calls in step.moves_at:
+            if calls == step.stall_at:
+                # Another process recovers while the mover is paused here: if it
+                # gets hold of main, it takes the lease, and this heartbeat fails.
+                try:
+                    with applier.hold_main():
+                        lost = True
+                except MoveInFlight:
+                    event("stall: recovery refused, the move was in flight")
+            if lost:
+                raise LeaseHeld("main", "recoverer", "the stall")
+            if calls in step.moves_at and applier.main_lock.exists():
+                # Under the fence git's lock keeps every other writer off main.
+                event("race: another writer found main locked")
+            elif calls in step.moves_at:
                 edits = {e.path: e.content for e in step.move.edits}
                 moves.append(repo.commit("refs/heads/main", repo.main(), edits, f"race {calls}"))
 
         before = repo.snapshot()
-        result = applier.apply(key, beat)
+        try:
+            result = applier.apply(key, beat)
+        except LeaseHeld:
+            event("stall: recovery took the lease, the mover stopped")
+            after = repo.snapshot()
+            assert after.refs["refs/heads/main"] == (
+                moves[-1] if moves else before.refs["refs/heads/main"]
+            )
+            assert without_main(after) == without_main(before)
+            assert not applier.main_lock.exists()
+            assert repo.scratch_leftovers() == []
+            continue
         check_step(repo, key, result, before, moves, checked)
         label = result.report.reason.value if isinstance(result, Blocked) else type(result).__name__
         event(f"outcome: {label}")

@@ -297,7 +297,9 @@ def recover(world: World) -> Store:
             time.sleep(wait + 0.01)
     applier = world.applier()
     engine = world.engine(store)
-    engine.recover(applier.main_sha(), contains=applier.contains)
+    # Every lease has expired: a main.lock whose mover died with it may go.
+    with applier.hold_main(break_stale=True) as held:
+        engine.recover(held.main_sha, contains=lambda sha: applier.contains(sha, held.main_sha))
     drain(store, FollowUps(world.todos))
     applier.cleanup_stale()
     return store

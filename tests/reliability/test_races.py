@@ -211,7 +211,8 @@ def test_recovery_of_a_stalled_apply_keeps_main(world: Any, kit: Any, tally: Cou
         while not outcomes:  # the lease expires while the check still sleeps
             assert time.monotonic() < deadline
             time.sleep(0.05)
-            outcomes = engine.recover(applier.main_sha(), contains=applier.contains)
+            with applier.hold_main() as held:
+                outcomes = engine.recover(held.main_sha, contains=applier.contains)
         out, _ = proc.communicate(timeout=30)
     finally:
         # A failed assertion must not leave the stalled child to a later test.

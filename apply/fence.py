@@ -1,0 +1,314 @@
+"""The fence: git's own lock on ``main``, held open while the lease is checked and main moves.
+
+A move of ``main`` and a recovery must never interleave. Both take the same
+mutex, git's ``refs/heads/main.lock``, through an open ``git update-ref --stdin
+-z`` transaction (``start``, ``update`` or ``verify``, ``prepare``). While it is
+prepared, no other git process can move ``main``, and no other mergegate mover
+or recoverer can take the lock. The transaction ends in ``commit`` or ``abort``;
+if the process holding it dies, git sees its stdin close and aborts.
+
+Each holder writes a record (``<git-common-dir>/mergegate/movers/<host>-<pid>``)
+naming itself and its git child before it asks for the lock, so a recoverer
+that finds the lock taken can tell a live holder from a dead one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+
+from mergegate.statemachine import MoveInFlight, RepositoryError
+
+from .errors import GitCommandFailed
+from .git import Git
+
+__all__ = ["MainLock", "Moved", "Taken", "break_if_stale", "lock_path", "take_main"]
+
+_ZERO = "0" * 40
+
+
+@attrs.frozen
+class Moved:
+    """``main`` was not where the caller expected; nothing is held."""
+
+    stderr: str
+
+
+@attrs.frozen
+class Taken:
+    """``main.lock`` exists: another process holds (or a dead one left) the lock."""
+
+    stderr: str
+
+
+def lock_path(common_dir: Path, ref: str) -> Path:
+    """Where git's lock for ``ref`` lives (the files ref backend)."""
+    return common_dir / f"{ref}.lock"
+
+
+def _start_time(pid: int) -> str | None:
+    # Field 22 of /proc/<pid>/stat: the start time, which tells a reused pid apart.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] == "Z" else fields[19]
+
+
+def _alive(pid: int, started: str | None) -> bool:
+    if Path("/proc/self").exists():
+        now = _start_time(pid)
+        return now is not None and (started is None or now == started)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _host() -> str:
+    return socket.gethostname()
+
+
+@attrs.frozen
+class _Record:
+    host: str
+    pid: int
+    started: str | None
+    git_pid: int | None
+    git_started: str | None
+
+    @property
+    def name(self) -> str:
+        return f"{self.host}:{self.pid}"
+
+    def alive(self) -> bool:
+        """Whether the holder or its git child still runs (unknown hosts count as alive)."""
+        if self.host != _host():
+            return True
+        if _alive(self.pid, self.started):
+            return True
+        return self.git_pid is not None and _alive(self.git_pid, self.git_started)
+
+
+def _records(folder: Path) -> list[tuple[Path, _Record]]:
+    found = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            data = json.loads(path.read_text())
+            found.append((path, _Record(**data)))
+        except (OSError, ValueError, TypeError):
+            # Half-written by a holder killed mid-write: it held nothing yet.
+            continue
+    return found
+
+
+def _write_record(folder: Path, record: _Record) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    # The git child's pid keeps two holders in one process (a harness) apart.
+    path = folder / f"{record.host}-{record.pid}-{record.git_pid}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(attrs.asdict(record), sort_keys=True))
+    os.replace(tmp, path)
+    return path
+
+
+def _close(proc: subprocess.Popen[bytes]) -> None:
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+
+
+class MainLock:
+    """A prepared ``update-ref --stdin`` transaction on one ref: the lock is held.
+
+    End it with :meth:`commit` (only for an ``update``) or :meth:`abort`;
+    leaving it as a context manager aborts unless it was committed.
+    """
+
+    def __init__(self, git: Git, proc: subprocess.Popen[bytes], record: Path) -> None:
+        self._git = git
+        self._proc = proc
+        self._record = record
+        self._done = False
+
+    def _finish(self, command: bytes) -> tuple[bytes, int]:
+        assert self._proc.stdin is not None
+        assert self._proc.stdout is not None
+        assert self._proc.stderr is not None
+        self._done = True
+        try:
+            with contextlib.suppress(BrokenPipeError):
+                self._proc.stdin.write(command)
+                self._proc.stdin.close()
+            out = self._proc.stdout.read()
+            err = self._proc.stderr.read()
+            code = self._proc.wait()
+        finally:
+            _close(self._proc)
+            self._record.unlink(missing_ok=True)
+        if code != 0:
+            raise GitCommandFailed(
+                str(self._git.repo), ("update-ref", "--stdin"), code, err.decode("utf-8", "replace")
+            )
+        return out, code
+
+    def commit(self) -> None:
+        """Make the update; raises GitCommandFailed if git could not."""
+        out, _ = self._finish(b"commit\0")
+        if b"commit: ok" not in out:
+            raise GitCommandFailed(
+                str(self._git.repo), ("update-ref", "--stdin"), 0, "commit was not acknowledged"
+            )
+
+    def abort(self) -> None:
+        """Release the lock; the ref stays where it was. Safe to call twice."""
+        if not self._done:
+            self._finish(b"abort\0")
+
+    def __enter__(self) -> MainLock:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.abort()
+
+
+def take_main(
+    git: Git, common_dir: Path, ref: str, old: str, new: str | None = None
+) -> MainLock | Moved | Taken:
+    """Take ``ref``'s lock, checking that it points at ``old`` (and will move to ``new``).
+
+    Returns the held :class:`MainLock`, or :class:`Moved` / :class:`Taken` when
+    git refused to prepare; raises GitCommandFailed for any other failure.
+    """
+    proc = git.spawn("update-ref", "--stdin", "-z", stderr=True)
+    record = _write_record(
+        common_dir / "mergegate" / "movers",
+        _Record(_host(), os.getpid(), _start_time(os.getpid()), proc.pid, _start_time(proc.pid)),
+    )
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    if new is None:
+        request = f"start\0verify {ref}\0{old}\0prepare\0"
+    else:
+        request = f"start\0update {ref}\0{new}\0{old}\0prepare\0"
+    try:
+        proc.stdin.write(request.encode())
+        proc.stdin.flush()
+        acks = [proc.stdout.readline(), proc.stdout.readline()]
+    except BrokenPipeError:
+        acks = [b"", b""]
+    if acks == [b"start: ok\n", b"prepare: ok\n"]:
+        return MainLock(git, proc, record)
+    with contextlib.suppress(BrokenPipeError, OSError):
+        proc.stdin.close()
+    err = proc.stderr.read().decode("utf-8", "replace")
+    code = proc.wait()
+    _close(proc)
+    record.unlink(missing_ok=True)
+    if "File exists" in err:
+        return Taken(err)
+    if "but expected" in err or "unable to resolve reference" in err or "reference already" in err:
+        return Moved(err)
+    raise GitCommandFailed(str(git.repo), ("update-ref", "--stdin"), code, err)
+
+
+def take_main_waiting(
+    git: Git, common_dir: Path, ref: str, old: str, new: str | None, *, wait: float
+) -> MainLock | Moved | Taken:
+    """:func:`take_main`, retried while the lock is taken, for up to ``wait`` seconds.
+
+    A recoverer holds the lock only for a moment; a mover must not fail for that.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        taken = take_main(git, common_dir, ref, old, new)
+        if not isinstance(taken, Taken) or time.monotonic() >= deadline:
+            return taken
+        time.sleep(0.05)
+
+
+def break_if_stale(git: Git, common_dir: Path, ref: str) -> Path | None:
+    """Remove ``ref``'s lock if every mergegate process that could hold it is dead.
+
+    Call only when no lease covers a move (none is live). Returns the removed
+    lock's path (``None`` if it was already gone). Raises MoveInFlight when the
+    holder is alive, on another host, or not a mergegate process (no record).
+    """
+    lock = lock_path(common_dir, ref)
+    folder = common_dir / "mergegate" / "movers"
+    folder.mkdir(parents=True, exist_ok=True)
+    # Breakers take turns: two of them must not both decide on the same lock,
+    # or the second would remove the lock the first took after breaking it.
+    with open(folder / ".break", "a") as turn:
+        fcntl.flock(turn, fcntl.LOCK_EX)
+        records = _records(folder)
+        live = [r for _p, r in records if r.alive()]
+        if live:
+            holder = live[0].name
+            raise MoveInFlight(
+                str(git.repo), holder, f"{lock} is held by the live mover {holder}; try again later"
+            )
+        if not lock.exists():
+            return None
+        if not records:
+            raise MoveInFlight(
+                str(git.repo),
+                None,
+                f"{lock} is held by a process that is not a mergegate mover; "
+                "remove it by hand once no git process runs in this repository",
+            )
+        lock.unlink(missing_ok=True)
+        for path, _record in records:
+            path.unlink(missing_ok=True)
+    return lock
+
+
+@contextlib.contextmanager
+def holding(
+    git: Git, common_dir: Path, ref: str, old: str, *, break_stale: bool
+) -> Iterator[tuple[MainLock, Path | None]]:
+    """Hold ``ref`` still at ``old`` (a ``verify`` transaction); abort it afterwards.
+
+    Raises MoveInFlight if another process holds it, RepositoryError if it moved.
+    """
+    removed = None
+    for _ in range(3):
+        taken = take_main(git, common_dir, ref, old)
+        if isinstance(taken, MainLock):
+            break
+        if isinstance(taken, Moved):
+            raise RepositoryError(str(git.repo), f"{ref} moved while recovery read it; run again")
+        if not break_stale:
+            raise MoveInFlight(
+                str(git.repo), _live_holder(common_dir), f"{lock_path(common_dir, ref)} is held"
+            )
+        removed = break_if_stale(git, common_dir, ref) or removed
+    else:
+        raise MoveInFlight(str(git.repo), None, f"{lock_path(common_dir, ref)} is held")
+    with taken:
+        # Under the lock, the record of a dead process is garbage: it holds
+        # nothing, and no live holder can be mistaken for it.
+        for path, record in _records(common_dir / "mergegate" / "movers"):
+            if not record.alive():
+                path.unlink(missing_ok=True)
+        yield taken, removed
+
+
+def _live_holder(common_dir: Path) -> str | None:
+    live = [r for _p, r in _records(common_dir / "mergegate" / "movers") if r.alive()]
+    return live[0].name if live else None

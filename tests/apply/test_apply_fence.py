@@ -1,0 +1,176 @@
+"""The fence in one process: the lease is checked under main's lock; recovery takes that lock."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mergegate.apply import GitApplier, repository_violations
+from mergegate.apply.testing import TestRepo as Repo
+from mergegate.persistence import SQLiteStore
+from mergegate.statemachine import (
+    CandidateKey,
+    Engine,
+    Integrated,
+    LeaseHeld,
+    MoveInFlight,
+    State,
+)
+
+
+def test_last_heartbeat_runs_while_main_is_locked(repo: Repo) -> None:
+    """The heartbeat before the move runs while git holds main.lock; recovery is refused then."""
+    sha = repo.commit("refs/heads/feat", repo.main(), {"x": "x\n"})
+    applier = GitApplier(repo.path)
+    lock = repo.path / "refs" / "heads" / "main.lock"
+    seen: list[tuple[bool, str]] = []
+
+    def beat() -> None:
+        locked = lock.exists()
+        try:
+            with applier.hold_main():
+                seen.append((locked, "held"))
+        except MoveInFlight as err:
+            seen.append((locked, f"refused:{err.holder}"))
+
+    result = applier.apply(CandidateKey("feat", "feat", sha), beat)
+    assert isinstance(result, Integrated)
+    assert seen[:-1] == [(False, "held")] * (len(seen) - 1)
+    assert seen[-1][0] is True
+    assert seen[-1][1].startswith("refused:")
+    assert not lock.exists()
+    assert repo.main() == result.main_sha
+
+
+def test_lost_lease_under_the_lock_aborts_the_move(repo: Repo) -> None:
+    """A heartbeat that raises under the lock leaves main, and no lock, behind."""
+    sha = repo.commit("refs/heads/feat", repo.main(), {"x": "x\n"})
+    before = repo.main()
+    applier = GitApplier(repo.path)
+    lock = repo.path / "refs" / "heads" / "main.lock"
+
+    def beat() -> None:
+        if lock.exists():
+            raise LeaseHeld("main", "recoverer", "now")
+
+    with pytest.raises(LeaseHeld):
+        applier.apply(CandidateKey("feat", "feat", sha), beat)
+    assert repo.main() == before
+    assert not lock.exists()
+    assert list((repo.path / "mergegate" / "movers").glob("*.json")) == []
+
+
+def test_repository_hooks_do_not_run_in_plumbing(repo: Repo, tmp_path: Path) -> None:
+    """A reference-transaction hook of the repository never runs inside mergegate's move."""
+    ran = tmp_path / "ran"
+    hook = repo.path / "hooks" / "reference-transaction"
+    hook.write_text(f"#!/bin/sh\ntouch {ran}\n")
+    hook.chmod(0o755)
+    sha = repo.commit("refs/heads/feat", repo.main(), {"x": "x\n"})
+    ran.unlink(missing_ok=True)
+    result = GitApplier(repo.path).apply(CandidateKey("feat", "feat", sha), lambda: None)
+    assert isinstance(result, Integrated)
+    assert not ran.exists()
+    configured = GitApplier(repo.path, hooks_path=str(repo.path / "hooks"))
+    other = repo.commit("refs/heads/other", repo.main(), {"y": "y\n"})
+    assert isinstance(
+        configured.apply(CandidateKey("other", "other", other), lambda: None), Integrated
+    )
+    assert ran.exists()
+
+
+def test_stale_lock_of_a_dead_mover_is_broken_only_when_asked(repo: Repo) -> None:
+    """A main.lock whose recorded holder is dead is removed by hold_main(break_stale=True) only."""
+    applier = GitApplier(repo.path)
+    lock = applier.main_lock
+    # A holder that dies at once, leaving its lock and its record behind.
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    pid = int(dead.stdout)
+    movers = repo.path / "mergegate" / "movers"
+    movers.mkdir(parents=True)
+    record = {
+        "host": socket.gethostname(),
+        "pid": pid,
+        "started": "1",
+        "git_pid": pid,
+        "git_started": "1",
+    }
+    (movers / f"x-{pid}-{pid}.json").write_text(json.dumps(record))
+    lock.write_text(repo.main() + "\n")
+    with pytest.raises(MoveInFlight), applier.hold_main():
+        pass
+    assert lock.exists()
+    with applier.hold_main(break_stale=True) as held:
+        assert held.stale_lock == str(lock)
+        assert held.main_sha == repo.main()
+    assert not lock.exists()
+
+
+def test_lock_without_a_mergegate_record_is_left_alone(repo: Repo) -> None:
+    """A main.lock that no mergegate process recorded is never removed."""
+    applier = GitApplier(repo.path)
+    applier.main_lock.write_text(repo.main() + "\n")
+    with (
+        pytest.raises(MoveInFlight, match="not a mergegate mover"),
+        applier.hold_main(break_stale=True),
+    ):
+        pass
+    assert applier.main_lock.exists()
+
+
+def test_repository_violations_name_double_and_unexplained_merges(
+    repo: Repo, tmp_path: Path
+) -> None:
+    """A second merge of one candidate and a merge of a never-integrated sha are named by commit."""
+    store = SQLiteStore(tmp_path / "db.sqlite3")
+    engine = Engine(store)
+    applier = GitApplier(repo.path)
+    c1 = repo.commit("refs/heads/c1", repo.main(), {"c1": "1\n"})
+    c2 = repo.commit("refs/heads/c2", repo.main(), {"c2": "2\n"})
+    engine.submit(CandidateKey("c1", "c1", c1))
+    engine.submit(CandidateKey("c2", "c2", c2))
+    assert engine.apply("c1", applier, owner="t").state is State.INTEGRATED
+    ref = "refs/heads/main"
+    assert repository_violations(applier.git, ref, store.candidates(), store.log()) == []
+    forged = []
+    for sha in (c1, c2):
+        main = repo.main()
+        tree = repo.git("rev-parse", f"{main}^{{tree}}")
+        commit = repo.git(
+            "commit-tree", "-p", main, "-p", sha, "-m", f"forged\n\nCandidate: {sha}", tree
+        )
+        repo.git("update-ref", ref, commit, main)
+        forged.append(commit)
+    found = repository_violations(applier.git, ref, store.candidates(), store.log())
+    assert [(v.commit, v.candidate_sha) for v in found] == [(forged[0], c1), (forged[1], c2)]
+    assert found == repository_violations(applier.git, ref, store.candidates(), store.log())
+    store.close()
+
+
+def test_rewound_main_is_a_violation(repo: Repo, tmp_path: Path) -> None:
+    """An integrated candidate whose recorded main was rewound away is named."""
+    store = SQLiteStore(tmp_path / "db.sqlite3")
+    engine = Engine(store)
+    applier = GitApplier(repo.path)
+    base = repo.main()
+    c1 = repo.commit("refs/heads/c1", base, {"c1": "1\n"})
+    engine.submit(CandidateKey("c1", "c1", c1))
+    merged = engine.apply("c1", applier, owner="t")
+    assert merged.state is State.INTEGRATED
+    repo.git("update-ref", "refs/heads/main", base)
+    [found] = repository_violations(applier.git, "refs/heads/main", store.candidates(), store.log())
+    assert merged.transition is not None
+    assert f"main={found.commit}" == merged.transition.reason
+    assert found.candidate_sha == c1
+    assert "not in refs/heads/main" in found.problem
+    store.close()
