@@ -6,7 +6,8 @@ in a scratch worktree, and moves ``main`` only under the fence (git's lock on
 ``main``, with the lease checked while it is held).
 
 ``__all__`` is the public API; names imported as ``X as X`` (the git runner,
-``run_check``, ``NULL_SHA``, ``remote_main``, ``repository_violations``) are internals shared with mergegate's CLI.
+``run_check``, ``NULL_SHA``, ``remote_main``, ``repository_violations``) are
+internals shared with mergegate's CLI.
 """
 
 from .applier import NULL_SHA as NULL_SHA

@@ -405,7 +405,7 @@ class ApplierStateMachine(RuleBasedStateMachine):
             expect(
                 self.main == before,
                 check,
-                "main moved for a candidate that was not integrated",
+                "main moved on an apply that did not integrate",
                 candidate=outcome.candidate.key,
                 state=outcome.state,
                 main_before=before,
