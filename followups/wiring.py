@@ -81,6 +81,7 @@ def build_engine(
     wiring: Wiring,
     *,
     hooks: Sequence[object] = (),
+    hooks_before: Sequence[object] = (),
     actor: str = "mergegate",
     lease_name: str = "main",
     lease_ttl: timedelta = timedelta(minutes=10),
@@ -89,11 +90,12 @@ def build_engine(
     """An Engine on ``store`` with the follow-up hook, guide, resolver and slug rule of ``wiring``.
 
     ``hooks`` run after the follow-up hook, so they see the outcome with its
-    follow-up materialized (or its failure recorded). Raises what the Engine
+    follow-up materialized (or its failure recorded); ``hooks_before`` run
+    before it (a fault injector, a reporter that must see the outcome first). Raises what the Engine
     raises for a hook that is not one (InvalidInput), and InvalidInput or
     InvalidTemplate for a bad group, label or template.
     """
-    chain: list[object] = []
+    chain: list[object] = list(hooks_before)
     if wiring.follow_up_hook:
         chain.append(FollowUpHook(store, wiring.followups()))
     chain.extend(hooks)
