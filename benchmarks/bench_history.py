@@ -78,7 +78,12 @@ class _Log:
                 self.rows += 1
         c = self._conn
         c.execute("BEGIN")
-        c.executemany("INSERT INTO candidates VALUES (?, ?, ?, ?, ?, ?, ?, ?)", candidates)
+        # Named columns: every candidate is integrated, so neither active nor queued.
+        c.executemany(
+            "INSERT INTO candidates (id, slug, branch, sha, state, seq, submitted_at, "
+            "updated_at, active, queued) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0)",
+            candidates,
+        )
         c.executemany(
             "INSERT INTO transitions (candidate_id, seq, event, source, dest, sha, actor, at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -54,15 +54,19 @@ MOVES_PER_CYCLE = 7
 _spawn = multiprocessing.get_context("spawn")
 
 
-def _worker(url: str, schema: str, wid: int, barrier: Any, commands: Any, results: Any) -> None:
+def _worker(
+    url: str, schema: str, wid: int, barrier: Any, commands: Any, results: Any, own_lease: bool
+) -> None:
     """Drive disjoint candidates through their lifecycle whenever told to, and report timings."""
     from mergegate.persistence import PostgresStore
     from mergegate.persistence.contract import conflict_report
     from mergegate.statemachine import CandidateKey, Engine, LeaseHeld
 
     store = PostgresStore(url, schema=schema)
-    # One queue and one lease for every worker, as real integrators share them.
-    engine = Engine(store, actor=f"bench-{wid}")
+    # One queue and one lease for every worker, as real integrators share them;
+    # with ``own_lease``, a lease per worker: the store alone, no lease to wait for.
+    lease = f"main-{wid}" if own_lease else "main"
+    engine = Engine(store, actor=f"bench-{wid}", lease_name=lease)
     report = conflict_report("src/app.py")
     owner = f"bench-{wid}"
 
@@ -99,13 +103,22 @@ def _worker(url: str, schema: str, wid: int, barrier: Any, commands: Any, result
 class _Pool:
     """``size`` worker processes, kept alive across rounds so each round is warm."""
 
-    def __init__(self, url: str, schema: str, size: int) -> None:
+    def __init__(self, url: str, schema: str, size: int, own_lease: bool = False) -> None:
         self.barrier = _spawn.Barrier(size)
         self.results: Any = _spawn.Queue()
         self.commands: list[Any] = [_spawn.Queue() for _ in range(size)]
         self.procs = [
             _spawn.Process(
-                target=_worker, args=(url, schema, size * 10 + i, self.barrier, q, self.results)
+                target=_worker,
+                args=(
+                    url,
+                    schema,
+                    size * 10 + i + 100 * own_lease,
+                    self.barrier,
+                    q,
+                    self.results,
+                    own_lease,
+                ),
             )
             for i, q in enumerate(self.commands)
         ]
@@ -172,10 +185,13 @@ class _EqualWork:
         def now() -> datetime:
             return datetime.now(UTC)
 
-        def move(text: str, cid: int, seq: int, event: str, src: Any, dest: str, why: Any) -> None:
+        def move(text: str, cid: int, seq: int, event: str, src: Any, dest: str, why: Any,
+                 flag: Any = None) -> None:  # fmt: skip
+            """The candidate update and its entry, one statement."""
             at = now()
-            ex(text, (dest, seq, sha, at, cid, seq - 1, seq, event, src, dest, sha, actor, at,
-                      why, None))  # fmt: skip
+            flags = () if flag is None else (flag,)
+            ex(text, (dest, seq, at, *flags, cid, seq - 1, seq, event, src, dest, sha, actor, at,
+                      why, None, None))  # fmt: skip
 
         def lease_taken(tx: tuple[str, ...], cid: int, seq: int, src: str) -> None:
             ex(tx[0])
@@ -185,16 +201,16 @@ class _EqualWork:
             ex(tx[4], (lease,)).fetchone()
             at = now()
             ex(tx[5], (lease, actor, cid, at, at + timedelta(minutes=10)))
-            move(tx[6], cid, seq, "start_apply", src, "applying", f"lease owner={actor}")
+            move(tx[6], cid, seq, "start_apply", src, "applying", f"lease owner={actor}", False)
             ex(tx[7])
 
         at = now()
         ex(submit[0])
         ex(submit[1], (k1,))
         ex(submit[2], (slug,)).fetchone()
-        row = ex(submit[3], (slug, branch, sha, at, at)).fetchone()
+        row = ex(submit[3], (slug, branch, sha, "pending", at, at, True, True)).fetchone()
         cid = row[0] if row else 0
-        move(submit[4], cid, 1, "submit", None, "pending", None)
+        move(submit[4], cid, 1, "submit", "pending", "pending", None)
         ex(submit[5])
         lease_taken(start, cid, 2, "pending")
         ex(block[0])
@@ -203,10 +219,13 @@ class _EqualWork:
         move(block[3], cid, 3, "block", "applying", "blocked", "merge_conflict")
         ex(block[4], (fu,)).fetchall()
         at = now()
-        ex(block[5], (slug, branch, sha, "merge_conflict", "0" * 40, fu, None, at, at, 3, at,
-                      _REPORT, at)).fetchone()  # fmt: skip
-        ex(block[6], (lease, cid))
-        ex(block[7])
+        outcome = ex(block[5], (slug, branch, sha, "merge_conflict", "0" * 40, fu, None, at,
+                                at)).fetchone()  # fmt: skip
+        bid, number = outcome[0], outcome[13]  # its id and occurrences
+        ex(block[6], (bid, number, 3, at, _REPORT))
+        ex(block[7], (fu, bid, at))
+        ex(block[8], (lease, cid))
+        ex(block[9])
         ex(remediate[0])
         ex(remediate[1], (k1,))
         ex(remediate[2], (slug,)).fetchone()
@@ -215,14 +234,15 @@ class _EqualWork:
         ex(resume[0])
         ex(resume[1], (k1,))
         ex(resume[2], (slug,)).fetchone()
-        move(resume[3], cid, 5, "resume", "remediating", "retry", "forced: benchmark")
+        move(resume[3], cid, 5, "resume", "remediating", "retry", "forced: benchmark", True)
         ex(resume[4], (now(), slug, branch, sha))
         ex(resume[5])
         lease_taken(start2, cid, 6, "retry")
         ex(integrate[0])
         ex(integrate[1], (k1,))
         ex(integrate[2], (slug,)).fetchone()
-        move(integrate[3], cid, 7, "integrate", "applying", "integrated", "main=" + "b" * 40)
+        move(integrate[3], cid, 7, "integrate", "applying", "integrated", "main=" + "b" * 40,
+             False)  # fmt: skip
         ex(integrate[4], (lease, cid))
         ex(integrate[5])
 
@@ -287,9 +307,13 @@ def run(rounds: int = 15, cycles: int = 10, url: str | None = None) -> dict[str,
     from mergegate.persistence import PostgresStore
 
     PostgresStore(url, schema=schema).close()
-    pools = {1: _Pool(url, schema, 1), 4: _Pool(url, schema, 4)}
+    pools = {
+        "1": _Pool(url, schema, 1),
+        "4": _Pool(url, schema, 4),
+        "4own": _Pool(url, schema, 4, own_lease=True),
+    }
     equal = _EqualWork(url, schema)
-    keys = ("raw", "raw_autocommit", "raw_sync_off", "equal", "mg1", "mg4")
+    keys = ("raw", "raw_autocommit", "raw_sync_off", "equal", "mg1", "mg4", "mg4own")
     figures: dict[str, list[float]] = {k: [] for k in keys}
     lease_waits = 0
     try:
@@ -300,9 +324,10 @@ def run(rounds: int = 15, cycles: int = 10, url: str | None = None) -> dict[str,
                 "raw_autocommit": _raw_rate(url, schema, rows, autocommit=True),
                 "raw_sync_off": _raw_rate(url, schema, rows, autocommit=False, synchronous=False),
                 "equal": equal.rate(cycles),
-                "mg1": pools[1].rate(f"r{n}", cycles)[0],
+                "mg1": pools["1"].rate(f"r{n}", cycles)[0],
+                "mg4own": pools["4own"].rate(f"r{n}", cycles)[0],
             }
-            sample["mg4"], waits = pools[4].rate(f"r{n}", cycles)
+            sample["mg4"], waits = pools["4"].rate(f"r{n}", cycles)
             if n == 0:
                 continue  # the warm-up round: connections, prepared statements, caches
             lease_waits += waits
@@ -333,6 +358,7 @@ def run(rounds: int = 15, cycles: int = 10, url: str | None = None) -> dict[str,
         "ratio_to_raw_per_round_median": statistics.median(per_round_ratio),
         "ratio_to_raw_autocommit": medians["mg1"] / medians["raw_autocommit"],
         "scaling_4_to_1": medians["mg4"] / medians["mg1"],
+        "scaling_4_own_leases_to_1": medians["mg4own"] / medians["mg1"],
         "cpus": os.cpu_count(),
     }
 
@@ -345,6 +371,7 @@ def _table(result: dict[str, Any]) -> str:
         "equal": "mergegate's statements by hand, 1 connection",
         "mg1": "mergegate transitions/s, 1 worker",
         "mg4": "mergegate transitions/s, 4 workers",
+        "mg4own": "mergegate transitions/s, 4 workers, own leases",
     }
     lines = [
         f"PostgreSQL benchmark: {result['rounds']} rounds after a warm-up, "
@@ -361,6 +388,8 @@ def _table(result: dict[str, Any]) -> str:
         f"{'ratio mergegate(1) / raw autocommit insert':<46}"
         f"{result['ratio_to_raw_autocommit']:>10.2f}",
         f"{'scaling 4 workers / 1 worker':<46}{result['scaling_4_to_1']:>10.2f}  (target > 1)",
+        f"{'scaling 4 workers, own leases / 1 worker':<46}"
+        f"{result['scaling_4_own_leases_to_1']:>10.2f}  (target > 1.5)",
         f"{'ratio mergegate(1) / equal work by hand':<46}"
         f"{result['ratio_to_equal_work_per_round_median']:>10.2f}  (per-round median)",
         f"fsync cost per commit: {result['fsync_us_per_commit']:.0f} us; "

@@ -28,69 +28,84 @@ __all__ = [
 ]
 
 # One candidate through submit, start_apply, integrate (three moves, three
-# transactions), as the SQLite store issued them on 2026-11-26 (main 52e1766).
+# transactions), as the SQLite store issues them since schema version 3
+# (captured with the trace callback on 2026-11-26, branch perf): the candidate
+# update sets only the columns the move changes.
+_SELECT = (
+    "SELECT id, slug, branch, sha, state, seq, submitted_at, updated_at FROM candidates "
+    "WHERE slug = ? ORDER BY active DESC, id DESC LIMIT 1"
+)
+_SQLITE_APPEND = (
+    "INSERT INTO transitions (candidate_id, seq, event, source, dest, sha, actor, at, reason, "
+    "idempotency_key, request_digest) VALUES ((SELECT id FROM candidates WHERE id = ? AND "
+    "seq = ?), ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)"
+)
 SQLITE_CYCLE: tuple[tuple[str, ...], ...] = (
     (
         "BEGIN IMMEDIATE",
-        "SELECT id, slug, branch, sha, state, seq, submitted_at, updated_at FROM candidates "
-        "WHERE slug = ? ORDER BY CASE WHEN state = 'integrated' THEN 1 ELSE 0 END, id DESC "
-        "LIMIT 1",
-        "INSERT INTO candidates (slug, branch, sha, state, seq, submitted_at, updated_at) "
-        "VALUES (?, ?, ?, 'pending', 0, ?, ?)",
-        "INSERT INTO transitions (candidate_id, seq, event, source, dest, sha, actor, at, "
-        "reason, idempotency_key) VALUES (?, 1, 'submit', NULL, 'pending', ?, ?, ?, NULL, NULL)",
-        "UPDATE candidates SET state = 'pending', seq = 1, sha = ?, updated_at = ? "
-        "WHERE id = ? AND seq = 0",
+        _SELECT,
+        "INSERT INTO candidates (slug, branch, sha, state, seq, submitted_at, updated_at, "
+        "active, queued) VALUES (?, ?, ?, 'pending', 0, ?, ?, 1, 1)",
+        _SQLITE_APPEND,
+        "UPDATE candidates SET state = 'pending', seq = 1, updated_at = ? WHERE id = ?",
         "COMMIT",
     ),
     (
         "BEGIN IMMEDIATE",
-        "SELECT id, slug, branch, sha, state, seq, submitted_at, updated_at FROM candidates "
-        "WHERE slug = ? ORDER BY CASE WHEN state = 'integrated' THEN 1 ELSE 0 END, id DESC "
-        "LIMIT 1",
+        _SELECT,
         "SELECT name, owner, candidate_id, acquired_at, expires_at FROM leases WHERE name = ?",
         "INSERT INTO leases (name, owner, candidate_id, acquired_at, expires_at) "
         "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
         "candidate_id = excluded.candidate_id, acquired_at = excluded.acquired_at, "
         "expires_at = excluded.expires_at",
-        "INSERT INTO transitions (candidate_id, seq, event, source, dest, sha, actor, at, "
-        "reason, idempotency_key) VALUES (?, 2, 'start_apply', 'pending', 'applying', ?, ?, ?, "
-        "?, NULL)",
-        "UPDATE candidates SET state = 'applying', seq = 2, sha = ?, updated_at = ? "
-        "WHERE id = ? AND seq = 1",
+        _SQLITE_APPEND,
+        "UPDATE candidates SET state = 'applying', seq = 2, updated_at = ?, queued = 0 "
+        "WHERE id = ?",
         "COMMIT",
     ),
     (
         "BEGIN IMMEDIATE",
-        "SELECT id, slug, branch, sha, state, seq, submitted_at, updated_at FROM candidates "
-        "WHERE slug = ? ORDER BY CASE WHEN state = 'integrated' THEN 1 ELSE 0 END, id DESC "
-        "LIMIT 1",
-        "INSERT INTO transitions (candidate_id, seq, event, source, dest, sha, actor, at, "
-        "reason, idempotency_key) VALUES (?, 3, 'integrate', 'applying', 'integrated', ?, ?, ?, "
-        "?, NULL)",
-        "UPDATE candidates SET state = 'integrated', seq = 3, sha = ?, updated_at = ? "
-        "WHERE id = ? AND seq = 2",
+        _SELECT,
+        _SQLITE_APPEND,
+        "UPDATE candidates SET state = 'integrated', seq = 3, updated_at = ?, active = 0 "
+        "WHERE id = ?",
         "DELETE FROM leases WHERE name = ? AND candidate_id = ?",
         "COMMIT",
     ),
 )
 
 _FIND = (
-    "SELECT c.*, b.id, b.slug, b.branch, b.sha, b.reason, b.main_sha, b.follow_up_slug, "
-    "b.previous_follow_up, b.status, b.follow_up_state, b.follow_up_error, b.blocked_at, "
-    "b.last_blocked_at, b.occurrences, (SELECT follow_up_slug FROM "
-    "integration_blocked_outcomes WHERE slug = c.slug ORDER BY id DESC LIMIT 1) FROM (SELECT "
-    "id, slug, branch, sha, state, seq, submitted_at, updated_at FROM candidates WHERE slug = "
-    "%s ORDER BY CASE WHEN state = 'integrated' THEN 1 ELSE 0 END, id DESC LIMIT 1) c LEFT "
-    "JOIN integration_blocked_outcomes b ON b.slug = c.slug AND b.branch = c.branch AND "
-    "b.sha = c.sha"
+    "SELECT c.id, c.slug, c.branch, c.sha, c.state, c.seq, c.submitted_at, c.updated_at, "
+    "b.id AS b_id, b.slug AS b_slug, b.branch AS b_branch, b.sha AS b_sha, b.reason AS "
+    "b_reason, b.main_sha AS b_main_sha, b.follow_up_slug AS b_follow_up_slug, "
+    "b.previous_follow_up AS b_previous_follow_up, b.status AS b_status, b.follow_up_state AS "
+    "b_follow_up_state, b.follow_up_error AS b_follow_up_error, b.blocked_at AS b_blocked_at, "
+    "b.last_blocked_at AS b_last_blocked_at, b.occurrences AS b_occurrences, (SELECT "
+    "follow_up_slug FROM integration_blocked_outcomes WHERE slug = c.slug ORDER BY id DESC "
+    "LIMIT 1) AS latest_follow_up FROM (SELECT id, slug, branch, sha, state, seq, "
+    "submitted_at, updated_at FROM candidates WHERE slug = %s ORDER BY active DESC, id DESC "
+    "LIMIT 1) c LEFT JOIN integration_blocked_outcomes b ON b.slug = c.slug AND b.branch = "
+    "c.branch AND b.sha = c.sha"
 )
-_MOVE = (
-    "WITH moved AS (UPDATE candidates SET state = %s, seq = %s, sha = %s, updated_at = %s "
-    "WHERE id = %s AND seq = %s RETURNING id) INSERT INTO transitions (candidate_id, seq, "
-    "event, source, dest, sha, actor, at, reason, idempotency_key) VALUES ((SELECT id FROM "
-    "moved), %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+_INSERT = (
+    "INSERT INTO candidates (slug, branch, sha, state, seq, submitted_at, updated_at, active, "
+    "queued) VALUES (%s, %s, %s, %s, 0, %s, %s, %s, %s) RETURNING id"
 )
+
+
+def _move(sets: str) -> str:
+    """The move: the candidate update (only what changed) and the entry, one statement."""
+    return (
+        f"WITH moved AS (UPDATE candidates SET state = %s, seq = %s, updated_at = %s{sets} "
+        "WHERE id = %s AND seq = %s RETURNING id) INSERT INTO transitions (candidate_id, seq, "
+        "event, source, dest, sha, actor, at, reason, idempotency_key, request_digest) VALUES "
+        "((SELECT id FROM moved), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    )
+
+
+_MOVE = _move("")
+_MOVE_QUEUED = _move(", queued = %s")
+_MOVE_ACTIVE = _move(", active = %s")
 _LOCK = "SELECT pg_advisory_xact_lock(%s)"
 _LEASE = "SELECT name, owner, candidate_id, acquired_at, expires_at FROM leases WHERE name = %s"
 _PUT_LEASE = (
@@ -99,57 +114,51 @@ _PUT_LEASE = (
     "excluded.candidate_id, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at"
 )
 _DROP_LEASE = "DELETE FROM leases WHERE name = %s AND candidate_id = %s"
+_OWNER = "SELECT slug, branch, sha FROM integration_blocked_outcomes WHERE follow_up_slug = %s"
 _BLOCK = (
-    "WITH b AS (INSERT INTO integration_blocked_outcomes AS o (slug, branch, sha, reason, "
-    "main_sha, follow_up_slug, previous_follow_up, status, follow_up_state, blocked_at, "
-    "last_blocked_at, occurrences) VALUES (%s, %s, %s, %s, %s, %s, %s, 'open', 'pending', %s, "
-    "%s, 1) ON CONFLICT (slug, branch, sha) DO UPDATE SET reason = excluded.reason, main_sha = "
+    "INSERT INTO integration_blocked_outcomes AS o (slug, branch, sha, reason, main_sha, "
+    "follow_up_slug, previous_follow_up, status, follow_up_state, blocked_at, last_blocked_at, "
+    "occurrences) VALUES (%s, %s, %s, %s, %s, %s, %s, 'open', 'pending', %s, %s, 1) ON "
+    "CONFLICT (slug, branch, sha) DO UPDATE SET reason = excluded.reason, main_sha = "
     "excluded.main_sha, last_blocked_at = excluded.last_blocked_at, occurrences = "
     "o.occurrences + 1, status = 'open', resumed_at = NULL RETURNING id, slug, branch, sha, "
     "reason, main_sha, follow_up_slug, previous_follow_up, status, follow_up_state, "
-    "follow_up_error, blocked_at, last_blocked_at, occurrences), e AS (INSERT INTO "
-    "blocked_evidence (blocked_id, number, seq, at, report) SELECT id, occurrences, %s, %s, %s "
-    "FROM b), f AS (INSERT INTO follow_up_outbox (follow_up_slug, blocked_id, created_at) "
-    "SELECT follow_up_slug, id, %s FROM b ON CONFLICT (follow_up_slug) DO NOTHING) SELECT id, "
-    "slug, branch, sha, reason, main_sha, follow_up_slug, previous_follow_up, status, "
-    "follow_up_state, follow_up_error, blocked_at, last_blocked_at, occurrences FROM b"
+    "follow_up_error, blocked_at, last_blocked_at, occurrences"
+)
+_EVIDENCE = (
+    "INSERT INTO blocked_evidence (blocked_id, number, seq, at, report) VALUES (%s, %s, %s, %s, %s)"
+)
+_OUTBOX = (
+    "INSERT INTO follow_up_outbox (follow_up_slug, blocked_id, created_at) VALUES (%s, %s, %s) "
+    "ON CONFLICT (follow_up_slug) DO NOTHING"
+)
+_CLOSE = (
+    "UPDATE integration_blocked_outcomes SET status = 'resumed', resumed_at = %s "
+    "WHERE slug = %s AND branch = %s AND sha = %s"
 )
 
-# One candidate through figure 8's seven moves, as the PostgreSQL store issued
-# them on 2026-11-26 (main 52e1766), captured from the server's statement log.
+# One candidate through figure 8's seven moves, as the PostgreSQL store issues
+# them since schema version 3, captured from the server's statement log on
+# 2026-11-26 (branch perf).
 PG_CYCLE: tuple[tuple[str, ...], ...] = (
-    (
-        "BEGIN",
-        _LOCK,
-        _FIND,
-        "INSERT INTO candidates (slug, branch, sha, state, seq, submitted_at, updated_at) "
-        "VALUES (%s, %s, %s, 'pending', 0, %s, %s) RETURNING id",
-        _MOVE,
-        "COMMIT",
-    ),
-    ("BEGIN", _LOCK, _FIND, _LOCK, _LEASE, _PUT_LEASE, _MOVE, "COMMIT"),
+    ("BEGIN", _LOCK, _FIND, _INSERT, _MOVE, "COMMIT"),
+    ("BEGIN", _LOCK, _FIND, _LOCK, _LEASE, _PUT_LEASE, _MOVE_QUEUED, "COMMIT"),
     (
         "BEGIN",
         _LOCK,
         _FIND,
         _MOVE,
-        "SELECT slug, branch, sha FROM integration_blocked_outcomes WHERE follow_up_slug = %s",
+        _OWNER,
         _BLOCK,
+        _EVIDENCE,
+        _OUTBOX,
         _DROP_LEASE,
         "COMMIT",
     ),
     ("BEGIN", _LOCK, _FIND, _MOVE, "COMMIT"),
-    (
-        "BEGIN",
-        _LOCK,
-        _FIND,
-        _MOVE,
-        "UPDATE integration_blocked_outcomes SET status = 'resumed', resumed_at = %s "
-        "WHERE slug = %s AND branch = %s AND sha = %s",
-        "COMMIT",
-    ),
-    ("BEGIN", _LOCK, _FIND, _LOCK, _LEASE, _PUT_LEASE, _MOVE, "COMMIT"),
-    ("BEGIN", _LOCK, _FIND, _MOVE, _DROP_LEASE, "COMMIT"),
+    ("BEGIN", _LOCK, _FIND, _MOVE_QUEUED, _CLOSE, "COMMIT"),
+    ("BEGIN", _LOCK, _FIND, _LOCK, _LEASE, _PUT_LEASE, _MOVE_QUEUED, "COMMIT"),
+    ("BEGIN", _LOCK, _FIND, _MOVE_ACTIVE, _DROP_LEASE, "COMMIT"),
 )
 
 _LITERAL = re.compile(r"'(?:[^']|'')*'|\$\d+|%s|\?|\b\d+\b|\bNULL\b")

@@ -110,22 +110,24 @@ def equal_work(path: Path) -> tuple[Loop, sqlite3.Connection, Callable[[], objec
         ex(submit[0])
         ex(submit[1], (slug,)).fetchone()
         cid = ex(submit[2], (slug, branch, SHA, at, at)).lastrowid
-        ex(submit[3], (cid, SHA, "mergegate", at))
-        ex(submit[4], (SHA, at, cid))
+        ex(submit[3], (cid, 0, 1, "submit", None, "pending", SHA, "mergegate", at, None))
+        ex(submit[4], (at, cid))
         ex(submit[5])
         at = _stamp()
         ex(start[0])
         ex(start[1], (slug,)).fetchone()
         ex(start[2], ("main",)).fetchone()
         ex(start[3], ("main", "bench", cid, at, at))
-        ex(start[4], (cid, SHA, "mergegate", at, "lease owner=bench"))
-        ex(start[5], (SHA, at, cid))
+        ex(start[4], (cid, 1, 2, "start_apply", "pending", "applying", SHA, "mergegate", at,
+                      "lease owner=bench"))  # fmt: skip
+        ex(start[5], (at, cid))
         ex(start[6])
         at = _stamp()
         ex(integrate[0])
         ex(integrate[1], (slug,)).fetchone()
-        ex(integrate[2], (cid, SHA, "mergegate", at, "main=x"))
-        ex(integrate[3], (SHA, at, cid))
+        ex(integrate[2], (cid, 2, 3, "integrate", "applying", "integrated", SHA, "mergegate", at,
+                          "main=x"))  # fmt: skip
+        ex(integrate[3], (at, cid))
         ex(integrate[4], ("main", cid))
         ex(integrate[5])
 

@@ -54,6 +54,10 @@ class Dialect:
     #: (free where the driver has it; SQLite's RETURNING costs a result set).
     returning: bool = False
 
+    #: Whether a statement may write in a CTE (``WITH x AS (UPDATE ...) INSERT``),
+    #: so that a move's update and log entry travel as one statement.
+    writes_in_cte: bool = False
+
     #: A boolean column's values as the driver should bind them: SQLite stores
     #: 0 and 1, and binding a Python bool there costs an adapter lookup.
     true: Any = 1

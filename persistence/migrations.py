@@ -26,6 +26,7 @@ __all__ = [
     "POSTGRES_MIGRATIONS",
     "SQLITE_MIGRATIONS",
     "Migration",
+    "Only",
     "POSTGRES_TYPES",
     "SQLITE_TYPES",
     "render",
@@ -33,12 +34,24 @@ __all__ = [
 
 
 @attrs.frozen
+class Only:
+    """A template statement that runs on one backend only (``backend``: a ``Store.backend``)."""
+
+    backend: str
+    sql: str
+
+
+@attrs.frozen
 class Migration:
-    """One schema step: ``version`` is its number, ``statements`` run in order."""
+    """One schema step: ``version`` is its number, ``statements`` run in order.
+
+    In :data:`MIGRATIONS` a statement may be an :class:`Only`; the rendered
+    lists hold plain SQL, the statements of their backend.
+    """
 
     version: int
     name: str
-    statements: tuple[str, ...]
+    statements: tuple[str | Only, ...]
 
 
 SQLITE_TYPES: Mapping[str, str] = {
@@ -173,20 +186,71 @@ _FLAGS = (
     "ALTER TABLE transitions ADD COLUMN request_digest {text}",
 )
 
+# A move writes the fewest pages it can (docs/performance.md, figure 1).
+# ``candidates_state`` changed on every move, since every move changes the
+# state; the one query that used it, ``Store.candidates(state)``, reads the
+# candidates table instead, which holds one row per work item, not per move.
+# ``transitions_at`` cost a page on every move and served no query of
+# mergegate's: the history of a candidate is read through the log's
+# ``(candidate_id, seq)`` key, and only an ad-hoc scan of every move over a
+# window (docs/storage-schema.md) filtered on ``at`` alone.
+# The lease row is rewritten by every start and end of an apply: in SQLite a
+# table keyed by text keeps a separate index for its key, one more page per
+# write, which a WITHOUT ROWID table (stored in its key's order) does not.
+# PostgreSQL has no such distinction, so it keeps its table.
+_LEANER_MOVES = (
+    "DROP INDEX candidates_state",
+    "DROP INDEX transitions_at",
+    Only(
+        "sqlite",
+        """CREATE TABLE leases_v3 (
+        name {text} PRIMARY KEY,
+        owner {text} NOT NULL,
+        candidate_id {ref} REFERENCES candidates (id),
+        acquired_at {time} NOT NULL,
+        expires_at {time} NOT NULL
+    ) WITHOUT ROWID""",
+    ),
+    Only(
+        "sqlite",
+        "INSERT INTO leases_v3 (name, owner, candidate_id, acquired_at, expires_at) "
+        "SELECT name, owner, candidate_id, acquired_at, expires_at FROM leases",
+    ),
+    Only("sqlite", "DROP TABLE leases"),
+    Only("sqlite", "ALTER TABLE leases_v3 RENAME TO leases"),
+)
+
 #: The schema's history, as templates (see the module docstring).
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", _INITIAL),
     Migration(2, "state flags and request digest", _FLAGS),
+    Migration(3, "leaner moves", _LEANER_MOVES),
 )
 
 
-def render(types: Mapping[str, str]) -> tuple[Migration, ...]:
-    """:data:`MIGRATIONS` with the column types of one dialect filled in."""
+def render(types: Mapping[str, str], backend: str | None = None) -> tuple[Migration, ...]:
+    """:data:`MIGRATIONS` with the column types of one dialect filled in.
+
+    With ``backend``, a statement marked :class:`Only` for another backend is
+    left out; without it, every statement is kept.
+    """
+
+    def keep(statement: str | Only) -> str | None:
+        if isinstance(statement, str):
+            return statement.format_map(types)
+        if backend is None or statement.backend == backend:
+            return statement.sql.format_map(types)
+        return None
+
     return tuple(
-        Migration(m.version, m.name, tuple(s.format_map(types) for s in m.statements))
+        Migration(
+            m.version,
+            m.name,
+            tuple(s for s in map(keep, m.statements) if s is not None),
+        )
         for m in MIGRATIONS
     )
 
 
-SQLITE_MIGRATIONS = render(SQLITE_TYPES)
-POSTGRES_MIGRATIONS = render(POSTGRES_TYPES)
+SQLITE_MIGRATIONS = render(SQLITE_TYPES, "sqlite")
+POSTGRES_MIGRATIONS = render(POSTGRES_TYPES, "postgresql")

@@ -85,6 +85,7 @@ class PostgresDialect(Dialect):
     lock_sql = "SELECT pg_advisory_xact_lock(%s)"
     prefetch = True
     returning = True
+    writes_in_cte = True
     true = True
     false = False
 
@@ -341,6 +342,12 @@ class PostgresStore(SQLStore):
         self._pg = PostgresDatastore(url_or_conninfo, schema, lock_timeout, connect_timeout)
         self.where = self._pg.where
         super().__init__(self._pg, POSTGRES_MIGRATIONS)
+
+    @property
+    def _conn(self) -> psycopg.Connection[Any]:
+        # The benchmarks read the session's statements through the raw connection.
+        with self._pg.lock:
+            return self._pg.connection()
 
     @property
     def backend_pid(self) -> int:

@@ -123,7 +123,7 @@ class SQLStore:
                     self._ds.dialect.types
                 )
             )
-            done = {row[0] for row in tx.rows("SELECT version FROM schema_migrations")}
+            done = {int(row[0]) for row in tx.rows("SELECT version FROM schema_migrations")}
             if done and max(done) > latest:
                 raise StoreError(
                     self.backend,
@@ -134,6 +134,8 @@ class SQLStore:
                 if migration.version in done:
                     continue
                 for statement in migration.statements:
+                    # The backend's rendered list holds plain SQL only.
+                    assert isinstance(statement, str)
                     tx.execute(statement)
                 tx.execute(
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",

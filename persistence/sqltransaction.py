@@ -73,17 +73,47 @@ _INSERT_CANDIDATE = (
 )
 
 # The entry names its candidate through a sub-select that finds nothing when
-# another writer moved the candidate since it was read; the NULL candidate_id
-# then fails NOT NULL. So a stale move fails inside this one statement, and a
-# duplicate seq fails the (candidate_id, seq) unique, without a row count.
+# the candidate's seq is not the one the writer read; the NULL candidate_id
+# then fails NOT NULL. A writer whose read went stale also collides with the
+# entry that got there first on the log's (candidate_id, seq) unique. So a
+# stale move fails inside this one statement, without a row count.
 _APPEND = (
     f"INSERT INTO transitions ({', '.join(TRANSITION)}) VALUES "
     "((SELECT id FROM candidates WHERE id = ? AND seq = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_MOVE = (
-    "UPDATE candidates SET state = ?, seq = ?, sha = ?, updated_at = ?, active = ?, queued = ? "
-    "WHERE id = ?"
-)
+
+
+def _move_sql(sha: bool, active: bool, queued: bool) -> str:
+    """The candidate row's update, setting only what changed.
+
+    An index whose columns (and predicate) the SET list does not name is left
+    alone, so a move that keeps the row's flags and sha writes no index page of
+    ``candidates``: only the row's own page.
+    """
+    sets = ["state = ?", "seq = ?", "updated_at = ?"]
+    sets += ["sha = ?"] * sha + ["active = ?"] * active + ["queued = ?"] * queued
+    return f"UPDATE candidates SET {', '.join(sets)} WHERE id = ?"
+
+
+# Indexed by (sha changed, active changed, queued changed).
+_MOVES = {
+    (sha, active, queued): _move_sql(sha, active, queued)
+    for sha in (False, True)
+    for active in (False, True)
+    for queued in (False, True)
+}
+
+# Where a CTE may write (PostgreSQL), the update and the entry are ONE
+# statement: the update finds no row when the candidate's seq is not the one
+# the writer read, and the entry's candidate_id is then NULL and fails NOT NULL.
+_MOVES_CTE = {
+    shape: (
+        f"WITH moved AS ({sql[: -len(' WHERE id = ?')]} WHERE id = ? AND seq = ? RETURNING id) "
+        f"INSERT INTO transitions ({', '.join(TRANSITION)}) VALUES "
+        "((SELECT id FROM moved), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    for shape, sql in _MOVES.items()
+}
 
 _UPSERT_BLOCKED = (
     "INSERT INTO integration_blocked_outcomes AS o (slug, branch, sha, reason, main_sha, "
@@ -191,35 +221,37 @@ class SQLTransaction:
         self.context = (candidate.key, candidate.seq)
         d = self._d
         stamp = d.time_in(entry.at)
-        self.execute(
-            _APPEND,
-            (
-                candidate.id,
-                candidate.seq,
-                entry.seq,
-                entry.event.value,
-                entry.source.value if entry.source else None,
-                entry.dest.value,
-                entry.sha,
-                d.text_in(entry.actor),
-                stamp,
-                d.text_in(entry.reason),
-                d.text_in(entry.idempotency_key),
-                entry.request_digest,
-            ),
+        dest, source = entry.dest, candidate.state
+        sha_changed = entry.sha != candidate.key.sha
+        active = dest in _ACTIVE
+        queued = dest in _QUEUED
+        active_changed = active is not (source in _ACTIVE)
+        queued_changed = queued is not (source in _QUEUED)
+        sets: list[Any] = [dest.value, entry.seq, stamp]
+        if sha_changed:
+            sets.append(entry.sha)
+        if active_changed:
+            sets.append(d.true if active else d.false)
+        if queued_changed:
+            sets.append(d.true if queued else d.false)
+        shape = (sha_changed, active_changed, queued_changed)
+        logged = (
+            entry.seq,
+            entry.event.value,
+            entry.source.value if entry.source else None,
+            dest.value,
+            entry.sha,
+            d.text_in(entry.actor),
+            stamp,
+            d.text_in(entry.reason),
+            d.text_in(entry.idempotency_key),
+            entry.request_digest,
         )
-        self.execute(
-            _MOVE,
-            (
-                entry.dest.value,
-                entry.seq,
-                entry.sha,
-                stamp,
-                d.true if entry.dest in _ACTIVE else d.false,
-                d.true if entry.dest in _QUEUED else d.false,
-                candidate.id,
-            ),
-        )
+        if d.writes_in_cte:
+            self.execute(_MOVES_CTE[shape], (*sets, candidate.id, candidate.seq, *logged))
+        else:
+            self.execute(_APPEND, (candidate.id, candidate.seq, *logged))
+            self.execute(_MOVES[shape], (*sets, candidate.id))
         key = candidate.key
         if entry.sha != key.sha:
             key = CandidateKey(key.slug, key.branch, entry.sha)

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from mergegate.persistence import SQLiteStore
+from mergegate.persistence import MIGRATIONS, SQLiteStore
 from mergegate.persistence.contract import ManualClock
 from mergegate.statemachine import (
+    ApplyResult,
     CandidateKey,
     Engine,
     Event,
+    Integrated,
     LeaseHeld,
     State,
     Store,
@@ -29,7 +32,7 @@ def test_reopening_a_current_sqlite_file_needs_no_write_lock(tmp_path: Path) -> 
     other.execute("BEGIN IMMEDIATE")
     try:
         store = SQLiteStore(path, busy_timeout=0.2)
-        assert store.schema_versions()[-1] == 2
+        assert store.schema_versions()[-1] == MIGRATIONS[-1].version
         store.close()
     finally:
         other.execute("ROLLBACK")
@@ -51,7 +54,7 @@ def test_reopening_a_current_postgres_schema_takes_no_migration_lock(
     with psycopg.connect(pg_server) as holder:
         holder.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
         store = PostgresStore(pg_server, schema=pg_schema, lock_timeout=0.5)
-        assert store.schema_versions()[-1] == 2
+        assert store.schema_versions()[-1] == MIGRATIONS[-1].version
         store.close()
 
 
@@ -94,3 +97,44 @@ def test_request_digest_is_stored_and_read_back(store: Store) -> None:
     with store.transaction() as tx:
         assert tx.transition_by_idempotency_key(candidate.id, "job-1") == entry
     assert store.history(candidate.id)[-1] == entry
+
+
+class _BeatingApplier:
+    """A real Applier that beats at chosen times and records the lease expiry after each beat."""
+
+    def __init__(self, store: Store, clock: ManualClock) -> None:
+        self.store = store
+        self.clock = clock
+        self.expiries: list[object] = []
+
+    def _beat(self, heartbeat: Callable[..., None], **kwargs: bool) -> None:
+        heartbeat(**kwargs)
+        self.expiries.append(self.store.leases()[0].expires_at)
+
+    def apply(self, key: CandidateKey, heartbeat: Callable[..., None]) -> ApplyResult:
+        self.expiries.append(self.store.leases()[0].expires_at)  # as start_apply took it
+        self.clock.advance(seconds=60)  # a tenth of the ten-minute TTL
+        self._beat(heartbeat, fence=False)
+        self.clock.advance(seconds=180)  # now past a third of it
+        self._beat(heartbeat, fence=False)
+        self._beat(heartbeat)  # the fence: right before main would move
+        return Integrated("b" * 40, "c" * 40)
+
+    def main_sha(self) -> str:
+        return "b" * 40
+
+
+def test_routine_heartbeat_renews_only_after_a_third_of_the_ttl_and_the_fence_always(
+    store: Store,
+) -> None:
+    """A routine beat early in the TTL writes nothing; a late one and the fence renew the lease."""
+    clock = ManualClock()
+    engine = Engine(store, clock=clock, lease_ttl=timedelta(minutes=10))
+    engine.submit(CandidateKey("feat", "feat", "a" * 40))
+    applier = _BeatingApplier(store, clock)
+    done = engine.apply("feat", applier, owner="w1")
+    assert done.candidate.state is State.INTEGRATED
+    taken, skipped, renewed, fenced = applier.expiries
+    assert skipped == taken
+    assert renewed > taken
+    assert fenced > renewed

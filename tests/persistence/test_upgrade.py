@@ -118,3 +118,75 @@ def test_postgres_schema_of_version_one_is_upgraded(pg_server: str, pg_schema: s
         _check_upgraded(store)
     finally:
         store.close()
+
+
+MAIN_V2 = Path(__file__).parent / "data" / "main-v2.sqlite3"
+
+
+def test_sqlite_file_written_by_schema_version_two_is_upgraded(tmp_path: Path) -> None:
+    """A file main wrote at version 2 opens at the latest version with its rows, lease included."""
+    path = tmp_path / "v2.sqlite3"
+    path.write_bytes(MAIN_V2.read_bytes())
+    store = SQLiteStore(path)
+    try:
+        assert store.schema_versions() == [m.version for m in MIGRATIONS]
+        assert store.integrity_problems() == []
+        engine = Engine(store)
+        assert engine.verify() == []
+        states = {c.key.slug: c.state for c in store.candidates()}
+        assert states == {
+            "done": State.INTEGRATED,
+            "stuck": State.BLOCKED,
+            "working": State.APPLYING,
+            "queued": State.PENDING,
+        }
+        assert [c.key.slug for c in store.candidates(State.BLOCKED)] == ["stuck"]
+        (lease,) = store.leases()
+        assert (lease.owner, lease.candidate_id) == ("w1", engine.get("working").id)
+        # The rebuilt lease table is keyed by its name alone, and still refuses a second owner.
+        conn = sqlite3.connect(path)
+        try:
+            ddl = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'leases'").fetchone()[0]
+            indexes = conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name IN "
+                "('leases', 'candidates', 'transitions') ORDER BY name"
+            ).fetchall()
+        finally:
+            conn.close()
+        assert ddl.rstrip().endswith("WITHOUT ROWID")
+        assert ("candidates_state",) not in indexes
+        assert ("transitions_at",) not in indexes
+        assert engine.integrate("working", main_sha="c" * 40).candidate.state is State.INTEGRATED
+        assert store.leases() == []
+        assert engine.start_apply("queued", owner="w2").candidate.state is State.APPLYING
+        assert store.occurrences(store.blocked_records()[0].id)[0].seq == 3
+        assert engine.verify() == []
+        assert store.integrity_problems() == []
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_schema_of_version_two_is_upgraded(pg_server: str, pg_schema: str) -> None:
+    """A version-2 PostgreSQL schema with a held lease opens at the latest version, lease kept."""
+    import psycopg
+    from psycopg import sql
+
+    from mergegate.persistence import PostgresStore
+
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(pg_schema)))
+        _fill_version_one(conn.execute, "%s")
+        for statement in POSTGRES_MIGRATIONS[1].statements:
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_migrations VALUES (2, 'flags', %s)", (STAMP,))
+        conn.execute(
+            "INSERT INTO leases VALUES ('main', 'w1', 2, %s, '2125-01-01T00:00:00Z')", (STAMP,)
+        )
+    store = PostgresStore(pg_server, schema=pg_schema)
+    try:
+        assert [(x.owner, x.candidate_id) for x in store.leases()] == [("w1", 2)]
+        _check_upgraded(store)
+        assert store.leases() == []
+    finally:
+        store.close()
