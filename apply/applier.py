@@ -36,6 +36,7 @@ from mergegate.statemachine import (
 )
 
 from .catfile import CatFile
+from .checkout import checkout_problem, update_checkout
 from .checks import CheckSpec, run_check
 from .errors import GitCommandFailed, GitNotFound, MainCheckedOut
 from .fence import MainLock, Moved, holding, lock_path, take_main_waiting
@@ -108,7 +109,9 @@ class GitApplier:
 
     Raises at construction (RepositoryError) if ``repo`` is not a git
     repository, git is missing, or ``main_branch`` is checked out in a working
-    tree: moving a checked-out branch would leave that checkout out of step.
+    tree with changes (MainCheckedOut). Where ``main`` is checked out in a clean
+    work tree, a move updates that work tree too, under the fence, by the rule of
+    git's ``receive.denyCurrentBranch=updateInstead`` (see ``checkout.py``).
     """
 
     repo: Path = attrs.field(converter=_path)
@@ -130,6 +133,8 @@ class GitApplier:
     _root: Path = attrs.field(init=False)
     _common: Path = attrs.field(init=False)
     _catfile: CatFile = attrs.field(init=False)
+    #: git in the work tree where ``main`` is checked out, if there is one.
+    _checkout: Git | None = attrs.field(init=False, default=None)
 
     def __attrs_post_init__(self) -> None:
         check_branch(self.main_branch, field="main branch")
@@ -151,7 +156,16 @@ class GitApplier:
         self._root = scratch_root(self._common)
         for tree in list_worktrees(self.git):
             if not tree.bare and tree.branch == self.main_ref:
-                raise MainCheckedOut(str(self.repo), str(tree.path), self.main_branch)
+                checkout = Git(
+                    tree.path,
+                    self.identity,
+                    self.git_executable,
+                    hooks_path=self.hooks_path or NO_HOOKS,
+                )
+                problem = checkout_problem(checkout)
+                if problem is not None:
+                    raise MainCheckedOut(str(self.repo), str(tree.path), self.main_branch, problem)
+                self._checkout = checkout
         if self.remote is not None:
             try:
                 self.git.run("remote", "get-url", "--end-of-options", self.remote)
@@ -356,6 +370,18 @@ class GitApplier:
             # Raises LeaseHeld if recovery took the lease: the lock is aborted
             # on the way out, and main stays where it was.
             heartbeat()
+            if self._checkout is not None:
+                # Checked again under the lock: the work tree may have changed
+                # since the applier was made. Nothing has moved yet.
+                problem = checkout_problem(self._checkout)
+                if problem is not None:
+                    return _precondition(
+                        read.main, self._checkout_refusal(self._checkout.repo, problem)
+                    )
+                if self.remote is None:
+                    stopped = self._update_checkout(self._checkout, read.main, commit)
+                    if stopped is not None:
+                        return stopped
             if self.remote is not None:
                 refused = push_with_lease(
                     self.git,
@@ -369,8 +395,34 @@ class GitApplier:
                     return Blocked(
                         BlockedReport(Reason.PUSH_REJECTED, read.main, Evidence(diagnostic=refused))
                     )
+                if self._checkout is not None:
+                    # The remote's main has moved: the move stands whatever the
+                    # work tree does, so a failure here only leaves it behind.
+                    with contextlib.suppress(GitCommandFailed):
+                        update_checkout(self._checkout, read.main, commit)
             lock.commit()
         return Integrated(commit, read.main, attempts)
+
+    def _checkout_refusal(self, where: Path, problem: str) -> str:
+        return (
+            f"{self.main_ref} is checked out in {where} and {problem}; "
+            "commit or stash there, then retry"
+        )
+
+    def _update_checkout(self, checkout: Git, old: str, new: str) -> Blocked | None:
+        """Bring the checked-out work tree to ``new`` before ``main`` moves; else refuse.
+
+        Before the ref: if ``read-tree`` refuses, nothing was written and the
+        lock is aborted, so main and the work tree both stay at ``old``.
+        """
+        try:
+            update_checkout(checkout, old, new)
+        except GitCommandFailed as err:
+            first = err.stderr.strip().splitlines()[0] if err.stderr.strip() else "refused"
+            return _precondition(
+                old, self._checkout_refusal(checkout.repo, f"git read-tree refused: {first}")
+            )
+        return None
 
     def _run_checks(
         self, key: CandidateKey, read: _Read, commit: str, heartbeat: Callable[[], None]

@@ -46,17 +46,19 @@ class GitCommandFailed(RepositoryError):
 
 
 class MainCheckedOut(RepositoryError):
-    """``main`` is checked out in a working tree, which mergegate would leave stale."""
+    """``main`` is checked out in a working tree with changes, which a move would leave stale."""
 
     worktree: str
     branch: str
+    problem: str
 
-    def __init__(self, repository: str, worktree: str, branch: str) -> None:
+    def __init__(self, repository: str, worktree: str, branch: str, problem: str) -> None:
         super().__init__(
             repository,
-            f"branch {branch!r} is checked out in the working tree {worktree}; "
-            "mergegate moves it only in a bare repository or an integration clone "
-            f"where {branch!r} is not checked out (e.g. `git clone --bare`)",
+            f"branch {branch!r} is checked out in the working tree {worktree} and {problem}; "
+            "commit or stash there (a clean checkout is updated with main), or integrate in "
+            f"a clone where {branch!r} is not checked out (e.g. `git clone --bare`)",
         )
         self.worktree = worktree
         self.branch = branch
+        self.problem = problem

@@ -42,6 +42,7 @@ COMMANDS = {
     "start": "mergegate.cli.commands_moves",
     "submit": "mergegate.cli.commands_moves",
     "verify": "mergegate.cli.commands_query",
+    "withdraw": "mergegate.cli.commands_moves",
 }
 
 # A new slug cannot be completed from the store; every other SLUG names a candidate.

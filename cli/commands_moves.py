@@ -10,9 +10,12 @@ import attrs
 import click
 
 from mergegate.apply import NULL_SHA, Git, MainCheckedOut, resolve_candidate_sha, resolve_sha
+from mergegate.followups import mark_withdrawn
 from mergegate.statemachine import (
     CandidateKey,
+    Event,
     Evidence,
+    FollowUpNotResolved,
     MergegateError,
     Outcome,
     Reason,
@@ -42,6 +45,7 @@ __all__ = [
     "resume",
     "start",
     "submit",
+    "withdraw",
 ]
 
 
@@ -130,6 +134,8 @@ def submit(
 
     The sha is resolved once, here, to the full commit id, through object ids
     only (never a ref name); that id is what is stored, shown and applied.
+    Submitting SLUG on the same branch at a new sha while it is pending or retry
+    supersedes the old sha (a logged move): the old one never integrates.
     """
     s = session_of(ctx)
     check_slug(slug)
@@ -137,7 +143,74 @@ def submit(
     _key_text(idempotency_key, "--idempotency-key")
     full = resolve_candidate_sha(_git(s), branch, sha, field="--sha", branch_field="--branch")
     key = CandidateKey(slug, branch, full)
-    return _emit_outcome(s, s.engine().submit(key, idempotency_key=idempotency_key))
+    engine = s.engine()
+    held = engine.store.candidate(slug)
+    if (
+        held is not None
+        and held.key.branch == branch
+        and held.key.sha != full
+        and engine.table.rule(held.state, Event.SUPERSEDE) is not None
+    ):
+        # expected_seq: if the candidate moved since it was read (an apply took
+        # it), the supersede is refused (exit 4) instead of replacing a sha in flight.
+        outcome = engine.supersede(
+            slug, new_sha=full, expected_seq=held.seq, idempotency_key=idempotency_key
+        )
+    else:
+        outcome = engine.submit(key, idempotency_key=idempotency_key)
+    return _emit_outcome(s, outcome)
+
+
+@cli.command()
+@click.argument("slug")
+@click.option("--why", required=True, help="Why the candidate is withdrawn (logged).")
+@_IDEMPOTENCY
+@_EXPECTED_SEQ
+@click.pass_context
+def withdraw(
+    ctx: click.Context,
+    slug: str,
+    why: str,
+    idempotency_key: str | None,
+    expected_seq: int | None,
+) -> int:
+    """Take SLUG out of the queue (any state but applying), to withdrawn, logged with WHY.
+
+    A blocked or remediating candidate's follow-up is marked withdrawn
+    (state.yaml status: withdrawn). The slug is free for a new submit.
+    """
+    s = session_of(ctx)
+    check_slug(slug)
+    if not why.strip():
+        raise UsageError("--why needs a reason: say why the candidate is withdrawn")
+    _key_text(why, "--why")
+    _key_text(idempotency_key, "--idempotency-key")
+    engine = s.engine()
+    outcome = engine.withdraw(
+        slug, why=why, idempotency_key=idempotency_key, expected_seq=expected_seq
+    )
+    note = _withdraw_follow_up(s, outcome)
+    code = _emit_outcome(s, outcome)
+    if note is not None:
+        click.echo(f"mergegate: {note}", err=True)
+    return code
+
+
+def _withdraw_follow_up(s: Session, outcome: Outcome) -> str | None:
+    """Mark the withdrawn candidate's follow-up withdrawn; a failure is reported, not raised.
+
+    The move is committed by now: like a hook, this cannot undo it.
+    """
+    record = s.store().blocked_record(outcome.candidate.key)
+    if record is None or outcome.transition is None:
+        return None
+    try:
+        marked = mark_withdrawn(s.config().todos, record.follow_up_slug, boundary=s.config().repo)
+    except (MergegateError, OSError) as err:
+        return f"follow-up {record.follow_up_slug} not marked withdrawn: {err}"
+    if marked is None:
+        return f"follow-up {record.follow_up_slug} has no todo folder yet; nothing to mark"
+    return f"follow-up {record.follow_up_slug} marked withdrawn ({marked})"
 
 
 @cli.command()
@@ -295,9 +368,16 @@ def remediate(
     "--sha",
     "new_sha",
     default=None,
-    help="The fixed commit, if the fix is a new one: resolved as submit's --sha is, "
-    "and contained in the candidate's branch.",
+    help="The fixed commit: resolved as submit's --sha is, and contained in the "
+    "candidate's branch (default: the branch's tip).",
 )
+@click.option(
+    "--same-sha",
+    is_flag=True,
+    help="Retry the sha a conflict or a failed check blocked: the fix was outside the code "
+    "(--force implies it).",
+)
+@click.option("--note", default=None, help="Why, in a few words; logged with the move.")
 @click.option("--force", is_flag=True, help="Resume although the follow-up is not resolved.")
 @click.option("--why", default=None, help="Why the resume is forced (required with --force).")
 @_IDEMPOTENCY
@@ -307,30 +387,60 @@ def resume(
     ctx: click.Context,
     slug: str,
     new_sha: str | None,
+    same_sha: bool,
+    note: str | None,
     force: bool,
     why: str | None,
     idempotency_key: str | None,
     expected_seq: int | None,
 ) -> int:
-    """Move remediating SLUG to retry once its follow-up is resolved (state.yaml status: done)."""
+    """Move remediating SLUG to retry at its branch's tip once its follow-up is resolved.
+
+    Without --sha the branch's current tip is taken, resolved to the full id. If
+    that is the very sha a merge conflict or a failed check blocked, resume
+    refuses unless --same-sha says the fix was outside the code.
+    """
+    from mergegate.followups.failure import CODE_REASONS  # noqa: PLC0415
+
+    from .errors import SameShaRefused  # noqa: PLC0415
+
     s = session_of(ctx)
     check_slug(slug)
     if force and (why is None or not why.strip()):
         raise UsageError("--force needs --why TEXT saying why the follow-up is skipped")
     if why is not None and not force:
         raise UsageError("--why is only used with --force; add --force or drop --why")
+    if same_sha and new_sha is not None:
+        raise UsageError("--same-sha keeps the blocked sha; drop --sha, or drop --same-sha")
     _key_text(why, "--why")
+    _key_text(note, "--note")
+    if note is not None and not note.strip():
+        raise UsageError("--note needs some text saying why")
     _key_text(idempotency_key, "--idempotency-key")
     engine = s.engine()
-    if new_sha is not None:
+    candidate = engine.get(slug)
+    key = candidate.key
+    if same_sha:
+        full = key.sha
+    else:
         # Resolved against the branch the candidate was submitted with: the fix
-        # must be on it, as apply will require.
-        branch = engine.get(slug).key.branch
-        new_sha = resolve_candidate_sha(_git(s), branch, new_sha, field="--sha")
+        # must be on it, as apply will require. No --sha: the branch's tip.
+        full = resolve_candidate_sha(_git(s), key.branch, new_sha, field="--sha")
+    if full == key.sha and not (same_sha or force) and candidate.state is State.REMEDIATING:
+        record = engine.show(slug).blocked
+        if record is not None and record.reason in CODE_REASONS:
+            # An unresolved follow-up is the first thing to fix: say that first.
+            why_not = s.resolver().unresolved_reason(record)
+            if why_not is not None:
+                raise FollowUpNotResolved(key, record.follow_up_slug, why_not)
+            raise SameShaRefused(slug, full, record.reason.value, key.branch)
     outcome = engine.resume(
         slug,
-        new_sha=new_sha,
+        # Always the full id, even when unchanged: a retry with the same
+        # idempotency key then carries the same payload as the first call.
+        new_sha=full,
         force_reason=why if force else None,
+        note=note,
         idempotency_key=idempotency_key,
         expected_seq=expected_seq,
     )

@@ -4,16 +4,25 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
 
-from mergegate.apply import Git, RepositoryViolation, remote_main, repository_violations
 from mergegate.followups import drain
-from mergegate.statemachine import Candidate, Reason, State, check_slug
+from mergegate.statemachine import (
+    TABLE,
+    BlockedRecord,
+    Candidate,
+    Occurrence,
+    Reason,
+    State,
+    check_slug,
+)
 
 from .app import cli, session_of
-from .errors import EXIT_OK, EXIT_UNEXPECTED
-from .human import blocked_table, candidate_table, history_table, show_text
+from .errors import EXIT_OK, EXIT_UNEXPECTED, UsageError
+from .human import blocked_table, followups_table, history_table, queue_table, show_text
+from .listing import queue_listing
 from .output import emit
 from .payload import (
     blocked_json,
@@ -26,7 +35,18 @@ from .payload import (
 from .session import Session
 from .since import parse_since
 
-__all__ = ["blocked", "diagram", "followups", "history", "list_", "show", "sync", "verify"]
+__all__ = [
+    "blocked",
+    "diagram",
+    "done",
+    "followups",
+    "history",
+    "list_",
+    "list_followups",
+    "show",
+    "sync",
+    "verify",
+]
 
 _SINCE = click.option(
     "--since",
@@ -44,25 +64,29 @@ def _fail_line(session: Session, message: str) -> None:
     click.echo(f"mergegate: error: {message}", err=True)
 
 
+if TYPE_CHECKING:
+    from mergegate.apply import RepositoryViolation
+
+
 @cli.command()
 @click.argument("slug")
 @click.pass_context
 def show(ctx: click.Context, slug: str) -> int:
-    """SLUG's state, identity, follow-up, latest evidence and current guidance."""
+    """SLUG's state, identity, follow-up, every occurrence of its block and current guidance."""
     s = session_of(ctx)
     check_slug(slug)
     outcome = s.engine().show(slug)
-    latest = None
-    if outcome.blocked is not None:
-        occurrences = s.store().occurrences(outcome.blocked.id)
-        latest = occurrences[-1] if occurrences else None
-    past = [b for b in s.store().blocked_records() if b.key.slug == slug]
+    store = s.store()
+    occurrences = [] if outcome.blocked is None else store.occurrences(outcome.blocked.id)
+    latest = occurrences[-1] if occurrences else None
+    past = store.blocked_records(slug=slug)
     result = outcome_json(outcome)
     # In show, "transition" is the latest log entry, not a move this call made.
     del result["changed"]
     result["latest_evidence"] = None if latest is None else occurrence_json(latest)
+    result["occurrences"] = [occurrence_json(o) for o in occurrences]
     result["blocked_history"] = [blocked_json(b) for b in past]
-    return emit(s.json, s.command, result, show_text(outcome, latest, past))
+    return emit(s.json, s.command, result, show_text(outcome, occurrences, past))
 
 
 @cli.command()
@@ -70,34 +94,58 @@ def show(ctx: click.Context, slug: str) -> int:
 @_SINCE
 @click.pass_context
 def history(ctx: click.Context, slug: str, since: str | None) -> int:
-    """Every transition of SLUG (of every candidate that held it), oldest first."""
+    """Every transition of SLUG (of every candidate that held it), oldest first, each block
+    with the evidence it recorded."""
     s = session_of(ctx)
     check_slug(slug)
     when = _since(since)
     s.engine().get(slug)
-    entries = s.store().history_of(slug, when)
-    result = {
-        "slug": slug,
-        "since": stamp(when),
-        "transitions": [transition_json(t) for t in entries],
-    }
-    return emit(s.json, s.command, result, history_table(entries))
+    store = s.store()
+    entries = store.history_of(slug, when)
+    # A block entry and the occurrence it recorded share the sha and the seq.
+    found: dict[tuple[str, int], Occurrence] = {}
+    for record in store.blocked_records(slug=slug):
+        for recorded in store.occurrences(record.id):
+            found[(record.key.sha, recorded.seq)] = recorded
+    matched = [found.get((t.sha, t.seq)) if t.dest is State.BLOCKED else None for t in entries]
+    transitions = []
+    for t, occurrence in zip(entries, matched, strict=True):
+        row = transition_json(t)
+        row["occurrence"] = None if occurrence is None else occurrence_json(occurrence)
+        transitions.append(row)
+    result = {"slug": slug, "since": stamp(when), "transitions": transitions}
+    return emit(s.json, s.command, result, history_table(entries, matched))
 
 
 @cli.command("list")
 @click.option(
     "--state",
+    "states",
     type=click.Choice([st.value for st in State]),
-    default=None,
-    help="Only candidates in this state.",
+    multiple=True,
+    help="Only candidates in this state; repeatable (any of them). Implies --all.",
 )
+@click.option("--all", "show_all", is_flag=True, help="Every candidate, finished ones included.")
 @click.pass_context
-def list_(ctx: click.Context, state: str | None) -> int:
-    """The candidates, oldest submission first."""
+def list_(ctx: click.Context, states: tuple[str, ...], show_all: bool) -> int:
+    """The active queue in the order apply takes it, with each queued candidate's position.
+
+    The one applying comes first, then the queued ones (pending, retry) numbered
+    from 1, then those held by a block. --all adds the finished ones.
+    """
     s = session_of(ctx)
-    candidates = s.store().candidates(None if state is None else State(state))
-    result = {"state": state, "candidates": [candidate_json(c) for c in candidates]}
-    return emit(s.json, s.command, result, candidate_table(candidates))
+    wanted: list[State] | None = None
+    if states:
+        wanted = sorted({State(v) for v in states}, key=list(State).index)
+    elif not show_all:
+        wanted = [st for st in State if st in TABLE.active]
+    rows = queue_listing(s.store().candidates(), states=wanted)
+    result = {
+        "all": wanted is None,
+        "states": None if wanted is None else [st.value for st in wanted],
+        "candidates": [dict(candidate_json(c), position=pos) for c, pos in rows],
+    }
+    return emit(s.json, s.command, result, queue_table(rows))
 
 
 @cli.command()
@@ -108,15 +156,30 @@ def list_(ctx: click.Context, state: str | None) -> int:
     default=None,
     help="Only this reason code.",
 )
+@click.option(
+    "--status",
+    type=click.Choice(["open", "resumed"]),
+    default=None,
+    help="Only outcomes with this status (default: open, the ones blocking now).",
+)
+@click.option("--all", "all_", is_flag=True, help="Every outcome, resumed ones included.")
 @click.pass_context
-def blocked(ctx: click.Context, since: str | None, reason: str | None) -> int:
-    """The blocked outcomes, newest first."""
+def blocked(
+    ctx: click.Context, since: str | None, reason: str | None, status: str | None, all_: bool
+) -> int:
+    """The open blocked outcomes (blocked or remediating now), newest first."""
     s = session_of(ctx)
+    if all_ and status is not None:
+        raise UsageError("--all shows every status; drop --all or drop --status")
     when = _since(since)
-    records = s.store().blocked_records(when, None if reason is None else Reason(reason))
+    wanted = None if all_ else (status or "open")
+    records = s.store().blocked_records(
+        when, None if reason is None else Reason(reason), status=wanted
+    )
     result = {
         "since": stamp(when),
         "reason": reason,
+        "status": wanted,
         "blocked": [blocked_json(b) for b in records],
     }
     return emit(s.json, s.command, result, blocked_table(records))
@@ -156,6 +219,10 @@ def sync(ctx: click.Context) -> int:
 
 def _repository_violations(s: Session, listed: list[Candidate]) -> list[RepositoryViolation]:
     """The repository check of verify: main's mergegate merges against the integrated candidates."""
+    # Only verify reads the repository; importing git plumbing at module level
+    # would slow every query command's start-up (tests/cli/test_cli_startup.py).
+    from mergegate.apply import Git, remote_main, repository_violations  # noqa: PLC0415
+
     config, repo = s.config(), s.repository()
     git = Git(repo.root)
     ref = f"refs/heads/{config.main_branch}"
@@ -165,6 +232,93 @@ def _repository_violations(s: Session, listed: list[Candidate]) -> list[Reposito
         # The remote's main is canonical; the local one may lag behind it.
         ref = remote_main(git, config.remote, ref, timeout=120.0)
     return repository_violations(git, ref, listed, s.store().log())
+
+
+def _follow_up_record(session: Session, name: str) -> BlockedRecord:
+    """The blocked outcome NAME names: a candidate slug (its current block), else a follow-up."""
+    store = session.store()
+    candidate = store.candidate(name)
+    if candidate is not None:
+        record = store.blocked_record(candidate.key)
+        if record is not None:
+            return record
+    for record in store.blocked_records():
+        if record.follow_up_slug == name:
+            return record
+    if candidate is not None:
+        raise UsageError(f"candidate {name} has no follow-up: it was not blocked at its sha")
+    raise UsageError(
+        f"no follow-up and no candidate is named {name!r}; see mergegate followups list"
+    )
+
+
+@followups.command()
+@click.argument("name")
+@click.pass_context
+def done(ctx: click.Context, name: str) -> int:
+    """Mark the follow-up NAME (a follow-up slug or a candidate slug) resolved.
+
+    What that takes is the configured resolved rule: state.yaml says done for
+    the latest occurrence (the default), the folder is removed, or the roadmap
+    entry is removed.
+    """
+    from mergegate.followups import mark_done  # noqa: PLC0415
+
+    s = session_of(ctx)
+    check_slug(name, field="follow-up or candidate")
+    config = s.config()
+    s.engine()  # the log, and the same checks every command makes
+    record = _follow_up_record(s, name)
+    rule = s.resolved_rule()
+    action = mark_done(
+        rule, record, todos_root=config.todos, roadmap=config.roadmap, boundary=config.repo
+    )
+    slug = record.key.slug
+    left = s.resolver().unresolved_reason(record)
+    result = {
+        "follow_up_slug": record.follow_up_slug,
+        "slug": slug,
+        "rule": rule.value,
+        "done": action,
+        "resolved": left is None,
+        "unresolved_reason": left,
+    }
+    text = f"follow-up {record.follow_up_slug} of {slug} is done ({rule.value}): {action}\n"
+    if record.status == "open":
+        text += f"next: mergegate resume {slug}\n"
+    return emit(s.json, s.command, result, text)
+
+
+@followups.command("list")
+@click.option("--all", "all_", is_flag=True, help="Also the follow-ups of resumed outcomes.")
+@click.pass_context
+def list_followups(ctx: click.Context, all_: bool) -> int:
+    """Every follow-up of an open blocked outcome: its candidate, its state, whether resolved."""
+    s = session_of(ctx)
+    s.engine()
+    resolver = s.resolver()
+    records = s.store().blocked_records(status=None if all_ else "open")
+    rows = []
+    for record in records:
+        why = resolver.unresolved_reason(record)
+        rows.append((record, why))
+    result = {
+        "rule": s.resolved_rule().value,
+        "follow_ups": [
+            {
+                "follow_up_slug": r.follow_up_slug,
+                "slug": r.key.slug,
+                "sha": r.key.sha,
+                "status": r.status,
+                "follow_up_state": r.follow_up_state.value,
+                "occurrences": r.occurrences,
+                "resolved": why is None,
+                "unresolved_reason": why,
+            }
+            for r, why in rows
+        ],
+    }
+    return emit(s.json, s.command, result, followups_table(rows))
 
 
 @cli.command()

@@ -32,6 +32,9 @@ __all__ = [
     "CHECK_TIMEOUT_RANGE",
     "CONFIG_FILE",
     "GUIDANCE_NAMES",
+    "NOTIFY_ON",
+    "NOTIFY_TIMEOUT_RANGE",
+    "NotifyConfig",
     "LEASE_TTL_RANGE",
     "MAX_MAIN_RETRIES_RANGE",
     "CheckConfig",
@@ -40,7 +43,7 @@ __all__ = [
 ]
 
 CONFIG_FILE = "mergegate.toml"
-GUIDANCE_NAMES = ("remediate", "resume", "apply", "show", "sync")
+GUIDANCE_NAMES = ("remediate", "resume", "apply", "show", "sync", "done")
 _MAX_CONFIG_BYTES = 1 << 20
 # Seconds. Below 1 s the heartbeat (a third of the TTL) leaves no room for one
 # git step between two renewals; above a day, a crashed apply would hold the
@@ -69,6 +72,21 @@ class CheckConfig:
     shell: bool = False
 
 
+#: What a notification command may be run on: a move into one of these states.
+NOTIFY_ON = ("blocked", "integrated")
+NOTIFY_TIMEOUT_RANGE = (0.1, 600.0)
+
+
+@attrs.frozen
+class NotifyConfig:
+    """One ``[[notify]]`` command: run after a move into a state of ``on``, outcome on stdin."""
+
+    argv: tuple[str, ...]
+    on: tuple[str, ...] = NOTIFY_ON
+    timeout: float = attrs.field(default=10.0, validator=_between(*NOTIFY_TIMEOUT_RANGE))
+    shell: bool = False
+
+
 @attrs.frozen
 class Config:
     """The settings of one repository; every path is absolute and inside ``repo``.
@@ -88,6 +106,9 @@ class Config:
     lease_ttl: float = attrs.field(default=600.0, validator=_between(*LEASE_TTL_RANGE))
     checks: tuple[CheckConfig, ...] = ()
     guidance: tuple[tuple[str, str], ...] = ()
+    notify: tuple[NotifyConfig, ...] = ()
+    #: The resolved rule (docs/followups.md): state-done, folder-removed or roadmap-gone.
+    resolved: str = "state-done"
 
     @classmethod
     def defaults(cls, repo: Path) -> Config:
@@ -207,6 +228,45 @@ def _checks(reader: _Reader) -> tuple[CheckConfig, ...]:
     return tuple(checks)
 
 
+def _command(sub: _Reader, shell: bool) -> list[str]:
+    argv = sub.get("argv", (list, str), "an array of strings (or one string with shell = true)")
+    if argv is None:
+        raise sub.error("argv", "required: the command to run, as an array of strings")
+    if isinstance(argv, str):
+        if not shell:
+            raise sub.error("argv", "a string needs shell = true; otherwise give an array")
+        argv = [argv]
+    if not argv or not all(isinstance(a, str) and a and "\x00" not in a for a in argv):
+        raise sub.error("argv", "expected a non-empty array of non-empty strings")
+    if shell and len(argv) != 1:
+        raise sub.error("argv", "with shell = true give exactly one command string")
+    return [str(a) for a in argv]
+
+
+def _notify(reader: _Reader) -> tuple[NotifyConfig, ...]:
+    raw = reader.get("notify", list, "an array of tables ([[notify]])")
+    if raw is None:
+        return ()
+    found: list[NotifyConfig] = []
+    for index, item in enumerate(raw):
+        prefix = f"{reader.prefix}notify[{index}]."
+        if not isinstance(item, dict):
+            raise ConfigError(
+                reader.where, prefix[:-1], f"expected a table, got {_type_name(item)}"
+            )
+        sub = _Reader(reader.where, item, prefix)
+        shell = sub.get("shell", bool, "true or false") or False
+        argv = _command(sub, shell)
+        on = sub.get("on", list, f"an array of {', '.join(NOTIFY_ON)}")
+        if on is not None and (not on or not all(v in NOTIFY_ON for v in on)):
+            raise sub.error("on", f"expected a non-empty array of {', '.join(NOTIFY_ON)}")
+        timeout = sub.seconds("timeout", NOTIFY_TIMEOUT_RANGE)
+        sub.done()
+        states = NOTIFY_ON if on is None else tuple(v for v in NOTIFY_ON if v in on)
+        found.append(NotifyConfig(tuple(argv), states, timeout or 10.0, shell))
+    return tuple(found)
+
+
 def _guidance(reader: _Reader) -> tuple[tuple[str, str], ...]:
     raw = reader.get("guidance", dict, "a table ([guidance])")
     if raw is None:
@@ -253,6 +313,11 @@ def _parse(
     ttl = reader.seconds("lease_ttl", LEASE_TTL_RANGE)
     checks = _checks(reader)
     guidance = _guidance(reader)
+    notify = _notify(reader)
+    resolved = reader.text("resolved")
+    rules = ("state-done", "folder-removed", "roadmap-gone")
+    if resolved is not None and resolved not in rules:
+        raise reader.error("resolved", f"expected one of {', '.join(rules)}, got {resolved!r}")
     reader.done()
     defaults = Config.defaults(repo)
     return Config(
@@ -267,6 +332,8 @@ def _parse(
         lease_ttl=ttl or defaults.lease_ttl,
         checks=checks,
         guidance=guidance,
+        notify=notify,
+        resolved=resolved or defaults.resolved,
     )
 
 

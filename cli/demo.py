@@ -8,9 +8,10 @@ operator would type it; only the authoring of commits happens in a clone.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import shlex
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from mergegate.statemachine import MergegateError, RepositoryError, short_sha
 
 from .app import cli, session_of
 from .boundary import run
-from .errors import EXIT_BLOCKED, EXIT_CONFLICT, EXIT_OK, UsageError
+from .errors import EXIT_BLOCKED, EXIT_OK, UsageError
 
 __all__ = ["Demo", "demo"]
 
@@ -70,18 +71,22 @@ class Demo:
     def say(self, text: str) -> None:
         click.echo(text)
 
-    def mergegate(self, *args: str, expect: int = EXIT_OK) -> None:
-        """Run ``mergegate --repo <integration> --actor demo ARGS`` through the real CLI."""
-        click.echo(f"$ mergegate {' '.join(args)}")
+    def mergegate(self, *args: str, expect: int = EXIT_OK) -> str:
+        """Run ``mergegate --repo <integration> --actor demo ARGS`` through the real CLI;
+        return what it printed (it is printed too)."""
+        click.echo(f"$ mergegate {shlex.join(args)}")
+        out = io.StringIO()
         # Errors join the narration on stdout, so a piped demo keeps its order.
-        with contextlib.redirect_stderr(sys.stdout):
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
             code = run([*self._global, *args])
+        click.echo(out.getvalue(), nl=False)
         click.echo(f"[exit {code}]\n")
         if code != expect:
             raise UsageError(
                 f"demo step `mergegate {' '.join(args)}` exited {code}, expected {expect}; "
                 f"the scratch repository is kept in {self.root} for inspection"
             )
+        return out.getvalue()
 
     # -- git -----------------------------------------------------------------
 
@@ -166,7 +171,8 @@ class Demo:
 
         self.title("Apply in FIFO order: add-docs integrates, new-greeting conflicts")
         self.mergegate("apply")
-        self.mergegate("apply", expect=EXIT_BLOCKED)
+        guidance = self.mergegate("apply", expect=EXIT_BLOCKED)
+        steps = [ln[len("NEXT: ") :] for ln in guidance.splitlines() if ln.startswith("NEXT: ")]
 
         self.title("The follow-up todo, its roadmap entry, and the log line")
         todos = self.integration / "todos"
@@ -183,30 +189,30 @@ class Demo:
         self.mergegate("history", "new-greeting")
         self.mergegate("blocked")
 
-        self.title("Remediate: merge main into the branch, resolve, push")
-        self.mergegate("remediate", "new-greeting")
+        self.title("The fix: merge main into the branch, resolve the conflict, commit, push")
+        self.say("$ cd work && git checkout new-greeting")
+        self.say("$ git fetch origin && git merge origin/main     # conflicts in greeting.txt")
         self.git(self.work, "fetch", "-q", "origin")
         self.git(self.work, "merge", "-q", "--no-edit", "origin/main")
+        self.say("$ echo 'Hello, mergegate!' > greeting.txt && git commit -am 'Merge main; ...'")
         fixed = self.commit(
             "Merge main; keep the new greeting",
             {
                 "greeting.txt": "Hello, mergegate!\n",
             },
         )
+        self.say("$ git push origin new-greeting")
         self.git(self.work, "push", "-q", "origin", "new-greeting")
         self.say(f"new-greeting is now at {short_sha(fixed)} (main merged, conflict resolved)\n")
-        self.say("Resuming before the follow-up is marked done is refused (exit 4):")
-        self.mergegate("resume", "new-greeting", "--sha", fixed, expect=EXIT_CONFLICT)
-        state = folder / "state.yaml"
-        state.write_text(
-            state.read_text(encoding="utf-8").replace("status: open", "status: done", 1),
-            encoding="utf-8",
-        )
-        self.say(f"$ sed -i 's/status: open/status: done/' {state.relative_to(self.root)}\n")
-        self.mergegate("resume", "new-greeting", "--sha", fixed)
 
-        self.title("Apply again: new-greeting integrates")
-        self.mergegate("apply")
+        self.title("Follow the guidance: every NEXT line of the blocked apply, verbatim")
+        for step in steps:
+            words = shlex.split(step)
+            if words[:1] != ["mergegate"]:
+                raise UsageError(f"demo guidance line {step!r} is not a mergegate command")
+            self.mergegate(*words[1:])
+
+        self.title("new-greeting is integrated")
         self.mergegate("show", "new-greeting")
         self.mergegate("history", "new-greeting")
         self.mergegate("verify")

@@ -28,6 +28,7 @@ __all__ = [
     "ConfigError",
     "IntegrateRefused",
     "NotARepository",
+    "SameShaRefused",
     "UsageError",
     "VerifyFailed",
     "error_code",
@@ -71,6 +72,23 @@ class IntegrateRefused(MergegateError, ValueError):
         super().__init__(f"integrate refused for main {main_sha}: {problem}", main_sha=main_sha)
 
 
+class SameShaRefused(MergegateError, ValueError):
+    """``resume`` would retry the very sha a code reason blocked, with no word that the fix
+    was outside the code; nothing was written."""
+
+    slug: str
+    sha: str
+
+    def __init__(self, slug: str, sha: str, reason: str, branch: str) -> None:
+        super().__init__(
+            f"resume refused for {slug}: branch {branch} is still at {sha[:12]}, the sha "
+            f"blocked by {reason}; commit the fix on {branch} first, or pass --same-sha "
+            "--note TEXT if the fix was outside the code",
+            slug=slug,
+            sha=sha,
+        )
+
+
 class VerifyFailed(MergegateError, RuntimeError):
     """``verify`` found violations; they are listed on stdout."""
 
@@ -93,7 +111,14 @@ _USAGE = (
     IntegrateRefused,
     NotARepository,
 )
-_CONFLICT = (IllegalTransition, ConcurrencyConflict, LeaseHeld, FollowUpNotResolved, MoveInFlight)
+_CONFLICT = (
+    IllegalTransition,
+    ConcurrencyConflict,
+    LeaseHeld,
+    FollowUpNotResolved,
+    SameShaRefused,
+    MoveInFlight,
+)
 
 
 def exit_code_for(err: BaseException) -> int:

@@ -15,6 +15,7 @@ from mergegate.statemachine import (
     Candidate,
     Occurrence,
     Outcome,
+    State,
     Transition,
     short_sha,
 )
@@ -23,10 +24,11 @@ from .payload import stamp
 
 __all__ = [
     "blocked_table",
-    "candidate_table",
+    "followups_table",
     "history_table",
     "key_text",
     "outcome_text",
+    "queue_table",
     "show_text",
     "table",
 ]
@@ -72,18 +74,35 @@ def outcome_text(o: Outcome) -> str:
             f"follow-up: {b.follow_up_slug} ({b.follow_up_state.value}), "
             f"reason {b.reason.value}, occurrences {b.occurrences}"
         )
+    now = _where_now(c)
+    if now is not None and o.guidance is None:
+        lines.append(now)
     text = "\n".join(lines) + "\n"
     if o.guidance is not None:
         text += "\n" + o.guidance.text
     return text
 
 
-def candidate_table(candidates: Sequence[Candidate]) -> str:
-    if not candidates:
+def _where_now(c: Candidate) -> str | None:
+    """Where the candidate is now and what comes next, for the states guidance does not cover."""
+    slug = c.key.slug
+    match c.state:
+        case State.PENDING | State.RETRY:
+            return f"now: {c.state.value}, queued for an apply; next: mergegate apply {slug}"
+        case State.APPLYING:
+            return "now: applying, under the integration lease"
+        case State.INTEGRATED:
+            return "now: integrated into main; nothing more to do"
+    return None
+
+
+def queue_table(rows: Sequence[tuple[Candidate, int | None]]) -> str:
+    """``list``: the candidates in queue order; POS is the queue position, ``-`` off the queue."""
+    if not rows:
         return "no candidates\n"
-    rows = [
+    body = [
         (
-            str(c.id),
+            "-" if pos is None else str(pos),
             c.key.slug,
             c.key.branch,
             short_sha(c.key.sha),
@@ -91,12 +110,15 @@ def candidate_table(candidates: Sequence[Candidate]) -> str:
             str(c.seq),
             _short_time(c.updated_at),
         )
-        for c in candidates
+        for c, pos in rows
     ]
-    return table(("ID", "SLUG", "BRANCH", "SHA", "STATE", "SEQ", "UPDATED (UTC)"), rows)
+    return table(("POS", "SLUG", "BRANCH", "SHA", "STATE", "SEQ", "UPDATED (UTC)"), body)
 
 
-def history_table(entries: Sequence[Transition]) -> str:
+def history_table(
+    entries: Sequence[Transition], occurrences: Sequence[Occurrence | None] = ()
+) -> str:
+    """The moves, oldest first; under each block, the evidence that occurrence recorded."""
     if not entries:
         return "no transitions\n"
     rows = [
@@ -113,7 +135,35 @@ def history_table(entries: Sequence[Transition]) -> str:
         )
         for t in entries
     ]
-    return table(("CAND", "SEQ", "AT (UTC)", "EVENT", "FROM", "TO", "SHA", "ACTOR", "NOTE"), rows)
+    text = table(("CAND", "SEQ", "AT (UTC)", "EVENT", "FROM", "TO", "SHA", "ACTOR", "NOTE"), rows)
+    if not any(o is not None for o in occurrences):
+        return text
+    lines = text.splitlines()
+    out = [lines[0]]
+    for line, occurrence in zip(lines[1:], occurrences, strict=True):
+        out.append(line)
+        if occurrence is not None:
+            out.append(f"    blocked, occurrence {occurrence.number}:")
+            out.extend(f"  {ln}" for ln in _evidence_lines(occurrence))
+    return "\n".join(out) + "\n"
+
+
+def followups_table(rows: Sequence[tuple[BlockedRecord, str | None]]) -> str:
+    """One follow-up a line: its candidate, its state, and whether it is resolved (and why not)."""
+    if not rows:
+        return "no follow-ups\n"
+    cells = [
+        (
+            b.follow_up_slug,
+            f"{b.key.slug}@{short_sha(b.key.sha)}",
+            b.status,
+            b.follow_up_state.value,
+            str(b.occurrences),
+            "yes" if why is None else f"no: {why}",
+        )
+        for b, why in rows
+    ]
+    return table(("FOLLOW-UP", "CANDIDATE", "STATUS", "TODO", "SEEN", "RESOLVED"), cells)
 
 
 def blocked_table(records: Sequence[BlockedRecord]) -> str:
@@ -161,8 +211,11 @@ def _evidence_lines(occurrence: Occurrence) -> list[str]:
     return lines
 
 
-def show_text(o: Outcome, latest: Occurrence | None, past: Sequence[BlockedRecord] = ()) -> str:
-    """The candidate as a block of ``name: value`` lines, its evidence, then its guidance.
+def show_text(
+    o: Outcome, occurrences: Sequence[Occurrence] = (), past: Sequence[BlockedRecord] = ()
+) -> str:
+    """The candidate as a block of ``name: value`` lines, every occurrence of its current block
+    (oldest first, each with its evidence), then its guidance.
 
     ``past`` is every blocked outcome of the slug, newest first; those that are
     not the current one are listed as earlier follow-ups.
@@ -200,9 +253,12 @@ def show_text(o: Outcome, latest: Occurrence | None, past: Sequence[BlockedRecor
             f"  {b.follow_up_slug} ({b.reason.value}, {b.status}, sha {short_sha(b.key.sha)})"
             for b in earlier
         )
-    if latest is not None:
-        lines.append("evidence (latest):")
-        lines.extend(_evidence_lines(latest))
+    for occurrence in occurrences:
+        lines.append(
+            f"occurrence {occurrence.number} at {_short_time(occurrence.at)} UTC "
+            f"(seq {occurrence.seq}):"
+        )
+        lines.extend(_evidence_lines(occurrence))
     text = "\n".join(lines) + "\n"
     if o.guidance is not None:
         text += "\n" + o.guidance.text

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     # Each part is imported by the method that builds it, so a command pays only
     # for what it opens (`show` never loads the git applier): see cli/lazy.py.
     from mergegate.apply import CheckSpec, GitApplier
-    from mergegate.followups import FollowUps, GuidanceTemplates, Wiring
-    from mergegate.statemachine import Engine, Store
+    from mergegate.followups import FollowUps, GuidanceTemplates, ResolvedRule, Wiring
+    from mergegate.statemachine import BlockedRecord, BlockedReport, Engine, Resolver, Store
 
     from .config import CheckConfig, Config
     from .repo import Repository
@@ -140,7 +140,7 @@ class Session:
     def engine(self) -> Engine:
         """The Engine, wired with the follow-up hook, guide and resolver; logging on."""
         if self._engine is None:
-            from mergegate.followups import build_engine  # noqa: PLC0415
+            from mergegate.followups import FollowUpGuide, build_engine  # noqa: PLC0415
             from mergegate.statemachine import InvalidInput  # noqa: PLC0415
             from mergegate.statemachine.validation import check_text  # noqa: PLC0415
 
@@ -148,15 +148,46 @@ class Session:
             check_text(self.actor, field="actor")
             if not self.actor.strip() or "\n" in self.actor:
                 raise InvalidInput("--actor", self.actor, "give one non-empty line")
-            wiring = self.wiring()
+            from .notify import notify_hooks  # noqa: PLC0415
+
+            guide = FollowUpGuide(
+                self.templates(),
+                todos_label=config.todos_label,
+                evidence=lambda record: _latest_report(store, record),
+            )
+            wiring = attrs.evolve(self.wiring(), resolver=self.resolver(), custom_guide=guide)
             self._start_logging()
             self._engine = build_engine(
                 store,
                 wiring,
+                # After the follow-up hook: a notification of a block sees it materialized.
+                hooks=notify_hooks(config.notify, config.repo),
                 actor=self.actor,
                 lease_ttl=timedelta(seconds=config.lease_ttl),
             )
         return self._engine
+
+    def resolved_rule(self) -> ResolvedRule:
+        """The configured resolved rule."""
+        from mergegate.followups import ResolvedRule  # noqa: PLC0415
+
+        return ResolvedRule(self.config().resolved)
+
+    def resolver(self) -> Resolver:
+        """The resolver of the configured rule (``resolved`` in mergegate.toml)."""
+        from mergegate.followups import (  # noqa: PLC0415
+            FolderRemovedResolver,
+            ResolvedRule,
+            RoadmapGoneResolver,
+            StateFileResolver,
+        )
+
+        config, rule = self.config(), self.resolved_rule()
+        if rule is ResolvedRule.FOLDER_REMOVED:
+            return FolderRemovedResolver(config.todos)
+        if rule is ResolvedRule.ROADMAP_GONE:
+            return RoadmapGoneResolver(config.roadmap)
+        return StateFileResolver(config.todos, boundary=config.repo)
 
     def applier(self) -> GitApplier:
         """The git applier on the repository, with the configured checks."""
@@ -209,6 +240,12 @@ class Session:
             self._store.close()
             self._store = None
         self._engine = None
+
+
+def _latest_report(store: Store, record: BlockedRecord) -> BlockedReport | None:
+    """The report of ``record``'s latest occurrence: what the guidance names as failed."""
+    found = store.occurrences(record.id)
+    return found[-1].report if found else None
 
 
 def _check_spec(check: CheckConfig) -> CheckSpec:

@@ -12,6 +12,7 @@ This package imports only ``mergegate.statemachine``.
 """
 
 from .contain import check_inside as check_inside
+from .done import NotMarkable, ResolvedRule, mark_done
 from .errors import (
     FollowUpConflict,
     FollowUpError,
@@ -26,8 +27,14 @@ from .guidance import CODE_BLOCKED, CODE_FOLLOWUP_FAILED, CODE_FOLLOWUP_PENDING,
 from .materialize import DEFAULT_GROUP, FollowUps
 from .outbox import DrainResult, FollowUpHook, drain
 from .paths import todo_path as todo_path
-from .resolver import StateFileResolver
+from .resolver import (
+    CallableResolver,
+    FolderRemovedResolver,
+    RoadmapGoneResolver,
+    StateFileResolver,
+)
 from .roadmap import add_roadmap_entry as add_roadmap_entry
+from .roadmap import remove_roadmap_entry as remove_roadmap_entry
 from .roadmap import roadmap_slugs
 from .scaffold import Scaffold, ScaffoldResult, TodoScaffold
 from .scaffold import read_source as read_source
@@ -36,6 +43,7 @@ from .templates import PLACEHOLDERS, GuidanceTemplates
 from .text import one_line as one_line
 from .todo_text import STATE_DONE, STATE_OPEN, TODO_FILES, render_todo
 from .wiring import Wiring, build_engine
+from .withdraw import STATE_WITHDRAWN, mark_withdrawn
 
 __all__ = [
     "CODE_BLOCKED",
@@ -45,8 +53,11 @@ __all__ = [
     "PLACEHOLDERS",
     "STATE_DONE",
     "STATE_OPEN",
+    "STATE_WITHDRAWN",
     "TODO_FILES",
+    "CallableResolver",
     "DrainResult",
+    "FolderRemovedResolver",
     "FollowUpConflict",
     "FollowUpError",
     "FollowUpGuide",
@@ -56,8 +67,11 @@ __all__ = [
     "InvalidTemplate",
     "LockTimeout",
     "MalformedRoadmap",
+    "NotMarkable",
     "PathOutsideRepository",
     "PathOutsideTodos",
+    "ResolvedRule",
+    "RoadmapGoneResolver",
     "Scaffold",
     "ScaffoldResult",
     "StateFileResolver",
@@ -66,6 +80,8 @@ __all__ = [
     "Wiring",
     "build_engine",
     "drain",
+    "mark_done",
+    "mark_withdrawn",
     "render_todo",
     "roadmap_slugs",
 ]

@@ -1,19 +1,24 @@
 """Resume guidance: deterministic text built from the stored candidate and blocked record.
 
-The text has an uppercase code line, two factual sentences and ``NEXT:`` lines
-holding exact commands, the last of which is the resume command. It reads no
-clock, no counter and no evidence text, so replaying a block returns the very
-same guidance: the report's free-text detail stays in ``input.md`` and in
-``mergegate show``, because it may carry times (an interrupted apply's detail
-names when its lease expired).
+The text has an uppercase code line, factual sentences (where the candidate is,
+what failed, where the evidence is, what fixes it) and ``NEXT:`` lines holding
+complete commands that, run in order from the work tree once the fix is
+committed on the branch, bring the candidate to ``integrated``: remediate (unless
+it is remediating already), mark the follow-up done, resume (which takes the
+branch's tip), apply. It reads no clock and no free-text detail, only the
+structured evidence, so the same stored facts give the same bytes: the detail
+stays in ``input.md`` and ``mergegate show``, because it may carry times.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import attrs
 
 from mergegate.statemachine import (
     BlockedRecord,
+    BlockedReport,
     Candidate,
     FollowUpState,
     Guidance,
@@ -21,6 +26,7 @@ from mergegate.statemachine import (
     State,
 )
 
+from .failure import fix_sentence, what_failed
 from .templates import GuidanceTemplates
 from .text import one_line
 
@@ -41,30 +47,42 @@ class FollowUpGuide:
     """Implements ``Guide``: renders the guidance of a blocked candidate from its record.
 
     ``todos_label`` is how the text names the todos folder: keep it relative,
-    so the text does not depend on the machine it was rendered on.
+    so the text does not depend on the machine it was rendered on. ``evidence``
+    reads the latest report of a blocked record (the CLI reads the store's last
+    occurrence); without it, the text says what failed only by reason code.
     """
 
     templates: GuidanceTemplates = attrs.field(factory=GuidanceTemplates)
     todos_label: str = attrs.field(default="todos", validator=_check_label)
+    evidence: Callable[[BlockedRecord], BlockedReport | None] | None = attrs.field(
+        default=None, eq=False, kw_only=True
+    )
 
     def render(self, candidate: Candidate, record: BlockedRecord) -> Guidance:
-        """The guidance for ``candidate``, blocked as ``record`` says; a pure function of both.
+        """The guidance for ``candidate``, blocked as ``record`` says; a pure function of both
+        (and of the stored evidence ``evidence`` reads).
 
         The code line says whether the follow-up todo exists (``INTEGRATION_BLOCKED``),
         is still queued (``..._FOLLOWUP_PENDING``) or could not be created
         (``..._FOLLOWUP_FAILED``). When it does not exist, the first ``NEXT:``
         line is the sync command that creates it. The remediate command is left
-        out once the candidate is already remediating. The resume command is last.
+        out once the candidate is already remediating. Then come the done,
+        resume and apply commands; ``resume_at`` points at the resume command.
         """
         key, fu, t = record.key, record.follow_up_slug, self.templates
 
         def cmd(name: str) -> str:
             return t.command(name, key, fu)
 
-        where = (
-            f"Candidate {key.slug} ({one_line(key.branch)}@{key.sha[:7]}) is blocked: "
-            f"{record.reason.value} against main {record.main_sha[:7]}."
-        )
+        # No occurrence count and no time: a replay of the same failure prints the same text.
+        blocked = f"{record.reason.value} against main {record.main_sha[:12]}"
+        ident = f"{key.slug} ({one_line(key.branch)}@{key.sha[:12]})"
+        if candidate.state is State.REMEDIATING:
+            where = f"Candidate {ident} is being remediated; it was blocked: {blocked}."
+        else:
+            where = f"Candidate {ident} is blocked: {blocked}."
+        report = None if self.evidence is None else self.evidence(record)
+        failed = f"What failed: {record.reason.value}." if report is None else what_failed(report)
         commands: list[str] = []
         match record.follow_up_state:
             case FollowUpState.CREATED:
@@ -90,5 +108,6 @@ class FollowUpGuide:
                 commands.append(cmd("sync"))
         if candidate.state is not State.REMEDIATING:
             commands.append(cmd("remediate"))
-        commands.append(cmd("resume"))
-        return Guidance(code=code, facts=(where, evidence), next_commands=tuple(commands))
+        commands.extend((cmd("done"), cmd("resume"), cmd("apply")))
+        facts = (where, failed, evidence, fix_sentence(record.reason, key))
+        return Guidance(code=code, facts=facts, next_commands=tuple(commands), resume_at=-2)

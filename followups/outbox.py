@@ -87,10 +87,12 @@ class FollowUpHook:
     """Implements ``Hook``: after a blocking commit, materializes the follow-up of the outcome;
     after an integration, hands the candidate's follow-up to the scaffold's ``deliver``.
 
-    It acts only when the outcome is blocked and its follow-up is not created
-    yet, so a replay of a materialized block touches nothing on disk. Delivery
-    concerns the follow-up of the integrated identity (slug, branch, sha); an
-    error it raises is isolated into ``Outcome.hook_errors`` by the Engine.
+    It acts when the outcome is blocked and its follow-up has a queued job: not
+    created yet, or re-queued by a later occurrence. Materializing is idempotent,
+    so a replay touches nothing on disk unless the folder or the roadmap entry
+    was removed (as the folder-removed and roadmap-gone rules do when done).
+    Delivery concerns every follow-up of the integrated candidate (each sha it
+    was blocked at); an error it raises is isolated into ``Outcome.hook_errors``.
     """
 
     store: Store
@@ -106,8 +108,12 @@ class FollowUpHook:
             self._deliver(outcome)
             return outcome
         record = outcome.blocked
-        if record is None or record.follow_up_state is FollowUpState.CREATED:
+        if record is None:
             return outcome
+        if record.follow_up_state is FollowUpState.CREATED and record.occurrences == 1:
+            return outcome
+        # A later occurrence re-queues the follow-up (the gate resets): bring back a
+        # folder or roadmap entry removed as "done"; one still there is left as it is.
         jobs = [j for j in self.store.follow_up_jobs() if j.blocked_id == record.id]
         if not jobs:
             return outcome

@@ -1,5 +1,6 @@
-"""The "resolved" rule: a follow-up is resolved when mergegate created it, it is linked to
-the blocked candidate, and its own ``state.yaml`` says ``status: done``.
+"""The "resolved" rules. The default: a follow-up is resolved when mergegate created it, it is
+linked to the blocked candidate, and its own ``state.yaml`` says ``status: done`` for the
+latest occurrence of the block (``mergegate followups done`` writes both).
 
 The scaffold writes ``status: open``. Whoever finishes the remediation (a
 person, an agent, the orchestrator) sets ``status: done``. What the rule reads
@@ -12,6 +13,7 @@ file must name the candidate and the follow-up it was written for.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,31 @@ from .paths import todo_path
 from .text import one_line
 from .todo_text import STATE_DONE
 
-__all__ = ["StateFileResolver"]
+__all__ = [
+    "RESOLVED_FIELD",
+    "CallableResolver",
+    "FolderRemovedResolver",
+    "RoadmapGoneResolver",
+    "StateFileResolver",
+]
+
+#: The state.yaml key naming the occurrence a ``done`` answers. A done without it
+#: answers the first occurrence only: a hand edit made before a second block of
+#: the same sha must not let that second block through.
+RESOLVED_FIELD = "resolved_occurrence"
+
+
+def _stale(data: dict[Any, Any], record: BlockedRecord) -> str | None:
+    """Why a ``done`` in ``data`` does not answer ``record``'s latest occurrence, or ``None``."""
+    answered = data.get(RESOLVED_FIELD, 1)
+    if not isinstance(answered, int) or isinstance(answered, bool) or answered < 1:
+        return f"{RESOLVED_FIELD} is {one_line(repr(answered), limit=40)}, not an occurrence number"
+    if answered != record.occurrences:
+        return (
+            f"status done answers occurrence {answered}, but the candidate was blocked "
+            f"{record.occurrences} time(s); mark it done again once the latest block is fixed"
+        )
+    return None
 
 
 def _not_created(record: BlockedRecord) -> str | None:
@@ -127,4 +153,68 @@ class StateFileResolver:
         status = data.get("status")
         if status != STATE_DONE:
             return f"{name}/state.yaml has status {status!r}, not {STATE_DONE!r}"
+        stale = _stale(data, record)
+        if stale is not None:
+            return f"{name}/state.yaml: {stale}"
         return None
+
+
+@attrs.frozen
+class FolderRemovedResolver:
+    """Implements ``Resolver``: resolved iff mergegate created the follow-up and its folder is
+    gone, as in a project that deletes a todo folder once it is delivered.
+
+    A new block of the same sha creates the folder again (the follow-up is
+    re-queued), which closes the gate until it is removed again.
+    """
+
+    todos_root: Path = attrs.field(converter=Path)
+
+    def unresolved_reason(self, record: BlockedRecord) -> str | None:
+        """``None`` once the folder is removed; otherwise why not, in one line."""
+        not_created = _not_created(record)
+        if not_created is not None:
+            return not_created
+        try:
+            folder = todo_path(self.todos_root, record.follow_up_slug)
+        except MergegateError as err:
+            return f"follow-up folder is not usable: {err}"
+        if folder.exists() or folder.is_symlink():
+            return f"follow-up folder {folder} still exists; it is removed when the work is done"
+        return None
+
+
+@attrs.frozen
+class RoadmapGoneResolver:
+    """Implements ``Resolver``: resolved iff mergegate created the follow-up and its roadmap
+    entry is gone. A new block of the same sha adds the entry again."""
+
+    roadmap: Path = attrs.field(converter=Path)
+
+    def unresolved_reason(self, record: BlockedRecord) -> str | None:
+        """``None`` once the roadmap has no entry for the follow-up; otherwise why not."""
+        not_created = _not_created(record)
+        if not_created is not None:
+            return not_created
+        from .roadmap import roadmap_slugs  # noqa: PLC0415  (loads ruamel)
+
+        try:
+            slugs = roadmap_slugs(self.roadmap)
+        except MergegateError as err:
+            return f"roadmap {self.roadmap} is not usable: {err}"
+        if record.follow_up_slug in slugs:
+            return f"roadmap {self.roadmap} still lists {record.follow_up_slug}"
+        return None
+
+
+@attrs.frozen
+class CallableResolver:
+    """Implements ``Resolver`` with an embedder's function: ``rule(record)`` returns ``None``
+    when resolved, else why not. Its answer is cut to one line."""
+
+    rule: Callable[[BlockedRecord], str | None]
+
+    def unresolved_reason(self, record: BlockedRecord) -> str | None:
+        """What ``rule`` says, as one line (``None`` passes through)."""
+        why = self.rule(record)
+        return None if why is None else one_line(str(why), limit=200)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ruamel.yaml import YAML
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-__all__ = ["add_roadmap_entry", "check_group", "roadmap_slugs"]
+__all__ = ["add_roadmap_entry", "check_group", "remove_roadmap_entry", "roadmap_slugs"]
 
 # ruamel.yaml and filelock are imported by the functions that use them: importing
 # this package (as every `mergegate` command does) must not load them.
@@ -209,4 +209,31 @@ def add_roadmap_entry(
             # One printable line: YAML emitters mangle some control characters (NEL).
             entry["description"] = summary
         replace_file(path, _with_entry(path, text, data, entry))
+        return True
+
+
+def remove_roadmap_entry(path: Path, slug: str) -> bool:
+    """Remove the entry of ``slug`` from the roadmap; return whether one was removed.
+
+    Under the same lock as :func:`add_roadmap_entry`, re-dumped in round-trip
+    mode (comments and order kept). A missing roadmap holds no entry. Raises
+    MalformedRoadmap and UnsafeFile as ``add_roadmap_entry`` does.
+    """
+    check_slug(slug, field="roadmap slug", limit=_SLUG_LIMIT)
+    path = Path(path)
+    if not path.parent.is_dir():
+        return False
+    lock = path.with_name(path.name + ".lock")
+    with exclusive(lock, timeout=_LOCK_TIMEOUT, poll=0.005):
+        text = _read(path)
+        data = _load(path, text)
+        if data is None:
+            return False
+        kept = [i for i, entry in enumerate(data) if entry["slug"] != slug]
+        if len(kept) == len(data):
+            return False
+        for index in reversed(range(len(data))):
+            if data[index]["slug"] == slug:
+                del data[index]
+        replace_file(path, _dump(_yaml(text), data) if len(data) else "[]\n")
         return True

@@ -65,6 +65,9 @@ class GuidanceTemplates:
     apply: str = attrs.field(default="mergegate apply {slug}", validator=_check_template)
     show: str = attrs.field(default="mergegate show {slug}", validator=_check_template)
     sync: str = attrs.field(default="mergegate followups sync", validator=_check_template)
+    done: str = attrs.field(
+        default="mergegate followups done {follow_up}", validator=_check_template
+    )
 
     def command(self, name: str, key: CandidateKey, follow_up: str) -> str:
         """The template ``name`` filled in for ``key`` and its follow-up, values shell-quoted."""

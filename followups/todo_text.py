@@ -106,10 +106,15 @@ def _evidence(report: BlockedReport) -> str:
     return "\n".join(parts)
 
 
-def _input_md(record: BlockedRecord, report: BlockedReport, t: GuidanceTemplates) -> str:
+def _next_lines(record: BlockedRecord, t: GuidanceTemplates) -> str:
+    """The commands the guidance prints as ``NEXT:`` lines, in the same order."""
     key, fu = record.key, record.follow_up_slug
+    return "\n".join(t.command(n, key, fu) for n in ("remediate", "done", "resume", "apply"))
+
+
+def _input_md(record: BlockedRecord, report: BlockedReport, t: GuidanceTemplates) -> str:
+    key = record.key
     detail = fenced(report.detail) if report.detail is not None else "(none)\n"
-    resume = "\n".join(t.command(n, key, fu) for n in ("resume", "apply"))
     return (
         f"# Unblock the integration of {key.slug}\n\n"
         "mergegate could not integrate this candidate into `main` and opened this "
@@ -120,11 +125,11 @@ def _input_md(record: BlockedRecord, report: BlockedReport, t: GuidanceTemplates
         f"Detail:\n\n{detail}\n"
         f"## Evidence\n\n{_evidence(report)}\n"
         "## Unblock intent\n\n"
-        f"1. Start the remediation: {code_span(t.command('remediate', key, fu))}\n"
-        f"2. {_WHAT_TO_DO[report.reason]}\n"
-        "3. Set `status: done` in `state.yaml` once the cause is gone.\n"
-        "4. Resume the candidate (give resume the new sha if the fix is a new commit), "
-        "then retry its integration:\n\n" + fenced(resume, "sh")
+        f"1. {_WHAT_TO_DO[report.reason]} A fix to the code is a new commit on the "
+        f"branch {code_span(key.branch)}.\n"
+        "2. Run these commands in order, from the repository's work tree: they start "
+        "the remediation, mark this follow-up done, resume the candidate at the "
+        "branch's tip and retry its integration.\n\n" + fenced(_next_lines(record, t), "sh")
     )
 
 
@@ -136,7 +141,7 @@ def _requirements(record: BlockedRecord, report: BlockedReport) -> str:
         f"at {code_span(key.sha[:7])}), blocked by {code_span(report.reason.value)}.\n\n"
         "- [ ] R1: The cause recorded in `input.md` is resolved.\n"
         "- [ ] R2: The candidate's checks pass on the branch merged with the current `main`.\n"
-        "- [ ] R3: `state.yaml` says `status: done`.\n"
+        "- [ ] R3: The follow-up is marked done (`mergegate followups done`).\n"
     )
 
 
@@ -147,8 +152,8 @@ def _plan(record: BlockedRecord, report: BlockedReport, t: GuidanceTemplates) ->
         f"- [ ] Start the remediation: {code_span(t.command('remediate', key, fu))}\n"
         "- [ ] Read the evidence in `input.md`.\n"
         f"- [ ] {_WHAT_TO_DO[report.reason]}\n"
-        "- [ ] Set `status: done` in `state.yaml`.\n"
-        f"- [ ] Resume: {code_span(t.command('resume', key, fu))}\n"
+        f"- [ ] Mark the follow-up done: {code_span(t.command('done', key, fu))}\n"
+        f"- [ ] Resume at the branch's tip: {code_span(t.command('resume', key, fu))}\n"
         f"- [ ] Retry: {code_span(t.command('apply', key, fu))}\n"
     )
 
@@ -159,17 +164,18 @@ def _checklist(record: BlockedRecord) -> str:
         "- [ ] The fix addresses the recorded cause, not only its symptom.\n"
         "- [ ] The checks pass against the current `main`.\n"
         "- [ ] No unrelated change rides along with the fix.\n"
-        "- [ ] `state.yaml` is `status: done` only after the above.\n"
+        "- [ ] The follow-up is marked done only after the above.\n"
     )
 
 
 def _demo(record: BlockedRecord, t: GuidanceTemplates) -> str:
     key, fu = record.key, record.follow_up_slug
-    commands = "\n".join(t.command(n, key, fu) for n in ("resume", "apply", "show"))
+    show = t.command("show", key, fu)
     return (
         f"# Demo: {fu}\n\n"
-        "The candidate integrates: resume it, retry the apply, and show that it is "
-        "`integrated`.\n\n" + fenced(commands, "sh")
+        f"Commit the fix on the branch {code_span(key.branch)}, then run, in order, the "
+        "commands the guidance prints; the last one shows the candidate `integrated`.\n\n"
+        + fenced(f"{_next_lines(record, t)}\n{show}", "sh")
     )
 
 
@@ -177,8 +183,9 @@ def _state_yaml(record: BlockedRecord, report: BlockedReport) -> str:
     key = record.key
 
     return (
-        "# The follow-up's state. Set status to done once the remediation is finished:\n"
-        "# resume refuses to retry the candidate before that (unless it is forced).\n"
+        f"# The follow-up's state. `mergegate followups done {record.follow_up_slug}` sets\n"
+        "# status to done for the latest block once the remediation is finished: resume\n"
+        "# refuses to retry the candidate before that (unless it is forced).\n"
         f"status: {STATE_OPEN}\n"
         f"follow_up: {yaml_quoted(record.follow_up_slug)}\n"
         f"reason: {yaml_quoted(report.reason.value)}\n"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import attrs
 
-from mergegate.statemachine import Engine, Resolver, SlugRule, Store, follow_up_slug
+from mergegate.statemachine import Engine, Guide, Resolver, SlugRule, Store, follow_up_slug
 
 from .guidance import FollowUpGuide
 from .materialize import DEFAULT_GROUP, FollowUps
@@ -49,6 +49,8 @@ class Wiring:
     boundary: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
     scaffold: Scaffold | None = None
     resolver: Resolver | None = None
+    #: A guide of your own (e.g. a FollowUpGuide with ``evidence=``); default: :meth:`guide`.
+    custom_guide: Guide | None = None
     slug_rule: SlugRule = follow_up_slug
     follow_up_hook: bool = True
 
@@ -102,7 +104,7 @@ def build_engine(
     return Engine(
         store,
         hooks=chain,
-        guide=wiring.guide(),
+        guide=wiring.custom_guide if wiring.custom_guide is not None else wiring.guide(),
         resolver=wiring.active_resolver(),
         actor=actor,
         lease_name=lease_name,

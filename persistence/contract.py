@@ -1,8 +1,11 @@
-"""The contract every Store passes, as a test kit.
+"""The contract every Store passes, as a test kit: the Store and Transaction API itself.
 
 Subclass :class:`StoreContract` in a pytest module and provide a ``store``
 fixture that yields a fresh, empty store; every ``test_*`` method then runs
-against it. mergegate runs it against SQLite and PostgreSQL.
+against it. The cases call :class:`~mergegate.statemachine.Transaction` and
+:class:`~mergegate.statemachine.Store` directly, one group per method, so a new
+store is judged on the protocol the Engine relies on, not through the Engine.
+mergegate runs it against SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -12,29 +15,34 @@ from datetime import UTC, datetime, timedelta
 
 from mergegate.statemachine import (
     BlockedReport,
+    Candidate,
     CandidateKey,
-    CheckResult,
     ConcurrencyConflict,
-    DuplicateCandidate,
-    Engine,
     Event,
     Evidence,
     FollowUpState,
-    IllegalTransition,
+    Lease,
     LeaseHeld,
+    MergegateError,
     Reason,
     State,
     Store,
+    Transition,
 )
 
 __all__ = ["ManualClock", "StoreContract", "conflict_report"]
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+SHA = "a" * 40
+MAIN = "0" * 40
+LEASE = "main"
 
 
 class ManualClock:
     """A clock the test moves by hand, so leases and ``--since`` are exact."""
 
     def __init__(self, start: datetime | None = None) -> None:
-        self.now = start or datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+        self.now = start or T0
 
     def __call__(self) -> datetime:
         self.now += timedelta(microseconds=1)
@@ -44,23 +52,68 @@ class ManualClock:
         self.now += timedelta(**delta)
 
 
-def conflict_report(*paths: str, main: str = "0" * 40) -> BlockedReport:
+def conflict_report(*paths: str, main: str = MAIN) -> BlockedReport:
     """A ``merge_conflict`` report on ``paths`` against ``main``."""
     return BlockedReport(Reason.MERGE_CONFLICT, main, Evidence(conflicted_paths=paths or ("a",)))
 
 
-def _key(slug: str = "feat", sha: str = "a" * 40, branch: str | None = None) -> CandidateKey:
+def _key(slug: str = "feat", sha: str = SHA, branch: str | None = None) -> CandidateKey:
     return CandidateKey(slug, branch or slug, sha)
 
 
-def _engine(store: Store, clock: Callable[[], datetime] | None = None) -> Engine:
-    return Engine(store, clock=clock or ManualClock())
+def _at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
 
 
-def _blocked(engine: Engine, key: CandidateKey, report: BlockedReport | None = None) -> None:
-    engine.submit(key)
-    engine.start_apply(key.slug, owner="w1")
-    engine.block(key.slug, report or conflict_report())
+def _entry(
+    candidate: Candidate,
+    event: Event,
+    dest: State,
+    at: datetime,
+    *,
+    sha: str | None = None,
+    idempotency_key: str | None = None,
+    reason: str | None = None,
+) -> Transition:
+    """The next log entry of ``candidate``, as the Engine would build it."""
+    return Transition(
+        candidate_id=candidate.id,
+        seq=candidate.seq + 1,
+        event=event,
+        source=None if event is Event.SUBMIT else candidate.state,
+        dest=dest,
+        sha=sha or candidate.key.sha,
+        actor="contract",
+        at=at,
+        reason=reason,
+        idempotency_key=idempotency_key,
+    )
+
+
+def _submit(store: Store, key: CandidateKey, at: datetime = T0) -> Candidate:
+    """Insert ``key`` and log its submit, in one transaction."""
+    with store.transaction() as tx:
+        new = tx.insert_candidate(key, at)
+        return tx.append(new, _entry(new, Event.SUBMIT, State.PENDING, at))
+
+
+def _move(store: Store, candidate: Candidate, event: Event, dest: State, at: datetime) -> Candidate:
+    with store.transaction() as tx:
+        return tx.append(candidate, _entry(candidate, event, dest, at))
+
+
+def _blocked(
+    store: Store, key: CandidateKey, follow_up: str, at: datetime = T0
+) -> tuple[Candidate, int]:
+    """Submit ``key``, take it to ``blocked`` and record the block; returns it and the record id."""
+    c = _move(store, _submit(store, key, at), Event.START_APPLY, State.APPLYING, at)
+    with store.transaction() as tx:
+        c = tx.append(c, _entry(c, Event.BLOCK, State.BLOCKED, at))
+        record = tx.record_block(
+            key, conflict_report(), seq=c.seq, at=at, follow_up_slug=follow_up,
+            previous_follow_up=None,
+        )  # fmt: skip
+    return c, record.id
 
 
 def _snapshot(store: Store) -> tuple[object, ...]:
@@ -73,243 +126,438 @@ def _snapshot(store: Store) -> tuple[object, ...]:
     )
 
 
+def _raises(kind: type[BaseException], call: Callable[[], object]) -> BaseException:
+    """Run ``call``; return what it raised, which must be a ``kind``."""
+    try:
+        call()
+    except kind as err:
+        return err
+    raise AssertionError(f"{kind.__name__} not raised")
+
+
+class _Boom(Exception):
+    """Raised inside a transaction to make it roll back."""
+
+
 class StoreContract:
     """Behaviour every store must show; each test gets a fresh ``store`` fixture."""
 
-    def test_submit_is_idempotent(self, store: Store) -> None:
-        """Submitting the same identity twice returns the same candidate and logs once."""
-        engine = _engine(store)
-        first = engine.submit(_key())
-        again = engine.submit(_key())
-        assert again.transition is None
-        assert again.candidate == first.candidate
-        assert len(store.history(first.candidate.id)) == 1
+    # -- transaction(): commit and roll back ----------------------------------
 
-    def test_slug_held_by_other_identity_is_refused(self, store: Store) -> None:
-        """A second identity for an unintegrated slug is refused and writes nothing."""
-        engine = _engine(store)
-        engine.submit(_key())
+    def test_transaction_commits_on_normal_exit(self, store: Store) -> None:
+        """What a transaction wrote is visible to the store's reads once the block exits."""
+        c = _submit(store, _key())
+        assert store.candidate("feat") == c
+        assert store.candidate_by_id(c.id) == c
+        assert [t.event for t in store.history(c.id)] == [Event.SUBMIT]
+
+    def test_transaction_rolls_back_every_write_on_error(self, store: Store) -> None:
+        """An exception inside a transaction leaves no row of any table behind."""
+        _submit(store, _key("kept"))
         before = _snapshot(store)
-        try:
-            engine.submit(_key(sha="b" * 40))
-        except DuplicateCandidate as err:
-            assert err.slug == "feat"
-        else:
-            raise AssertionError("DuplicateCandidate not raised")
-        assert _snapshot(store) == before
 
-    def test_illegal_move_writes_nothing(self, store: Store) -> None:
-        """An event the table forbids raises IllegalTransition and leaves the store as it was."""
-        engine = _engine(store)
-        engine.submit(_key())
-        before = _snapshot(store)
-        try:
-            engine.integrate("feat", main_sha="c" * 40)
-        except IllegalTransition as err:
-            assert (err.state, err.event) == (State.PENDING, Event.INTEGRATE)
-        else:
-            raise AssertionError("IllegalTransition not raised")
-        assert _snapshot(store) == before
-
-    def test_stale_expected_seq_is_a_conflict(self, store: Store) -> None:
-        """A writer holding an old seq gets ConcurrencyConflict and writes nothing."""
-        engine = _engine(store)
-        seq = engine.submit(_key()).candidate.seq
-        engine.start_apply("feat", owner="w1", expected_seq=seq)
-        before = _snapshot(store)
-        try:
-            engine.block("feat", conflict_report(), expected_seq=seq)
-        except ConcurrencyConflict as err:
-            assert (err.expected_seq, err.actual_seq) == (seq, seq + 1)
-        else:
-            raise AssertionError("ConcurrencyConflict not raised")
-        assert _snapshot(store) == before
-
-    def test_duplicate_seq_is_a_conflict(self, store: Store) -> None:
-        """Appending at a seq another writer already used raises ConcurrencyConflict."""
-        engine = _engine(store)
-        stale = engine.submit(_key()).candidate
-        engine.start_apply("feat", owner="w1")
-        entry = engine._now_entry(stale, Event.START_APPLY, State.APPLYING)
-        try:
+        def fail() -> None:
             with store.transaction() as tx:
-                tx.append(stale, entry)
-        except ConcurrencyConflict:
-            pass
-        else:
-            raise AssertionError("ConcurrencyConflict not raised")
-        assert [t.seq for t in store.history(stale.id)] == [1, 2]
+                c = tx.insert_candidate(_key(), T0)
+                c = tx.append(c, _entry(c, Event.SUBMIT, State.PENDING, T0))
+                tx.record_block(
+                    c.key, conflict_report(), seq=1, at=T0, follow_up_slug="feat-fu",
+                    previous_follow_up=None,
+                )  # fmt: skip
+                tx.put_lease(Lease(LEASE, "w1", c.id, T0, _at(60)))
+                raise _Boom
 
-    def test_error_inside_transaction_rolls_back(self, store: Store) -> None:
-        """An exception inside a transaction leaves nothing behind."""
-        engine = _engine(store)
-        before = _snapshot(store)
-        try:
-            with store.transaction() as tx:
-                tx.insert_candidate(_key(), datetime(2026, 1, 1, tzinfo=UTC))
-                raise KeyError("boom")
-        except KeyError:
-            pass
+        _raises(_Boom, fail)
         assert _snapshot(store) == before
-        assert engine.verify() == []
+        assert store.integrity_problems() == []
 
-    def test_block_replay_appends_evidence_only(self, store: Store) -> None:
-        """A repeated block keeps the state, the follow-up and the outbox row; evidence grows."""
-        engine = _engine(store)
-        _blocked(engine, _key())
-        first = store.blocked_record(_key())
-        replay = engine.block("feat", conflict_report("b", "a"))
-        assert replay.state is State.BLOCKED
-        assert replay.blocked is not None
-        assert first is not None
-        assert replay.blocked.follow_up_slug == first.follow_up_slug
-        assert replay.blocked.occurrences == 2
-        assert [o.number for o in store.occurrences(first.id)] == [1, 2]
-        assert store.occurrences(first.id)[1].report.evidence.conflicted_paths == ("a", "b")
+    # -- insert_candidate and append ------------------------------------------
+
+    def test_insert_candidate_starts_at_seq_zero(self, store: Store) -> None:
+        """A new candidate has seq 0, its own id, and is the slug's candidate inside the block."""
+        with store.transaction() as tx:
+            first = tx.insert_candidate(_key("one"), T0)
+            second = tx.insert_candidate(_key("two"), T0)
+            assert (first.seq, first.key, first.submitted_at) == (0, _key("one"), T0)
+            assert first.id != second.id
+            assert tx.candidate("one") == first
+            tx.append(first, _entry(first, Event.SUBMIT, State.PENDING, T0))
+            tx.append(second, _entry(second, Event.SUBMIT, State.PENDING, T0))
+
+    def test_a_second_active_candidate_of_a_slug_is_a_conflict(self, store: Store) -> None:
+        """Inserting another identity for a slug that has an active candidate writes nothing."""
+        _submit(store, _key())
+        before = _snapshot(store)
+
+        def insert_rival() -> None:
+            with store.transaction() as tx:
+                rival = tx.insert_candidate(_key(sha="b" * 40), _at(1))
+                tx.append(rival, _entry(rival, Event.SUBMIT, State.PENDING, _at(1)))
+
+        _raises(ConcurrencyConflict, insert_rival)
+        assert _snapshot(store) == before
+
+    def test_append_moves_the_candidate(self, store: Store) -> None:
+        """append logs the entry and returns the candidate at its new state, seq and time."""
+        c = _submit(store, _key())
+        moved = _move(store, c, Event.START_APPLY, State.APPLYING, _at(1))
+        assert (moved.id, moved.state, moved.seq, moved.updated_at) == (
+            c.id,
+            State.APPLYING,
+            2,
+            _at(1),
+        )
+        assert moved.submitted_at == T0
+        assert store.candidate("feat") == moved
+        [_, entry] = store.history(c.id)
+        assert (entry.seq, entry.event, entry.source, entry.dest) == (
+            2,
+            Event.START_APPLY,
+            State.PENDING,
+            State.APPLYING,
+        )
+
+    def test_append_with_a_new_sha_changes_the_identity(self, store: Store) -> None:
+        """An entry with another sha moves the candidate to that identity; the log keeps both."""
+        c = _submit(store, _key())
+        new = "b" * 40
+        with store.transaction() as tx:
+            moved = tx.append(c, _entry(c, Event.START_APPLY, State.APPLYING, _at(1), sha=new))
+        assert moved.key == _key(sha=new)
+        assert store.candidate("feat") == moved
+        assert [t.sha for t in store.history(c.id)] == [SHA, new]
+
+    def test_append_from_a_stale_seq_is_a_conflict(self, store: Store) -> None:
+        """Appending for a candidate read before another move raises ConcurrencyConflict."""
+        stale = _submit(store, _key())
+        _move(store, stale, Event.START_APPLY, State.APPLYING, _at(1))
+        before = _snapshot(store)
+
+        def append_stale() -> None:
+            with store.transaction() as tx:
+                tx.append(stale, _entry(stale, Event.START_APPLY, State.APPLYING, _at(2)))
+
+        _raises(ConcurrencyConflict, append_stale)
+        assert _snapshot(store) == before
+
+    def test_append_text_round_trips(self, store: Store) -> None:
+        """Actor, reason and idempotency key come back exactly, non-ASCII text included."""
+        c = _submit(store, _key())
+        entry = Transition(
+            c.id, 2, Event.START_APPLY, State.PENDING, State.APPLYING, SHA, "Zoë 🚀", _at(1),
+            reason="weiß → gut", idempotency_key="ключ-1", request_digest="d" * 64,
+        )  # fmt: skip
+        with store.transaction() as tx:
+            tx.append(c, entry)
+        assert store.history(c.id)[1] == entry
+
+    # -- candidate, find_candidate, claim_next --------------------------------
+
+    def test_candidate_prefers_the_active_one(self, store: Store) -> None:
+        """candidate(slug) is the active candidate, else the newest integrated, else None."""
+        with store.transaction() as tx:
+            assert tx.candidate("feat") is None
+        c = _move(store, _submit(store, _key()), Event.START_APPLY, State.APPLYING, T0)
+        done = _move(store, c, Event.INTEGRATE, State.INTEGRATED, _at(1))
+        with store.transaction() as tx:
+            assert tx.candidate("feat") == done
+        again = _submit(store, _key(sha="b" * 40), _at(2))
+        with store.transaction() as tx:
+            assert tx.candidate("feat") == again
+        assert store.candidate("feat") == again
+
+    def test_find_candidate_matches_the_whole_identity(self, store: Store) -> None:
+        """find_candidate matches one whole identity in any state; another branch or sha is None."""
+        c = _submit(store, _key())
+        with store.transaction() as tx:
+            assert tx.find_candidate(_key()) == c
+            assert tx.find_candidate(_key(sha="b" * 40)) is None
+            assert tx.find_candidate(_key(branch="other")) is None
+            assert tx.find_candidate(_key("else")) is None
+
+    def test_claim_next_is_the_oldest_queued(self, store: Store) -> None:
+        """claim_next names the queued candidate moved longest ago, and None on an empty queue."""
+        with store.transaction() as tx:
+            assert tx.claim_next() is None
+        a = _submit(store, _key("aa"), _at(1))
+        _submit(store, _key("bb"), _at(2))
+        _submit(store, _key("cc"), _at(3))
+        with store.transaction() as tx:
+            assert tx.claim_next() == "aa"
+        _move(store, a, Event.START_APPLY, State.APPLYING, _at(4))
+        with store.transaction() as tx:
+            assert tx.claim_next() == "bb"
+        assert store.next_candidate() == store.candidate("bb")
+
+    # -- idempotency keys -----------------------------------------------------
+
+    def test_transition_by_idempotency_key(self, store: Store) -> None:
+        """The entry logged with a key is found by that key, only for its own candidate."""
+        c = _submit(store, _key())
+        other = _submit(store, _key("other"))
+        with store.transaction() as tx:
+            tx.append(c, _entry(c, Event.START_APPLY, State.APPLYING, _at(1), idempotency_key="k"))
+        with store.transaction() as tx:
+            found = tx.transition_by_idempotency_key(c.id, "k")
+            assert found == store.history(c.id)[1]
+            assert tx.transition_by_idempotency_key(c.id, "other-key") is None
+            assert tx.transition_by_idempotency_key(other.id, "k") is None
+
+    # -- blocked outcomes and follow-ups --------------------------------------
+
+    def test_record_block_creates_the_outcome_and_its_outbox_row(self, store: Store) -> None:
+        """A first block makes an open record with one occurrence, pending follow-up, one job."""
+        c, record_id = _blocked(store, _key(), "feat-fu")
+        record = store.blocked_record(_key())
+        assert record is not None
+        assert record.id == record_id
+        assert (record.key, record.reason, record.main_sha, record.follow_up_slug) == (
+            _key(),
+            Reason.MERGE_CONFLICT,
+            MAIN,
+            "feat-fu",
+        )
+        assert (record.status, record.follow_up_state, record.occurrences) == (
+            "open",
+            FollowUpState.PENDING,
+            1,
+        )
+        assert store.blocked_record_by_id(record_id) == record
+        [occurrence] = store.occurrences(record_id)
+        assert (occurrence.number, occurrence.seq, occurrence.report) == (
+            1,
+            c.seq,
+            conflict_report(),
+        )
+        [job] = store.follow_up_jobs()
+        assert (job.follow_up_slug, job.blocked_id, job.attempts, job.done) == (
+            "feat-fu",
+            record_id,
+            0,
+            False,
+        )
+        assert store.integrity_problems() == []
+
+    def test_record_block_again_appends_an_occurrence(self, store: Store) -> None:
+        """A replayed block keeps the record and its one outbox row; the evidence grows."""
+        c, record_id = _blocked(store, _key(), "feat-fu")
+        report = BlockedReport(Reason.PRECONDITION_FAILED, "9" * 40, Evidence(diagnostic="gone"))
+        with store.transaction() as tx:
+            c = tx.append(c, _entry(c, Event.BLOCK, State.BLOCKED, _at(5)))
+            again = tx.record_block(
+                _key(), report, seq=c.seq, at=_at(5), follow_up_slug="ignored",
+                previous_follow_up=None,
+            )  # fmt: skip
+            assert tx.blocked_record(_key()) == again
+        assert (again.id, again.follow_up_slug, again.occurrences) == (record_id, "feat-fu", 2)
+        assert (again.reason, again.main_sha, again.last_blocked_at) == (
+            Reason.PRECONDITION_FAILED,
+            "9" * 40,
+            _at(5),
+        )
+        assert [(o.number, o.report) for o in store.occurrences(record_id)] == [
+            (1, conflict_report()),
+            (2, report),
+        ]
         assert len(store.follow_up_jobs()) == 1
         assert store.integrity_problems() == []
 
-    def test_follow_up_slug_collision_takes_suffix(self, store: Store) -> None:
-        """Two identities with the same slug and sha7 get distinct, stable follow-up slugs."""
-        engine = _engine(store)
-        _blocked(engine, _key(sha="abcdef1" + "0" * 33))
-        engine.start_remediation("feat")
-        engine.resume("feat", new_sha="abcdef1" + "1" * 33, force_reason="test")
-        engine.start_apply("feat", owner="w1")
-        engine.block("feat", conflict_report())
-        records = sorted(store.blocked_records(), key=lambda r: r.id)
-        assert [r.follow_up_slug for r in records] == [
-            "feat-integration-blocked-abcdef1",
-            "feat-integration-blocked-abcdef1-2",
-        ]
-        assert records[1].previous_follow_up == "feat-integration-blocked-abcdef1"
-        assert records[0].status == "resumed"
+    def test_blocked_record_inside_a_transaction(self, store: Store) -> None:
+        """blocked_record is None for an identity never blocked, the record once it is."""
+        _submit(store, _key("clean"))
+        _blocked(store, _key(), "feat-fu")
+        with store.transaction() as tx:
+            assert tx.blocked_record(_key("clean")) is None
+            assert tx.blocked_record(_key()) == store.blocked_record(_key())
 
-    def test_finish_follow_up_marks_outbox(self, store: Store) -> None:
-        """Finishing a follow-up updates its record and retires its outbox row only on success."""
-        engine = _engine(store)
-        _blocked(engine, _key())
-        slug = store.follow_up_jobs()[0].follow_up_slug
-        store.finish_follow_up(slug, FollowUpState.FAILED, "disk full")
+    def test_follow_up_owner_and_latest_follow_up(self, store: Store) -> None:
+        """A follow-up slug names its identity; the newest follow-up of a slug is found by slug."""
+        first, _ = _blocked(store, _key(), "feat-fu")
+        with store.transaction() as tx:
+            assert tx.follow_up_owner("feat-fu") == _key()
+            assert tx.follow_up_owner("nobody-fu") is None
+            assert tx.latest_follow_up("feat") == "feat-fu"
+            assert tx.latest_follow_up("other") is None
+        c = _move(store, first, Event.START_REMEDIATION, State.REMEDIATING, _at(1))
+        new = _key(sha="b" * 40)
+        with store.transaction() as tx:
+            c = tx.append(c, _entry(c, Event.RESUME, State.RETRY, _at(2), sha=new.sha))
+            tx.close_blocked(_key(), _at(2))
+        c = _move(store, c, Event.START_APPLY, State.APPLYING, _at(3))
+        with store.transaction() as tx:
+            c = tx.append(c, _entry(c, Event.BLOCK, State.BLOCKED, _at(4)))
+            second = tx.record_block(
+                new, conflict_report(), seq=c.seq, at=_at(4), follow_up_slug="feat-fu-2",
+                previous_follow_up="feat-fu",
+            )  # fmt: skip
+            assert tx.latest_follow_up("feat") == "feat-fu-2"
+        assert second.previous_follow_up == "feat-fu"
+        with store.transaction() as tx:
+            assert tx.follow_up_owner("feat-fu-2") == new
+            assert tx.latest_follow_up("feat") == "feat-fu-2"
+
+    def test_close_blocked_marks_the_outcome_resumed(self, store: Store) -> None:
+        """close_blocked sets the status to resumed; other identities' records are untouched."""
+        c, _ = _blocked(store, _key(), "feat-fu")
+        _blocked(store, _key("other"), "other-fu")
+        c = _move(store, c, Event.START_REMEDIATION, State.REMEDIATING, _at(1))
+        with store.transaction() as tx:
+            tx.append(c, _entry(c, Event.RESUME, State.RETRY, _at(2)))
+            tx.close_blocked(_key(), _at(2))
+            closed = tx.blocked_record(_key())
+            assert closed is not None
+            assert closed.status == "resumed"
+        statuses = {r.key.slug: r.status for r in store.blocked_records()}
+        assert statuses == {"feat": "resumed", "other": "open"}
+
+    def test_finish_follow_up_retires_the_job_only_when_created(self, store: Store) -> None:
+        """A failed materialization stays queued with its error; CREATED marks the job done."""
+        _blocked(store, _key(), "feat-fu")
+        store.finish_follow_up("feat-fu", FollowUpState.FAILED, "disk full")
         record = store.blocked_record(_key())
         assert record is not None
         assert (record.follow_up_state, record.follow_up_error) == (
             FollowUpState.FAILED,
             "disk full",
         )
-        assert len(store.follow_up_jobs()) == 1
-        store.finish_follow_up(slug, FollowUpState.CREATED, None)
+        assert [j.attempts for j in store.follow_up_jobs()] == [1]
+        store.finish_follow_up("feat-fu", FollowUpState.CREATED, None)
         assert store.follow_up_jobs() == []
-        assert store.follow_up_jobs(include_done=True)[0].attempts == 2
+        [job] = store.follow_up_jobs(include_done=True)
+        assert (job.attempts, job.done) == (2, True)
 
-    def test_lease_is_exclusive_and_released(self, store: Store) -> None:
-        """One apply holds the lease; a second waits; integrate releases it."""
-        engine = _engine(store)
-        engine.submit(_key("one"))
-        engine.submit(_key("two"))
-        engine.start_apply("one", owner="w1")
-        before = _snapshot(store)
-        try:
-            engine.start_apply("two", owner="w2")
-        except LeaseHeld as err:
-            assert err.owner == "w1"
-        else:
-            raise AssertionError("LeaseHeld not raised")
-        assert _snapshot(store) == before
-        engine.integrate("one", main_sha="c" * 40)
+    # -- leases ---------------------------------------------------------------
+
+    def test_put_lease_then_read_it_back(self, store: Store) -> None:
+        """A lease put in a transaction reads back equal, inside it and from the store."""
+        c = _move(store, _submit(store, _key()), Event.START_APPLY, State.APPLYING, T0)
+        lease = Lease(LEASE, "w1", c.id, T0, _at(30))
+        with store.transaction() as tx:
+            assert tx.lease(LEASE) is None
+            tx.put_lease(lease)
+            assert tx.lease(LEASE) == lease
+        assert store.leases() == [lease]
+        with store.transaction() as tx:
+            assert tx.lease(LEASE) == lease
+            assert tx.lease("other") is None
+
+    def test_put_lease_replaces_the_holder(self, store: Store) -> None:
+        """Putting a lease that exists replaces its owner, candidate and times."""
+        with store.transaction() as tx:
+            tx.put_lease(Lease(LEASE, "w1", None, T0, _at(30)))
+        taken = Lease(LEASE, "w2", None, _at(40), _at(70))
+        with store.transaction() as tx:
+            tx.put_lease(taken)
+        assert store.leases() == [taken]
+
+    def test_drop_lease_only_for_its_candidate(self, store: Store) -> None:
+        """drop_lease releases the lease held for that candidate and no other."""
+        c = _move(store, _submit(store, _key()), Event.START_APPLY, State.APPLYING, T0)
+        lease = Lease(LEASE, "w1", c.id, T0, _at(30))
+        with store.transaction() as tx:
+            tx.put_lease(lease)
+        with store.transaction() as tx:
+            tx.drop_lease(LEASE, c.id + 1000)
+        assert store.leases() == [lease]
+        with store.transaction() as tx:
+            tx.drop_lease(LEASE, c.id)
+            assert tx.lease(LEASE) is None
         assert store.leases() == []
-        assert engine.start_apply("two", owner="w2").state is State.APPLYING
 
-    def test_renew_and_recover_lease(self, store: Store) -> None:
-        """A renewed lease survives; an expired one is recovered into apply_interrupted."""
-        clock = ManualClock()
-        engine = _engine(store, clock)
-        engine.submit(_key())
-        engine.start_apply("feat", owner="w1", ttl=timedelta(seconds=30))
-        clock.advance(seconds=20)
-        engine.renew_lease("w1", timedelta(seconds=30))
-        clock.advance(seconds=20)
-        assert engine.recover("d" * 40) == []
-        clock.advance(seconds=20)
-        [outcome] = engine.recover("d" * 40)
-        assert outcome.state is State.BLOCKED
-        assert outcome.transition is not None
-        assert outcome.transition.event is Event.INTERRUPT
-        [occurrence] = store.occurrences(outcome.blocked.id if outcome.blocked else -1)
-        assert occurrence.report.reason is Reason.APPLY_INTERRUPTED
-        assert occurrence.report.evidence.lease_owner == "w1"
-        try:
-            engine.renew_lease("w1")
-        except LeaseHeld:
-            pass
-        else:
-            raise AssertionError("a lost lease was renewed")
+    def test_renew_lease(self, store: Store) -> None:
+        """The owner pushes its expiry; another owner is refused; a lost lease says so."""
+        with store.transaction() as tx:
+            tx.put_lease(Lease(LEASE, "w1", None, T0, _at(30)))
+        renewed = store.renew_lease(LEASE, "w1", _at(90))
+        assert renewed == Lease(LEASE, "w1", None, T0, _at(90))
+        held = _raises(LeaseHeld, lambda: store.renew_lease(LEASE, "w2", _at(120)))
+        assert isinstance(held, LeaseHeld)
+        assert (held.owner, held.lost) == ("w1", False)
+        lost = _raises(LeaseHeld, lambda: store.renew_lease("gone", "w1", _at(120)))
+        assert isinstance(lost, LeaseHeld)
+        assert (lost.owner, lost.lost) == ("w1", True)
+        assert store.leases() == [renewed]
 
-    def test_queries_filter_and_order(self, store: Store) -> None:
-        """next_candidate is FIFO; history and blocked lists honour since and reason."""
-        clock = ManualClock()
-        engine = _engine(store, clock)
-        for slug in ("aa", "bb", "cc"):
-            engine.submit(_key(slug))
-            clock.advance(minutes=1)
-        next_ = store.next_candidate()
-        assert next_ is not None
-        assert next_.key.slug == "aa"
-        _blocked(engine, _key("dd"))
-        clock.advance(minutes=1)
-        mark = clock.now
-        engine.start_apply("aa", owner="w1")
-        report = BlockedReport(
-            Reason.CHECKS_FAILED, "0" * 40, Evidence(checks=(CheckResult("unit", 1, "boom"),))
-        )
-        engine.block("aa", report)
-        assert [r.key.slug for r in store.blocked_records()] == ["aa", "dd"]
-        assert [r.key.slug for r in store.blocked_records(since=mark)] == ["aa"]
-        assert [r.key.slug for r in store.blocked_records(reason=Reason.MERGE_CONFLICT)] == ["dd"]
-        assert [t.event for t in store.history_of("aa", since=mark)] == [
-            Event.START_APPLY,
-            Event.BLOCK,
+    # -- the read side --------------------------------------------------------
+
+    def test_candidates_and_history_filters(self, store: Store) -> None:
+        """candidates filters by state in submission order; history honours since."""
+        a = _submit(store, _key("aa"), _at(1))
+        b = _submit(store, _key("bb"), _at(2))
+        _move(store, a, Event.START_APPLY, State.APPLYING, _at(10))
+        assert [c.key.slug for c in store.candidates()] == ["aa", "bb"]
+        assert store.candidates(State.PENDING) == [b]
+        assert [t.event for t in store.history(a.id, since=_at(5))] == [Event.START_APPLY]
+        assert [t.event for t in store.history_of("aa")] == [Event.SUBMIT, Event.START_APPLY]
+        assert store.history_of("nobody") == []
+        assert [(t.candidate_id, t.seq) for t in store.log()] == [(a.id, 1), (a.id, 2), (b.id, 1)]
+
+    def test_history_of_spans_every_candidate_of_a_slug(self, store: Store) -> None:
+        """history_of lists the entries of an integrated candidate and its successor."""
+        c = _move(store, _submit(store, _key()), Event.START_APPLY, State.APPLYING, _at(1))
+        _move(store, c, Event.INTEGRATE, State.INTEGRATED, _at(2))
+        again = _submit(store, _key(sha="b" * 40), _at(3))
+        assert [(t.candidate_id, t.event) for t in store.history_of("feat")] == [
+            (c.id, Event.SUBMIT),
+            (c.id, Event.START_APPLY),
+            (c.id, Event.INTEGRATE),
+            (again.id, Event.SUBMIT),
         ]
-        counts = store.edge_counts()
-        assert counts[(None, Event.SUBMIT, State.PENDING)] == 4
-        assert counts[(State.APPLYING, Event.BLOCK, State.BLOCKED)] == 2
+        assert store.history_of("feat", since=_at(2.5)) == store.history(again.id)
 
-    def test_idempotency_key_replays(self, store: Store) -> None:
-        """A call repeated with its idempotency key returns the first entry and writes nothing."""
-        engine = _engine(store)
-        engine.submit(_key())
-        first = engine.start_apply("feat", owner="w1", idempotency_key="req-1")
-        again = engine.start_apply("feat", owner="w1", idempotency_key="req-1")
-        assert again.transition == first.transition
-        assert len(store.history(first.candidate.id)) == 2
+    def test_blocked_records_filter_and_order(self, store: Store) -> None:
+        """Blocked records come newest last block first, filtered by since and reason."""
+        _blocked(store, _key("old"), "old-fu", _at(1))
+        c = _move(
+            store, _submit(store, _key("new"), _at(2)), Event.START_APPLY, State.APPLYING, _at(3)
+        )
+        report = BlockedReport(Reason.PRECONDITION_FAILED, MAIN, Evidence(diagnostic="no main"))
+        with store.transaction() as tx:
+            c = tx.append(c, _entry(c, Event.BLOCK, State.BLOCKED, _at(4)))
+            tx.record_block(
+                c.key, report, seq=c.seq, at=_at(4), follow_up_slug="new-fu",
+                previous_follow_up=None,
+            )  # fmt: skip
+        assert [r.key.slug for r in store.blocked_records()] == ["new", "old"]
+        assert [r.key.slug for r in store.blocked_records(since=_at(2))] == ["new"]
+        assert [r.key.slug for r in store.blocked_records(reason=Reason.MERGE_CONFLICT)] == ["old"]
 
-    def test_batch_is_all_or_nothing(self, store: Store) -> None:
-        """A batch that fails half-way writes none of its moves."""
-        engine = _engine(store)
-        with engine.batch() as batch:
-            batch.submit(_key("aa"))
-            batch.submit(_key("bb"))
-        assert len(batch.outcomes) == 2
-        before = _snapshot(store)
-        try:
-            with engine.batch() as batch:
-                batch.start_apply("aa", owner="w1")
-                batch.integrate("bb", main_sha="c" * 40)
-        except IllegalTransition:
-            pass
-        else:
-            raise AssertionError("IllegalTransition not raised")
-        assert _snapshot(store) == before
+    def test_edge_counts_read_the_log(self, store: Store) -> None:
+        """edge_counts counts each (source, event, dest) the log holds."""
+        a = _submit(store, _key("aa"))
+        _submit(store, _key("bb"))
+        _move(store, a, Event.START_APPLY, State.APPLYING, _at(1))
+        assert store.edge_counts() == {
+            (None, Event.SUBMIT, State.PENDING): 2,
+            (State.PENDING, Event.START_APPLY, State.APPLYING): 1,
+        }
 
-    def test_verify_and_integrity_after_full_lifecycle(self, store: Store) -> None:
-        """A full lifecycle folds back to the stored state and passes the integrity check."""
-        engine = _engine(store)
-        _blocked(engine, _key())
-        engine.start_remediation("feat")
-        engine.resume("feat", new_sha="b" * 40)
-        engine.start_apply("feat", owner="w1")
-        done = engine.integrate("feat", main_sha="c" * 40)
-        assert done.candidate.key.sha == "b" * 40
-        assert engine.verify() == []
+    def test_times_round_trip_in_utc(self, store: Store) -> None:
+        """A time with microseconds comes back equal and in UTC."""
+        at = datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
+        c = _submit(store, _key(), at)
+        [entry] = store.history(c.id)
+        stored = store.candidate("feat")
+        assert stored is not None
+        assert (entry.at, stored.submitted_at, stored.updated_at) == (at, at, at)
+        assert entry.at.utcoffset() == timedelta(0)
+
+    def test_integrity_problems_see_a_lease_without_its_candidate(self, store: Store) -> None:
+        """The integrity check reports a lease held for a candidate that is not applying."""
+        c = _submit(store, _key())
         assert store.integrity_problems() == []
-        assert engine.submit(_key(sha="e" * 40)).state is State.PENDING
+        with store.transaction() as tx:
+            tx.put_lease(Lease(LEASE, "w1", c.id, T0, _at(30)))
+        [problem] = store.integrity_problems()
+        assert LEASE in problem
+
+    def test_errors_are_mergegate_errors(self, store: Store) -> None:
+        """A conflict the database detects is a MergegateError, not the driver's exception."""
+        stale = _submit(store, _key())
+        _move(store, stale, Event.START_APPLY, State.APPLYING, _at(1))
+
+        def append_stale() -> None:
+            with store.transaction() as tx:
+                tx.append(stale, _entry(stale, Event.START_APPLY, State.APPLYING, _at(2)))
+
+        assert isinstance(_raises(MergegateError, append_stale), ConcurrencyConflict)

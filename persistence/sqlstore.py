@@ -228,11 +228,23 @@ class SQLStore:
         return self._map.blocked(rows[0]) if rows else None
 
     def blocked_records(
-        self, since: datetime | None = None, reason: Reason | None = None
+        self,
+        since: datetime | None = None,
+        reason: Reason | None = None,
+        *,
+        slug: str | None = None,
+        status: str | None = None,
     ) -> list[BlockedRecord]:
         sql = f"SELECT {named(BLOCKED)} FROM integration_blocked_outcomes"
         where: list[str] = []
         params: list[Any] = []
+        if slug is not None:
+            # Served by the blocked_slug index: show reads one work item's rows, not all.
+            where.append("slug = ?")
+            params.append(slug)
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
         if reason is not None:
             where.append("reason = ?")
             params.append(reason.value)

@@ -325,7 +325,9 @@ class SQLTransaction:
         )
         self.execute(
             "INSERT INTO follow_up_outbox (follow_up_slug, blocked_id, created_at) "
-            "VALUES (?, ?, ?) ON CONFLICT (follow_up_slug) DO NOTHING",
+            # A new block of the same identity queues its follow-up again, so a
+            # folder or roadmap entry removed as "done" comes back: the gate resets.
+            "VALUES (?, ?, ?) ON CONFLICT (follow_up_slug) DO UPDATE SET done_at = NULL",
             (record.follow_up_slug, record.id, stamp),
         )
         self._blocked[key] = record

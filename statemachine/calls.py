@@ -43,6 +43,13 @@ def _reason(_i: object, _a: object, value: str | None) -> None:
             raise InvalidInput("force reason", value, "say why the resume is forced")
 
 
+def _why(_i: object, _a: object, value: str | None) -> None:
+    if value is not None:
+        check_text(value, field="withdraw reason")
+        if not value.strip():
+            raise InvalidInput("withdraw reason", value, "say why the candidate is withdrawn")
+
+
 def _plain(value: object) -> object:
     """A JSON-ready, order-stable form of a payload value."""
     if attrs.has(type(value)):
@@ -82,6 +89,9 @@ class Request:
     main_sha: str | None = attrs.field(default=None, validator=_opt(check_sha, "main sha"))
     new_sha: str | None = attrs.field(default=None, validator=_opt(check_sha, "new sha"))
     force_reason: str | None = attrs.field(default=None, validator=_reason)
+    why: str | None = attrs.field(default=None, validator=_why)
+    #: Why the move is made, in the caller's words (resume --note); logged as the note.
+    remark: str | None = attrs.field(default=None, validator=_opt(check_text, "note"))
     #: An explicit follow-up slug for a block; ``None`` lets the Engine's slug rule choose.
     #: Left out of the digest when ``None``, so digests stored before it existed still match.
     follow_up: str | None = attrs.field(default=None, validator=_follow_up, metadata=_OMIT_NONE)
@@ -100,7 +110,9 @@ class Request:
             return self.report.reason.value
         if self.force_reason is not None:
             return f"forced: {self.force_reason}"
-        return None
+        if self.why is not None:
+            return self.why
+        return self.remark
 
     def digest(self) -> str:
         """A stable fingerprint of the payload: same request, same digest, in any process."""
@@ -242,6 +254,7 @@ class Calls:
         *,
         new_sha: str | None = None,
         force_reason: str | None = None,
+        note: str | None = None,
         expected_seq: int | None = None,
         idempotency_key: str | None = None,
         actor: str | None = None,
@@ -249,7 +262,8 @@ class Calls:
         """Move a remediating candidate to ``retry``, optionally at ``new_sha``.
 
         Raises FollowUpNotResolved unless the follow-up is resolved or
-        ``force_reason`` (which is logged) is given.
+        ``force_reason`` (which is logged) is given. ``note`` is logged as the
+        entry's note (a forced resume logs its reason instead); it forces nothing.
         """
         return self.fire(
             Request(
@@ -257,6 +271,59 @@ class Calls:
                 slug,
                 new_sha=new_sha,
                 force_reason=force_reason,
+                remark=note,
+                expected_seq=expected_seq,
+                idempotency_key=idempotency_key,
+                actor=actor,
+            )
+        )
+
+    def supersede(
+        self,
+        slug: str,
+        *,
+        new_sha: str,
+        expected_seq: int | None = None,
+        idempotency_key: str | None = None,
+        actor: str | None = None,
+    ) -> Outcome:
+        """Replace the sha of a ``pending`` or ``retry`` candidate (its branch was force-pushed).
+
+        The move is logged; the old sha is no longer the candidate's, so it never integrates.
+        """
+        check_sha(new_sha, field="new sha")
+        return self.fire(
+            Request(
+                Event.SUPERSEDE,
+                slug,
+                new_sha=new_sha,
+                expected_seq=expected_seq,
+                idempotency_key=idempotency_key,
+                actor=actor,
+            )
+        )
+
+    def withdraw(
+        self,
+        slug: str,
+        *,
+        why: str,
+        expected_seq: int | None = None,
+        idempotency_key: str | None = None,
+        actor: str | None = None,
+    ) -> Outcome:
+        """Take a candidate that is not ``applying`` out of the queue, to ``withdrawn``.
+
+        ``why`` is logged. A blocked outcome is closed without its follow-up being
+        resolved; the slug, and the identity, are free for a new submit.
+        """
+        if why is None or not str(why).strip():
+            raise InvalidInput("withdraw reason", why, "say why the candidate is withdrawn")
+        return self.fire(
+            Request(
+                Event.WITHDRAW,
+                slug,
+                why=why,
                 expected_seq=expected_seq,
                 idempotency_key=idempotency_key,
                 actor=actor,

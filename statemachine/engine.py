@@ -314,7 +314,8 @@ class Engine(Calls):
             self._record_block(tx, moved, entry, request.report, request.follow_up)
         if Effect.RELEASE_LEASE in effects:
             tx.drop_lease(self.lease_name, candidate.id)
-        if Effect.CLOSE_BLOCKED in effects:
+        if Effect.CLOSE_BLOCKED in effects or Effect.DROP_BLOCKED in effects:
+            # A dropped outcome is closed like a resumed one; the log entry says which.
             tx.close_blocked(candidate.key, entry.at)
         if request.idempotency_key is not None:
             # Report the entry as stored, so that a retry with the key returns an
@@ -331,7 +332,7 @@ class Engine(Calls):
             if existing.state in self.table.active:
                 raise DuplicateCandidate(key.slug, existing.key)
             existing = tx.find_candidate(key)
-        if existing is not None:
+        if existing is not None and existing.state not in self.table.released:
             return Outcome(existing, None)
         created = tx.insert_candidate(key, self.clock())
         entry = self._now_entry(

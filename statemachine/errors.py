@@ -125,7 +125,8 @@ class DuplicateCandidate(MergegateError, ValueError):
     def __init__(self, slug: str, existing: object) -> None:
         super().__init__(
             f"slug {slug!r} is already held by {existing}; "
-            "use another slug, or resume the existing candidate with a new sha",
+            "use another slug, supersede or resume the existing candidate with a new sha, "
+            "or withdraw it first",
             slug=slug,
             existing=existing,
         )

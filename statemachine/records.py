@@ -300,10 +300,14 @@ class Guidance:
     code: str
     facts: tuple[str, ...]
     next_commands: tuple[str, ...]
+    #: Which of ``next_commands`` is the resume command (the apply that retries it may follow).
+    resume_at: int = -1
 
     @property
     def resume_command(self) -> str | None:
-        return self.next_commands[-1] if self.next_commands else None
+        if not -len(self.next_commands) <= self.resume_at < len(self.next_commands):
+            return None
+        return self.next_commands[self.resume_at]
 
     @property
     def text(self) -> str:

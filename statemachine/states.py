@@ -16,6 +16,7 @@ class State(enum.StrEnum):
     REMEDIATING = "remediating"
     RETRY = "retry"
     INTEGRATED = "integrated"
+    WITHDRAWN = "withdrawn"
 
 
 class Event(enum.StrEnum):
@@ -28,3 +29,5 @@ class Event(enum.StrEnum):
     INTERRUPT = "interrupt"
     START_REMEDIATION = "start_remediation"
     RESUME = "resume"
+    SUPERSEDE = "supersede"
+    WITHDRAW = "withdraw"

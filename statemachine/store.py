@@ -132,9 +132,15 @@ class Store(Protocol):
         """The blocked outcome row of ``key``."""
 
     def blocked_records(
-        self, since: datetime | None = None, reason: Reason | None = None
+        self,
+        since: datetime | None = None,
+        reason: Reason | None = None,
+        *,
+        slug: str | None = None,
+        status: str | None = None,
     ) -> list[BlockedRecord]:
-        """Blocked outcomes, newest last block first."""
+        """Blocked outcomes, newest last block first; only ``slug``'s (by index) or only
+        those with ``status`` (``open``: not resumed yet) when given."""
 
     def occurrences(self, blocked_id: int) -> list[Occurrence]:
         """The evidence history of one blocked outcome, oldest first."""

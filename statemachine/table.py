@@ -15,7 +15,7 @@ import attrs
 from .errors import TableError
 from .states import Event, State
 
-__all__ = ["TABLE", "Effect", "Rule", "Table", "TableError"]
+__all__ = ["CLOSING_EFFECTS", "TABLE", "Effect", "Rule", "Table", "TableError"]
 
 
 class Effect(enum.StrEnum):
@@ -34,6 +34,16 @@ class Effect(enum.StrEnum):
     CLOSE_BLOCKED = "close_blocked"
     #: The call may give the candidate a new sha (a fix committed during remediation).
     SUPERSEDE_SHA = "supersede_sha"
+    #: Close the blocked outcome without asking whether its follow-up is resolved:
+    #: the candidate is given up, so there is nothing left to resume.
+    DROP_BLOCKED = "drop_blocked"
+    #: The candidate's identity is free again: submitting it later queues a new
+    #: candidate, where a repeat of an integrated identity is a no-op.
+    RELEASE_IDENTITY = "release_identity"
+
+
+#: Effects that end a blocked outcome: a state entered by a block carries it until one.
+CLOSING_EFFECTS = frozenset({Effect.CLOSE_BLOCKED, Effect.DROP_BLOCKED})
 
 
 #: Effects that need something from the caller; every rule of one event must agree
@@ -68,14 +78,16 @@ class Rule:
             yield source, self.dest if self.dest is not None else source
 
 
-def _closure(entered: set[State], rules: tuple[Rule, ...], stop: Effect | None) -> frozenset[State]:
-    """``entered``, plus every state reached from it by a move without the ``stop`` effect."""
+def _closure(
+    entered: set[State], rules: tuple[Rule, ...], stop: frozenset[Effect]
+) -> frozenset[State]:
+    """``entered``, plus every state reached from it by a move with none of the ``stop`` effects."""
     found = set(entered)
     frontier = list(entered)
     while frontier:
         state = frontier.pop()
         for rule in rules:
-            if state in rule.sources and (stop is None or stop not in rule.effects):
+            if state in rule.sources and not (stop & rule.effects):
                 for source, dest in rule.edges():
                     if source == state and dest not in found:
                         found.add(dest)
@@ -110,6 +122,8 @@ class Table:
     """States in which the candidate holds the integration lease."""
     carrying_blocked: frozenset[State] = attrs.field(init=False)
     """States that carry an open blocked outcome: entered by a block, left by closing it."""
+    released: frozenset[State] = attrs.field(init=False)
+    """Terminal states whose identity a new submit may take again (a withdrawn candidate)."""
 
     def __attrs_post_init__(self) -> None:
         moves: dict[tuple[State | None, Event], Rule] = {}
@@ -131,12 +145,12 @@ class Table:
         leased = _closure(
             {d for r in rules if Effect.TAKE_LEASE in r.effects for _, d in r.edges()},
             rules,
-            Effect.RELEASE_LEASE,
+            frozenset({Effect.RELEASE_LEASE}),
         )
         carrying = _closure(
             {d for r in rules if Effect.RECORD_BLOCK in r.effects for _, d in r.edges()},
             rules,
-            Effect.CLOSE_BLOCKED,
+            CLOSING_EFFECTS,
         )
         set_ = object.__setattr__
         set_(self, "_moves", moves)
@@ -147,6 +161,13 @@ class Table:
         set_(self, "queued", frozenset(s for s in taking if s is not None))
         set_(self, "leased", leased)
         set_(self, "carrying_blocked", carrying)
+        set_(
+            self,
+            "released",
+            frozenset(
+                d for r in rules if Effect.RELEASE_IDENTITY in r.effects for _, d in r.edges()
+            ),
+        )
         for problem in self._problems():
             raise TableError(problem)
 
@@ -167,9 +188,13 @@ class Table:
                 yield f"{rule.event}: record_block and enqueue_follow_up go together"
             for source, dest in rule.edges():
                 yield from self._edge_problems(rule, source, dest)
+        for state in sorted(self.released - self.terminal):
+            yield f"state {state} releases its identity, so it must be terminal"
         for state in sorted(self.terminal & (self.leased | self.carrying_blocked)):
             yield f"state {state} has no way out, yet it would keep a lease or a blocked outcome"
-        reached = _closure({self.initial}, self.rules, stop=None) if creating else frozenset()
+        reached = (
+            _closure({self.initial}, self.rules, stop=frozenset()) if creating else frozenset()
+        )
         for state in self.states:
             if state not in reached:
                 yield f"state {state} cannot be reached from {self.initial}"
@@ -188,8 +213,10 @@ class Table:
         carried, carries = source in self.carrying_blocked, dest in self.carrying_blocked
         if carries and not carried and Effect.RECORD_BLOCK not in rule.effects:
             yield f"{move} enters a blocked-carrying state, so it must record a block"
-        if Effect.CLOSE_BLOCKED in rule.effects and not carried:
+        if CLOSING_EFFECTS & rule.effects and not carried:
             yield f"{move} closes a blocked outcome it does not carry"
+        if len(CLOSING_EFFECTS & rule.effects) > 1:
+            yield f"{move} both closes and drops its blocked outcome"
 
     def rule(self, source: State | None, event: Event) -> Rule | None:
         """The rule that lets ``event`` move a candidate in ``source``, or ``None``."""
@@ -275,6 +302,27 @@ TABLE = Table(
             State.RETRY,
             "the follow-up is resolved (or forced with a reason)",
             {Effect.CLOSE_BLOCKED, Effect.SUPERSEDE_SHA},
+        ),
+        Rule(
+            Event.SUPERSEDE,
+            (State.PENDING, State.RETRY),
+            None,
+            "submitted again at a new sha (a force-pushed branch): the old sha is replaced",
+            {Effect.SUPERSEDE_SHA},
+        ),
+        Rule(
+            Event.WITHDRAW,
+            (State.PENDING, State.RETRY),
+            State.WITHDRAWN,
+            "taken out of the queue, with a reason; the slug is free again",
+            {Effect.RELEASE_IDENTITY},
+        ),
+        Rule(
+            Event.WITHDRAW,
+            (State.BLOCKED, State.REMEDIATING),
+            State.WITHDRAWN,
+            "taken out while blocked: the blocked outcome is closed, the follow-up withdrawn",
+            {Effect.DROP_BLOCKED, Effect.RELEASE_IDENTITY},
         ),
     )
 )

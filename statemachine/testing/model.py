@@ -48,7 +48,15 @@ _SPEC: dict[tuple[str, str], str] = {
     ("applying", "interrupt"): "blocked",
     ("blocked", "start_remediation"): "remediating",
     ("remediating", "resume"): "retry",
+    ("pending", "supersede"): "pending",
+    ("retry", "supersede"): "retry",
+    ("pending", "withdraw"): "withdrawn",
+    ("blocked", "withdraw"): "withdrawn",
+    ("remediating", "withdraw"): "withdrawn",
+    ("retry", "withdraw"): "withdrawn",
 }
+#: States in which a candidate no longer holds its slug.
+_DONE = frozenset({"integrated", "withdrawn"})
 _SLUGS = st.sampled_from(["alpha", "beta"])
 # Two full ids share their first 7 hex digits, as follow-up slugs do.
 _SHAS = st.sampled_from(
@@ -114,7 +122,7 @@ class EngineModelMachine(RuleBasedStateMachine):
 
     def _active(self, slug: str) -> _Model | None:
         m = self.model.get(slug)
-        return m if m is not None and m.state != "integrated" else None
+        return m if m is not None and m.state not in _DONE else None
 
     # -- rules ---------------------------------------------------------------
 
@@ -122,7 +130,7 @@ class EngineModelMachine(RuleBasedStateMachine):
     def submit(self, slug: str, sha: str, branch: str) -> None:
         key = CandidateKey(slug, branch, sha)
         current = self.model.get(slug)
-        if current is not None and current.key != key and current.state != "integrated":
+        if current is not None and current.key != key and current.state not in _DONE:
             before = self._snapshot()
             try:
                 self.engine.submit(key)
@@ -131,7 +139,7 @@ class EngineModelMachine(RuleBasedStateMachine):
                 return
             raise AssertionError(f"{key} was accepted while {current.key} holds the slug")
         outcome = self.engine.submit(key)
-        if current is not None and current.key == key:
+        if current is not None and current.key == key and current.state != "withdrawn":
             expect(
                 outcome.transition is None,
                 "submit",
@@ -225,6 +233,14 @@ class EngineModelMachine(RuleBasedStateMachine):
             lambda: self.engine.resume(slug, new_sha=new_sha, force_reason="model test"),
         )
 
+    @rule(slug=_SLUGS, new_sha=_SHAS)
+    def supersede(self, slug: str, new_sha: str) -> None:
+        self._fire(slug, Event.SUPERSEDE, lambda: self.engine.supersede(slug, new_sha=new_sha))
+
+    @rule(slug=_SLUGS)
+    def withdraw(self, slug: str) -> None:
+        self._fire(slug, Event.WITHDRAW, lambda: self.engine.withdraw(slug, why="model test"))
+
     @rule(slug=_SLUGS, choice=st.integers(0, 3), report=blocked_reports())
     def progress(self, slug: str, choice: int, report: BlockedReport) -> None:
         """Take a legal step, so that deep states are reached in few steps."""
@@ -238,6 +254,8 @@ class EngineModelMachine(RuleBasedStateMachine):
             "block": lambda slug: self.block(slug, report),
             "start_remediation": self.start_remediation,
             "resume": lambda slug: self.resume(slug, None),
+            "supersede": lambda slug: self.supersede(slug, "bbbbbbb" + "3" * 33),
+            "withdraw": self.withdraw,
         }
         moves[legal[choice % len(legal)]](slug)
 
@@ -280,8 +298,8 @@ class EngineModelMachine(RuleBasedStateMachine):
 
     @invariant()
     def model_agrees(self) -> None:
-        stored = {c.key.slug: c for c in self.store.candidates() if c.state is not State.INTEGRATED}
-        expected = {s: m for s, m in self.model.items() if m.state != "integrated"}
+        stored = {c.key.slug: c for c in self.store.candidates() if c.state.value not in _DONE}
+        expected = {s: m for s, m in self.model.items() if m.state not in _DONE}
         expect(
             set(stored) == set(expected),
             "model_agrees",

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import attrs
 import pytest
-from hypothesis import settings
 from hypothesis import strategies as st
 
 from mergegate.apply import CheckSpec, GitApplier
@@ -28,6 +27,8 @@ from mergegate.statemachine import (
 )
 from mergegate.statemachine.testing.harness import ApplierStateMachine
 from mergegate.statemachine.testing.strategies import MARKER, PLAN_PATHS, commit_plans
+
+from ..examples import fraction
 
 MakeRepo = Callable[..., Repo]
 
@@ -194,8 +195,5 @@ def _machine_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 
 TestGitHarness = GitMachine.TestCase
-TestGitHarness.settings = settings(
-    max_examples=max(3, (settings.default.max_examples or 40) // 8),
-    stateful_step_count=12,
-    deadline=None,
-)
+# Every step applies in a real repository: an eighth of the profile.
+TestGitHarness.settings = fraction(8, stateful_step_count=12)

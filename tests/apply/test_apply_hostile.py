@@ -10,13 +10,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from mergegate.apply import GitApplier
 from mergegate.apply.testing import TestRepo as Repo
 from mergegate.statemachine import CandidateKey, Integrated, InvalidInput, check_branch
 from mergegate.statemachine.testing.strategies import hostile_branches, hostile_slugs
+
+from ..examples import fraction
 
 MakeRepo = Callable[..., Repo]
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -65,7 +67,7 @@ def _valid(branch: str) -> bool:
     return True
 
 
-@settings(max_examples=10, deadline=None)
+@fraction(4)  # each example builds a repository and applies
 @given(branch=odd_branches | st.sampled_from(["x/--upload-pack=x", "a;rm", "$(touch${IFS}pwned)"]))
 def test_odd_branch_never_reaches_argv(
     make_repo: MakeRepo, tmp_path_factory: pytest.TempPathFactory, branch: str

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from hypothesis import event, given, settings
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from mergegate.apply import GitApplier
@@ -22,8 +22,11 @@ from mergegate.persistence import SQLiteStore
 from mergegate.statemachine import CandidateKey, Engine, State
 from mergegate.statemachine.testing.strategies import MARKER, PLAN_PATHS, RepoPlan, repo_plans
 
+from ..examples import fraction
+
 MakeRepo = Callable[..., Repo]
-EXAMPLES = max(5, (settings.default.max_examples or 40) // 4)
+# Each example starts and kills subprocesses: a quarter of the profile.
+EXAMPLES = fraction(4, floor=5)
 
 # The apply runs in its own interpreter, so SIGKILL hits a real process mid-step.
 DRIVER = """
@@ -62,7 +65,7 @@ def main_history_is_whole(repo: Repo, start: str, tips: set[str]) -> None:
 
 
 @pytest.mark.slow
-@settings(max_examples=EXAMPLES, deadline=None)
+@EXAMPLES
 @given(
     plan=repo_plans(max_branches=3),
     delay=st.floats(0.0, 0.4),
@@ -129,7 +132,7 @@ print("done", flush=True)
 
 
 @pytest.mark.slow
-@settings(max_examples=EXAMPLES, deadline=None)
+@EXAMPLES
 @given(
     plan=repo_plans(max_branches=3), delay=st.floats(0.0, 0.5), sleep=st.sampled_from([0.0, 0.2])
 )

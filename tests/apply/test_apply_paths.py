@@ -13,6 +13,7 @@ import pytest
 from mergegate.apply import (
     NULL_SHA,
     CheckSpec,
+    Git,
     GitApplier,
     GitNotFound,
     Identity,
@@ -299,20 +300,26 @@ def test_missing_git_is_one_clear_line(repo: Repo) -> None:
     assert "\n" not in str(info.value)
 
 
-def test_checked_out_main_is_refused(make_repo: MakeRepo) -> None:
-    """A repository with main checked out is refused, pointing at a bare clone."""
+def test_checked_out_main_with_changes_is_refused(make_repo: MakeRepo) -> None:
+    """A checkout of main with an edited file is refused with one line, pointing at a bare clone."""
     repo = make_repo(bare=False)
     repo.commit("refs/heads/main", None, {"a": "a\n"})
     repo.git("checkout", "-q", "main")
-    with pytest.raises(MainCheckedOut, match="git clone --bare"):
+    (repo.path / "a").write_text("edited\n")
+    with pytest.raises(MainCheckedOut, match="git clone --bare") as info:
         GitApplier(repo.path)
+    assert "\n" not in str(info.value)
+    assert "its files differ from its index" in str(info.value)
 
 
-def test_main_checked_out_in_a_linked_worktree_is_refused(repo: Repo, tmp_path: Path) -> None:
-    """main checked out in any linked worktree is refused too."""
+def test_main_staged_in_a_linked_worktree_is_refused(repo: Repo, tmp_path: Path) -> None:
+    """main checked out in a linked worktree with a staged change is refused too."""
     repo.git("worktree", "add", "-q", str(tmp_path / "wt"), "main")
-    with pytest.raises(MainCheckedOut, match=str(tmp_path / "wt")):
+    (tmp_path / "wt" / "new").write_text("n\n")
+    Git(tmp_path / "wt").run("add", "new")
+    with pytest.raises(MainCheckedOut, match=str(tmp_path / "wt")) as info:
         GitApplier(repo.path)
+    assert "its index differs from HEAD" in str(info.value)
 
 
 def test_checkout_of_another_branch_is_left_alone(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import attrs
-from hypothesis import event, given, settings
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from mergegate.apply import CheckSpec, GitApplier
@@ -30,8 +30,11 @@ from mergegate.statemachine.testing.strategies import (
     repo_plans,
 )
 
+from ..examples import fraction
+
 MakeRepo = Callable[..., Repo]
-EXAMPLES = max(5, (settings.default.max_examples or 40) // 5)
+# Each example builds real repositories and runs checks: a fifth of the profile.
+EXAMPLES = fraction(5, floor=5)
 
 
 @attrs.frozen
@@ -120,7 +123,7 @@ def check_step(
             assert report.reason in (Reason.MERGE_CONFLICT, Reason.CHECKS_FAILED, Reason.MAIN_MOVED)
 
 
-@settings(max_examples=EXAMPLES, deadline=None)
+@EXAMPLES
 @given(
     plan=repo_plans(),
     plan_steps=steps,

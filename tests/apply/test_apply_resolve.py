@@ -17,6 +17,7 @@ from mergegate.apply import (
 )
 from mergegate.statemachine import CandidateKey, InvalidInput
 
+from ..gitrepo import init_repo
 from .conftest import Repo
 
 
@@ -84,10 +85,8 @@ def test_unknown_and_non_commit_ids_are_refused(feat: tuple[Repo, str, str]) -> 
 
 def test_sha256_repository_resolves_to_64_hex_ids(tmp_path: Path) -> None:
     """In a SHA-256 repository the full id is 64 hex digits, and the Engine accepts it."""
-    path = tmp_path / "r"
-    path.mkdir()
+    path = init_repo(tmp_path / "r", bare=True, object_format="sha256")
     git = Git(path)
-    git.run("init", "-q", "--bare", "--object-format=sha256", "-b", "main")
     repo = Repo(path, True)
     tip = repo.commit("refs/heads/feat", None, {"f": "1\n"})
     assert len(tip) == 64

@@ -4,45 +4,22 @@ runner that calls ``python -m mergegate.cli`` as a subprocess."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
 import sys
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
 
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Test Author",
-    "GIT_AUTHOR_EMAIL": "author@example.com",
-    "GIT_COMMITTER_NAME": "Test Author",
-    "GIT_COMMITTER_EMAIL": "author@example.com",
-    "GIT_AUTHOR_DATE": "2026-01-01T12:00:00+00:00",
-    "GIT_COMMITTER_DATE": "2026-01-01T12:00:00+00:00",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
+from ..gitrepo import git, git_env, init_repo
 
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "MERGEGATE_"))}
-    env.update(GIT_ENV)
-    env["MERGEGATE_ACTOR"] = "tester"
-    return env
-
-
-def git(where: Path, *args: str) -> str:
-    """Run git in ``where`` and return its stdout, stripped; fail the test on error."""
-    done = subprocess.run(
-        ["git", *args], cwd=where, env=_env(), capture_output=True, text=True, check=False
-    )
-    assert done.returncode == 0, f"git {args}: {done.stderr}"
-    return done.stdout.strip()
+# The CLI tests' modules import these names from here.
+_env = git_env
+__all__ = ["MakeScratch", "Result", "Scratch", "_env", "git"]
 
 
 @attrs.frozen
@@ -144,8 +121,8 @@ class Scratch:
 def _build(root: Path) -> Scratch:
     root.mkdir(parents=True)
     s = Scratch(root)
-    git(root, "init", "-q", "--bare", "-b", "main", str(s.bare))
-    git(root, "init", "-q", "-b", "main", str(s.work))
+    init_repo(s.bare, bare=True)
+    init_repo(s.work)
     git(s.work, "remote", "add", "origin", str(s.bare))
     s.commit(
         "main",
@@ -221,17 +198,3 @@ def scratch(make_scratch: MakeScratch) -> Scratch:
 def blocked(make_scratch: MakeScratch) -> Scratch:
     """add-docs integrated, then new-greeting applied and blocked by a conflict on greeting.txt."""
     return make_scratch("blocked")
-
-
-@pytest.fixture
-def pg_url(pg_server: str) -> Iterator[str]:
-    """A --db URL on the test server (see ``pg_server``), in a fresh schema dropped afterwards."""
-    import psycopg
-    from psycopg import sql
-
-    name = f"mg_cli_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
-    yield f"{pg_server}?schema={name}"
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))

@@ -123,6 +123,5 @@ def test_foreign_done_folder_does_not_satisfy_the_resume_gate(make_scratch: Make
     # Moving the foreign folder away lets mergegate create its own, which then resolves.
     folder.rename(s.root / "foreign")
     assert s("followups", "sync").code == 0
-    state = folder / "state.yaml"
-    state.write_text(state.read_text().replace("status: open", "status: done"))
-    assert s("resume", "new-greeting").code == 0
+    assert s("followups", "done", "new-greeting").code == 0
+    assert s("resume", "new-greeting", "--same-sha", "--note", "conflict settled on main").code == 0

@@ -6,9 +6,10 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import event, given, settings
+from hypothesis import event, given
 from hypothesis import strategies as st
 
+from ..examples import fraction
 from .conftest import MakeScratch, Scratch
 
 COMMANDS = [
@@ -177,7 +178,7 @@ def _check_one(s: Scratch, data: st.DataObject) -> None:
         assert ("error" in doc) == (r.code in (1, 2, 4))
 
 
-@settings(max_examples=25)
+@fraction(1.6)  # each example runs the CLI as a subprocess
 @given(data=st.data())
 def test_random_arguments_never_trace_and_invalid_input_writes_nothing(
     make_scratch: MakeScratch, data: st.DataObject
@@ -187,7 +188,7 @@ def test_random_arguments_never_trace_and_invalid_input_writes_nothing(
 
 
 @pytest.mark.slow
-@settings(max_examples=300)
+@fraction(1 / 3)
 @given(data=st.data())
 def test_random_arguments_thorough(make_scratch: MakeScratch, data: st.DataObject) -> None:
     """The same property with many more examples (slow suite)."""

@@ -15,6 +15,7 @@ from pathlib import Path
 import attrs
 import pytest
 
+from ..gitrepo import init_repo
 from .conftest import Result, Scratch, _env, git
 
 
@@ -64,7 +65,7 @@ def _commit(repo: Path, name: str, text: str) -> str:
 def repo(tmp_path: Path) -> Repo:
     """A non-bare repository on branch ``work`` (so main is not checked out), store initialized."""
     path = tmp_path / "repo"
-    git(tmp_path, "init", "-q", "-b", "main", str(path))
+    init_repo(path)
     _commit(path, "README.md", "# project\n")
     git(path, "checkout", "-q", "-b", "feat")
     a = _commit(path, "feat.txt", "first\n")

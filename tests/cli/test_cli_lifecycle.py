@@ -208,8 +208,7 @@ def test_resume_refused_until_follow_up_is_done(blocked: Scratch) -> None:
     refused = blocked("resume", "new-greeting")
     assert refused.code == 4
     assert "not resolved" in refused.stderr
-    state = next(blocked.todos.glob("new-greeting-*/state.yaml"))
-    state.write_text(state.read_text().replace("status: open", "status: done"))
+    assert blocked("followups", "done", "new-greeting").code == 0
     fixed = blocked.commit("new-greeting", "main", "Fix", {"greeting.txt": "Hello!\n"})
     r = blocked("--json", "resume", "new-greeting", "--sha", fixed)
     assert r.code == 0

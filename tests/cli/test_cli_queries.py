@@ -13,9 +13,11 @@ from .conftest import MakeScratch, Scratch, _env, git
 
 
 def test_list_filters_by_state(blocked: Scratch) -> None:
-    """list shows every candidate; --state narrows it; an unknown state exits 2."""
-    everything = blocked("--json", "list").doc["result"]["candidates"]
-    assert [c["slug"] for c in everything] == ["add-docs", "new-greeting"]
+    """list --all shows every candidate; --state narrows it; an unknown state exits 2."""
+    everything = blocked("--json", "list", "--all").doc["result"]["candidates"]
+    assert [c["slug"] for c in everything] == ["new-greeting", "add-docs"]
+    active = blocked("--json", "list").doc["result"]["candidates"]
+    assert [c["slug"] for c in active] == ["new-greeting"]
     only = blocked("--json", "list", "--state", "blocked").doc["result"]["candidates"]
     assert [c["slug"] for c in only] == ["new-greeting"]
     assert blocked("list", "--state", "stuck").code == 2

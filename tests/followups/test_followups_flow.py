@@ -17,9 +17,11 @@ from mergegate.followups import (
     CODE_FOLLOWUP_PENDING,
     TODO_FILES,
     FollowUps,
+    ResolvedRule,
     Wiring,
     build_engine,
     drain,
+    mark_done,
     roadmap_slugs,
     scaffold_todo,
 )
@@ -99,7 +101,11 @@ def test_remediate_and_resume_need_the_follow_up_done(
     block(engine, checks_report)
     remediating = engine.start_remediation(KEY.slug)
     assert remediating.guidance is not None
-    assert remediating.guidance.next_commands == ("mergegate resume auth-login",)
+    assert remediating.guidance.next_commands == (
+        "mergegate followups done auth-login-integration-blocked-0123456",
+        "mergegate resume auth-login",
+        "mergegate apply auth-login",
+    )
     replay = engine.block(KEY.slug, checks_report)
     assert replay.state is State.REMEDIATING
     assert replay.guidance == remediating.guidance
@@ -108,6 +114,12 @@ def test_remediate_and_resume_need_the_follow_up_done(
     assert engine.get(KEY.slug).state is State.REMEDIATING
     state = todos / FOLLOW_UP / "state.yaml"
     state.write_text(state.read_text().replace("status: open", "status: done"))
+    # A hand-edited done names no occurrence: it answers the first block, not the replay.
+    with pytest.raises(FollowUpNotResolved, match="answers occurrence 1"):
+        engine.resume(KEY.slug)
+    record = engine.show(KEY.slug).blocked
+    assert record is not None
+    mark_done(ResolvedRule.STATE_DONE, record, todos_root=todos, roadmap=todos / "roadmap.yaml")
     assert engine.resume(KEY.slug).state is State.RETRY
 
 
@@ -153,7 +165,7 @@ def test_unwritable_todos_folder_falls_back_to_manual_guidance(
     assert outcome.guidance is not None
     assert outcome.guidance.code == CODE_FOLLOWUP_FAILED
     assert outcome.guidance.next_commands[0] == "mergegate followups sync"
-    assert "could not be created: FileExistsError" in outcome.guidance.facts[1]
+    assert "could not be created: FileExistsError" in outcome.guidance.facts[2]
     assert len(store.occurrences(outcome.blocked.id)) == 1
     assert [j.follow_up_slug for j in store.follow_up_jobs()] == [FOLLOW_UP]
 

@@ -23,47 +23,65 @@ MakeRecord = Callable[..., BlockedRecord]
 MakeCandidate = Callable[..., Candidate]
 FIXTURES_OK = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 
-WHERE = "Candidate auth-login (feature/auth-login@0123456) is blocked: checks_failed against main fedcba9."  # noqa: E501
+WHERE = (
+    "Candidate auth-login (feature/auth-login@0123456789ab) is blocked: "
+    "checks_failed against main fedcba987654."
+)
+FAILED = "What failed: checks_failed."
+FIX = (
+    "Fix: make the checks pass on feature/auth-login merged with main and commit the fix on "
+    "the branch; then run the NEXT lines in order (resume takes the branch's new tip)."
+)
 EVIDENCE = (
     "Evidence is in todos/auth-login-integration-blocked-0123456/input.md and from "
     "mergegate show auth-login; the follow-up todo is auth-login-integration-blocked-0123456."
 )
+TAIL = """\
+NEXT: mergegate followups done auth-login-integration-blocked-0123456
+NEXT: mergegate resume auth-login
+NEXT: mergegate apply auth-login
+"""
 
 GOLDEN_CREATED = f"""\
 INTEGRATION_BLOCKED
 {WHERE}
+{FAILED}
 {EVIDENCE}
+{FIX}
 NEXT: mergegate remediate auth-login
-NEXT: mergegate resume auth-login
-"""
+{TAIL}"""
 
 GOLDEN_FAILED = f"""\
 INTEGRATION_BLOCKED_FOLLOWUP_FAILED
 {WHERE}
+{FAILED}
 Evidence is stored (mergegate show auth-login), but the follow-up todo \
 auth-login-integration-blocked-0123456 could not be created: \
 PermissionError: [Errno 13] Permission denied: 'todos'
+{FIX}
 NEXT: mergegate followups sync
 NEXT: mergegate remediate auth-login
-NEXT: mergegate resume auth-login
-"""
+{TAIL}"""
 
 GOLDEN_PENDING = f"""\
 INTEGRATION_BLOCKED_FOLLOWUP_PENDING
 {WHERE}
+{FAILED}
 Evidence is stored (mergegate show auth-login); the follow-up todo \
 auth-login-integration-blocked-0123456 is not created yet, and mergegate followups sync creates it.
+{FIX}
 NEXT: mergegate followups sync
 NEXT: mergegate remediate auth-login
-NEXT: mergegate resume auth-login
-"""
+{TAIL}"""
 
 GOLDEN_REMEDIATING = f"""\
 INTEGRATION_BLOCKED
-{WHERE}
+Candidate auth-login (feature/auth-login@0123456789ab) is being remediated; it was blocked: \
+checks_failed against main fedcba987654.
+{FAILED}
 {EVIDENCE}
-NEXT: mergegate resume auth-login
-"""
+{FIX}
+{TAIL}"""
 
 
 def test_created_follow_up_golden_text(
@@ -128,9 +146,12 @@ def test_custom_templates_are_filled_and_shell_quoted(
     guidance = FollowUpGuide(templates).render(make_candidate(key=key), make_record(key=key))
     assert guidance.next_commands == (
         "next-machine claim auth-login-integration-blocked-0123456",
+        "mergegate followups done auth-login-integration-blocked-0123456",
         "next-machine retry --slug auth-login --branch 'feat/$(id)&x' --sha "
         "0123456789abcdef0123456789abcdef01234567",
+        "mergegate apply auth-login",
     )
+    assert guidance.resume_command == guidance.next_commands[2]
 
 
 def test_todos_label_names_the_evidence_location(
@@ -140,7 +161,7 @@ def test_todos_label_names_the_evidence_location(
     guidance = FollowUpGuide(todos_label="work/todos").render(make_candidate(), make_record())
     assert (
         "Evidence is in work/todos/auth-login-integration-blocked-0123456/input.md"
-        in (guidance.facts[1])
+        in (guidance.facts[2])
     )
 
 
@@ -156,18 +177,20 @@ def test_todos_label_must_be_one_printable_line(label: str) -> None:
 def test_stored_error_text_cannot_forge_a_next_line(
     error: str, make_candidate: MakeCandidate, make_record: MakeRecord
 ) -> None:
-    """Whatever the stored error holds, the guidance is a code line, two facts and NEXT lines."""
+    """Whatever the stored error holds, the guidance is a code line, four facts and NEXT lines."""
     record = make_record(
         follow_up_state=FollowUpState.FAILED, follow_up_error=error + "\nNEXT: rm -rf /"
     )
     text = FollowUpGuide().render(make_candidate(), record).text
     lines = text.splitlines()
     assert lines[0] == "INTEGRATION_BLOCKED_FOLLOWUP_FAILED"
-    assert len(lines) == 6
+    assert len(lines) == 10
     assert [line for line in lines if line.startswith("NEXT:")] == [
         "NEXT: mergegate followups sync",
         "NEXT: mergegate remediate auth-login",
+        "NEXT: mergegate followups done auth-login-integration-blocked-0123456",
         "NEXT: mergegate resume auth-login",
+        "NEXT: mergegate apply auth-login",
     ]
 
 
@@ -176,13 +199,14 @@ def test_stored_error_text_cannot_forge_a_next_line(
 def test_every_identity_gets_well_formed_guidance(
     key: CandidateKey, make_candidate: MakeCandidate, make_record: MakeRecord
 ) -> None:
-    """Any valid identity renders a code line, two facts and NEXT: lines ending with resume."""
+    """Any valid identity renders a code line, four facts and NEXT: lines: resume, then apply."""
     record = make_record(key=key, reason=Reason.MAIN_MOVED)
     guidance = FollowUpGuide().render(make_candidate(key=key), record)
     lines = guidance.text.splitlines()
     assert lines[0].isupper()
-    assert len(lines) == 1 + 2 + len(guidance.next_commands)
-    assert lines[-1] == f"NEXT: {guidance.resume_command}"
+    assert len(lines) == 1 + 4 + len(guidance.next_commands)
+    assert lines[-2] == f"NEXT: {guidance.resume_command}"
+    assert lines[-1].startswith("NEXT: mergegate apply ")
     assert guidance.resume_command is not None
     assert guidance.resume_command.startswith("mergegate resume ")
 
@@ -214,10 +238,11 @@ def test_bad_templates_fail_at_construction(field: str, template: str, problem: 
 def test_default_templates_are_the_cli_commands() -> None:
     """The defaults are mergegate's own commands, so the CLI needs no configuration."""
     t = GuidanceTemplates()
-    assert (t.remediate, t.resume, t.apply, t.show, t.sync) == (
+    assert (t.remediate, t.resume, t.apply, t.show, t.sync, t.done) == (
         "mergegate remediate {slug}",
         "mergegate resume {slug}",
         "mergegate apply {slug}",
         "mergegate show {slug}",
         "mergegate followups sync",
+        "mergegate followups done {follow_up}",
     )

@@ -11,12 +11,13 @@ from typing import Any, ClassVar
 
 import psycopg
 import pytest
-from hypothesis import settings
 from psycopg import sql
 
 from mergegate.persistence import PostgresStore
 from mergegate.statemachine import Store
 from mergegate.statemachine.testing.model import EngineModelMachine
+
+from ..examples import fraction
 
 pytestmark = pytest.mark.postgres
 
@@ -53,13 +54,12 @@ def _server(pg_server: str, pg_schema: str) -> Iterator[None]:
 
 
 TestEngineAgainstModelOnPostgres = PostgresModelMachine.TestCase
-TestEngineAgainstModelOnPostgres.settings = settings(
-    TestEngineAgainstModelOnPostgres.settings, max_examples=15, stateful_step_count=30
-)
+# A PostgreSQL round trip per call: a third of the profile.
+TestEngineAgainstModelOnPostgres.settings = fraction(3, stateful_step_count=30)
 
 
 @pytest.mark.slow
 class TestEngineAgainstModelOnPostgresLong(PostgresModelMachine.TestCase):  # type: ignore[name-defined,misc]
     """A long run of the same model test on PostgreSQL, for CI."""
 
-    settings = settings(max_examples=200, stateful_step_count=50, deadline=None)
+    settings = fraction(1 / 2, stateful_step_count=50)

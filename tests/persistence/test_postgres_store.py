@@ -348,3 +348,23 @@ def test_concurrent_claims_skip_a_locked_candidate(pg_server: str, pg_schema: st
     finally:
         first.close()
         second.close()
+
+
+def test_pipelined_reads_after_notice_raising_ddl_get_their_own_rows(pg: PostgresStore) -> None:
+    """A read pipelined after ``CREATE ... IF NOT EXISTS`` gets its own rows, not the DDL's."""
+    conn = pg._conn
+    conn.execute("CREATE TABLE IF NOT EXISTS notice_probe (version bigint PRIMARY KEY)")
+    conn.execute("INSERT INTO notice_probe VALUES (1), (2) ON CONFLICT DO NOTHING")
+    wrong = 0
+    for _ in range(100):
+        with conn.pipeline():
+            cur = conn.cursor()
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (7,))
+            cur.execute("CREATE TABLE IF NOT EXISTS notice_probe (version bigint PRIMARY KEY)")
+            try:
+                rows = cur.execute("SELECT version FROM notice_probe ORDER BY version").fetchall()
+            except psycopg.ProgrammingError:
+                wrong += 1
+                continue
+            wrong += [tuple(r) for r in rows] != [(1,), (2,)]
+    assert wrong == 0, f"{wrong} of 100 pipelined reads got another statement's result"

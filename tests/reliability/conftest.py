@@ -20,10 +20,10 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Protocol
 
 import attrs
 import pytest
@@ -61,6 +61,11 @@ def _load_driver() -> ModuleType:
 
 driver = _load_driver()
 
+#: The driver's ``make_commit(git, ref, parent, edits)``: the driver is loaded
+#: from its file (it also runs as a script), so its type is stated here.
+MakeCommit = Callable[[Git, str, str, dict[str, str | None]], str]
+make_commit: MakeCommit = driver.make_commit
+
 
 # -- the tally ---------------------------------------------------------------
 
@@ -78,7 +83,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         LAST_RUN.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Print the counters under the test results."""
     if TALLY:
         terminalreporter.section("reliability figures")
@@ -143,15 +148,23 @@ class World:
     def open(self) -> Store:
         return open_store(self.url)
 
-    def engine(self, store: Store, **kwargs: Any) -> Engine:
+    def engine(
+        self, store: Store, *, actor: str | None = None, lease_ttl: timedelta | None = None
+    ) -> Engine:
+        """The Engine every process of the world uses; ``actor`` and ``lease_ttl`` if given."""
         followups = FollowUps(self.todos)
-        return Engine(
+        engine = Engine(
             store,
             hooks=[FollowUpHook(store, followups)],
             guide=FollowUpGuide(followups.templates),
             resolver=StateFileResolver(self.todos),
-            **kwargs,
         )
+        # Only what the caller named: the Engine's own defaults stay its own.
+        if actor is not None:
+            engine.actor = actor
+        if lease_ttl is not None:
+            engine.lease_ttl = lease_ttl
+        return engine
 
     def applier(self) -> GitApplier:
         return GitApplier(self.repo)
@@ -165,7 +178,7 @@ class World:
     def commit(self, branch: str, edits: dict[str, str | None], parent: str | None = None) -> str:
         """Commit ``edits`` on ``parent`` (default: main) as the tip of ``branch``."""
         git = Git(self.repo, Identity("t", "t@x"))
-        return driver.make_commit(git, f"refs/heads/{branch}", parent or self.main(), edits)
+        return make_commit(git, f"refs/heads/{branch}", parent or self.main(), edits)
 
     def spawn(
         self, seed: int, pause: str, max_ops: int = 30, **env: str
@@ -235,7 +248,9 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def drive(world: World, seed: int, pause: str, *, kill_after: float | None, timeout: float = 60):
+def drive(
+    world: World, seed: int, pause: str, *, kill_after: float | None, timeout: float = 60
+) -> Run:
     """Run the driver until it pauses (or ``kill_after`` seconds pass), then SIGKILL it.
 
     A ``check`` pause is seen through the check's marker file. Returns a Run.
@@ -367,11 +382,11 @@ def problems(world: World, store: Store, reported: set[tuple[int, int, str]]) ->
     for sha, count in Counter(merged).items():
         if count > 1:
             found.append(f"main merged {sha} {count} times")
-    shas = {c.key.sha for c in integrated}
-    if set(merged) != shas:
+    integrated_shas = {c.key.sha for c in integrated}
+    if set(merged) != integrated_shas:
         found.append(
-            f"main merged {sorted(set(merged) - shas)} not integrated; "
-            f"integrated {sorted(shas - set(merged))} not in main"
+            f"main merged {sorted(set(merged) - integrated_shas)} not integrated; "
+            f"integrated {sorted(integrated_shas - set(merged))} not in main"
         )
     # git leftovers: worktrees, scratch folders, processes in them, refs, lock files.
     trees = [ln for ln in world.git("worktree", "list", "--porcelain").split("\n") if ln]
@@ -490,18 +505,30 @@ def _with_go(cmd: list[str], go: str) -> list[str]:
     return [*cmd, go]
 
 
+class _Drive(Protocol):
+    def __call__(
+        self, world: World, seed: int, pause: str, *, kill_after: float | None, timeout: float = 60
+    ) -> Run: ...
+
+
+class _Race(Protocol):
+    def __call__(
+        self, tmp: Path, *commands: list[str], timeout: float = 120
+    ) -> list[list[str]]: ...
+
+
 @attrs.frozen
 class Kit:
     """The suite's helpers, handed to test modules (which cannot import this conftest)."""
 
-    drive: Callable[..., Run] = drive
+    drive: _Drive = drive
     recover: Callable[[World], Store] = recover
-    problems: Callable[..., list[str]] = problems
-    kill_loop: Callable[..., KillReport] = kill_loop
+    problems: Callable[[World, Store, set[tuple[int, int, str]]], list[str]] = problems
+    kill_loop: Callable[[World, int, int, Counter[str], str], KillReport] = kill_loop
     kill_group: Callable[[subprocess.Popen[bytes]], None] = kill_group
     processes_under: Callable[[Path], list[int]] = processes_under
-    make_commit: Callable[..., str] = driver.make_commit
-    race: Callable[..., list[list[str]]] = race
+    make_commit: MakeCommit = make_commit
+    race: _Race = race
 
 
 @pytest.fixture

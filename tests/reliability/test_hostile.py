@@ -302,7 +302,8 @@ def test_control_characters_cannot_forge_the_todo_or_guidance(
     assert roadmap_slugs(world.todos / "roadmap.yaml") == [record.follow_up_slug]
     guidance = engine.show("good").guidance
     assert guidance is not None
-    assert guidance.text.count("\n") == 3 + len(guidance.next_commands)
+    assert guidance.text.count("\n") == 1 + len(guidance.facts) + len(guidance.next_commands)
+    assert len(guidance.facts) == 4
     assert all("rm -rf" not in c for c in guidance.next_commands)
 
 

@@ -88,6 +88,7 @@ def drive(engine: Engine, state: State, slug: str = "feat") -> Outcome:
         *path[State.REMEDIATING],
         lambda: engine.resume(slug, force_reason="test"),
     ]
+    path[State.WITHDRAWN] = [lambda: engine.withdraw(slug, why="test")]
     outcome = engine.submit(CandidateKey(slug, slug, SHA))
     for step in path[state]:
         outcome = step()

@@ -6,11 +6,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
 
 from mergegate.persistence import SQLiteStore
 from mergegate.statemachine import Store
 from mergegate.statemachine.testing.model import EngineModelMachine
+
+from ..examples import fraction
 
 
 class SQLiteModelMachine(EngineModelMachine):
@@ -26,13 +27,11 @@ class SQLiteModelMachine(EngineModelMachine):
 
 
 TestEngineAgainstModel = SQLiteModelMachine.TestCase
-TestEngineAgainstModel.settings = settings(
-    TestEngineAgainstModel.settings, max_examples=60, stateful_step_count=50
-)
+TestEngineAgainstModel.settings = fraction(2 / 3, stateful_step_count=50)
 
 
 @pytest.mark.slow
 class TestEngineAgainstModelLong(SQLiteModelMachine.TestCase):  # type: ignore[name-defined,misc]
     """A long run of the same model test, for CI."""
 
-    settings = settings(max_examples=300, stateful_step_count=60, deadline=None)
+    settings = fraction(1 / 3, stateful_step_count=60)

@@ -33,16 +33,24 @@ def test_table_matches_the_documented_lifecycle() -> None:
         (State.APPLYING, Event.INTERRUPT, State.BLOCKED),
         (State.BLOCKED, Event.START_REMEDIATION, State.REMEDIATING),
         (State.REMEDIATING, Event.RESUME, State.RETRY),
+        (State.PENDING, Event.SUPERSEDE, State.PENDING),
+        (State.RETRY, Event.SUPERSEDE, State.RETRY),
+        (State.PENDING, Event.WITHDRAW, State.WITHDRAWN),
+        (State.RETRY, Event.WITHDRAW, State.WITHDRAWN),
+        (State.BLOCKED, Event.WITHDRAW, State.WITHDRAWN),
+        (State.REMEDIATING, Event.WITHDRAW, State.WITHDRAWN),
     }
     assert set(TABLE.edges()) == expected
 
 
 def test_state_sets_are_derived_from_the_rules() -> None:
-    """Terminal, active, queued, leased and blocked-carrying states follow from the rules."""
+    """Terminal, active, queued, leased, blocked-carrying and released states follow from rules."""
     assert TABLE.states == tuple(State)
     assert TABLE.initial is State.PENDING
-    assert TABLE.terminal == {State.INTEGRATED}
-    assert TABLE.active == set(State) - {State.INTEGRATED}
+    assert TABLE.terminal == {State.INTEGRATED, State.WITHDRAWN}
+    assert TABLE.active == set(State) - {State.INTEGRATED, State.WITHDRAWN}
+    assert TABLE.released == {State.WITHDRAWN}
+    assert TABLE.events_from(State.WITHDRAWN) == ()
     assert TABLE.queued == {State.PENDING, State.RETRY}
     assert TABLE.leased == {State.APPLYING}
     assert TABLE.carrying_blocked == {State.BLOCKED, State.REMEDIATING}
@@ -57,7 +65,11 @@ def test_effects_are_where_the_lifecycle_says() -> None:
         assert (Effect.RELEASE_LEASE in effects) == (source is State.APPLYING)
         assert (Effect.RECORD_BLOCK in effects) == (event in (Event.BLOCK, Event.INTERRUPT))
         assert (Effect.CLOSE_BLOCKED in effects) == (event is Event.RESUME)
-        assert (Effect.SUPERSEDE_SHA in effects) == (event is Event.RESUME)
+        assert (Effect.SUPERSEDE_SHA in effects) == (event in (Event.RESUME, Event.SUPERSEDE))
+        assert (Effect.DROP_BLOCKED in effects) == (
+            event is Event.WITHDRAW and source in TABLE.carrying_blocked
+        )
+        assert (Effect.RELEASE_IDENTITY in effects) == (event is Event.WITHDRAW)
         assert TABLE.destination(source, event) is dest
 
 
@@ -94,7 +106,7 @@ def _without(event: Event, effect: Effect, source: State | None = None) -> tuple
             "integrate from applying to integrated releases a lease it does not hold",
         ),
         (
-            tuple(r for r in TABLE.rules if r.event is not Event.RESUME),
+            tuple(r for r in TABLE.rules if r.event not in (Event.RESUME, Event.WITHDRAW)),
             "state remediating has no way out, yet it would keep",
         ),
         (
@@ -121,6 +133,45 @@ def _without(event: Event, effect: Effect, source: State | None = None) -> tuple
             ),
             "rules of interrupt disagree on what the call must carry",
         ),
+        (
+            (
+                *TABLE.rules,
+                Rule(
+                    Event.WITHDRAW, (State.APPLYING,), State.WITHDRAWN, "x", {Effect.DROP_BLOCKED}
+                ),
+            ),
+            "withdraw from pending to withdrawn enters a leased state, so it must take the lease",
+        ),
+        (
+            (
+                *TABLE.rules,
+                Rule(
+                    Event.START_REMEDIATION,
+                    (State.PENDING,),
+                    State.WITHDRAWN,
+                    "x",
+                    {Effect.DROP_BLOCKED},
+                ),
+            ),
+            "start_remediation from pending to withdrawn closes a blocked outcome it does not",
+        ),
+        (
+            (
+                *TABLE.rules,
+                Rule(
+                    Event.START_REMEDIATION,
+                    (State.PENDING,),
+                    State.RETRY,
+                    "x",
+                    {Effect.RELEASE_IDENTITY},
+                ),
+            ),
+            "state retry releases its identity, so it must be terminal",
+        ),
+        (
+            _without(Event.WITHDRAW, Effect.DROP_BLOCKED, State.BLOCKED),
+            "withdraw from pending to withdrawn enters a blocked-carrying state, so it must record",
+        ),
     ],
     ids=[
         "duplicate",
@@ -132,6 +183,10 @@ def _without(event: Event, effect: Effect, source: State | None = None) -> tuple
         "lease-entered-without-take",
         "release-without-lease",
         "payload-disagreement",
+        "withdraw-while-leased",
+        "drop-without-blocked",
+        "release-not-terminal",
+        "withdraw-keeps-blocked",
     ],
 )
 def test_contradictory_tables_are_refused_at_build_time(
@@ -206,10 +261,15 @@ def test_a_scratch_terminal_state_is_picked_up_everywhere() -> None:
     """One added rule: derived sets, the machine, and every diagram pick up the new state."""
     table = Table((*TABLE.rules, ABANDON))
     assert Scratch.ABANDONED in table.states
-    assert table.terminal == {State.INTEGRATED, Scratch.ABANDONED}
+    assert table.terminal == {State.INTEGRATED, State.WITHDRAWN, Scratch.ABANDONED}
     assert table.active == TABLE.active
     assert table.carrying_blocked == TABLE.carrying_blocked
-    assert table.events_from(State.BLOCKED) == (Event.BLOCK, Event.START_REMEDIATION, "abandon")
+    assert table.events_from(State.BLOCKED) == (
+        Event.BLOCK,
+        Event.START_REMEDIATION,
+        Event.WITHDRAW,
+        "abandon",
+    )
     machine = LifecycleMachine(table)
     assert machine.destination(State.REMEDIATING, ScratchEvent.ABANDON) == Scratch.ABANDONED  # type: ignore[arg-type]
     drawn = mermaid(table)

@@ -1,0 +1,131 @@
+"""Marking a follow-up resolved, as a command instead of a hand edit.
+
+Each resolved rule has its own way of being satisfied: ``state.yaml`` says
+``status: done`` for the latest occurrence, the folder is removed, or the
+roadmap entry is removed. :func:`mark_done` does the one the rule names, after
+the same checks the rule makes (mergegate created the follow-up, its files link
+this candidate), so it never marks a folder it did not write.
+"""
+
+from __future__ import annotations
+
+import enum
+import shutil
+from pathlib import Path
+from typing import Any
+
+from mergegate.statemachine import BlockedRecord, InvalidInput, MergegateError
+
+from .contain import check_inside
+from .errors import FollowUpError
+from .fsio import read_regular, replace_file
+from .paths import todo_path
+from .resolver import RESOLVED_FIELD, _not_created, _unlinked
+from .todo_text import STATE_DONE
+
+__all__ = ["ResolvedRule", "mark_done"]
+
+
+class ResolvedRule(enum.StrEnum):
+    """The resolved rules the command line offers (``resolved`` in mergegate.toml)."""
+
+    STATE_DONE = "state-done"
+    FOLDER_REMOVED = "folder-removed"
+    ROADMAP_GONE = "roadmap-gone"
+
+
+class NotMarkable(FollowUpError, ValueError):
+    """The follow-up cannot be marked done: it is not mergegate's, or not this candidate's."""
+
+    follow_up_slug: str
+
+    def __init__(self, follow_up_slug: str, problem: str) -> None:
+        super().__init__(
+            f"follow-up {follow_up_slug} cannot be marked done: {problem}",
+            follow_up_slug=follow_up_slug,
+        )
+
+
+def _state_data(folder: Path, record: BlockedRecord) -> tuple[str, dict[Any, Any]]:
+    fu = record.follow_up_slug
+    raw = read_regular(folder / "state.yaml")
+    if raw is None:
+        raise NotMarkable(fu, f"{folder}/state.yaml is missing")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise NotMarkable(fu, f"{folder}/state.yaml is not UTF-8 text") from None
+    from ruamel.yaml import YAML  # noqa: PLC0415
+    from ruamel.yaml.error import YAMLError  # noqa: PLC0415
+
+    try:
+        data: Any = YAML(typ="safe", pure=True).load(text)
+    except YAMLError:
+        raise NotMarkable(fu, f"{folder}/state.yaml is not valid YAML") from None
+    if not isinstance(data, dict):
+        raise NotMarkable(fu, f"{folder}/state.yaml is not a mapping")
+    unlinked = _unlinked(data, record)
+    if unlinked is not None:
+        raise NotMarkable(fu, f"{folder}/state.yaml: {unlinked}")
+    return text, data
+
+
+def _done_text(text: str, occurrence: int) -> str:
+    """``text`` with its top-level status set to done and the answered occurrence recorded.
+
+    Line edits, not a re-dump, so a human's comments and notes stay as written.
+    """
+    kept = [
+        line for line in text.splitlines() if not line.startswith((f"{RESOLVED_FIELD}:", "status:"))
+    ]
+    head = [ln for ln in kept if ln.startswith("#")]
+    body = [ln for ln in kept if not ln.startswith("#")]
+    lines = [*head, f"status: {STATE_DONE}", f"{RESOLVED_FIELD}: {occurrence}", *body]
+    return "\n".join(lines) + "\n"
+
+
+def mark_done(
+    rule: ResolvedRule,
+    record: BlockedRecord,
+    *,
+    todos_root: Path,
+    roadmap: Path,
+    boundary: Path | None = None,
+) -> str:
+    """Satisfy ``rule`` for ``record``'s follow-up; return what was done, in one line.
+
+    Raises NotMarkable, writing nothing, when mergegate did not create the
+    follow-up or its state.yaml does not link this candidate, and
+    PathOutsideRepository when a path resolves outside ``boundary``.
+    Idempotent: marking it again changes nothing.
+    """
+    fu = record.follow_up_slug
+    why_not = _not_created(record)
+    if why_not is not None:
+        raise NotMarkable(fu, why_not)
+    if boundary is not None:
+        check_inside(boundary, todos_root, "todos")
+        check_inside(boundary, roadmap, "roadmap")
+    try:
+        folder = todo_path(todos_root, fu)
+    except MergegateError as err:
+        raise NotMarkable(fu, str(err)) from None
+    if rule is ResolvedRule.ROADMAP_GONE:
+        from .roadmap import remove_roadmap_entry  # noqa: PLC0415  (loads ruamel)
+
+        removed = remove_roadmap_entry(roadmap, fu)
+        return f"removed {fu} from {roadmap}" if removed else f"{roadmap} no longer lists {fu}"
+    if not folder.is_dir():
+        if rule is ResolvedRule.FOLDER_REMOVED and not folder.is_symlink():
+            return f"{folder} is already removed"
+        raise NotMarkable(fu, f"follow-up folder {folder} is missing")
+    text, _data = _state_data(folder, record)
+    if rule is ResolvedRule.FOLDER_REMOVED:
+        shutil.rmtree(folder)
+        return f"removed {folder}"
+    if rule is not ResolvedRule.STATE_DONE:  # pragma: no cover - the enum has three members
+        raise InvalidInput(
+            "resolved rule", str(rule), "use state-done, folder-removed or roadmap-gone"
+        )
+    replace_file(folder / "state.yaml", _done_text(text, record.occurrences))
+    return f"{folder}/state.yaml: status {STATE_DONE} (occurrence {record.occurrences})"

@@ -1,0 +1,93 @@
+"""What failed and what fixes it, named from a blocked report's structured evidence.
+
+Only structured fields are read (paths, check names and exit codes, the main
+shas tried, the diagnostic, the lease owner), never the free-text detail nor a
+time, so the same stored facts always give the same words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mergegate.statemachine import BlockedReport, CandidateKey, Reason, short_sha
+
+from .text import one_line
+
+__all__ = ["CODE_REASONS", "MAX_NAMED", "fix_sentence", "what_failed"]
+
+#: Reasons whose remedy is a change to the code: resume refuses the blocked sha itself.
+CODE_REASONS = frozenset({Reason.MERGE_CONFLICT, Reason.CHECKS_FAILED})
+#: How many paths or checks a sentence names before "and N more".
+MAX_NAMED = 3
+
+
+def _named(items: Sequence[str]) -> str:
+    shown = ", ".join(one_line(i, limit=120) for i in items[:MAX_NAMED])
+    rest = len(items) - MAX_NAMED
+    return shown if rest <= 0 else f"{shown} and {rest} more"
+
+
+def what_failed(report: BlockedReport) -> str:
+    """One sentence naming what failed: paths, checks, main shas, the diagnostic or the lease."""
+    e = report.evidence
+    match report.reason:
+        case Reason.MERGE_CONFLICT if e.conflicted_paths:
+            n = len(e.conflicted_paths)
+            return f"What failed: {n} conflicted path(s): {_named(e.conflicted_paths)}."
+        case Reason.CHECKS_FAILED if e.checks:
+            failed = [c for c in e.checks if c.failed] or list(e.checks)
+            named = [
+                f"{c.name} (timed out)" if c.timed_out else f"{c.name} (exit {c.exit_code})"
+                for c in failed
+            ]
+            return f"What failed: check(s) {_named(named)}."
+        case Reason.MAIN_MOVED if e.main_attempts:
+            tried = [short_sha(s) for s in e.main_attempts]
+            n = len(tried)
+            return f"What failed: main moved during each of {n} attempt(s), at {_named(tried)}."
+        case Reason.APPLY_INTERRUPTED if e.lease_owner is not None:
+            owner = one_line(e.lease_owner, limit=80)
+            return f"What failed: the apply by {owner} stopped before it finished."
+    if e.diagnostic is not None:
+        return f"What failed: {one_line(e.diagnostic, limit=240)}"
+    return f"What failed: {report.reason.value} (no structured evidence was recorded)."
+
+
+def fix_sentence(reason: Reason, key: CandidateKey) -> str:
+    """What to do before the NEXT lines, for this reason."""
+    branch = one_line(key.branch)
+    match reason:
+        case Reason.MERGE_CONFLICT:
+            return (
+                f"Fix: merge main into {branch} (or rebase it), resolve the conflicts and "
+                "commit on the branch; then run the NEXT lines in order (resume takes the "
+                "branch's new tip)."
+            )
+        case Reason.CHECKS_FAILED:
+            return (
+                f"Fix: make the checks pass on {branch} merged with main and commit the fix "
+                "on the branch; then run the NEXT lines in order (resume takes the branch's "
+                "new tip)."
+            )
+        case Reason.MAIN_MOVED:
+            return (
+                "Fix: find what keeps moving main (another integrator, a direct push) and "
+                f"stop it; {branch} needs no change. Then run the NEXT lines in order."
+            )
+        case Reason.PUSH_REJECTED:
+            return (
+                "Fix: settle why the remote refused the push (permissions, protection, a "
+                f"hook), or commit a fix on {branch}; then run the NEXT lines in order."
+            )
+        case Reason.APPLY_INTERRUPTED:
+            return (
+                "Fix: check the integrator that held the lease (crash, kill, hang); "
+                f"{branch} needs no change. Then run the NEXT lines in order."
+            )
+        case Reason.PRECONDITION_FAILED:
+            return (
+                f"Fix: restore what the precondition names (the branch {branch}, its "
+                "commit, the repository) so that the branch holds the work; then run the "
+                "NEXT lines in order."
+            )
+    return "Fix: settle the block with the system that raised it; then run the NEXT lines in order."
