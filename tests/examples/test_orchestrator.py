@@ -23,22 +23,27 @@ def test_the_orchestrator_handles_a_conflict_end_to_end(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     lines = done.stdout.splitlines()
+    facts = [line for line in lines if line.startswith("  fact: ")]
+    nexts = [line.removeprefix("  next: ") for line in lines if line.startswith("  next: ")]
+    rest = [line for line in lines if not line.startswith("  ")]
     patterns = [
         f"DONE timeout-30: integrated at {SHA12}",
         "INTEGRATION_BLOCKED add-retries",
-        r"  fact: Candidate add-retries \(add-retries@[0-9a-f]{7}\) is blocked: merge_conflict "
-        r"against main [0-9a-f]{7}\.",
-        r"  fact: Evidence is in todos/add-retries-integration-blocked-[0-9a-f]{7}/input.md .*",
-        "  next: mergegate remediate add-retries",
-        "  next: mergegate resume add-retries",
         f"RESUMED add-retries at {SHA12}",
         f"DONE add-retries: integrated at {SHA12}",
         "notified: add-retries blocked: merge_conflict",
         r"main: 'timeout = 30\\nretries = 3'",
     ]
-    assert len(lines) == len(patterns), done.stdout
-    for line, pattern in zip(lines, patterns, strict=True):
+    assert len(rest) == len(patterns), done.stdout
+    for line, pattern in zip(rest, patterns, strict=True):
         assert re.fullmatch(pattern, line), (pattern, line)
+    assert re.fullmatch(
+        r"  fact: Candidate add-retries \(add-retries@[0-9a-f]+\) is blocked: merge_conflict "
+        r"against main [0-9a-f]+\.",
+        facts[0],
+    )
+    assert nexts[0] == "mergegate remediate add-retries"
+    assert "mergegate resume add-retries" in nexts
     follow_ups = list((tmp_path / "run" / "todos").glob("add-retries-integration-blocked-*"))
     assert len(follow_ups) == 1
     assert "status: done" in (follow_ups[0] / "state.yaml").read_text()

@@ -48,6 +48,7 @@ def test_public_namespace_is_curated() -> None:
         "check_inside",
         "one_line",
         "read_source",
+        "remove_roadmap_entry",
         "scaffold_todo",
         "todo_path",
     }
