@@ -158,8 +158,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 def test_the_host_scaffold_runs_the_blocked_flow_to_delivery(
     store: SQLiteStore, todos: Path, conflict_report: BlockedReport
 ) -> None:
-    """Block writes the host's files under the host's slug; resume waits for both phases;
-    integration at the new sha deletes the folder of the old one."""
+    """Host files under the host slug; resume waits for both phases; delivery deletes them."""
     engine = build_engine(store, host_wiring(todos))
     blocked = block(engine, conflict_report)
     assert blocked.blocked is not None
@@ -229,8 +228,7 @@ def test_the_host_scaffold_keeps_the_guidance(
 def test_an_explicit_follow_up_slug_per_block(
     store: SQLiteStore, todos: Path, conflict_report: BlockedReport
 ) -> None:
-    """block(follow_up=...) names the folder; another identity asking for it is refused
-    and nothing is written."""
+    """block(follow_up=...) names the folder; another identity asking for it writes nothing."""
     engine = build_engine(store, host_wiring(todos))
     outcome = block(engine, conflict_report, follow_up="login-outage")
     assert outcome.blocked is not None
