@@ -4,16 +4,25 @@
 merges a candidate without touching any checkout, runs the configured checks
 in a scratch worktree, and moves ``main`` only under the fence (git's lock on
 ``main``, with the lease checked while it is held).
+
+``__all__`` is the public API; names imported as ``X as X`` (the git runner,
+``run_check``, ``NULL_SHA``, ``remote_main``, ``repository_violations``) are
+internals shared with mergegate's CLI.
 """
 
-from .applier import NULL_SHA, GitApplier
-from .audit import RepositoryViolation, repository_violations
+from .applier import NULL_SHA as NULL_SHA
+from .applier import GitApplier
+from .audit import RepositoryViolation
+from .audit import repository_violations as repository_violations
 from .chain import ChainRun, integrate_chain
-from .checks import CheckSpec, run_check
+from .checks import CheckSpec
+from .checks import run_check as run_check
 from .errors import GitCommandFailed, GitNotFound, MainCheckedOut
-from .git import Git, GitOutput, Identity
+from .git import Git as Git
+from .git import GitOutput as GitOutput
+from .git import Identity
 from .liveness import holder_gone, lease_owner
-from .plumbing import remote_main
+from .plumbing import remote_main as remote_main
 from .resolve import (
     AmbiguousSha,
     BranchNotFound,
@@ -27,16 +36,13 @@ from .resolve import (
 )
 
 __all__ = [
-    "NULL_SHA",
     "AmbiguousSha",
     "ChainRun",
     "BranchNotFound",
     "CheckSpec",
-    "Git",
     "GitApplier",
     "GitCommandFailed",
     "GitNotFound",
-    "GitOutput",
     "Identity",
     "MainCheckedOut",
     "NotACommit",
@@ -50,7 +56,4 @@ __all__ = [
     "resolve_candidate_sha",
     "resolve_sha",
     "RepositoryViolation",
-    "repository_violations",
-    "remote_main",
-    "run_check",
 ]

@@ -37,7 +37,7 @@ from mergegate.statemachine import (
 
 from .catfile import CatFile
 from .checkout import checkout_problem, update_checkout
-from .checks import CheckSpec, run_check
+from .checks import CheckSpec, run_check, spec_tuple
 from .errors import GitCommandFailed, GitNotFound, MainCheckedOut
 from .fence import MainLock, Moved, holding, lock_path, take_main_waiting
 from .git import NO_HOOKS, Git, Identity
@@ -148,7 +148,7 @@ class GitApplier:
     repo: Path = attrs.field(converter=_path)
     main_branch: str = attrs.field(default="main", kw_only=True)
     checks: Sequence[CheckSpec] = attrs.field(
-        default=(), converter=tuple, validator=_specs, kw_only=True
+        default=(), converter=spec_tuple, validator=_specs, kw_only=True
     )
     max_main_retries: int = attrs.field(default=2, validator=_retries, kw_only=True)
     remote: str | None = attrs.field(default=None, validator=_remote, kw_only=True)

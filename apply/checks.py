@@ -8,7 +8,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -16,7 +16,7 @@ import attrs
 
 from mergegate.statemachine import CheckResult, InvalidInput, check_text
 
-__all__ = ["CheckSpec", "run_check"]
+__all__ = ["CheckSpec", "run_check", "spec_tuple"]
 
 # The output tail kept in evidence; CheckResult caps it again for storage.
 _TAIL_BYTES = 16_384
@@ -31,6 +31,13 @@ def _argv(instance: CheckSpec, _a: object, value: tuple[str, ...]) -> None:
             raise InvalidInput("check argv", part, "remove the NUL character")
     if instance.shell and len(value) != 1:
         raise InvalidInput("check argv", value, "with shell=True give exactly one command string")
+
+
+def _to_argv(value: Iterable[str]) -> tuple[str, ...]:
+    # A typed converter (not the bare ``tuple``): mypy's attrs plugin takes the
+    # __init__ parameter type from it, so ``CheckSpec("unit", ("python", "-m", "pytest"))``
+    # and a list both type-check under --strict.
+    return tuple(value)
 
 
 def _timeout(_i: object, _a: object, value: float) -> None:
@@ -51,9 +58,19 @@ class CheckSpec:
     """
 
     name: str = attrs.field(validator=_name)
-    argv: tuple[str, ...] = attrs.field(converter=tuple, validator=_argv)
+    argv: tuple[str, ...] = attrs.field(converter=_to_argv, validator=_argv)
     timeout: float = attrs.field(default=600.0, validator=_timeout)
     shell: bool = attrs.field(default=False, kw_only=True)
+
+
+def spec_tuple(value: Iterable[CheckSpec]) -> tuple[CheckSpec, ...]:
+    """A typed converter for a field of checks (``attrs.field(converter=spec_tuple)``).
+
+    The bare ``tuple`` types as ``Iterable[_T_co]`` under mypy's attrs plugin,
+    so ``GitApplier(..., checks=[CheckSpec(...)])`` fails ``mypy --strict``;
+    this one types as ``Iterable[CheckSpec]``.
+    """
+    return tuple(value)
 
 
 def _kill_group(pgid: int) -> None:

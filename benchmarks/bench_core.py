@@ -17,7 +17,7 @@ import peers
 from measure import Row, medians, paired, rotated, row, timed
 from workload import MAIN, PlainModel, Scale, bare_machine, fresh_slug, key_for
 
-from mergegate.followups import FollowUpGuide, FollowUpHook, FollowUps, StateFileResolver
+from mergegate.followups import Wiring, build_engine
 from mergegate.persistence import SQLiteStore
 from mergegate.statemachine import BlockedReport, Engine, Evidence, Reason
 
@@ -338,13 +338,7 @@ def figure_blocked(work: Path, scale: Scale) -> list[Row]:
     """Figure 5: first block (evidence, folder, roadmap, guidance) and its replay, per second."""
     store = SQLiteStore(work / "fig5.sqlite3")
     todos = work / "fig5-todos"
-    followups = FollowUps(todos)
-    engine = Engine(
-        store,
-        hooks=[FollowUpHook(store, followups)],
-        guide=FollowUpGuide(followups.templates),
-        resolver=StateFileResolver(todos),
-    )
+    engine = build_engine(store, Wiring(todos))
     k = scale.blocked
 
     blocked: list[str] = []

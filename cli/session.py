@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     # Each part is imported by the method that builds it, so a command pays only
     # for what it opens (`show` never loads the git applier): see cli/lazy.py.
     from mergegate.apply import CheckSpec, GitApplier
-    from mergegate.followups import FollowUps, GuidanceTemplates, ResolvedRule
+    from mergegate.followups import FollowUps, GuidanceTemplates, ResolvedRule, Wiring
     from mergegate.statemachine import BlockedRecord, BlockedReport, Engine, Resolver, Store
 
     from .config import CheckConfig, Config
@@ -106,17 +106,22 @@ class Session:
             self._store = _open(self.db_target(), create=create)
         return self._store
 
-    def followups(self) -> FollowUps:
-        from mergegate.followups import FollowUps  # noqa: PLC0415
+    def wiring(self) -> Wiring:
+        """The follow-up wiring the configuration describes (todos, roadmap, group, templates)."""
+        from mergegate.followups import Wiring  # noqa: PLC0415
 
         config = self.config()
-        return FollowUps(
+        return Wiring(
             config.todos,
             roadmap=config.roadmap,
             group=config.follow_up_group,
             templates=self.templates(),
+            todos_label=config.todos_label,
             boundary=config.repo,
         )
+
+    def followups(self) -> FollowUps:
+        return self.wiring().followups()
 
     def templates(self) -> GuidanceTemplates:
         from mergegate.followups import GuidanceTemplates, InvalidTemplate  # noqa: PLC0415
@@ -134,8 +139,9 @@ class Session:
     def engine(self) -> Engine:
         """The Engine, wired with the follow-up hook, guide and resolver; logging on."""
         if self._engine is None:
-            from mergegate.followups import FollowUpGuide, FollowUpHook  # noqa: PLC0415
-            from mergegate.statemachine import Engine, InvalidInput, check_text  # noqa: PLC0415
+            from mergegate.followups import FollowUpGuide, build_engine  # noqa: PLC0415
+            from mergegate.statemachine import InvalidInput  # noqa: PLC0415
+            from mergegate.statemachine.validation import check_text  # noqa: PLC0415
 
             config, store = self.config(), self.store()
             check_text(self.actor, field="actor")
@@ -143,20 +149,18 @@ class Session:
                 raise InvalidInput("--actor", self.actor, "give one non-empty line")
             from .notify import notify_hooks  # noqa: PLC0415
 
+            guide = FollowUpGuide(
+                self.templates(),
+                todos_label=config.todos_label,
+                evidence=lambda record: _latest_report(store, record),
+            )
+            wiring = attrs.evolve(self.wiring(), resolver=self.resolver(), custom_guide=guide)
             self._start_logging()
-            self._engine = Engine(
+            self._engine = build_engine(
                 store,
-                # The follow-up first: a notification of a block sees it materialized.
-                hooks=[
-                    FollowUpHook(store, self.followups()),
-                    *notify_hooks(config.notify, config.repo),
-                ],
-                guide=FollowUpGuide(
-                    self.templates(),
-                    todos_label=config.todos_label,
-                    evidence=lambda record: _latest_report(store, record),
-                ),
-                resolver=self.resolver(),
+                wiring,
+                # After the follow-up hook: a notification of a block sees it materialized.
+                hooks=notify_hooks(config.notify, config.repo),
                 actor=self.actor,
                 lease_ttl=timedelta(seconds=config.lease_ttl),
             )
@@ -189,11 +193,14 @@ class Session:
         from mergegate.apply import GitApplier  # noqa: PLC0415
 
         config = self.config()
-        specs: dict[str, Any] = {"checks": [_check_spec(c) for c in config.checks]}
+        # GitApplier.checks converts with the bare ``tuple``, which mypy's attrs plugin
+        # types as Iterable[_T_co]; a mapping keeps the call checked at runtime only.
+        # (CheckSpec.argv had the same problem; apply/checks.py now converts with a typed function.)
+        checks: dict[str, Any] = {"checks": [_check_spec(c) for c in config.checks]}
         return GitApplier(
             self.repository().root,
             main_branch=config.main_branch,
-            **specs,
+            **checks,
             max_main_retries=config.max_main_retries,
             remote=config.remote,
             # A third of the TTL (lease_ttl >= 1 s, see config.py): two heartbeats can
@@ -247,15 +254,7 @@ def _latest_report(store: Store, record: BlockedRecord) -> BlockedReport | None:
 def _check_spec(check: CheckConfig) -> CheckSpec:
     from mergegate.apply import CheckSpec  # noqa: PLC0415
 
-    # CheckSpec's tuple converter types as Iterable[_T_co] under mypy's attrs
-    # plugin; keyword arguments through a mapping keep it checked at runtime.
-    fields: dict[str, Any] = {
-        "name": check.name,
-        "argv": check.argv,
-        "timeout": check.timeout,
-        "shell": check.shell,
-    }
-    return CheckSpec(**fields)
+    return CheckSpec(check.name, check.argv, timeout=check.timeout, shell=check.shell)
 
 
 def _sqlite_path(target: str) -> Path | None:

@@ -1,20 +1,17 @@
 """Follow-ups of blocked integrations: the todo scaffold, the roadmap, the outbox drain,
 the "resolved" rule and the resume guidance.
 
-Wire it into an Engine with the three protocol implementations::
+Wire it into an Engine with the one factory (docs/python-api.md)::
 
-    followups = FollowUps(todos_root)
-    engine = Engine(
-        store,
-        hooks=[FollowUpHook(store, followups)],
-        guide=FollowUpGuide(followups.templates),
-        resolver=StateFileResolver(todos_root),
-    )
+    engine = build_engine(store, Wiring(todos_root))
+
+``__all__`` is the public API. Names imported as ``X as X`` are internals
+shared with mergegate's CLI; they are not part of the API.
 
 This package imports only ``mergegate.statemachine``.
 """
 
-from .contain import check_inside
+from .contain import check_inside as check_inside
 from .done import NotMarkable, ResolvedRule, mark_done
 from .errors import (
     FollowUpConflict,
@@ -29,28 +26,26 @@ from .errors import (
 from .guidance import CODE_BLOCKED, CODE_FOLLOWUP_FAILED, CODE_FOLLOWUP_PENDING, FollowUpGuide
 from .materialize import DEFAULT_GROUP, FollowUps
 from .outbox import DrainResult, FollowUpHook, drain
-from .paths import todo_path
+from .paths import todo_path as todo_path
 from .resolver import (
     CallableResolver,
     FolderRemovedResolver,
     RoadmapGoneResolver,
     StateFileResolver,
 )
-from .roadmap import add_roadmap_entry, remove_roadmap_entry, roadmap_slugs
-from .scaffold import ScaffoldResult, read_source, scaffold_todo
+from .roadmap import add_roadmap_entry as add_roadmap_entry
+from .roadmap import remove_roadmap_entry as remove_roadmap_entry
+from .roadmap import roadmap_slugs
+from .scaffold import Scaffold, ScaffoldResult, TodoScaffold
+from .scaffold import read_source as read_source
+from .scaffold import scaffold_todo as scaffold_todo
 from .templates import PLACEHOLDERS, GuidanceTemplates
-from .text import one_line
+from .text import one_line as one_line
 from .todo_text import STATE_DONE, STATE_OPEN, TODO_FILES, render_todo
+from .wiring import Wiring, build_engine
 from .withdraw import STATE_WITHDRAWN, mark_withdrawn
 
 __all__ = [
-    "CallableResolver",
-    "FolderRemovedResolver",
-    "NotMarkable",
-    "ResolvedRule",
-    "RoadmapGoneResolver",
-    "mark_done",
-    "remove_roadmap_entry",
     "CODE_BLOCKED",
     "CODE_FOLLOWUP_FAILED",
     "CODE_FOLLOWUP_PENDING",
@@ -60,7 +55,9 @@ __all__ = [
     "STATE_OPEN",
     "STATE_WITHDRAWN",
     "TODO_FILES",
+    "CallableResolver",
     "DrainResult",
+    "FolderRemovedResolver",
     "FollowUpConflict",
     "FollowUpError",
     "FollowUpGuide",
@@ -70,19 +67,21 @@ __all__ = [
     "InvalidTemplate",
     "LockTimeout",
     "MalformedRoadmap",
+    "NotMarkable",
     "PathOutsideRepository",
     "PathOutsideTodos",
+    "ResolvedRule",
+    "RoadmapGoneResolver",
+    "Scaffold",
     "ScaffoldResult",
     "StateFileResolver",
+    "TodoScaffold",
     "UnsafeFile",
-    "add_roadmap_entry",
-    "check_inside",
+    "Wiring",
+    "build_engine",
     "drain",
+    "mark_done",
     "mark_withdrawn",
-    "one_line",
-    "read_source",
     "render_todo",
     "roadmap_slugs",
-    "scaffold_todo",
-    "todo_path",
 ]

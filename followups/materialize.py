@@ -10,7 +10,7 @@ from mergegate.statemachine import BlockedRecord, BlockedReport
 
 from .contain import check_inside
 from .roadmap import add_roadmap_entry, check_group
-from .scaffold import ScaffoldResult, scaffold_todo
+from .scaffold import Scaffold, ScaffoldResult, TodoScaffold
 from .templates import GuidanceTemplates
 
 __all__ = ["DEFAULT_GROUP", "FollowUps"]
@@ -20,6 +20,10 @@ DEFAULT_GROUP = "integration-blocked"
 
 def _roadmap_default(instance: FollowUps) -> Path:
     return instance.todos_root / "roadmap.yaml"
+
+
+def _scaffold_default(instance: FollowUps) -> Scaffold:
+    return TodoScaffold(instance.templates)
 
 
 def _check_group(_instance: object, _attribute: object, value: str | None) -> None:
@@ -48,6 +52,10 @@ class FollowUps:
     boundary: Path | None = attrs.field(
         default=None, converter=attrs.converters.optional(Path), kw_only=True
     )
+    #: Which files a follow-up holds; the default writes mergegate's six with ``templates``.
+    scaffold: Scaffold = attrs.field(
+        default=attrs.Factory(_scaffold_default, takes_self=True), kw_only=True
+    )
 
     def check_contained(self) -> None:
         """Raise PathOutsideRepository if the todos folder or the roadmap resolves outside
@@ -62,7 +70,7 @@ class FollowUps:
         Both steps are idempotent, so a retry after a failure or a crash
         finishes the job. The entry lists ``record.previous_follow_up`` under
         ``after``. Raises PathOutsideRepository, writing nothing, if a path
-        resolves outside ``boundary``, and what :func:`scaffold_todo` and
+        resolves outside ``boundary``, and what the scaffold's ``write`` and
         :func:`add_roadmap_entry` raise.
         """
         self.check_contained()
@@ -70,7 +78,7 @@ class FollowUps:
         # Checked again once the folder exists, so a symlink swapped in meanwhile
         # is caught before the first file is written.
         self.check_contained()
-        result = scaffold_todo(self.todos_root, record, report, self.templates)
+        result = self.scaffold.write(self.todos_root, record, report)
         key = record.key
         add_roadmap_entry(
             self.roadmap,
@@ -83,3 +91,8 @@ class FollowUps:
             ),
         )
         return result
+
+    def deliver(self, record: BlockedRecord) -> None:
+        """``record``'s candidate was integrated: let the scaffold archive or drop its folder."""
+        self.check_contained()
+        self.scaffold.deliver(self.todos_root, record)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import attrs
 
 from mergegate.statemachine import (
+    CandidateKey,
+    Event,
     FollowUpJob,
     FollowUpState,
     MergegateError,
@@ -76,14 +78,21 @@ def drain(store: Store, followups: FollowUps) -> DrainResult:
     return DrainResult(tuple(created), tuple(failed))
 
 
+# The seq of a candidate integrated on its first apply; a block adds entries to any path.
+_DIRECT_INTEGRATION = 3
+
+
 @attrs.define
 class FollowUpHook:
-    """Implements ``Hook``: after a blocking commit, materializes the follow-up of the outcome.
+    """Implements ``Hook``: after a blocking commit, materializes the follow-up of the outcome;
+    after an integration, hands the candidate's follow-up to the scaffold's ``deliver``.
 
     It acts when the outcome is blocked and its follow-up has a queued job: not
     created yet, or re-queued by a later occurrence. Materializing is idempotent,
     so a replay touches nothing on disk unless the folder or the roadmap entry
     was removed (as the folder-removed and roadmap-gone rules do when done).
+    Delivery concerns every follow-up of the integrated candidate (each sha it
+    was blocked at); an error it raises is isolated into ``Outcome.hook_errors``.
     """
 
     store: Store
@@ -95,6 +104,9 @@ class FollowUpHook:
         Never raises for expected failures: they are recorded on the record as
         ``FAILED``, with the error, and the outcome carries that record.
         """
+        if outcome.transition is not None and outcome.transition.event is Event.INTEGRATE:
+            self._deliver(outcome)
+            return outcome
         record = outcome.blocked
         if record is None:
             return outcome
@@ -109,3 +121,15 @@ class FollowUpHook:
             _process(self.store, self.followups, job)
         refreshed = self.store.blocked_record(record.key)
         return outcome if refreshed is None else attrs.evolve(outcome, blocked=refreshed)
+
+    def _deliver(self, outcome: Outcome) -> None:
+        # Every sha this candidate was blocked at: a resume with a new sha leaves the
+        # follow-up under the old identity, and that one is delivered too.
+        key = outcome.candidate.key
+        if outcome.candidate.seq <= _DIRECT_INTEGRATION:
+            return  # submit, start_apply, integrate: never blocked, so no query at all
+        history = self.store.history(outcome.candidate.id)
+        for sha in sorted({t.sha for t in history if t.event is Event.BLOCK}):
+            record = self.store.blocked_record(CandidateKey(key.slug, key.branch, sha))
+            if record is not None and record.follow_up_state is FollowUpState.CREATED:
+                self.followups.deliver(record)

@@ -1,5 +1,10 @@
 """Materialize a follow-up todo folder atomically, or reuse the one already there.
 
+:class:`Scaffold` is the protocol: which files a follow-up holds, what they
+say, and what happens to them once the candidate is delivered.
+:class:`TodoScaffold` is the default implementation (mergegate's six files,
+kept after delivery).
+
 The six files are written and fsynced in a temporary folder inside the todos
 folder, then the folder is renamed into place. A rename is atomic, so a reader
 (or a crash) sees either no folder or a complete one, never half of one.
@@ -11,6 +16,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Protocol
 
 import attrs
 
@@ -23,7 +29,7 @@ from .templates import GuidanceTemplates
 from .text import code_span
 from .todo_text import render_todo
 
-__all__ = ["ScaffoldResult", "read_source", "scaffold_todo"]
+__all__ = ["Scaffold", "ScaffoldResult", "TodoScaffold", "read_source", "scaffold_todo"]
 
 _SOURCE_FIELDS = ("slug", "branch", "sha")
 
@@ -158,3 +164,41 @@ def scaffold_todo(
             shutil.rmtree(tmp, ignore_errors=True)
     fsync_dir(target.parent)
     return ScaffoldResult(target, created=True)
+
+
+class Scaffold(Protocol):
+    """What a follow-up is on disk: the folder's files, and its fate on delivery.
+
+    ``write`` must be idempotent (a retry or a replay reuses what it wrote, and a
+    folder it did not write for ``record.key`` raises FollowUpConflict) and
+    atomic (a crash leaves no half-written folder). ``deliver`` runs once the
+    candidate is integrated, after the commit; it must be idempotent too.
+    Expected failures raise OSError or a MergegateError: the caller records
+    them on the follow-up as ``FAILED``.
+    """
+
+    def write(
+        self, todos_root: Path, record: BlockedRecord, report: BlockedReport
+    ) -> ScaffoldResult:
+        """Create ``record``'s follow-up folder under ``todos_root``, or reuse it."""
+        ...
+
+    def deliver(self, todos_root: Path, record: BlockedRecord) -> None:
+        """The candidate of ``record`` was integrated: archive, delete or keep its folder."""
+        ...
+
+
+@attrs.frozen
+class TodoScaffold:
+    """Implements :class:`Scaffold`: mergegate's six files (``TODO_FILES``), kept on delivery."""
+
+    templates: GuidanceTemplates = attrs.field(factory=GuidanceTemplates)
+
+    def write(
+        self, todos_root: Path, record: BlockedRecord, report: BlockedReport
+    ) -> ScaffoldResult:
+        """:func:`scaffold_todo` with this scaffold's templates."""
+        return scaffold_todo(todos_root, record, report, self.templates)
+
+    def deliver(self, todos_root: Path, record: BlockedRecord) -> None:
+        """Keep the folder: its ``state.yaml`` (``status: done``) is the record of the fix."""

@@ -1,17 +1,24 @@
-"""Transition-log stores: embedded SQLite, and PostgreSQL for several hosts."""
+"""Transition-log stores: embedded SQLite, and PostgreSQL for several hosts.
+
+``__all__`` is the public API; the migrations and the codec's helpers, imported
+as ``X as X``, are internals shared with mergegate's CLI and tests.
+"""
 
 from typing import TYPE_CHECKING, Any
 
 from .codec import (
     dump_report,
     evidence_from_json,
-    load_evidence,
     load_report,
     report_from_json,
     report_to_json,
-    unstructure,
 )
-from .migrations import MIGRATIONS, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS, Migration
+from .codec import load_evidence as load_evidence
+from .codec import unstructure as unstructure
+from .migrations import MIGRATIONS as MIGRATIONS
+from .migrations import POSTGRES_MIGRATIONS as POSTGRES_MIGRATIONS
+from .migrations import SQLITE_MIGRATIONS as SQLITE_MIGRATIONS
+from .migrations import Migration as Migration
 from .sqlite import SQLiteStore
 from .url import open_store
 
@@ -19,20 +26,14 @@ if TYPE_CHECKING:
     from .postgres import PostgresStore
 
 __all__ = [
-    "MIGRATIONS",
-    "POSTGRES_MIGRATIONS",
-    "SQLITE_MIGRATIONS",
-    "Migration",
     "PostgresStore",
     "SQLiteStore",
     "dump_report",
     "evidence_from_json",
-    "load_evidence",
     "load_report",
     "open_store",
     "report_from_json",
     "report_to_json",
-    "unstructure",
 ]
 
 

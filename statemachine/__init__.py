@@ -1,10 +1,17 @@
 """mergegate's core: the lifecycle table, its records, the Engine and the store protocol.
 
+``__all__`` is the public API (docs/python-api.md documents every name in it).
+The names imported below as ``X as X`` are mergegate's internals, shared by its
+own components (validation helpers, the log format, the Transaction protocol,
+the fold): they stay importable for those callers but are not part of the API
+and may change without notice. Import them from their module in new code.
+
 This package imports nothing else of mergegate; every other component imports it.
 """
 
 from .applier import AlreadyIntegrated, Applier, ApplyResult, Blocked, HeldMain, Integrated
-from .calls import Calls, Request
+from .calls import Calls as Calls
+from .calls import Request
 from .engine import Batch, Engine
 from .errors import (
     CandidateNotFound,
@@ -21,11 +28,15 @@ from .errors import (
     StoreError,
     TableError,
 )
-from .fold import Violation, fold, verify_log
-from .followup_slug import follow_up_slug
+from .fold import Violation
+from .fold import fold as fold
+from .fold import verify_log as verify_log
+from .followup_slug import SlugRule, follow_up_slug
 from .hooks import HookFn, Subscription, on_enter, on_event, on_outcome
-from .logfmt import format_logfmt, log_outcome
-from .machine import LifecycleMachine, lifecycle
+from .logfmt import format_logfmt as format_logfmt
+from .logfmt import log_outcome as log_outcome
+from .machine import LifecycleMachine as LifecycleMachine
+from .machine import lifecycle as lifecycle
 from .records import (
     BlockedRecord,
     BlockedReport,
@@ -33,7 +44,6 @@ from .records import (
     CandidateKey,
     CheckResult,
     Evidence,
-    FollowUpJob,
     FollowUpState,
     Guidance,
     HookFailure,
@@ -43,39 +53,27 @@ from .records import (
     Reason,
     Transition,
 )
+from .records import FollowUpJob as FollowUpJob
 from .states import Event, State
-from .store import Guide, Hook, Resolver, Store, Transaction
+from .store import Guide, Hook, Resolver, Store
+from .store import Transaction as Transaction
 from .table import TABLE, Effect, Rule, Table
-from .validation import (
-    SHA_SHOWN,
-    SLUG_MAX,
-    cap_text,
-    check_branch,
-    check_relpath,
-    check_sha,
-    check_slug,
-    check_text,
-    short_sha,
-)
+from .validation import SHA_SHOWN as SHA_SHOWN
+from .validation import SLUG_MAX as SLUG_MAX
+from .validation import cap_text as cap_text
+from .validation import check_branch as check_branch
+from .validation import check_relpath as check_relpath
+from .validation import check_sha as check_sha
+from .validation import check_slug as check_slug
+from .validation import check_text as check_text
+from .validation import short_sha as short_sha
 
 __all__ = [
     "AlreadyIntegrated",
     "Applier",
     "ApplyResult",
-    "Blocked",
-    "Integrated",
-    "SHA_SHOWN",
-    "SLUG_MAX",
-    "TABLE",
     "Batch",
-    "Effect",
-    "HookFailure",
-    "Subscription",
-    "HookFn",
-    "TableError",
-    "IdempotencyKeyReused",
-    "Request",
-    "Calls",
+    "Blocked",
     "BlockedRecord",
     "BlockedReport",
     "Candidate",
@@ -84,50 +82,45 @@ __all__ = [
     "CheckResult",
     "ConcurrencyConflict",
     "DuplicateCandidate",
+    "Effect",
     "Engine",
     "Event",
     "Evidence",
-    "FollowUpJob",
     "FollowUpNotResolved",
     "FollowUpState",
     "Guidance",
     "Guide",
     "Hook",
+    "HookFailure",
+    "HookFn",
+    "IdempotencyKeyReused",
     "IllegalTransition",
+    "Integrated",
     "InvalidInput",
     "Lease",
     "HeldMain",
     "LeaseHeld",
-    "LifecycleMachine",
     "MergegateError",
     "Occurrence",
     "Outcome",
     "Reason",
     "MoveInFlight",
     "RepositoryError",
+    "Request",
     "Resolver",
     "Rule",
+    "SlugRule",
     "State",
     "Store",
     "StoreError",
+    "Subscription",
+    "TABLE",
     "Table",
-    "Transaction",
+    "TableError",
     "Transition",
     "Violation",
-    "cap_text",
-    "check_branch",
-    "check_relpath",
-    "check_sha",
-    "check_slug",
-    "check_text",
-    "fold",
     "follow_up_slug",
-    "format_logfmt",
-    "lifecycle",
-    "on_outcome",
-    "on_event",
     "on_enter",
-    "log_outcome",
-    "short_sha",
-    "verify_log",
+    "on_event",
+    "on_outcome",
 ]

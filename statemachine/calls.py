@@ -18,7 +18,7 @@ import attrs
 from .errors import InvalidInput
 from .records import BlockedReport, CandidateKey, Outcome
 from .states import Event
-from .validation import check_sha, check_text
+from .validation import FOLLOW_UP_SLUG_MAX, check_sha, check_slug, check_text
 
 __all__ = ["Calls", "Request"]
 
@@ -29,6 +29,11 @@ def _opt(check: Any, field: str) -> Any:
             check(value, field=field)
 
     return validate
+
+
+def _follow_up(_i: object, _a: object, value: str | None) -> None:
+    if value is not None:
+        check_slug(value, field="follow-up slug", limit=FOLLOW_UP_SLUG_MAX)
 
 
 def _reason(_i: object, _a: object, value: str | None) -> None:
@@ -62,9 +67,8 @@ def _plain(value: object) -> object:
 # How the call is delivered or where it points, not what it asks for: a retry may
 # change these and still be the same request.
 _NOT_PAYLOAD = {"payload": False}
-# A payload field added after digests were first stored: left out while unset, so
-# that every request made before it existed keeps the digest it was stored with.
-_LATER = {"later": True}
+# A payload field added later: it enters the digest only when it is set.
+_OMIT_NONE = {"omit_none": True}
 
 
 @attrs.frozen
@@ -85,9 +89,12 @@ class Request:
     main_sha: str | None = attrs.field(default=None, validator=_opt(check_sha, "main sha"))
     new_sha: str | None = attrs.field(default=None, validator=_opt(check_sha, "new sha"))
     force_reason: str | None = attrs.field(default=None, validator=_reason)
-    why: str | None = attrs.field(default=None, validator=_why, metadata=_LATER)
+    why: str | None = attrs.field(default=None, validator=_why, metadata=_OMIT_NONE)
     #: Why the move is made, in the caller's words (resume --note); logged as the note.
     remark: str | None = attrs.field(default=None, validator=_opt(check_text, "note"))
+    #: An explicit follow-up slug for a block; ``None`` lets the Engine's slug rule choose.
+    #: Left out of the digest when ``None``, so digests stored before it existed still match.
+    follow_up: str | None = attrs.field(default=None, validator=_follow_up, metadata=_OMIT_NONE)
     actor: str | None = attrs.field(default=None, metadata=_NOT_PAYLOAD)
     expected_seq: int | None = attrs.field(default=None, metadata=_NOT_PAYLOAD)
     idempotency_key: str | None = attrs.field(default=None, metadata=_NOT_PAYLOAD)
@@ -113,14 +120,18 @@ class Request:
             f.name: _plain(getattr(self, f.name))
             for f in attrs.fields(Request)
             if f.metadata.get("payload", True)
-            and not (f.metadata.get("later") and getattr(self, f.name) is None)
+            and not (f.metadata.get("omit_none") and getattr(self, f.name) is None)
         }
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 class Calls:
-    """The named calls, shared by the Engine (one transaction each) and a Batch."""
+    """The named calls, shared by the Engine (one transaction each) and a Batch.
+
+    Every call takes ``actor=``: who the log entry says made the move, for this
+    call only (the Engine's ``actor`` otherwise).
+    """
 
     def fire(self, request: Request) -> Outcome:
         """Fire one request; the Engine and the Batch say in which transaction."""
@@ -145,6 +156,7 @@ class Calls:
         ttl: timedelta | None = None,
         expected_seq: int | None = None,
         idempotency_key: str | None = None,
+        actor: str | None = None,
     ) -> Outcome:
         """Take the integration lease for ``owner`` and move the candidate to ``applying``.
 
@@ -161,6 +173,7 @@ class Calls:
                 ttl=ttl,
                 expected_seq=expected_seq,
                 idempotency_key=idempotency_key,
+                actor=actor,
             )
         )
 
@@ -171,6 +184,7 @@ class Calls:
         main_sha: str,
         expected_seq: int | None = None,
         idempotency_key: str | None = None,
+        actor: str | None = None,
     ) -> Outcome:
         """Record that ``main`` now points at ``main_sha``, which contains the candidate."""
         check_sha(main_sha, field="main sha")
@@ -181,6 +195,7 @@ class Calls:
                 main_sha=main_sha,
                 expected_seq=expected_seq,
                 idempotency_key=idempotency_key,
+                actor=actor,
             )
         )
 
@@ -189,10 +204,17 @@ class Calls:
         slug: str,
         report: BlockedReport,
         *,
+        follow_up: str | None = None,
         expected_seq: int | None = None,
         idempotency_key: str | None = None,
+        actor: str | None = None,
     ) -> Outcome:
-        """Record a blocked apply, or replay one (from ``blocked`` or ``remediating``)."""
+        """Record a blocked apply, or replay one (from ``blocked`` or ``remediating``).
+
+        ``follow_up`` names the follow-up slug of a first block explicitly instead
+        of the Engine's slug rule; a replay keeps the slug recorded first.
+        Raises InvalidInput if another identity's follow-up holds that slug.
+        """
         if not isinstance(report, BlockedReport):
             raise InvalidInput("blocked report", report, "give a BlockedReport")
         return self.fire(
@@ -200,13 +222,20 @@ class Calls:
                 Event.BLOCK,
                 slug,
                 report=report,
+                follow_up=follow_up,
                 expected_seq=expected_seq,
                 idempotency_key=idempotency_key,
+                actor=actor,
             )
         )
 
     def start_remediation(
-        self, slug: str, *, expected_seq: int | None = None, idempotency_key: str | None = None
+        self,
+        slug: str,
+        *,
+        expected_seq: int | None = None,
+        idempotency_key: str | None = None,
+        actor: str | None = None,
     ) -> Outcome:
         """Move a blocked candidate to ``remediating``."""
         return self.fire(
@@ -215,6 +244,7 @@ class Calls:
                 slug,
                 expected_seq=expected_seq,
                 idempotency_key=idempotency_key,
+                actor=actor,
             )
         )
 
@@ -251,6 +281,7 @@ class Calls:
         note: str | None = None,
         expected_seq: int | None = None,
         idempotency_key: str | None = None,
+        actor: str | None = None,
     ) -> Outcome:
         """Move a remediating candidate to ``retry``, optionally at ``new_sha``.
 
@@ -267,6 +298,7 @@ class Calls:
                 remark=note,
                 expected_seq=expected_seq,
                 idempotency_key=idempotency_key,
+                actor=actor,
             )
         )
 
@@ -277,6 +309,7 @@ class Calls:
         new_sha: str,
         expected_seq: int | None = None,
         idempotency_key: str | None = None,
+        actor: str | None = None,
     ) -> Outcome:
         """Replace the sha of a ``pending`` or ``retry`` candidate (its branch was force-pushed).
 
@@ -290,6 +323,7 @@ class Calls:
                 new_sha=new_sha,
                 expected_seq=expected_seq,
                 idempotency_key=idempotency_key,
+                actor=actor,
             )
         )
 
@@ -300,6 +334,7 @@ class Calls:
         why: str,
         expected_seq: int | None = None,
         idempotency_key: str | None = None,
+        actor: str | None = None,
     ) -> Outcome:
         """Take a candidate that is not ``applying`` out of the queue, to ``withdrawn``.
 
@@ -315,5 +350,6 @@ class Calls:
                 why=why,
                 expected_seq=expected_seq,
                 idempotency_key=idempotency_key,
+                actor=actor,
             )
         )

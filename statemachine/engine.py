@@ -30,7 +30,7 @@ from .errors import (
     LeaseHeld,
 )
 from .fold import Violation, verify_log
-from .followup_slug import follow_up_slug
+from .followup_slug import SlugRule, follow_up_slug
 from .hooks import Subscription, run_hooks, subscriptions
 from .logfmt import log_outcome
 from .machine import LifecycleMachine, lifecycle
@@ -46,7 +46,7 @@ from .records import (
 from .states import Event, State
 from .store import Guide, Resolver, Store, Transaction
 from .table import Effect, Rule, Table
-from .validation import check_sha, check_slug, check_text
+from .validation import FOLLOW_UP_SLUG_MAX, check_sha, check_slug, check_text
 
 __all__ = ["Batch", "Engine"]
 
@@ -86,6 +86,8 @@ class Engine(Calls):
     #: until it was renewed this long ago, and writes a renewal after that; ``None``
     #: renews on every call. ``mergegate run`` sets a third of the TTL.
     renew_after: timedelta | None = None
+    #: Chooses a first block's follow-up slug when the call names none (``block(follow_up=)``).
+    follow_up_slug: SlugRule = follow_up_slug
     _subscribed: tuple[Subscription, ...] = attrs.field(init=False, repr=False, default=())
 
     def __attrs_post_init__(self) -> None:
@@ -438,6 +440,7 @@ class Engine(Calls):
             sha=request.new_sha,
             note=request.note,
             idempotency_key=request.idempotency_key,
+            actor=request.actor,
             request_digest=digest,
         )
         moved = tx.append(candidate, entry)
@@ -445,7 +448,7 @@ class Engine(Calls):
             # record_block also enqueues the follow-up (Effect.ENQUEUE_FOLLOW_UP):
             # the table guarantees that the two effects always come together.
             assert request.report is not None  # _payload_for checked it
-            self._record_block(tx, moved, entry, request.report)
+            self._record_block(tx, moved, entry, request.report, request.follow_up)
         if Effect.RELEASE_LEASE in effects:
             tx.drop_lease(self.lease_name, candidate.id)
         if Effect.CLOSE_BLOCKED in effects or Effect.DROP_BLOCKED in effects:
@@ -532,12 +535,25 @@ class Engine(Calls):
             raise FollowUpNotResolved(candidate.key, record.follow_up_slug, why)
 
     def _record_block(
-        self, tx: Transaction, candidate: Candidate, entry: Transition, report: BlockedReport
+        self,
+        tx: Transaction,
+        candidate: Candidate,
+        entry: Transition,
+        report: BlockedReport,
+        explicit: str | None,
     ) -> None:
         key = candidate.key
         record = tx.blocked_record(key)
         if record is None:
-            slug = follow_up_slug(key, tx.follow_up_owner)
+            slug = explicit or self.follow_up_slug(key, tx.follow_up_owner)
+            # A custom rule or an explicit slug is checked like the default's: a valid
+            # slug that no other identity's follow-up holds. Raising here writes nothing.
+            check_slug(slug, field="follow-up slug", limit=FOLLOW_UP_SLUG_MAX)
+            holder = tx.follow_up_owner(slug)
+            if holder is not None and holder != key:
+                raise InvalidInput(
+                    "follow-up slug", slug, f"it is the follow-up of {holder.slug}; choose another"
+                )
             previous = tx.latest_follow_up(key.slug)
             previous = None if previous == slug else previous
         else:

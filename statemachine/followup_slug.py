@@ -7,11 +7,28 @@ slug already taken; that is why it lives here and not in ``followups``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 from .records import CandidateKey
 from .validation import SLUG_MAX
 
-__all__ = ["follow_up_slug"]
+__all__ = ["SlugRule", "follow_up_slug"]
+
+
+class SlugRule(Protocol):
+    """Chooses the follow-up slug of a blocked identity, inside the blocking transaction.
+
+    ``owner(slug)`` says which identity already holds ``slug`` (``None``: free).
+    The rule must be a pure function of ``key`` and what ``owner`` says: the
+    same identity must get the same slug on every replay, and a slug another
+    identity holds must not be returned (the Engine refuses it). The default is
+    :func:`follow_up_slug`; pass another as ``Engine(follow_up_slug=...)``.
+    """
+
+    def __call__(self, key: CandidateKey, owner: Callable[[str], CandidateKey | None]) -> str:
+        """The follow-up slug of ``key``: a valid slug (``check_slug``)."""
+        ...
+
 
 _MARK = "integration-blocked"
 

@@ -4,6 +4,14 @@ Install with ``pip install mergegate[testing]``. See docs/testing-harness.md.
 """
 
 from . import harness, strategies
-from .harness import ApplierStateMachine, RecordingApplier
+from .harness import SMOKE, ApplierStateMachine, HarnessFailure, RecordingApplier, expect
 
-__all__ = ["ApplierStateMachine", "RecordingApplier", "harness", "strategies"]
+__all__ = [
+    "SMOKE",
+    "ApplierStateMachine",
+    "HarnessFailure",
+    "RecordingApplier",
+    "expect",
+    "harness",
+    "strategies",
+]

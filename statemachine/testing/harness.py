@@ -26,6 +26,11 @@ the harness checks that ``main`` moved only when the applier reported
 log replays cleanly. It assumes
 that nothing but the applier moves ``main`` while an apply runs; a rule of the
 subclass that moves ``main`` between applies calls :meth:`observe_main`.
+
+Every check raises :class:`HarnessFailure` (an AssertionError) whose message
+names the check and carries its data: the violations, the candidate, the
+expected and the actual state. The checks do not use ``assert``, so they hold
+under ``python -O`` and read the same in any test runner.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 
 import attrs
-from hypothesis import event
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
@@ -45,7 +50,34 @@ from ..errors import LeaseHeld, MoveInFlight
 from ..records import CandidateKey, Outcome, Reason
 from ..states import Event, State
 
-__all__ = ["ApplierStateMachine", "RecordingApplier"]
+__all__ = ["SMOKE", "ApplierStateMachine", "HarnessFailure", "RecordingApplier", "expect"]
+
+#: Settings for a smoke check: few, short runs. Assign it to ``YourMachine.TestCase.settings``
+#: (docs/testing-harness.md has the figures behind it).
+SMOKE = settings(
+    max_examples=20,
+    stateful_step_count=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+class HarnessFailure(AssertionError):
+    """A harness check failed: ``check`` names it, ``facts`` carry the data behind it."""
+
+    def __init__(self, check: str, summary: str, **facts: object) -> None:
+        self.check = check
+        self.summary = summary
+        self.facts = facts
+        lines = [f"{check}: {summary}"]
+        lines += [f"  {name}: {value!r}" for name, value in facts.items()]
+        super().__init__("\n".join(lines))
+
+
+def expect(condition: bool, check: str, summary: str, **facts: object) -> None:
+    """Raise :class:`HarnessFailure` unless ``condition``: for your own rules and invariants."""
+    if not condition:
+        raise HarnessFailure(check, summary, **facts)
 
 
 @attrs.define
@@ -92,11 +124,12 @@ class RecordingApplier:
 
 
 class ApplierStateMachine(RuleBasedStateMachine):
-    """Drives an Engine and an Applier at random; checks ``main`` and the log after each step.
+    """Drives an Engine and an Applier at random; checks ``main``, the log and every outcome.
 
     Subclasses implement :meth:`make_engine`, :meth:`make_applier` and
     :meth:`new_candidate`; they may override :meth:`remediate`,
-    :meth:`check_integrated` and :meth:`close`.
+    :meth:`check_integrated` and :meth:`close`, and add rules (which pass each
+    outcome they get to :meth:`record`) and invariants (which call :func:`expect`).
     """
 
     owner = "mergegate-harness"
@@ -107,6 +140,8 @@ class ApplierStateMachine(RuleBasedStateMachine):
         self.applier = RecordingApplier(self.make_applier())
         self.main = self.applier.main_sha()
         self.outcomes: list[Outcome] = []
+        # The outcomes returned since the last invariant check, compared with the store.
+        self._unchecked: list[Outcome] = []
 
     # -- what a subclass supplies --------------------------------------------
 
@@ -135,56 +170,130 @@ class ApplierStateMachine(RuleBasedStateMachine):
     def close(self) -> None:
         """Release what the subclass opened; the store is closed by the harness."""
 
-    # -- rules ----------------------------------------------------------------
+    # -- helpers for subclasses ------------------------------------------------
 
     def observe_main(self) -> None:
         """Accept ``main``'s current sha; call after moving ``main`` outside an apply."""
         self.main = self.applier.main_sha()
 
+    def record(self, outcome: Outcome) -> Outcome:
+        """Keep ``outcome`` for the checks: the next invariant compares it with the store."""
+        self.outcomes.append(outcome)
+        self._unchecked.append(outcome)
+        return outcome
+
+    # -- rules ----------------------------------------------------------------
+
     @rule(data=st.data())
     def submit(self, data: st.DataObject) -> None:
         """Submit a new candidate; it starts ``pending``."""
         key = self.new_candidate(data)
-        outcome = self.engine.submit(key)
-        assert outcome.state is State.PENDING, outcome
-        self.outcomes.append(outcome)
+        outcome = self.record(self.engine.submit(key))
+        expect(
+            outcome.state is State.PENDING,
+            "submit",
+            "a new candidate is not pending",
+            candidate=key,
+            expected=State.PENDING,
+            actual=outcome.state,
+        )
 
     @rule()
     def apply_next(self) -> None:
         """Apply the next candidate; ``main`` moves exactly when the applier integrated."""
         before = self.applier.main_sha()
-        assert before == self.main, f"main moved outside an apply: {self.main} -> {before}"
+        expect(
+            before == self.main,
+            "apply_next",
+            "main moved outside an apply",
+            expected=self.main,
+            actual=before,
+        )
         self.applier.take()
         outcome = self.engine.apply_next(self.applier, owner=self.owner)
         result = self.applier.take()
         after = self.applier.main_sha()
         self.main = after
         if outcome is None:
-            assert result is None
-            assert after == before
+            expect(
+                result is None and after == before,
+                "apply_next",
+                "nothing was queued, yet the applier ran or main moved",
+                result=result,
+                main_before=before,
+                main_after=after,
+            )
             return
-        self.outcomes.append(outcome)
-        assert outcome.transition is not None
+        self.record(outcome)
+        self._check_apply(outcome, result, before, after)
+
+    def _check_apply(
+        self, outcome: Outcome, result: ApplyResult | None, before: str, after: str
+    ) -> None:
         key = outcome.candidate.key
+        event = None if outcome.transition is None else outcome.transition.event
+        facts: dict[str, object] = {
+            "candidate": key,
+            "result": result,
+            "main_before": before,
+            "main_after": after,
+            "state": outcome.state,
+        }
         match result:
             case Integrated():
-                assert after == result.main_sha != before, (result, before, after)
-                assert result.previous_main == before, (result, before)
-                assert outcome.state is State.INTEGRATED
-                assert outcome.transition.event is Event.INTEGRATE
+                expect(
+                    after == result.main_sha != before and result.previous_main == before,
+                    "apply_next",
+                    "an integration must move main from the main it tested to the sha reported",
+                    **facts,
+                )
+                expect(
+                    outcome.state is State.INTEGRATED and event is Event.INTEGRATE,
+                    "apply_next",
+                    "an integrated candidate must be 'integrated' by an 'integrate' event",
+                    expected=State.INTEGRATED,
+                    actual=outcome.state,
+                    event=event,
+                    **facts,
+                )
                 self.check_integrated(key, result)
             case AlreadyIntegrated():
-                assert after == before == result.main_sha, (result, before, after)
-                assert outcome.state is State.INTEGRATED
+                expect(
+                    after == before == result.main_sha,
+                    "apply_next",
+                    "an already-integrated candidate must leave main where it was",
+                    **facts,
+                )
+                expect(
+                    outcome.state is State.INTEGRATED,
+                    "apply_next",
+                    "an already-integrated candidate must be 'integrated'",
+                    expected=State.INTEGRATED,
+                    actual=outcome.state,
+                    **facts,
+                )
             case Blocked(report):
-                assert after == before, f"main moved on a blocked apply: {report}"
-                assert outcome.state is State.BLOCKED
-                assert outcome.blocked is not None
-                assert outcome.blocked.reason is report.reason
-                if report.reason is not Reason.PRECONDITION_FAILED:
-                    assert report.main_sha == before, (report, before)
+                expect(after == before, "apply_next", "main moved on a blocked apply", **facts)
+                expect(
+                    outcome.state is State.BLOCKED
+                    and outcome.blocked is not None
+                    and outcome.blocked.reason is report.reason,
+                    "apply_next",
+                    "a blocked apply must leave the candidate 'blocked' with the reported reason",
+                    expected=(State.BLOCKED, report.reason),
+                    actual=(outcome.state, outcome.blocked and outcome.blocked.reason),
+                    **facts,
+                )
+                expect(
+                    report.reason is Reason.PRECONDITION_FAILED or report.main_sha == before,
+                    "apply_next",
+                    "a blocked report must name the main it was tested against",
+                    expected=before,
+                    actual=report.main_sha,
+                    **facts,
+                )
             case _:
-                raise AssertionError(f"the applier returned {result!r} for {key}")
+                raise HarnessFailure("apply_next", "the applier returned no ApplyResult", **facts)
 
     def _blocked(self) -> list[str]:
         return [c.key.slug for c in self.engine.store.candidates(State.BLOCKED)]
@@ -198,13 +307,20 @@ class ApplierStateMachine(RuleBasedStateMachine):
         if not blocked:
             return
         slug = data.draw(st.sampled_from(blocked), label="blocked slug")
-        started = self.engine.start_remediation(slug)
+        started = self.record(self.engine.start_remediation(slug))
         new_sha = self.remediate(started.candidate.key, data)
         self.observe_main()
         outcome = self.engine.resume(slug, new_sha=new_sha, force_reason="harness remediation")
-        assert outcome.state is State.RETRY
-        assert outcome.candidate.key.sha == (new_sha or started.candidate.key.sha)
-        self.outcomes.append(outcome)
+        self.record(outcome)
+        expected_sha = new_sha or started.candidate.key.sha
+        expect(
+            outcome.state is State.RETRY and outcome.candidate.key.sha == expected_sha,
+            "remediate_and_resume",
+            "a resumed candidate must be 'retry' at the remediated sha",
+            candidate=outcome.candidate.key,
+            expected=(State.RETRY, expected_sha),
+            actual=(outcome.state, outcome.candidate.key.sha),
+        )
 
     @rule(at=st.integers(1, 6))
     def stall_past_the_lease(self, at: int) -> None:
@@ -215,8 +331,15 @@ class ApplierStateMachine(RuleBasedStateMachine):
         leaving ``main`` untouched. Never both, and ``main`` never moves for a
         candidate that recovery blocked.
         """
+        check = "stall_past_the_lease"
         before = self.applier.main_sha()
-        assert before == self.main
+        expect(
+            before == self.main,
+            check,
+            "main moved outside an apply",
+            expected=self.main,
+            actual=before,
+        )
         late = attrs.evolve(self.engine, clock=self._late_clock)
         seen: list[str] = []
 
@@ -234,25 +357,60 @@ class ApplierStateMachine(RuleBasedStateMachine):
             outcome = self.engine.apply_next(self.applier, owner=self.owner)
         except LeaseHeld:
             event("stall: recovery blocked, the mover's heartbeat failed")
-            assert seen == [State.BLOCKED.value], seen
-            assert self.applier.main_sha() == before, "main moved after the lease was lost"
-            assert not self._applying()
+            after = self.applier.main_sha()
+            expect(
+                seen == [State.BLOCKED.value] and after == before and not self._applying(),
+                check,
+                "after the lease was lost, recovery must have blocked the candidate and main "
+                "must not have moved",
+                recovery=seen,
+                main_before=before,
+                main_after=after,
+                applying=self._applying(),
+            )
             return
         finally:
             self.applier.stall_at, self.applier.stall = None, None
             self.applier.take()
             self.main = self.applier.main_sha()
         if outcome is None:
-            assert self.main == before
+            expect(
+                self.main == before,
+                check,
+                "main moved with nothing to apply",
+                main_before=before,
+                main_after=self.main,
+            )
             return
-        self.outcomes.append(outcome)
+        self.record(outcome)
         event(f"stall: recovery {'refused' if seen else 'not reached'}, {outcome.state.value}")
-        assert seen in ([], ["refused"]), seen
+        expect(
+            seen in ([], ["refused"]),
+            check,
+            "recovery decided while the mover still finished its apply",
+            recovery=seen,
+            candidate=outcome.candidate.key,
+            state=outcome.state,
+        )
         if outcome.state is State.INTEGRATED and self.main != before:
-            assert outcome.transition is not None
-            assert outcome.transition.reason == f"main={self.main}"
+            reason = None if outcome.transition is None else outcome.transition.reason
+            expect(
+                reason == f"main={self.main}",
+                check,
+                "the integration does not name the main it made",
+                expected=f"main={self.main}",
+                actual=reason,
+            )
         else:
-            assert self.main == before, outcome
+            expect(
+                self.main == before,
+                check,
+                "main moved on an apply that did not integrate",
+                candidate=outcome.candidate.key,
+                state=outcome.state,
+                main_before=before,
+                main_after=self.main,
+            )
 
     def _late_clock(self) -> datetime:
         return self.engine.clock() + self.engine.lease_ttl + timedelta(seconds=1)
@@ -263,24 +421,97 @@ class ApplierStateMachine(RuleBasedStateMachine):
     @rule()
     def recover(self) -> None:
         """Recovery finds nothing to interrupt: every apply released its lease."""
-        assert self.engine.recover(self.main) == []
+        interrupted = self.engine.recover(self.main)
+        expect(
+            interrupted == [],
+            "recover",
+            "recovery interrupted an apply: a lease was left behind",
+            interrupted=interrupted,
+        )
 
     # -- invariants -------------------------------------------------------------
 
     @invariant()
     def main_only_moves_in_apply(self) -> None:
         """``main`` is where the last observation left it."""
-        assert self.applier.main_sha() == self.main
+        actual = self.applier.main_sha()
+        expect(
+            actual == self.main,
+            "main_only_moves_in_apply",
+            "main moved outside an apply",
+            expected=self.main,
+            actual=actual,
+        )
+
+    @invariant()
+    def outcomes_match_store(self) -> None:
+        """Each returned outcome is what the store holds: no hook moved a candidate behind it,
+        and no hook failed."""
+        unchecked, self._unchecked = self._unchecked, []
+        latest: dict[int, Outcome] = {o.candidate.id: o for o in unchecked}
+        for outcome in unchecked:
+            expect(
+                not outcome.hook_errors,
+                "outcomes_match_store",
+                "a hook failed after the commit",
+                candidate=outcome.candidate.key,
+                hook_errors=outcome.hook_errors,
+            )
+        for candidate_id, outcome in latest.items():
+            stored = self.engine.store.candidate_by_id(candidate_id)
+            returned = (outcome.state, outcome.candidate.seq, outcome.candidate.key)
+            actual = None if stored is None else (stored.state, stored.seq, stored.key)
+            expect(
+                returned == actual,
+                "outcomes_match_store",
+                "the returned outcome is not the stored state: something moved the candidate "
+                "after the call (a hook making an unrequested move?)",
+                candidate=outcome.candidate.key,
+                expected=returned,
+                actual=actual,
+                history=None if stored is None else self._history(stored.id),
+            )
+
+    def _history(self, candidate_id: int) -> list[str]:
+        return [
+            f"{t.seq}:{t.source.value if t.source else '-'}-{t.event.value}->{t.dest.value}"
+            for t in self.engine.store.history(candidate_id)
+        ]
 
     @invariant()
     def log_replays_cleanly(self) -> None:
         """Every log folds to its candidate's stored state, with no gap in the seqs."""
-        assert self.engine.verify() == []
+        violations = self.engine.verify()
+        expect(
+            violations == [],
+            "log_replays_cleanly",
+            "the log does not replay to the stored state (a write bypassed the log?)",
+            violations=violations,
+        )
         for candidate in self.engine.store.candidates():
             seqs = [t.seq for t in self.engine.store.history(candidate.id)]
-            assert seqs == list(range(1, candidate.seq + 1)), (candidate, seqs)
-            assert candidate.state is not State.APPLYING, candidate
-        assert self.engine.store.integrity_problems() == []
+            expect(
+                seqs == list(range(1, candidate.seq + 1)),
+                "log_replays_cleanly",
+                "the log has a gap or a duplicate seq",
+                candidate=candidate.key,
+                expected=list(range(1, candidate.seq + 1)),
+                actual=seqs,
+            )
+            expect(
+                candidate.state is not State.APPLYING,
+                "log_replays_cleanly",
+                "a candidate was left 'applying' after a step",
+                candidate=candidate.key,
+                actual=candidate.state,
+            )
+        problems = self.engine.store.integrity_problems()
+        expect(
+            problems == [],
+            "log_replays_cleanly",
+            "the store reports integrity problems",
+            problems=problems,
+        )
 
     def teardown(self) -> None:
         """Close the subclass's resources, then the store."""

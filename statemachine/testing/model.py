@@ -32,6 +32,7 @@ from ..errors import (
 from ..records import BlockedReport, CandidateKey
 from ..states import Event, State
 from ..store import Store
+from .harness import expect
 from .strategies import blocked_reports
 
 __all__ = ["EngineModelMachine", "StepClock"]
@@ -115,6 +116,10 @@ class EngineModelMachine(RuleBasedStateMachine):
             s.leases(),
         )
 
+    def _unchanged(self, check: str, before: tuple[object, ...], **facts: object) -> None:
+        after = self._snapshot()
+        expect(after == before, check, "a refused call wrote to the store", **facts)
+
     def _active(self, slug: str) -> _Model | None:
         m = self.model.get(slug)
         return m if m is not None and m.state not in _DONE else None
@@ -130,16 +135,28 @@ class EngineModelMachine(RuleBasedStateMachine):
             try:
                 self.engine.submit(key)
             except DuplicateCandidate:
-                assert self._snapshot() == before
+                self._unchanged("submit", before, candidate=key)
                 return
             raise AssertionError(f"{key} was accepted while {current.key} holds the slug")
         outcome = self.engine.submit(key)
         if current is not None and current.key == key and current.state != "withdrawn":
-            assert outcome.transition is None
+            expect(
+                outcome.transition is None,
+                "submit",
+                "a repeated submit moved the candidate",
+                candidate=key,
+                transition=outcome.transition,
+            )
             return
         if outcome.transition is None:
             # Re-submitting an identity integrated earlier is a no-op too.
-            assert outcome.candidate.state is State.INTEGRATED
+            expect(
+                outcome.candidate.state is State.INTEGRATED,
+                "submit",
+                "a submit was a no-op for a candidate that is not integrated",
+                candidate=key,
+                actual=outcome.candidate.state,
+            )
             return
         self.model[slug] = _Model(key, "pending", 1)
 
@@ -150,7 +167,7 @@ class EngineModelMachine(RuleBasedStateMachine):
             try:
                 call()  # type: ignore[operator]
             except CandidateNotFound:
-                assert self._snapshot() == before
+                self._unchanged(str(event), before, slug=slug)
                 return
             raise AssertionError(f"{event} on unknown {slug} was accepted")
         dest = _SPEC.get((current.state, event.value))
@@ -159,12 +176,27 @@ class EngineModelMachine(RuleBasedStateMachine):
             try:
                 call()  # type: ignore[operator]
             except (IllegalTransition, LeaseHeld) as err:
-                assert isinstance(err, LeaseHeld) == (dest is not None)
-                assert self._snapshot() == before
+                expect(
+                    isinstance(err, LeaseHeld) == (dest is not None),
+                    str(event),
+                    "the wrong refusal",
+                    slug=slug,
+                    state=current.state,
+                    error=err,
+                )
+                self._unchanged(str(event), before, slug=slug, state=current.state)
                 return
             raise AssertionError(f"{event} from {current.state} was accepted")
         outcome = call()  # type: ignore[operator]
-        assert outcome.state.value == dest
+        expect(
+            outcome.state.value == dest,
+            str(event),
+            "the move did not reach the state the table names",
+            candidate=current.key,
+            source=current.state,
+            expected=dest,
+            actual=outcome.state.value,
+        )
         if current.state == "applying" and dest != "applying":
             self.lease_holder = None
         if event is Event.START_APPLY:
@@ -232,9 +264,16 @@ class EngineModelMachine(RuleBasedStateMachine):
     def lease_expires_and_recover(self) -> None:
         self.clock.now += _TTL * 2
         holder = self.lease_holder
-        assert holder is not None
+        assert holder is not None  # the precondition
         outcomes = self.engine.recover("d" * 40)
-        assert [o.candidate.key.slug for o in outcomes] == [holder]
+        recovered = [o.candidate.key.slug for o in outcomes]
+        expect(
+            recovered == [holder],
+            "lease_expires_and_recover",
+            "recovery did not interrupt exactly the lease holder",
+            expected=[holder],
+            actual=recovered,
+        )
         current = self.model[holder]
         current.state, current.seq = "blocked", current.seq + 1
         self.blocked_keys.add(current.key)
@@ -244,28 +283,60 @@ class EngineModelMachine(RuleBasedStateMachine):
 
     @invariant()
     def log_folds_to_stored_state(self) -> None:
-        assert self.engine.verify() == []
+        violations = self.engine.verify()
+        expect(
+            violations == [],
+            "log_folds_to_stored_state",
+            "the log does not replay to the stored state",
+            violations=violations,
+        )
 
     @invariant()
     def store_is_sound(self) -> None:
-        assert self.store.integrity_problems() == []
+        problems = self.store.integrity_problems()
+        expect(problems == [], "store_is_sound", "the store reports problems", problems=problems)
 
     @invariant()
     def model_agrees(self) -> None:
         stored = {c.key.slug: c for c in self.store.candidates() if c.state.value not in _DONE}
         expected = {s: m for s, m in self.model.items() if m.state not in _DONE}
-        assert set(stored) == set(expected)
+        expect(
+            set(stored) == set(expected),
+            "model_agrees",
+            "the store and the model hold different active candidates",
+            expected=sorted(expected),
+            actual=sorted(stored),
+        )
         for slug, m in expected.items():
-            assert (stored[slug].state.value, stored[slug].seq, stored[slug].key) == (
-                m.state,
-                m.seq,
-                m.key,
+            actual = (stored[slug].state.value, stored[slug].seq, stored[slug].key)
+            expect(
+                actual == (m.state, m.seq, m.key),
+                "model_agrees",
+                "a stored candidate differs from the model",
+                candidate=m.key,
+                expected=(m.state, m.seq, m.key),
+                actual=actual,
             )
 
     @invariant()
     def one_follow_up_per_identity(self) -> None:
         records = self.store.blocked_records()
-        assert len({r.key for r in records}) == len(records)
-        assert len({r.follow_up_slug for r in records}) == len(records)
-        assert {r.key for r in records} == self.blocked_keys
-        assert len(self.store.follow_up_jobs(include_done=True)) == len(records)
+        keys = [r.key for r in records]
+        slugs = [r.follow_up_slug for r in records]
+        check, jobs = "one_follow_up_per_identity", self.store.follow_up_jobs(include_done=True)
+        expect(len(set(keys)) == len(keys), check, "two records share an identity", keys=keys)
+        expect(len(set(slugs)) == len(slugs), check, "two records share a slug", slugs=slugs)
+        expect(
+            set(keys) == self.blocked_keys,
+            check,
+            "the blocked identities differ from the model's",
+            expected=sorted(self.blocked_keys, key=str),
+            actual=sorted(set(keys), key=str),
+        )
+        expect(
+            len(jobs) == len(records),
+            check,
+            "not one outbox job per blocked record",
+            jobs=jobs,
+            records=len(records),
+        )

@@ -86,8 +86,10 @@ def branches(draw: st.DrawFn) -> str:
 def candidate_keys(
     slug: st.SearchStrategy[str] | None = None,
 ) -> st.SearchStrategy[CandidateKey]:
-    """Valid candidate identities."""
-    return st.builds(CandidateKey, slug=slug or slugs(), branch=branches(), sha=shas())
+    """Valid candidate identities; ``slug`` replaces the slug strategy (``st.just(...)`` too)."""
+    # ``is None``, not ``or``: a strategy's truth value is a hypothesis warning.
+    chosen = slugs() if slug is None else slug
+    return st.builds(CandidateKey, slug=chosen, branch=branches(), sha=shas())
 
 
 def texts(max_size: int = 200) -> st.SearchStrategy[str]:

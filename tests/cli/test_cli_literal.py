@@ -247,7 +247,7 @@ def _run_next(work: Path, printed: str, db: str | None) -> None:
     assert doc["result"]["candidate"]["state"] == "integrated"
 
 
-def _plain_item(root: Path, config: str) -> Path:
+def _plain_item(root: Path, config: str, db: str | None) -> Path:
     work = root / "repo"
     git(root, "init", "-q", "-b", "main", str(work))
     _commit(work, "Initial commit", {"greeting.txt": "Hello.\n", ".gitignore": "todos/\n"})
@@ -255,32 +255,45 @@ def _plain_item(root: Path, config: str) -> Path:
     git(work, "checkout", "-q", "-b", "item", "main")
     _commit(work, "Add the item", {"item.txt": "item\n"})
     for line in ("mergegate init", "mergegate submit item"):
-        assert _sh(work, line, None).returncode == 0
+        assert _sh(work, line, db).returncode == 0
     return work
 
 
+def _db(request: pytest.FixtureRequest, backend: str) -> str | None:
+    """``None`` (the default SQLite store) or a PostgreSQL URL with a schema of its own."""
+    return None if backend == "sqlite" else str(request.getfixturevalue("pg_url"))
+
+
 @pytest.mark.slow
-def test_literal_following_precondition_failed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_literal_following_precondition_failed(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     """The branch ref vanished: restore it, then the NEXT lines verbatim integrate the item."""
-    work = _plain_item(tmp_path, _BASE)
+    db = _db(request, backend)
+    work = _plain_item(tmp_path, _BASE, db)
     tip = git(work, "rev-parse", "HEAD")
     git(work, "checkout", "-q", "--detach")
     git(work, "branch", "-D", "item")
-    blocked = _sh(work, "mergegate apply", None)
+    blocked = _sh(work, "mergegate apply", db)
     assert blocked.returncode == 3, blocked.stderr
     assert "blocked: precondition_failed" in blocked.stdout
     assert "What failed: branch refs/heads/item does not exist" in blocked.stdout
     git(work, "branch", "item", tip)  # the fix: restore what the precondition names
-    _run_next(work, blocked.stdout, None)
+    _run_next(work, blocked.stdout, db)
 
 
 @pytest.mark.slow
-def test_literal_following_apply_interrupted(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_literal_following_apply_interrupted(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     """An apply whose lease expired is blocked by recover; its NEXT lines integrate the item."""
-    work = _plain_item(tmp_path, _BASE + "lease_ttl = 1\n")
-    assert _sh(work, "mergegate start item", None).returncode == 0
+    db = _db(request, backend)
+    work = _plain_item(tmp_path, _BASE + "lease_ttl = 1\n", db)
+    assert _sh(work, "mergegate start item", db).returncode == 0
     time.sleep(1.2)  # the integrator is gone: its lease expires
-    recovered = _sh(work, "mergegate recover", None)
+    recovered = _sh(work, "mergegate recover", db)
     assert recovered.returncode == 0, recovered.stderr
     assert "What failed: the apply by" in recovered.stdout
-    _run_next(work, recovered.stdout, None)
+    _run_next(work, recovered.stdout, db)

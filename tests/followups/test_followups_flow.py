@@ -16,11 +16,10 @@ from mergegate.followups import (
     CODE_FOLLOWUP_FAILED,
     CODE_FOLLOWUP_PENDING,
     TODO_FILES,
-    FollowUpGuide,
-    FollowUpHook,
     FollowUps,
     ResolvedRule,
-    StateFileResolver,
+    Wiring,
+    build_engine,
     drain,
     mark_done,
     roadmap_slugs,
@@ -53,13 +52,7 @@ def store(tmp_path: Path) -> Iterator[SQLiteStore]:
 
 def wired(store: SQLiteStore, todos: Path, *, hook: bool = True) -> Engine:
     """An Engine with the follow-up hook (unless ``hook`` is false), guide and resolver."""
-    followups = FollowUps(todos)
-    return Engine(
-        store,
-        hooks=[FollowUpHook(store, followups)] if hook else [],
-        guide=FollowUpGuide(followups.templates),
-        resolver=StateFileResolver(todos),
-    )
+    return build_engine(store, Wiring(todos, follow_up_hook=hook))
 
 
 def block(engine: Engine, report: BlockedReport, key: CandidateKey = KEY) -> Outcome:

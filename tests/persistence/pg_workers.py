@@ -28,7 +28,6 @@ from mergegate.statemachine import (
     CandidateKey,
     Engine,
     Evidence,
-    Hook,
     Integrated,
     LeaseHeld,
     Reason,
@@ -63,12 +62,11 @@ def block_worker(
 
     def body() -> list[tuple[str, int]]:
         store = PostgresStore(url, schema=schema)
-        hooks: list[Hook] = []
+        engine = Engine(store, actor=name)
         if todos is not None:
-            from mergegate.followups import FollowUpHook, FollowUps
+            from mergegate.followups import Wiring, build_engine
 
-            hooks.append(FollowUpHook(store, FollowUps(Path(todos))))
-        engine = Engine(store, hooks=hooks, actor=name)
+            engine = build_engine(store, Wiring(Path(todos)), actor=name)
         start, done = barriers
         seqs = []
         try:

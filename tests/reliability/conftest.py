@@ -30,10 +30,9 @@ import pytest
 
 from mergegate.apply import Git, GitApplier, Identity
 from mergegate.followups import (
-    FollowUpGuide,
-    FollowUpHook,
     FollowUps,
-    StateFileResolver,
+    Wiring,
+    build_engine,
     drain,
     read_source,
     roadmap_slugs,
@@ -152,13 +151,7 @@ class World:
         self, store: Store, *, actor: str | None = None, lease_ttl: timedelta | None = None
     ) -> Engine:
         """The Engine every process of the world uses; ``actor`` and ``lease_ttl`` if given."""
-        followups = FollowUps(self.todos)
-        engine = Engine(
-            store,
-            hooks=[FollowUpHook(store, followups)],
-            guide=FollowUpGuide(followups.templates),
-            resolver=StateFileResolver(self.todos),
-        )
+        engine = build_engine(store, Wiring(self.todos))
         # Only what the caller named: the Engine's own defaults stay its own.
         if actor is not None:
             engine.actor = actor

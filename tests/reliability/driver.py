@@ -36,10 +36,8 @@ from typing import Any
 
 from mergegate.apply import CheckSpec, Git, GitApplier, Identity
 from mergegate.followups import (
-    FollowUpGuide,
-    FollowUpHook,
-    FollowUps,
-    StateFileResolver,
+    Wiring,
+    build_engine,
     todo_path,
 )
 from mergegate.persistence import open_store
@@ -47,7 +45,6 @@ from mergegate.statemachine import (
     ApplyResult,
     BlockedReport,
     CandidateKey,
-    Engine,
     Evidence,
     MergegateError,
     Outcome,
@@ -205,13 +202,11 @@ class Driver:
         self.integrate_counter = Counter("integrate", spec)
         if spec == "check":
             os.environ["MG_CHECK_MARK"] = str(todos.parent / "check-running")
-        followups = FollowUps(todos)
         store: Any = PausingStore(self.store, self.tx_counter, self.integrate_counter)
-        self.engine = Engine(
+        self.engine = build_engine(
             store,
-            hooks=[Reporter(), BeforeFollowUp(self.hook_counter), FollowUpHook(store, followups)],
-            guide=FollowUpGuide(followups.templates),
-            resolver=StateFileResolver(todos),
+            Wiring(todos),
+            hooks_before=[Reporter(), BeforeFollowUp(self.hook_counter)],
             actor=f"driver-{seed}",
             lease_ttl=LEASE_TTL,
         )

@@ -16,11 +16,9 @@ from typing import Any
 
 from mergegate.apply import GitApplier
 from mergegate.followups import (
-    FollowUpGuide,
-    FollowUpHook,
-    FollowUps,
-    StateFileResolver,
+    Wiring,
     add_roadmap_entry,
+    build_engine,
 )
 from mergegate.persistence import open_store
 from mergegate.statemachine import (
@@ -53,14 +51,7 @@ def wait_for(go: str) -> None:
 
 def engine(store: Store, todos: str, owner: str) -> Engine:
     """An Engine wired as the CLI wires it: follow-up hook, guide and resolver."""
-    followups = FollowUps(Path(todos))
-    return Engine(
-        store,
-        hooks=[FollowUpHook(store, followups)],
-        guide=FollowUpGuide(followups.templates),
-        resolver=StateFileResolver(Path(todos)),
-        actor=owner,
-    )
+    return build_engine(store, Wiring(Path(todos)), actor=owner)
 
 
 def block(url: str, todos: str, slug: str, main: str, go: str) -> None:
