@@ -20,6 +20,7 @@ import attrs
 
 from .errors import GitCommandFailed
 from .git import Git
+from .liveness import alive
 
 __all__ = [
     "Worktree",
@@ -133,16 +134,6 @@ def _remove(git: Git, path: Path, *, strict: bool = False) -> None:
             git.run("worktree", "prune")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _kill_processes_in(path: Path) -> None:
     """SIGKILL every process whose working directory is inside ``path``.
 
@@ -183,7 +174,7 @@ def cleanup_stale(git: Git, root: Path) -> list[Path]:
     removed: list[Path] = []
     for path in sorted(candidates):
         pid_text = path.name.partition("-")[0]
-        if pid_text.isdigit() and _alive(int(pid_text)):
+        if pid_text.isdigit() and alive(int(pid_text), None):
             continue
         _kill_processes_in(path)
         with contextlib.suppress(Exception):

@@ -217,17 +217,7 @@ def _checks(reader: _Reader) -> tuple[CheckConfig, ...]:
             raise sub.error("name", f"duplicate check name {name!r}")
         names.add(name)
         shell = sub.get("shell", bool, "true or false") or False
-        argv = sub.get("argv", (list, str), "an array of strings (or one string with shell = true)")
-        if argv is None:
-            raise sub.error("argv", "required: the command to run, as an array of strings")
-        if isinstance(argv, str):
-            if not shell:
-                raise sub.error("argv", "a string needs shell = true; otherwise give an array")
-            argv = [argv]
-        if not argv or not all(isinstance(a, str) and a and "\x00" not in a for a in argv):
-            raise sub.error("argv", "expected a non-empty array of non-empty strings")
-        if shell and len(argv) != 1:
-            raise sub.error("argv", "with shell = true give exactly one command string")
+        argv = _command(sub, shell)
         timeout = sub.seconds("timeout", CHECK_TIMEOUT_RANGE)
         sub.done()
         checks.append(CheckConfig(name, tuple(argv), timeout or 600.0, shell))

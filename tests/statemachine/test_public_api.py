@@ -99,7 +99,7 @@ def code_blocks(page: Path) -> list[str]:
 
 
 def test_doc_code_blocks_pass_mypy_strict(tmp_path: Path) -> None:
-    """The plain code blocks of python-api.md, testing-harness.md and the example pass mypy."""
+    """The plain code blocks of python-api.md and testing-harness.md, and the example, pass mypy."""
     # mypy does not follow the editable install's import hook: point it at the sources.
     (tmp_path / "path" / "mergegate").mkdir(parents=True)
     for component in COMPONENTS:
