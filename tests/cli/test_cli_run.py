@@ -56,7 +56,7 @@ def _wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 30
 
 
 def _states(s: Scratch, *db: str) -> dict[str, str]:
-    doc = s(*db, "--json", "list").doc
+    doc = s(*db, "--json", "list", "--all").doc
     return {c["slug"]: c["state"] for c in doc["result"]["candidates"]}
 
 
