@@ -286,6 +286,10 @@ class Loop:
         """A chain's link settled or was requeued: count and show it now, not at the end."""
         if not self.chaining:
             return
+        if self.turn is not None and self.turn.held:
+            # A chain drains the whole queue in one step: show the host's
+            # standing-by integrators it is making progress, link by link.
+            self.turn.touch()
         if outcome.candidate.state is State.PENDING:
             self.reporter.settled(outcome)
         else:
