@@ -23,7 +23,10 @@ All links run under ONE lease, the chain lease (:meth:`Engine.hold_lease`):
 it names no candidate, each link's ``start_apply`` joins it, and its entry
 names the owner. If the integrator dies or stalls, the lease expires and
 ``Engine.recover`` settles every link at once: integrated if ``main`` has it,
-else requeued. See docs/apply.md, "Speculative chains".
+else requeued. A ``stop`` event (a stop signal, set from any thread) ends the
+chain at its next safe point: never during a move; the running checks are
+killed and every link not yet settled is requeued before the lease is released.
+See docs/apply.md, "Speculative chains".
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import threading
+import time
 
 import attrs
 
@@ -80,6 +84,8 @@ class ChainRun:
     """What one :func:`integrate_chain` did, every settling move in the order it was made."""
 
     outcomes: tuple[Outcome, ...]
+    #: Slugs requeued because ``stop`` was set, in chain order.
+    stopped: tuple[str, ...] = ()
 
     @property
     def integrated(self) -> tuple[str, ...]:
@@ -112,6 +118,8 @@ class _Chain:
     owner: str
     concurrency: int
     pool: concurrent.futures.ThreadPoolExecutor
+    stop: threading.Event = attrs.Factory(threading.Event)
+    stopped: list[str] = attrs.Factory(list)
     main: str = ""
     links: list[_Link] = attrs.Factory(list)
     retest: collections.deque[Candidate] = attrs.Factory(collections.deque)
@@ -124,10 +132,20 @@ class _Chain:
     def run(self) -> None:
         self.main = self.applier.main_sha()
         while True:
+            if self.stop.is_set():
+                self._stopped()
+                return
             self._fill()
             if not self.links:
                 return
             self._settle_head()
+
+    def _stopped(self) -> None:
+        """Requeue every link not yet settled: none of them moved ``main``."""
+        self.stopped = [link.candidate.key.slug for link in self.links]
+        self._discard(self.links, "requeued: the integrator was stopped before this link settled")
+        self.links.clear()
+        self.retest.clear()
 
     def stop_all(self) -> None:
         for link in self.links:
@@ -163,7 +181,7 @@ class _Chain:
 
     def _check(self, link: _Link) -> tuple[CheckResult, ...]:
         def tick() -> None:
-            if link.stop.is_set():
+            if link.stop.is_set() or self.stop.is_set():
                 raise _Discarded
 
         assert isinstance(link.built, Built)
@@ -171,17 +189,28 @@ class _Chain:
 
     # -- settling the head ---------------------------------------------------
 
-    def _result(self, head: _Link) -> Built | Blocked:
+    def _result(self, head: _Link) -> Built | Blocked | None:
+        """The head's checks' verdict; ``None`` if the chain was stopped while they ran."""
         if isinstance(head.built, Blocked):
             return Blocked(_with_main(head.built.report, self.main))
         if head.future is None:
             return head.built
+        beat = time.monotonic() + self.applier.heartbeat_every
         while True:
             try:
-                results = head.future.result(timeout=self.applier.heartbeat_every)
+                # Short waits, so a stop is seen at once; the heartbeat keeps its period.
+                results = head.future.result(timeout=_STOP_POLL)
             except concurrent.futures.TimeoutError:
-                self.heartbeat()
+                if self.stop.is_set():
+                    return None
+                if time.monotonic() >= beat:
+                    self.heartbeat()
+                    beat = time.monotonic() + self.applier.heartbeat_every
                 continue
+            except _Discarded:
+                if self.stop.is_set():
+                    return None
+                raise
             break
         failed = checks_failed(head.candidate.key, head.built, results)
         return head.built if failed is None else failed
@@ -190,6 +219,9 @@ class _Chain:
         head = self.links[0]
         slug, seq = head.candidate.key.slug, head.candidate.seq
         result = self._result(head)
+        if result is None or (self.stop.is_set() and not isinstance(result, Blocked)):
+            # Stopped: the head is not moved now; run() requeues it with the rest.
+            return
         if isinstance(result, Blocked):
             self._block(head, result.report)
             return
@@ -261,7 +293,12 @@ class _Chain:
 
 
 def integrate_chain(
-    engine: Engine, applier: GitApplier, *, owner: str, concurrency: int
+    engine: Engine,
+    applier: GitApplier,
+    *,
+    owner: str,
+    concurrency: int,
+    stop: threading.Event | None = None,
 ) -> ChainRun:
     """Integrate the whole queue, ``concurrency`` candidates tested at once; see the module.
 
@@ -269,7 +306,9 @@ def integrate_chain(
     held), and releases it when the queue is empty. With ``concurrency`` 1 it
     does what a loop of ``Engine.apply_next`` does. If it raises (git failed,
     the lease was lost), the links stay ``applying`` under the lease, and
-    ``Engine.recover`` settles them once it expires.
+    ``Engine.recover`` settles them once it expires. When ``stop`` is set it
+    returns at the next safe point (never mid-move), every unsettled link
+    requeued and named in :attr:`ChainRun.stopped`.
     """
     if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
         raise InvalidInput("concurrency", concurrency, "give an integer of 1 or more")
@@ -279,10 +318,10 @@ def integrate_chain(
     with concurrent.futures.ThreadPoolExecutor(
         max_workers=2 * concurrency, thread_name_prefix="mergegate-link"
     ) as pool:
-        chain = _Chain(engine, applier, owner, concurrency, pool)
+        chain = _Chain(engine, applier, owner, concurrency, pool, stop or threading.Event())
         try:
             chain.run()
         finally:
             chain.stop_all()
     engine.release_lease(owner)
-    return ChainRun(tuple(chain.outcomes))
+    return ChainRun(tuple(chain.outcomes), tuple(chain.stopped))

@@ -12,6 +12,7 @@ import os
 import secrets
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,6 +94,14 @@ def scratch_root(git_common_dir: Path) -> Path:
     return git_common_dir / "mergegate" / "worktrees"
 
 
+#: Held around ``worktree add`` and ``worktree prune`` of this process: a prune
+#: that runs while another thread's add has made ``worktrees/<name>/`` but not yet
+#: written its ``gitdir`` drops the entry, and the add fails ("could not open
+#: 'worktrees/<name>/gitdir' for writing"). A speculative chain's links add and
+#: remove worktrees on several threads at once; seen at rate 0.3, concurrency 4.
+_ADMIN = threading.Lock()
+
+
 @contextlib.contextmanager
 def scratch_worktree(git: Git, root: Path, commit: str) -> Iterator[Path]:
     """Yield a detached worktree of ``commit``; remove it on exit, whatever happened.
@@ -103,17 +112,18 @@ def scratch_worktree(git: Git, root: Path, commit: str) -> Iterator[Path]:
     root.mkdir(parents=True, exist_ok=True)
     path = root / f"{os.getpid()}-{secrets.token_hex(6)}"
     try:
-        git.run(
-            "-c",
-            "core.hooksPath=/dev/null",
-            "worktree",
-            "add",
-            "--detach",
-            "--quiet",
-            "--end-of-options",
-            str(path),
-            commit,
-        )
+        with _ADMIN:
+            git.run(
+                "-c",
+                "core.hooksPath=/dev/null",
+                "worktree",
+                "add",
+                "--detach",
+                "--quiet",
+                "--end-of-options",
+                str(path),
+                commit,
+            )
         yield path
     finally:
         _remove(git, path)
@@ -127,11 +137,12 @@ def _remove(git: Git, path: Path, *, strict: bool = False) -> None:
     with contextlib.suppress(Exception):
         git.run("worktree", "remove", "--force", "--force", "--end-of-options", str(path))
     shutil.rmtree(path, ignore_errors=True)
-    if strict:
-        git.run("worktree", "prune")
-    else:
-        with contextlib.suppress(Exception):
+    with _ADMIN:
+        if strict:
             git.run("worktree", "prune")
+        else:
+            with contextlib.suppress(Exception):
+                git.run("worktree", "prune")
 
 
 def _kill_processes_in(path: Path) -> None:
@@ -182,5 +193,6 @@ def cleanup_stale(git: Git, root: Path) -> list[Path]:
         _remove(git, path, strict=True)
         removed.append(path)
     if not removed:
-        git.run("worktree", "prune")
+        with _ADMIN:
+            git.run("worktree", "prune")
     return removed

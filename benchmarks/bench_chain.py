@@ -8,14 +8,24 @@ the same failure rate in the same run, and beside the ideal:
 ``N * T / c``, plus ``T`` for each failure when ``c > 1`` (the links behind a
 failing head were tested on a base that held it, and are tested again).
 
-Run: ``python benchmarks/bench_chain.py [--out results-chain.json] [--plot x.png]``.
+With ``--through cli`` each figure is ``mergegate run --once --concurrency N``
+as a real subprocess on the default SQLite store (the queue filled through the
+Python API first; timed from launch to exit, Python's start-up included), as an
+operator runs it; otherwise ``integrate_chain`` is called in this process.
+``--rates`` and ``--concurrency`` pick a part of the grid (concurrency 1 is
+always measured: it is what the others are divided by).
+
+Run: ``python benchmarks/bench_chain.py [--through cli] [--rates 0.1] [--concurrency 1 4]
+[--out results-chain.json] [--plot x.png]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -38,28 +48,82 @@ def failing(rate: float, n: int = CANDIDATES) -> frozenset[int]:
     return frozenset(random.Random(SEED).sample(range(n), round(rate * n)))
 
 
-def one_run(root: Path, rate: float, concurrency: int) -> dict[str, float | int]:
-    """Integrate a fresh queue of :data:`CANDIDATES`; return the measured figures."""
-    repo = TestRepo.create(root / "repo")
+_CHECK_ARGV = ("/bin/sh", "-c", f"sleep {CHECK_SECONDS:g} && test ! -e FAIL")
+_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "MERGEGATE_"))} | {
+    "LC_ALL": "C",
+    "GIT_TERMINAL_PROMPT": "0",
+    "MERGEGATE_ACTOR": "bench",
+}
+
+
+def _queue(repo: TestRepo, engine: Engine, fails: frozenset[int]) -> None:
     base = repo.commit("refs/heads/main", None, {"README": "bench\n"})
-    store = SQLiteStore(root / "db.sqlite3")
-    engine = Engine(store)
-    fails = failing(rate)
     for i in range(CANDIDATES):
         edits = {f"f{i:02d}": f"{i}\n"}
         if i in fails:
             edits["FAIL"] = "x\n"
         sha = repo.commit(f"refs/heads/c{i:02d}", base, edits)
         engine.submit(CandidateKey(f"c{i:02d}", f"c{i:02d}", sha))
-    check = CheckSpec(
-        "sleep", ("/bin/sh", "-c", f"sleep {CHECK_SECONDS:g} && test ! -e FAIL"), timeout=60
-    )
+
+
+def _in_process(root: Path, concurrency: int, fails: frozenset[int]) -> tuple[float, int, int]:
+    """``integrate_chain`` called here: seconds, integrated, requeued."""
+    repo = TestRepo.create(root / "repo")
+    store = SQLiteStore(root / "db.sqlite3")
+    engine = Engine(store)
+    _queue(repo, engine, fails)
+    check = CheckSpec("sleep", _CHECK_ARGV, timeout=60)
     with GitApplier(repo.path, checks=[check]) as applier:
         start = time.perf_counter()
         run = integrate_chain(engine, applier, owner="bench", concurrency=concurrency)
         elapsed = time.perf_counter() - start
     store.close()
-    integrated = len(run.integrated)
+    return elapsed, len(run.integrated), run.requeued
+
+
+def _mergegate(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mergegate.cli", "--repo", str(repo), *args],
+        env=_ENV,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
+
+
+def _through_cli(root: Path, concurrency: int, fails: frozenset[int]) -> tuple[float, int, int]:
+    """``mergegate run --once --concurrency N`` as a process: seconds, integrated, requeued."""
+    repo = TestRepo.create(root / "repo.git")
+    # Closed before the run starts, so the process finds the queue as an operator's would.
+    init = _mergegate(repo.path, "init")
+    if init.returncode != 0:
+        raise RuntimeError(f"mergegate init exited {init.returncode}: {init.stderr.strip()}")
+    argv = ", ".join(json.dumps(a) for a in _CHECK_ARGV)
+    (repo.path / "mergegate.toml").write_text(
+        f'[[checks]]\nname = "sleep"\nargv = [{argv}]\ntimeout = 60\n'
+    )
+    store = SQLiteStore(repo.path / "mergegate" / "mergegate.sqlite3")
+    _queue(repo, Engine(store), fails)
+    store.close()
+    start = time.perf_counter()
+    done = _mergegate(repo.path, "--json", "run", "--once", "--concurrency", str(concurrency))
+    elapsed = time.perf_counter() - start
+    if done.returncode not in (0, 3):
+        log = repo.path / "mergegate" / "mergegate.log"
+        said = log.read_text()[-3000:] if log.exists() else ""
+        raise RuntimeError(f"mergegate run exited {done.returncode}: {done.stderr[-800:]}\n{said}")
+    result = json.loads(done.stdout)["result"]
+    return elapsed, int(result["integrated"]), done.stderr.count(": requeued")
+
+
+def one_run(
+    root: Path, rate: float, concurrency: int, through: str = "api"
+) -> dict[str, float | int]:
+    """Integrate a fresh queue of :data:`CANDIDATES`; return the measured figures."""
+    fails = failing(rate)
+    runner = _through_cli if through == "cli" else _in_process
+    elapsed, integrated, requeued = runner(root, concurrency, fails)
     assert integrated == CANDIDATES - len(fails), (integrated, len(fails))
     ideal = CANDIDATES * CHECK_SECONDS / concurrency
     if concurrency > 1:
@@ -69,21 +133,26 @@ def one_run(root: Path, rate: float, concurrency: int) -> dict[str, float | int]
         "concurrency": concurrency,
         "failures": len(fails),
         "integrated": integrated,
-        "requeued": run.requeued,
+        "requeued": requeued,
         "seconds": round(elapsed, 3),
         "per_minute": round(integrated / elapsed * 60, 2),
         "ideal_seconds": round(ideal, 3),
     }
 
 
-def measure() -> list[dict[str, float | int]]:
+def measure(
+    rates: tuple[float, ...] = RATES,
+    concurrencies: tuple[int, ...] = CONCURRENCY,
+    through: str = "api",
+) -> list[dict[str, float | int]]:
     """Every (rate, concurrency) figure, with its ratio to concurrency 1 and to the ideal."""
     rows = []
-    for rate in RATES:
+    levels = (1, *sorted(set(concurrencies) - {1}))
+    for rate in rates:
         serial = None
-        for concurrency in CONCURRENCY:
+        for concurrency in levels:
             with tempfile.TemporaryDirectory(prefix="mergegate-bench-chain-") as tmp:
-                row = one_run(Path(tmp), rate, concurrency)
+                row = one_run(Path(tmp), rate, concurrency, through)
             if serial is None:
                 serial = row
             row["vs_serial"] = round(float(row["per_minute"]) / float(serial["per_minute"]), 2)
@@ -133,11 +202,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results-chain.json"))
     parser.add_argument("--plot", type=Path, default=None)
+    parser.add_argument("--through", choices=("api", "cli"), default="api")
+    parser.add_argument("--rates", type=float, nargs="+", default=list(RATES))
+    parser.add_argument("--concurrency", type=int, nargs="+", default=list(CONCURRENCY))
     args = parser.parse_args()
-    rows = measure()
-    args.out.write_text(json.dumps({"rows": rows}, indent=2, sort_keys=True) + "\n")
+    rows = measure(tuple(args.rates), tuple(args.concurrency), args.through)
+    doc = {"through": args.through, "rows": rows}
+    args.out.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     if args.plot is not None:
         plot(rows, args.plot)
+    print(table(rows, args.through))
+
+
+def table(rows: list[dict[str, float | int]], through: str) -> str:
+    """The figures as a Markdown table, as docs/performance.md quotes it."""
+    how = "`mergegate run --once --concurrency N`" if through == "cli" else "`integrate_chain`"
+    lines = [
+        f"Measured through {how}: {CANDIDATES} candidates, checks of {CHECK_SECONDS:g} s.",
+        "",
+        "| failure rate | c | failures | seconds | per minute | vs c=1 | ideal s | of ideal "
+        "| requeued |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['rate']} | {r['concurrency']} | {r['failures']} | {r['seconds']:.2f} "
+            f"| {r['per_minute']:.1f} | {r['vs_serial']:.2f} | {r['ideal_seconds']:.1f} "
+            f"| {r['of_ideal']:.2f} | {r['requeued']} |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from .app import cli, session_of
 from .errors import EXIT_BLOCKED, EXIT_OK
 from .output import emit
 from .progress import PlainReporter, reporter_for, summary
-from .runloop import Loop, Turn
+from .runloop import MAX_CONCURRENCY, Loop, Turn, apply_next, chain_step
 
 __all__ = ["run"]
 
@@ -27,9 +27,21 @@ __all__ = ["run"]
     metavar="SECONDS",
     help="How often an idle integrator looks for new candidates.",
 )
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1, max=MAX_CONCURRENCY),
+    default=1,
+    show_default=True,
+    metavar="N",
+    help=f"Test up to N queued candidates at once, as a speculative chain (1..{MAX_CONCURRENCY}).",
+)
 @click.pass_context
-def run(ctx: click.Context, once: bool, poll: float) -> int:
+def run(ctx: click.Context, once: bool, poll: float, concurrency: int) -> int:
     """Integrate candidates one after another, FIFO, until stopped (or, with --once, drained).
+
+    With --concurrency N above 1, up to N candidates are tested at once, each
+    merged onto the one before it; main still moves in queue order, and the
+    result is the serial one. A stop then requeues every link not yet settled.
 
     Recovers expired applies, and at once those of dead integrators on this
     host, before the first candidate and between candidates. SIGINT or SIGTERM
@@ -49,6 +61,8 @@ def run(ctx: click.Context, once: bool, poll: float) -> int:
         reporter,
         poll=poll,
         turn=Turn(s.repository().state_dir / "run.turn"),
+        step=chain_step if concurrency > 1 else apply_next,
+        concurrency=concurrency,
     )
     try:
         tally = loop.run(once=once)

@@ -4,6 +4,10 @@ On a terminal, ``rich`` draws one live status line (the candidate, the step, the
 running check and its elapsed time) under the outcomes as they scroll by; it is
 imported only here, and only when stdout is a terminal. Off a terminal (a log
 file, a pipe, systemd's journal) every event is one plain line, flushed at once.
+
+With ``run --concurrency N`` several candidates are applying at once: each
+reporter keeps them by slug, the live line names every candidate being tested,
+and a link thrown away by its chain shows as ``requeued`` with the reason.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import attrs
 
-from mergegate.statemachine import Outcome, State, short_sha
+from mergegate.statemachine import Event, Outcome, State, short_sha
 
 if TYPE_CHECKING:
     from .runloop import Tally
@@ -32,7 +36,7 @@ class Reporter(Protocol):
         """The apply began a step: ``merge``, ``check`` (``detail`` is its name), ``move``."""
 
     def settled(self, outcome: Outcome) -> None:
-        """A candidate's apply ended (integrated or blocked), or recovery settled one."""
+        """A candidate's apply ended (integrated, blocked or requeued), or recovery settled one."""
 
     def note(self, text: str) -> None:
         """Anything else worth one line: idle, waiting for the lease, stopping."""
@@ -50,6 +54,8 @@ def outcome_line(outcome: Outcome, elapsed: float | None = None) -> str:
         what = "integrated" + (f" main={short_sha(main)}" if main else "")
     elif outcome.blocked is not None:
         what = f"blocked {outcome.blocked.reason.value}"
+    elif outcome.transition is not None and outcome.transition.event is Event.REQUEUE:
+        what = "requeued" + (f" ({outcome.transition.reason})" if outcome.transition.reason else "")
     else:
         what = c.state.value
     took = "" if elapsed is None else f" ({elapsed * 1000:.0f} ms)"
@@ -71,27 +77,27 @@ class PlainReporter:
     """One plain line per event, flushed: for logs and pipes."""
 
     out: IO[str]
-    _since: float = attrs.field(factory=time.monotonic, init=False)
-    _slug: str = attrs.field(default="", init=False)
+    #: When each candidate now applying was started, by slug, in start order.
+    _since: dict[str, float] = attrs.field(factory=dict, init=False)
 
     def _line(self, text: str) -> None:
         self.out.write(text + "\n")
         self.out.flush()
 
     def started(self, outcome: Outcome) -> None:
-        self._since = time.monotonic()
         key = outcome.candidate.key
-        self._slug = key.slug
+        self._since[key.slug] = time.monotonic()
         self._line(f"{key.slug} {short_sha(key.sha)}: applying")
 
     def step(self, step: str, detail: str | None) -> None:
-        if step == "check":
-            self._line(f"{self._slug}: check {detail}")
+        # Serial steps only (a chain's come from its threads and are not shown):
+        # the one candidate applying is the one started last.
+        if step == "check" and self._since:
+            self._line(f"{next(reversed(self._since))}: check {detail}")
 
     def settled(self, outcome: Outcome) -> None:
-        mine = outcome.candidate.key.slug == self._slug
-        self._line(outcome_line(outcome, time.monotonic() - self._since if mine else None))
-        self._slug = ""
+        since = self._since.pop(outcome.candidate.key.slug, None)
+        self._line(outcome_line(outcome, None if since is None else time.monotonic() - since))
 
     def note(self, text: str) -> None:
         self._line(text)
@@ -106,6 +112,7 @@ class _Status:
 
     spinner: Any
     text: Any
+    #: Every candidate now applying (a chain's links), or empty.
     slug: str = ""
     step: str = "starting"
     since: float = attrs.field(factory=time.monotonic)
@@ -130,7 +137,8 @@ class LiveReporter:
     out: IO[str]
     _live: Any = attrs.field(init=False)
     _status: _Status = attrs.field(init=False)
-    _since: float = attrs.field(factory=time.monotonic, init=False)
+    #: Candidates now applying, by slug, with their short sha and start time.
+    _applying: dict[str, tuple[str, float]] = attrs.field(factory=dict, init=False)
 
     def __attrs_post_init__(self) -> None:
         # rich is imported here only: a command that never draws never pays for it.
@@ -150,19 +158,31 @@ class LiveReporter:
         self._status.step = step
         self._status.since = time.monotonic()
 
+    def _names(self) -> str:
+        if len(self._applying) == 1:
+            slug, (sha, _) = next(iter(self._applying.items()))
+            return f"{slug} {sha}"
+        return ", ".join(self._applying)
+
     def started(self, outcome: Outcome) -> None:
-        self._since = time.monotonic()
         key = outcome.candidate.key
-        self._show(f"{key.slug} {short_sha(key.sha)}", "applying")
+        self._applying[key.slug] = (short_sha(key.sha), time.monotonic())
+        many = len(self._applying) > 1
+        self._show(self._names(), f"testing {len(self._applying)}" if many else "applying")
 
     def step(self, step: str, detail: str | None) -> None:
         self._show(None, f"check {detail}" if step == "check" else step)
 
     def settled(self, outcome: Outcome) -> None:
-        colour = "green" if outcome.candidate.state is State.INTEGRATED else "red"
-        line = outcome_line(outcome, time.monotonic() - self._since)
+        state = outcome.candidate.state
+        colour = {State.INTEGRATED: "green", State.PENDING: "yellow"}.get(state, "red")
+        started = self._applying.pop(outcome.candidate.key.slug, None)
+        line = outcome_line(outcome, None if started is None else time.monotonic() - started[1])
         self._live.console.print(line, style=colour, markup=False)
-        self._show("", "waiting for the next candidate")
+        if self._applying:
+            self._show(self._names(), f"testing {len(self._applying)}")
+        else:
+            self._show("", "waiting for the next candidate")
 
     def note(self, text: str) -> None:
         self._live.console.print(text, markup=False)

@@ -19,6 +19,13 @@ Signals: SIGINT or SIGTERM while a check runs (or while waiting) cuts it short,
 and the candidate is released as ``apply_interrupted`` (blocked, with the
 check it was in); at any other step the apply is finished first. Either way
 the loop then exits.
+
+With ``concurrency`` above 1 the step is :func:`chain_step`: the queue is
+drained by :func:`mergegate.apply.integrate_chain`, that many candidates
+tested at once. A stop signal then only sets an event the chain polls: it kills
+the running checks, never interrupts a move, requeues every link not yet
+settled and releases the chain lease. Outcomes are counted and shown as each
+link settles (engine hooks), not when the whole chain returns.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import contextlib
 import fcntl
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -57,7 +65,21 @@ if TYPE_CHECKING:
     from .progress import Reporter
     from .session import Session
 
-__all__ = ["TURN_WAIT", "Interrupted", "Loop", "StopSignal", "Tally", "apply_next"]
+__all__ = [
+    "MAX_CONCURRENCY",
+    "TURN_WAIT",
+    "Interrupted",
+    "Loop",
+    "StopSignal",
+    "Tally",
+    "apply_next",
+    "chain_step",
+]
+
+#: The most candidates ``run --concurrency`` tests at once: each is a worktree
+#: and a check process of its own, and past a few the chain rarely gets that long
+#: before a failure throws its tail away.
+MAX_CONCURRENCY = 32
 
 #: How often an integrator standing by for its turn recovers dead or expired leases.
 TURN_WAIT = 2.0
@@ -74,6 +96,27 @@ def apply_next(loop: Loop) -> Sequence[Outcome]:
     return () if outcome is None else (outcome,)
 
 
+def chain_step(loop: Loop) -> Sequence[Outcome]:
+    """Drain the queue as speculative chains of ``loop.concurrency`` links; see the module."""
+    # Imported here: the serial loop never pays for the chain's thread pool.
+    from mergegate.apply import integrate_chain  # noqa: PLC0415
+
+    loop.chaining = True
+    try:
+        run = integrate_chain(
+            loop.engine,
+            loop.applier,
+            owner=loop.owner,
+            concurrency=loop.concurrency,
+            stop=loop.stop.event,
+        )
+    finally:
+        loop.chaining = False
+    if run.stopped:
+        loop.tally = attrs.evolve(loop.tally, released=loop.tally.released + len(run.stopped))
+    return [o for o in run.outcomes if o.candidate.state in (State.INTEGRATED, State.BLOCKED)]
+
+
 class Interrupted(BaseException):
     """A stop signal cut a check or a wait short. A BaseException, so no handler eats it."""
 
@@ -83,11 +126,14 @@ class StopSignal:
     """SIGINT and SIGTERM: remembered always, raised only where cutting short is safe."""
 
     requested: str | None = None
+    #: Set with ``requested``: a chain polls it, from any thread, and stops itself.
+    event: threading.Event = attrs.Factory(threading.Event)
     _interruptible: bool = False
     _previous: dict[int, object] = attrs.Factory(dict)
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         self.requested = signal.Signals(signum).name
+        self.event.set()
         if self._interruptible:
             self._interruptible = False
             raise Interrupted(self.requested)
@@ -208,6 +254,11 @@ class Loop:
     stop: StopSignal = attrs.Factory(StopSignal)
     turn: Turn | None = None
     tally: Tally = attrs.Factory(Tally)
+    #: Candidates tested at once; above 1, ``step`` should be :func:`chain_step`.
+    concurrency: int = 1
+    #: True while a chain runs: its links' settling moves are counted as they commit.
+    chaining: bool = False
+    _counted: set[tuple[int, int]] = attrs.Factory(set)
     _engine: Engine | None = None
 
     @property
@@ -215,7 +266,13 @@ class Loop:
         """The session's Engine, with the reporter subscribed to ``start_apply``."""
         if self._engine is None:
             engine = self.session.engine()
-            engine.hooks = [*engine.hooks, on_event(Event.START_APPLY, self._started)]
+            engine.hooks = [
+                *engine.hooks,
+                on_event(Event.START_APPLY, self._started),
+                on_event(Event.INTEGRATE, self._link_moved),
+                on_event(Event.BLOCK, self._link_moved),
+                on_event(Event.REQUEUE, self._link_moved),
+            ]
             # The heartbeat writes only once a third of the TTL is gone: a fast
             # apply then costs two store commits (start, integrate) instead of five.
             engine.renew_after = engine.lease_ttl / 3
@@ -225,7 +282,33 @@ class Loop:
     def _started(self, outcome: Outcome) -> None:
         self.reporter.started(outcome)
 
+    def _link_moved(self, outcome: Outcome) -> None:
+        """A chain's link settled or was requeued: count and show it now, not at the end."""
+        if not self.chaining:
+            return
+        if self.turn is not None and self.turn.held:
+            # A chain drains the whole queue in one step: show the host's
+            # standing-by integrators it is making progress, link by link.
+            self.turn.touch()
+        if outcome.candidate.state is State.PENDING:
+            self.reporter.settled(outcome)
+        else:
+            self._count(outcome)
+
+    def _count(self, outcome: Outcome) -> None:
+        """Count and show a settled outcome once, however many times it is handed in."""
+        key = (outcome.candidate.id, outcome.candidate.seq)
+        if key in self._counted:
+            return
+        self._counted.add(key)
+        self.tally = self.tally.counted(outcome)
+        self.reporter.settled(outcome)
+
     def _on_step(self, step: str, detail: str | None) -> None:
+        if self.chaining:
+            # Steps come from the links' threads and name no candidate; the
+            # chain stops through ``stop.event``, never by a raise in this thread.
+            return
         self.reporter.step(step, detail)
         # Only a check may be cut short: before it nothing is slow, and from the
         # move on the apply must finish, or main and the records would disagree.
@@ -260,8 +343,7 @@ class Loop:
                     continue
                 idle_said = False
                 for outcome in outcomes:
-                    self.tally = self.tally.counted(outcome)
-                    self.reporter.settled(outcome)
+                    self._count(outcome)
                 self._recover()
             if self.stop.requested is not None:
                 self.reporter.note(f"stopped by {self.stop.requested}")
@@ -342,6 +424,7 @@ class Loop:
         mine = [lease for lease in self.session.store().leases() if lease.owner == self.owner]
         for lease in mine:
             if lease.candidate_id is None:
+                self._release_chain(engine)
                 continue
             candidate = self.session.store().candidate_by_id(lease.candidate_id)
             if candidate is None:
@@ -367,5 +450,21 @@ class Loop:
                             expected_seq=candidate.seq,
                         )
                     )
+            self.tally = attrs.evolve(self.tally, released=self.tally.released + 1)
+            self.reporter.settled(outcome)
+
+    def _release_chain(self, engine: Engine) -> None:
+        """Settle a chain the stop left under this integrator's lease: each link requeued.
+
+        Only reached if the chain raised on its way out; a chain that saw the
+        stop requeued its links itself. A link ``main`` already has is integrated.
+        """
+        with self.applier.hold_main() as held:
+            outcomes = engine.recover(
+                held.main_sha,
+                contains=lambda sha: self.applier.contains(sha, held.main_sha),
+                abandoned=lambda lease: lease.owner == self.owner,
+            )
+        for outcome in outcomes:
             self.tally = attrs.evolve(self.tally, released=self.tally.released + 1)
             self.reporter.settled(outcome)
