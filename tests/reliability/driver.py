@@ -36,9 +36,10 @@ from typing import Any
 
 from mergegate.apply import CheckSpec, Git, GitApplier, Identity
 from mergegate.followups import (
+    ResolvedRule,
     Wiring,
     build_engine,
-    todo_path,
+    mark_done,
 )
 from mergegate.persistence import open_store
 from mergegate.statemachine import (
@@ -258,12 +259,17 @@ class Driver:
         )
         force = None
         if record is not None:
-            folder = todo_path(self.todos, record.follow_up_slug)
-            if (folder / "state.yaml").is_file():
-                text = (folder / "state.yaml").read_text()
-                (folder / "state.yaml").write_text(text.replace("status: open", "status: done"))
-            else:
-                force = "the follow-up folder is missing; resumed by the driver"
+            # As an operator would: `mergegate followups done`, which answers this
+            # very occurrence (a hand-edited `status: done` answers only the first).
+            try:
+                mark_done(
+                    ResolvedRule.STATE_DONE,
+                    record,
+                    todos_root=self.todos,
+                    roadmap=self.todos / "roadmap.yaml",
+                )
+            except MergegateError:
+                force = "the follow-up cannot be marked done; resumed by the driver"
         self.engine.resume(slug, new_sha=sha, force_reason=force, expected_seq=candidate.seq)
 
     def replay(self, slug: str) -> None:
