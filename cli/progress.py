@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import IO, Any, Protocol
 
 import attrs
 
 from mergegate.statemachine import Event, Outcome, State, short_sha
-
-if TYPE_CHECKING:
-    from .runloop import Tally
 
 __all__ = ["LiveReporter", "PlainReporter", "Reporter", "outcome_line", "reporter_for", "summary"]
 
@@ -60,6 +57,29 @@ def outcome_line(outcome: Outcome, elapsed: float | None = None) -> str:
         what = c.state.value
     took = "" if elapsed is None else f" ({elapsed * 1000:.0f} ms)"
     return f"{c.key.slug} {short_sha(c.key.sha)}: {what}{took}"
+
+
+@attrs.frozen
+class Tally:
+    """What one ``run`` did."""
+
+    handled: int = 0
+    integrated: int = 0
+    blocked: int = 0
+    #: Applies of other (dead or expired) integrators this one settled.
+    recovered: int = 0
+    #: Candidates this one released as ``apply_interrupted`` when it was stopped.
+    released: int = 0
+    seconds: float = 0.0
+
+    def counted(self, outcome: Outcome) -> Tally:
+        state = outcome.candidate.state
+        return attrs.evolve(
+            self,
+            handled=self.handled + 1,
+            integrated=self.integrated + (state is State.INTEGRATED),
+            blocked=self.blocked + (state is State.BLOCKED),
+        )
 
 
 def summary(tally: Tally) -> str:

@@ -56,6 +56,7 @@ from mergegate.statemachine import (
     on_event,
 )
 
+from .progress import Tally
 from .recovery import recover_now
 
 if TYPE_CHECKING:
@@ -216,29 +217,6 @@ class Turn:
             os.close(self._fd)
             self._fd = None
         self.held = False
-
-
-@attrs.frozen
-class Tally:
-    """What one ``run`` did."""
-
-    handled: int = 0
-    integrated: int = 0
-    blocked: int = 0
-    #: Applies of other (dead or expired) integrators this one settled.
-    recovered: int = 0
-    #: Candidates this one released as ``apply_interrupted`` when it was stopped.
-    released: int = 0
-    seconds: float = 0.0
-
-    def counted(self, outcome: Outcome) -> Tally:
-        state = outcome.candidate.state
-        return attrs.evolve(
-            self,
-            handled=self.handled + 1,
-            integrated=self.integrated + (state is State.INTEGRATED),
-            blocked=self.blocked + (state is State.BLOCKED),
-        )
 
 
 @attrs.define
