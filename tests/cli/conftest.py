@@ -4,10 +4,12 @@ runner that calls ``python -m mergegate.cli`` as a subprocess."""
 from __future__ import annotations
 
 import json
+import select
 import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -198,3 +200,28 @@ def scratch(make_scratch: MakeScratch) -> Scratch:
 def blocked(make_scratch: MakeScratch) -> Scratch:
     """add-docs integrated, then new-greeting applied and blocked by a conflict on greeting.txt."""
     return make_scratch("blocked")
+
+
+def states(s: Scratch, *db: str) -> dict[str, str]:
+    """Every candidate's state by slug, finished ones included (``list --all``)."""
+    doc = s(*db, "--json", "list", "--all").doc
+    return {c["slug"]: c["state"] for c in doc["result"]["candidates"]}
+
+
+def read_until(
+    proc: subprocess.Popen[str], needle: str, count: int = 1, timeout: float = 30.0
+) -> list[str]:
+    """Read ``proc``'s stdout until ``count`` lines contain ``needle``; return the lines read."""
+    assert proc.stdout is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
+        if ready:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen.append(line)
+            if sum(needle in s for s in seen) >= count:
+                return seen
+    raise AssertionError(f"fewer than {count} lines with {needle!r} in {seen}")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import MakeScratch, Result, Scratch, _env, git
+from .conftest import MakeScratch, Result, Scratch, _env, git, read_until, states
 
 # A check that sleeps while the SLOW variable names an existing file, so a test
 # can stall an apply in its check and release it again.
@@ -37,27 +37,6 @@ def _spawn(s: Scratch, *args: str, env: dict[str, str] | None = None) -> subproc
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def _wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 30.0) -> list[str]:
-    assert proc.stdout is not None
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
-        if ready:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            seen.append(line)
-            if needle in line:
-                return seen
-    raise AssertionError(f"no line with {needle!r} in {seen}")
-
-
-def _states(s: Scratch, *db: str) -> dict[str, str]:
-    doc = s(*db, "--json", "list", "--all").doc
-    return {c["slug"]: c["state"] for c in doc["result"]["candidates"]}
 
 
 def _show(s: Scratch, slug: str, *db: str) -> dict[str, object]:
@@ -93,7 +72,7 @@ def test_run_once_exits_3_when_one_blocked(scratch: Scratch) -> None:
     result = done.doc["result"]
     assert (result["handled"], result["integrated"], result["blocked"]) == (3, 2, 1)
     assert done.doc["exit_code"] == 3
-    assert _states(scratch)["new-greeting"] == "blocked"
+    assert states(scratch)["new-greeting"] == "blocked"
 
 
 def test_run_off_a_terminal_writes_plain_lines(scratch: Scratch) -> None:
@@ -164,13 +143,13 @@ def test_run_killed_mid_apply_is_taken_over_at_once(scratch: Scratch, tmp_path: 
     flag.write_text("")
     first = _spawn(scratch, "run", env={"SLOW": str(flag)})
     try:
-        _wait_for_line(first, "check slow-gate")
+        read_until(first, "check slow-gate")
         first.kill()
         first.wait(timeout=10)
     finally:
         first.kill()
         first.communicate()
-    assert _states(scratch)["add-docs"] == "applying"
+    assert states(scratch)["add-docs"] == "applying"
     began = time.monotonic()
     second = scratch("--json", "run", "--once")
     took = time.monotonic() - began
@@ -178,7 +157,7 @@ def test_run_killed_mid_apply_is_taken_over_at_once(scratch: Scratch, tmp_path: 
     assert second.code == 0, second.stderr
     assert second.doc["result"]["recovered"] == 1
     assert second.doc["result"]["integrated"] == 1
-    assert _states(scratch)["add-docs"] == "blocked"
+    assert states(scratch)["add-docs"] == "blocked"
     blocked = _show(scratch, "add-docs")["blocked"]
     assert isinstance(blocked, dict)
     assert blocked["reason"] == "apply_interrupted"
@@ -195,7 +174,7 @@ def test_sigterm_during_a_check_releases_the_candidate(scratch: Scratch, tmp_pat
     flag = tmp_path / "stall"
     flag.write_text("")
     proc = _spawn(scratch, "run", env={"SLOW": str(flag)})
-    _wait_for_line(proc, "check slow-gate")
+    read_until(proc, "check slow-gate")
     began = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=30)
@@ -204,11 +183,11 @@ def test_sigterm_during_a_check_releases_the_candidate(scratch: Scratch, tmp_pat
     assert proc.returncode == 0, err
     assert "stopped by SIGTERM" in out
     assert "released 1" in out
-    assert _states(scratch)["add-docs"] == "blocked"
+    assert states(scratch)["add-docs"] == "blocked"
     blocked = _show(scratch, "add-docs")["blocked"]
     assert isinstance(blocked, dict)
     assert blocked["reason"] == "apply_interrupted"
-    assert _states(scratch)["other"] == "pending"
+    assert states(scratch)["other"] == "pending"
     assert _merges_of(scratch, scratch.shas["add-docs"]) == 0
     assert not list((scratch.bare / "mergegate" / "worktrees").glob("*"))
     verify = scratch("verify")
@@ -218,7 +197,7 @@ def test_sigterm_during_a_check_releases_the_candidate(scratch: Scratch, tmp_pat
 def test_sigint_while_idle_exits_cleanly(scratch: Scratch) -> None:
     """An idle run waiting for candidates stops at once on SIGINT, with its summary and exit 0."""
     proc = _spawn(scratch, "run", "--poll", "30")
-    _wait_for_line(proc, "queue empty")
+    read_until(proc, "queue empty")
     began = time.monotonic()
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
@@ -232,10 +211,10 @@ def test_run_picks_up_a_candidate_submitted_while_it_waits(scratch: Scratch) -> 
     """A waiting run applies a candidate submitted after it started (polling the store)."""
     proc = _spawn(scratch, "run", "--poll", "0.1")
     try:
-        _wait_for_line(proc, "queue empty")
+        read_until(proc, "queue empty")
         assert scratch("submit", "other").code == 0
-        _wait_for_line(proc, "other")
-        _wait_for_line(proc, "integrated")
+        read_until(proc, "other")
+        read_until(proc, "integrated")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
@@ -251,7 +230,7 @@ def test_recover_takes_over_a_dead_apply_at_once(scratch: Scratch, tmp_path: Pat
     flag.write_text("")
     proc = _spawn(scratch, "apply", env={"SLOW": str(flag)})
     deadline = time.monotonic() + 30
-    while _states(scratch)["other"] != "applying" and time.monotonic() < deadline:
+    while states(scratch)["other"] != "applying" and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.3)
     proc.kill()
@@ -273,7 +252,7 @@ def test_recover_leaves_a_live_apply_alone(scratch: Scratch, tmp_path: Path) -> 
     proc = _spawn(scratch, "apply", env={"SLOW": str(flag)})
     try:
         deadline = time.monotonic() + 30
-        while _states(scratch)["other"] != "applying" and time.monotonic() < deadline:
+        while states(scratch)["other"] != "applying" and time.monotonic() < deadline:
             time.sleep(0.05)
         done = scratch("--json", "recover")
         assert done.code == 0, done.stderr
@@ -282,7 +261,7 @@ def test_recover_leaves_a_live_apply_alone(scratch: Scratch, tmp_path: Path) -> 
         flag.unlink()
         proc.communicate(timeout=30)
     assert proc.returncode == 0
-    assert _states(scratch)["other"] == "integrated"
+    assert states(scratch)["other"] == "integrated"
 
 
 def _many(make_scratch: MakeScratch, n: int) -> Scratch:
@@ -310,7 +289,7 @@ def test_two_runs_share_a_postgres_queue_exactly_once(
         assert proc.returncode == 0, err
         docs.append(json.loads(out)["result"])
     assert sum(d["integrated"] for d in docs) == n
-    assert set(_states(s, *db).values()) == {"integrated"}
+    assert set(states(s, *db).values()) == {"integrated"}
     for i in range(n):
         assert _merges_of(s, s.shas[f"c{i}"]) == 1
     verify = s(*db, "verify")
@@ -326,7 +305,7 @@ def test_run_once_on_postgres_exits_3_with_one_blocked(scratch: Scratch, pg_url:
     done: Result = scratch(*db, "--json", "run", "--once")
     assert done.code == 3, done.stderr
     assert (done.doc["result"]["integrated"], done.doc["result"]["blocked"]) == (2, 1)
-    assert _states(scratch, *db) == {
+    assert states(scratch, *db) == {
         "add-docs": "integrated",
         "new-greeting": "blocked",
         "other": "integrated",

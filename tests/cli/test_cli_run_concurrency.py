@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import MakeScratch, Scratch, _env, git
+from .conftest import MakeScratch, Scratch, _env, git, states
 
 # Fails when the merged tree holds the marker file FAIL; sleeps a little first so
 # the chain's links really are tested side by side.
@@ -51,11 +51,6 @@ def _queue_of_five(make_scratch: MakeScratch, *db: str) -> Scratch:
     return s
 
 
-def _states(s: Scratch, *db: str) -> dict[str, str]:
-    doc = s(*db, "--json", "list", "--all").doc
-    return {c["slug"]: c["state"] for c in doc["result"]["candidates"]}
-
-
 def _first_parent_candidates(s: Scratch) -> list[str]:
     """The candidate shas main took, oldest first."""
     log = git(s.bare, "log", "--reverse", "--first-parent", "--format=%B%x00", "refs/heads/main")
@@ -73,7 +68,7 @@ def _requeues(s: Scratch, slug: str, *db: str) -> list[str]:
 
 
 def _check_chain_result(s: Scratch, out: str, *db: str) -> None:
-    assert _states(s, *db) == {
+    assert states(s, *db) == {
         "c0": "integrated",
         "c1": "integrated",
         "c2": "blocked",
@@ -152,22 +147,6 @@ def _spawn(s: Scratch, *args: str, env: dict[str, str]) -> subprocess.Popen[str]
     )
 
 
-def _wait_for(proc: subprocess.Popen[str], needle: str, count: int, timeout: float = 30) -> None:
-    assert proc.stdout is not None
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
-        if ready:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            seen.append(line)
-            if sum(needle in s for s in seen) >= count:
-                return
-    raise AssertionError(f"fewer than {count} lines with {needle!r} in {seen}")
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_stop_requeues_every_link_of_the_chain(
     scratch: Scratch, tmp_path: Path, sig: signal.Signals
@@ -200,7 +179,7 @@ def test_a_stop_requeues_every_link_of_the_chain(
     result = json.loads(out)["result"]
     assert (result["handled"], result["released"]) == (0, 3)
     assert f"stopped by {sig.name}" in err
-    assert set(_states(scratch).values()) == {"pending"}
+    assert set(states(scratch).values()) == {"pending"}
     assert scratch.main() == main_before
     for slug in slugs:
         assert any("integrator was stopped" in r for r in _requeues(scratch, slug))
@@ -211,7 +190,7 @@ def test_a_stop_requeues_every_link_of_the_chain(
     flag.unlink()
     again = scratch("run", "--once", "--concurrency", "3")
     assert again.code == 3, again.stderr  # new-greeting conflicts with add-docs
-    assert _states(scratch)["other"] == "integrated"
+    assert states(scratch)["other"] == "integrated"
 
 
 def test_run_concurrency_on_a_terminal_names_the_links(scratch: Scratch, tmp_path: Path) -> None:
@@ -257,4 +236,4 @@ def test_run_concurrency_on_a_terminal_names_the_links(scratch: Scratch, tmp_pat
         os.waitpid(pid, 0)
     assert released, screen.decode(errors="replace")[-2000:]
     assert status == 0
-    assert _states(scratch) == {"add-docs": "integrated", "other": "integrated"}
+    assert states(scratch) == {"add-docs": "integrated", "other": "integrated"}
