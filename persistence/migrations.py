@@ -220,11 +220,83 @@ _LEANER_MOVES = (
     Only("sqlite", "ALTER TABLE leases_v3 RENAME TO leases"),
 )
 
+# PostgreSQL: the Engine's fast path (mergegate.statemachine.move) as ONE call,
+# so a plain move costs one round trip instead of one per read plus the commit.
+# The function knows nothing of the lifecycle: the client passes the event's
+# steps (source state -> destination, flags, effects) from the table, so a new
+# state or rule needs no new SQL. Every check comes before the first write and
+# a failed check returns no row, so a decline commits nothing; the client then
+# fires the request through the general path, which decides what went wrong.
+# The advisory locks are the ones the general path takes (keys computed by the
+# client), so the two paths serialize against each other.
+_MOVE_FUNCTION = """CREATE OR REPLACE FUNCTION mergegate_move(
+        p_slug text, p_slug_lock bigint, p_branch text, p_sha text, p_event text,
+        p_sources text[], p_dests text[], p_active boolean[], p_queued boolean[],
+        p_take boolean[], p_release boolean[], p_close boolean[],
+        p_expected integer, p_at timestamptz, p_actor text, p_note text,
+        p_lease text, p_lease_lock bigint, p_owner text, p_expires timestamptz)
+    RETURNS TABLE (id bigint, branch text, sha text, source text, seq integer,
+                   submitted_at timestamptz)
+    LANGUAGE plpgsql AS $fn$
+    DECLARE
+        c_id bigint; c_branch text; c_sha text; c_state text; c_seq integer;
+        c_submitted timestamptz; i integer;
+    BEGIN
+        PERFORM pg_advisory_xact_lock(p_slug_lock);
+        IF p_sha IS NOT NULL THEN
+            PERFORM 1 FROM candidates c WHERE c.slug = p_slug LIMIT 1;
+            IF FOUND THEN RETURN; END IF;
+            i := array_position(p_sources, NULL);
+            IF i IS NULL THEN RETURN; END IF;
+            c_branch := p_branch; c_sha := p_sha; c_seq := 0; c_submitted := p_at;
+        ELSE
+            SELECT c.id, c.branch, c.sha, c.state, c.seq, c.submitted_at
+              INTO c_id, c_branch, c_sha, c_state, c_seq, c_submitted
+              FROM candidates c WHERE c.slug = p_slug ORDER BY c.active DESC, c.id DESC LIMIT 1;
+            IF NOT FOUND OR c_seq <> coalesce(p_expected, c_seq) THEN RETURN; END IF;
+            i := array_position(p_sources, c_state);
+            IF i IS NULL THEN RETURN; END IF;
+            IF p_take[i] THEN
+                PERFORM pg_advisory_xact_lock(p_lease_lock);
+                PERFORM 1 FROM leases l WHERE l.name = p_lease;
+                IF FOUND THEN RETURN; END IF;
+            END IF;
+        END IF;
+        -- Every check passed: the writes.
+        IF p_sha IS NOT NULL THEN
+            INSERT INTO candidates AS c (slug, branch, sha, state, seq, submitted_at, updated_at,
+                                         active, queued)
+                VALUES (p_slug, p_branch, p_sha, p_dests[i], 1, p_at, p_at, p_active[i],
+                        p_queued[i])
+                RETURNING c.id INTO c_id;
+        ELSE
+            UPDATE candidates c SET state = p_dests[i], seq = c_seq + 1, updated_at = p_at,
+                active = p_active[i], queued = p_queued[i]
+                WHERE c.id = c_id;
+        END IF;
+        IF p_take[i] THEN
+            INSERT INTO leases (name, owner, candidate_id, acquired_at, expires_at)
+                VALUES (p_lease, p_owner, c_id, p_at, p_expires);
+        END IF;
+        INSERT INTO transitions (candidate_id, seq, event, source, dest, sha, actor, at, reason)
+            VALUES (c_id, c_seq + 1, p_event, c_state, p_dests[i], c_sha, p_actor, p_at, p_note);
+        IF p_release[i] THEN
+            DELETE FROM leases l WHERE l.name = p_lease AND l.candidate_id = c_id;
+        END IF;
+        IF p_close[i] THEN
+            UPDATE integration_blocked_outcomes o SET status = 'resumed', resumed_at = p_at
+                WHERE o.slug = p_slug AND o.branch = c_branch AND o.sha = c_sha;
+        END IF;
+        RETURN QUERY SELECT c_id, c_branch, c_sha, c_state, c_seq, c_submitted;
+    END
+    $fn$"""
+
 #: The schema's history, as templates (see the module docstring).
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", _INITIAL),
     Migration(2, "state flags and request digest", _FLAGS),
     Migration(3, "leaner moves", _LEANER_MOVES),
+    Migration(4, "one call per move", (Only("postgresql", _MOVE_FUNCTION),)),
 )
 
 

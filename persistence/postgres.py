@@ -12,7 +12,10 @@ defence.
 
 Every write transaction runs in pipeline mode: statements whose results the
 Engine does not need are queued and travel with the next read or the
-``COMMIT``, so a move costs two or three round trips, not seven.
+``COMMIT``, so a move costs two or three round trips, not seven. A plain move
+(the Engine's fast path, :class:`~mergegate.statemachine.Move`) costs one: a
+call of the server-side function ``mergegate_move`` (migration 4), which takes
+the same advisory locks in the same order.
 """
 
 from __future__ import annotations
@@ -29,13 +32,20 @@ import psycopg
 from psycopg import errors as pgerrors
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
 from mergegate.statemachine import (
     BlockedReport,
+    Candidate,
+    CandidateKey,
     ConcurrencyConflict,
     InvalidInput,
     MergegateError,
+    Move,
+    Moved,
+    State,
+    Step,
     StoreError,
 )
 
@@ -50,6 +60,37 @@ from .sqltransaction import SQLTransaction
 __all__ = ["PostgresStore"]
 
 _BACKEND = "postgresql"
+# The steps travel as array literals (text, cast on the server), made once per
+# event: psycopg's array adaptation costs more client time than the rest of the call.
+_MOVE = (
+    "SELECT id, branch, sha, source, seq, submitted_at FROM mergegate_move("
+    "%s, %s, %s, %s, %s, %s::text[], %s::text[], %s::boolean[], %s::boolean[], "
+    "%s::boolean[], %s::boolean[], %s::boolean[], %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+
+
+@lru_cache(maxsize=64)
+def _step_arrays(steps: tuple[Step, ...]) -> tuple[str, ...]:
+    """The steps of one event as the seven array literals ``mergegate_move`` takes."""
+
+    def text(values: list[str | None]) -> str:
+        # State values are plain lower-case words: no quoting needed.
+        return "{" + ",".join("NULL" if v is None else v for v in values) + "}"
+
+    def flags(values: list[bool]) -> str:
+        return "{" + ",".join("t" if v else "f" for v in values) + "}"
+
+    return (
+        text([None if s.source is None else s.source.value for s in steps]),
+        text([s.dest.value for s in steps]),
+        flags([s.active for s in steps]),
+        flags([s.queued for s in steps]),
+        flags([s.take_lease for s in steps]),
+        flags([s.release_lease for s in steps]),
+        flags([s.close_blocked for s in steps]),
+    )
+
+
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 # Constraints whose violation means another writer got there first.
 _CONFLICT_CONSTRAINTS = frozenset(
@@ -311,6 +352,27 @@ class PostgresDatastore:
             raise self.translate(err, None) from err
         return None if row is None else row[0]
 
+    def call(self, query: str, params: tuple[Any, ...]) -> Any:
+        """Run one statement as a transaction of its own (one round trip); its first row."""
+        conn = self.connection()
+        try:
+            # A plain tuple row: building a named row class per call costs more.
+            cursor = conn.cursor(row_factory=tuple_row)
+            return cursor.execute(query, params, prepare=True).fetchone()
+        except psycopg.IntegrityError:
+            # A writer that got in first: the statement committed nothing.
+            raise
+        except psycopg.Error as err:
+            if conn.broken or conn.closed:
+                raise StoreError(
+                    _BACKEND,
+                    # One statement is its own transaction: the call was also the COMMIT.
+                    f"the connection to {self.where} was lost while committing; the "
+                    "transaction may or may not have been committed: re-read the candidate "
+                    f"before retrying ({_first_line(err)})",
+                ) from err
+            raise self.translate(err, None) from err
+
     def close(self) -> None:
         self.closed = True
         self.conn.close()
@@ -347,6 +409,52 @@ class PostgresStore(SQLStore):
         self._pg = PostgresDatastore(url_or_conninfo, schema, lock_timeout, connect_timeout)
         self.where = self._pg.where
         super().__init__(self._pg, POSTGRES_MIGRATIONS)
+
+    def move(self, move: Move) -> Moved | None:
+        """The Engine's fast path in one round trip: a call of ``mergegate_move``.
+
+        ``None`` (nothing written) when the function declined the move, or when
+        another writer's row made it fail: the general path then decides.
+        """
+        d = self._pg.dialect
+        steps = move.steps
+        key = move.key
+        params = (
+            move.slug,
+            d.lock_key("candidate", move.slug),
+            None if key is None else key.branch,
+            None if key is None else key.sha,
+            move.event.value,
+            *_step_arrays(steps),
+            move.expected_seq,
+            move.at,
+            to_pg(move.actor),
+            to_pg(move.note),
+            move.lease_name,
+            d.lock_key("lease", move.lease_name),
+            to_pg(move.owner),
+            move.expires_at,
+        )
+        with self._pg.lock:
+            try:
+                row = self._pg.call(_MOVE, params)
+            except psycopg.IntegrityError:
+                return None
+        if row is None:
+            return None
+        cid, branch, sha, source, seq, submitted = row
+        state = State(source) if source is not None else None
+        step = move.step(state)
+        assert step is not None  # the function chose this step
+        before = Candidate(
+            cid,
+            key or CandidateKey(move.slug, branch, sha),
+            state or step.dest,
+            seq,
+            submitted,
+            move.at,
+        )
+        return move.moved(before, step)
 
     @property
     def _conn(self) -> psycopg.Connection[Any]:

@@ -21,6 +21,8 @@ from mergegate.statemachine import (
     FollowUpJob,
     FollowUpState,
     Lease,
+    Move,
+    Moved,
     Occurrence,
     Reason,
     State,
@@ -154,6 +156,11 @@ class SQLStore:
         ConcurrencyConflict, at the latest when the block exits.
         """
         return Write(self._ds, self._map)
+
+    def move(self, move: Move) -> Moved | None:
+        """The Engine's fast path (:class:`~mergegate.statemachine.Mover`): one transaction."""
+        with self.transaction() as tx:
+            return tx.move(move)
 
     def close(self) -> None:
         """Close the connection; the store cannot be used afterwards."""

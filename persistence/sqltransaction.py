@@ -30,6 +30,8 @@ from mergegate.statemachine import (
     FollowUpState,
     Lease,
     LeaseHeld,
+    Move,
+    Moved,
     State,
     Transition,
 )
@@ -58,6 +60,7 @@ BLOCKED_BY_KEY = (
     "WHERE slug = ? AND branch = ? AND sha = ?"
 )
 LEASE_BY_NAME = f"SELECT {named(LEASE)} FROM leases WHERE name = ?"
+SLUG_TAKEN = "SELECT 1 FROM candidates WHERE slug = ? LIMIT 1"
 
 _CANDIDATE_WITH_BLOCKED = (
     f"SELECT {named(CANDIDATE, 'c')}, {named(BLOCKED, 'b', 'b_')}, "
@@ -374,6 +377,45 @@ class SQLTransaction:
             "DELETE FROM leases WHERE name = ? AND owner = ? AND candidate_id IS NULL",
             (name, self._d.text_in(owner)),
         )
+
+    # -- the fast path --------------------------------------------------------
+
+    def move(self, move: Move) -> Moved | None:
+        """Carry out ``move`` if it is the happy case, else write nothing and return ``None``.
+
+        Every check comes before the first write, so a decline leaves the
+        transaction empty (see :class:`~mergegate.statemachine.Mover`).
+        """
+        if move.key is not None:
+            # Creating: only when no candidate holds the slug; a re-submit, a
+            # duplicate and a reused identity are the general path's to judge.
+            if self._one(SLUG_TAKEN, (move.slug,)) is not None:
+                return None
+            step = move.step(None)
+            if step is None:
+                return None
+            before = self.insert_candidate(move.key, move.at)
+        else:
+            found = self.candidate(move.slug)
+            if found is None or move.expected_seq not in (None, found.seq):
+                return None
+            step = move.step(found.state)
+            if step is None:
+                return None
+            if step.take_lease and self.lease(move.lease_name) is not None:
+                return None
+            before = found
+        if step.take_lease:
+            assert move.owner is not None
+            assert move.expires_at is not None
+            self.put_lease(Lease(move.lease_name, move.owner, before.id, move.at, move.expires_at))
+        entry = move.entry(before, step)
+        after = self.append(before, entry)
+        if step.release_lease:
+            self.drop_lease(move.lease_name, before.id)
+        if step.close_blocked:
+            self.close_blocked(before.key, move.at)
+        return Moved(after, entry)
 
     # -- store-level writes, each in a transaction of its own ----------------
 

@@ -37,6 +37,9 @@ from .logfmt import format_logfmt as format_logfmt
 from .logfmt import log_outcome as log_outcome
 from .machine import LifecycleMachine as LifecycleMachine
 from .machine import lifecycle as lifecycle
+from .move import Move as Move
+from .move import Moved as Moved
+from .move import Step as Step
 from .records import (
     BlockedRecord,
     BlockedReport,
@@ -56,6 +59,7 @@ from .records import (
 from .records import FollowUpJob as FollowUpJob
 from .states import Event, State
 from .store import Guide, Hook, Resolver, Store
+from .store import Mover as Mover
 from .store import Transaction as Transaction
 from .table import TABLE, Effect, Rule, Table
 from .validation import SHA_SHOWN as SHA_SHOWN

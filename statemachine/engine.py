@@ -34,6 +34,7 @@ from .followup_slug import SlugRule, follow_up_slug
 from .hooks import Subscription, run_hooks, subscriptions
 from .logfmt import log_outcome
 from .machine import LifecycleMachine, lifecycle
+from .move import Move, Moved, Step, steps_for
 from .records import (
     BlockedReport,
     Candidate,
@@ -88,7 +89,13 @@ class Engine(Calls):
     renew_after: timedelta | None = None
     #: Chooses a first block's follow-up slug when the call names none (``block(follow_up=)``).
     follow_up_slug: SlugRule = follow_up_slug
+    #: Let a store that offers one (``Store.move``) carry out a plain move in one
+    #: piece (see :mod:`.move`); ``False`` fires every call through the general path.
+    fast_path: bool = True
     _subscribed: tuple[Subscription, ...] = attrs.field(init=False, repr=False, default=())
+    _steps: dict[tuple[Event, bool], tuple[Step, ...]] = attrs.field(
+        init=False, repr=False, factory=dict
+    )
 
     def __attrs_post_init__(self) -> None:
         self._subscribed = subscriptions(self.hooks)
@@ -100,9 +107,60 @@ class Engine(Calls):
 
     def fire(self, request: Request) -> Outcome:
         """Fire ``request`` in a transaction of its own, then run the hooks."""
+        # A store that offers ``move`` (a Mover) gets plain moves in one piece.
+        mover: Callable[[Move], Moved | None] | None = getattr(self.store, "move", None)
+        move = None if mover is None or not self.fast_path else self._fast_move(request)
+        if move is not None:
+            assert mover is not None
+            moved = mover(move)
+            if moved is not None:
+                return self._after(Outcome(moved.candidate, moved.entry))
         with self.store.transaction() as tx:
             outcome = self._fire(tx, request)
         return self._after(outcome)
+
+    def _fast_move(self, request: Request) -> Move | None:
+        """``request`` as a :class:`~.move.Move`, when the store may try it in one piece.
+
+        Only plain requests qualify: no idempotency key (a replay must answer
+        with the stored entry), no new sha and no report (those effects stay
+        on the general path). The store may still decline; nothing is lost.
+        """
+        if (
+            request.idempotency_key is not None
+            or request.new_sha is not None
+            or request.report is not None
+        ):
+            return None
+        may_close = self.resolver is None or request.force_reason is not None
+        cached = (request.event, may_close)
+        steps = self._steps.get(cached)
+        if steps is None:
+            steps = self._steps[cached] = steps_for(self.table, request.event, may_close=may_close)
+        if not steps:
+            return None
+        creating = steps[0].source is None
+        if creating and request.key is None:
+            return None
+        # Every rule of an event agrees on taking the lease (a payload effect).
+        take = steps[0].take_lease
+        if take and request.owner is None:
+            return None
+        at = self.clock()
+        ttl = request.ttl or self.lease_ttl
+        return Move(
+            request.event,
+            request.slug,
+            steps,
+            at,
+            request.actor or self.actor,
+            self.lease_name,
+            key=request.key if creating else None,
+            expected_seq=request.expected_seq,
+            note=request.note,
+            owner=request.owner if take else None,
+            expires_at=at + ttl if take else None,
+        )
 
     def _after(self, outcome: Outcome) -> Outcome:
         outcome, failures = run_hooks(self._subscribed, outcome)

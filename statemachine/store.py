@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
+from .move import Move, Moved
 from .records import (
     BlockedRecord,
     BlockedReport,
@@ -28,7 +29,7 @@ from .records import (
 )
 from .states import Event, State
 
-__all__ = ["Guide", "Hook", "Resolver", "Store", "Transaction"]
+__all__ = ["Guide", "Hook", "Mover", "Resolver", "Store", "Transaction"]
 
 
 class Transaction(Protocol):
@@ -170,6 +171,24 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release the connection."""
+
+
+class Mover(Protocol):
+    """What a :class:`Store` may also offer: a plain move carried out in one piece.
+
+    The Engine calls ``move`` first for every request that qualifies (see
+    :mod:`mergegate.statemachine.move`); a store without it is used through
+    :meth:`Store.transaction` alone. Both shipped stores offer it.
+    """
+
+    def move(self, move: Move) -> Moved | None:
+        """Carry out ``move`` in one transaction, or return ``None`` having written nothing.
+
+        Accept only the happy case: the candidate exists (or, creating, no
+        candidate holds the slug), ``move.step`` has a step from its state,
+        ``expected_seq`` (if given) is its seq, and a lease-taking step finds
+        the lease free. Decline everything else, without raising.
+        """
 
 
 class Hook(Protocol):
