@@ -43,7 +43,8 @@ _SQLITE_APPEND = (
 SQLITE_CYCLE: tuple[tuple[str, ...], ...] = (
     (
         "BEGIN IMMEDIATE",
-        _SELECT,
+        # The fast path creates only where no candidate holds the slug (schema 4).
+        "SELECT 1 FROM candidates WHERE slug = ? LIMIT 1",
         "INSERT INTO candidates (slug, branch, sha, state, seq, submitted_at, updated_at, "
         "active, queued) VALUES (?, ?, ?, 'pending', 0, ?, ?, 1, 1)",
         _SQLITE_APPEND,

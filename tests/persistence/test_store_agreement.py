@@ -140,6 +140,10 @@ class AgreementMachine(RuleBasedStateMachine):
     """Every rule runs on both Engines; both must answer alike and store alike."""
 
     server: ClassVar[tuple[str, str, psycopg.Connection[Any]] | None] = None
+    #: Whether the SQLite and the PostgreSQL Engine use the stores' fast path.
+    #: With one side off, the fast path of the other is checked against the
+    #: general path: it may decline more often, but never answer differently.
+    fast: ClassVar[tuple[bool, bool]] = (True, True)
 
     def __init__(self) -> None:
         super().__init__()
@@ -157,8 +161,8 @@ class AgreementMachine(RuleBasedStateMachine):
         )
         self.clocks = (_Clock(), _Clock())
         self.engines = tuple(
-            Engine(store, clock=clock, lease_ttl=_TTL)
-            for store, clock in zip(self.stores, self.clocks, strict=True)
+            Engine(store, clock=clock, lease_ttl=_TTL, fast_path=fast)
+            for store, clock, fast in zip(self.stores, self.clocks, self.fast, strict=True)
         )
 
     def teardown(self) -> None:
@@ -209,6 +213,11 @@ class AgreementMachine(RuleBasedStateMachine):
         why = "agreement test" if force else None
         self._both(lambda e: e.resume(slug, new_sha=new_sha, force_reason=why))
 
+    @rule(slug=_SLUGS, stale=st.booleans())
+    def withdraw(self, slug: str, stale: bool) -> None:
+        seq = self._seq(slug, stale)
+        self._both(lambda e: e.withdraw(slug, why="agreement test", expected_seq=seq))
+
     @rule(owner=_OWNERS)
     def renew_lease(self, owner: str) -> None:
         self._both(lambda e: e.renew_lease(owner))
@@ -256,6 +265,22 @@ def _server(pg_server: str, pg_schema: str) -> Iterator[None]:
 
 TestSQLiteAndPostgresAgree = AgreementMachine.TestCase
 TestSQLiteAndPostgresAgree.settings = fraction(4, stateful_step_count=30)
+
+
+class _PostgresFastOnly(AgreementMachine):
+    fast = (False, True)
+
+
+class _SQLiteFastOnly(AgreementMachine):
+    fast = (True, False)
+
+
+# With the all-fast pair above, these two make each backend's fast path
+# agree with the general path of the same backend, by way of the other one.
+TestPostgresFastPathAgreesWithGeneralPath = _PostgresFastOnly.TestCase
+TestPostgresFastPathAgreesWithGeneralPath.settings = fraction(4, stateful_step_count=30)
+TestSQLiteFastPathAgreesWithGeneralPath = _SQLiteFastOnly.TestCase
+TestSQLiteFastPathAgreesWithGeneralPath.settings = fraction(4, stateful_step_count=30)
 
 
 @pytest.mark.slow
