@@ -37,7 +37,7 @@ from mergegate.statemachine import (
 )
 
 from .dialect import Dialect
-from .rows import BLOCKED, CANDIDATE, LEASE, TRANSITION, Mapper, named
+from .rows import BLOCKED, CANDIDATE, LEASE, TRANSITION, Mapper, _key, _time, named
 
 __all__ = ["SQLTransaction"]
 
@@ -61,6 +61,20 @@ BLOCKED_BY_KEY = (
 )
 LEASE_BY_NAME = f"SELECT {named(LEASE)} FROM leases WHERE name = ?"
 SLUG_TAKEN = "SELECT 1 FROM candidates WHERE slug = ? LIMIT 1"
+# The fast path's reads and writes (SQLTransaction.move).
+_FAST_CANDIDATE = (
+    "SELECT id, branch, sha, state, seq, submitted_at FROM candidates WHERE slug = ? "
+    "ORDER BY active DESC, id DESC LIMIT 1"
+)
+_LEASE_TAKEN = "SELECT 1 FROM leases WHERE name = ?"
+_CREATE_AT = (
+    "INSERT INTO candidates (slug, branch, sha, state, seq, submitted_at, updated_at, active, "
+    "queued) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)"
+)
+_FIRST_ENTRY = (
+    "INSERT INTO transitions (candidate_id, seq, event, source, dest, sha, actor, at, reason) "
+    "VALUES (?, 1, ?, NULL, ?, ?, ?, ?, ?)"
+)
 
 _CANDIDATE_WITH_BLOCKED = (
     f"SELECT {named(CANDIDATE, 'c')}, {named(BLOCKED, 'b', 'b_')}, "
@@ -117,6 +131,14 @@ _MOVES_CTE = {
     )
     for shape, sql in _MOVES.items()
 }
+
+_PUT_LEASE = (
+    f"INSERT INTO leases ({', '.join(LEASE)}) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
+    "candidate_id = excluded.candidate_id, acquired_at = excluded.acquired_at, "
+    "expires_at = excluded.expires_at"
+)
+_DROP_LEASE = "DELETE FROM leases WHERE name = ? AND candidate_id = ?"
 
 _UPSERT_BLOCKED = (
     "INSERT INTO integration_blocked_outcomes AS o (slug, branch, sha, reason, main_sha, "
@@ -356,10 +378,7 @@ class SQLTransaction:
 
     def put_lease(self, lease: Lease) -> None:
         self.execute(
-            f"INSERT INTO leases ({', '.join(LEASE)}) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
-            "candidate_id = excluded.candidate_id, acquired_at = excluded.acquired_at, "
-            "expires_at = excluded.expires_at",
+            _PUT_LEASE,
             (
                 lease.name,
                 self._d.text_in(lease.owner),
@@ -370,7 +389,7 @@ class SQLTransaction:
         )
 
     def drop_lease(self, name: str, candidate_id: int) -> None:
-        self.execute("DELETE FROM leases WHERE name = ? AND candidate_id = ?", (name, candidate_id))
+        self.execute(_DROP_LEASE, (name, candidate_id))
 
     def drop_chain_lease(self, name: str, owner: str) -> None:
         self.execute(
@@ -384,38 +403,80 @@ class SQLTransaction:
         """Carry out ``move`` if it is the happy case, else write nothing and return ``None``.
 
         Every check comes before the first write, so a decline leaves the
-        transaction empty (see :class:`~mergegate.statemachine.Mover`).
+        transaction empty (see :class:`~mergegate.statemachine.Mover`). This is
+        the path nearly every move of a SQLite store takes, so it issues the
+        statements itself, with no record built that the result does not need.
         """
-        if move.key is not None:
+        ex = self._cursor.execute
+        q = self._q
+        d = self._d
+        stamp = d.time_in(move.at)
+        key = move.key
+        if key is not None:
             # Creating: only when no candidate holds the slug; a re-submit, a
             # duplicate and a reused identity are the general path's to judge.
-            if self._one(SLUG_TAKEN, (move.slug,)) is not None:
-                return None
             step = move.step(None)
-            if step is None:
+            if step is None or ex(q[SLUG_TAKEN], (move.slug,)).fetchone() is not None:
                 return None
-            before = self.insert_candidate(move.key, move.at)
+            # Inserted at its first state: no transaction can see the row
+            # before this one commits, so its first entry needs no seq guard.
+            self.context = (key, 0)
+            cid = ex(
+                q[_CREATE_AT],
+                (
+                    key.slug,
+                    key.branch,
+                    key.sha,
+                    step.dest.value,
+                    stamp,
+                    stamp,
+                    d.true if step.active else d.false,
+                    d.true if step.queued else d.false,
+                ),
+            ).lastrowid
+            ex(q[_FIRST_ENTRY], (cid, move.event.value, step.dest.value, key.sha,
+                                 d.text_in(move.actor), stamp, d.text_in(move.note)))  # fmt: skip
+            before = Candidate(cid, key, step.dest, 0, move.at, move.at)
         else:
-            found = self.candidate(move.slug)
-            if found is None or move.expected_seq not in (None, found.seq):
+            row = ex(q[_FAST_CANDIDATE], (move.slug,)).fetchone()
+            if row is None:
                 return None
-            step = move.step(found.state)
+            cid, branch, sha, state_value, seq, submitted = row
+            if move.expected_seq is not None and move.expected_seq != seq:
+                return None
+            state = State(state_value)
+            step = move.step(state)
             if step is None:
                 return None
-            if step.take_lease and self.lease(move.lease_name) is not None:
+            if step.take_lease and ex(q[_LEASE_TAKEN], (move.lease_name,)).fetchone():
                 return None
-            before = found
-        if step.take_lease:
-            assert move.owner is not None
-            assert move.expires_at is not None
-            self.put_lease(Lease(move.lease_name, move.owner, before.id, move.at, move.expires_at))
-        entry = move.entry(before, step)
-        after = self.append(before, entry)
-        if step.release_lease:
-            self.drop_lease(move.lease_name, before.id)
-        if step.close_blocked:
-            self.close_blocked(before.key, move.at)
-        return Moved(after, entry)
+            before = Candidate(
+                cid, _key(move.slug, branch, sha), state, seq, _time(submitted), move.at
+            )
+            self.context = (before.key, seq)
+            if step.take_lease:
+                assert move.owner is not None
+                assert move.expires_at is not None
+                ex(q[_PUT_LEASE], (move.lease_name, d.text_in(move.owner), cid, stamp,
+                                   d.time_in(move.expires_at)))  # fmt: skip
+            logged = (move.event.value, state_value, step.dest.value, sha, d.text_in(move.actor),
+                      stamp, d.text_in(move.note), None, None)  # fmt: skip
+            ex(q[_APPEND], (cid, seq, seq + 1, *logged))
+            active_changed = step.active is not (state in _ACTIVE)
+            queued_changed = step.queued is not (state in _QUEUED)
+            sets: list[Any] = [step.dest.value, seq + 1, stamp]
+            if active_changed:
+                sets.append(d.true if step.active else d.false)
+            if queued_changed:
+                sets.append(d.true if step.queued else d.false)
+            ex(q[_MOVES[(False, active_changed, queued_changed)]], (*sets, cid))
+            if step.release_lease:
+                ex(q[_DROP_LEASE], (move.lease_name, cid))
+            if step.close_blocked:
+                self.close_blocked(before.key, move.at)
+        done = move.moved(before, step)
+        self._candidates[move.slug] = done.candidate
+        return done
 
     # -- store-level writes, each in a transaction of its own ----------------
 

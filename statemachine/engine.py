@@ -115,8 +115,11 @@ class Engine(Calls):
             moved = mover(move)
             if moved is not None:
                 return self._after(Outcome(moved.candidate, moved.entry))
+        # Each call reads the clock once, fast path or not, declined or not, so
+        # an Engine's times do not depend on which path a call took.
+        at = self.clock() if move is None else move.at
         with self.store.transaction() as tx:
-            outcome = self._fire(tx, request)
+            outcome = self._fire(tx, request, at)
         return self._after(outcome)
 
     def _fast_move(self, request: Request) -> Move | None:
@@ -471,10 +474,13 @@ class Engine(Calls):
 
     # -- the one fire path, inside a transaction ---------------------------
 
-    def _fire(self, tx: Transaction, request: Request) -> Outcome:
-        """Check ``request`` against the table, append its entry, and carry out its effects."""
+    def _fire(self, tx: Transaction, request: Request, at: datetime | None = None) -> Outcome:
+        """Check ``request`` against the table, append its entry, and carry out its effects.
+
+        ``at`` is the move's time, read from the clock when not given.
+        """
         if self.table.rule(None, request.event) is not None:
-            return self._create(tx, request)
+            return self._create(tx, request, at)
         candidate = self._locate(tx, request.slug)
         digest = None if request.idempotency_key is None else request.digest()
         if request.idempotency_key is not None:
@@ -486,11 +492,7 @@ class Engine(Calls):
         rule = self.table.rule(candidate.state, request.event)
         assert rule is not None  # _check found the move
         effects = self._payload_for(rule, request)
-        # Guards first: each may refuse the move, and nothing is written yet.
-        if Effect.TAKE_LEASE in effects:
-            self._take_lease(tx, candidate, request)
-        if Effect.CLOSE_BLOCKED in effects:
-            self._check_resolved(tx, candidate, request)
+        # One clock reading for the entry and the lease it takes, as on the fast path.
         entry = self._now_entry(
             candidate,
             request.event,
@@ -500,7 +502,13 @@ class Engine(Calls):
             idempotency_key=request.idempotency_key,
             actor=request.actor,
             request_digest=digest,
+            at=at,
         )
+        # Guards: each may refuse the move before the entry is appended.
+        if Effect.TAKE_LEASE in effects:
+            self._take_lease(tx, candidate, request, entry.at)
+        if Effect.CLOSE_BLOCKED in effects:
+            self._check_resolved(tx, candidate, request)
         moved = tx.append(candidate, entry)
         if Effect.RECORD_BLOCK in effects:
             # record_block also enqueues the follow-up (Effect.ENQUEUE_FOLLOW_UP):
@@ -518,7 +526,7 @@ class Engine(Calls):
             entry = tx.transition_by_idempotency_key(candidate.id, request.idempotency_key) or entry
         return self._outcome(tx, moved, entry)
 
-    def _create(self, tx: Transaction, request: Request) -> Outcome:
+    def _create(self, tx: Transaction, request: Request, at: datetime | None) -> Outcome:
         key = request.key
         if key is None:
             raise InvalidInput("candidate", None, f"{request.event} needs the candidate's identity")
@@ -529,7 +537,8 @@ class Engine(Calls):
             existing = tx.find_candidate(key)
         if existing is not None and existing.state not in self.table.released:
             return Outcome(existing, None)
-        created = tx.insert_candidate(key, self.clock())
+        at = at or self.clock()
+        created = tx.insert_candidate(key, at)
         entry = self._now_entry(
             created,
             request.event,
@@ -537,6 +546,7 @@ class Engine(Calls):
             idempotency_key=request.idempotency_key,
             actor=request.actor,
             request_digest=None if request.idempotency_key is None else request.digest(),
+            at=at,
         )
         return Outcome(tx.append(created, entry), entry)
 
@@ -568,21 +578,22 @@ class Engine(Calls):
         if not same:
             raise IdempotencyKeyReused(candidate.key, key, request.event, prior.event)
 
-    def _take_lease(self, tx: Transaction, candidate: Candidate, request: Request) -> None:
+    def _take_lease(
+        self, tx: Transaction, candidate: Candidate, request: Request, now: datetime
+    ) -> None:
         held = tx.lease(self.lease_name)
         if held is not None:
-            if self._joins(held, request.owner):
+            if self._joins(held, request.owner, now):
                 # A link of the owner's chain: it runs under the lease already held.
                 return
             raise LeaseHeld(self.lease_name, held.owner, held.expires_at.isoformat())
         assert request.owner is not None  # _payload_for checked it
-        now = self.clock()
         expires = now + (request.ttl or self.lease_ttl)
         tx.put_lease(Lease(self.lease_name, request.owner, candidate.id, now, expires))
 
-    def _joins(self, held: Lease, owner: str | None) -> bool:
+    def _joins(self, held: Lease, owner: str | None, now: datetime) -> bool:
         """Whether a ``start_apply`` by ``owner`` joins ``held``: the owner's live chain lease."""
-        return held.candidate_id is None and held.owner == owner and held.expires_at > self.clock()
+        return held.candidate_id is None and held.owner == owner and held.expires_at > now
 
     def _check_resolved(self, tx: Transaction, candidate: Candidate, request: Request) -> None:
         record = tx.blocked_record(candidate.key)
@@ -638,6 +649,7 @@ class Engine(Calls):
         idempotency_key: str | None = None,
         actor: str | None = None,
         request_digest: str | None = None,
+        at: datetime | None = None,
     ) -> Transition:
         return Transition(
             candidate_id=candidate.id,
@@ -647,7 +659,7 @@ class Engine(Calls):
             dest=dest,
             sha=sha or candidate.key.sha,
             actor=actor or self.actor,
-            at=self.clock(),
+            at=at or self.clock(),
             reason=note,
             idempotency_key=idempotency_key,
             request_digest=request_digest,
