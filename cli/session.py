@@ -66,6 +66,12 @@ class Session:
     _engine: Engine | None = attrs.field(default=None, init=False)
     _handlers: list[logging.Handler] = attrs.field(factory=list, init=False)
 
+    def __attrs_post_init__(self) -> None:
+        # Transition lines go to the log file (and stderr with --log-stderr), never
+        # through a root logger some library configured. Set here, not in main(),
+        # so that `--version` and `--help`, which build no session, skip logging.
+        logging.getLogger("mergegate").propagate = False
+
     def repository(self) -> Repository:
         """The git repository ``--repo`` names (or contains)."""
         if self._repository is None:
