@@ -155,4 +155,5 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    # Every name the package answers, the internals shared with the CLI included.
+    return sorted(_HOME)
