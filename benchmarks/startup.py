@@ -76,14 +76,19 @@ def _run(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]
 
 
 def _scratch(root: Path, env: dict[str, str]) -> None:
-    """A repository with one commit and a store holding one candidate, ``demo``."""
+    """A repository with a ``demo`` branch one commit ahead of ``main``, submitted as ``demo``."""
+    # submit resolves the branch in git (it must exist and hold the sha), so
+    # the candidate is a real branch, as an operator's would be.
     for argv in (
         ["git", "init", "-q", "-b", "main", "."],
         ["git", "commit", "-q", "--allow-empty", "-m", "start"],
+        ["git", "checkout", "-q", "-b", "demo"],
+        ["git", "commit", "-q", "--allow-empty", "-m", "demo"],
+        ["git", "checkout", "-q", "main"],
     ):
         subprocess.run(argv, cwd=root, env=env, check=True)
     sha = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=root, env=env, capture_output=True, text=True, check=True
+        ["git", "rev-parse", "demo"], cwd=root, env=env, capture_output=True, text=True, check=True
     ).stdout.strip()
     _run([*_script(), "init"], root, env)
     _run([*_script(), "submit", "demo", "--sha", sha], root, env)

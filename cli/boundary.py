@@ -9,14 +9,12 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import traceback
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import click
 
-from .app import cli
+from .app import Seat, cli
 from .output import report_error
 
 if TYPE_CHECKING:
@@ -31,11 +29,19 @@ EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 
 
-def _log_unexpected(session: Session, err: BaseException) -> str | None:
+def _log_unexpected(session: Session | None, err: BaseException) -> str | None:
     """Write ``err``'s traceback to the log file; return the path, or ``None`` if it failed."""
     try:
+        # Imported here, as the whole report is: only a crash needs them.
+        import traceback  # noqa: PLC0415
+        from datetime import UTC, datetime  # noqa: PLC0415
+
         from mergegate.statemachine import format_logfmt  # noqa: PLC0415
 
+        from .session import Session  # noqa: PLC0415
+
+        if session is None:  # the crash came before the group callback seated one
+            session = Session()
         path = session.log_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -76,12 +82,10 @@ def _json_requested(args: Sequence[str], err: click.UsageError) -> bool:
 
 
 def _run(argv: Sequence[str] | None) -> int:
-    from .session import Session  # noqa: PLC0415  (after click: see app.py)
-
     args = list(sys.argv[1:] if argv is None else argv)
-    session = Session()
+    seat = Seat()
     try:
-        result = cli.main(args=args, prog_name="mergegate", standalone_mode=False, obj=session)
+        result = cli.main(args=args, prog_name="mergegate", standalone_mode=False, obj=seat)
     except click.exceptions.Exit as done:
         return done.exit_code
     except SystemExit as done:
@@ -94,47 +98,57 @@ def _run(argv: Sequence[str] | None) -> int:
     except click.exceptions.NoArgsIsHelpError as err:
         # `mergegate` or `mergegate followups` alone: the help, as git prints its
         # usage, on stdout; exit 2 because no command ran (docs/cli.md).
-        session.json = session.json or _json_requested(args, err)
-        if session.json:
+        if _json_mode(seat) or _json_requested(args, err):
             message = f"no command given; see `{err.ctx.command_path} --help`"
-            return report_error(True, session.command, err, EXIT_USAGE, message, "usage_error")
+            return report_error(True, _command(seat), err, EXIT_USAGE, message, "usage_error")
         click.echo(err.ctx.get_help())
         return EXIT_USAGE
     except click.ClickException as err:
         usage = err.ctx if isinstance(err, click.UsageError) else None
         hint = "" if usage is None else f"; see `{usage.command_path} --help`"
+        json_mode = _json_mode(seat)
         if isinstance(err, click.UsageError):
             # A usage error can stop click before the group callback read --json.
-            session.json = session.json or _json_requested(args, err)
+            json_mode = json_mode or _json_requested(args, err)
         message = err.format_message().rstrip(".") + hint
-        return report_error(session.json, session.command, err, EXIT_USAGE, message, "usage_error")
+        return report_error(json_mode, _command(seat), err, EXIT_USAGE, message, "usage_error")
     except (click.Abort, KeyboardInterrupt) as err:
         # A store transaction that was cut short rolled back; nothing half-written remains.
         return report_error(
-            session.json, session.command, err, EXIT_INTERRUPTED, "interrupted", "interrupted"
+            _json_mode(seat), _command(seat), err, EXIT_INTERRUPTED, "interrupted", "interrupted"
         )
     except Exception as err:  # the one boundary: any crash becomes one line
-        return _report(session, err)
+        return _report(seat, err)
     finally:
-        session.close()
+        if seat.session is not None:
+            seat.session.close()
     return result if isinstance(result, int) else 0
 
 
-def _report(session: Session, err: Exception) -> int:
+def _json_mode(seat: Seat) -> bool:
+    return seat.session is not None and seat.session.json
+
+
+def _command(seat: Seat) -> str:
+    return "mergegate" if seat.session is None else seat.session.command
+
+
+def _report(seat: Seat, err: Exception) -> int:
     # Imported here: every command that can raise one has loaded the engine already.
     from mergegate.statemachine import MergegateError  # noqa: PLC0415
 
     from .errors import exit_code_for  # noqa: PLC0415
 
+    json_mode, command = _json_mode(seat), _command(seat)
     if isinstance(err, MergegateError):
-        return report_error(session.json, session.command, err, exit_code_for(err))
+        return report_error(json_mode, command, err, exit_code_for(err))
     if isinstance(err, BrokenPipeError):
         # The reader went away (`mergegate history x | head -1`): the command's work
         # is done, only its output is cut. Exit as a process killed by SIGPIPE would.
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
-    where = _log_unexpected(session, err)
+    where = _log_unexpected(seat.session, err)
     more = f"; the traceback is in {where}" if where else ""
     message = f"unexpected {type(err).__name__}: {err}{more}"
-    return report_error(session.json, session.command, err, EXIT_UNEXPECTED, message)
+    return report_error(json_mode, command, err, EXIT_UNEXPECTED, message)

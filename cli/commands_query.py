@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-from mergegate.followups import drain
 from mergegate.statemachine import (
     TABLE,
     BlockedRecord,
@@ -75,7 +74,7 @@ def show(ctx: click.Context, slug: str) -> int:
     """SLUG's state, identity, follow-up, every occurrence of its block and current guidance."""
     s = session_of(ctx)
     check_slug(slug)
-    outcome = s.engine().show(slug)
+    outcome = s.reader().show(slug)
     store = s.store()
     occurrences = [] if outcome.blocked is None else store.occurrences(outcome.blocked.id)
     latest = occurrences[-1] if occurrences else None
@@ -198,6 +197,8 @@ def sync(ctx: click.Context) -> int:
     """Drain the follow-up outbox: create every todo folder and roadmap entry still missing."""
     s = session_of(ctx)
     s.engine()
+    from mergegate.followups import drain  # noqa: PLC0415  (the outbox: only sync drains it)
+
     done = drain(s.store(), s.followups())
     result = {
         "created": list(done.created),

@@ -10,7 +10,6 @@ symlink that points outside is refused whether or not the file names it.
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -341,6 +340,10 @@ def _parse(
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    # Imported here: tomllib compiles its regular expressions on import, and a
+    # repository without a configuration file (the defaults) never needs them.
+    import tomllib  # noqa: PLC0415
+
     try:
         data = path.read_bytes()
     except OSError as err:

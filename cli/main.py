@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -15,9 +14,6 @@ __all__ = ["main", "run"]
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Run the command line, then exit with the documented code (docs/cli.md)."""
-    # Transition lines go to the log file (and stderr with --log-stderr), never
-    # through a root logger some library configured.
-    logging.getLogger("mergegate").propagate = False
     code = run(argv)
     try:
         sys.stdout.flush()

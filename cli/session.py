@@ -66,6 +66,12 @@ class Session:
     _engine: Engine | None = attrs.field(default=None, init=False)
     _handlers: list[logging.Handler] = attrs.field(factory=list, init=False)
 
+    def __attrs_post_init__(self) -> None:
+        # Transition lines go to the log file (and stderr with --log-stderr), never
+        # through a root logger some library configured. Set here, not in main(),
+        # so that `--version` and `--help`, which build no session, skip logging.
+        logging.getLogger("mergegate").propagate = False
+
     def repository(self) -> Repository:
         """The git repository ``--repo`` names (or contains)."""
         if self._repository is None:
@@ -140,13 +146,9 @@ class Session:
         """The Engine, wired with the follow-up hook, guide and resolver; logging on."""
         if self._engine is None:
             from mergegate.followups import FollowUpGuide, build_engine  # noqa: PLC0415
-            from mergegate.statemachine import InvalidInput  # noqa: PLC0415
-            from mergegate.statemachine.validation import check_text  # noqa: PLC0415
 
             config, store = self.config(), self.store()
-            check_text(self.actor, field="actor")
-            if not self.actor.strip() or "\n" in self.actor:
-                raise InvalidInput("--actor", self.actor, "give one non-empty line")
+            self._check_actor()
             from .notify import notify_hooks  # noqa: PLC0415
 
             guide = FollowUpGuide(
@@ -165,6 +167,36 @@ class Session:
                 lease_ttl=timedelta(seconds=config.lease_ttl),
             )
         return self._engine
+
+    def reader(self) -> Engine:
+        """An Engine for a command that only reads: the store and guide ``engine()`` wires.
+
+        It has no follow-up hook, resolver, notifications or log handler: a read
+        fires no move, so none of them would run, and building them imports the
+        todo writer, the roadmap and the notifier (docs/performance.md,
+        "Command start-up"). The same checks fail the same way as in ``engine()``.
+        """
+        if self._engine is not None:
+            return self._engine
+        from mergegate.followups import FollowUpGuide  # noqa: PLC0415
+        from mergegate.statemachine import Engine  # noqa: PLC0415
+
+        config, store = self.config(), self.store()
+        self._check_actor()
+        guide = FollowUpGuide(
+            self.templates(),
+            todos_label=config.todos_label,
+            evidence=lambda record: _latest_report(store, record),
+        )
+        return Engine(store, guide=guide, actor=self.actor)
+
+    def _check_actor(self) -> None:
+        from mergegate.statemachine import InvalidInput  # noqa: PLC0415
+        from mergegate.statemachine.validation import check_text  # noqa: PLC0415
+
+        check_text(self.actor, field="actor")
+        if not self.actor.strip() or "\n" in self.actor:
+            raise InvalidInput("--actor", self.actor, "give one non-empty line")
 
     def resolved_rule(self) -> ResolvedRule:
         """The configured resolved rule."""

@@ -11,39 +11,49 @@ shared with mergegate's CLI; they are not part of the API.
 This package imports only ``mergegate.statemachine``.
 """
 
-from .contain import check_inside as check_inside
-from .done import NotMarkable, ResolvedRule, mark_done
-from .errors import (
-    FollowUpConflict,
-    FollowUpError,
-    InvalidTemplate,
-    LockTimeout,
-    MalformedRoadmap,
-    PathOutsideRepository,
-    PathOutsideTodos,
-    UnsafeFile,
-)
-from .guidance import CODE_BLOCKED, CODE_FOLLOWUP_FAILED, CODE_FOLLOWUP_PENDING, FollowUpGuide
-from .materialize import DEFAULT_GROUP, FollowUps
-from .outbox import DrainResult, FollowUpHook, drain
-from .paths import todo_path as todo_path
-from .resolver import (
-    CallableResolver,
-    FolderRemovedResolver,
-    RoadmapGoneResolver,
-    StateFileResolver,
-)
-from .roadmap import add_roadmap_entry as add_roadmap_entry
-from .roadmap import remove_roadmap_entry as remove_roadmap_entry
-from .roadmap import roadmap_slugs
-from .scaffold import Scaffold, ScaffoldResult, TodoScaffold
-from .scaffold import read_source as read_source
-from .scaffold import scaffold_todo as scaffold_todo
-from .templates import PLACEHOLDERS, GuidanceTemplates
-from .text import one_line as one_line
-from .todo_text import STATE_DONE, STATE_OPEN, TODO_FILES, render_todo
-from .wiring import Wiring, build_engine
-from .withdraw import STATE_WITHDRAWN, mark_withdrawn
+# The names are imported on first use: the CLI loads this package for one
+# helper or two (the guidance, ``one_line``), and must not pay for the YAML
+# roadmap, the file lock and the todo writer on every call (docs/performance.md).
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .contain import check_inside as check_inside
+    from .done import NotMarkable, ResolvedRule, mark_done
+    from .errors import (
+        FollowUpConflict,
+        FollowUpError,
+        InvalidTemplate,
+        LockTimeout,
+        MalformedRoadmap,
+        PathOutsideRepository,
+        PathOutsideTodos,
+        UnsafeFile,
+    )
+    from .guidance import CODE_BLOCKED, CODE_FOLLOWUP_FAILED, CODE_FOLLOWUP_PENDING, FollowUpGuide
+    from .materialize import FollowUps
+    from .outbox import DrainResult, FollowUpHook, drain
+    from .paths import DEFAULT_GROUP
+    from .paths import todo_path as todo_path
+    from .resolver import (
+        CallableResolver,
+        FolderRemovedResolver,
+        RoadmapGoneResolver,
+        StateFileResolver,
+    )
+    from .roadmap import add_roadmap_entry as add_roadmap_entry
+    from .roadmap import remove_roadmap_entry as remove_roadmap_entry
+    from .roadmap import roadmap_slugs
+    from .scaffold import Scaffold, ScaffoldResult, TodoScaffold
+    from .scaffold import read_source as read_source
+    from .scaffold import scaffold_todo as scaffold_todo
+    from .templates import PLACEHOLDERS, GuidanceTemplates
+    from .text import one_line as one_line
+    from .todo_text import STATE_DONE, STATE_OPEN, TODO_FILES, render_todo
+    from .wiring import Wiring, build_engine
+    from .withdraw import STATE_WITHDRAWN, mark_withdrawn
 
 __all__ = [
     "CODE_BLOCKED",
@@ -85,3 +95,65 @@ __all__ = [
     "render_todo",
     "roadmap_slugs",
 ]
+
+_HOME = {
+    "CODE_BLOCKED": "guidance",
+    "CODE_FOLLOWUP_FAILED": "guidance",
+    "CODE_FOLLOWUP_PENDING": "guidance",
+    "CallableResolver": "resolver",
+    "DEFAULT_GROUP": "paths",
+    "DrainResult": "outbox",
+    "FolderRemovedResolver": "resolver",
+    "FollowUpConflict": "errors",
+    "FollowUpError": "errors",
+    "FollowUpGuide": "guidance",
+    "FollowUpHook": "outbox",
+    "FollowUps": "materialize",
+    "GuidanceTemplates": "templates",
+    "InvalidTemplate": "errors",
+    "LockTimeout": "errors",
+    "MalformedRoadmap": "errors",
+    "NotMarkable": "done",
+    "PLACEHOLDERS": "templates",
+    "PathOutsideRepository": "errors",
+    "PathOutsideTodos": "errors",
+    "ResolvedRule": "done",
+    "RoadmapGoneResolver": "resolver",
+    "STATE_DONE": "todo_text",
+    "STATE_OPEN": "todo_text",
+    "STATE_WITHDRAWN": "withdraw",
+    "Scaffold": "scaffold",
+    "ScaffoldResult": "scaffold",
+    "StateFileResolver": "resolver",
+    "TODO_FILES": "todo_text",
+    "TodoScaffold": "scaffold",
+    "UnsafeFile": "errors",
+    "Wiring": "wiring",
+    "add_roadmap_entry": "roadmap",
+    "build_engine": "wiring",
+    "check_inside": "contain",
+    "drain": "outbox",
+    "mark_done": "done",
+    "mark_withdrawn": "withdraw",
+    "one_line": "text",
+    "read_source": "scaffold",
+    "remove_roadmap_entry": "roadmap",
+    "render_todo": "todo_text",
+    "roadmap_slugs": "roadmap",
+    "scaffold_todo": "scaffold",
+    "todo_path": "paths",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{home}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    # Every name the package answers, the internals shared with the CLI included.
+    return sorted(_HOME)

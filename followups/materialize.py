@@ -9,13 +9,12 @@ import attrs
 from mergegate.statemachine import BlockedRecord, BlockedReport
 
 from .contain import check_inside
+from .paths import DEFAULT_GROUP
 from .roadmap import add_roadmap_entry, check_group
 from .scaffold import Scaffold, ScaffoldResult, TodoScaffold
 from .templates import GuidanceTemplates
 
-__all__ = ["DEFAULT_GROUP", "FollowUps"]
-
-DEFAULT_GROUP = "integration-blocked"
+__all__ = ["FollowUps"]
 
 
 def _roadmap_default(instance: FollowUps) -> Path:

@@ -1,4 +1,5 @@
-"""Where a follow-up's todo folder lives, checked to stay inside the todos folder."""
+"""Where a follow-up lives: its todo folder, checked to stay inside the todos folder, and the
+roadmap group it is listed under unless the configuration names another."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ from mergegate.statemachine import InvalidInput, check_slug
 
 from .errors import PathOutsideTodos
 
-__all__ = ["todo_path"]
+__all__ = ["DEFAULT_GROUP", "todo_path"]
+
+# Here, not in materialize.py beside its one use: the configuration loader
+# reads it on every command, and materialize imports the roadmap and the scaffold.
+DEFAULT_GROUP = "integration-blocked"
 
 # Long enough for any follow-up slug the core derives, short enough for one file name.
 _NAME_MAX = 200

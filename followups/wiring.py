@@ -17,8 +17,9 @@ import attrs
 from mergegate.statemachine import Engine, Guide, Resolver, SlugRule, Store, follow_up_slug
 
 from .guidance import FollowUpGuide
-from .materialize import DEFAULT_GROUP, FollowUps
+from .materialize import FollowUps
 from .outbox import FollowUpHook
+from .paths import DEFAULT_GROUP
 from .resolver import StateFileResolver
 from .scaffold import Scaffold, TodoScaffold
 from .templates import GuidanceTemplates

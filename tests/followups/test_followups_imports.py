@@ -41,7 +41,10 @@ def test_public_namespace_is_curated() -> None:
     """__all__ names the public API; the other names are exactly the internals the CLI uses."""
     exported = set(mergegate.followups.__all__)
     assert len(exported) == len(mergegate.followups.__all__)
-    public = {n for n in vars(mergegate.followups) if not n.startswith("_")}
+    # The package imports its names on first use, so dir() (not vars()) lists them.
+    public = {n for n in dir(mergegate.followups) if not n.startswith("_")}
+    for name in public:
+        assert getattr(mergegate.followups, name) is not None, name
     modules = {p.stem for p in PACKAGE.glob("*.py")}
     internals = {
         "add_roadmap_entry",
