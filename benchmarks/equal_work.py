@@ -28,11 +28,12 @@ __all__ = [
 ]
 
 # One candidate through submit, start_apply, integrate (three moves, three
-# transactions), as the SQLite store issues them since schema version 3
-# (captured with the trace callback on 2026-11-26, branch perf): the candidate
-# update sets only the columns the move changes.
+# transactions), as the SQLite store's fast path issues them since schema
+# version 4 (captured with the trace callback on 2026-11-26): a new candidate
+# is inserted at its first state, and an update sets only the columns the move
+# changes.
 _SELECT = (
-    "SELECT id, slug, branch, sha, state, seq, submitted_at, updated_at FROM candidates "
+    "SELECT id, branch, sha, state, seq, submitted_at FROM candidates "
     "WHERE slug = ? ORDER BY active DESC, id DESC LIMIT 1"
 )
 _SQLITE_APPEND = (
@@ -43,18 +44,17 @@ _SQLITE_APPEND = (
 SQLITE_CYCLE: tuple[tuple[str, ...], ...] = (
     (
         "BEGIN IMMEDIATE",
-        # The fast path creates only where no candidate holds the slug (schema 4).
         "SELECT 1 FROM candidates WHERE slug = ? LIMIT 1",
         "INSERT INTO candidates (slug, branch, sha, state, seq, submitted_at, updated_at, "
-        "active, queued) VALUES (?, ?, ?, 'pending', 0, ?, ?, 1, 1)",
-        _SQLITE_APPEND,
-        "UPDATE candidates SET state = 'pending', seq = 1, updated_at = ? WHERE id = ?",
+        "active, queued) VALUES (?, ?, ?, 'pending', 1, ?, ?, 1, 1)",
+        "INSERT INTO transitions (candidate_id, seq, event, source, dest, sha, actor, at, "
+        "reason) VALUES (?, 1, 'submit', NULL, 'pending', ?, ?, ?, NULL)",
         "COMMIT",
     ),
     (
         "BEGIN IMMEDIATE",
         _SELECT,
-        "SELECT name, owner, candidate_id, acquired_at, expires_at FROM leases WHERE name = ?",
+        "SELECT 1 FROM leases WHERE name = ?",
         "INSERT INTO leases (name, owner, candidate_id, acquired_at, expires_at) "
         "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
         "candidate_id = excluded.candidate_id, acquired_at = excluded.acquired_at, "

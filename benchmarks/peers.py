@@ -110,9 +110,8 @@ def equal_work(path: Path) -> tuple[Loop, sqlite3.Connection, Callable[[], objec
         ex(submit[0])
         ex(submit[1], (slug,)).fetchone()
         cid = ex(submit[2], (slug, branch, SHA, at, at)).lastrowid
-        ex(submit[3], (cid, 0, 1, "submit", None, "pending", SHA, "mergegate", at, None))
-        ex(submit[4], (at, cid))
-        ex(submit[5])
+        ex(submit[3], (cid, SHA, "mergegate", at))
+        ex(submit[4])
         at = _stamp()
         ex(start[0])
         ex(start[1], (slug,)).fetchone()

@@ -406,6 +406,8 @@ class SQLTransaction:
         transaction empty (see :class:`~mergegate.statemachine.Mover`). This is
         the path nearly every move of a SQLite store takes, so it issues the
         statements itself, with no record built that the result does not need.
+        (A PostgreSQL store makes the same move in one server-side call instead;
+        this path serves it inside a transaction of its own choosing.)
         """
         ex = self._cursor.execute
         q = self._q
@@ -421,19 +423,20 @@ class SQLTransaction:
             # Inserted at its first state: no transaction can see the row
             # before this one commits, so its first entry needs no seq guard.
             self.context = (key, 0)
-            cid = ex(
-                q[_CREATE_AT],
-                (
-                    key.slug,
-                    key.branch,
-                    key.sha,
-                    step.dest.value,
-                    stamp,
-                    stamp,
-                    d.true if step.active else d.false,
-                    d.true if step.queued else d.false,
-                ),
-            ).lastrowid
+            created = (
+                key.slug,
+                key.branch,
+                key.sha,
+                step.dest.value,
+                stamp,
+                stamp,
+                d.true if step.active else d.false,
+                d.true if step.queued else d.false,
+            )
+            if d.returning:
+                cid = self._one(_CREATE_AT + " RETURNING id", created)[0]
+            else:
+                cid = ex(q[_CREATE_AT], created).lastrowid
             ex(q[_FIRST_ENTRY], (cid, move.event.value, step.dest.value, key.sha,
                                  d.text_in(move.actor), stamp, d.text_in(move.note)))  # fmt: skip
             before = Candidate(cid, key, step.dest, 0, move.at, move.at)

@@ -5,7 +5,6 @@ These run as attrs validators, so an invalid identity or report cannot exist.
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Any
 
@@ -115,6 +114,8 @@ def check_relpath(value: str, *, field: str = "path") -> str:
 
 def check_text(value: str, *, field: str) -> str:
     """Return ``value`` if it is text that encodes as UTF-8 (no lone surrogates)."""
+    if type(value) is str and value.isascii():
+        return value  # nearly every actor, note and owner: nothing to encode
     if not isinstance(value, str):
         raise InvalidInput(field, value, "give text")
     try:
@@ -137,18 +138,15 @@ def attrs_validator(check: Any, **kwargs: Any) -> Any:
 
     # Every keyword reaches the check: a ``limit`` dropped here once made every
     # follow-up slug obey the 64-character slug limit instead of its own.
+    if not kwargs:
+        # The common case, and the cheapest call: every record built runs it.
+        def validate_plain(_instance: object, attribute: Any, value: Any) -> None:
+            check(value, field=attribute.name)
+
+        return validate_plain
     options = {"field": None, **kwargs}
-    # One bound check per attribute name, made on first use: merging the keyword
-    # dicts on every call cost more than the check itself, on every record built.
-    bound: dict[str, Any] = {}
 
     def validate(_instance: object, attribute: Any, value: Any) -> None:
-        name = attribute.name
-        checker = bound.get(name)
-        if checker is None:
-            checker = bound[name] = functools.partial(
-                check, **{**options, "field": options["field"] or name}
-            )
-        checker(value)
+        check(value, **{**options, "field": options["field"] or attribute.name})
 
     return validate

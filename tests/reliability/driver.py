@@ -110,6 +110,12 @@ class Watched:
         self.events.append(entry.event.value)
         return self._tx.append(candidate, entry)
 
+    def move(self, move: Any) -> Any:
+        moved = self._tx.move(move)
+        if moved is not None:
+            self.events.append(move.event.value)
+        return moved
+
 
 class PausingStore:
     """The real store; a chosen transaction pauses after its writes, before COMMIT."""
@@ -121,6 +127,11 @@ class PausingStore:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
+
+    def move(self, move: Any) -> Any:
+        """The Engine's fast path, inside a pausing transaction like every other move."""
+        with self.transaction() as tx:
+            return tx.move(move)
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
