@@ -116,6 +116,7 @@ def test_a_declined_move_writes_nothing_and_raises_the_general_error(
     engine.submit(CandidateKey("other", "other", SHA))
     engine.start_apply("other", owner="w1")  # holds the lease
     before = _snapshot(counted)
+    counted.accepted.clear()
     counted.declined.clear()
     with pytest.raises(error):
         call(engine)
