@@ -44,6 +44,11 @@ __all__ = ["SQLTransaction"]
 # Computed once: the table's sets are derived by walking its rules.
 _ACTIVE = TABLE.active
 _QUEUED = TABLE.queued
+# The fast path reads a state as stored text; looking the text up here is
+# cheaper than building the enum member and hashing it (Enum hashes in Python).
+_STATES = {state.value: state for state in State}
+_ACTIVE_TEXT = frozenset(state.value for state in _ACTIVE)
+_QUEUED_TEXT = frozenset(state.value for state in _QUEUED)
 
 # The active candidate first, else the newest integrated one.
 CANDIDATE_BY_SLUG = (
@@ -447,7 +452,7 @@ class SQLTransaction:
             cid, branch, sha, state_value, seq, submitted = row
             if move.expected_seq is not None and move.expected_seq != seq:
                 return None
-            state = State(state_value)
+            state = _STATES[state_value]
             step = move.step(state)
             if step is None:
                 return None
@@ -465,8 +470,8 @@ class SQLTransaction:
             logged = (move.event.value, state_value, step.dest.value, sha, d.text_in(move.actor),
                       stamp, d.text_in(move.note), None, None)  # fmt: skip
             ex(q[_APPEND], (cid, seq, seq + 1, *logged))
-            active_changed = step.active is not (state in _ACTIVE)
-            queued_changed = step.queued is not (state in _QUEUED)
+            active_changed = step.active is not (state_value in _ACTIVE_TEXT)
+            queued_changed = step.queued is not (state_value in _QUEUED_TEXT)
             sets: list[Any] = [step.dest.value, seq + 1, stamp]
             if active_changed:
                 sets.append(d.true if step.active else d.false)
