@@ -8,7 +8,6 @@ implement :meth:`Calls.fire`, so this module depends on records only.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import timedelta
 from typing import Any
@@ -123,6 +122,10 @@ class Request:
             and not (f.metadata.get("omit_none") and getattr(self, f.name) is None)
         }
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        # Imported here: only a call with an idempotency key needs a digest, and
+        # loading OpenSSL's hashes costs every command a few milliseconds.
+        import hashlib
+
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
