@@ -124,7 +124,7 @@ class Request:
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         # Imported here: only a call with an idempotency key needs a digest, and
         # loading OpenSSL's hashes costs every command a few milliseconds.
-        import hashlib
+        import hashlib  # noqa: PLC0415
 
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
