@@ -251,8 +251,8 @@ class Loop:
                 on_event(Event.BLOCK, self._link_moved),
                 on_event(Event.REQUEUE, self._link_moved),
             ]
-            # The heartbeat writes only once a third of the TTL is gone: a fast
-            # apply then costs two store commits (start, integrate) instead of five.
+            # The heartbeat writes only once a third of the TTL is gone (the
+            # Engine's default, kept in step with a lease_ttl set after it was built).
             engine.renew_after = engine.lease_ttl / 3
             self._engine = engine
         return self._engine

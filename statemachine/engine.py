@@ -83,10 +83,13 @@ class Engine(Calls):
     lease_ttl: timedelta = timedelta(minutes=10)
     clock: Callable[[], datetime] = utcnow
     machine: LifecycleMachine = attrs.field(factory=lifecycle)
-    #: With a value, the apply heartbeat only reads the lease (is it still ours?)
-    #: until it was renewed this long ago, and writes a renewal after that; ``None``
-    #: renews on every call. ``mergegate run`` sets a third of the TTL.
-    renew_after: timedelta | None = None
+    #: The apply heartbeat only reads the lease (is it still ours?) until it was
+    #: renewed this long ago, and writes a renewal after that: by default after a
+    #: third of ``lease_ttl``, so a fast apply costs two commits (start, then
+    #: integrate or block), not one more per beat. ``None`` renews on every call.
+    renew_after: timedelta | None = attrs.field(
+        default=attrs.Factory(lambda engine: engine.lease_ttl / 3, takes_self=True)
+    )
     #: Chooses a first block's follow-up slug when the call names none (``block(follow_up=)``).
     follow_up_slug: SlugRule = follow_up_slug
     #: Let a store that offers one (``Store.move``) carry out a plain move in one
