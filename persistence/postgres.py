@@ -30,7 +30,7 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pgerrors
-from psycopg import sql
+from psycopg import pq, sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
@@ -110,9 +110,19 @@ def _first_line(err: BaseException) -> str:
 
 def _named_rows(cursor: Any) -> Any:
     """psycopg row factory: tuples that are also indexed by column name."""
-    if cursor.description is None:
+    # psycopg calls this once per statement. The names come straight from the
+    # result, as psycopg's own namedtuple_row takes them: ``cursor.description``
+    # builds a Column object per column, 60 us for the 23 of a candidate read.
+    res = cursor.pgresult
+    if res is None or res.status != pq.ExecStatus.TUPLES_OK:
         return tuple
-    return row_class(tuple(c.name for c in cursor.description))
+    return _row_class(*[res.fname(i) for i in range(res.nfields)])
+
+
+@lru_cache(maxsize=256)
+def _row_class(*names: bytes) -> type[Any]:
+    # Column names are mergegate's own ASCII identifiers.
+    return row_class(tuple(n.decode("ascii") for n in names))
 
 
 class PostgresDialect(Dialect):
