@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from equal_work import PG_CYCLE, drift, postgres_shapes
+from equal_work import PG_CYCLE, drift, postgres_round_trips, postgres_shapes
 from psycopg import sql
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
@@ -269,9 +269,9 @@ def _statement_check(url: str, schema: str, equal: _EqualWork) -> str:
 
     store = PostgresStore(url, schema=schema)
     engine = Engine(store, actor="bench")
-    slug = f"check-{uuid.uuid4().hex[:8]}"
 
     def cycle() -> None:
+        slug = f"check-{uuid.uuid4().hex[:8]}"
         engine.submit(CandidateKey(slug, slug, "a" * 40))
         engine.start_apply(slug, owner="bench")
         engine.block(slug, conflict_report("src/app.py"))
@@ -283,16 +283,22 @@ def _statement_check(url: str, schema: str, equal: _EqualWork) -> str:
     try:
         captured = postgres_shapes(store._conn, cycle, PG_LOG)
         written = postgres_shapes(equal.conn, equal.cycle, PG_LOG)
+        # On sessions the cycles above warmed: their statements are prepared.
+        trips = postgres_round_trips(store._conn, cycle)
+        by_hand = postgres_round_trips(equal.conn, equal.cycle)
     finally:
         store.close()
+    if trips != by_hand:
+        return f"WARNING: baseline out of date: {trips} round trips per cycle, {by_hand} by hand"
     if captured is None or written is None:
         return f"statements NOT re-checked this run: cannot read the server log {PG_LOG}"
     differs = drift(captured, PG_CYCLE) or drift(written, PG_CYCLE)
     if differs:
         return f"WARNING: baseline out of date: {differs}"
     return (
-        f"{len(captured) / MOVES_PER_CYCLE:.1f} statements per move (BEGIN and COMMIT "
-        "included), checked against the server's statement log this run"
+        f"{len(captured) / MOVES_PER_CYCLE:.1f} statements and {trips / MOVES_PER_CYCLE:.1f} "
+        "round trips per move (BEGIN and COMMIT included), checked against the server's "
+        "statement log and libpq's trace this run"
     )
 
 

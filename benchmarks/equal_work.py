@@ -13,8 +13,10 @@ comparing against the wrong amount of work.
 from __future__ import annotations
 
 import re
+import tempfile
 import time
 from collections.abc import Callable, Iterable
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ __all__ = [
     "PG_FAST_MOVE",
     "SQLITE_CYCLE",
     "drift",
+    "postgres_round_trips",
     "postgres_shapes",
     "shape",
     "sqlite_shapes",
@@ -230,3 +233,24 @@ def postgres_shapes(conn: Any, cycle: Callable[[], object], log: Path) -> list[s
         if m and int(m.group(1)) == pid and "log_statement" not in m.group(2):
             found.append(m.group(2))
     return found
+
+
+def postgres_round_trips(conn: Any, cycle: Callable[[], object]) -> int:
+    """How many times ``cycle()`` waits for the server on the psycopg connection ``conn``.
+
+    Counted in libpq's trace of the session: one round trip each time the
+    client, having sent messages, turns to read the server's answer.
+    """
+    from psycopg import pq  # here: the SQLite figures run without psycopg installed
+
+    with tempfile.TemporaryFile("w+") as trace:
+        conn.pgconn.trace(trace.fileno())
+        # Lines then start with the direction, F (client) or B (server).
+        conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+        try:
+            cycle()
+        finally:
+            conn.pgconn.untrace()  # flushes libpq's stream into the file
+        trace.seek(0)
+        sides = [line[:1] for line in trace if line[:1] in ("F", "B")]
+    return sum(1 for pair in pairwise(sides) if pair == ("F", "B"))
