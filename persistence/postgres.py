@@ -127,8 +127,8 @@ def _row_class(*names: bytes) -> type[Any]:
 
 @lru_cache(maxsize=4096)
 def _lock_key(*parts: str) -> int:
-    # Every move locks its candidate's key and most the lease's: a few names,
-    # hashed again and again, so each is hashed once.
+    # Every move locks its candidate's key, many the lease's too: the same few
+    # names over and over, so each is hashed once.
     return int.from_bytes(
         hashlib.blake2b("\0".join(parts).encode(), digest_size=8).digest(), "big", signed=True
     )
