@@ -13,15 +13,19 @@ comparing against the wrong amount of work.
 from __future__ import annotations
 
 import re
+import tempfile
 import time
 from collections.abc import Callable, Iterable
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "PG_CYCLE",
+    "PG_FAST_MOVE",
     "SQLITE_CYCLE",
     "drift",
+    "postgres_round_trips",
     "postgres_shapes",
     "shape",
     "sqlite_shapes",
@@ -88,10 +92,6 @@ _FIND = (
     "LIMIT 1) c LEFT JOIN integration_blocked_outcomes b ON b.slug = c.slug AND b.branch = "
     "c.branch AND b.sha = c.sha"
 )
-_INSERT = (
-    "INSERT INTO candidates (slug, branch, sha, state, seq, submitted_at, updated_at, active, "
-    "queued) VALUES (%s, %s, %s, %s, 0, %s, %s, %s, %s) RETURNING id"
-)
 
 
 def _move(sets: str) -> str:
@@ -106,14 +106,7 @@ def _move(sets: str) -> str:
 
 _MOVE = _move("")
 _MOVE_QUEUED = _move(", queued = %s")
-_MOVE_ACTIVE = _move(", active = %s")
 _LOCK = "SELECT pg_advisory_xact_lock(%s)"
-_LEASE = "SELECT name, owner, candidate_id, acquired_at, expires_at FROM leases WHERE name = %s"
-_PUT_LEASE = (
-    "INSERT INTO leases (name, owner, candidate_id, acquired_at, expires_at) VALUES (%s, %s, "
-    "%s, %s, %s) ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, candidate_id = "
-    "excluded.candidate_id, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at"
-)
 _DROP_LEASE = "DELETE FROM leases WHERE name = %s AND candidate_id = %s"
 _OWNER = "SELECT slug, branch, sha FROM integration_blocked_outcomes WHERE follow_up_slug = %s"
 _BLOCK = (
@@ -131,24 +124,38 @@ _EVIDENCE = (
 )
 _OUTBOX = (
     "INSERT INTO follow_up_outbox (follow_up_slug, blocked_id, created_at) VALUES (%s, %s, %s) "
-    "ON CONFLICT (follow_up_slug) DO NOTHING"
+    "ON CONFLICT (follow_up_slug) DO UPDATE SET done_at = NULL"
 )
 _CLOSE = (
     "UPDATE integration_blocked_outcomes SET status = 'resumed', resumed_at = %s "
     "WHERE slug = %s AND branch = %s AND sha = %s"
 )
 
+# The Engine's fast path (migration 4): a plain move is one call of the
+# server-side function, in autocommit: one statement, one transaction, one round
+# trip. The steps travel as array literals, cast on the server.
+PG_FAST_MOVE = (
+    "SELECT id, branch, sha, source, seq, submitted_at FROM mergegate_move(%s, %s, %s, %s, "
+    "%s, %s::text[], %s::text[], %s::boolean[], %s::boolean[], %s::boolean[], %s::boolean[], "
+    "%s::boolean[], %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+
 # One candidate through figure 8's seven moves, as the PostgreSQL store issues
-# them since schema version 3, captured from the server's statement log on
-# 2026-11-26 (branch perf).
+# them since schema version 4, captured from the server's statement log on
+# 2026-11-26 (branch pgmove): submit and both starts and integrate take the
+# fast path; block (it records the outcome), start_remediation (it enters a
+# state that carries the outcome) and resume (its rule may supersede the sha)
+# take the general path, a pipelined BEGIN .. COMMIT.
 PG_CYCLE: tuple[tuple[str, ...], ...] = (
-    ("BEGIN", _LOCK, _FIND, _INSERT, _MOVE, "COMMIT"),
-    ("BEGIN", _LOCK, _FIND, _LOCK, _LEASE, _PUT_LEASE, _MOVE_QUEUED, "COMMIT"),
+    (PG_FAST_MOVE,),
+    (PG_FAST_MOVE,),
     (
         "BEGIN",
         _LOCK,
         _FIND,
         _MOVE,
+        # The follow-up slug's owner, read by the slug check and again by the upsert's.
+        _OWNER,
         _OWNER,
         _BLOCK,
         _EVIDENCE,
@@ -158,8 +165,8 @@ PG_CYCLE: tuple[tuple[str, ...], ...] = (
     ),
     ("BEGIN", _LOCK, _FIND, _MOVE, "COMMIT"),
     ("BEGIN", _LOCK, _FIND, _MOVE_QUEUED, _CLOSE, "COMMIT"),
-    ("BEGIN", _LOCK, _FIND, _LOCK, _LEASE, _PUT_LEASE, _MOVE_QUEUED, "COMMIT"),
-    ("BEGIN", _LOCK, _FIND, _MOVE_ACTIVE, _DROP_LEASE, "COMMIT"),
+    (PG_FAST_MOVE,),
+    (PG_FAST_MOVE,),
 )
 
 _LITERAL = re.compile(r"'(?:[^']|'')*'|\$\d+|%s|\?|\b\d+\b|\bNULL\b")
@@ -226,3 +233,24 @@ def postgres_shapes(conn: Any, cycle: Callable[[], object], log: Path) -> list[s
         if m and int(m.group(1)) == pid and "log_statement" not in m.group(2):
             found.append(m.group(2))
     return found
+
+
+def postgres_round_trips(conn: Any, cycle: Callable[[], object]) -> int:
+    """How many times ``cycle()`` waits for the server on the psycopg connection ``conn``.
+
+    Counted in libpq's trace of the session: one round trip each time the
+    client, having sent messages, turns to read the server's answer.
+    """
+    from psycopg import pq  # here: the SQLite figures run without psycopg installed
+
+    with tempfile.TemporaryFile("w+") as trace:
+        conn.pgconn.trace(trace.fileno())
+        # Lines then start with the direction, F (client) or B (server).
+        conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+        try:
+            cycle()
+        finally:
+            conn.pgconn.untrace()  # flushes libpq's stream into the file
+        trace.seek(0)
+        sides = [line[:1] for line in trace if line[:1] in ("F", "B")]
+    return sum(1 for pair in pairwise(sides) if pair == ("F", "B"))
