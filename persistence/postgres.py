@@ -175,6 +175,23 @@ class PostgresDialect(Dialect):
         return _lock_key(self._namespace, *parts)
 
 
+class _Lost(Exception):
+    """The session was lost during a one-statement call (see ``PostgresStore._landed``)."""
+
+    def __init__(self, err: BaseException) -> None:
+        super().__init__(str(err))
+        self.err = err
+
+
+# Whether a call of mergegate_move committed: its entry, in the function's row shape.
+_LANDED = (
+    "SELECT c.id, c.branch, c.sha, t.source, t.seq - 1, c.submitted_at FROM transitions t "
+    "JOIN candidates c ON c.id = t.candidate_id "
+    "WHERE c.slug = %s AND t.event = %s AND t.actor = %s AND t.at = %s "
+    "ORDER BY t.seq DESC LIMIT 1"
+)
+
+
 class PostgresDatastore:
     """One session on the server, reopened when it is lost, shared by the store's threads."""
 
@@ -384,14 +401,18 @@ class PostgresDatastore:
             raise
         except psycopg.Error as err:
             if conn.broken or conn.closed:
-                raise StoreError(
-                    _BACKEND,
-                    # One statement is its own transaction: the call was also the COMMIT.
-                    f"the connection to {self.where} was lost while committing; the "
-                    "transaction may or may not have been committed: re-read the candidate "
-                    f"before retrying ({_first_line(err)})",
-                ) from err
+                raise _Lost(err) from err
             raise self.translate(err, None) from err
+
+    def unknown(self, err: BaseException) -> StoreError:
+        """The error for a call whose outcome could not be read back."""
+        # One statement is its own transaction: the call was also the COMMIT.
+        return StoreError(
+            _BACKEND,
+            f"the connection to {self.where} was lost while committing; the transaction "
+            "may or may not have been committed: re-read the candidate before retrying "
+            f"({_first_line(err)})",
+        )
 
     def close(self) -> None:
         self.closed = True
@@ -460,6 +481,8 @@ class PostgresStore(SQLStore):
                 row = self._pg.call(_MOVE, params)
             except psycopg.IntegrityError:
                 return None
+            except _Lost as lost:
+                row = self._landed(move, lost.err)
         if row is None:
             return None
         cid, branch, sha, source, seq, submitted = row
@@ -475,6 +498,28 @@ class PostgresStore(SQLStore):
             move.at,
         )
         return move.moved(before, step)
+
+    def _landed(self, move: Move, err: BaseException) -> Any:
+        """After a lost connection: the move's row if it was committed; else raise.
+
+        The connection can drop before the call reached the server, while the
+        function ran, or during its commit. A new session reads whether the
+        entry is there (the slug, event, actor and exact time of this call), so
+        the caller learns which, instead of "may or may not".
+        """
+        try:
+            row = self._pg.connection().execute(
+                _LANDED, (move.slug, move.event.value, to_pg(move.actor), move.at)
+            ).fetchone()
+        except psycopg.Error:
+            raise self._pg.unknown(err) from err
+        if row is None:
+            raise StoreError(
+                _BACKEND,
+                f"the connection to {self.where} was lost before the move was committed; "
+                f"nothing was written, retry ({_first_line(err)})",
+            ) from err
+        return tuple(row)
 
     @property
     def _conn(self) -> psycopg.Connection[Any]:

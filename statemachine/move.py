@@ -47,8 +47,9 @@ class Step:
     close_blocked: bool = False
 
 
-#: Effects a store's fast path carries out. A rule with any other effect
-#: (recording a block, a new sha) goes through the general path.
+#: Effects a store's fast path carries out. A rule that records a block goes
+#: through the general path. SUPERSEDE_SHA only *allows* a new sha: the Engine
+#: offers the fast path only calls that give none, so the sha stays as it is.
 _FAST_EFFECTS = frozenset(
     {
         Effect.TAKE_LEASE,
@@ -56,6 +57,7 @@ _FAST_EFFECTS = frozenset(
         Effect.DROP_BLOCKED,
         Effect.CLOSE_BLOCKED,
         Effect.RELEASE_IDENTITY,
+        Effect.SUPERSEDE_SHA,
     }
 )
 

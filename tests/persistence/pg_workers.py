@@ -192,7 +192,8 @@ def hanging_integrator(url: str, schema: str, ttl: float, ready: Any) -> None:
     from datetime import timedelta
 
     store = PostgresStore(url, schema=schema)
-    engine = Engine(store, actor="doomed", lease_ttl=timedelta(seconds=ttl))
+    # renew_after=None: every beat renews, and the first renewal says "ready".
+    engine = Engine(store, actor="doomed", lease_ttl=timedelta(seconds=ttl), renew_after=None)
     original = store.renew_lease
 
     def renew(name: str, owner: str, expires_at: Any) -> Any:

@@ -269,10 +269,23 @@ def test_free_text_with_nul_is_stored_exactly(pg: PostgresStore) -> None:
     assert engine.block("feat", report, idempotency_key=odd).transition == history[2]
 
 
-def test_lost_connection_during_commit_says_the_outcome_is_unknown(
-    pg_server: str, pg: PostgresStore, admin: psycopg.Connection[tuple[object, ...]]
+@pytest.mark.parametrize(
+    ("fast", "says"),
+    [
+        (False, "while committing; the transaction may or may not"),
+        # The fast path's one call is read back on a new session: it knows.
+        (True, "lost before the move was committed; nothing was written"),
+    ],
+    ids=["general-path", "fast-path"],
+)
+def test_lost_connection_during_commit_says_what_is_known(
+    pg_server: str,
+    pg: PostgresStore,
+    admin: psycopg.Connection[tuple[object, ...]],
+    fast: bool,
+    says: str,
 ) -> None:
-    """A backend killed while COMMIT runs: the error says the commit may or may not be done."""
+    """A backend killed while COMMIT runs: unknown on the general path, read back on the fast one."""
     # A deferred trigger makes COMMIT itself slow, so the kill lands inside it.
     admin.execute(
         "CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS "
@@ -294,8 +307,8 @@ def test_lost_connection_during_commit_says_the_outcome_is_unknown(
     killer = threading.Thread(target=kill_when_committing)
     killer.start()
     try:
-        with pytest.raises(StoreError, match="while committing; the transaction may or may not"):
-            Engine(pg).submit(KEY)
+        with pytest.raises(StoreError, match=says):
+            Engine(pg, fast_path=fast).submit(KEY)
     finally:
         killer.join(timeout=60)
     assert _rows(admin, "SELECT count(*) FROM candidates") == [(0,)]

@@ -129,7 +129,8 @@ def test_routine_heartbeat_renews_only_after_a_third_of_the_ttl_and_the_fence_al
 ) -> None:
     """A routine beat early in the TTL writes nothing; a late one and the fence renew the lease."""
     clock = ManualClock()
-    engine = Engine(store, clock=clock, lease_ttl=timedelta(minutes=10))
+    # renew_after=None: the beat itself decides (routine or fence), as documented.
+    engine = Engine(store, clock=clock, lease_ttl=timedelta(minutes=10), renew_after=None)
     engine.submit(CandidateKey("feat", "feat", "a" * 40))
     applier = _BeatingApplier(store, clock)
     done = engine.apply("feat", applier, owner="w1")
@@ -138,3 +139,26 @@ def test_routine_heartbeat_renews_only_after_a_third_of_the_ttl_and_the_fence_al
     assert skipped == taken
     assert renewed > taken
     assert fenced > renewed
+
+
+class _QuickApplier(_BeatingApplier):
+    """A real Applier whose every beat, the fence included, comes early in the TTL."""
+
+    def apply(self, key: CandidateKey, heartbeat: Callable[..., None]) -> ApplyResult:
+        self.expiries.append(self.store.leases()[0].expires_at)
+        self.clock.advance(seconds=60)
+        self._beat(heartbeat, fence=False)
+        self._beat(heartbeat)
+        return Integrated("b" * 40, "c" * 40)
+
+
+def test_default_engine_writes_no_renewal_while_the_lease_is_fresh(store: Store) -> None:
+    """By default a beat in the first third of the TTL only reads: the lease is not rewritten."""
+    clock = ManualClock()
+    engine = Engine(store, clock=clock, lease_ttl=timedelta(minutes=10))
+    assert engine.renew_after == timedelta(minutes=10) / 3
+    engine.submit(CandidateKey("feat", "feat", "a" * 40))
+    applier = _QuickApplier(store, clock)
+    done = engine.apply("feat", applier, owner="w1")
+    assert done.candidate.state is State.INTEGRATED
+    assert applier.expiries[1:] == [applier.expiries[0]] * 2
