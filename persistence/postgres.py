@@ -508,9 +508,11 @@ class PostgresStore(SQLStore):
         the caller learns which, instead of "may or may not".
         """
         try:
-            row = self._pg.connection().execute(
-                _LANDED, (move.slug, move.event.value, to_pg(move.actor), move.at)
-            ).fetchone()
+            row = (
+                self._pg.connection()
+                .execute(_LANDED, (move.slug, move.event.value, to_pg(move.actor), move.at))
+                .fetchone()
+            )
         except psycopg.Error:
             raise self._pg.unknown(err) from err
         if row is None:

@@ -285,7 +285,7 @@ def test_lost_connection_during_commit_says_what_is_known(
     fast: bool,
     says: str,
 ) -> None:
-    """A backend killed while COMMIT runs: unknown on the general path, read back on the fast one."""
+    """A backend killed while COMMIT runs: unknown on the general path, read back on the fast."""
     # A deferred trigger makes COMMIT itself slow, so the kill lands inside it.
     admin.execute(
         "CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS "
