@@ -154,19 +154,25 @@ class Engine(Calls):
             return None
         at = self.clock()
         ttl = request.ttl or self.lease_ttl
-        return Move(
-            request.event,
-            request.slug,
-            steps,
-            at,
-            request.actor or self.actor,
-            self.lease_name,
-            key=request.key if creating else None,
-            expected_seq=request.expected_seq,
-            note=request.note,
-            owner=request.owner if take else None,
-            expires_at=at + ttl if take else None,
-        )
+        try:
+            return Move(
+                request.event,
+                request.slug,
+                steps,
+                at,
+                request.actor or self.actor,
+                self.lease_name,
+                key=request.key if creating else None,
+                expected_seq=request.expected_seq,
+                note=request.note,
+                owner=request.owner if take else None,
+                expires_at=at + ttl if take else None,
+            )
+        except InvalidInput:
+            # The general path checks the candidate and the move before it builds
+            # the entry that refuses a bad actor: let it decide, so a missing
+            # candidate or an illegal move is reported the same on either path.
+            return None
 
     def _after(self, outcome: Outcome) -> Outcome:
         outcome, failures = run_hooks(self._subscribed, outcome)

@@ -14,6 +14,7 @@ import pytest
 from mergegate.persistence.contract import ManualClock, conflict_report
 from mergegate.statemachine import (
     CandidateKey,
+    CandidateNotFound,
     ConcurrencyConflict,
     DuplicateCandidate,
     Engine,
@@ -149,3 +150,30 @@ def test_fast_path_off_and_a_store_without_move_use_the_general_path(store: Stor
         "start_apply",
         "integrate",
     ]
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "general"])
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda e, a: e.start_apply("missing", owner="w1", actor=a), CandidateNotFound),
+        (lambda e, a: e.withdraw("missing", why="gone", actor=a), CandidateNotFound),
+        (lambda e, a: e.integrate("feat", main_sha="b" * 40, actor=a), IllegalTransition),
+        (
+            lambda e, a: e.start_apply("feat", owner="w1", actor=a, expected_seq=7),
+            ConcurrencyConflict,
+        ),
+        (lambda e, a: e.start_apply("feat", owner="w1", actor=a), InvalidInput),
+    ],
+    ids=["missing", "missing-withdraw", "illegal", "stale", "legal"],
+)
+def test_a_bad_actor_meets_the_same_error_on_either_path(
+    store: Store, fast: bool, call: Any, error: type[Exception]
+) -> None:
+    """An actor that is not UTF-8 text raises the general path's error, fast path or not."""
+    engine = Engine(store, clock=ManualClock(), fast_path=fast)
+    engine.submit(CandidateKey("feat", "feat", SHA))
+    before = _snapshot(store)
+    with pytest.raises(error):
+        call(engine, "bad\udc80actor")
+    assert _snapshot(store) == before
