@@ -37,7 +37,7 @@ __all__ = [
 # is inserted at its first state, and an update sets only the columns the move
 # changes.
 _SELECT = (
-    "SELECT id, branch, sha, state, seq, submitted_at FROM candidates "
+    "SELECT id, branch, sha, state, seq, submitted_at, updated_at FROM candidates "
     "WHERE slug = ? ORDER BY active DESC, id DESC LIMIT 1"
 )
 _SQLITE_APPEND = (

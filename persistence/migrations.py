@@ -240,7 +240,7 @@ _MOVE_FUNCTION = """CREATE OR REPLACE FUNCTION mergegate_move(
     LANGUAGE plpgsql AS $fn$
     DECLARE
         c_id bigint; c_branch text; c_sha text; c_state text; c_seq integer;
-        c_submitted timestamptz; i integer;
+        c_submitted timestamptz; c_updated timestamptz; i integer;
     BEGIN
         PERFORM pg_advisory_xact_lock(p_slug_lock);
         IF p_sha IS NOT NULL THEN
@@ -250,10 +250,13 @@ _MOVE_FUNCTION = """CREATE OR REPLACE FUNCTION mergegate_move(
             IF i IS NULL THEN RETURN; END IF;
             c_branch := p_branch; c_sha := p_sha; c_seq := 0; c_submitted := p_at;
         ELSE
-            SELECT c.id, c.branch, c.sha, c.state, c.seq, c.submitted_at
-              INTO c_id, c_branch, c_sha, c_state, c_seq, c_submitted
+            SELECT c.id, c.branch, c.sha, c.state, c.seq, c.submitted_at, c.updated_at
+              INTO c_id, c_branch, c_sha, c_state, c_seq, c_submitted, c_updated
               FROM candidates c WHERE c.slug = p_slug ORDER BY c.active DESC, c.id DESC LIMIT 1;
             IF NOT FOUND OR c_seq <> coalesce(p_expected, c_seq) THEN RETURN; END IF;
+            -- Moved after the caller read its clock (while this call waited for
+            -- the lock): the general path stamps the move anew.
+            IF c_updated > p_at THEN RETURN; END IF;
             i := array_position(p_sources, c_state);
             IF i IS NULL THEN RETURN; END IF;
             IF p_take[i] THEN

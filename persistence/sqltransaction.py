@@ -68,8 +68,8 @@ LEASE_BY_NAME = f"SELECT {named(LEASE)} FROM leases WHERE name = ?"
 SLUG_TAKEN = "SELECT 1 FROM candidates WHERE slug = ? LIMIT 1"
 # The fast path's reads and writes (SQLTransaction.move).
 _FAST_CANDIDATE = (
-    "SELECT id, branch, sha, state, seq, submitted_at FROM candidates WHERE slug = ? "
-    "ORDER BY active DESC, id DESC LIMIT 1"
+    "SELECT id, branch, sha, state, seq, submitted_at, updated_at FROM candidates "
+    "WHERE slug = ? ORDER BY active DESC, id DESC LIMIT 1"
 )
 _LEASE_TAKEN = "SELECT 1 FROM leases WHERE name = ?"
 _CREATE_AT = (
@@ -449,8 +449,12 @@ class SQLTransaction:
             row = ex(q[_FAST_CANDIDATE], (move.slug,)).fetchone()
             if row is None:
                 return None
-            cid, branch, sha, state_value, seq, submitted = row
+            cid, branch, sha, state_value, seq, submitted, updated = row
             if move.expected_seq is not None and move.expected_seq != seq:
+                return None
+            if _time(updated) > move.at:
+                # Another writer moved it after this call read the clock (while
+                # this one waited for the lock): the general path stamps it anew.
                 return None
             state = _STATES[state_value]
             step = move.step(state)

@@ -118,11 +118,11 @@ class Engine(Calls):
             moved = mover(move)
             if moved is not None:
                 return self._after(Outcome(moved.candidate, moved.entry))
-        # Each call reads the clock once, fast path or not, declined or not, so
-        # an Engine's times do not depend on which path a call took.
-        at = self.clock() if move is None else move.at
+        # The general path reads the clock inside the transaction, once it holds
+        # the candidate, so a call that waited for another writer is stamped
+        # after that writer's move (a store declines a fast move for the same reason).
         with self.store.transaction() as tx:
-            outcome = self._fire(tx, request, at)
+            outcome = self._fire(tx, request)
         return self._after(outcome)
 
     def _fast_move(self, request: Request) -> Move | None:

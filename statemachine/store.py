@@ -185,9 +185,11 @@ class Mover(Protocol):
         """Carry out ``move`` in one transaction, or return ``None`` having written nothing.
 
         Accept only the happy case: the candidate exists (or, creating, no
-        candidate holds the slug), ``move.step`` has a step from its state,
-        ``expected_seq`` (if given) is its seq, and a lease-taking step finds
-        the lease free. Decline everything else, without raising.
+        candidate holds the slug), it has not moved since ``move.at`` (its
+        ``updated_at`` is not later: a history never goes back in time),
+        ``move.step`` has a step from its state, ``expected_seq`` (if given) is
+        its seq, and a lease-taking step finds the lease free. Decline
+        everything else, without raising.
         """
 
 

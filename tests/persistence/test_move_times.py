@@ -33,26 +33,7 @@ def two_sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tup
         store.close()
 
 
-@pytest.mark.parametrize(
-    "fast",
-    [
-        pytest.param(
-            True,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="the fast path stamps a move before it takes the lock (Move.at)",
-            ),
-        ),
-        pytest.param(
-            False,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="Engine.fire reads the clock before store.transaction() takes the lock",
-            ),
-        ),
-    ],
-    ids=["fast", "general"],
-)
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "general"])
 def test_a_waiting_move_is_not_stamped_before_the_move_it_waited_for(
     two_sessions: tuple[Store, Store], fast: bool
 ) -> None:
