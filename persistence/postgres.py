@@ -340,7 +340,29 @@ class PostgresDatastore:
         # Anything else (an Engine error, a KeyboardInterrupt) propagates as it is.
         with suppress(psycopg.Error):
             self._end(exc)
+        if isinstance(exc, MergegateError) and not isinstance(exc, StoreError):
+            self._decline()
+            return
         self._roll_back()
+
+    def _decline(self) -> None:
+        """Roll back after the Engine refused a move, keeping the prepared statements.
+
+        psycopg forgets every prepared statement when it sees a ``ROLLBACK``
+        (in case the transaction dropped or altered what they name) and then
+        sends ``DEALLOCATE ALL``. A refused move (a held lease, a stale seq)
+        changed no schema, and in a busy queue it is common: going through
+        libpq directly keeps the statements, and saves the round trips of
+        deallocating and preparing them again.
+        """
+        conn = self.conn
+        if conn.broken or conn.closed:
+            return
+        if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            return
+        result = conn.pgconn.exec_(b"ROLLBACK")
+        if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
+            conn.close()  # the session is in an unknown state: the next call reopens it
 
     def _end(self, exc: BaseException | None) -> None:
         pipeline, self._pipeline = self._pipeline, None

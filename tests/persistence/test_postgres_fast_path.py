@@ -20,7 +20,16 @@ from psycopg import pq, sql
 
 from mergegate.persistence import PostgresStore
 from mergegate.persistence.contract import ManualClock
-from mergegate.statemachine import TABLE, CandidateKey, Engine, Event, MergegateError, Move, State
+from mergegate.statemachine import (
+    TABLE,
+    CandidateKey,
+    Engine,
+    Event,
+    LeaseHeld,
+    MergegateError,
+    Move,
+    State,
+)
 from mergegate.statemachine.move import steps_for
 
 pytestmark = pytest.mark.postgres
@@ -200,3 +209,21 @@ def test_declined_move_answers_as_the_general_path(
     assert general_done[0] != '"SELECT 0"'
     assert fast_trips > general_trips
     assert _tables(admin) == before
+
+
+def test_a_refused_move_keeps_the_sessions_prepared_statements(pg: PostgresStore) -> None:
+    """LeaseHeld on the general path rolls back without psycopg's DEALLOCATE ALL."""
+    engine = Engine(pg, fast_path=False)
+    for n in range(7):  # psycopg prepares a statement on its fifth run
+        engine.submit(CandidateKey(f"c{n}", f"c{n}", "a" * 40))
+    engine.start_apply("c0", owner="w1")
+    conn = pg._conn
+    prepared = conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()
+    assert prepared is not None
+    assert prepared[0] > 0
+    with pytest.raises(LeaseHeld):
+        engine.start_apply("c1", owner="w2")
+    after = conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()
+    assert after == prepared
+    assert engine.integrate("c0", main_sha="b" * 40).state is State.INTEGRATED
+    assert engine.start_apply("c1", owner="w2").state is State.APPLYING
