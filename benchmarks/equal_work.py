@@ -142,10 +142,10 @@ PG_FAST_MOVE = (
 
 # One candidate through figure 8's seven moves, as the PostgreSQL store issues
 # them since schema version 4, captured from the server's statement log on
-# 2026-11-26 (branch pgmove): submit and both starts and integrate take the
-# fast path; block (it records the outcome), start_remediation (it enters a
-# state that carries the outcome) and resume (its rule may supersede the sha)
-# take the general path, a pipelined BEGIN .. COMMIT.
+# 2026-11-26: submit, both starts, resume (no new sha, no resolver) and
+# integrate take the fast path; block (it records the outcome) and
+# start_remediation (it enters a state that carries the outcome) take the
+# general path, a pipelined BEGIN .. COMMIT.
 PG_CYCLE: tuple[tuple[str, ...], ...] = (
     (PG_FAST_MOVE,),
     (PG_FAST_MOVE,),
@@ -154,8 +154,7 @@ PG_CYCLE: tuple[tuple[str, ...], ...] = (
         _LOCK,
         _FIND,
         _MOVE,
-        # The follow-up slug's owner, read by the slug check and again by the upsert's.
-        _OWNER,
+        # The follow-up slug's owner (the transaction remembers it for the second ask).
         _OWNER,
         _BLOCK,
         _EVIDENCE,
@@ -164,7 +163,7 @@ PG_CYCLE: tuple[tuple[str, ...], ...] = (
         "COMMIT",
     ),
     ("BEGIN", _LOCK, _FIND, _MOVE, "COMMIT"),
-    ("BEGIN", _LOCK, _FIND, _MOVE_QUEUED, _CLOSE, "COMMIT"),
+    (PG_FAST_MOVE,),
     (PG_FAST_MOVE,),
     (PG_FAST_MOVE,),
 )

@@ -174,6 +174,8 @@ class SQLTransaction:
         self._candidates: dict[str, Candidate | None] = {}
         self._blocked: dict[CandidateKey, BlockedRecord | None] = {}
         self._latest: dict[str, str | None] = {}
+        # Who holds a follow-up slug: a slug rule asks, then the Engine asks again.
+        self._owners: dict[str, CandidateKey | None] = {}
         #: Set by the store when ``COMMIT`` is sent: a lost connection then
         #: leaves the outcome unknown.
         self.committing = False
@@ -306,11 +308,14 @@ class SQLTransaction:
         return self._blocked[key]
 
     def follow_up_owner(self, follow_up_slug: str) -> CandidateKey | None:
-        row = self._one(
-            "SELECT slug, branch, sha FROM integration_blocked_outcomes WHERE follow_up_slug = ?",
-            (follow_up_slug,),
-        )
-        return None if row is None else CandidateKey(row[0], row[1], row[2])
+        if follow_up_slug not in self._owners:
+            row = self._one(
+                "SELECT slug, branch, sha FROM integration_blocked_outcomes "
+                "WHERE follow_up_slug = ?",
+                (follow_up_slug,),
+            )
+            self._owners[follow_up_slug] = None if row is None else _key(row[0], row[1], row[2])
+        return self._owners[follow_up_slug]
 
     def latest_follow_up(self, slug: str) -> str | None:
         if slug not in self._latest:
@@ -361,6 +366,7 @@ class SQLTransaction:
             (record.follow_up_slug, record.id, stamp),
         )
         self._blocked[key] = record
+        self._owners[record.follow_up_slug] = key
         if record.occurrences == 1:
             self._latest[key.slug] = record.follow_up_slug
         return record
