@@ -91,6 +91,25 @@ def _entries(path: Path, text: str) -> list[dict[str, Any]] | None:
     return _parse(path, text, _safe())
 
 
+# The slugs of the last roadmap text parsed or written, per path. A block of an
+# identity already blocked queues its follow-up again and asks for its roadmap
+# entry again; parsing the whole roadmap to find the entry there cost a replay
+# ten times a plain move. Keyed by the whole text, not by the file's stat, so an
+# edit by anyone is seen: comparing two strings costs far less than a parse.
+_SEEN: dict[str, tuple[str, frozenset[str]]] = {}
+
+
+def _known_slugs(path: Path, text: str) -> frozenset[str]:
+    """The slugs of ``text`` (the roadmap at ``path``), parsed once per distinct text."""
+    seen = _SEEN.get(str(path))
+    if seen is not None and seen[0] == text:
+        return seen[1]
+    data = _entries(path, text)
+    slugs = frozenset() if data is None else frozenset(str(entry["slug"]) for entry in data)
+    _SEEN[str(path)] = (text, slugs)
+    return slugs
+
+
 def _load(path: Path, text: str) -> CommentedSeq | None:
     """The roadmap list of ``text`` in round-trip form, comments attached, for re-dumping."""
     from ruamel.yaml.comments import CommentedSeq  # noqa: PLC0415
@@ -195,9 +214,10 @@ def add_roadmap_entry(
         for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
             leftover.unlink(missing_ok=True)
         text = _read(path)
-        data = _entries(path, text)
-        if data is not None and any(entry["slug"] == slug for entry in data):
+        known = _known_slugs(path, text)
+        if slug in known:
             return False
+        data = _entries(path, text)
         entry = CommentedMap()
         entry["slug"] = slug
         if group is not None:
@@ -208,7 +228,9 @@ def add_roadmap_entry(
         if summary:
             # One printable line: YAML emitters mangle some control characters (NEL).
             entry["description"] = summary
-        replace_file(path, _with_entry(path, text, data, entry))
+        written = _with_entry(path, text, data, entry)
+        replace_file(path, written)
+        _SEEN[str(path)] = (written, known | {slug})
         return True
 
 

@@ -192,3 +192,16 @@ def test_follow_ups_refuse_a_bad_group_at_construction(tmp_path: Path, group: st
     """FollowUps checks its roadmap group when it is built, not at the first block."""
     with pytest.raises(InvalidInput, match="roadmap group"):
         FollowUps(tmp_path, group=group)
+
+
+def test_an_edit_between_calls_is_seen_though_the_last_parse_is_remembered(tmp_path: Path) -> None:
+    """A roadmap entry removed by hand after it was added is added again on the next call."""
+    path = tmp_path / "todos" / "roadmap.yaml"
+    assert add_roadmap_entry(path, "alpha")
+    assert add_roadmap_entry(path, "beta")
+    assert not add_roadmap_entry(path, "alpha")  # remembered: no parse, no write
+    path.write_text("- slug: beta\n")  # a person deletes alpha's entry
+    assert add_roadmap_entry(path, "alpha")
+    assert roadmap_slugs(path) == ["beta", "alpha"]
+    path.write_text("- slug: beta\n- slug: alpha\n- slug: gamma\n")
+    assert not add_roadmap_entry(path, "gamma")
