@@ -8,7 +8,7 @@ prepares it (one more exchange, once), so the counts are taken on a warm session
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -38,22 +38,6 @@ A = CandidateKey("feat-a", "feat-a", "a" * 40)
 B = CandidateKey("feat-b", "feat-b", "b" * 40)
 MAIN = "c" * 40
 _TABLES = ("candidates", "transitions", "leases", "integration_blocked_outcomes")
-
-
-@pytest.fixture
-def pg(pg_server: str, pg_schema: str) -> Iterator[PostgresStore]:
-    """A store in a fresh schema."""
-    opened = PostgresStore(pg_server, schema=pg_schema)
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def admin(pg_server: str, pg_schema: str) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
-    """A plain autocommit connection looking at the same schema."""
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(pg_schema)))
-        yield conn
 
 
 def _tables(admin: psycopg.Connection[tuple[Any, ...]]) -> dict[str, list[tuple[Any, ...]]]:

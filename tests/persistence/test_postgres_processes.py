@@ -10,7 +10,7 @@ import importlib
 import multiprocessing
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -34,14 +34,6 @@ def pg_workers(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """The worker module, importable by name in spawned children (they inherit sys.path)."""
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
     return importlib.import_module("pg_workers")
-
-
-@pytest.fixture
-def pg(pg_server: str, pg_schema: str) -> Iterator[PostgresStore]:
-    """A store in a fresh schema."""
-    opened = PostgresStore(pg_server, schema=pg_schema)
-    yield opened
-    opened.close()
 
 
 def _in_processes(target: Callable[..., None], argsets: list[tuple[Any, ...]]) -> dict[str, Any]:

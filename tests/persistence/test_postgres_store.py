@@ -9,13 +9,11 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import attrs
 import psycopg
 import pytest
-from psycopg import sql
 
 from mergegate.persistence import POSTGRES_MIGRATIONS, PostgresStore
 from mergegate.persistence.contract import ManualClock, conflict_report
@@ -39,22 +37,6 @@ pytestmark = pytest.mark.postgres
 
 KEY = CandidateKey("feat", "feat", "a" * 40)
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def pg(pg_server: str, pg_schema: str) -> Iterator[PostgresStore]:
-    """A store in a fresh schema."""
-    opened = PostgresStore(pg_server, schema=pg_schema)
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def admin(pg_server: str, pg_schema: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
-    """A plain autocommit connection looking at the same schema."""
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(pg_schema)))
-        yield conn
 
 
 def _rows(conn: psycopg.Connection[tuple[object, ...]], query: str) -> list[tuple[object, ...]]:
