@@ -483,13 +483,10 @@ class Engine(Calls):
 
     # -- the one fire path, inside a transaction ---------------------------
 
-    def _fire(self, tx: Transaction, request: Request, at: datetime | None = None) -> Outcome:
-        """Check ``request`` against the table, append its entry, and carry out its effects.
-
-        ``at`` is the move's time, read from the clock when not given.
-        """
+    def _fire(self, tx: Transaction, request: Request) -> Outcome:
+        """Check ``request`` against the table, append its entry, and carry out its effects."""
         if self.table.rule(None, request.event) is not None:
-            return self._create(tx, request, at)
+            return self._create(tx, request)
         candidate = self._locate(tx, request.slug)
         digest = None if request.idempotency_key is None else request.digest()
         if request.idempotency_key is not None:
@@ -511,7 +508,6 @@ class Engine(Calls):
             idempotency_key=request.idempotency_key,
             actor=request.actor,
             request_digest=digest,
-            at=at,
         )
         # Guards: each may refuse the move before the entry is appended.
         if Effect.TAKE_LEASE in effects:
@@ -535,7 +531,7 @@ class Engine(Calls):
             entry = tx.transition_by_idempotency_key(candidate.id, request.idempotency_key) or entry
         return self._outcome(tx, moved, entry)
 
-    def _create(self, tx: Transaction, request: Request, at: datetime | None) -> Outcome:
+    def _create(self, tx: Transaction, request: Request) -> Outcome:
         key = request.key
         if key is None:
             raise InvalidInput("candidate", None, f"{request.event} needs the candidate's identity")
@@ -546,7 +542,7 @@ class Engine(Calls):
             existing = tx.find_candidate(key)
         if existing is not None and existing.state not in self.table.released:
             return Outcome(existing, None)
-        at = at or self.clock()
+        at = self.clock()
         created = tx.insert_candidate(key, at)
         entry = self._now_entry(
             created,
