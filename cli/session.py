@@ -23,7 +23,13 @@ if TYPE_CHECKING:
     # Each part is imported by the method that builds it, so a command pays only
     # for what it opens (`show` never loads the git applier): see cli/lazy.py.
     from mergegate.apply import CheckSpec, GitApplier
-    from mergegate.followups import FollowUps, GuidanceTemplates, ResolvedRule, Wiring
+    from mergegate.followups import (
+        FollowUpGuide,
+        FollowUps,
+        GuidanceTemplates,
+        ResolvedRule,
+        Wiring,
+    )
     from mergegate.statemachine import BlockedRecord, BlockedReport, Engine, Resolver, Store
 
     from .config import CheckConfig, Config
@@ -145,17 +151,13 @@ class Session:
     def engine(self) -> Engine:
         """The Engine, wired with the follow-up hook, guide and resolver; logging on."""
         if self._engine is None:
-            from mergegate.followups import FollowUpGuide, build_engine  # noqa: PLC0415
+            from mergegate.followups import build_engine  # noqa: PLC0415
 
             config, store = self.config(), self.store()
             self._check_actor()
             from .notify import notify_hooks  # noqa: PLC0415
 
-            guide = FollowUpGuide(
-                self.templates(),
-                todos_label=config.todos_label,
-                evidence=lambda record: _latest_report(store, record),
-            )
+            guide = self._guide()
             wiring = attrs.evolve(self.wiring(), resolver=self.resolver(), custom_guide=guide)
             self._start_logging()
             self._engine = build_engine(
@@ -178,17 +180,22 @@ class Session:
         """
         if self._engine is not None:
             return self._engine
-        from mergegate.followups import FollowUpGuide  # noqa: PLC0415
         from mergegate.statemachine import Engine  # noqa: PLC0415
 
-        config, store = self.config(), self.store()
+        store = self.store()
         self._check_actor()
-        guide = FollowUpGuide(
+        return Engine(store, guide=self._guide(), actor=self.actor)
+
+    def _guide(self) -> FollowUpGuide:
+        """The guide every Engine of this session renders with (templates, label, evidence)."""
+        from mergegate.followups import FollowUpGuide  # noqa: PLC0415
+
+        store = self.store()
+        return FollowUpGuide(
             self.templates(),
-            todos_label=config.todos_label,
+            todos_label=self.config().todos_label,
             evidence=lambda record: _latest_report(store, record),
         )
-        return Engine(store, guide=guide, actor=self.actor)
 
     def _check_actor(self) -> None:
         from mergegate.statemachine import InvalidInput  # noqa: PLC0415
