@@ -17,12 +17,15 @@ from .audit import repository_violations as repository_violations
 from .chain import ChainRun, integrate_chain
 from .checks import CheckSpec
 from .checks import run_check as run_check
-from .errors import GitCommandFailed, GitNotFound, MainCheckedOut
+from .errors import GitCommandFailed, GitNotFound, MainCheckedOut, RepositoryBusy
 from .git import Git as Git
 from .git import GitOutput as GitOutput
 from .git import Identity
 from .liveness import holder_gone, lease_owner
 from .plumbing import remote_main as remote_main
+from .remote import FENCE_REF as FENCE_REF
+from .remote import NothingPushed, RemoteUnreachable
+from .remote import Remote as Remote
 from .resolve import (
     AmbiguousSha,
     BranchNotFound,
@@ -45,6 +48,7 @@ __all__ = [
     "GitNotFound",
     "Identity",
     "MainCheckedOut",
+    "RepositoryBusy",
     "NotACommit",
     "NotInBranch",
     "ShaNotResolved",
@@ -55,5 +59,7 @@ __all__ = [
     "integrate_chain",
     "resolve_candidate_sha",
     "resolve_sha",
+    "NothingPushed",
+    "RemoteUnreachable",
     "RepositoryViolation",
 ]

@@ -6,13 +6,21 @@ the checks in a scratch worktree, then move ``main`` under the fence: take
 git's lock on ``main`` (expecting the ``main`` the merge was made on), check the
 lease while holding it, push if there is a remote, and commit the update. Only
 that commit can move ``main``, and only to a commit that passed.
+
+With a remote, its ``main`` is canonical: the push is one atomic push of
+``main`` and the fence ref the server checks (``remote.py``), a failed push is
+decided by asking the remote, an outside push is followed (local ``main``
+fast-forwarded, the attempt made again), and recovery advances the fence
+before it reads the remote's ``main``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,18 +45,14 @@ from mergegate.statemachine import (
 
 from .catfile import CatFile
 from .checkout import checkout_problem, update_checkout
-from .checks import CheckSpec, run_check, spec_tuple
-from .errors import GitCommandFailed, GitNotFound, MainCheckedOut
+from .checks import CheckSpec, run_retrying, spec_tuple
+from .errors import GitCommandFailed, GitNotFound, MainCheckedOut, RepositoryBusy
 from .fence import MainLock, Moved, holding, lock_path, take_main_waiting
+from .fenced_push import push_fenced
 from .git import NO_HOOKS, Git, Identity
-from .plumbing import (
-    Conflict,
-    commit_tree,
-    is_ancestor,
-    merge_trees,
-    push_with_lease,
-    remote_main,
-)
+from .plumbing import Conflict, commit_tree, is_ancestor, merge_trees
+from .remote import FENCE_TRIES, Remote
+from .runners import CheckJob, CheckRunner
 from .worktree import cleanup_stale, list_worktrees, scratch_root, scratch_worktree
 
 __all__ = ["NULL_SHA", "Built", "GitApplier", "checks_failed"]
@@ -90,6 +94,12 @@ def _evidence(**fields: Any) -> Evidence:
     return Evidence(**fields)
 
 
+def _busy(repo: Path, err: GitCommandFailed) -> RepositoryBusy | None:
+    """The lock another git process holds, if that is why ``err``'s command failed."""
+    found = re.search(r"Unable to create '([^']+\.lock)': File exists", err.stderr)
+    return None if found is None else RepositoryBusy(str(repo), found[1], err.stderr)
+
+
 def _precondition(main: str, diagnostic: str) -> Blocked:
     return Blocked(BlockedReport(Reason.PRECONDITION_FAILED, main, Evidence(diagnostic=diagnostic)))
 
@@ -111,16 +121,26 @@ class Built:
 def checks_failed(
     key: CandidateKey, built: Built, results: Sequence[CheckResult]
 ) -> Blocked | None:
-    """The Blocked result of ``results`` if one of them failed, else ``None``."""
-    failed = [r.name for r in results if r.failed]
+    """The Blocked result of ``results`` if one of them failed, else ``None``.
+
+    A CI's check (one with a build URL) that never started or never finished
+    before its deadline blocks as ``checks_timed_out``; a local check killed
+    at its timeout stays ``checks_failed``, as it always was.
+    """
+    failed = [r for r in results if r.failed]
     if not failed:
         return None
+    first = failed[0]
+    if first.timed_out and first.url is not None:
+        reason, what = Reason.CHECKS_TIMED_OUT, "timed out"
+    else:
+        reason, what = Reason.CHECKS_FAILED, "failed"
     return Blocked(
         BlockedReport(
-            Reason.CHECKS_FAILED,
+            reason,
             built.base,
             _evidence(checks=tuple(results)),
-            detail=f"check {failed[0]!r} failed on the merge of {key}",
+            detail=f"check {first.name!r} {what} on the merge of {key}",
         )
     )
 
@@ -160,15 +180,20 @@ class GitApplier:
     check_env: Mapping[str, str] | None = attrs.field(default=None, kw_only=True)
     hooks_path: str | None = attrs.field(default=None, kw_only=True)
     lock_wait: float = attrs.field(default=5.0, validator=_seconds, kw_only=True)
-    #: Told each step as it begins: ``("merge", None)``, ``("check", name)``,
-    #: ``("move", None)``; ``mergegate run`` shows it as progress. It must not raise.
+    #: Told each step as it begins: ``("merge", None)``, ``("check", name)`` (once the
+    #: check's process runs), ``("move", None)``; ``mergegate run`` shows it as progress.
+    #: It must not raise.
     on_step: Callable[[str, str | None], None] | None = attrs.field(default=None, kw_only=True)
+    #: Where the checks run instead of ``checks`` (a CI, see runners.py); ``None``: locally.
+    runner: CheckRunner | None = attrs.field(default=None, kw_only=True)
     git: Git = attrs.field(init=False)
     _root: Path = attrs.field(init=False)
     _common: Path = attrs.field(init=False)
     _catfile: CatFile = attrs.field(init=False)
     #: git in the work tree where ``main`` is checked out, if there is one.
     _checkout: Git | None = attrs.field(init=False, default=None)
+    #: The configured remote, once checked: every move of its main is fenced.
+    _remote: Remote | None = attrs.field(init=False, default=None)
 
     def __attrs_post_init__(self) -> None:
         check_branch(self.main_branch, field="main branch")
@@ -196,7 +221,12 @@ class GitApplier:
                     self.git_executable,
                     hooks_path=self.hooks_path or NO_HOOKS,
                 )
-                problem = checkout_problem(checkout)
+                try:
+                    problem = checkout_problem(checkout)
+                except RepositoryBusy:
+                    # Held for a moment by a person's git: the move checks it
+                    # again under the lock, and waits then if it must.
+                    problem = None
                 if problem is not None:
                     raise MainCheckedOut(str(self.repo), str(tree.path), self.main_branch, problem)
                 self._checkout = checkout
@@ -207,6 +237,12 @@ class GitApplier:
                 raise InvalidInput(
                     "remote", self.remote, "configure it with `git remote add` first"
                 ) from err
+            self._remote = Remote(self.git, self.remote, self.push_timeout)
+
+    @property
+    def has_checks(self) -> bool:
+        """Whether a merge commit is checked before ``main`` moves (locally or on a CI)."""
+        return bool(self.checks) or self.runner is not None
 
     @property
     def main_ref(self) -> str:
@@ -255,9 +291,74 @@ class GitApplier:
             removed,
         ):
             canonical = main
-            if self.remote is not None:
-                canonical = remote_main(self.git, self.remote, self.main_ref, self.push_timeout)
+            if self._remote is not None:
+                # The fence first: once it moved, no push a dead or stalled
+                # mover prepared can land (the server refuses its old token),
+                # so the remote's main read after it is final for the decision.
+                self._remote.advance_fence("recovery", self.main_ref)
+                canonical = self._remote.fetch_main(self.main_ref)
             yield HeldMain(canonical, None if removed is None else str(removed))
+
+    def sync(self) -> str | None:
+        """With a remote: fetch its branches and bring local ``main`` up to the remote's.
+
+        Every branch of the remote is fetched into ``refs/remotes/<remote>/*``
+        (pruned: a branch deleted on the server goes), so a fix a developer
+        pushed is seen. Local ``main`` is fast-forwarded to the remote's under
+        git's lock on it (an outside push is a moved main, not a block).
+        Returns ``main``'s sha. Raises RemoteUnreachable, or RepositoryError if
+        the remote's ``main`` was rewound behind local ``main``. Without a
+        remote there is nothing to fetch: it returns ``None`` and reads nothing,
+        so a ``main`` with no commit yet is the apply's to report ("nothing to
+        apply"), not an error here.
+        """
+        if self._remote is None:
+            return None
+        self._remote.fetch_all()
+        tracked = self._catfile.lookup(f"{self._remote.tracking(self.main_branch)}^{{commit}}")
+        remote_main = tracked[0].oid
+        if remote_main is None:
+            raise RepositoryError(
+                str(self.repo),
+                f"remote {self.remote} has no {self.main_ref}; push it there first "
+                f"(git push {self.remote} {self.main_branch})",
+            )
+        return self._follow(remote_main)
+
+    def _follow(self, remote_main: str) -> str:
+        """Fast-forward local ``main`` to ``remote_main`` under git's lock; return main after."""
+        for _ in range(FENCE_TRIES):
+            local = self.main_sha()
+            if local == remote_main:
+                return local
+            if not is_ancestor(self.git, local, remote_main):
+                raise RepositoryError(
+                    str(self.repo),
+                    f"remote {self.remote}'s {self.main_ref} ({remote_main[:12]}) does not contain "
+                    f"the integration clone's {self.main_ref} ({local[:12]}): it was rewound or "
+                    "rewritten outside mergegate, which only moves main forward; restore it "
+                    f"(git push {self.remote} {local}:{self.main_ref}) or reset this clone's "
+                    "main to it by hand, then run again",
+                )
+            lock = take_main_waiting(
+                self.git, self._common, self.main_ref, local, remote_main, wait=self.lock_wait
+            )
+            if isinstance(lock, Moved):
+                continue
+            if not isinstance(lock, MainLock):
+                raise GitCommandFailed(str(self.repo), ("update-ref", "--stdin"), 128, lock.stderr)
+            with lock:
+                if self._checkout is not None:
+                    stopped = self._update_checkout(self._checkout, local, remote_main)
+                    if stopped is not None:
+                        raise RepositoryError(
+                            str(self.repo), stopped.report.evidence.diagnostic or "refused"
+                        )
+                lock.commit()
+            return remote_main
+        raise RepositoryError(
+            str(self.repo), f"{self.main_ref} kept moving while it was brought up to the remote's"
+        )
 
     def close(self) -> None:
         """Stop the applier's long-running ``git cat-file``; the applier stays usable.
@@ -311,12 +412,16 @@ class GitApplier:
             key.sha,
             f"refs/heads/{key.branch}",
         ]
+        if self._remote is not None:
+            # The server's branch (fetched by sync) wins over a local one.
+            names.append(self._remote.tracking(key.branch))
         try:
-            main, tree, commit, obj, branch = self._catfile.lookup(*names)
+            main, tree, commit, obj, local, *tracked = self._catfile.lookup(*names)
         except GitNotFound:
             raise
         except RepositoryError as err:
             return _precondition(NULL_SHA, f"repository {self.repo} is not readable: {err}")
+        branch = tracked[0] if tracked and tracked[0].oid is not None else local
         if main.oid is None:
             return _precondition(NULL_SHA, f"{self.main_ref} does not resolve to a commit")
         if commit.oid is None:
@@ -324,12 +429,18 @@ class GitApplier:
             return _precondition(main.oid, f"candidate sha {key.sha} is {what} in {self.repo}")
         if self.require_branch_ref:
             if branch.oid is None:
+                if self._remote is not None:
+                    return _precondition(
+                        main.oid,
+                        f"branch {key.branch} is not on remote {self.remote} (deleted there?) "
+                        f"and refs/heads/{key.branch} does not exist",
+                    )
                 return _precondition(main.oid, f"branch refs/heads/{key.branch} does not exist")
             # The usual case, the branch tip itself, needs no extra git process.
             if branch.oid != commit.oid and not is_ancestor(self.git, commit.oid, branch.oid):
                 return _precondition(
                     main.oid,
-                    f"branch refs/heads/{key.branch} (at {branch.oid[:12]}) does not contain "
+                    f"branch {branch.name} (at {branch.oid[:12]}) does not contain "
                     f"candidate sha {key.sha}",
                 )
         return _Read(main.oid, tree.oid, commit.oid)
@@ -347,7 +458,7 @@ class GitApplier:
             return built
         if built.already:
             return AlreadyIntegrated(read.main)
-        if self.checks:
+        if self.has_checks:
             heartbeat()
             results = self.run_checks(key, built, heartbeat, self.heartbeat_every)
             failed = checks_failed(key, built, results)
@@ -396,12 +507,49 @@ class GitApplier:
         # then keeps the common path at one process fewer.
         if merged.tree == base_tree and is_ancestor(self.git, read.commit, base):
             return Built(base, read.commit, base, already=True)
+        resumed = self._resumed(key, base, read.commit, merged.tree)
+        if resumed is not None:
+            return Built(base, read.commit, resumed)
         message = (
             f"mergegate: integrate {key.slug} ({key.branch}@{read.commit[:7]})\n\n"
             f"Candidate: {read.commit}\n"
         )
         commit = commit_tree(self.git, merged.tree, (base, read.commit), message)
         return Built(base, read.commit, commit)
+
+    def _resumed(self, key: CandidateKey, base: str, candidate: str, tree: str) -> str | None:
+        """The merge commit a CI is still checking for this merge (an integrator restarted).
+
+        Reused only if it is exactly this merge (same tree, parents ``base`` and
+        the candidate), so waiting on its builds checks what would be moved.
+        """
+        if self.runner is None:
+            return None
+        found = self.runner.resumable(key, base)
+        if found is None:
+            return None
+        shown = self.git.run("show", "-s", "--format=%T %P", found, ok=(0, 128)).text.split()
+        return found if shown == [tree, base, candidate] else None
+
+    def publish(self, commit: str) -> str:
+        """Push ``commit`` to the remote as ``refs/mergegate/checks/<commit>`` for a CI to fetch.
+
+        A ref outside ``refs/heads``: no branch-triggered job reacts to it.
+        """
+        if self.remote is None:
+            raise InvalidInput("remote", None, "checks on a CI need a remote the CI fetches from")
+        ref = f"refs/mergegate/checks/{commit}"
+        self.git.run(
+            "push",
+            "--quiet",
+            "--no-verify",
+            "--end-of-options",
+            self.remote,
+            f"{commit}:{ref}",
+            timeout=self.push_timeout,
+            die_with_parent=True,
+        )
+        return ref
 
     def move(
         self, built: Built, heartbeat: Callable[[], None], attempts: tuple[str, ...] = ()
@@ -423,7 +571,10 @@ class GitApplier:
         if isinstance(lock, Moved):
             return None
         if not isinstance(lock, MainLock):
-            raise GitCommandFailed(str(self.repo), ("update-ref", "--stdin"), 128, lock.stderr)
+            # Another process holds git's lock on main: the host's, not the candidate's, problem.
+            raise RepositoryBusy(
+                str(self.repo), str(lock_path(self._common, self.main_ref)), lock.stderr
+            )
         with lock:
             # Raises LeaseHeld if recovery took the lease: the lock is aborted
             # on the way out, and main stays where it was.
@@ -438,19 +589,16 @@ class GitApplier:
                     stopped = self._update_checkout(self._checkout, base, commit)
                     if stopped is not None:
                         return stopped
-            if self.remote is not None:
-                refused = push_with_lease(
-                    self.git,
-                    self.remote,
-                    self.main_ref,
-                    commit,
-                    base,
-                    timeout=self.push_timeout,
-                )
-                if refused is not None:
-                    return Blocked(
-                        BlockedReport(Reason.PUSH_REJECTED, base, Evidence(diagnostic=refused))
-                    )
+            if self._remote is not None:
+                pushed = push_fenced(self._remote, self.main_ref, base, commit, heartbeat)
+                if isinstance(pushed, Blocked):
+                    return pushed
+                if pushed is None:
+                    moved_to = self._remote.fetch_main(self.main_ref)
+                    lock.abort()
+                    # Outside the lock: following takes it again, as an update.
+                    self._follow(moved_to)
+                    return None
                 if self._checkout is not None:
                     # The remote's main has moved: the move stands whatever the
                     # work tree does, so a failure here only leaves it behind.
@@ -474,6 +622,11 @@ class GitApplier:
         try:
             update_checkout(checkout, old, new)
         except GitCommandFailed as err:
+            busy = _busy(self.repo, err)
+            if busy is not None:
+                # A person's `git status` or an IDE holds the index for a moment:
+                # nothing moved, and the candidate is not at fault.
+                raise busy from None
             first = err.stderr.strip().splitlines()[0] if err.stderr.strip() else "refused"
             return _precondition(
                 old, self._checkout_refusal(checkout.repo, f"git read-tree refused: {first}")
@@ -485,6 +638,25 @@ class GitApplier:
             self.on_step(step, detail)
 
     def run_checks(
+        self,
+        key: CandidateKey,
+        built: Built,
+        tick: Callable[[], None],
+        tick_every: float,
+    ) -> tuple[CheckResult, ...]:
+        """The checks' verdict on ``built.commit``: the runner's if one is set, else the local one.
+
+        ``tick`` is called while they run; if it raises, they are stopped (a
+        CI's builds cancelled) and the exception propagates.
+        """
+        if self.runner is None:
+            return self.run_local_checks(key, built, tick, tick_every)
+        job = CheckJob(
+            key, built.base, built.candidate, built.commit, lambda: self.publish(built.commit)
+        )
+        return self.runner.run(job, tick, tick_every)
+
+    def run_local_checks(
         self,
         key: CandidateKey,
         built: Built,
@@ -508,8 +680,10 @@ class GitApplier:
         results: list[CheckResult] = []
         with scratch_worktree(self.git, self._root, built.commit) as path:
             for spec in self.checks:
-                self._step("check", spec.name)
-                result = run_check(spec, path, env, tick, tick_every)
+                # Told once the check runs: a stop signal let through by the step
+                # (``mergegate run``) raised inside Popen would orphan the check.
+                told = partial(self._step, "check", spec.name)
+                result = run_retrying(spec, path, env, tick, tick_every, started=told)
                 results.append(result)
                 if result.failed:
                     # Later checks ran against a tree already known to be bad.

@@ -58,6 +58,11 @@ __all__ = ["ChainRun", "integrate_chain"]
 #: How often a link's running check looks whether its link was thrown away.
 _STOP_POLL = 0.05
 
+#: How often a chain shorter than N, waiting on its head, looks for new candidates:
+#: a free slot takes one submitted meanwhile instead of idling until the head settles.
+#: The look is one read; a write (the claim) follows only when one is queued.
+_REFILL_EVERY = 0.25
+
 
 class _Discarded(Exception):
     """The link was thrown away: its checks stop and its worktree is removed."""
@@ -175,7 +180,7 @@ class _Chain:
 
     def _link(self, candidate: Candidate, base: str) -> _Link:
         link = _Link(candidate, base, self.applier.build(candidate.key, base))
-        if isinstance(link.built, Built) and not link.built.already and self.applier.checks:
+        if isinstance(link.built, Built) and not link.built.already and self.applier.has_checks:
             link.future = self.pool.submit(self._check, link)
         return link
 
@@ -196,6 +201,7 @@ class _Chain:
         if head.future is None:
             return head.built
         beat = time.monotonic() + self.applier.heartbeat_every
+        refill = time.monotonic() + _REFILL_EVERY
         while True:
             try:
                 # Short waits, so a stop is seen at once; the heartbeat keeps its period.
@@ -206,6 +212,10 @@ class _Chain:
                 if time.monotonic() >= beat:
                     self.heartbeat()
                     beat = time.monotonic() + self.applier.heartbeat_every
+                if len(self.links) < self.concurrency and time.monotonic() >= refill:
+                    refill = time.monotonic() + _REFILL_EVERY
+                    if self.retest or self.engine.store.next_candidate() is not None:
+                        self._fill()
                 continue
             except _Discarded:
                 if self.stop.is_set():

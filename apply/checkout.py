@@ -9,6 +9,9 @@ in that work tree can move ``main`` in between.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from .errors import GitCommandFailed, RepositoryBusy
 from .git import Git
 
 __all__ = ["checkout_problem", "update_checkout"]
@@ -18,10 +21,20 @@ def checkout_problem(tree: Git) -> str | None:
     """Why the work tree of ``tree`` may not be updated, or ``None`` when it is clean.
 
     Untracked files do not count (as for git's updateInstead); ``read-tree``
-    itself refuses to overwrite one.
+    itself refuses to overwrite one. Raises RepositoryBusy while another git
+    process holds the index.
     """
     # Refresh first: a file touched but unchanged must not count as a change.
-    tree.run("update-index", "-q", "--ignore-submodules", "--refresh", ok=(0, 1))
+    try:
+        tree.run("update-index", "-q", "--ignore-submodules", "--refresh", ok=(0, 1))
+    except GitCommandFailed as err:
+        # With -q git says nothing; a person's `git status` or an IDE holding
+        # the index is the usual cause, and one to wait out, not to report as
+        # a failed command with no message.
+        lock = tree.run("rev-parse", "--path-format=absolute", "--git-path", "index.lock").text
+        if Path(lock).exists():
+            raise RepositoryBusy(str(tree.repo), lock, err.stderr) from None
+        raise
     if tree.run("diff-files", "--quiet", "--ignore-submodules", ok=(0, 1)).returncode:
         return "its files differ from its index"
     staged = tree.run(

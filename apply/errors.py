@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from mergegate.statemachine import RepositoryError
 
-__all__ = ["GitCommandFailed", "GitNotFound", "MainCheckedOut"]
+__all__ = ["GitCommandFailed", "GitNotFound", "MainCheckedOut", "RepositoryBusy"]
 
 
 class GitNotFound(RepositoryError):
@@ -62,3 +62,23 @@ class MainCheckedOut(RepositoryError):
         self.worktree = worktree
         self.branch = branch
         self.problem = problem
+
+
+class RepositoryBusy(RepositoryError):
+    """Another git process holds a lock mergegate needs (``index.lock``, ``main.lock``).
+
+    Not a fault of the candidate being applied: nothing was moved, and the
+    apply can be tried again once the lock is gone. ``lock`` is the lock file.
+    """
+
+    lock: str
+
+    def __init__(self, repository: str, lock: str, stderr: str = "") -> None:
+        first = next((line for line in stderr.splitlines() if line.strip()), "")
+        super().__init__(
+            repository,
+            f"{lock} is held by another git process"
+            + (f" ({first.strip()})" if first else "")
+            + "; it is waited for, or remove it if no git process is running",
+        )
+        self.lock = lock

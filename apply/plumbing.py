@@ -1,8 +1,8 @@
 """The git plumbing one apply is made of, each step one command and a typed result.
 
 None of these touch a checkout or write a ref, except :func:`compare_and_swap`
-(which writes ``main`` only if it still points where we left it) and
-:func:`push_with_lease` (the same condition, on a remote).
+(which writes ``main`` only if it still points where we left it). The fenced
+push to a remote is in ``remote.py``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ __all__ = [
     "lookup",
     "parse_lookup",
     "merge_trees",
-    "push_with_lease",
     "remote_main",
 ]
 
@@ -131,44 +130,6 @@ def compare_and_swap(git: Git, ref: str, new: str, old: str, reason: str) -> boo
             return False
         raise err from None
     return True
-
-
-def push_with_lease(
-    git: Git, remote: str, ref: str, new: str, old: str, *, timeout: float
-) -> str | None:
-    """Push ``new`` to ``remote``'s ``ref`` only if it is still ``old`` there.
-
-    Returns ``None`` on success, else git's own words for why the push failed.
-    """
-    try:
-        out = git.run(
-            "push",
-            "--porcelain",
-            f"--force-with-lease={ref}:{old}",
-            "--end-of-options",
-            remote,
-            f"{new}:{ref}",
-            ok=range(256),
-            timeout=timeout,
-            # A push that outlived a killed mover could land after recovery
-            # settled the candidate; the kernel kills it with its parent.
-            die_with_parent=True,
-        )
-    except RepositoryError as err:
-        # A push that cannot finish is a push that did not happen, as far as
-        # main is concerned; the caller blocks instead of moving it.
-        return f"push of {new[:12]} to {remote} {ref} failed: {err}"
-    if out.returncode == 0:
-        return None
-    said = " ".join(
-        line.strip()
-        for line in (out.stdout + b"\n" + out.stderr).decode("utf-8", "replace").splitlines()
-        if line.strip() and line.strip() != "Done"
-    )
-    return (
-        f"push of {new[:12]} to {remote} {ref} (expected {old[:12]}) was refused "
-        f"(exit status {out.returncode}): {said or 'no message'}"
-    )
 
 
 def remote_main(git: Git, remote: str, ref: str, timeout: float) -> str:

@@ -11,7 +11,9 @@ applied.
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 from mergegate.statemachine import InvalidInput, check_branch, short_sha
 
@@ -101,10 +103,14 @@ class BranchNotFound(InvalidInput):
 
     branch: str
 
-    def __init__(self, field: str, branch: str, repository: str) -> None:
-        super().__init__(
-            field, branch, f"no branch refs/heads/{branch} in {repository}; create or fetch it"
+    def __init__(self, field: str, branch: str, repository: str, remote: str | None = None) -> None:
+        where = (
+            f"not on remote {remote} and no branch refs/heads/{branch} in {repository}; "
+            f"push it to {remote} first"
+            if remote is not None
+            else f"no branch refs/heads/{branch} in {repository}; create or fetch it"
         )
+        super().__init__(field, branch, where)
         self.branch = branch
 
 
@@ -136,19 +142,36 @@ def resolve_sha(git: Git, value: str, *, field: str = "sha") -> str:
     return matches[0]
 
 
-def branch_tip(git: Git, branch: str, *, field: str = "branch") -> str:
-    """The commit ``refs/heads/<branch>`` points at, read exactly (no ref-name guessing).
+def branch_tip(
+    git: Git | str | os.PathLike[str],
+    branch: str,
+    *,
+    field: str = "branch",
+    remote: str | None = None,
+) -> str:
+    """The commit ``branch`` points at, read exactly (no ref-name guessing).
 
-    Raises InvalidInput for a name git would refuse, BranchNotFound if it is missing.
+    ``git`` is the repository: its path (a bare or a work tree repository), or
+    mergegate's internal runner. This is the sha to resume a candidate at once
+    its fix is pushed (``Resume.branch``). With ``remote``, the server's branch
+    as last fetched (``refs/remotes/<remote>/<branch>``) wins over
+    ``refs/heads/<branch>``. Raises InvalidInput for a name git would refuse,
+    BranchNotFound if it is missing, RepositoryError if the path is not a
+    repository.
     """
+    if not isinstance(git, Git):
+        git = Git(Path(git))
     check_branch(branch, field=field)
-    ref = f"refs/heads/{branch}"
-    # show-ref --verify reads exactly this ref; rev-parse would also try
-    # refs/tags/refs/heads/<branch> and the like when it is missing.
-    out = git.run("show-ref", "--verify", "--hash", "--end-of-options", ref, ok=(0, 1, 128))
-    if out.returncode != 0 or not out.text:
-        raise BranchNotFound(field, branch, str(git.repo))
-    return out.text
+    refs = [f"refs/heads/{branch}"]
+    if remote is not None:
+        refs.insert(0, f"refs/remotes/{remote}/{branch}")
+    for ref in refs:
+        # show-ref --verify reads exactly this ref; rev-parse would also try
+        # refs/tags/refs/heads/<branch> and the like when it is missing.
+        out = git.run("show-ref", "--verify", "--hash", "--end-of-options", ref, ok=(0, 1, 128))
+        if out.returncode == 0 and out.text:
+            return out.text
+    raise BranchNotFound(field, branch, str(git.repo), remote)
 
 
 def resolve_candidate_sha(
@@ -158,6 +181,7 @@ def resolve_candidate_sha(
     *,
     field: str = "sha",
     branch_field: str = "branch",
+    remote: str | None = None,
 ) -> str:
     """The full id of the candidate commit: ``value`` resolved, or ``branch``'s tip if ``None``.
 
@@ -168,9 +192,9 @@ def resolve_candidate_sha(
         # The sha is checked first, so a bad sha is reported as such even when
         # the branch is missing too.
         commit = resolve_sha(git, value, field=field)
-        tip = branch_tip(git, branch, field=branch_field)
+        tip = branch_tip(git, branch, field=branch_field, remote=remote)
     else:
-        commit = tip = branch_tip(git, branch, field=branch_field)
+        commit = tip = branch_tip(git, branch, field=branch_field, remote=remote)
     if commit != tip and not is_ancestor(git, commit, tip):
         raise NotInBranch(field, value or commit, commit, branch, tip)
     return commit

@@ -48,18 +48,53 @@ def _worktree_list(git: Git) -> str:
     # `git worktree add` creates worktrees/<id>/ before it writes the files in
     # it, and a concurrent `git worktree list` then fails reading them. Another
     # integrator's scratch worktree is exactly that, so retry a short while.
+    # What a killed `add` left half-written stays broken, so that is repaired
+    # (our own entries only) rather than waited for.
     for delay in (0.02, 0.05, 0.1, 0.2, 0.5):
         try:
             out = git.run("worktree", "list", "--porcelain", "-z").stdout
         except GitCommandFailed as err:
             if "worktrees/" not in err.stderr:
                 raise
-            time.sleep(delay)
+            if not _drop_half_made(git):
+                time.sleep(delay)
         else:
             return out.decode("utf-8", "surrogateescape")
     return git.run("worktree", "list", "--porcelain", "-z").stdout.decode(
         "utf-8", "surrogateescape"
     )
+
+
+def _drop_half_made(git: Git) -> bool:
+    """Delete the admin entries of our scratch worktrees that a killed ``add`` left unusable.
+
+    ``git worktree add`` writes ``gitdir`` and then truncates and writes
+    ``commondir``; killed in between, it leaves an empty ``commondir``, and from
+    then on every ``git worktree list`` (and so every integrator start) dies with
+    "failed to read .../commondir", while ``git worktree prune`` keeps the entry.
+    Only entries whose ``gitdir`` points into our scratch root and whose owning
+    process is dead are touched. Returns whether one was deleted.
+    """
+    common = common_dir(git)
+    root = scratch_root(common)
+    admin = common / "worktrees"
+    dropped = False
+    for entry in sorted(admin.iterdir()) if admin.is_dir() else ():
+        try:
+            target = Path((entry / "gitdir").read_text().strip()).parent
+            empty = (entry / "commondir").stat().st_size == 0
+        except (OSError, UnicodeDecodeError):
+            continue
+        pid_text = target.name.partition("-")[0]
+        if target.parent != root or not empty or not pid_text.isdigit():
+            continue
+        if alive(int(pid_text), None):
+            continue
+        with _ADMIN:
+            shutil.rmtree(entry, ignore_errors=True)
+        shutil.rmtree(target, ignore_errors=True)
+        dropped = True
+    return dropped
 
 
 def list_worktrees(git: Git) -> list[Worktree]:
@@ -94,11 +129,14 @@ def scratch_root(git_common_dir: Path) -> Path:
     return git_common_dir / "mergegate" / "worktrees"
 
 
-#: Held around ``worktree add`` and ``worktree prune`` of this process: a prune
+#: Held around ``worktree add``, ``remove`` and ``prune`` of this process: a prune
 #: that runs while another thread's add has made ``worktrees/<name>/`` but not yet
 #: written its ``gitdir`` drops the entry, and the add fails ("could not open
 #: 'worktrees/<name>/gitdir' for writing"). A speculative chain's links add and
 #: remove worktrees on several threads at once; seen at rate 0.3, concurrency 4.
+#: A remove of the last entry deletes the then empty ``worktrees/`` itself, and an
+#: add between making it and making ``worktrees/<name>`` fails ("could not create
+#: directory of 'worktrees/<name>'"); seen by the chain property test under load.
 _ADMIN = threading.Lock()
 
 
@@ -134,7 +172,7 @@ def _remove(git: Git, path: Path, *, strict: bool = False) -> None:
     # never registered it); whatever it leaves is deleted, and `prune` then
     # drops the administrative entry. In a `finally`, failures are swallowed so
     # that they cannot hide the exception that is already on its way out.
-    with contextlib.suppress(Exception):
+    with contextlib.suppress(Exception), _ADMIN:
         git.run("worktree", "remove", "--force", "--force", "--end-of-options", str(path))
     shutil.rmtree(path, ignore_errors=True)
     with _ADMIN:

@@ -50,7 +50,8 @@ SQLITE_CYCLE: tuple[tuple[str, ...], ...] = (
         "BEGIN IMMEDIATE",
         "SELECT 1 FROM candidates WHERE slug = ? LIMIT 1",
         "INSERT INTO candidates (slug, branch, sha, state, seq, submitted_at, updated_at, "
-        "active, queued) VALUES (?, ?, ?, 'pending', 1, ?, ?, 1, 1)",
+        "active, queued, queue_pos) VALUES (?, ?, ?, 'pending', 1, ?, ?, 1, 1, "
+        "(SELECT COALESCE(MAX(queue_pos), 0) + 1 FROM candidates))",
         "INSERT INTO transitions (candidate_id, seq, event, source, dest, sha, actor, at, "
         "reason) VALUES (?, 1, 'submit', NULL, 'pending', ?, ?, ?, NULL)",
         "COMMIT",

@@ -25,20 +25,26 @@ __all__ = ["COMMANDS", "Seat", "cli", "session_of"]
 # Which module registers each command. A test imports them all and checks that
 # this map and the registered commands agree.
 COMMANDS = {
+    "acknowledge": "mergegate.cli.commands_ledger",
     "apply": "mergegate.cli.commands_moves",
     "block": "mergegate.cli.commands_moves",
     "blocked": "mergegate.cli.commands_query",
     "demo": "mergegate.cli.demo",
     "diagram": "mergegate.cli.commands_query",
+    "export": "mergegate.cli.commands_ledger",
+    "flaky": "mergegate.cli.flaky",
     "followups": "mergegate.cli.commands_query",
     "history": "mergegate.cli.commands_query",
+    "import": "mergegate.cli.commands_ledger",
     "init": "mergegate.cli.commands_moves",
     "integrate": "mergegate.cli.commands_moves",
     "list": "mergegate.cli.commands_query",
     "recover": "mergegate.cli.commands_moves",
     "remediate": "mergegate.cli.commands_moves",
+    "report": "mergegate.cli.report",
     "resume": "mergegate.cli.commands_moves",
     "run": "mergegate.cli.commands_run",
+    "serve": "mergegate.cli.serve",
     "show": "mergegate.cli.commands_query",
     "start": "mergegate.cli.commands_moves",
     "submit": "mergegate.cli.commands_moves",
@@ -162,6 +168,7 @@ def cli(
         log_stderr=log_stderr,
         actor=actor if actor is not None else default_actor(),
         command=ctx.invoked_subcommand or "mergegate",
+        actor_defaulted=actor is None,
     )
     ctx.ensure_object(Seat).session = session
     ctx.call_on_close(session.close)

@@ -27,11 +27,13 @@ from mergegate.statemachine import (
 )
 
 from .app import cli, session_of
-from .errors import EXIT_BLOCKED, EXIT_OK, IntegrateRefused, UsageError
+from .errors import EXIT_BLOCKED, EXIT_OK, HeldByBlocked, IntegrateRefused, UsageError
 from .evidence import build_report, read_evidence
 from .human import outcome_text
+from .listing import queue_listing
 from .output import emit
 from .payload import outcome_json
+from .presence import integrator_up
 from .recovery import recover_now
 from .session import Session
 
@@ -92,6 +94,20 @@ def _git(session: Session) -> Git:
     return Git(session.repository().root)
 
 
+def _fetched(session: Session, git: Git, branch: str) -> str | None:
+    """With a remote, fetch ``branch`` from it (what a developer pushed); the remote's name.
+
+    The branch lands in ``refs/remotes/<remote>/<branch>``, never on a local
+    branch; a branch the server no longer has loses its stale copy there.
+    """
+    from mergegate.apply import Remote  # noqa: PLC0415
+
+    config = session.config()
+    if config.remote is not None:
+        Remote(git, config.remote, config.push_timeout).fetch_branches([branch])
+    return config.remote
+
+
 @cli.command()
 @click.pass_context
 def init(ctx: click.Context) -> int:
@@ -100,16 +116,27 @@ def init(ctx: click.Context) -> int:
     config = s.config()
     store = s.store(create=True)
     versions = store.schema_versions() if isinstance(store, _Versioned) else None
+    # The repository and the store are bound to each other here (or refused).
+    identity = s.bind()
     result = {
         "db": s.db_shown(),
         "backend": store.backend,
         "schema_versions": versions,
         "config": config.source,
         "log_file": str(s.log_path()),
+        "store_id": identity.store_id if identity else None,
+        "repository_root": identity.repository if identity else None,
     }
     shown = "" if not versions else f", schema version {versions[-1]}"
+    bound = (
+        f"store {identity.store_id} serves this repository (root {identity.repository[:12]})"
+        if identity
+        else f"store not bound yet: {config.main_branch} has no commit; the first command "
+        "that moves the queue binds it"
+    )
     text = (
         f"store ready: {s.db_shown()} ({store.backend}{shown})\n"
+        f"{bound}\n"
         f"config: {config.source or 'defaults (no mergegate.toml)'}\n"
         f"log: {s.log_path()}\n"
     )
@@ -141,7 +168,11 @@ def submit(
     check_slug(slug)
     branch = check_branch(branch if branch is not None else slug, field="--branch")
     _key_text(idempotency_key, "--idempotency-key")
-    full = resolve_candidate_sha(_git(s), branch, sha, field="--sha", branch_field="--branch")
+    git = _git(s)
+    remote = _fetched(s, git, branch)
+    full = resolve_candidate_sha(
+        git, branch, sha, field="--sha", branch_field="--branch", remote=remote
+    )
     key = CandidateKey(slug, branch, full)
     engine = s.engine()
     held = engine.store.candidate(slug)
@@ -156,6 +187,15 @@ def submit(
         outcome = engine.supersede(
             slug, new_sha=full, expected_seq=held.seq, idempotency_key=idempotency_key
         )
+        _cancel_builds(s, slug, f"superseded by {full[:12]}")
+    elif (
+        held is not None
+        and held.key != key
+        and held.state in (State.BLOCKED, State.REMEDIATING)
+        and idempotency_key is None
+    ):
+        # Name the commands that help, not only the moves (resume or withdraw).
+        raise HeldByBlocked(slug, held.key, held.state.value)
     else:
         outcome = engine.submit(key, idempotency_key=idempotency_key)
     return _emit_outcome(s, outcome)
@@ -190,10 +230,19 @@ def withdraw(
         slug, why=why, idempotency_key=idempotency_key, expected_seq=expected_seq
     )
     note = _withdraw_follow_up(s, outcome)
+    _cancel_builds(s, slug, "withdrawn")
     code = _emit_outcome(s, outcome)
     if note is not None:
         click.echo(f"mergegate: {note}", err=True)
     return code
+
+
+def _cancel_builds(s: Session, slug: str, why: str) -> None:
+    """Cancel the CI builds still open for ``slug``: their results no longer count."""
+    from .cirunner import cancel_open_builds  # noqa: PLC0415  (only with builds to cancel)
+
+    for problem in cancel_open_builds(s.config(), s.store(), slug, why):
+        click.echo(f"mergegate: {problem}", err=True)
 
 
 def _withdraw_follow_up(s: Session, outcome: Outcome) -> str | None:
@@ -425,7 +474,9 @@ def resume(
     else:
         # Resolved against the branch the candidate was submitted with: the fix
         # must be on it, as apply will require. No --sha: the branch's tip.
-        full = resolve_candidate_sha(_git(s), key.branch, new_sha, field="--sha")
+        git = _git(s)
+        remote = _fetched(s, git, key.branch)
+        full = resolve_candidate_sha(git, key.branch, new_sha, field="--sha", remote=remote)
     if full == key.sha and not (same_sha or force) and candidate.state is State.REMEDIATING:
         record = engine.show(slug).blocked
         if record is not None and record.reason in CODE_REASONS:
@@ -433,7 +484,7 @@ def resume(
             why_not = s.resolver().unresolved_reason(record)
             if why_not is not None:
                 raise FollowUpNotResolved(key, record.follow_up_slug, why_not)
-            raise SameShaRefused(slug, full, record.reason.value, key.branch)
+            raise SameShaRefused(slug, full, record.reason.value, key.branch, s.config().remote)
     outcome = engine.resume(
         slug,
         # Always the full id, even when unchanged: a retry with the same
@@ -455,7 +506,12 @@ def apply(ctx: click.Context, slug: str | None) -> int:
     s = session_of(ctx)
     if slug is not None:
         check_slug(slug)
+        beside = _beside_run(s, slug)
+        if beside is not None:
+            return beside
     engine, applier = s.engine(), s.applier()
+    # With a remote: what developers pushed, and main as the server has it.
+    applier.sync()
     try:
         if slug is None:
             outcome = engine.apply_next(applier, owner=s.lease_owner())
@@ -471,6 +527,35 @@ def apply(ctx: click.Context, slug: str | None) -> int:
         return emit(s.json, s.command, None, "nothing to apply: no pending or retry candidate\n")
     code = EXIT_BLOCKED if outcome.state is State.BLOCKED else EXIT_OK
     return _emit_outcome(s, outcome, code)
+
+
+def _beside_run(s: Session, slug: str) -> int | None:
+    """With a ``run`` up on this host, answer ``apply SLUG`` instead of racing it.
+
+    The integrator takes queued candidates by itself, so a printed NEXT line
+    ``mergegate apply SLUG`` run beside it says where SLUG stands and exits
+    0 (3 if the integrator already blocked it); ``None`` with no integrator up,
+    or for a candidate it would not take (the caller applies it then).
+    """
+    if not integrator_up(s.repository().state_dir):
+        return None
+    engine = s.engine()
+    candidate = engine.get(slug)
+    rows = queue_listing(engine.store.candidates())
+    position = next((pos for c, pos in rows if c.id == candidate.id), None)
+    state = candidate.state
+    if position is not None:
+        text = f"{slug}: queued at position {position}; the integrator takes it\n"
+    elif state is State.APPLYING:
+        text = f"{slug}: the integrator is applying it now; see `mergegate show {slug}`\n"
+    elif state is State.INTEGRATED:
+        text = f"{slug}: already integrated by the integrator; see `mergegate show {slug}`\n"
+    elif state is State.BLOCKED:
+        return _emit_outcome(s, engine.show(slug), EXIT_BLOCKED)
+    else:
+        return None
+    result = {"slug": slug, "state": state.value, "position": position, "integrator": "run"}
+    return emit(s.json, s.command, result, text)
 
 
 @cli.command()

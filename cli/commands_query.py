@@ -20,12 +20,11 @@ from mergegate.statemachine import (
 
 from .app import cli, session_of
 from .errors import EXIT_OK, EXIT_UNEXPECTED, UsageError
+from .flaky import flaky_json, flaky_text, for_slug
 from .human import blocked_table, followups_table, history_table, queue_table, show_text
-from .listing import queue_listing
 from .output import emit
 from .payload import (
     blocked_json,
-    candidate_json,
     occurrence_json,
     outcome_json,
     stamp,
@@ -33,6 +32,7 @@ from .payload import (
 )
 from .session import Session
 from .since import parse_since
+from .status import integrator_json, read_status, row_json
 
 __all__ = [
     "blocked",
@@ -85,17 +85,32 @@ def show(ctx: click.Context, slug: str) -> int:
     result["latest_evidence"] = None if latest is None else occurrence_json(latest)
     result["occurrences"] = [occurrence_json(o) for o in occurrences]
     result["blocked_history"] = [blocked_json(b) for b in past]
-    return emit(s.json, s.command, result, show_text(outcome, occurrences, past))
+    wobbly = for_slug(store, slug)
+    result["flaky"] = flaky_json(wobbly)
+    text = show_text(outcome, occurrences, past) + flaky_text(wobbly)
+    return emit(s.json, s.command, result, text)
 
 
 @cli.command()
-@click.argument("slug")
+@click.argument("slug", required=False)
 @_SINCE
+@click.option(
+    "--all",
+    "all_",
+    is_flag=True,
+    help="Every candidate's transitions, in the order they were made (give --since).",
+)
 @click.pass_context
-def history(ctx: click.Context, slug: str, since: str | None) -> int:
+def history(ctx: click.Context, slug: str | None, since: str | None, all_: bool) -> int:
     """Every transition of SLUG (of every candidate that held it), oldest first, each block
-    with the evidence it recorded."""
+    with the evidence it recorded; or with --all, every candidate's, as they were made."""
     s = session_of(ctx)
+    if all_:
+        if slug is not None:
+            raise UsageError("--all shows every candidate; drop --all or drop SLUG")
+        return _history_all(s, _since(since))
+    if slug is None:
+        raise UsageError("name a SLUG, or give --all (with --since) for every candidate")
     check_slug(slug)
     when = _since(since)
     s.engine().get(slug)
@@ -112,8 +127,29 @@ def history(ctx: click.Context, slug: str, since: str | None) -> int:
         row = transition_json(t)
         row["occurrence"] = None if occurrence is None else occurrence_json(occurrence)
         transitions.append(row)
-    result = {"slug": slug, "since": stamp(when), "transitions": transitions}
-    return emit(s.json, s.command, result, history_table(entries, matched))
+    wobbly = for_slug(store, slug)
+    result = {
+        "slug": slug,
+        "since": stamp(when),
+        "transitions": transitions,
+        "flaky": flaky_json(wobbly),
+    }
+    return emit(s.json, s.command, result, history_table(entries, matched) + flaky_text(wobbly))
+
+
+# The beginning of time for `history --all` without --since: the whole log.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _history_all(s: Session, when: datetime | None) -> int:
+    """``history --all``: the log over a window, every candidate, with each entry's slug."""
+    s.reader()  # the same checks every command makes
+    store = s.store()
+    entries = store.log_since(_EPOCH if when is None else when)
+    slugs = {c.id: c.key.slug for c in store.candidates_by_ids([t.candidate_id for t in entries])}
+    transitions = [dict(transition_json(t), slug=slugs.get(t.candidate_id)) for t in entries]
+    result = {"slug": None, "since": stamp(when), "transitions": transitions}
+    return emit(s.json, s.command, result, history_table(entries, slugs=slugs))
 
 
 @cli.command("list")
@@ -129,8 +165,11 @@ def history(ctx: click.Context, slug: str, since: str | None) -> int:
 def list_(ctx: click.Context, states: tuple[str, ...], show_all: bool) -> int:
     """The active queue in the order apply takes it, with each queued candidate's position.
 
-    The one applying comes first, then the queued ones (pending, retry) numbered
-    from 1, then those held by a block. --all adds the finished ones.
+    The ones applying come first (SLOT: their link in the chain), then the
+    queued ones (pending, retry) numbered from 1, then those held by a block.
+    ELAPSED is the time in the state, ETA the estimated end of the apply (from
+    the median of recent apply times), WAITING FOR whom it waits on. --all
+    adds the finished ones.
     """
     s = session_of(ctx)
     wanted: list[State] | None = None
@@ -138,13 +177,27 @@ def list_(ctx: click.Context, states: tuple[str, ...], show_all: bool) -> int:
         wanted = sorted({State(v) for v in states}, key=list(State).index)
     elif not show_all:
         wanted = [st for st in State if st in TABLE.active]
-    rows = queue_listing(s.store().candidates(), states=wanted)
+    now = datetime.now(UTC)
+    status = read_status(s.store(), now, list(State) if wanted is None else wanted)
     result = {
         "all": wanted is None,
         "states": None if wanted is None else [st.value for st in wanted],
-        "candidates": [dict(candidate_json(c), position=pos) for c, pos in rows],
+        "now": stamp(now),
+        "typical_apply_seconds": None
+        if status.typical is None
+        else int(status.typical.total_seconds()),
+        "integrator": integrator_json(status.integrator),
+        "candidates": [row_json(r, now) for r in status.rows],
     }
-    return emit(s.json, s.command, result, queue_table(rows))
+    text = queue_table(status.rows, now)
+    down = status.integrator
+    if down.state == "down":
+        # The lease outlived its holder: say so under the rows that still read `applying`.
+        text += (
+            f"integrator DOWN: {down.owner} stopped renewing its lease; gone since "
+            f"{stamp(down.since)}; run `mergegate recover` (or `mergegate run`)\n"
+        )
+    return emit(s.json, s.command, result, text)
 
 
 @cli.command()
@@ -231,8 +284,9 @@ def _repository_violations(s: Session, listed: list[Candidate]) -> list[Reposito
         return []
     if config.remote is not None:
         # The remote's main is canonical; the local one may lag behind it.
-        ref = remote_main(git, config.remote, ref, timeout=120.0)
-    return repository_violations(git, ref, listed, s.store().log())
+        ref = remote_main(git, config.remote, ref, timeout=config.push_timeout)
+    acknowledged = [a.sha for a in s.store().acknowledgements()]
+    return repository_violations(git, ref, listed, s.store().log(), acknowledged)
 
 
 def _follow_up_record(session: Session, name: str) -> BlockedRecord:

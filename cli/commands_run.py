@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import sys
 
 import click
@@ -11,6 +13,7 @@ from mergegate.apply import lease_owner
 from .app import cli, session_of
 from .errors import EXIT_BLOCKED, EXIT_OK
 from .output import emit
+from .presence import Presence
 from .progress import PlainReporter, reporter_for, summary
 from .runloop import MAX_CONCURRENCY, Loop, Turn, apply_next, chain_step
 
@@ -50,6 +53,9 @@ def run(ctx: click.Context, once: bool, poll: float, concurrency: int) -> int:
     3 if any blocked.
     """
     s = session_of(ctx)
+    if s.actor_defaulted:
+        # The log says which integrator made each move, not which login started it.
+        s.actor = f"run:{socket.gethostname()}:{os.getpid()}"
     s.engine()
     applier = s.applier()
     # With --json, stdout carries the one summary document; progress goes to stderr.
@@ -64,9 +70,12 @@ def run(ctx: click.Context, once: bool, poll: float, concurrency: int) -> int:
         step=chain_step if concurrency > 1 else apply_next,
         concurrency=concurrency,
     )
+    # Held for the whole run: `apply SLUG` beside it answers instead of racing it.
+    presence = Presence(s.repository().state_dir)
     try:
         tally = loop.run(once=once)
     finally:
+        presence.close()
         applier.close()
     code = EXIT_BLOCKED if tally.blocked else EXIT_OK
     result = {
@@ -76,5 +85,6 @@ def run(ctx: click.Context, once: bool, poll: float, concurrency: int) -> int:
         "recovered": tally.recovered,
         "released": tally.released,
         "seconds": round(tally.seconds, 3),
+        "busy_seconds": round(tally.busy, 3),
     }
     return emit(s.json, s.command, result, summary(tally), code)

@@ -23,14 +23,18 @@ else:
 
 __all__ = ["SLUG", "SlugType", "stored_slugs"]
 
+# A completion read is cut here, so that a TAB costs the same whatever the store holds.
+_MOST = 200
 
-def stored_slugs(db: str | None, repo: Path) -> list[str]:
-    """The slugs of every candidate in the store, sorted; ``[]`` when there is no store."""
+
+def stored_slugs(db: str | None, repo: Path, prefix: str = "") -> list[str]:
+    """The stored slugs starting with ``prefix``, sorted, at most 200 of them (a shell shows
+    no more usefully); ``[]`` when there is no store."""
     from .session import Session  # noqa: PLC0415  (only a completion or a command needs it)
 
     session = Session(repo_path=repo, db_url=db)
     try:
-        return sorted({c.key.slug for c in session.store().candidates()})
+        return session.store().slugs(prefix, _MOST)
     except Exception:  # a shell cannot show an error; an empty answer is the honest one
         return []
     finally:
@@ -52,8 +56,8 @@ class SlugType(_ParamType):
 
         params = ctx.find_root().params
         repo = params.get("repo") or Path()
-        slugs = stored_slugs(params.get("db"), Path(repo))
-        return [CompletionItem(slug) for slug in slugs if slug.startswith(incomplete)]
+        slugs = stored_slugs(params.get("db"), Path(repo), incomplete)
+        return [CompletionItem(slug) for slug in slugs]
 
 
 SLUG = SlugType()

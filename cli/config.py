@@ -9,7 +9,6 @@ symlink that points outside is refused whether or not the file names it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -31,7 +30,10 @@ from mergegate.statemachine import (
     check_slug,
 )
 
+from .ciconfig import BuildbotConfig, read_buildbot
 from .errors import ConfigError
+from .tomlreader import TableReader as _Reader
+from .tomlreader import type_name as _type_name
 
 __all__ = [
     "CHECK_TIMEOUT_RANGE",
@@ -42,6 +44,7 @@ __all__ = [
     "NotifyConfig",
     "LEASE_TTL_RANGE",
     "MAX_MAIN_RETRIES_RANGE",
+    "PUSH_TIMEOUT_RANGE",
     "CheckConfig",
     "Config",
     "load_config",
@@ -57,6 +60,8 @@ LEASE_TTL_RANGE = (1.0, 86_400.0)
 # Seconds. A check that needs more than a day is a job for CI, not a gate.
 CHECK_TIMEOUT_RANGE = (1.0, 86_400.0)
 MAX_MAIN_RETRIES_RANGE = (0, 100)
+#: Seconds one talk with the remote (a push, a fetch, an ls-remote) may take.
+PUSH_TIMEOUT_RANGE = (1.0, 3600.0)
 
 
 def _between(low: float, high: float) -> Any:
@@ -75,6 +80,8 @@ class CheckConfig:
     argv: tuple[str, ...]
     timeout: float = attrs.field(default=600.0, validator=_between(*CHECK_TIMEOUT_RANGE))
     shell: bool = False
+    #: Runs again after a failure, at most this many times (a pass then is flaky).
+    retries: int = 0
 
 
 #: What a notification command may be run on: a move into one of these states.
@@ -109,11 +116,14 @@ class Config:
     follow_up_group: str | None = DEFAULT_GROUP
     max_main_retries: int = attrs.field(default=3, validator=_between(*MAX_MAIN_RETRIES_RANGE))
     lease_ttl: float = attrs.field(default=600.0, validator=_between(*LEASE_TTL_RANGE))
+    push_timeout: float = attrs.field(default=120.0, validator=_between(*PUSH_TIMEOUT_RANGE))
     checks: tuple[CheckConfig, ...] = ()
     guidance: tuple[tuple[str, str], ...] = ()
     notify: tuple[NotifyConfig, ...] = ()
     #: The resolved rule (docs/followups.md): state-done, folder-removed or roadmap-gone.
     resolved: str = "state-done"
+    #: Checks on an existing Buildbot instead of ``checks`` (docs/buildbot.md).
+    buildbot: BuildbotConfig | None = None
 
     @classmethod
     def defaults(cls, repo: Path) -> Config:
@@ -124,56 +134,6 @@ class Config:
     def todos_label(self) -> str:
         """The todos folder relative to the repository, as guidance prints it."""
         return self.todos.relative_to(self.repo).as_posix() or "."
-
-
-def _type_name(value: object) -> str:
-    return {
-        str: "a string",
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        list: "an array",
-        dict: "a table",
-    }.get(type(value), type(value).__name__)
-
-
-class _Reader:
-    """Pops checked values out of one TOML table, naming each key in its errors."""
-
-    def __init__(self, where: str, table: Mapping[str, Any], prefix: str = "") -> None:
-        self.where, self.prefix, self.table = where, prefix, dict(table)
-
-    def error(self, key: str, problem: str) -> ConfigError:
-        return ConfigError(self.where, self.prefix + key, problem)
-
-    def get(self, key: str, kind: type | tuple[type, ...], expected: str) -> Any:
-        if key not in self.table:
-            return None
-        value = self.table.pop(key)
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
-            raise self.error(key, f"expected {expected}, got {_type_name(value)}")
-        return value
-
-    def text(self, key: str) -> str | None:
-        value: str | None = self.get(key, str, "a string")
-        if value is not None and (not value.strip() or "\n" in value or "\x00" in value):
-            raise self.error(key, "expected one non-empty line")
-        return value
-
-    def seconds(self, key: str, bounds: tuple[float, float]) -> float | None:
-        value = self.get(key, (int, float), "a number")
-        low, high = bounds
-        if value is not None and not (math.isfinite(value) and low <= value <= high):
-            raise self.error(key, f"expected {low:g} to {high:g} seconds, got {value:g}")
-        return None if value is None else float(value)
-
-    def done(self) -> None:
-        if self.table:
-            known = ", ".join(sorted(self.table))
-            raise self.error(
-                sorted(self.table)[0], f"unknown key (unknown: {known}); see docs/configuration.md"
-            )
 
 
 def _inside(reader: _Reader, repo: Path, key: str, value: str, *, default: bool) -> Path:
@@ -194,6 +154,61 @@ def _inside(reader: _Reader, repo: Path, key: str, value: str, *, default: bool)
             f"remove the symlink, or set {key} to a path inside it",
         ) from None
     return path
+
+
+# What git keeps at the top of a git directory: a follow-up path there would
+# write into git's own files (``roadmap = "config"`` in a bare repository).
+_GIT_OWN = frozenset(
+    {
+        ".git",
+        "HEAD",
+        "FETCH_HEAD",
+        "ORIG_HEAD",
+        "branches",
+        "config",
+        "description",
+        "hooks",
+        "index",
+        "info",
+        "logs",
+        "mergegate",
+        "modules",
+        "objects",
+        "packed-refs",
+        "refs",
+        "shallow",
+        "worktrees",
+    }
+)
+
+
+def _outside_git(reader: _Reader, repo: Path, key: str, path: Path) -> None:
+    """Refuse a follow-up path inside the git directory: git's files are not todos."""
+    first = path.relative_to(repo).parts[:1]
+    bare = not (repo / ".git").exists() and (repo / "HEAD").is_file()
+    if first and (first[0] == ".git" or (bare and first[0] in _GIT_OWN)):
+        raise reader.error(
+            key,
+            f"{path.relative_to(repo).as_posix()!r} is inside the git directory; "
+            "choose a folder of its own, as the default todos is",
+        )
+
+
+def _notify_within_lease(reader: _Reader, notify: tuple[NotifyConfig, ...], ttl: float) -> None:
+    """Refuse notifications that, one after another, could outlive half the lease.
+
+    They run between two heartbeats of the integrator that made the move; a
+    notification still running when the lease expires lets another integrator
+    recover a chain that is alive. Half the TTL leaves the rest to git.
+    """
+    total = sum(n.timeout for n in notify)
+    if notify and total >= ttl / 2:
+        raise reader.error(
+            "notify",
+            f"the [[notify]] timeouts add up to {total:g} s, at least half the "
+            f"lease_ttl of {ttl:g} s, so a slow notification could outlive the lease; "
+            "lower their timeout or raise lease_ttl",
+        )
 
 
 def _checks(reader: _Reader) -> tuple[CheckConfig, ...]:
@@ -218,8 +233,11 @@ def _checks(reader: _Reader) -> tuple[CheckConfig, ...]:
         shell = sub.get("shell", bool, "true or false") or False
         argv = _command(sub, shell)
         timeout = sub.seconds("timeout", CHECK_TIMEOUT_RANGE)
+        retries = sub.get("retries", int, "an integer")
+        if retries is not None and not 0 <= retries <= 10:
+            raise sub.error("retries", f"expected 0 to 10, got {retries}")
         sub.done()
-        checks.append(CheckConfig(name, tuple(argv), timeout or 600.0, shell))
+        checks.append(CheckConfig(name, tuple(argv), timeout or 600.0, shell, retries or 0))
     return tuple(checks)
 
 
@@ -289,6 +307,14 @@ def _parse(
             check_branch(main_branch, field="main_branch")
         except MergegateError as err:
             raise reader.error("main_branch", str(err)) from None
+        if main_branch == "HEAD" or main_branch.startswith("refs/"):
+            # "HEAD" is whatever is checked out, and "refs/heads/x" would be
+            # refs/heads/refs/heads/x: both name something else than meant.
+            raise reader.error(
+                "main_branch",
+                f"{main_branch!r} is not a plain branch name; give the name alone, "
+                'as in main_branch = "main"',
+            )
     remote = reader.text("remote")
     if remote is not None and remote.startswith("-"):
         raise reader.error("remote", "a remote name cannot start with '-'")
@@ -312,10 +338,17 @@ def _parse(
         roadmap_value or (PurePosixPath(todos_rel) / "roadmap.yaml").as_posix(),
         default=roadmap_value is None,
     )
+    for key, path in (("todos", todos), ("roadmap", roadmap)):
+        _outside_git(reader, repo, key, path)
     ttl = reader.seconds("lease_ttl", LEASE_TTL_RANGE)
+    push_timeout = reader.seconds("push_timeout", PUSH_TIMEOUT_RANGE)
     checks = _checks(reader)
     guidance = _guidance(reader)
     notify = _notify(reader)
+    buildbot = read_buildbot(reader, repo)
+    if buildbot is not None and checks:
+        raise reader.error("buildbot", "give [[checks]] or [buildbot], not both")
+    _notify_within_lease(reader, notify, ttl or Config.defaults(repo).lease_ttl)
     resolved = reader.text("resolved")
     rules = ("state-done", "folder-removed", "roadmap-gone")
     if resolved is not None and resolved not in rules:
@@ -332,10 +365,12 @@ def _parse(
         follow_up_group=group or defaults.follow_up_group,
         max_main_retries=defaults.max_main_retries if retries is None else retries,
         lease_ttl=ttl or defaults.lease_ttl,
+        push_timeout=push_timeout or defaults.push_timeout,
         checks=checks,
         guidance=guidance,
         notify=notify,
         resolved=resolved or defaults.resolved,
+        buildbot=buildbot,
     )
 
 

@@ -23,6 +23,8 @@ __all__ = [
     "EXIT_BLOCKED",
     "EXIT_CONFLICT",
     "EXIT_OK",
+    "HeldByBlocked",
+    "EXIT_STORE_LOST",
     "EXIT_UNEXPECTED",
     "EXIT_USAGE",
     "ConfigError",
@@ -40,6 +42,8 @@ EXIT_UNEXPECTED = 1
 EXIT_USAGE = 2
 EXIT_BLOCKED = 3
 EXIT_CONFLICT = 4
+#: ``run`` gave up on its store (gone, or failing for a minute): see cli/standby.py.
+EXIT_STORE_LOST = 5
 
 
 class ConfigError(MergegateError, ValueError):
@@ -50,6 +54,34 @@ class ConfigError(MergegateError, ValueError):
 
     def __init__(self, path: str, key: str, problem: str) -> None:
         super().__init__(f"{path}: {key}: {problem}", path=path, key=key)
+
+
+class HeldByBlocked(DuplicateCandidate):
+    """``submit`` of a slug that is blocked at another sha: the error names the commands."""
+
+    def __init__(self, slug: str, existing: object, state: str) -> None:
+        MergegateError.__init__(
+            self,
+            f"slug {slug!r} is {state} at {existing}; to try the new tip, fix the follow-up "
+            f"and run `mergegate resume {slug}` (after `mergegate remediate {slug}` if it is "
+            f'blocked), or run `mergegate withdraw {slug} --why "superseded"` and submit again',
+            slug=slug,
+            existing=existing,
+        )
+
+
+class StoreLost(MergegateError, RuntimeError):
+    """``run`` gave up on its store: it failed, not merely busy, for ``patience`` seconds."""
+
+    patience: float
+
+    def __init__(self, last: str, patience: float) -> None:
+        super().__init__(
+            f"the store failed for more than {patience:g} s, last with: {last}; "
+            "check the store (its file, or the database server with `mergegate --db URL list`), "
+            "then start `mergegate run` again",
+            patience=patience,
+        )
 
 
 class NotARepository(RepositoryError, ValueError):
@@ -79,10 +111,18 @@ class SameShaRefused(MergegateError, ValueError):
     slug: str
     sha: str
 
-    def __init__(self, slug: str, sha: str, reason: str, branch: str) -> None:
+    def __init__(
+        self, slug: str, sha: str, reason: str, branch: str, remote: str | None = None
+    ) -> None:
+        where = f"branch {branch}" if remote is None else f"branch {branch} on {remote}"
+        fix = (
+            f"commit the fix on {branch} first"
+            if remote is None
+            else f"push the fix to {branch} on {remote} first (resume fetches it)"
+        )
         super().__init__(
-            f"resume refused for {slug}: branch {branch} is still at {sha[:12]}, the sha "
-            f"blocked by {reason}; commit the fix on {branch} first, or pass --same-sha "
+            f"resume refused for {slug}: {where} is still at {sha[:12]}, the sha "
+            f"blocked by {reason}; {fix}, or pass --same-sha "
             "--note TEXT if the fix was outside the code",
             slug=slug,
             sha=sha,
@@ -127,6 +167,8 @@ def exit_code_for(err: BaseException) -> int:
         return EXIT_USAGE
     if isinstance(err, _CONFLICT):
         return EXIT_CONFLICT
+    if isinstance(err, StoreLost):
+        return EXIT_STORE_LOST
     return EXIT_UNEXPECTED
 
 

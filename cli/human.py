@@ -6,7 +6,7 @@ no value can start a line of its own or smuggle a terminal escape.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from mergegate.followups import one_line
@@ -20,10 +20,12 @@ from mergegate.statemachine import (
     short_sha,
 )
 
+from .listing import QueueRow, short_span
 from .payload import stamp
 
 __all__ = [
     "blocked_table",
+    "evidence_lines",
     "followups_table",
     "history_table",
     "key_text",
@@ -96,34 +98,48 @@ def _where_now(c: Candidate) -> str | None:
     return None
 
 
-def queue_table(rows: Sequence[tuple[Candidate, int | None]]) -> str:
-    """``list``: the candidates in queue order; POS is the queue position, ``-`` off the queue."""
+def queue_table(rows: Sequence[QueueRow], now: datetime) -> str:
+    """``list``: the candidates in queue order; POS is the queue position, SLOT the chain link
+    in flight, ELAPSED the time in the current state, ETA the estimated end of the apply."""
     if not rows:
         return "no candidates\n"
     body = [
         (
-            "-" if pos is None else str(pos),
-            c.key.slug,
-            c.key.branch,
-            short_sha(c.key.sha),
-            c.state.value,
-            str(c.seq),
-            _short_time(c.updated_at),
+            "-" if r.position is None else str(r.position),
+            "-" if r.slot is None else str(r.slot),
+            r.candidate.key.slug,
+            r.candidate.key.branch,
+            short_sha(r.candidate.key.sha),
+            r.candidate.state.value,
+            str(r.candidate.seq),
+            _short_time(r.candidate.updated_at),
+            "-" if r.elapsed is None else short_span(r.elapsed),
+            "-" if r.eta is None else f"~{short_span(r.eta - now)}",
+            r.waiting_for or "-",
         )
-        for c, pos in rows
+        for r in rows
     ]
-    return table(("POS", "SLUG", "BRANCH", "SHA", "STATE", "SEQ", "UPDATED (UTC)"), body)
+    headers = ("POS", "SLOT", "SLUG", "BRANCH", "SHA", "STATE", "SEQ", "UPDATED (UTC)")
+    return table((*headers, "ELAPSED", "ETA", "WAITING FOR"), body)
 
 
 def history_table(
-    entries: Sequence[Transition], occurrences: Sequence[Occurrence | None] = ()
+    entries: Sequence[Transition],
+    occurrences: Sequence[Occurrence | None] = (),
+    *,
+    slugs: Mapping[int, str] | None = None,
 ) -> str:
-    """The moves, oldest first; under each block, the evidence that occurrence recorded."""
+    """The moves, oldest first; under each block, the evidence that occurrence recorded.
+
+    With ``slugs`` (``history --all``), a SLUG column names each entry's candidate.
+    """
     if not entries:
         return "no transitions\n"
+    named = slugs is not None
     rows = [
         (
             str(t.candidate_id),
+            *([(slugs or {}).get(t.candidate_id, "?")] if named else []),
             str(t.seq),
             _short_time(t.at),
             t.event.value,
@@ -135,7 +151,8 @@ def history_table(
         )
         for t in entries
     ]
-    text = table(("CAND", "SEQ", "AT (UTC)", "EVENT", "FROM", "TO", "SHA", "ACTOR", "NOTE"), rows)
+    headers = ("CAND", *(["SLUG"] if named else []), "SEQ", "AT (UTC)", "EVENT", "FROM", "TO")
+    text = table((*headers, "SHA", "ACTOR", "NOTE"), rows)
     if not any(o is not None for o in occurrences):
         return text
     lines = text.splitlines()
@@ -209,6 +226,11 @@ def _evidence_lines(occurrence: Occurrence) -> list[str]:
     if e.lease_owner is not None:
         lines.append(f"  lease:      {one_line(e.lease_owner)} since {_short_time(e.lease_since)}")
     return lines
+
+
+def evidence_lines(occurrence: Occurrence) -> list[str]:
+    """The named failure of one occurrence as ``show`` prints it: reason, paths, checks, tails."""
+    return _evidence_lines(occurrence)
 
 
 def show_text(

@@ -15,7 +15,8 @@ import logging
 import os
 import signal
 import subprocess
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mergegate.statemachine import Outcome, State, Subscription, on_enter
@@ -35,8 +36,23 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
-def run_notify(spec: NotifyConfig, outcome: Outcome, cwd: Path) -> str | None:
-    """Run ``spec`` with ``outcome`` on stdin; ``None`` if it exited 0, else what went wrong."""
+#: Seconds between two calls of a notification's keepalive while it runs.
+KEEPALIVE_EVERY = 1.0
+
+
+def run_notify(
+    spec: NotifyConfig,
+    outcome: Outcome,
+    cwd: Path,
+    keepalive: Callable[[], None] | None = None,
+    every: float = KEEPALIVE_EVERY,
+) -> str | None:
+    """Run ``spec`` with ``outcome`` on stdin; ``None`` if it exited 0, else what went wrong.
+
+    ``keepalive`` is called every ``every`` seconds while the command runs:
+    ``run`` renews its lease there, so a slow notification never lets the
+    lease of the integrator that is running it expire.
+    """
     document = dict(outcome_json(outcome), notify=outcome.state.value)
     payload = json.dumps(document, sort_keys=True).encode() + b"\n"
     argv: Sequence[str] = spec.argv
@@ -51,23 +67,34 @@ def run_notify(spec: NotifyConfig, outcome: Outcome, cwd: Path) -> str | None:
         )
     except OSError as err:
         return f"could not start: {err.strerror or err}"
-    try:
-        proc.communicate(payload, timeout=spec.timeout)
-    except subprocess.TimeoutExpired:
-        _stop(proc)
-        return f"killed after {spec.timeout:g}s"
-    except OSError:
-        # The command closed stdin without reading it all; its exit status decides.
-        proc.wait()
+    deadline = time.monotonic() + spec.timeout
+    sent: bytes | None = payload
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            _stop(proc)
+            return f"killed after {spec.timeout:g}s"
+        try:
+            # After a timeout communicate() goes on where it stopped; the input is sent once.
+            proc.communicate(sent, timeout=min(left, every))
+        except subprocess.TimeoutExpired:
+            sent = None
+            if keepalive is not None:
+                keepalive()
+            continue
+        except OSError:
+            # The command closed stdin without reading it all; its exit status decides.
+            proc.wait()
+        break
     if proc.returncode != 0:
         return f"exit code {proc.returncode}"
     return None
 
 
-def _hook(spec: NotifyConfig, cwd: Path) -> object:
+def _hook(spec: NotifyConfig, cwd: Path, keepalive: Callable[[], None] | None) -> object:
     def notify(outcome: Outcome) -> Outcome:
         try:
-            problem = run_notify(spec, outcome, cwd)
+            problem = run_notify(spec, outcome, cwd, keepalive)
         except Exception as err:  # a notification must never fail the move
             problem = f"failed: {err}"
         if problem is not None:
@@ -77,10 +104,12 @@ def _hook(spec: NotifyConfig, cwd: Path) -> object:
     return notify
 
 
-def notify_hooks(specs: Sequence[NotifyConfig], cwd: Path) -> list[Subscription]:
+def notify_hooks(
+    specs: Sequence[NotifyConfig], cwd: Path, keepalive: Callable[[], None] | None = None
+) -> list[Subscription]:
     """One subscription per command and state it is configured for."""
     return [
-        on_enter(State(state), _hook(spec, cwd), name=f"notify:{spec.argv[0]}")  # type: ignore[arg-type]
+        on_enter(State(state), _hook(spec, cwd, keepalive), name=f"notify:{spec.argv[0]}")  # type: ignore[arg-type]
         for spec in specs
         for state in spec.on
     ]

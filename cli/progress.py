@@ -4,6 +4,7 @@ On a terminal, ``rich`` draws one live status line (the candidate, the step, the
 running check and its elapsed time) under the outcomes as they scroll by; it is
 imported only here, and only when stdout is a terminal. Off a terminal (a log
 file, a pipe, systemd's journal) every event is one plain line, flushed at once.
+Every line starts with the UTC time it was printed at (``2026-12-06T02:20:35Z``).
 
 With ``run --concurrency N`` several candidates are applying at once: each
 reporter keeps them by slug, the live line names every candidate being tested,
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import sys
 import time
+from datetime import UTC, datetime
 from typing import IO, Any, Protocol
 
 import attrs
@@ -68,9 +70,11 @@ class Tally:
     blocked: int = 0
     #: Applies of other (dead or expired) integrators this one settled.
     recovered: int = 0
-    #: Candidates this one released as ``apply_interrupted`` when it was stopped.
+    #: Candidates this one gave back to the queue (requeued) when it was stopped.
     released: int = 0
     seconds: float = 0.0
+    #: Seconds spent handling candidates (idle waits left out): what the rate divides by.
+    busy: float = 0.0
 
     def counted(self, outcome: Outcome) -> Tally:
         state = outcome.candidate.state
@@ -84,12 +88,18 @@ class Tally:
 
 def summary(tally: Tally) -> str:
     """The closing line: what was handled, and how fast."""
-    rate = tally.handled / tally.seconds * 60 if tally.seconds > 0 else 0.0
+    # Per busy minute: an integrator idle all night has not become slow.
+    rate = tally.handled / tally.busy * 60 if tally.busy > 0 else 0.0
     return (
         f"handled {tally.handled}: integrated {tally.integrated}, blocked {tally.blocked}; "
         f"recovered {tally.recovered}, released {tally.released}; "
-        f"{tally.seconds:.2f} s ({rate:.0f} per minute)\n"
+        f"{tally.seconds:.2f} s, busy {tally.busy:.2f} s ({rate:.0f} per busy minute)\n"
     )
+
+
+def stamp() -> str:
+    """The UTC time a progress line is printed at, to the second: ``2026-12-06T02:20:35Z``."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @attrs.define
@@ -101,7 +111,7 @@ class PlainReporter:
     _since: dict[str, float] = attrs.field(factory=dict, init=False)
 
     def _line(self, text: str) -> None:
-        self.out.write(text + "\n")
+        self.out.write(f"{stamp()} {text}\n")
         self.out.flush()
 
     def started(self, outcome: Outcome) -> None:
@@ -198,14 +208,14 @@ class LiveReporter:
         colour = {State.INTEGRATED: "green", State.PENDING: "yellow"}.get(state, "red")
         started = self._applying.pop(outcome.candidate.key.slug, None)
         line = outcome_line(outcome, None if started is None else time.monotonic() - started[1])
-        self._live.console.print(line, style=colour, markup=False)
+        self._live.console.print(f"{stamp()} {line}", style=colour, markup=False)
         if self._applying:
             self._show(self._names(), f"testing {len(self._applying)}")
         else:
             self._show("", "waiting for the next candidate")
 
     def note(self, text: str) -> None:
-        self._live.console.print(text, markup=False)
+        self._live.console.print(f"{stamp()} {text}", markup=False)
         self._show("", text)
 
     def close(self) -> None:

@@ -16,9 +16,10 @@ real mutex, by itself. Integrators on other hosts meet only at the lease; one
 refused waits a few milliseconds and settles the lease once it expires.
 
 Signals: SIGINT or SIGTERM while a check runs (or while waiting) cuts it short,
-and the candidate is released as ``apply_interrupted`` (blocked, with the
-check it was in); at any other step the apply is finished first. Either way
-the loop then exits.
+and the candidate is requeued at its place by a logged ``requeue`` naming the
+signal (no follow-up: the stop is not its fault; see
+``mergegate.statemachine.interruptions``); at any other step the apply is
+finished first. Either way the loop then exits.
 
 With ``concurrency`` above 1 the step is :func:`chain_step`: the queue is
 drained by :func:`mergegate.apply.integrate_chain`, that many candidates
@@ -43,21 +44,21 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from mergegate.apply import NothingPushed, RemoteUnreachable, RepositoryBusy
 from mergegate.statemachine import (
-    BlockedReport,
+    ChangeFeed,
     Event,
-    Evidence,
     LeaseHeld,
+    MergegateError,
     MoveInFlight,
     Outcome,
-    Reason,
-    Request,
     State,
     on_event,
 )
 
 from .progress import Tally
 from .recovery import recover_now
+from .standby import Backoff, ordinary
 
 if TYPE_CHECKING:
     from mergegate.apply import GitApplier
@@ -236,8 +237,13 @@ class Loop:
     concurrency: int = 1
     #: True while a chain runs: its links' settling moves are counted as they commit.
     chaining: bool = False
+    backoff: Backoff = attrs.Factory(Backoff)
+    _kept_at: float = 0.0
     _counted: set[tuple[int, int]] = attrs.Factory(set)
     _engine: Engine | None = None
+    _pushed_nothing: bool = False
+    #: The candidate this step printed as applying, to name it if its lease is lost.
+    _applying: Outcome | None = None
 
     @property
     def engine(self) -> Engine:
@@ -258,6 +264,7 @@ class Loop:
         return self._engine
 
     def _started(self, outcome: Outcome) -> None:
+        self._applying = outcome
         self.reporter.started(outcome)
 
     def _link_moved(self, outcome: Outcome) -> None:
@@ -295,6 +302,7 @@ class Loop:
     def run(self, *, once: bool) -> Tally:
         """Drain the queue (and with ``once``, return); otherwise wait for more until stopped."""
         began = time.monotonic()
+        self.session.keepalive = self._keep_alive
         self.applier.on_step = self._on_step
         self.stop.install()
         try:
@@ -302,22 +310,34 @@ class Loop:
             self._recover()
             idle_said = False
             while self.stop.requested is None:
+                stepped = time.monotonic()
+                # Read before the step: a submit that lands after the step found the
+                # queue empty is then after this cursor, and wakes the wait below.
+                cursor = None if once else self._cursor()
                 try:
                     outcomes = self._next()
                 except Interrupted:
-                    self._release()
+                    self._release(
+                        f"mergegate run was stopped by {self.stop.requested} during its check",
+                        counted=True,
+                    )
                     break
+                except MergegateError as err:
+                    self._stand_by(err, once=once)  # raises err when it must end the run
+                    continue
+                self._stepped(outcomes, stepped)
                 if outcomes is None:
                     self._wait_for_lease()
                     continue
                 if not outcomes:
                     if once:
+                        if not self.tally.handled:
+                            self.reporter.note("nothing to apply: no pending or retry candidate")
                         break
                     if not idle_said:
                         self.reporter.note("queue empty: waiting for candidates")
                         idle_said = True
-                    self._sleep(self.poll)
-                    self._recover()
+                    self._wait_for_work(cursor)
                     continue
                 idle_said = False
                 for outcome in outcomes:
@@ -338,9 +358,20 @@ class Loop:
         """The step's outcomes; ``None`` when another integrator holds the lease."""
         self._wait_for_turn()
         outcomes = None
+        self._forget_applying()
+        # With a remote: fetch what developers pushed and follow an outside push of main.
+        self.applier.sync()
         try:
             outcomes = self.step(self)
-        except LeaseHeld:
+        except LeaseHeld as err:
+            if err.lost and self._applying is not None:
+                # Our own apply's lease was taken over while this process was stopped:
+                # the candidate printed as applying must not end without a word.
+                key = self._applying.candidate.key
+                self.reporter.note(
+                    f"{key.slug} {key.sha[:12]}: lease lost (another process recovered it "
+                    f"after it expired); `mergegate show {key.slug}` says how it was settled"
+                )
             return None
         finally:
             self.stop.interruptible(False)
@@ -351,6 +382,11 @@ class Loop:
                     # Nothing to do here (or the lease is elsewhere): let a waiter look.
                     self.turn.give()
         return outcomes
+
+    def _forget_applying(self) -> None:
+        # A method, not an assignment in _next: the start hook sets ``_applying``
+        # during the step, which a type checker narrowing the attribute cannot see.
+        self._applying = None
 
     def _wait_for_turn(self) -> None:
         """Stand by until this integrator has the turn (or its holder made no progress)."""
@@ -375,17 +411,93 @@ class Loop:
         except Interrupted:
             return
 
+    def _feed(self) -> ChangeFeed | None:
+        """The store's change feed, or ``None`` for a store without one (it is polled)."""
+        store = self.session.store()
+        return store if isinstance(store, ChangeFeed) else None
+
+    def _cursor(self) -> int | None:
+        feed = self._feed()
+        return None if feed is None else feed.feed_head()
+
+    def _wait_for_work(self, cursor: int | None) -> None:
+        """The queue is empty: wait for the next change to the log, at most ``poll``,
+        then settle what a dead integrator left.
+
+        The change feed wakes the loop on a commit (LISTEN/NOTIFY on PostgreSQL,
+        SQLite's data_version), so a submit starts at once instead of at the next
+        poll; ``poll`` still bounds the wait, for recovery and for branches that
+        developers push to a remote, which the log does not see.
+        """
+        feed = self._feed()
+        if cursor is None or feed is None:
+            self._sleep(self.poll)
+        else:
+            with contextlib.suppress(Interrupted), self.stop.cut_short():
+                feed.wait_for_change(cursor, self.poll)
+        self._recover()
+
     def _wait_for_lease(self) -> None:
         """Another integrator holds the lease: wait a moment, settle it if it is dead."""
         self._sleep(0.005)
         self._recover()
 
-    def _recover(self) -> None:
-        main = self.applier.main_sha()
+    def _keep_alive(self) -> None:
+        """A notification is running: renew this integrator's (chain) lease if it holds one.
+
+        A write at most every third of the TTL. A lease it does not hold (a
+        serial apply releases its lease with the move) has nothing to keep.
+        """
+        now = time.monotonic()
+        if now - self._kept_at < self.engine.lease_ttl.total_seconds() / 3:
+            return
+        self._kept_at = now
+        with contextlib.suppress(LeaseHeld):
+            self.engine.renew_lease(self.owner)
+
+    def _stepped(self, outcomes: Sequence[Outcome] | None, since: float) -> None:
+        """A step went through: the backoff starts short again; time with outcomes was busy."""
+        self.backoff.reset()
+        if outcomes:
+            self.tally = attrs.evolve(self.tally, busy=self.tally.busy + time.monotonic() - since)
+
+    def _stand_by(self, err: MergegateError, *, once: bool) -> None:
+        """An ordinary event stopped the step: requeue what it held, say so, wait, go on.
+
+        Anything else ends the run: ``err`` is raised again. So does a remote
+        that does not answer under ``--once``, a one-shot drain that should not
+        wait for a server for hours; the daemon waits for it.
+        """
+        if not ordinary(err):
+            raise err
+        # A remote that could not be read before the push (NothingPushed) leaves
+        # nothing that can land: the apply goes back to the queue even though the
+        # remote cannot be asked, instead of waiting applying for its lease to expire.
+        self._pushed_nothing = isinstance(err, NothingPushed)
         try:
+            self._release(str(err), counted=False)
+        except MergegateError as again:
+            if not ordinary(again):
+                raise
+        if once and isinstance(err, RemoteUnreachable):
+            raise err
+        wait = self.backoff.next_wait(err)
+        line = self.backoff.line(err, wait)
+        if line is not None:
+            self.reporter.note(line)
+        self._sleep(wait)
+
+    def _recover(self) -> None:
+        try:
+            main = self.applier.main_sha()
             recovered = recover_now(self.session, main, self.applier)
         except MoveInFlight:
             # A live mover holds main: it is working, not dead; nothing to settle.
+            return
+        except MergegateError as err:
+            # main not born yet, a lock held, the store busy: recovery runs again soon.
+            if not ordinary(err):
+                raise
             return
         if recovered.stale_lock is not None:
             self.reporter.note(f"removed stale lock {recovered.stale_lock} of a dead mover")
@@ -393,8 +505,14 @@ class Loop:
             self.tally = attrs.evolve(self.tally, recovered=self.tally.recovered + 1)
             self.reporter.settled(outcome)
 
-    def _release(self) -> None:
-        """Settle this integrator's own apply after a stop signal cut its check short."""
+    def _release(self, cause: str, *, counted: bool) -> None:
+        """Settle this integrator's own applies, cut short by a stop signal or a host event.
+
+        Each is requeued with ``cause`` logged. A stop (``counted``) is an
+        interruption that counts toward blocking a candidate that keeps
+        stopping its integrator (``Engine.interruption``); a held lock or a busy
+        store (not ``counted``) is plainly the host's and never does.
+        """
         # The signal may have landed inside a store call: start from a fresh connection.
         self.session.close()
         self._engine = None
@@ -407,29 +525,43 @@ class Loop:
             candidate = self.session.store().candidate_by_id(lease.candidate_id)
             if candidate is None:
                 continue
-            with self.applier.hold_main() as held:
-                if self.applier.contains(candidate.key.sha, held.main_sha):
+            with contextlib.ExitStack() as stack:
+                main = self._main_for_release(stack)
+                if self.applier.contains(candidate.key.sha, main):
                     outcome = engine.integrate(
-                        candidate.key.slug, main_sha=held.main_sha, expected_seq=candidate.seq
+                        candidate.key.slug, main_sha=main, expected_seq=candidate.seq
                     )
+                elif counted:
+                    # Stopped by its operator: not the candidate's fault. It is
+                    # requeued at its place, with no follow-up (interruptions.py).
+                    outcome = engine.fire(engine.interruption(candidate, main, lease, cause))
                 else:
-                    report = BlockedReport(
-                        Reason.APPLY_INTERRUPTED,
-                        held.main_sha,
-                        Evidence(lease_owner=lease.owner, lease_since=lease.acquired_at),
-                        detail=f"mergegate run was stopped by {self.stop.requested} "
-                        f"during its apply; apply it again",
-                    )
-                    outcome = engine.fire(
-                        Request(
-                            Event.INTERRUPT,
-                            candidate.key.slug,
-                            report=report,
-                            expected_seq=candidate.seq,
-                        )
+                    outcome = engine.requeue(
+                        candidate.key.slug,
+                        why=f"the host was busy: {cause}",
+                        expected_seq=candidate.seq,
                     )
             self.tally = attrs.evolve(self.tally, released=self.tally.released + 1)
             self.reporter.settled(outcome)
+
+    def _main_for_release(self, stack: contextlib.ExitStack) -> str:
+        """main's sha, held under git's lock on it unless another process holds that lock.
+
+        Only this integrator moves a candidate applying under its lease, and
+        it is not moving one now: a read of main is as good as a held one
+        here, so a held ``main.lock`` (what this release may be for) is no
+        reason to leave the candidate applying.
+        """
+        try:
+            return stack.enter_context(self.applier.hold_main()).main_sha
+        except (RepositoryBusy, MoveInFlight):
+            return self.applier.main_sha()
+        except RemoteUnreachable:
+            if not self._pushed_nothing:
+                raise
+            # Releasing an apply that pushed nothing (``_stand_by``): the remote's
+            # main cannot hold it, and the local main is the one it was built on.
+            return self.applier.main_sha()
 
     def _release_chain(self, engine: Engine) -> None:
         """Settle a chain the stop left under this integrator's lease: each link requeued.

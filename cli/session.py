@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,12 +31,26 @@ if TYPE_CHECKING:
         ResolvedRule,
         Wiring,
     )
-    from mergegate.statemachine import BlockedRecord, BlockedReport, Engine, Resolver, Store
+    from mergegate.statemachine import (
+        BlockedRecord,
+        BlockedReport,
+        Engine,
+        Resolver,
+        Store,
+        StoreIdentity,
+    )
 
     from .config import CheckConfig, Config
     from .repo import Repository
 
-__all__ = ["DB_ENV", "DB_FILE", "LOG_FILE", "Session", "default_actor"]
+__all__ = [
+    "DB_ENV",
+    "DB_FILE",
+    "LOG_FILE",
+    "Session",
+    "default_actor",
+    "refuse_a_new_second_store",
+]
 
 _TRANSITIONS = logging.getLogger("mergegate.transitions")
 
@@ -65,6 +80,10 @@ class Session:
     json: bool = False
     log_stderr: bool = False
     actor: str = attrs.Factory(default_actor)
+    #: True when neither --actor nor MERGEGATE_ACTOR named one: ``run`` then names itself.
+    actor_defaulted: bool = False
+    #: Called while a notification runs; ``run`` renews its lease there (cli/notify.py).
+    keepalive: Callable[[], None] | None = None
     command: str = "mergegate"
     _repository: Repository | None = attrs.field(default=None, init=False)
     _config: Config | None = attrs.field(default=None, init=False)
@@ -110,11 +129,19 @@ class Session:
             parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1))
         )
 
-    def store(self, *, create: bool = False) -> Store:
-        """The store; only ``create`` (``init``) may create a SQLite file that is missing."""
+    def store(self, *, create: bool = False, moving: bool = False) -> Store:
+        """The store; only ``create`` (``init``, ``import``) may create a missing SQLite file.
+
+        ``moving`` (``import``) opens a store other than the one the repository
+        names, on purpose.
+        """
         if self._store is None:
             # The configuration is checked first: a broken file fails every command alike.
             self.config()
+            if not moving:
+                # A missing SQLite file where the repository names another store:
+                # say so, rather than "run init" (which would be refused too).
+                refuse_a_new_second_store(self)
             self._store = _open(self.db_target(), create=create)
         return self._store
 
@@ -155,6 +182,7 @@ class Session:
 
             config, store = self.config(), self.store()
             self._check_actor()
+            self.bind()
             from .notify import notify_hooks  # noqa: PLC0415
 
             guide = self._guide()
@@ -164,11 +192,31 @@ class Session:
                 store,
                 wiring,
                 # After the follow-up hook: a notification of a block sees it materialized.
-                hooks=notify_hooks(config.notify, config.repo),
+                hooks=notify_hooks(config.notify, config.repo, self._keep_alive),
                 actor=self.actor,
                 lease_ttl=timedelta(seconds=config.lease_ttl),
             )
         return self._engine
+
+    def bind(self) -> StoreIdentity | None:
+        """Check that the repository and the store belong together (see ``binding.py``)."""
+        from .binding import bind  # noqa: PLC0415
+
+        return bind(
+            self.repository(),
+            self.config().main_branch,
+            self.store(),
+            self.db_shown(),
+            self.actor,
+            # A path inside the repository moves with it: the default is recorded as such.
+            recorded_as=None
+            if self.db_url
+            else f"the default store, <git-common-dir>/mergegate/{DB_FILE}",
+        )
+
+    def _keep_alive(self) -> None:
+        if self.keepalive is not None:
+            self.keepalive()
 
     def reader(self) -> Engine:
         """An Engine for a command that only reads: the store and guide ``engine()`` wires.
@@ -236,16 +284,22 @@ class Session:
         # types as Iterable[_T_co]; a mapping keeps the call checked at runtime only.
         # (CheckSpec.argv had the same problem; apply/checks.py now converts with a typed function.)
         checks: dict[str, Any] = {"checks": [_check_spec(c) for c in config.checks]}
-        return GitApplier(
+        applier = GitApplier(
             self.repository().root,
             main_branch=config.main_branch,
             **checks,
             max_main_retries=config.max_main_retries,
             remote=config.remote,
+            push_timeout=config.push_timeout,
             # A third of the TTL (lease_ttl >= 1 s, see config.py): two heartbeats can
             # be missed before the lease expires. No floor: a floor above ttl/3 lost the lease.
             heartbeat_every=min(30.0, config.lease_ttl / 3),
         )
+        if config.buildbot is not None or config.checks:
+            from .cirunner import check_runner  # noqa: PLC0415  (only an apply needs it)
+
+            applier.runner = check_runner(config, applier, self.store())
+        return applier
 
     def lease_owner(self) -> str:
         """Who holds the lease during ``apply``: the actor, the host, the pid and its start.
@@ -284,6 +338,21 @@ class Session:
         self._engine = None
 
 
+def refuse_a_new_second_store(session: Session) -> None:
+    """``init`` of a SQLite file that does not exist, for a repository bound to another store.
+
+    Refused before the file is made: a refused init leaves nothing behind.
+    """
+    from .binding import other_store, recorded_store  # noqa: PLC0415
+
+    path = _sqlite_path(session.db_target())
+    if path is None or path.exists():
+        return
+    recorded, recorded_where = recorded_store(session.repository())
+    if recorded is not None:
+        raise other_store(recorded, recorded_where, session.db_shown(), None)
+
+
 def _latest_report(store: Store, record: BlockedRecord) -> BlockedReport | None:
     """The report of ``record``'s latest occurrence: what the guidance names as failed."""
     found = store.occurrences(record.id)
@@ -293,7 +362,9 @@ def _latest_report(store: Store, record: BlockedRecord) -> BlockedReport | None:
 def _check_spec(check: CheckConfig) -> CheckSpec:
     from mergegate.apply import CheckSpec  # noqa: PLC0415
 
-    return CheckSpec(check.name, check.argv, timeout=check.timeout, shell=check.shell)
+    return CheckSpec(
+        check.name, check.argv, timeout=check.timeout, shell=check.shell, retries=check.retries
+    )
 
 
 def _sqlite_path(target: str) -> Path | None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .contain import check_inside as check_inside
-    from .done import NotMarkable, ResolvedRule, mark_done
+    from .done import NotMarkable, ResolvedRule, mark_done, resolver_for
     from .errors import (
         FollowUpConflict,
         FollowUpError,
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from .paths import DEFAULT_GROUP
     from .paths import todo_path as todo_path
     from .resolver import (
+        AllResolved,
+        AnyResolved,
         CallableResolver,
         FolderRemovedResolver,
         RoadmapGoneResolver,
@@ -65,6 +67,8 @@ __all__ = [
     "STATE_OPEN",
     "STATE_WITHDRAWN",
     "TODO_FILES",
+    "AllResolved",
+    "AnyResolved",
     "CallableResolver",
     "DrainResult",
     "FolderRemovedResolver",
@@ -93,10 +97,13 @@ __all__ = [
     "mark_done",
     "mark_withdrawn",
     "render_todo",
+    "resolver_for",
     "roadmap_slugs",
 ]
 
 _HOME = {
+    "AllResolved": "resolver",
+    "AnyResolved": "resolver",
     "CODE_BLOCKED": "guidance",
     "CODE_FOLLOWUP_FAILED": "guidance",
     "CODE_FOLLOWUP_PENDING": "guidance",
@@ -139,19 +146,24 @@ _HOME = {
     "read_source": "scaffold",
     "remove_roadmap_entry": "roadmap",
     "render_todo": "todo_text",
+    "resolver_for": "done",
     "roadmap_slugs": "roadmap",
     "scaffold_todo": "scaffold",
     "todo_path": "paths",
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{home}", __name__), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
+# Hidden from type checkers: a module __getattr__ typed `-> Any` would make every
+# name importable to mypy, so `from ... import Wirng` would type-check (issue 24).
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> Any:
+        home = _HOME.get(name)
+        if home is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f".{home}", __name__), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
 
 
 def __dir__() -> list[str]:

@@ -11,19 +11,29 @@ from __future__ import annotations
 
 import enum
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mergegate.statemachine import BlockedRecord, InvalidInput, MergegateError
+from mergegate.statemachine import BlockedRecord, InvalidInput, MergegateError, Resolver
 
 from .contain import check_inside
 from .errors import FollowUpError
 from .fsio import read_regular, replace_file
 from .paths import todo_path
-from .resolver import RESOLVED_FIELD, _not_created, _unlinked
+from .resolver import (
+    RESOLVED_FIELD,
+    AllResolved,
+    AnyResolved,
+    FolderRemovedResolver,
+    RoadmapGoneResolver,
+    StateFileResolver,
+    _not_created,
+    _unlinked,
+)
 from .todo_text import STATE_DONE
 
-__all__ = ["ResolvedRule", "mark_done"]
+__all__ = ["ResolvedRule", "mark_done", "resolver_for"]
 
 
 class ResolvedRule(enum.StrEnum):
@@ -89,7 +99,7 @@ def mark_done(
     record: BlockedRecord,
     *,
     todos_root: Path,
-    roadmap: Path,
+    roadmap: Path | None,
     boundary: Path | None = None,
 ) -> str:
     """Satisfy ``rule`` for ``record``'s follow-up; return what was done, in one line.
@@ -105,12 +115,15 @@ def mark_done(
         raise NotMarkable(fu, why_not)
     if boundary is not None:
         check_inside(boundary, todos_root, "todos")
-        check_inside(boundary, roadmap, "roadmap")
+        if roadmap is not None:
+            check_inside(boundary, roadmap, "roadmap")
     try:
         folder = todo_path(todos_root, fu)
     except MergegateError as err:
         raise NotMarkable(fu, str(err)) from None
     if rule is ResolvedRule.ROADMAP_GONE:
+        if roadmap is None:
+            raise NotMarkable(fu, "the roadmap-gone rule needs a roadmap, and none is configured")
         from .roadmap import remove_roadmap_entry  # noqa: PLC0415  (loads ruamel)
 
         removed = remove_roadmap_entry(roadmap, fu)
@@ -129,3 +142,44 @@ def mark_done(
         )
     replace_file(folder / "state.yaml", _done_text(text, record.occurrences))
     return f"{folder}/state.yaml: status {STATE_DONE} (occurrence {record.occurrences})"
+
+
+def resolver_for(
+    rules: Sequence[ResolvedRule | str],
+    *,
+    todos_root: Path,
+    roadmap: Path | None = None,
+    combine: str = "any",
+    boundary: Path | None = None,
+) -> Resolver:
+    """The resolver that configuration names: one rule, or several combined.
+
+    ``rules`` are rule names (``state-done``, ``folder-removed``,
+    ``roadmap-gone``); ``combine`` is ``any`` (one of them will do, as a host
+    that counts "folder removed" or "state done" alike) or ``all``. Raises
+    InvalidInput, naming the choices, for an unknown rule or combination, no
+    rule at all, or ``roadmap-gone`` without a roadmap.
+    """
+    if combine not in ("any", "all"):
+        raise InvalidInput("resolved combine", combine, "use any or all")
+    if isinstance(rules, str):
+        rules = [rules]
+    built: list[Resolver] = []
+    for name in rules:
+        try:
+            rule = ResolvedRule(name)
+        except ValueError:
+            raise InvalidInput(
+                "resolved rule", name, "use state-done, folder-removed or roadmap-gone"
+            ) from None
+        if rule is ResolvedRule.STATE_DONE:
+            built.append(StateFileResolver(todos_root, boundary=boundary))
+        elif rule is ResolvedRule.FOLDER_REMOVED:
+            built.append(FolderRemovedResolver(todos_root))
+        elif roadmap is None:
+            raise InvalidInput("resolved rule", name, "roadmap-gone needs a roadmap")
+        else:
+            built.append(RoadmapGoneResolver(roadmap))
+    if len(built) == 1:
+        return built[0]
+    return AnyResolved(built) if combine == "any" else AllResolved(built)

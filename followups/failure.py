@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mergegate.statemachine import BlockedReport, CandidateKey, Reason, short_sha
+from mergegate.statemachine import BlockedReport, CandidateKey, CheckResult, Reason, short_sha
 
 from .text import one_line
 
@@ -27,6 +27,16 @@ def _named(items: Sequence[str]) -> str:
     return shown if rest <= 0 else f"{shown} and {rest} more"
 
 
+def _check_words(check: CheckResult) -> str:
+    """``name (exit 1)``; a CI's check adds its failed step and its build's URL."""
+    facts = ["timed out" if check.timed_out else f"exit {check.exit_code}"]
+    if check.step is not None:
+        facts.append(f"step {one_line(check.step, limit=60)!r}")
+    if check.url is not None:
+        facts.append(f"build {one_line(check.url, limit=200)}")
+    return f"{check.name} ({', '.join(facts)})"
+
+
 def what_failed(report: BlockedReport) -> str:
     """One sentence naming what failed: paths, checks, main shas, the diagnostic or the lease."""
     e = report.evidence
@@ -34,13 +44,9 @@ def what_failed(report: BlockedReport) -> str:
         case Reason.MERGE_CONFLICT if e.conflicted_paths:
             n = len(e.conflicted_paths)
             return f"What failed: {n} conflicted path(s): {_named(e.conflicted_paths)}."
-        case Reason.CHECKS_FAILED if e.checks:
+        case Reason.CHECKS_FAILED | Reason.CHECKS_TIMED_OUT if e.checks:
             failed = [c for c in e.checks if c.failed] or list(e.checks)
-            named = [
-                f"{c.name} (timed out)" if c.timed_out else f"{c.name} (exit {c.exit_code})"
-                for c in failed
-            ]
-            return f"What failed: check(s) {_named(named)}."
+            return f"What failed: check(s) {_named([_check_words(c) for c in failed])}."
         case Reason.MAIN_MOVED if e.main_attempts:
             tried = [short_sha(s) for s in e.main_attempts]
             n = len(tried)
@@ -76,8 +82,15 @@ def fix_sentence(reason: Reason, key: CandidateKey) -> str:
             )
         case Reason.PUSH_REJECTED:
             return (
-                "Fix: settle why the remote refused the push (permissions, protection, a "
-                f"hook), or commit a fix on {branch}; then run the NEXT lines in order."
+                "Fix: settle the server's refusal quoted above with whoever runs the server, "
+                f"or commit a fix on {branch} if it refused the change itself; then run the "
+                "NEXT lines in order."
+            )
+        case Reason.CHECKS_TIMED_OUT:
+            return (
+                "Fix: see why the CI named above never started or never finished the build "
+                f"(no worker, a stuck step); {branch} may need no change. Then run the NEXT "
+                "lines in order."
             )
         case Reason.APPLY_INTERRUPTED:
             return (

@@ -17,13 +17,20 @@ from collections.abc import Callable
 import attrs
 
 from mergegate.statemachine import (
+    Action,
+    Apply,
     BlockedRecord,
     BlockedReport,
     Candidate,
     FollowUpState,
     Guidance,
     InvalidInput,
+    MarkDone,
+    Remediate,
+    Resume,
+    Show,
     State,
+    Sync,
 )
 
 from .failure import fix_sentence, what_failed
@@ -57,6 +64,10 @@ class FollowUpGuide:
     evidence: Callable[[BlockedRecord], BlockedReport | None] | None = attrs.field(
         default=None, eq=False, kw_only=True
     )
+    #: The file of the follow-up folder that holds the evidence, as the scaffold
+    #: writes it (``Scaffold.evidence_file``); ``None``: the folder holds none, and
+    #: the text points at the stored evidence only.
+    evidence_file: str | None = attrs.field(default="input.md", kw_only=True)
 
     def render(self, candidate: Candidate, record: BlockedRecord) -> Guidance:
         """The guidance for ``candidate``, blocked as ``record`` says; a pure function of both
@@ -71,8 +82,8 @@ class FollowUpGuide:
         """
         key, fu, t = record.key, record.follow_up_slug, self.templates
 
-        def cmd(name: str) -> str:
-            return t.command(name, key, fu)
+        def cmd(action: Action) -> str:
+            return t.render(action, key, fu)
 
         # No occurrence count and no time: a replay of the same failure prints the same text.
         blocked = f"{record.reason.value} against main {record.main_sha[:12]}"
@@ -81,33 +92,45 @@ class FollowUpGuide:
             where = f"Candidate {ident} is being remediated; it was blocked: {blocked}."
         else:
             where = f"Candidate {ident} is blocked: {blocked}."
+        show = cmd(Show(key.slug))
         report = None if self.evidence is None else self.evidence(record)
         failed = f"What failed: {record.reason.value}." if report is None else what_failed(report)
-        commands: list[str] = []
+        actions: list[Action] = []
         match record.follow_up_state:
             case FollowUpState.CREATED:
                 code = CODE_BLOCKED
-                evidence = (
-                    f"Evidence is in {self.todos_label}/{fu}/input.md and from {cmd('show')}; "
-                    f"the follow-up todo is {fu}."
-                )
+                if self.evidence_file is None:
+                    evidence = f"Evidence is stored ({show}); the follow-up todo is {fu}."
+                else:
+                    evidence = (
+                        f"Evidence is in {self.todos_label}/{fu}/{self.evidence_file} "
+                        f"and from {show}; the follow-up todo is {fu}."
+                    )
             case FollowUpState.PENDING:
                 code = CODE_FOLLOWUP_PENDING
                 evidence = (
-                    f"Evidence is stored ({cmd('show')}); the follow-up todo {fu} "
-                    f"is not created yet, and {cmd('sync')} creates it."
+                    f"Evidence is stored ({show}); the follow-up todo {fu} "
+                    f"is not created yet, and {cmd(Sync())} creates it."
                 )
-                commands.append(cmd("sync"))
+                actions.append(Sync())
             case FollowUpState.FAILED:
                 code = CODE_FOLLOWUP_FAILED
                 error = one_line(record.follow_up_error or "unknown error")
                 evidence = (
-                    f"Evidence is stored ({cmd('show')}), but the follow-up todo {fu} "
+                    f"Evidence is stored ({show}), but the follow-up todo {fu} "
                     f"could not be created: {error}"
                 )
-                commands.append(cmd("sync"))
+                actions.append(Sync())
         if candidate.state is not State.REMEDIATING:
-            commands.append(cmd("remediate"))
-        commands.extend((cmd("done"), cmd("resume"), cmd("apply")))
+            actions.append(Remediate(key.slug))
+        actions.extend(
+            (MarkDone(key.slug, fu), Resume(key.slug, key.branch, key.sha), Apply(key.slug))
+        )
         facts = (where, failed, evidence, fix_sentence(record.reason, key))
-        return Guidance(code=code, facts=facts, next_commands=tuple(commands), resume_at=-2)
+        return Guidance(
+            code=code,
+            facts=facts,
+            next_commands=tuple(cmd(a) for a in actions),
+            resume_at=-2,
+            actions=tuple(actions),
+        )

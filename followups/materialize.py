@@ -43,8 +43,10 @@ class FollowUps:
     """
 
     todos_root: Path = attrs.field(converter=Path)
-    roadmap: Path = attrs.field(
-        default=attrs.Factory(_roadmap_default, takes_self=True), converter=Path
+    #: ``None``: the host keeps no roadmap; no roadmap.yaml and no lock are written.
+    roadmap: Path | None = attrs.field(
+        default=attrs.Factory(_roadmap_default, takes_self=True),
+        converter=attrs.converters.optional(Path),
     )
     group: str | None = attrs.field(default=DEFAULT_GROUP, validator=_check_group)
     templates: GuidanceTemplates = attrs.field(factory=GuidanceTemplates)
@@ -61,7 +63,8 @@ class FollowUps:
         ``boundary``; a no-op without one."""
         if self.boundary is not None:
             check_inside(self.boundary, self.todos_root, "todos")
-            check_inside(self.boundary, self.roadmap, "roadmap")
+            if self.roadmap is not None:
+                check_inside(self.boundary, self.roadmap, "roadmap")
 
     def materialize(self, record: BlockedRecord, report: BlockedReport) -> ScaffoldResult:
         """Create or reuse ``record``'s todo folder, then add its roadmap entry if missing.
@@ -78,6 +81,8 @@ class FollowUps:
         # is caught before the first file is written.
         self.check_contained()
         result = self.scaffold.write(self.todos_root, record, report)
+        if self.roadmap is None:
+            return result
         key = record.key
         add_roadmap_entry(
             self.roadmap,

@@ -12,7 +12,9 @@ from __future__ import annotations
 import attrs
 
 from mergegate.statemachine import (
+    TABLE,
     CandidateKey,
+    Effect,
     Event,
     FollowUpJob,
     FollowUpState,
@@ -81,6 +83,14 @@ def drain(store: Store, followups: FollowUps) -> DrainResult:
 # The seq of a candidate integrated on its first apply; a block adds entries to any path.
 _DIRECT_INTEGRATION = 3
 
+# Every event whose rule records a block (``block``, and ``interrupt`` from recovery),
+# read off the table: a follow-up is delivered whichever of them created it.
+_BLOCKING_EVENTS = frozenset(
+    event
+    for source, event, _dest in TABLE.edges()
+    if (rule := TABLE.rule(source, event)) is not None and Effect.RECORD_BLOCK in rule.effects
+)
+
 
 @attrs.define
 class FollowUpHook:
@@ -129,7 +139,7 @@ class FollowUpHook:
         if outcome.candidate.seq <= _DIRECT_INTEGRATION:
             return  # submit, start_apply, integrate: never blocked, so no query at all
         history = self.store.history(outcome.candidate.id)
-        for sha in sorted({t.sha for t in history if t.event is Event.BLOCK}):
+        for sha in sorted({t.sha for t in history if t.event in _BLOCKING_EVENTS}):
             record = self.store.blocked_record(CandidateKey(key.slug, key.branch, sha))
             if record is not None and record.follow_up_state is FollowUpState.CREATED:
                 self.followups.deliver(record)

@@ -13,13 +13,19 @@ file must name the candidate and the follow-up it was written for.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from mergegate.statemachine import BlockedRecord, FollowUpState, MergegateError
+from mergegate.statemachine import (
+    BlockedRecord,
+    FollowUpState,
+    InvalidInput,
+    MergegateError,
+    Resolver,
+)
 
 from .contain import check_inside
 from .fsio import read_regular
@@ -29,6 +35,8 @@ from .todo_text import STATE_DONE
 
 __all__ = [
     "RESOLVED_FIELD",
+    "AllResolved",
+    "AnyResolved",
     "CallableResolver",
     "FolderRemovedResolver",
     "RoadmapGoneResolver",
@@ -218,3 +226,47 @@ class CallableResolver:
         """What ``rule`` says, as one line (``None`` passes through)."""
         why = self.rule(record)
         return None if why is None else one_line(str(why), limit=200)
+
+
+def _rules(value: Sequence[Resolver]) -> tuple[Resolver, ...]:
+    rules = tuple(value)
+    if not rules:
+        raise InvalidInput("resolved rules", rules, "give at least one rule to combine")
+    for rule in rules:
+        if not callable(getattr(rule, "unresolved_reason", None)):
+            raise InvalidInput("resolved rule", rule, "give a Resolver (unresolved_reason)")
+    return rules
+
+
+@attrs.frozen
+class AnyResolved:
+    """Implements ``Resolver``: resolved as soon as one of ``rules`` says so (a host that
+    counts "folder removed" or "state done" alike); unresolved says why for each, joined."""
+
+    rules: tuple[Resolver, ...] = attrs.field(converter=_rules)
+
+    def unresolved_reason(self, record: BlockedRecord) -> str | None:
+        """``None`` if any rule passes; else every rule's reason, in order, joined by "; or "."""
+        reasons = []
+        for rule in self.rules:
+            why = rule.unresolved_reason(record)
+            if why is None:
+                return None
+            reasons.append(why)
+        return one_line("; or ".join(reasons), limit=400)
+
+
+@attrs.frozen
+class AllResolved:
+    """Implements ``Resolver``: resolved only when every one of ``rules`` says so;
+    unresolved gives the first rule's reason that holds it back."""
+
+    rules: tuple[Resolver, ...] = attrs.field(converter=_rules)
+
+    def unresolved_reason(self, record: BlockedRecord) -> str | None:
+        """The first rule's reason that is not ``None``, or ``None`` when all pass."""
+        for rule in self.rules:
+            why = rule.unresolved_reason(record)
+            if why is not None:
+                return why
+        return None

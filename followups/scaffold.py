@@ -15,19 +15,20 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import attrs
 
 from mergegate.statemachine import BlockedRecord, BlockedReport, CandidateKey, MergegateError
 
 from .errors import FollowUpConflict
-from .fsio import fsync_dir, read_regular, write_new_file
+from .fsio import fsync_dir, read_regular, replace_file, write_new_file
 from .paths import todo_path
 from .templates import GuidanceTemplates
 from .text import code_span
-from .todo_text import render_todo
+from .todo_text import check_extras, render_todo
 
 __all__ = ["Scaffold", "ScaffoldResult", "TodoScaffold", "read_source", "scaffold_todo"]
 
@@ -89,12 +90,23 @@ def read_source(folder: Path) -> CandidateKey | None:
         return None
 
 
-def _reuse(target: Path, key: CandidateKey) -> ScaffoldResult:
+#: The files a reused folder gets again from the latest report: the evidence only.
+#: The others are the remediator's (a plan ticked off, a state marked done).
+_REFRESHED = ("input.md",)
+
+
+def _reuse(target: Path, key: CandidateKey, files: dict[str, str] | None = None) -> ScaffoldResult:
     # Compare the lines as the scaffold writes them, not parsed values: a branch
     # with an escaped character does not parse back, yet must still be recognized.
     expected = {name: code_span(getattr(key, name)) for name in _SOURCE_FIELDS}
     if _source_lines(target) != expected:
         raise FollowUpConflict(str(target), key, read_source(target))
+    for name in () if files is None else _REFRESHED:
+        assert files is not None
+        # A repeated block brings new evidence (other paths, another check's
+        # output): the folder says what failed last, not what failed first.
+        if read_regular(target / name) != files[name].encode("utf-8"):
+            replace_file(target / name, files[name])
     return ScaffoldResult(target, created=False)
 
 
@@ -126,23 +138,31 @@ def scaffold_todo(
     record: BlockedRecord,
     report: BlockedReport,
     templates: GuidanceTemplates | None = None,
+    *,
+    state_keys: Mapping[str, str] | None = None,
+    sections: Mapping[str, str] | None = None,
 ) -> ScaffoldResult:
     """Create ``<todos_root>/<record.follow_up_slug>/`` with its six files, or reuse it.
 
-    An existing folder whose ``input.md`` links ``record.key`` is reused
-    untouched. The todos folder is created if missing, and temporary folders
-    that a killed writer left for this follow-up are removed. Raises FollowUpConflict
-    if the folder exists and links another candidate (or none), PathOutsideTodos
-    if it would lie outside the todos folder, and OSError if the filesystem
-    refuses (read-only, full, ``todos_root`` is a file).
+    An existing folder whose ``input.md`` links ``record.key`` is reused: only
+    its ``input.md`` is rewritten, when ``report`` (a later occurrence) says
+    something else than it does; the other files are the remediator's.
+    ``state_keys`` and ``sections`` are :func:`render_todo`'s. The todos folder
+    is created if missing, and temporary folders that a killed writer left for
+    this follow-up are removed. Raises FollowUpConflict if the folder exists
+    and links another candidate (or none), PathOutsideTodos if it would lie
+    outside the todos folder, and OSError if the filesystem refuses (read-only,
+    full, ``todos_root`` is a file).
     """
     root = Path(todos_root)
     target = todo_path(root, record.follow_up_slug)
     root.mkdir(parents=True, exist_ok=True)
     _sweep(root, record.follow_up_slug)
+    files = render_todo(
+        record, report, templates, state_keys=state_keys or {}, sections=sections or {}
+    )
     if target.exists() or target.is_symlink():
-        return _reuse(target, record.key)
-    files = render_todo(record, report, templates)
+        return _reuse(target, record.key, files)
     # The writer's pid in the name tells a dead writer's leftover from a live one's.
     prefix = f".{record.follow_up_slug}.{os.getpid()}."
     tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=root))
@@ -157,7 +177,7 @@ def scaffold_todo(
         except OSError:
             # Another writer renamed its complete folder into place first.
             if target.is_dir():
-                return _reuse(target, record.key)
+                return _reuse(target, record.key, files)
             raise
     finally:
         if tmp.exists():
@@ -175,6 +195,11 @@ class Scaffold(Protocol):
     candidate is integrated, after the commit; it must be idempotent too.
     Expected failures raise OSError or a MergegateError: the caller records
     them on the follow-up as ``FAILED``.
+
+    ``evidence_file`` (optional; read with ``getattr``, default ``"input.md"``)
+    names the file of the folder that holds the evidence, for the guidance to
+    point at; ``None`` says the folder holds none, and the guidance points at
+    the stored evidence (``mergegate show``) alone.
     """
 
     def write(
@@ -188,17 +213,42 @@ class Scaffold(Protocol):
         ...
 
 
+def _pairs(value: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(dict(value).items()))
+
+
 @attrs.frozen
 class TodoScaffold:
-    """Implements :class:`Scaffold`: mergegate's six files (``TODO_FILES``), kept on delivery."""
+    """Implements :class:`Scaffold`: mergegate's six files (``TODO_FILES``), kept on delivery.
+
+    ``state_keys`` adds keys to ``state.yaml`` (a host's own ``owner``,
+    ``phase``...) and ``sections`` adds ``## title`` sections to
+    ``requirements.md``, without a subclass; both are checked here (InvalidInput).
+    """
 
     templates: GuidanceTemplates = attrs.field(factory=GuidanceTemplates)
+    state_keys: tuple[tuple[str, str], ...] = attrs.field(
+        default=(), converter=_pairs, kw_only=True
+    )
+    sections: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=_pairs, kw_only=True)
+    #: The folder's evidence file, which the guidance names.
+    evidence_file: ClassVar[str | None] = "input.md"
+
+    def __attrs_post_init__(self) -> None:
+        check_extras(dict(self.state_keys), dict(self.sections))
 
     def write(
         self, todos_root: Path, record: BlockedRecord, report: BlockedReport
     ) -> ScaffoldResult:
-        """:func:`scaffold_todo` with this scaffold's templates."""
-        return scaffold_todo(todos_root, record, report, self.templates)
+        """:func:`scaffold_todo` with this scaffold's templates and extras."""
+        return scaffold_todo(
+            todos_root,
+            record,
+            report,
+            self.templates,
+            state_keys=dict(self.state_keys),
+            sections=dict(self.sections),
+        )
 
     def deliver(self, todos_root: Path, record: BlockedRecord) -> None:
         """Keep the folder: its ``state.yaml`` (``status: done``) is the record of the fix."""

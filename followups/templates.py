@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from mergegate.statemachine import CandidateKey
+from mergegate.statemachine import Action, CandidateKey, MarkDone, Resume
 
 from .errors import InvalidTemplate
 
@@ -79,3 +79,21 @@ class GuidanceTemplates:
             "follow_up": follow_up,
         }
         return template.format(**{k: shlex.quote(v) for k, v in values.items()})
+
+    def render(self, action: Action, key: CandidateKey, follow_up: str) -> str:
+        """``action`` as a command line: its template (``action.name``) filled in.
+
+        ``key`` and ``follow_up`` fill the placeholders an action does not carry
+        (a :class:`Sync` names no candidate, yet its template may); an action's
+        own arguments win, so the command always names what the action names.
+        ``{sha}`` is the candidate's sha as blocked (``Resume.blocked_sha``): the
+        sha to resume at is the branch tip once the fix is pushed, which no
+        text rendered at block time can know.
+        """
+        if isinstance(action, Resume):
+            key = CandidateKey(action.slug, action.branch, action.blocked_sha)
+        elif hasattr(action, "slug"):
+            key = CandidateKey(action.slug, key.branch, key.sha)
+        if isinstance(action, MarkDone):
+            follow_up = action.follow_up
+        return self.command(action.name, key, follow_up)

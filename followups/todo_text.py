@@ -7,12 +7,15 @@ bytes, which is what lets a replay compare folders byte for byte.
 
 from __future__ import annotations
 
-from mergegate.statemachine import BlockedRecord, BlockedReport, CheckResult, Reason
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from mergegate.statemachine import BlockedRecord, BlockedReport, CheckResult, InvalidInput, Reason
 
 from .templates import GuidanceTemplates
 from .text import code_span, fenced, yaml_quoted
 
-__all__ = ["STATE_DONE", "STATE_OPEN", "TODO_FILES", "render_todo"]
+__all__ = ["STATE_DONE", "STATE_OPEN", "TODO_FILES", "check_extras", "render_todo"]
 
 TODO_FILES: tuple[str, ...] = (
     "requirements.md",
@@ -49,8 +52,14 @@ _WHAT_TO_DO: dict[Reason, str] = {
         "may need no change."
     ),
     Reason.PUSH_REJECTED: (
-        "The remote rejected the update of `main`. Read the diagnostic above "
-        "(permissions, branch protection, a concurrent push) and fix the cause."
+        "The server refused the update of `main`; the diagnostic above quotes its own "
+        "words (a hook's message, a protection rule). Settle that refusal with whoever "
+        "runs the server, or fix the branch if the refusal is about the change."
+    ),
+    Reason.CHECKS_TIMED_OUT: (
+        "A check never started or never finished before its deadline on the CI. "
+        "Look at the builder named above (its workers, a stuck step); the branch "
+        "itself may need no change."
     ),
     Reason.EXTERNAL: (
         "An external system blocked the integration. Read the detail above and "
@@ -80,6 +89,10 @@ def _check(check: CheckResult) -> str:
     else:
         status = f"exit code {check.exit_code}"
     head = f"#### {code_span(check.name)}: {status}\n\n"
+    if check.step is not None:
+        head += f"Failed step: {code_span(check.step)}\n\n"
+    if check.url is not None:
+        head += f"Build: {check.url}\n\n"
     return head + (fenced(check.output_tail) if check.output_tail else "(no output)\n")
 
 
@@ -133,7 +146,42 @@ def _input_md(record: BlockedRecord, report: BlockedReport, t: GuidanceTemplates
     )
 
 
-def _requirements(record: BlockedRecord, report: BlockedReport) -> str:
+_NONE: Mapping[str, str] = MappingProxyType({})
+
+#: The state.yaml keys mergegate writes and reads; an extra key may not reuse one.
+_STATE_KEYS = frozenset({"status", "follow_up", "reason", "source", "resolved_occurrence"})
+_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def check_extras(state: Mapping[str, str], sections: Mapping[str, str]) -> None:
+    """Raise InvalidInput for an extra state.yaml key or requirements.md section that is not one.
+
+    A key is lowercase letters, digits and ``_`` and is none of mergegate's own
+    (``status``, ``follow_up``, ``reason``, ``source``, ``resolved_occurrence``);
+    a value and a section title are one line; a section's text is any text.
+    """
+    for name, value in state.items():
+        if not name or set(name) - _KEY_CHARS or name[0].isdigit():
+            raise InvalidInput("state.yaml key", name, "use lowercase letters, digits and _")
+        if name in _STATE_KEYS:
+            raise InvalidInput("state.yaml key", name, "it is one of mergegate's own keys")
+        if not isinstance(value, str) or value.splitlines() not in ([value], []):
+            raise InvalidInput(f"state.yaml value of {name}", value, "give one line of text")
+    for title, text in sections.items():
+        if not isinstance(title, str) or not title.strip() or title.splitlines() != [title]:
+            raise InvalidInput("requirements.md section title", title, "give one line")
+        if not isinstance(text, str):
+            raise InvalidInput(f"requirements.md section {title}", text, "give text")
+
+
+def _sections(sections: Mapping[str, str]) -> str:
+    # Sorted by title: the same mapping in any order renders the same bytes.
+    return "".join(f"\n## {title}\n\n{text.rstrip()}\n" for title, text in sorted(sections.items()))
+
+
+def _requirements(
+    record: BlockedRecord, report: BlockedReport, sections: Mapping[str, str] = _NONE
+) -> str:
     key = record.key
     return (
         f"# Requirements: {record.follow_up_slug}\n\n"
@@ -142,6 +190,7 @@ def _requirements(record: BlockedRecord, report: BlockedReport) -> str:
         "- [ ] R1: The cause recorded in `input.md` is resolved.\n"
         "- [ ] R2: The candidate's checks pass on the branch merged with the current `main`.\n"
         "- [ ] R3: The follow-up is marked done (`mergegate followups done`).\n"
+        + _sections(sections)
     )
 
 
@@ -179,8 +228,11 @@ def _demo(record: BlockedRecord, t: GuidanceTemplates) -> str:
     )
 
 
-def _state_yaml(record: BlockedRecord, report: BlockedReport) -> str:
+def _state_yaml(
+    record: BlockedRecord, report: BlockedReport, extra: Mapping[str, str] = _NONE
+) -> str:
     key = record.key
+    extras = "".join(f"{name}: {yaml_quoted(extra[name])}\n" for name in sorted(extra))
 
     return (
         f"# The follow-up's state. `mergegate followups done {record.follow_up_slug}` sets\n"
@@ -192,25 +244,33 @@ def _state_yaml(record: BlockedRecord, report: BlockedReport) -> str:
         "source:\n"
         f"  slug: {yaml_quoted(key.slug)}\n"
         f"  branch: {yaml_quoted(key.branch)}\n"
-        f"  sha: {yaml_quoted(key.sha)}\n"
+        f"  sha: {yaml_quoted(key.sha)}\n" + extras
     )
 
 
 def render_todo(
-    record: BlockedRecord, report: BlockedReport, templates: GuidanceTemplates | None = None
+    record: BlockedRecord,
+    report: BlockedReport,
+    templates: GuidanceTemplates | None = None,
+    *,
+    state_keys: Mapping[str, str] = _NONE,
+    sections: Mapping[str, str] = _NONE,
 ) -> dict[str, str]:
     """The six files of ``record``'s todo folder, name to text, in :data:`TODO_FILES` order.
 
-    ``report`` supplies the evidence (the latest occurrence, normally). The
-    result depends on its arguments only.
+    ``report`` supplies the evidence (the latest occurrence, normally).
+    ``state_keys`` adds top-level keys to ``state.yaml`` and ``sections`` adds
+    ``## title`` sections to ``requirements.md`` (both in sorted order; see
+    :func:`check_extras`). The result depends on its arguments only.
     """
+    check_extras(state_keys, sections)
     t = templates or GuidanceTemplates()
     files = {
-        "requirements.md": _requirements(record, report),
+        "requirements.md": _requirements(record, report, sections),
         "implementation-plan.md": _plan(record, report, t),
         "quality-checklist.md": _checklist(record),
         "input.md": _input_md(record, report, t),
         "demo.md": _demo(record, t),
-        "state.yaml": _state_yaml(record, report),
+        "state.yaml": _state_yaml(record, report, state_keys),
     }
     return {name: files[name] for name in TODO_FILES}

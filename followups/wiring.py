@@ -14,7 +14,17 @@ from pathlib import Path
 
 import attrs
 
-from mergegate.statemachine import Engine, Guide, Resolver, SlugRule, Store, follow_up_slug
+from mergegate.statemachine import (
+    BlockedRecord,
+    BlockedReport,
+    Engine,
+    Guide,
+    HookLike,
+    Resolver,
+    SlugRule,
+    Store,
+    follow_up_slug,
+)
 
 from .guidance import FollowUpGuide
 from .materialize import FollowUps
@@ -32,7 +42,8 @@ class Wiring:
     """Where follow-ups go and which parts write, describe and resolve them.
 
     ``todos_root`` is the todos folder; ``roadmap`` defaults to
-    ``<todos_root>/roadmap.yaml``; ``group`` ``None`` writes roadmap entries
+    ``<todos_root>/roadmap.yaml``, and ``None`` keeps no roadmap (no file, no
+    lock: a host that orders its work elsewhere); ``group`` ``None`` writes roadmap entries
     without a group. ``todos_label`` is how the guidance names the todos folder
     (keep it relative: the text must not depend on the machine). ``boundary``
     (the CLI gives the repository root) is the folder every path must resolve
@@ -43,7 +54,10 @@ class Wiring:
     """
 
     todos_root: Path = attrs.field(converter=Path)
-    roadmap: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
+    roadmap: Path | None = attrs.field(
+        default=attrs.Factory(lambda w: w.todos_root / "roadmap.yaml", takes_self=True),
+        converter=attrs.converters.optional(Path),
+    )
     group: str | None = DEFAULT_GROUP
     templates: GuidanceTemplates = attrs.field(factory=GuidanceTemplates)
     todos_label: str = "todos"
@@ -58,19 +72,26 @@ class Wiring:
     def followups(self) -> FollowUps:
         """The follow-up writer: todos folder, roadmap, group, templates and scaffold."""
         scaffold = self.scaffold if self.scaffold is not None else TodoScaffold(self.templates)
-        roadmap = self.roadmap if self.roadmap is not None else self.todos_root / "roadmap.yaml"
         return FollowUps(
             self.todos_root,
-            roadmap=roadmap,
+            roadmap=self.roadmap,
             group=self.group,
             templates=self.templates,
             boundary=self.boundary,
             scaffold=scaffold,
         )
 
-    def guide(self) -> FollowUpGuide:
-        """The guidance renderer, naming the todos folder as ``todos_label``."""
-        return FollowUpGuide(self.templates, todos_label=self.todos_label)
+    def guide(self, store: Store | None = None) -> FollowUpGuide:
+        """The guidance renderer, naming the todos folder as ``todos_label`` and the
+        scaffold's evidence file; with ``store``, "What failed" reads the latest
+        stored report (paths, checks), as the CLI's does."""
+        scaffold = self.scaffold if self.scaffold is not None else TodoScaffold(self.templates)
+        return FollowUpGuide(
+            self.templates,
+            todos_label=self.todos_label,
+            evidence=None if store is None else _LatestReport(store),
+            evidence_file=getattr(scaffold, "evidence_file", "input.md"),
+        )
 
     def active_resolver(self) -> Resolver:
         """``resolver``, or the default rule: the follow-up's ``state.yaml`` says done."""
@@ -83,8 +104,8 @@ def build_engine(
     store: Store,
     wiring: Wiring,
     *,
-    hooks: Sequence[object] = (),
-    hooks_before: Sequence[object] = (),
+    hooks: Sequence[HookLike] = (),
+    hooks_before: Sequence[HookLike] = (),
     actor: str = "mergegate",
     lease_name: str = "main",
     lease_ttl: timedelta = timedelta(minutes=10),
@@ -98,14 +119,14 @@ def build_engine(
     raises for a hook that is not one (InvalidInput), and InvalidInput or
     InvalidTemplate for a bad group, label or template.
     """
-    chain: list[object] = list(hooks_before)
+    chain: list[HookLike] = list(hooks_before)
     if wiring.follow_up_hook:
         chain.append(FollowUpHook(store, wiring.followups()))
     chain.extend(hooks)
     return Engine(
         store,
         hooks=chain,
-        guide=wiring.custom_guide if wiring.custom_guide is not None else wiring.guide(),
+        guide=wiring.custom_guide if wiring.custom_guide is not None else wiring.guide(store),
         resolver=wiring.active_resolver(),
         actor=actor,
         lease_name=lease_name,
@@ -113,6 +134,17 @@ def build_engine(
         follow_up_slug=wiring.slug_rule,
         clock=clock if clock is not None else _utcnow,
     )
+
+
+@attrs.frozen
+class _LatestReport:
+    """Reads a blocked record's latest report from the store (the guide's ``evidence``)."""
+
+    store: Store
+
+    def __call__(self, record: BlockedRecord) -> BlockedReport | None:
+        occurrences = self.store.occurrences(record.id)
+        return occurrences[-1].report if occurrences else None
 
 
 def _utcnow() -> datetime:

@@ -6,6 +6,7 @@ as ``X as X``, are internals shared with mergegate's CLI and tests.
 
 from typing import TYPE_CHECKING, Any
 
+from .checkbuilds import CheckBuilds as CheckBuilds
 from .codec import (
     dump_report,
     evidence_from_json,
@@ -20,6 +21,8 @@ from .migrations import POSTGRES_MIGRATIONS as POSTGRES_MIGRATIONS
 from .migrations import SQLITE_MIGRATIONS as SQLITE_MIGRATIONS
 from .migrations import Migration as Migration
 from .sqlite import SQLiteStore
+from .transfer import export_queue as export_queue
+from .transfer import import_queue as import_queue
 from .url import open_store
 
 if TYPE_CHECKING:
@@ -37,10 +40,14 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # psycopg is the optional extra mergegate[postgres]: import it only when asked.
-    if name == "PostgresStore":
-        from .postgres import PostgresStore  # noqa: PLC0415 - psycopg is optional
+# Hidden from type checkers: a module __getattr__ typed `-> Any` would make every
+# name importable to mypy, so `from ... import Wirng` would type-check (issue 24).
+if not TYPE_CHECKING:
 
-        return PostgresStore
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    def __getattr__(name: str) -> Any:
+        # psycopg is the optional extra mergegate[postgres]: import it only when asked.
+        if name == "PostgresStore":
+            from .postgres import PostgresStore  # noqa: PLC0415 - psycopg is optional
+
+            return PostgresStore
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

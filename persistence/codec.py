@@ -16,7 +16,14 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from mergegate.statemachine import BlockedReport, Evidence, InvalidInput, MergegateError
+from mergegate.statemachine import (
+    BlockedReport,
+    CheckAttempt,
+    CheckResult,
+    Evidence,
+    InvalidInput,
+    MergegateError,
+)
 
 if TYPE_CHECKING:
     import cattrs
@@ -89,6 +96,19 @@ def _converter() -> cattrs.Converter:
         return value
 
     conv.register_structure_hook(bool, strict_bool)
+
+    # A check run by a CI adds its build URL, failed step and retries; a local
+    # check that ran once has none of them, and its JSON stays as it always was.
+    from cattrs.gen import make_dict_unstructure_fn, override  # noqa: PLC0415
+
+    omit = override(omit_if_default=True)
+    conv.register_unstructure_hook(
+        CheckResult,
+        make_dict_unstructure_fn(CheckResult, conv, url=omit, step=omit, retried=omit),
+    )
+    conv.register_unstructure_hook(
+        CheckAttempt, make_dict_unstructure_fn(CheckAttempt, conv, url=omit)
+    )
     return conv
 
 

@@ -276,7 +276,7 @@ class StoreContract:
             assert tx.find_candidate(_key("else")) is None
 
     def test_claim_next_is_the_oldest_queued(self, store: Store) -> None:
-        """claim_next names the queued candidate moved longest ago, and None on an empty queue."""
+        """claim_next names the queue's head (first submitted), and None on an empty queue."""
         with store.transaction() as tx:
             assert tx.claim_next() is None
         a = _submit(store, _key("aa"), _at(1))
@@ -288,6 +288,58 @@ class StoreContract:
         with store.transaction() as tx:
             assert tx.claim_next() == "bb"
         assert store.next_candidate() == store.candidate("bb")
+
+    def test_queue_is_in_submission_order_and_a_requeue_keeps_the_place(self, store: Store) -> None:
+        """queue() lists by stored position: a later move or a requeue does not reorder it."""
+        a = _submit(store, _key("aa"), _at(1))
+        b = _submit(store, _key("bb"), _at(2))
+        _submit(store, _key("cc"), _at(3))
+        assert [c.key.slug for c in store.queue()] == ["aa", "bb", "cc"]
+        started = _move(store, a, Event.START_APPLY, State.APPLYING, _at(4))
+        assert [c.key.slug for c in store.queue()] == ["bb", "cc"]
+        _move(store, started, Event.REQUEUE, State.PENDING, _at(5))
+        # bb last moved before aa did, yet aa keeps its place at the head.
+        assert [c.key.slug for c in store.queue()] == ["aa", "bb", "cc"]
+        with store.transaction() as tx:
+            assert tx.claim_next() == "aa"
+        assert store.next_candidate() == store.candidate("aa")
+        assert store.queue()[1] == b
+
+    # -- the ledger: identity binding and acknowledged moves ------------------
+
+    def test_bind_repository_keeps_the_first_binding(self, store: Store) -> None:
+        """identity is None until bound; a second bind, even to another repository, keeps it."""
+        assert store.identity() is None
+        first = store.bind_repository("1" * 40, actor="init", at=T0)
+        assert first.repository == "1" * 40
+        assert (first.bound_by, first.bound_at) == ("init", T0)
+        assert len(first.store_id) == 32
+        assert store.bind_repository("2" * 40, actor="other", at=_at(1)) == first
+        assert store.identity() == first
+
+    def test_bind_repository_refuses_a_bad_root_and_writes_nothing(self, store: Store) -> None:
+        """A repository id that is not a full commit id is refused before anything is written."""
+        err = _raises(MergegateError, lambda: store.bind_repository("main", actor="init", at=T0))
+        assert "repository root commit" in str(err), err
+        assert store.identity() is None
+
+    def test_acknowledge_logs_once_per_commit(self, store: Store) -> None:
+        """An acknowledgement is kept as first logged; the list is oldest first."""
+        assert store.acknowledgements() == []
+        b = store.acknowledge("b" * 40, "hotfix pushed to the server", actor="ops", at=_at(2))
+        a = store.acknowledge("a" * 40, "release tag commit", actor="ops", at=_at(1))
+        again = store.acknowledge("b" * 40, "something else", actor="mallory", at=_at(3))
+        assert again == b
+        assert (b.sha, b.why, b.actor, b.at) == (
+            "b" * 40,
+            "hotfix pushed to the server",
+            "ops",
+            _at(2),
+        )
+        assert store.acknowledgements() == [a, b]
+        _raises(MergegateError, lambda: store.acknowledge("c" * 40, "  ", actor="ops", at=_at(4)))
+        _raises(MergegateError, lambda: store.acknowledge("HEAD", "why", actor="ops", at=_at(4)))
+        assert store.acknowledgements() == [a, b]
 
     # -- idempotency keys -----------------------------------------------------
 

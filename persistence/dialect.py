@@ -21,7 +21,11 @@ from mergegate.statemachine import BlockedReport
 
 from .codec import dump_time, report_to_json
 
-__all__ = ["Dialect"]
+__all__ = ["NEXT_QUEUE_POS", "Dialect"]
+
+#: Written in a query where the next queue position goes; :attr:`Dialect.queries`
+#: puts the dialect's :attr:`Dialect.next_queue_pos` in its place.
+NEXT_QUEUE_POS = "NEXT_QUEUE_POS()"
 
 
 class _Queries(dict[str, str]):
@@ -45,6 +49,9 @@ class Dialect:
     types: Mapping[str, str] = {}
     #: Appended to the queue-head query inside a write transaction.
     claim_clause: str = ""
+    #: The SQL expression of the next queue position (``candidates.queue_pos``):
+    #: one past the largest, which is safe where one writer runs at a time.
+    next_queue_pos: str = "(SELECT COALESCE(MAX(queue_pos), 0) + 1 FROM candidates)"
     #: Whether reading a candidate in a transaction should fetch its blocked
     #: outcome and newest follow-up in the same query: worth it where a query
     #: costs a network round trip, not where it is a call into a library.
@@ -70,7 +77,7 @@ class Dialect:
     @functools.cached_property
     def queries(self) -> _Queries:
         """:meth:`sql` of each query, remembered: a dict lookup per statement, not a call."""
-        return _Queries(self.sql)
+        return _Queries(lambda query: self.sql(query.replace(NEXT_QUEUE_POS, self.next_queue_pos)))
 
     #: A time as the driver should bind it (sortable UTC text by default).
     time_in: Callable[[datetime], Any] = staticmethod(dump_time)

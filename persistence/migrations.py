@@ -298,12 +298,149 @@ _MOVE_FUNCTION = """CREATE OR REPLACE FUNCTION mergegate_move(
     END
     $fn$"""
 
+# The builds a CI runs for a merge commit (issue 26): written when a build is
+# triggered, before it is waited on, so a restarted integrator finds the builds
+# of a merge still running and waits on them instead of triggering again; and
+# kept once finished, so a check that failed and then passed (flaky) can be
+# shown and counted. Times are ISO text on every backend: rows are few and
+# read by key, never by time range.
+_CHECK_BUILDS = (
+    """CREATE TABLE check_builds (
+        id {id},
+        slug {text} NOT NULL,
+        candidate_sha {text} NOT NULL,
+        base_sha {text} NOT NULL,
+        merge_sha {text} NOT NULL,
+        check_name {text} NOT NULL,
+        attempt {int} NOT NULL,
+        runner {text} NOT NULL,
+        build_id {text} NOT NULL,
+        url {text},
+        state {text} NOT NULL,
+        exit_code {int},
+        triggered_at {text} NOT NULL,
+        finished_at {text}
+    )""",
+    "CREATE INDEX check_builds_merge ON check_builds (slug, candidate_sha, base_sha)",
+)
+
+# The change feed (persistence/feed.py): on PostgreSQL every log row records its
+# writer's transaction id, and the feed reads in (tx, id) order below the oldest
+# running transaction. Rows written before this version take the migrating
+# transaction's id: they stay first, in id order. SQLite needs nothing: its row
+# ids are in commit order already. The wake-up is no trigger: a NOTIFY inside the
+# writing transaction serializes every notifying commit of the cluster through
+# its WAL flush (PreCommit_Notify's lock), which cut concurrent moves by more than
+# half; the store sends it after the commit instead (PostgresDatastore.wake).
+_CHANGE_FEED = (
+    Only(
+        "postgresql",
+        "ALTER TABLE transitions ADD COLUMN tx xid8 NOT NULL DEFAULT pg_current_xact_id()",
+    ),
+    Only("postgresql", "CREATE INDEX transitions_feed ON transitions (tx, id)"),
+)
+
+# The read side of the queue (``list``, ``blocked``, the status page): the
+# active candidates are read through their own index, so the queue costs what
+# it holds, not what was ever stored (docs/performance.md, "Reading the queue").
+# A move sets ``active`` only when it changes (sqltransaction._move_sql), so on
+# SQLite this index is written on submit and on leaving the active set only.
+# ``blocked`` (the open outcomes, newest first) likewise reads the open ones
+# only; a row enters or leaves this index on a block and on a resume.
+_ACTIVE_READS = (
+    "CREATE INDEX candidates_active ON candidates (id) WHERE active",
+    """CREATE INDEX blocked_open ON integration_blocked_outcomes (last_blocked_at, id)
+        WHERE status = 'open'""",
+)
+
+# Queue order is stored, not derived from the last move's time: ``queue_pos``
+# is set when a candidate enters the queue by submit (or re-enters it by
+# resume) and kept by every other move, so a requeued link, a restarted
+# integrator and any number of concurrent claimers all see one order
+# (docs/postgres.md, "Queue order"). The literals below are frozen: they name
+# the columns and states as they were when this migration was written.
+# Rows written before it keep their order: finished and applying rows are
+# numbered by id, the queued ones after all of them in the order the old
+# head query took them (last move, then id).
+_QUEUE_POSITION = (
+    "ALTER TABLE candidates ADD COLUMN queue_pos {ref}",
+    "UPDATE candidates SET queue_pos = id",
+    "UPDATE candidates SET queue_pos = (SELECT MAX(m.id) FROM candidates m) + "
+    "(SELECT COUNT(*) FROM candidates o WHERE o.queued AND (o.updated_at < candidates.updated_at "
+    "OR (o.updated_at = candidates.updated_at AND o.id <= candidates.id))) WHERE queued",
+    "DROP INDEX candidates_queue",
+    "CREATE INDEX candidates_queue ON candidates (queue_pos, id) WHERE queued",
+    # SQLite hands out the next position as MAX + 1 inside its single writer's
+    # transaction; the index makes that one page read.
+    Only("sqlite", "CREATE INDEX candidates_queue_pos ON candidates (queue_pos)"),
+    # PostgreSQL writers run concurrently: a sequence never hands one number out
+    # twice, and as the column's default it also numbers the rows that
+    # mergegate_move (migration 4) inserts.
+    Only("postgresql", "CREATE SEQUENCE candidates_queue_pos_seq AS bigint"),
+    Only(
+        "postgresql",
+        "SELECT setval('candidates_queue_pos_seq', "
+        "COALESCE((SELECT MAX(queue_pos) FROM candidates), 0) + 1, false)",
+    ),
+    Only("postgresql", "ALTER SEQUENCE candidates_queue_pos_seq OWNED BY candidates.queue_pos"),
+    Only(
+        "postgresql",
+        "ALTER TABLE candidates ALTER COLUMN queue_pos SET DEFAULT "
+        "nextval('candidates_queue_pos_seq')",
+    ),
+    Only("postgresql", "ALTER TABLE candidates ALTER COLUMN queue_pos SET NOT NULL"),
+)
+
+# One store per repository: the store records the repository it serves (its
+# root commit) and its own id, which ``init`` writes into the repository's git
+# config; a command that can move main refuses a pair that does not match.
+# The acknowledged outside moves of main are what ``verify`` accepts besides
+# mergegate's own merges. Both tables are written once per row, never updated.
+_LEDGER = (
+    """CREATE TABLE store_identity (
+        id {int} PRIMARY KEY CHECK (id = 1),
+        store_id {text} NOT NULL,
+        repository {text} NOT NULL,
+        bound_at {time} NOT NULL,
+        bound_by {text} NOT NULL
+    )""",
+    """CREATE TABLE acknowledged_moves (
+        sha {text} PRIMARY KEY,
+        why {text} NOT NULL,
+        actor {text} NOT NULL,
+        at {time} NOT NULL
+    )""",
+)
+
+# An idempotency key names one request forever, whatever happened since (a
+# withdraw that released the slug included): unique over the whole log, not
+# per candidate. A store whose log already reuses a key across candidates
+# fails this step with the constraint's error and stays at version 9.
+_GLOBAL_KEYS = (
+    "DROP INDEX transitions_idempotency",
+    """CREATE UNIQUE INDEX transitions_idempotency
+        ON transitions (idempotency_key)
+        WHERE idempotency_key IS NOT NULL""",
+)
+
 #: The schema's history, as templates (see the module docstring).
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", _INITIAL),
     Migration(2, "state flags and request digest", _FLAGS),
     Migration(3, "leaner moves", _LEANER_MOVES),
     Migration(4, "one call per move", (Only("postgresql", _MOVE_FUNCTION),)),
+    Migration(5, "change feed", _CHANGE_FEED),
+    # When a resume found the follow-up resolved (BlockedRecord.resolved_at).
+    Migration(
+        6,
+        "resolved time",
+        ("ALTER TABLE integration_blocked_outcomes ADD COLUMN resolved_at {time}",),
+    ),
+    Migration(7, "indexes of the active queue and the open blocks", _ACTIVE_READS),
+    Migration(8, "stored queue position", _QUEUE_POSITION),
+    Migration(9, "store identity and acknowledged moves", _LEDGER),
+    Migration(10, "global idempotency keys", _GLOBAL_KEYS),
+    Migration(11, "check builds", _CHECK_BUILDS),
 )
 
 

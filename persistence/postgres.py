@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+from collections.abc import Callable
 from contextlib import AbstractContextManager, suppress
 from datetime import datetime
 from functools import lru_cache
@@ -50,12 +51,13 @@ from mergegate.statemachine import (
 
 from .codec import dump_report
 from .dialect import Dialect
+from .feed import PostgresWaiter, PostgresWaker
 from .migrations import POSTGRES_MIGRATIONS, POSTGRES_TYPES
 from .pgtext import from_pg, json_from_pg, json_to_pg, to_pg
 from .rows import _key as candidate_key
 from .rows import row_class
 from .sqlstore import SQLStore
-from .sqltransaction import SQLTransaction
+from .sqltransaction import REENTRY_EVENTS, SQLTransaction
 
 __all__ = ["PostgresStore"]
 
@@ -139,9 +141,12 @@ class PostgresDialect(Dialect):
 
     backend = _BACKEND
     types = POSTGRES_TYPES
-    # SKIP LOCKED: a row another integrator's transaction holds is passed
-    # over, not waited for, so concurrent claims never pick the same one.
-    claim_clause = " FOR UPDATE SKIP LOCKED"
+    # No row lock on the head: claims are serialized by an advisory lock on
+    # the queue instead (SQLTransaction.claim_next). SKIP LOCKED passed over a
+    # head that a losing claimer held for a moment, and so applied out of order.
+    claim_clause = ""
+    # Concurrent writers: a sequence, also the column's default (migration 5).
+    next_queue_pos = "nextval('candidates_queue_pos_seq')"
     lock_sql = "SELECT pg_advisory_xact_lock(%s)"
     prefetch = True
     returning = True
@@ -206,6 +211,8 @@ class PostgresDatastore:
         self.lock = threading.RLock()
         self.closed = False
         self._pipeline: AbstractContextManager[Any] | None = None
+        #: Called after a commit that wrote a log entry (the store's feed wake-up).
+        self.after_log: Callable[[], None] | None = None
         self._call_cursor: psycopg.Cursor[Any] | None = None
         self.conn = self._connect()
 
@@ -333,6 +340,8 @@ class PostgresDatastore:
             self._end(None)
         except BaseException as err:
             self._fail(err, tx)
+        if tx.context is not None and self.after_log is not None:
+            self.after_log()  # the transaction wrote a log entry: wake the feed
 
     def abort(self, exc: BaseException, tx: SQLTransaction) -> None:
         if isinstance(exc, psycopg.Error):
@@ -472,6 +481,26 @@ class PostgresStore(SQLStore):
         self._pg = PostgresDatastore(url_or_conninfo, schema, lock_timeout, connect_timeout)
         self.where = self._pg.where
         super().__init__(self._pg, POSTGRES_MIGRATIONS)
+        self._conninfo = url_or_conninfo
+        self._feed_waiter: PostgresWaiter | None = None
+        self._feed_lock = threading.Lock()
+        self._waker = PostgresWaker(url_or_conninfo, schema)
+        self._pg.after_log = self._waker.wake
+
+    def _waiter(self) -> PostgresWaiter:
+        with self._feed_lock:
+            if self._feed_waiter is None:
+                namespace = self._query("SELECT current_schema()")[0][0]
+                self._feed_waiter = PostgresWaiter(self._conninfo, self.schema, namespace)
+            return self._feed_waiter
+
+    def close(self) -> None:
+        """Send a pending wake-up, then close the session and the feed's sessions."""
+        self._waker.close()
+        with self._feed_lock:
+            if self._feed_waiter is not None:
+                self._feed_waiter.close()
+        super().close()
 
     def move(self, move: Move) -> Moved | None:
         """The Engine's fast path in one round trip: a call of ``mergegate_move``.
@@ -479,6 +508,10 @@ class PostgresStore(SQLStore):
         ``None`` (nothing written) when the function declined the move, or when
         another writer's row made it fail: the general path then decides.
         """
+        if move.event in REENTRY_EVENTS:
+            # mergegate_move keeps the queue position; a re-entry needs a new
+            # one, so it takes the general path (a resume is an operator's call).
+            return None
         d = self._pg.dialect
         steps = move.steps
         key = move.key
@@ -505,6 +538,8 @@ class PostgresStore(SQLStore):
                 return None
             except _Lost as lost:
                 row = self._landed(move, lost.err)
+            if row is not None:
+                self._waker.wake()
         if row is None:
             return None
         cid, branch, sha, source, seq, submitted = row

@@ -67,6 +67,7 @@ BLOCKED = (
     "blocked_at",
     "last_blocked_at",
     "occurrences",
+    "resolved_at",
 )
 LEASE = ("name", "owner", "candidate_id", "acquired_at", "expires_at")
 
@@ -158,6 +159,7 @@ class Mapper:
             blocked_at=_time(get("blocked_at")),
             last_blocked_at=_time(get("last_blocked_at")),
             occurrences=get("occurrences"),
+            resolved_at=None if get("resolved_at") is None else _time(get("resolved_at")),
         )
 
     def lease(self, row: Any) -> Lease:

@@ -21,6 +21,7 @@ from typing import Any
 from mergegate.statemachine import ConcurrencyConflict, MergegateError, StoreError
 
 from .dialect import Dialect
+from .feed import SQLiteWaiter
 from .migrations import SQLITE_MIGRATIONS, SQLITE_TYPES
 from .sqlstore import SQLStore
 from .sqltransaction import SQLTransaction
@@ -151,6 +152,21 @@ class SQLiteStore(SQLStore):
         self.busy_timeout = busy_timeout
         self._sqlite = SQLiteDatastore(self.path, busy_timeout)
         super().__init__(self._sqlite, SQLITE_MIGRATIONS)
+        self._feed_waiter: SQLiteWaiter | None = None
+        self._feed_lock = threading.Lock()
+
+    def _waiter(self) -> SQLiteWaiter:
+        with self._feed_lock:
+            if self._feed_waiter is None:
+                self._feed_waiter = SQLiteWaiter(self.path)
+            return self._feed_waiter
+
+    def close(self) -> None:
+        """Close the connection and the feed's waiting connections."""
+        with self._feed_lock:
+            if self._feed_waiter is not None:
+                self._feed_waiter.close()
+        super().close()
 
     @property
     def _conn(self) -> sqlite3.Connection:

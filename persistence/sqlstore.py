@@ -7,8 +7,8 @@ says differently). Everything else is here or in :mod:`.sqltransaction`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 
@@ -17,9 +17,11 @@ from mergegate.statemachine import (
     BlockedRecord,
     Candidate,
     CandidateKey,
+    Change,
     Event,
     FollowUpJob,
     FollowUpState,
+    InvalidInput,
     Lease,
     Move,
     Moved,
@@ -30,14 +32,27 @@ from mergegate.statemachine import (
     Transition,
 )
 
+from .codec import load_time
 from .datastore import Datastore
+from .dialect import Dialect
+from .feed import after_params, changes_query, encode, head_query
+from .ledger import LedgerReads
 from .migrations import Migration
 from .rows import BLOCKED, CANDIDATE, LEASE, TRANSITION, Mapper, named
-from .sqltransaction import BLOCKED_BY_KEY, CANDIDATE_BY_SLUG, SQLTransaction
+from .sqltransaction import BLOCKED_BY_KEY, CANDIDATE_BY_SLUG, QUEUE_ORDER, SQLTransaction
 
 __all__ = ["SQLStore", "Write"]
 
 _ACTIVE_VALUES = tuple(sorted(s.value for s in TABLE.active))
+# The statuses of a blocked outcome (the schema's CHECK), safe to write into SQL.
+_STATUSES = frozenset({"open", "resumed"})
+# Ids per IN list: under SQLite's oldest default cap of 999 parameters.
+_SLICE = 500
+# How far the clocks of two writers may disagree: log_since reads back this far
+# past ``since`` before it trusts that ids and times run in the same order.
+_CLOCK_SLACK = timedelta(minutes=10)
+# "Recent" integrations are looked for among this many newest log entries.
+_RECENT_ENTRIES = 5000
 
 
 class Write:
@@ -81,7 +96,7 @@ class Write:
             self._ds.lock.release()
 
 
-class SQLStore:
+class SQLStore(LedgerReads):
     """A :class:`~mergegate.statemachine.Store` over one datastore.
 
     Safe to share between threads: the datastore's lock is held for each
@@ -108,6 +123,10 @@ class SQLStore:
         with self._ds.lock:
             return self._ds.query(self._ds.dialect.sql(query), params)
 
+    @property
+    def _dialect(self) -> Dialect:
+        return self._ds.dialect
+
     def _time(self, value: datetime) -> Any:
         return self._ds.dialect.time_in(value)
 
@@ -132,6 +151,7 @@ class SQLStore:
                     f"{self._ds.where} has schema version {max(done)}, newer than this "
                     f"mergegate knows ({latest}); upgrade mergegate",
                 )
+            applied: list[Any] = []
             for migration in self._migrations:
                 if migration.version in done:
                     continue
@@ -139,9 +159,16 @@ class SQLStore:
                     # The backend's rendered list holds plain SQL only.
                     assert isinstance(statement, str)
                     tx.execute(statement)
+                applied += (migration.version, migration.name, self._time(datetime.now(UTC)))
+            if applied:
+                # One statement for all the versions: the same INSERT run once per
+                # migration was prepared by psycopg on its sixth run, inside this
+                # pipeline among DDL, and the session's next prepared statement then
+                # named one the server did not have ("_pg3_1 does not exist").
+                rows = ", ".join(["(?, ?, ?)"] * (len(applied) // 3))
                 tx.execute(
-                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                    (migration.version, migration.name, self._time(datetime.now(UTC))),
+                    f"INSERT INTO schema_migrations (version, name, applied_at) VALUES {rows}",
+                    tuple(applied),
                 )
 
     def schema_versions(self) -> list[int]:
@@ -188,10 +215,15 @@ class SQLStore:
 
     def next_candidate(self) -> Candidate | None:
         rows = self._query(
-            f"SELECT {named(CANDIDATE)} FROM candidates WHERE queued "
-            "ORDER BY updated_at, id LIMIT 1"
+            f"SELECT {named(CANDIDATE)} FROM candidates WHERE queued ORDER BY {QUEUE_ORDER} LIMIT 1"
         )
         return self._map.candidate(rows[0]) if rows else None
+
+    def queue(self) -> list[Candidate]:
+        rows = self._query(
+            f"SELECT {named(CANDIDATE)} FROM candidates WHERE queued ORDER BY {QUEUE_ORDER}"
+        )
+        return [self._map.candidate(r) for r in rows]
 
     def history(self, candidate_id: int, since: datetime | None = None) -> list[Transition]:
         sql = f"SELECT {named(TRANSITION)} FROM transitions WHERE candidate_id = ?"
@@ -216,6 +248,46 @@ class SQLStore:
             f"SELECT {named(TRANSITION)} FROM transitions ORDER BY candidate_id, seq"
         )
         return (self._map.transition(r) for r in rows)
+
+    # -- the change feed (mergegate.statemachine.feed) ------------------------
+
+    def changes(self, after: int = 0, *, limit: int = 1000) -> list[Change]:
+        """Up to ``limit`` changes after cursor ``after`` (``0``: the beginning), oldest first.
+
+        Gap-free: a change never appears after one with a larger cursor was
+        read (persistence/feed.py says how each backend keeps that promise).
+        """
+        if limit < 1:
+            raise InvalidInput("limit", limit, "give a positive number of changes")
+        if not isinstance(after, int) or after < 0:
+            raise InvalidInput("cursor", after, "give a cursor a change gave, or 0")
+        rows = self._query(changes_query(self.backend), (*after_params(self.backend, after), limit))
+        out = []
+        for row in rows:
+            entry = self._map.transition(row)
+            out.append(
+                Change(
+                    encode(self.backend, int(row["feed_tx"]), int(row["feed_id"])),
+                    CandidateKey(row["feed_slug"], row["feed_branch"], entry.sha),
+                    entry,
+                )
+            )
+        return out
+
+    def feed_head(self) -> int:
+        """The cursor of the newest readable change, ``0`` for an empty log."""
+        rows = self._query(head_query(self.backend))
+        return encode(self.backend, int(rows[0][0]), int(rows[0][1])) if rows else 0
+
+    def wait_for_change(self, cursor: int, timeout: float) -> bool:
+        """Block until a change after ``cursor`` is readable (``True``), or ``timeout``
+        seconds pass (``False``); wakes on a commit, not on a poll interval."""
+        if not isinstance(cursor, int) or cursor < 0:
+            raise InvalidInput("cursor", cursor, "give a cursor a change gave, or 0")
+        return bool(self._waiter().wait(cursor, timeout))
+
+    def _waiter(self) -> Any:
+        raise NotImplementedError
 
     def edge_counts(self) -> dict[tuple[State | None, Event, State], int]:
         rows = self._query(
@@ -249,7 +321,11 @@ class SQLStore:
             # Served by the blocked_slug index: show reads one work item's rows, not all.
             where.append("slug = ?")
             params.append(slug)
-        if status is not None:
+        if status in _STATUSES:
+            # Inline, not bound: only a literal lets the planner use blocked_open,
+            # the partial index of the open outcomes (a closed set of two words).
+            where.append(f"status = '{status}'")
+        elif status is not None:
             where.append("status = ?")
             params.append(status)
         if reason is not None:
@@ -290,6 +366,67 @@ class SQLStore:
     def leases(self) -> list[Lease]:
         rows = self._query(f"SELECT {named(LEASE)} FROM leases ORDER BY name")
         return [self._map.lease(r) for r in rows]
+
+    # -- reads that stay flat as the log grows ---------------------------------
+
+    def active_candidates(self) -> list[Candidate]:
+        # Served by candidates_active (migration 7): the queue, never the whole history.
+        rows = self._query(f"SELECT {named(CANDIDATE)} FROM candidates WHERE active ORDER BY id")
+        return [self._map.candidate(r) for r in rows]
+
+    def candidates_by_ids(self, ids: Sequence[int]) -> list[Candidate]:
+        found: list[Candidate] = []
+        wanted = sorted(set(ids))
+        # In slices: SQLite caps the number of parameters of one statement.
+        for start in range(0, len(wanted), _SLICE):
+            part = wanted[start : start + _SLICE]
+            marks = ", ".join("?" for _ in part)
+            rows = self._query(
+                f"SELECT {named(CANDIDATE)} FROM candidates WHERE id IN ({marks})", tuple(part)
+            )
+            found.extend(self._map.candidate(r) for r in rows)
+        return sorted(found, key=lambda c: c.id)
+
+    def log_since(self, since: datetime, *, slack: timedelta = _CLOCK_SLACK) -> list[Transition]:
+        # The log has no index on ``at`` (a page per move, see migration 3), but its
+        # ids grow with time: walk back by id to the first entry older than
+        # ``since - slack`` and read forward from there. The cost is the window's.
+        sql = (
+            f"SELECT {named(TRANSITION)} FROM transitions WHERE id > COALESCE("
+            "(SELECT id FROM transitions WHERE at < ? ORDER BY id DESC LIMIT 1), 0) "
+            "AND at >= ? ORDER BY id"
+        )
+        rows = self._query(sql, (self._time(since - slack), self._time(since)))
+        return [self._map.transition(r) for r in rows]
+
+    def recent_apply_seconds(self, limit: int, *, within: int = _RECENT_ENTRIES) -> list[float]:
+        # Among the newest ``within`` entries only, so that a log without recent
+        # integrations costs a bounded read, not a scan of every move ever made.
+        rows = self._query(
+            "SELECT t.at, p.at FROM transitions t JOIN transitions p "
+            "ON p.candidate_id = t.candidate_id AND p.seq = t.seq - 1 "
+            "WHERE t.id > (SELECT COALESCE(MAX(id), 0) FROM transitions) - ? "
+            "AND t.event = ? AND p.event = ? ORDER BY t.id DESC LIMIT ?",
+            (within, Event.INTEGRATE.value, Event.START_APPLY.value, limit),
+        )
+        return [(_when(end) - _when(start)).total_seconds() for end, start in rows]
+
+    def slugs(self, prefix: str = "", limit: int = 200) -> list[str]:
+        # A range on the candidates_slug index, cut at ``limit``: a TAB costs the
+        # same at a thousand work items and at a million. Slugs are lowercase
+        # ASCII, so "~" sorts after every slug character; PostgreSQL compares in
+        # the C collation here, where the database's locale may order hyphens apart.
+        collate = ' COLLATE "C"' if self.backend == "postgresql" else ""
+        rows = self._query(
+            f"SELECT DISTINCT slug{collate} FROM candidates WHERE slug{collate} >= ? "
+            f"AND slug{collate} < ? ORDER BY 1 LIMIT ?",
+            (prefix, prefix + "~", limit),
+        )
+        return [r[0] for r in rows if r[0].startswith(prefix)]
+
+    def last_move_at(self) -> datetime | None:
+        rows = self._query("SELECT at FROM transitions ORDER BY id DESC LIMIT 1")
+        return _when(rows[0][0]) if rows else None
 
     # -- store-level writes --------------------------------------------------
 
@@ -344,8 +481,16 @@ class SQLStore:
             _ACTIVE_VALUES,
         ):
             problems.append(f"candidate {cid}: its active flag disagrees with state {state}")
+        # SQLite cannot add NOT NULL to an existing column: the write path sets it.
+        for (cid,) in self._query("SELECT id FROM candidates WHERE queue_pos IS NULL"):
+            problems.append(f"candidate {cid}: no queue position")
         problems.extend(self._engine_problems())
         return problems
 
     def _engine_problems(self) -> list[str]:
         return []
+
+
+def _when(value: Any) -> datetime:
+    """A time column as the driver returned it: PostgreSQL's a datetime, SQLite's text."""
+    return value if isinstance(value, datetime) else load_time(value)

@@ -27,16 +27,18 @@ from mergegate.statemachine import (
     BlockedReport,
     Candidate,
     CandidateKey,
+    Event,
     FollowUpState,
     Lease,
     LeaseHeld,
     Move,
     Moved,
+    Reason,
     State,
     Transition,
 )
 
-from .dialect import Dialect
+from .dialect import NEXT_QUEUE_POS, Dialect
 from .rows import BLOCKED, CANDIDATE, LEASE, TRANSITION, Mapper, _key, _time, named
 
 __all__ = ["SQLTransaction"]
@@ -55,7 +57,11 @@ CANDIDATE_BY_SLUG = (
     f"SELECT {named(CANDIDATE)} FROM candidates WHERE slug = ? "
     "ORDER BY active DESC, id DESC LIMIT 1"
 )
-QUEUE_HEAD = "SELECT slug FROM candidates WHERE queued ORDER BY updated_at, id LIMIT 1"
+# The queue's order is the stored position: set on submit, kept by a requeue,
+# renewed by a resume (a re-entry goes to the back). Ties cannot happen on one
+# store; the id breaks them anyway, so the order is total.
+QUEUE_ORDER = "queue_pos, id"
+QUEUE_HEAD = f"SELECT slug FROM candidates WHERE queued ORDER BY {QUEUE_ORDER} LIMIT 1"
 CANDIDATE_BY_KEY = (
     f"SELECT {named(CANDIDATE)} FROM candidates "
     "WHERE slug = ? AND branch = ? AND sha = ? ORDER BY id DESC LIMIT 1"
@@ -74,7 +80,7 @@ _FAST_CANDIDATE = (
 _LEASE_TAKEN = "SELECT 1 FROM leases WHERE name = ?"
 _CREATE_AT = (
     "INSERT INTO candidates (slug, branch, sha, state, seq, submitted_at, updated_at, active, "
-    "queued) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)"
+    f"queued, queue_pos) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, {NEXT_QUEUE_POS})"
 )
 _FIRST_ENTRY = (
     "INSERT INTO transitions (candidate_id, seq, event, source, dest, sha, actor, at, reason) "
@@ -91,8 +97,23 @@ _CANDIDATE_WITH_BLOCKED = (
 
 _INSERT_CANDIDATE = (
     "INSERT INTO candidates (slug, branch, sha, state, seq, submitted_at, updated_at, active, "
-    "queued) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?)"
+    f"queued, queue_pos) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, {NEXT_QUEUE_POS})"
 )
+# A resume is a re-entry: the candidate goes to the back of the queue, as a
+# re-approved change does in bors or Zuul. Every other move keeps the position,
+# and so does the resume of an apply that was only interrupted (a killed or
+# stalled integrator, at the same sha): the candidate was not at fault, and a
+# restart must not reorder the queue. A resume at a new sha is new work and
+# always goes to the back (_TO_THE_BACK): the new identity may carry an old,
+# resumed outcome of its own, which says nothing about this block.
+_TO_THE_BACK = f"UPDATE candidates SET queue_pos = {NEXT_QUEUE_POS} WHERE id = ?"
+_REENTER = (
+    f"UPDATE candidates SET queue_pos = {NEXT_QUEUE_POS} WHERE id = ? AND NOT EXISTS "
+    "(SELECT 1 FROM integration_blocked_outcomes o WHERE o.slug = candidates.slug "
+    "AND o.branch = candidates.branch AND o.sha = candidates.sha "
+    f"AND o.reason = '{Reason.APPLY_INTERRUPTED.value}')"
+)
+REENTRY_EVENTS = frozenset({Event.RESUME})
 
 # The entry names its candidate through a sub-select that finds nothing when
 # the candidate's seq is not the one the writer read; the NULL candidate_id
@@ -151,7 +172,7 @@ _UPSERT_BLOCKED = (
     "occurrences) VALUES (?, ?, ?, ?, ?, ?, ?, 'open', 'pending', ?, ?, 1) "
     "ON CONFLICT (slug, branch, sha) DO UPDATE SET reason = excluded.reason, "
     "main_sha = excluded.main_sha, last_blocked_at = excluded.last_blocked_at, "
-    "occurrences = o.occurrences + 1, status = 'open', resumed_at = NULL "
+    "occurrences = o.occurrences + 1, status = 'open', resumed_at = NULL, resolved_at = NULL "
     f"RETURNING {named(BLOCKED)}"
 )
 
@@ -199,6 +220,11 @@ class SQLTransaction:
             self._locked.add(key)
             self._cursor.execute(self._d.lock_sql, (key,))
 
+    def _place(self, event: Event, candidate_id: int, new_sha: bool = False) -> None:
+        """Give a candidate re-entering the queue a place at its back; other moves keep it."""
+        if event in REENTRY_EVENTS:
+            self.execute(_TO_THE_BACK if new_sha else _REENTER, (candidate_id,))
+
     # -- the Transaction protocol --------------------------------------------
 
     def candidate(self, slug: str) -> Candidate | None:
@@ -219,8 +245,24 @@ class SQLTransaction:
         return found
 
     def claim_next(self) -> str | None:
-        row = self._one(QUEUE_HEAD + self._d.claim_clause)
-        return None if row is None else str(row[0])
+        if not self._d.lock_sql:
+            # SQLite: BEGIN IMMEDIATE already keeps every other writer out.
+            row = self._one(QUEUE_HEAD + self._d.claim_clause)
+            return None if row is None else str(row[0])
+        # Claims take turns on one advisory lock of the queue, held to commit:
+        # a claimer that loses the lease race rolls back and the next one
+        # reads the same head, never the one behind it (SKIP LOCKED did).
+        self._lock("queue")
+        slug = None
+        for _ in range(8):
+            row = self._one(QUEUE_HEAD + self._d.claim_clause)
+            if row is None or str(row[0]) == slug:
+                return slug if row is not None else None
+            # Hold the head's own lock, then look again: a move of it (a
+            # withdraw, a supersede) that committed meanwhile is seen now.
+            slug = str(row[0])
+            self._lock("candidate", slug)
+        return slug
 
     def find_candidate(self, key: CandidateKey) -> Candidate | None:
         row = self._one(CANDIDATE_BY_KEY, (key.slug, key.branch, key.sha))
@@ -284,6 +326,7 @@ class SQLTransaction:
         else:
             self.execute(_APPEND, (candidate.id, candidate.seq, *logged))
             self.execute(_MOVES[shape], (*sets, candidate.id))
+        self._place(entry.event, candidate.id, sha_changed)
         key = candidate.key
         if entry.sha != key.sha:
             key = CandidateKey(key.slug, key.branch, entry.sha)
@@ -298,6 +341,13 @@ class SQLTransaction:
             f"SELECT {named(TRANSITION)} FROM transitions "
             "WHERE candidate_id = ? AND idempotency_key = ?",
             (candidate_id, self._d.text_in(key)),
+        )
+        return None if row is None else self._map.transition(row)
+
+    def transition_by_key(self, key: str) -> Transition | None:
+        row = self._one(
+            f"SELECT {named(TRANSITION)} FROM transitions WHERE idempotency_key = ?",
+            (self._d.text_in(key),),
         )
         return None if row is None else self._map.transition(row)
 
@@ -370,6 +420,15 @@ class SQLTransaction:
         if record.occurrences == 1:
             self._latest[key.slug] = record.follow_up_slug
         return record
+
+    def mark_resolved(self, key: CandidateKey, at: datetime) -> None:
+        """Record when the resolver found ``key``'s follow-up resolved (at its resume)."""
+        self._blocked.pop(key, None)
+        self.execute(
+            "UPDATE integration_blocked_outcomes SET resolved_at = ? "
+            "WHERE slug = ? AND branch = ? AND sha = ?",
+            (self._d.time_in(at), key.slug, key.branch, key.sha),
+        )
 
     def close_blocked(self, key: CandidateKey, at: datetime) -> None:
         self._blocked.pop(key, None)  # read it again if asked: status and resumed_at change
@@ -488,6 +547,7 @@ class SQLTransaction:
             if queued_changed:
                 sets.append(d.true if step.queued else d.false)
             ex(q[_MOVES[(False, active_changed, queued_changed)]], (*sets, cid))
+            self._place(move.event, cid)
             if step.release_lease:
                 ex(q[_DROP_LEASE], (move.lease_name, cid))
             if step.close_blocked:

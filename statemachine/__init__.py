@@ -9,6 +9,9 @@ and may change without notice. Import them from their module in new code.
 This package imports nothing else of mergegate; every other component imports it.
 """
 
+from typing import TYPE_CHECKING, Any
+
+from .actions import Action, Apply, MarkDone, Remediate, Resume, Show, Sync
 from .applier import AlreadyIntegrated, Applier, ApplyResult, Blocked, HeldMain, Integrated
 from .calls import Calls as Calls
 from .calls import Request
@@ -28,11 +31,14 @@ from .errors import (
     StoreError,
     TableError,
 )
+from .feed import Change, ChangeFeed, follow
 from .fold import Violation
 from .fold import fold as fold
 from .fold import verify_log as verify_log
 from .followup_slug import SlugRule, follow_up_slug
-from .hooks import HookFn, Subscription, on_enter, on_event, on_outcome
+from .hooks import HookFn, HookLike, Subscription, on_enter, on_event, on_outcome
+from .ledger import Acknowledgement as Acknowledgement
+from .ledger import StoreIdentity as StoreIdentity
 from .logfmt import format_logfmt as format_logfmt
 from .logfmt import log_outcome as log_outcome
 from .machine import LifecycleMachine as LifecycleMachine
@@ -40,11 +46,13 @@ from .machine import lifecycle as lifecycle
 from .move import Move as Move
 from .move import Moved as Moved
 from .move import Step as Step
+from .queueview import QueueEntry, RunSummary, next_actionable, queue, run_queue
 from .records import (
     BlockedRecord,
     BlockedReport,
     Candidate,
     CandidateKey,
+    CheckAttempt,
     CheckResult,
     Evidence,
     FollowUpState,
@@ -71,11 +79,15 @@ from .validation import check_sha as check_sha
 from .validation import check_slug as check_slug
 from .validation import check_text as check_text
 from .validation import short_sha as short_sha
+from .waiting import start_apply_waiting, start_next_waiting, take_over
 
 __all__ = [
+    "Action",
     "AlreadyIntegrated",
+    "Apply",
     "Applier",
     "ApplyResult",
+    "AsyncEngine",
     "Batch",
     "Blocked",
     "BlockedRecord",
@@ -83,6 +95,9 @@ __all__ = [
     "Candidate",
     "CandidateKey",
     "CandidateNotFound",
+    "Change",
+    "ChangeFeed",
+    "CheckAttempt",
     "CheckResult",
     "ConcurrencyConflict",
     "DuplicateCandidate",
@@ -97,34 +112,63 @@ __all__ = [
     "Hook",
     "HookFailure",
     "HookFn",
+    "HookLike",
     "IdempotencyKeyReused",
     "IllegalTransition",
     "Integrated",
     "InvalidInput",
     "Lease",
+    "MarkDone",
     "HeldMain",
     "LeaseHeld",
     "MergegateError",
     "Occurrence",
     "Outcome",
+    "QueueEntry",
     "Reason",
+    "Remediate",
     "MoveInFlight",
     "RepositoryError",
     "Request",
+    "Resume",
     "Resolver",
     "Rule",
+    "RunSummary",
+    "Show",
     "SlugRule",
     "State",
     "Store",
     "StoreError",
     "Subscription",
+    "Sync",
     "TABLE",
     "Table",
     "TableError",
     "Transition",
     "Violation",
+    "follow",
     "follow_up_slug",
+    "next_actionable",
     "on_enter",
     "on_event",
     "on_outcome",
+    "queue",
+    "run_queue",
+    "start_apply_waiting",
+    "start_next_waiting",
+    "take_over",
 ]
+
+if TYPE_CHECKING:
+    from .aio import AsyncEngine
+else:
+
+    def __getattr__(name: str) -> Any:
+        # The asyncio facade loads asyncio (tens of ms): only for whoever uses it,
+        # not for every command that imports this package.
+        if name == "AsyncEngine":
+            from .aio import AsyncEngine  # noqa: PLC0415
+
+            globals()[name] = AsyncEngine
+            return AsyncEngine
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from .errors import InvalidInput
-from .records import BlockedReport, CandidateKey, Outcome
+from .records import BlockedReport, Candidate, CandidateKey, Outcome
 from .states import Event
+
+if TYPE_CHECKING:
+    from .table import Table
 from .validation import FOLLOW_UP_SLUG_MAX, check_sha, check_slug, check_text
 
 __all__ = ["Calls", "Request"]
@@ -141,15 +144,47 @@ class Calls:
         raise NotImplementedError
 
     def submit(
-        self, key: CandidateKey, *, actor: str | None = None, idempotency_key: str | None = None
+        self,
+        key: CandidateKey,
+        *,
+        actor: str | None = None,
+        idempotency_key: str | None = None,
+        supersede: bool = False,
     ) -> Outcome:
         """Add ``key`` as ``pending``; a repeat of an existing identity returns it unchanged.
 
+        With ``supersede``, a slug already queued (``pending`` or ``retry``) on the
+        same branch at another sha is superseded to ``key.sha`` instead (the
+        branch was force-pushed; a logged move), as ``mergegate submit`` does; if
+        the candidate moved since it was read (an apply took it), the call
+        raises ConcurrencyConflict rather than replace a sha in flight.
         Raises DuplicateCandidate if another unintegrated identity holds the slug.
         """
+        if supersede:
+            held = self._current(key.slug)
+            if (
+                held is not None
+                and held.key.branch == key.branch
+                and held.key.sha != key.sha
+                and self._table().rule(held.state, Event.SUPERSEDE) is not None
+            ):
+                return self.supersede(
+                    key.slug,
+                    new_sha=key.sha,
+                    expected_seq=held.seq,
+                    idempotency_key=idempotency_key,
+                    actor=actor,
+                )
         return self.fire(
             Request(Event.SUBMIT, key.slug, key=key, actor=actor, idempotency_key=idempotency_key)
         )
+
+    def _current(self, slug: str) -> Candidate | None:
+        """The candidate holding ``slug`` now, as the Engine or the Batch reads it."""
+        raise NotImplementedError
+
+    def _table(self) -> Table:
+        raise NotImplementedError
 
     def start_apply(
         self,

@@ -31,7 +31,8 @@ from .errors import (
 )
 from .fold import Violation, verify_log
 from .followup_slug import SlugRule, follow_up_slug
-from .hooks import Subscription, run_hooks, subscriptions
+from .hooks import HookLike, Subscription, run_hooks, subscriptions
+from .interruptions import INTERRUPTED, MAX_INTERRUPTIONS, interruption_evidence, interruptions
 from .logfmt import log_outcome
 from .machine import LifecycleMachine, lifecycle
 from .move import Move, Moved, Step, steps_for
@@ -57,7 +58,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _resubscribe(engine: Engine, _attribute: object, hooks: Sequence[object]) -> Sequence[object]:
+def _resubscribe(
+    engine: Engine, _attribute: object, hooks: Sequence[HookLike]
+) -> Sequence[HookLike]:
     engine._subscribed = subscriptions(hooks)
     return hooks
 
@@ -75,7 +78,7 @@ class Engine(Calls):
     store: Store
     #: As given (so ``engine.hooks[0]`` is still your hook); checked on construction
     #: and on assignment, and kept as subscriptions in ``_subscribed``.
-    hooks: Sequence[object] = attrs.field(default=(), on_setattr=_resubscribe)
+    hooks: Sequence[HookLike] = attrs.field(default=(), on_setattr=_resubscribe)
     guide: Guide | None = None
     resolver: Resolver | None = None
     actor: str = "mergegate"
@@ -198,6 +201,12 @@ class Engine(Calls):
         batch.outcomes = [self._after(o) for o in batch.provisional]
 
     # -- reads ---------------------------------------------------------------
+
+    def _current(self, slug: str) -> Candidate | None:
+        return self.store.candidate(slug)
+
+    def _table(self) -> Table:
+        return self.table
 
     def get(self, slug: str) -> Candidate:
         """The candidate holding ``slug`` (the active one, else the newest integrated one)."""
@@ -401,9 +410,9 @@ class Engine(Calls):
         and no link is left ``applying`` without a lease.
         """
         links = self.chain_links(lease)
-        why = (
-            f"requeued: the chain of {lease.owner} was interrupted "
-            f"(its lease expired at {lease.expires_at.isoformat()})"
+        cause = (
+            f"the chain of {lease.owner} lost its lease "
+            f"(it expired at {lease.expires_at.isoformat()} or its process is gone)"
         )
         with self.batch() as batch:
             held = batch.tx.lease(self.lease_name)
@@ -415,8 +424,36 @@ class Engine(Calls):
                 if contains is not None and contains(link.key.sha):
                     batch.integrate(link.key.slug, main_sha=main_sha, expected_seq=link.seq)
                 else:
-                    batch.requeue(link.key.slug, why=why, expected_seq=link.seq)
+                    batch.fire(self.interruption(link, main_sha, lease, cause))
         return batch.outcomes
+
+    def interruption(
+        self, candidate: Candidate, main_sha: str, lease: Lease, cause: str
+    ) -> Request:
+        """The move that settles ``candidate``'s apply, interrupted by its integrator for ``cause``.
+
+        A ``requeue`` (logged with the cause; the candidate keeps its place, no
+        follow-up), unless this is its :data:`MAX_INTERRUPTIONS`-th interruption
+        in a row: then an ``interrupt`` that blocks it ``apply_interrupted``
+        with the evidence of each (see ``interruptions.py``).
+        """
+        earlier = interruptions(self.store.history(candidate.id))
+        if len(earlier) + 1 < MAX_INTERRUPTIONS:
+            return Request(
+                Event.REQUEUE,
+                candidate.key.slug,
+                why=f"{INTERRUPTED}{cause}",
+                expected_seq=candidate.seq,
+            )
+        report = BlockedReport(
+            Reason.APPLY_INTERRUPTED,
+            main_sha,
+            Evidence(lease_owner=lease.owner, lease_since=lease.acquired_at),
+            detail=interruption_evidence(earlier, cause),
+        )
+        return Request(
+            Event.INTERRUPT, candidate.key.slug, report=report, expected_seq=candidate.seq
+        )
 
     def recover(
         self,
@@ -427,12 +464,14 @@ class Engine(Calls):
     ) -> list[Outcome]:
         """Settle every candidate whose apply lease expired, or was ``abandoned``.
 
-        Such a candidate is blocked with reason ``apply_interrupted``, unless
-        ``contains`` says that ``main_sha`` already contains its sha: then the
-        apply moved ``main`` and died before it recorded that, and the candidate
-        is integrated at ``main_sha`` instead. Without ``contains`` (an
-        orchestrator that cannot ask its repository), every one is blocked, and
-        its next apply finds it already integrated.
+        Such a candidate is requeued (its integrator's fault, not its own; see
+        :meth:`interruption`: the third interruption in a row blocks it
+        ``apply_interrupted``), unless ``contains`` says that ``main_sha``
+        already contains its sha: then the apply moved ``main`` and died before
+        it recorded that, and the candidate is integrated at ``main_sha``
+        instead. Without ``contains`` (an orchestrator that cannot ask its
+        repository), every one is requeued, and its next apply finds it
+        already integrated.
 
         ``abandoned`` lets a caller settle a lease before it expires: it is asked
         about each live lease, and says ``True`` when its holder is known to be
@@ -462,18 +501,12 @@ class Engine(Calls):
                 except (ConcurrencyConflict, IllegalTransition):
                     continue
                 continue
-            report = BlockedReport(
-                Reason.APPLY_INTERRUPTED,
-                main_sha,
-                Evidence(lease_owner=lease.owner, lease_since=lease.acquired_at),
-                detail=f"the apply lease held by {lease.owner} expired at "
-                f"{lease.expires_at.isoformat()}"
+            cause = (
+                f"the apply lease held by {lease.owner} expired at {lease.expires_at.isoformat()}"
                 if expired
-                else f"the apply lease held by {lease.owner} was abandoned: its process is gone",
+                else f"the apply lease held by {lease.owner} was abandoned: its process is gone"
             )
-            interrupt = Request(
-                Event.INTERRUPT, candidate.key.slug, report=report, expected_seq=candidate.seq
-            )
+            interrupt = self.interruption(candidate, main_sha, lease, cause)
             try:
                 outcomes.append(self.fire(interrupt))
             except (ConcurrencyConflict, IllegalTransition):
@@ -490,8 +523,13 @@ class Engine(Calls):
         candidate = self._locate(tx, request.slug)
         digest = None if request.idempotency_key is None else request.digest()
         if request.idempotency_key is not None:
-            prior = tx.transition_by_idempotency_key(candidate.id, request.idempotency_key)
+            # Global: a key names one request forever, whichever candidate it moved.
+            prior = tx.transition_by_key(request.idempotency_key)
             if prior is not None:
+                if prior.candidate_id != candidate.id:
+                    raise IdempotencyKeyReused(
+                        candidate.key, request.idempotency_key, request.event, prior.event
+                    )
                 self._same_request(candidate, prior, request, digest)
                 return self._outcome(tx, candidate, prior)
         dest = self._check(candidate, request.event, request.expected_seq)
@@ -513,7 +551,7 @@ class Engine(Calls):
         if Effect.TAKE_LEASE in effects:
             self._take_lease(tx, candidate, request, entry.at)
         if Effect.CLOSE_BLOCKED in effects:
-            self._check_resolved(tx, candidate, request)
+            self._check_resolved(tx, candidate, request, entry.at)
         moved = tx.append(candidate, entry)
         if Effect.RECORD_BLOCK in effects:
             # record_block also enqueues the follow-up (Effect.ENQUEUE_FOLLOW_UP):
@@ -535,6 +573,17 @@ class Engine(Calls):
         key = request.key
         if key is None:
             raise InvalidInput("candidate", None, f"{request.event} needs the candidate's identity")
+        if request.idempotency_key is not None:
+            prior = tx.transition_by_key(request.idempotency_key)
+            if prior is not None:
+                # The first answer, even after a withdraw released the slug: a
+                # retried submit must not queue the work a second time.
+                first = self.store.candidate_by_id(prior.candidate_id)
+                if first is None or first.key != key or prior.event is not request.event:
+                    raise IdempotencyKeyReused(
+                        key, request.idempotency_key, request.event, prior.event
+                    )
+                return self._outcome(tx, first, prior)
         existing = tx.candidate(key.slug)
         if existing is not None and existing.key != key:
             if existing.state in self.table.active:
@@ -600,13 +649,18 @@ class Engine(Calls):
         """Whether a ``start_apply`` by ``owner`` joins ``held``: the owner's live chain lease."""
         return held.candidate_id is None and held.owner == owner and held.expires_at > now
 
-    def _check_resolved(self, tx: Transaction, candidate: Candidate, request: Request) -> None:
+    def _check_resolved(
+        self, tx: Transaction, candidate: Candidate, request: Request, at: datetime
+    ) -> None:
         record = tx.blocked_record(candidate.key)
         if record is None or request.force_reason is not None or self.resolver is None:
             return
         why = self.resolver.unresolved_reason(record)
         if why is not None:
             raise FollowUpNotResolved(candidate.key, record.follow_up_slug, why)
+        mark = getattr(tx, "mark_resolved", None)  # a store that records the resolved time
+        if mark is not None:
+            mark(candidate.key, at)
 
     def _record_block(
         self,
@@ -695,6 +749,12 @@ class Batch(Calls):
     tx: Transaction
     provisional: list[Outcome] = attrs.Factory(list)
     outcomes: list[Outcome] = attrs.Factory(list)
+
+    def _current(self, slug: str) -> Candidate | None:
+        return self.tx.candidate(slug)
+
+    def _table(self) -> Table:
+        return self.engine.table
 
     def fire(self, request: Request) -> Outcome:
         """Fire ``request`` in the batch's transaction; hooks run after the batch commits."""

@@ -7,7 +7,25 @@ wrong, the offending value, and what to do instead.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
+
+from .states import Event, State
+
+
+class NamedCandidate(Protocol):
+    """What an error names of a candidate: its identity. ``records.CandidateKey`` is one.
+
+    Spelled as a protocol because ``records`` imports this module (its validators
+    raise InvalidInput): the facts stay typed without an import back.
+    """
+
+    @property
+    def slug(self) -> str: ...
+    @property
+    def branch(self) -> str: ...
+    @property
+    def sha(self) -> str: ...
+
 
 __all__ = [
     "CandidateNotFound",
@@ -57,10 +75,12 @@ class IdempotencyKeyReused(InvalidInput):
     than a silently dropped payload.
     """
 
-    candidate: object
-    event: object
+    candidate: NamedCandidate
+    event: Event
 
-    def __init__(self, candidate: object, key: str, event: object, first_event: object) -> None:
+    def __init__(
+        self, candidate: NamedCandidate, key: str, event: Event, first_event: Event
+    ) -> None:
         what = "another request" if event == first_event else f"a {first_event} request"
         super().__init__(
             "idempotency key",
@@ -73,11 +93,13 @@ class IdempotencyKeyReused(InvalidInput):
 class IllegalTransition(MergegateError, ValueError):
     """The table does not allow ``event`` in ``state``; nothing was written."""
 
-    state: object
-    event: object
-    candidate: object
+    state: State
+    event: Event
+    candidate: NamedCandidate
 
-    def __init__(self, candidate: object, state: object, event: object, allowed: tuple[str, ...]):
+    def __init__(
+        self, candidate: NamedCandidate, state: State, event: Event, allowed: tuple[str, ...]
+    ) -> None:
         hint = ", ".join(allowed) if allowed else "none (the state is terminal)"
         super().__init__(
             f"cannot {event} candidate {candidate} in state {state}; allowed events: {hint}",
@@ -90,11 +112,13 @@ class IllegalTransition(MergegateError, ValueError):
 class ConcurrencyConflict(MergegateError, RuntimeError):
     """Another writer moved the candidate first; nothing was written. Re-read and retry."""
 
-    candidate: object
+    candidate: NamedCandidate
     expected_seq: int | None
     actual_seq: int | None
 
-    def __init__(self, candidate: object, expected_seq: int | None, actual_seq: int | None):
+    def __init__(
+        self, candidate: NamedCandidate, expected_seq: int | None, actual_seq: int | None
+    ) -> None:
         super().__init__(
             f"candidate {candidate} was moved by another writer "
             f"(expected seq {expected_seq}, found {actual_seq}); re-read its state and retry",
@@ -120,9 +144,9 @@ class DuplicateCandidate(MergegateError, ValueError):
     """The slug is held by a different, unintegrated identity; nothing was written."""
 
     slug: str
-    existing: object
+    existing: NamedCandidate
 
-    def __init__(self, slug: str, existing: object) -> None:
+    def __init__(self, slug: str, existing: NamedCandidate) -> None:
         super().__init__(
             f"slug {slug!r} is already held by {existing}; "
             "use another slug, supersede or resume the existing candidate with a new sha, "
@@ -135,10 +159,10 @@ class DuplicateCandidate(MergegateError, ValueError):
 class FollowUpNotResolved(MergegateError, RuntimeError):
     """``resume`` was asked before the follow-up is resolved; nothing was written."""
 
-    candidate: object
+    candidate: NamedCandidate
     follow_up_slug: str | None
 
-    def __init__(self, candidate: object, follow_up_slug: str | None, why: str) -> None:
+    def __init__(self, candidate: NamedCandidate, follow_up_slug: str | None, why: str) -> None:
         super().__init__(
             f"follow-up {follow_up_slug} of {candidate} is not resolved ({why}); "
             "finish it, or resume with force and a reason",
@@ -152,12 +176,15 @@ class LeaseHeld(MergegateError, RuntimeError):
 
     lease: str
     owner: str
-    expires_at: object
+    #: ISO 8601 UTC text, or None when the lease was lost (no row holds it).
+    expires_at: str | None
     #: True when no row holds the lease any more: another process recovered it
     #: after it expired. ``owner`` is then the one who lost it.
     lost: bool
 
-    def __init__(self, lease: str, owner: str, expires_at: object, *, lost: bool = False) -> None:
+    def __init__(
+        self, lease: str, owner: str, expires_at: str | None, *, lost: bool = False
+    ) -> None:
         message = (
             f"integration lease {lease!r} of {owner!r} was lost: another process recovered it "
             "after it expired; stop this apply and re-read the candidate"

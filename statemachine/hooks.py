@@ -14,19 +14,25 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable, Iterable
+from typing import TypeAlias
 
 import attrs
 
 from .errors import InvalidInput
 from .records import HookFailure, Outcome
 from .states import Event, State
+from .store import Hook
 
-__all__ = ["HookFn", "Subscription", "on_enter", "on_event", "on_outcome", "run_hooks"]
+__all__ = ["HookFn", "HookLike", "Subscription", "on_enter", "on_event", "on_outcome", "run_hooks"]
 
 logger = logging.getLogger("mergegate.hooks")
 
 #: A hook callable: it gets the committed outcome and returns a refreshed one, or None.
 HookFn = Callable[[Outcome], "Outcome | None"]
+
+#: What ``Engine(hooks=...)`` accepts, spelled out so that a type checker refuses
+#: ``hooks=[42]`` before run time does (issue 24).
+HookLike: TypeAlias = "Subscription | HookFn | Hook"
 
 _EXPECTED = (
     "give a callable taking the outcome, an object with after_commit(outcome), "

@@ -14,12 +14,14 @@ from .records import Outcome
 __all__ = ["format_logfmt", "log_outcome", "logger"]
 
 logger = logging.getLogger("mergegate.transitions")
-_BARE = re.compile(r"^[A-Za-z0-9_.:/@+-]+$")
+# fullmatch, not match with "$": "$" also matches before a final newline, so
+# "0\n" went out bare and broke the line (found by Hypothesis).
+_BARE = re.compile(r"[A-Za-z0-9_.:/@+-]+")
 
 
 def _value(value: object) -> str:
     text = str(value)
-    if _BARE.match(text):
+    if _BARE.fullmatch(text):
         return text
     escaped = text.encode("unicode_escape").decode("ascii").replace('"', '\\"')
     return f'"{escaped}"'

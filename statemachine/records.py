@@ -14,6 +14,7 @@ from typing import TypeVar
 
 import attrs
 
+from .actions import Action
 from .errors import InvalidInput
 from .states import Event, State
 from .validation import (
@@ -34,6 +35,7 @@ __all__ = [
     "BlockedReport",
     "Candidate",
     "CandidateKey",
+    "CheckAttempt",
     "CheckResult",
     "Evidence",
     "FollowUpJob",
@@ -58,6 +60,7 @@ class Reason(enum.StrEnum):
     APPLY_INTERRUPTED = "apply_interrupted"
     PUSH_REJECTED = "push_rejected"
     EXTERNAL = "external"
+    CHECKS_TIMED_OUT = "checks_timed_out"
 
 
 _T = TypeVar("_T")
@@ -144,8 +147,28 @@ class Transition:
 
 
 @attrs.frozen
+class CheckAttempt:
+    """An earlier run of a check that failed and was retried: what it said, where to read more."""
+
+    exit_code: int | None
+    output_tail: str = attrs.field(
+        default="", converter=_tail, validator=attrs_validator(check_text)
+    )
+    url: str | None = attrs.field(default=None, validator=_check_text_opt)
+
+
+def _attempts(value: Iterable[CheckAttempt]) -> tuple[CheckAttempt, ...]:
+    return _many(value, "check attempts")
+
+
+@attrs.frozen
 class CheckResult:
-    """One check run: its name, its exit code (``None`` if it never exited) and output tail."""
+    """One check run: its name, its exit code (``None`` if it never exited) and output tail.
+
+    A check run by a CI names the build (``url``) and the step that failed
+    (``step``); ``retried`` holds the failed runs before this one, so a check
+    that failed and then passed is :attr:`flaky` with both results kept.
+    """
 
     name: str = attrs.field(validator=attrs_validator(check_text))
     exit_code: int | None
@@ -153,6 +176,9 @@ class CheckResult:
         default="", converter=_tail, validator=attrs_validator(check_text)
     )
     timed_out: bool = False
+    url: str | None = attrs.field(default=None, validator=_check_text_opt)
+    step: str | None = attrs.field(default=None, validator=_check_text_opt)
+    retried: tuple[CheckAttempt, ...] = attrs.field(default=(), converter=_attempts)
 
     @name.validator
     def _name_one_line(self, _a: object, value: str) -> None:
@@ -162,6 +188,11 @@ class CheckResult:
     @property
     def failed(self) -> bool:
         return self.timed_out or self.exit_code != 0
+
+    @property
+    def flaky(self) -> bool:
+        """Failed at first, passed on a retry."""
+        return bool(self.retried) and not self.failed
 
 
 @attrs.frozen
@@ -206,6 +237,8 @@ def _require(report: BlockedReport) -> str | None:
             return "main_moved needs the main shas it tried (main_attempts)"
         case Reason.PRECONDITION_FAILED | Reason.PUSH_REJECTED if e.diagnostic is None:
             return f"{report.reason} needs a diagnostic"
+        case Reason.CHECKS_TIMED_OUT if not any(c.timed_out for c in e.checks):
+            return "checks_timed_out needs at least one timed-out check (named by its builder)"
         case Reason.APPLY_INTERRUPTED if e.lease_owner is None or e.lease_since is None:
             return "apply_interrupted needs lease_owner and lease_since"
     return None
@@ -258,6 +291,9 @@ class BlockedRecord:
     blocked_at: datetime
     last_blocked_at: datetime
     occurrences: int
+    #: When a resume found the follow-up resolved (its resolver said so); ``None``
+    #: while it is open, after a forced resume, and again after a new block.
+    resolved_at: datetime | None = None
 
 
 @attrs.frozen
@@ -295,19 +331,39 @@ class Lease:
 
 @attrs.frozen
 class Guidance:
-    """Resume guidance: an uppercase code line, facts, and ``NEXT:`` commands."""
+    """Resume guidance: an uppercase code line, facts, and ``NEXT:`` commands.
+
+    ``actions`` are the next steps as data (:mod:`.actions`); ``next_commands``
+    is their rendering through the command templates, one command per action,
+    in the same order. Follow the actions; print the commands.
+    """
 
     code: str
     facts: tuple[str, ...]
     next_commands: tuple[str, ...]
-    #: Which of ``next_commands`` is the resume command (the apply that retries it may follow).
+    #: Which of ``next_commands`` (and ``actions``) is the resume step.
     resume_at: int = -1
+    actions: tuple[Action, ...] = attrs.field(default=())
+
+    @actions.validator
+    def _one_command_each(self, _a: object, value: tuple[Action, ...]) -> None:
+        if value and len(value) != len(self.next_commands):
+            raise InvalidInput(
+                "guidance actions", len(value), "give one action per next command, in order"
+            )
 
     @property
     def resume_command(self) -> str | None:
         if not -len(self.next_commands) <= self.resume_at < len(self.next_commands):
             return None
         return self.next_commands[self.resume_at]
+
+    @property
+    def resume_action(self) -> Action | None:
+        """The action at ``resume_at`` (a :class:`~.actions.Resume`), or ``None``."""
+        if not -len(self.actions) <= self.resume_at < len(self.actions):
+            return None
+        return self.actions[self.resume_at]
 
     @property
     def text(self) -> str:

@@ -7,11 +7,12 @@ commits (``BEGIN IMMEDIATE`` on SQLite, a row lock on PostgreSQL).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
+from .ledger import Acknowledgement, StoreIdentity
 from .move import Move, Moved
 from .records import (
     BlockedRecord,
@@ -42,10 +43,11 @@ class Transaction(Protocol):
         """
 
     def claim_next(self) -> str | None:
-        """The slug of the oldest ``pending`` or ``retry`` candidate, claimed until commit.
+        """The slug of the queue's head (see :meth:`Store.queue`), claimed until commit.
 
-        No concurrent transaction can claim the same one (PostgreSQL skips rows
-        another transaction locked: ``FOR UPDATE SKIP LOCKED``).
+        Claims are serialized: a concurrent claim waits for this transaction
+        and then reads the head anew, so none passes the head by (SQLite's
+        ``BEGIN IMMEDIATE``; PostgreSQL's advisory lock on the queue).
         """
 
     def find_candidate(self, key: CandidateKey) -> Candidate | None:
@@ -62,6 +64,9 @@ class Transaction(Protocol):
 
     def transition_by_idempotency_key(self, candidate_id: int, key: str) -> Transition | None:
         """The entry an earlier call logged with this idempotency key, if any."""
+
+    def transition_by_key(self, key: str) -> Transition | None:
+        """The entry logged with idempotency key ``key``, for any candidate: a key is global."""
 
     def blocked_record(self, key: CandidateKey) -> BlockedRecord | None:
         """The blocked outcome row of ``key``, if it was ever blocked."""
@@ -118,7 +123,37 @@ class Store(Protocol):
         """All candidates (in ``state``), oldest submission first."""
 
     def next_candidate(self) -> Candidate | None:
-        """The oldest candidate in ``pending`` or ``retry`` (FIFO by its last move)."""
+        """The queue's head: the first of :meth:`queue`, the one ``claim_next`` takes."""
+
+    def queue(self) -> list[Candidate]:
+        """The ``pending`` and ``retry`` candidates in the order claims take them.
+
+        The order is the stored queue position: given at submit, kept by every
+        move (a requeued chain link keeps its place), given anew by ``resume``
+        (a re-entry goes to the back). See docs/lifecycle.md, "Queue order".
+        """
+
+    def active_candidates(self) -> list[Candidate]:
+        """The candidates not finished yet (the queue, the applying, the blocked), by id.
+
+        Read through an index of the active ones: its cost is the queue's, not the log's.
+        """
+
+    def candidates_by_ids(self, ids: Sequence[int]) -> list[Candidate]:
+        """The candidates with these ids (those that exist), by id."""
+
+    def log_since(self, since: datetime) -> list[Transition]:
+        """Every log entry at or after ``since``, in the order they were written."""
+
+    def recent_apply_seconds(self, limit: int) -> list[float]:
+        """How long the newest (at most ``limit``) integrations took from start_apply, newest
+        first; only recent log entries are looked at, so the answer may be short or empty."""
+
+    def slugs(self, prefix: str = "", limit: int = 200) -> list[str]:
+        """The distinct slugs starting with ``prefix``, sorted, at most ``limit`` of them."""
+
+    def last_move_at(self) -> datetime | None:
+        """When the newest log entry was written; ``None`` for an empty log."""
 
     def history(self, candidate_id: int, since: datetime | None = None) -> list[Transition]:
         """The candidate's log entries, oldest first."""
@@ -168,6 +203,26 @@ class Store(Protocol):
 
     def integrity_problems(self) -> list[str]:
         """The store's own consistency check; empty when sound."""
+
+    def identity(self) -> StoreIdentity | None:
+        """Which repository this store serves, and its own id; ``None`` until ``init`` binds it."""
+
+    def bind_repository(self, repository: str, *, actor: str, at: datetime) -> StoreIdentity:
+        """Bind the store to ``repository`` (its root commit) with a new store id, once.
+
+        Returns the binding the store holds afterwards: the new one, or the
+        one made earlier (for this repository or another: the caller compares).
+        """
+
+    def acknowledge(self, sha: str, why: str, *, actor: str, at: datetime) -> Acknowledgement:
+        """Log that commit ``sha`` moved ``main`` outside the queue on purpose.
+
+        Returns the stored acknowledgement: this one, or an earlier one of the
+        same commit, which is kept as it was (the log is append-only).
+        """
+
+    def acknowledgements(self) -> list[Acknowledgement]:
+        """Every acknowledged outside move, oldest first."""
 
     def close(self) -> None:
         """Release the connection."""

@@ -3,6 +3,7 @@ throw-away schema on it, and the one ``store`` fixture every suite builds stores
 
 from __future__ import annotations
 
+import gc
 import os
 import uuid
 from collections.abc import Iterator
@@ -14,7 +15,22 @@ from hypothesis import HealthCheck, settings
 from mergegate.persistence import SQLiteStore
 from mergegate.statemachine import Store
 
+# The session's git daemon (tests/gitserver.py), for every suite that needs a real remote.
+from .gitserver import git_server  # noqa: F401  (a fixture, used by name)
+
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_after_each_test() -> Iterator[None]:
+    """Collect garbage at each test's end, so a leaked connection fails the test that leaked it.
+
+    Without it a connection left open is finalized whenever the collector next runs,
+    and its ResourceWarning fails an innocent later test (seen in CI: a psycopg
+    connection reported in the setup of an SQLite-only engine test).
+    """
+    yield
+    gc.collect()
 
 
 @pytest.fixture(scope="session")
@@ -83,3 +99,55 @@ settings.register_profile(
     "ci", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+# A default-run test whose slow twin checks the same property with more examples
+# (or kills, or rounds): when the twin runs in the same session (CI runs every
+# suite), the short one adds no coverage, only minutes, so it is deselected.
+# By file: short test (or class) name -> its slow twin; parameter ids must match.
+FAST_TWINS: dict[str, dict[str, str]] = {
+    "tests/cli/test_cli_fuzz.py": {
+        "test_random_arguments_never_trace_and_invalid_input_writes_nothing": (
+            "test_random_arguments_thorough"
+        ),
+    },
+    "tests/statemachine/test_model.py": {"TestEngineAgainstModel": "TestEngineAgainstModelLong"},
+    "tests/persistence/test_postgres_model.py": {
+        "TestEngineAgainstModelOnPostgres": "TestEngineAgainstModelOnPostgresLong",
+    },
+    "tests/persistence/test_store_agreement.py": {
+        "TestSQLiteAndPostgresAgree": "TestSQLiteAndPostgresAgreeLong",
+    },
+    "tests/apply/test_chain_properties.py": {
+        "test_a_chain_integrates_what_a_serial_run_integrates": (
+            "test_longer_chains_integrate_what_a_serial_run_integrates"
+        ),
+    },
+    "tests/reliability/test_kills.py": {"test_kills_fast_subset_sqlite": "test_kills_sqlite"},
+    "tests/reliability/test_races.py": {
+        "test_duplicate_blocked_reports": "test_duplicate_blocked_reports_many",
+        "test_concurrent_roadmap_writers": "test_concurrent_roadmap_writers_many",
+        "test_resume_races_apply": "test_resume_races_apply_many",
+    },
+}
+
+
+def _twin(nodeid: str) -> str | None:
+    """The nodeid of ``nodeid``'s slow twin, if it has one."""
+    path, _, rest = nodeid.partition("::")
+    name, sep, tail = rest.partition("::")
+    base, bracket, params = name.partition("[")
+    slow = FAST_TWINS.get(path, {}).get(base)
+    if slow is None:
+        return None
+    return f"{path}::{slow}{bracket}{params}{sep}{tail}"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect a short test when its slow twin is selected too (after ``-m`` chose)."""
+    selected = {item.nodeid for item in items}
+    twins = [item for item in items if _twin(item.nodeid) in selected]
+    if twins:
+        config.hook.pytest_deselected(items=twins)
+        items[:] = [item for item in items if item not in twins]

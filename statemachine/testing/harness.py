@@ -327,9 +327,10 @@ class ApplierStateMachine(RuleBasedStateMachine):
         """Pause the mover at heartbeat ``at`` past its lease while another process recovers.
 
         Either recovery refuses (the mover holds ``main``) and the apply ends as
-        usual, or it blocks the candidate and the apply fails with LeaseHeld,
-        leaving ``main`` untouched. Never both, and ``main`` never moves for a
-        candidate that recovery blocked.
+        usual, or it settles the candidate (requeued, or blocked once it keeps
+        interrupting its integrator) and the apply fails with LeaseHeld, leaving
+        ``main`` untouched. Never both, and ``main`` never moves for a candidate
+        that recovery settled.
         """
         check = "stall_past_the_lease"
         before = self.applier.main_sha()
@@ -356,13 +357,14 @@ class ApplierStateMachine(RuleBasedStateMachine):
         try:
             outcome = self.engine.apply_next(self.applier, owner=self.owner)
         except LeaseHeld:
-            event("stall: recovery blocked, the mover's heartbeat failed")
+            event("stall: recovery settled it, the mover's heartbeat failed")
             after = self.applier.main_sha()
+            settled = seen in ([State.PENDING.value], [State.BLOCKED.value])
             expect(
-                seen == [State.BLOCKED.value] and after == before and not self._applying(),
+                settled and after == before and not self._applying(),
                 check,
-                "after the lease was lost, recovery must have blocked the candidate and main "
-                "must not have moved",
+                "after the lease was lost, recovery must have requeued or blocked the candidate "
+                "and main must not have moved",
                 recovery=seen,
                 main_before=before,
                 main_after=after,

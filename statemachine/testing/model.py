@@ -29,6 +29,7 @@ from ..errors import (
     IllegalTransition,
     LeaseHeld,
 )
+from ..interruptions import MAX_INTERRUPTIONS
 from ..records import BlockedReport, CandidateKey
 from ..states import Event, State
 from ..store import Store
@@ -46,6 +47,7 @@ _SPEC: dict[tuple[str, str], str] = {
     ("blocked", "block"): "blocked",
     ("remediating", "block"): "remediating",
     ("applying", "interrupt"): "blocked",
+    ("applying", "requeue"): "pending",
     ("blocked", "start_remediation"): "remediating",
     ("remediating", "resume"): "retry",
     ("pending", "supersede"): "pending",
@@ -85,6 +87,8 @@ class _Model:
     key: CandidateKey
     state: str
     seq: int
+    #: Applies in a row that recovery settled (any other move but a start ends the run).
+    interruptions: int = 0
 
 
 class EngineModelMachine(RuleBasedStateMachine):
@@ -204,6 +208,8 @@ class EngineModelMachine(RuleBasedStateMachine):
         current.state = dest
         current.seq += 1
         current.key = outcome.candidate.key
+        if event is not Event.START_APPLY:
+            current.interruptions = 0
         if event in (Event.BLOCK, Event.INTERRUPT):
             self.blocked_keys.add(current.key)
 
@@ -238,6 +244,10 @@ class EngineModelMachine(RuleBasedStateMachine):
         self._fire(slug, Event.SUPERSEDE, lambda: self.engine.supersede(slug, new_sha=new_sha))
 
     @rule(slug=_SLUGS)
+    def requeue(self, slug: str) -> None:
+        self._fire(slug, Event.REQUEUE, lambda: self.engine.requeue(slug, why="model test"))
+
+    @rule(slug=_SLUGS)
     def withdraw(self, slug: str) -> None:
         self._fire(slug, Event.WITHDRAW, lambda: self.engine.withdraw(slug, why="model test"))
 
@@ -256,6 +266,7 @@ class EngineModelMachine(RuleBasedStateMachine):
             "resume": lambda slug: self.resume(slug, None),
             "supersede": lambda slug: self.supersede(slug, "bbbbbbb" + "3" * 33),
             "withdraw": self.withdraw,
+            "requeue": self.requeue,
         }
         moves[legal[choice % len(legal)]](slug)
 
@@ -275,8 +286,23 @@ class EngineModelMachine(RuleBasedStateMachine):
             actual=recovered,
         )
         current = self.model[holder]
-        current.state, current.seq = "blocked", current.seq + 1
-        self.blocked_keys.add(current.key)
+        # An interrupted apply is requeued at its place; the third in a row is blocked.
+        current.interruptions += 1
+        if current.interruptions >= MAX_INTERRUPTIONS:
+            current.state, current.interruptions = "blocked", 0
+            self.blocked_keys.add(current.key)
+        else:
+            current.state = "pending"
+        current.seq += 1
+        settled = [o.state.value for o in outcomes]
+        expect(
+            settled == [current.state],
+            "lease_expires_and_recover",
+            "recovery settled the holder otherwise than the model",
+            expected=[current.state],
+            actual=settled,
+            interruptions_in_a_row=current.interruptions,
+        )
         self.lease_holder = None
 
     # -- invariants ----------------------------------------------------------

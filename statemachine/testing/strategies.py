@@ -137,6 +137,9 @@ def blocked_reports(draw: st.DrawFn, reason: Reason | None = None) -> BlockedRep
             checks = draw(st.lists(check_results(), max_size=3))
             checks.append(draw(check_results(failed=True)))
             evidence = Evidence(checks=tuple(checks))
+        case Reason.CHECKS_TIMED_OUT:
+            timed = draw(check_results(failed=True))
+            evidence = Evidence(checks=(attrs.evolve(timed, exit_code=None, timed_out=True),))
         case Reason.MAIN_MOVED:
             attempts: list[str] = draw(st.lists(shas(), min_size=1, max_size=3))
             evidence = Evidence(main_attempts=attempts)

@@ -23,6 +23,7 @@ from mergegate.statemachine import CandidateKey, Engine, State
 from mergegate.statemachine.testing.strategies import MARKER, PLAN_PATHS, RepoPlan, repo_plans
 
 from ..examples import fraction
+from ..procio import LiveOutput
 
 MakeRepo = Callable[..., Repo]
 # Each example starts and kills subprocesses: a quarter of the profile.
@@ -96,11 +97,11 @@ def test_killed_apply_leaves_main_whole(
     proc = subprocess.Popen(
         [sys.executable, "-c", DRIVER, args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    assert proc.stdout is not None
-    assert proc.stdout.readline() == b"ready\n"
-    time.sleep(delay)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.communicate()
+    with LiveOutput(proc) as live:
+        assert live.wait_for(lambda line: True) == ["ready"], live.report()
+        time.sleep(delay)
+        os.kill(proc.pid, signal.SIGKILL)
+        live.finish()
     removed = GitApplier(repo.path).cleanup_stale()
     after = repo.snapshot()
     assert {k: v for k, v in after.refs.items() if k != "refs/heads/main"} == {
@@ -158,11 +159,11 @@ def test_killed_engine_apply_recovers_to_the_truth(
     proc = subprocess.Popen(
         [sys.executable, "-c", ENGINE_DRIVER, args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    assert proc.stdout is not None
-    assert proc.stdout.readline() == b"ready\n"
-    time.sleep(delay)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.communicate()
+    with LiveOutput(proc) as live:
+        assert live.wait_for(lambda line: True) == ["ready"], live.report()
+        time.sleep(delay)
+        os.kill(proc.pid, signal.SIGKILL)
+        live.finish()
 
     later = Engine(store, clock=lambda: datetime.now(UTC) + timedelta(days=1))
     applier = GitApplier(repo.path)

@@ -10,7 +10,7 @@ from pathlib import Path
 from mergegate.apply import holder_gone, lease_owner
 from mergegate.apply.liveness import Holder, parse_owner, start_time, this_host
 from mergegate.persistence import SQLiteStore
-from mergegate.statemachine import CandidateKey, Engine, Reason, State
+from mergegate.statemachine import CandidateKey, Engine, State
 
 
 def _dead_pid() -> int:
@@ -50,7 +50,7 @@ def test_other_hosts_and_unparsable_owners_are_never_gone() -> None:
 
 
 def test_engine_recover_settles_an_abandoned_lease_before_it_expires(tmp_path: Path) -> None:
-    """recover(abandoned=...) blocks a live lease whose holder is gone; without it, waits."""
+    """recover(abandoned=...) requeues a live lease whose holder is gone; without it, waits."""
     store = SQLiteStore(tmp_path / "db.sqlite3")
     engine = Engine(store, lease_ttl=timedelta(hours=1))
     engine.submit(CandidateKey("feature", "feature", "a" * 40))
@@ -58,9 +58,8 @@ def test_engine_recover_settles_an_abandoned_lease_before_it_expires(tmp_path: P
     engine.start_apply("feature", owner=owner)
     assert engine.recover("b" * 40) == []
     settled = engine.recover("b" * 40, abandoned=lambda lease: holder_gone(lease.owner))
-    assert [o.state for o in settled] == [State.BLOCKED]
-    blocked = settled[0].blocked
-    assert blocked is not None
-    assert blocked.reason is Reason.APPLY_INTERRUPTED
+    assert [o.state for o in settled] == [State.PENDING]
+    assert settled[0].transition is not None
+    assert "its process is gone" in (settled[0].transition.reason or "")
     assert store.leases() == []
     store.close()

@@ -15,6 +15,7 @@ from mergegate.apply import (
     CheckSpec,
     Git,
     GitApplier,
+    GitCommandFailed,
     GitNotFound,
     Identity,
     MainCheckedOut,
@@ -186,7 +187,9 @@ def test_check_timeout_kills_the_process_group(repo: Repo, heartbeat: Beat, tmp_
     assert check.timed_out
     assert check.exit_code is None
     assert check.output_tail.startswith("started\n")
-    assert wait_dead(int(pidfile.read_text()))
+    pid = int(pidfile.read_text())
+    stat = Path(f"/proc/{pid}/stat")
+    assert wait_dead(pid), f"pid {pid} still alive after 5 s: {stat.read_text()}"
     assert repo.scratch_leftovers() == []
 
 
@@ -441,19 +444,17 @@ def test_push_goes_first_and_is_conditional(repo: Repo, heartbeat: Beat, tmp_pat
     assert Repo(remote, bare=True).main() == result.main_sha == repo.main()
 
 
-def test_rejected_push_keeps_local_main(repo: Repo, heartbeat: Beat, tmp_path: Path) -> None:
-    """A push refused because the remote moved blocks with push_rejected; local main stays."""
+def test_remote_moved_main_is_followed(repo: Repo, heartbeat: Beat, tmp_path: Path) -> None:
+    """The remote's main moved by someone else: local main follows it and the merge goes on top."""
     remote = Repo(tmp_path / "remote.git", bare=True)
     repo.git("clone", "-q", "--bare", "--end-of-options", str(repo.path), str(remote.path))
-    remote.commit("refs/heads/main", remote.main(), {"other": "o\n"})
+    outside = remote.commit("refs/heads/main", remote.main(), {"other": "o\n"})
     repo.git("remote", "add", "origin", str(remote.path))
     repo.commit("refs/heads/feat", repo.main(), {"x": "x\n"})
-    before = repo.snapshot()
     result = GitApplier(repo.path, remote="origin").apply(key(repo, "feat"), heartbeat)
-    assert isinstance(result, Blocked)
-    assert result.report.reason is Reason.PUSH_REJECTED
-    assert "stale info" in (result.report.evidence.diagnostic or "")
-    assert repo.snapshot() == before
+    assert isinstance(result, Integrated), result
+    assert result.previous_main == outside
+    assert Repo(remote.path, bare=True).main() == result.main_sha == repo.main()
 
 
 def test_cleanup_stale_removes_dead_worktrees_only(repo: Repo) -> None:
@@ -471,4 +472,20 @@ def test_cleanup_stale_removes_dead_worktrees_only(repo: Repo) -> None:
     assert repo.scratch_leftovers() == [live.name]
     repo.git("worktree", "remove", "--force", str(live))
     assert applier.cleanup_stale() == []
+    assert len(repo.snapshot().worktrees) == 1
+
+
+def test_half_made_worktree_of_a_killed_add_is_repaired(repo: Repo) -> None:
+    """An empty commondir left by a killed `worktree add` no longer stops the integrator."""
+    root = Path(repo.git("rev-parse", "--path-format=absolute", "--git-common-dir"))
+    root = root / "mergegate" / "worktrees"
+    dead = root / "999999999-0123456789ab"
+    repo.git("worktree", "add", "-q", "--detach", str(dead), "main")
+    # What a SIGKILL between git's truncate and write of commondir leaves behind.
+    (root.parent.parent / "worktrees" / dead.name / "commondir").write_text("")
+    with pytest.raises(GitCommandFailed, match="commondir"):
+        Git(repo.path).run("worktree", "list", "--porcelain")
+    applier = GitApplier(repo.path)
+    assert applier.cleanup_stale() == []
+    assert not dead.exists()
     assert len(repo.snapshot().worktrees) == 1

@@ -26,6 +26,8 @@ from mergegate.statemachine import (
     State,
 )
 
+from ..procio import wait_until
+
 MakeRepo = Callable[..., Repo]
 
 # Fails when the merge holds FAIL; sleeps a little so that links overlap.
@@ -257,14 +259,18 @@ applier = GitApplier(repo, checks=[check], heartbeat_every=0.2)
 integrate_chain(engine, applier, owner="victim", concurrency=3)
 """
 
-# c2's check says it is running, then sleeps as long as the file ``pause`` says.
+# c2's check says it is running, then waits while the file ``pause`` says "hold"
+# (at most 60 s). A fixed sleep let a loaded machine end c2's check, and move c2,
+# before the test had seen c1 integrated and stopped the integrator.
 STALL = """\
 import os, sys, time
 from pathlib import Path
 here = Path(sys.argv[0]).parent
 if os.environ["MERGEGATE_SLUG"] == "c2":
     (here / "ready").touch()
-    time.sleep(float((here / "pause").read_text()))
+    end = time.monotonic() + 60
+    while (here / "pause").read_text() == "hold" and time.monotonic() < end:
+        time.sleep(0.01)
 time.sleep(0.1)
 """
 
@@ -295,25 +301,34 @@ def test_an_interrupted_chain_is_recovered_with_nothing_half_integrated(
         submit(engine, repo, f"c{i}", {f"f{i}": f"{i}\n"})
     script = tmp_path / "stall.py"
     script.write_text(STALL)
-    (tmp_path / "pause").write_text("1.5")
+    (tmp_path / "pause").write_text("hold")
     victim = subprocess.Popen(
         [sys.executable, "-c", VICTIM, str(tmp_path / "db.sqlite3"), str(repo.path), str(script)],
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while not (tmp_path / "ready").exists() or engine.get("c1").state is State.APPLYING:
-            assert time.monotonic() < deadline, "c1 never integrated while c2's check ran"
+
+        def c1_done_in_c2s_check() -> bool:
             assert victim.poll() is None, victim.communicate()[1]
-            time.sleep(0.02)
+            return (tmp_path / "ready").exists() and engine.get("c1").state is not State.APPLYING
+
+        wait_until(
+            c1_done_in_c2s_check,
+            lambda: (
+                f"c1 integrated while c2's check ran (ready: {(tmp_path / 'ready').exists()}, "
+                f"c1: {engine.get('c1').state}, c2: {engine.get('c2').state})"
+            ),
+        )
         if how is signal.SIGSTOP:
             stop_outside_a_transaction(victim, tmp_path / "db.sqlite3")
         else:
             victim.send_signal(how)
         after_c1 = repo.main()
-        while engine.store.leases()[0].expires_at > engine.clock():
-            time.sleep(0.05)
+        wait_until(
+            lambda: engine.store.leases()[0].expires_at <= engine.clock(),
+            lambda: f"the lease to expire: {engine.store.leases()} at {engine.clock()}",
+        )
         applier = GitApplier(repo.path, checks=[CheckSpec("ok", ("true",))])
         with applier.hold_main(break_stale=True) as held:
             outcomes = engine.recover(
@@ -325,10 +340,12 @@ def test_an_interrupted_chain_is_recovered_with_nothing_half_integrated(
         assert set(settled.values()) == {State.PENDING}
         assert engine.get("c1").state is State.INTEGRATED
         assert engine.store.candidates(State.APPLYING) == []
+        (tmp_path / "pause").write_text("go")
         if how is signal.SIGSTOP:
             victim.send_signal(signal.SIGCONT)
         victim.wait(timeout=30)
     finally:
+        (tmp_path / "pause").write_text("go")
         victim.kill()
         _, said = victim.communicate()
     if how is signal.SIGSTOP:

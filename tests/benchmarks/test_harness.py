@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from importlib import metadata
@@ -66,7 +67,9 @@ def test_figure_1_reports_raw_and_equal_work_ratios_with_the_fsync_cost(tmp_path
     assert rows["1"]["ratio"] > 0
     for key in FIG1_KEYS:
         assert result["ratios"][key] > 0, key
-    assert result["fsync_us_per_commit"]["fig1"] > 0
+    # A difference of two measured rates: on a disk whose fsync is nearly free it sits
+    # within noise of zero and may come out negative, so only its presence is checked.
+    assert math.isfinite(result["fsync_us_per_commit"]["fig1"])
     # The equal-work baseline was re-checked against a trace of the store, not assumed.
     assert "checked against a trace of the store" in rows["1e"]["note"], rows["1e"]["note"]
 
@@ -90,12 +93,14 @@ def test_quick_run_reports_every_figure_with_a_numeric_ratio(tmp_path: Path) -> 
     if any(r["figure"] == "8a" for r in result["figures"]):
         for key in FIG8_KEYS:
             assert result["ratios"][key] > 0, key
-    # Figures 7 and 8 come from other modules and may be unavailable, but never missing.
-    for number in ("7", "8"):
+    # Figures 7, 8 and 10 come from other modules and may be unavailable, but never missing.
+    for number in ("7", "8", "10"):
         extra = [r for f, r in rows.items() if f.startswith(number)]
         assert extra, f"figure {number} has no row"
         for r in extra:
             if r.get("key", "").endswith(".fsync_us"):  # a cost beside the figure, not a ratio
-                assert r["value"] > 0, r
+                # on-minus-off of two noisy rates; near zero (either sign) on a fast disk
+                assert isinstance(r["value"], float), r
+                assert math.isfinite(r["value"]), r
                 continue
             assert isinstance(r["ratio"], int | float) or r["note"].startswith("not available")

@@ -4,12 +4,11 @@ runner that calls ``python -m mergegate.cli`` as a subprocess."""
 from __future__ import annotations
 
 import json
-import select
 import shutil
 import sqlite3
 import subprocess
 import sys
-import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import attrs
 import pytest
 
 from ..gitrepo import git, git_env, init_repo
+from ..procio import LiveOutput
 
 # The CLI tests' modules import these names from here.
 _env = git_env
@@ -208,20 +208,25 @@ def states(s: Scratch, *db: str) -> dict[str, str]:
     return {c["slug"]: c["state"] for c in doc["result"]["candidates"]}
 
 
+def watch(proc: subprocess.Popen[str]) -> LiveOutput:
+    """The one :class:`LiveOutput` reading ``proc``'s pipes (made on first use).
+
+    Once watched, take the rest with ``watch(proc).finish()``, never ``proc.communicate()``.
+    """
+    live = _watched.get(proc)
+    if live is None:
+        live = _watched[proc] = LiveOutput(proc)
+    return live
+
+
+_watched: weakref.WeakKeyDictionary[subprocess.Popen[str], LiveOutput] = weakref.WeakKeyDictionary()
+
+
 def read_until(
     proc: subprocess.Popen[str], needle: str, count: int = 1, timeout: float = 30.0
 ) -> list[str]:
-    """Read ``proc``'s stdout until ``count`` lines contain ``needle``; return the lines read."""
-    assert proc.stdout is not None
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.1)
-        if ready:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            seen.append(line)
-            if sum(needle in s for s in seen) >= count:
-                return seen
-    raise AssertionError(f"fewer than {count} lines with {needle!r} in {seen}")
+    """Read ``proc``'s stdout until ``count`` new lines contain ``needle``; return the lines read.
+
+    Fails with every line seen on stdout and stderr (see tests/procio.py for why not select()).
+    """
+    return watch(proc).wait_for(needle, count=count, timeout=timeout)

@@ -15,6 +15,7 @@ import pytest
 from mergegate.cli import Config, ConfigError, load_config
 from mergegate.statemachine import InvalidInput
 
+from ..procio import LiveOutput
 from .conftest import MakeScratch, Scratch, _env
 
 
@@ -236,11 +237,9 @@ def test_smallest_lease_ttl_keeps_a_healthy_apply_alive(scratch: Scratch) -> Non
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 60
-    while not started.exists():
-        assert apply.poll() is None, "apply ended before its check started"
-        assert time.monotonic() < deadline, "the check never started"
-        time.sleep(0.02)
+    live = LiveOutput(apply)
+    live.until(lambda: started.exists() or live.closed("stderr"), "the check to start", 60)
+    assert started.exists(), f"apply ended before its check started.\n{live.report()}"
     # For longer than the TTL, the lease must always be well ahead of the clock.
     margins = []
     until = time.monotonic() + 1.5
@@ -257,8 +256,8 @@ def test_smallest_lease_ttl_keeps_a_healthy_apply_alive(scratch: Scratch) -> Non
     recovered = scratch("--json", "recover")
     assert recovered.code == 0, recovered.stderr
     assert recovered.doc["result"]["recovered"] == []
-    _out, err = apply.communicate(timeout=60)
-    assert apply.returncode == 0, err
+    code, _out, err = live.finish(timeout=60)
+    assert code == 0, err
     show = scratch("--json", "show", "other").doc["result"]["candidate"]
     assert show["state"] == "integrated"
 

@@ -56,6 +56,7 @@ REASONS = [
     "apply_interrupted",
     "push_rejected",
     "external",
+    "checks_timed_out",
 ]
 SHAPED = [
     "block",

@@ -18,6 +18,10 @@ GOLDEN = Path(__file__).parent / "golden"
 _TIME = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d+)?Z?")
 _OWNER = re.compile(r"@[^\s:\"]+:\d+(?::\d+)?")
 _HEX = re.compile(r"\b[0-9a-f]{7,40}\b")
+# Spans measured against the clock (list's ELAPSED and ETA), human and JSON.
+# A span's column is padded to its width, so the padding is masked with it.
+_SPAN = re.compile(r"(?<![\w<])~?\d+[dhms](?:\d\d[hms])?\b( *)")
+_SECONDS = re.compile(r'("(?:elapsed|eta|typical_apply)_seconds": )\d+')
 
 
 def normalize(text: str, s: Scratch) -> str:
@@ -37,7 +41,9 @@ def normalize(text: str, s: Scratch) -> str:
     text = text.replace(str(s.root), "<root>")
     text = _TIME.sub("<time>", text)
     text = _OWNER.sub("@<host>:<pid>", text)
-    return _HEX.sub(sha, text)
+    text = _HEX.sub(sha, text)
+    text = _SECONDS.sub(r"\1<seconds>", text)
+    return _SPAN.sub(lambda m: "<span>" + " " * bool(m.group(1)), text)
 
 
 def check(name: str, text: str) -> None:

@@ -37,3 +37,12 @@ def test_pip_install_from_a_clone_gives_a_working_command(tmp_path: Path) -> Non
     # A command past --version: the installed package finds its own modules.
     drawn = _run(venv / "bin" / "mergegate", "diagram", cwd=elsewhere)
     assert "pending --> applying" in drawn
+    # The status page's script and style are package data: `serve` reads them from the package.
+    asset = _run(
+        venv / "bin" / "python",
+        "-c",
+        "from importlib import resources; "
+        "print(resources.files('mergegate.cli').joinpath('web/status.js').read_text()[:40])",
+        cwd=elsewhere,
+    )
+    assert "mergegate status page" in asset

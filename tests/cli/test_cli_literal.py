@@ -288,12 +288,15 @@ def test_literal_following_precondition_failed(
 def test_literal_following_apply_interrupted(
     tmp_path: Path, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    """An apply whose lease expired is blocked by recover; its NEXT lines integrate the item."""
+    """An expired apply is requeued by recover; the command it names integrates the item."""
     db = _db(request, backend)
     work = _plain_item(tmp_path, _BASE + "lease_ttl = 1\n", db)
     assert _sh(work, "mergegate start item", db).returncode == 0
     time.sleep(1.2)  # the integrator is gone: its lease expires
     recovered = _sh(work, "mergegate recover", db)
     assert recovered.returncode == 0, recovered.stderr
-    assert "What failed: the apply by" in recovered.stdout
-    _run_next(work, recovered.stdout, db)
+    assert "requeue, applying -> pending" in recovered.stdout, recovered.stdout
+    assert "next: mergegate apply item" in recovered.stdout, recovered.stdout
+    assert _sh(work, "mergegate apply item", db).returncode == 0
+    doc = json.loads(_sh(work, "mergegate show item --json", db).stdout)
+    assert doc["result"]["candidate"]["state"] == "integrated"

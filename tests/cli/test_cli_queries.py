@@ -58,15 +58,18 @@ def test_blocked_filters_by_reason(blocked: Scratch) -> None:
 
 
 def test_recover_blocks_an_expired_apply(scratch: Scratch) -> None:
-    """recover blocks a candidate whose apply lease expired, reason apply_interrupted."""
+    """recover requeues an expired apply, and blocks it apply_interrupted the third time."""
     (scratch.bare / "mergegate.toml").write_text("lease_ttl = 1\n")
     scratch("submit", "other", "--sha", scratch.shas["other"])
-    assert scratch("start", "other").code == 0
-    time.sleep(1.1)
-    r = scratch("--json", "recover")
-    assert r.code == 0, r.stderr
-    [outcome] = r.doc["result"]["recovered"]
-    assert outcome["candidate"]["state"] == "blocked"
+    seen = []
+    for _ in range(3):
+        assert scratch("start", "other").code == 0
+        time.sleep(1.1)
+        r = scratch("--json", "recover")
+        assert r.code == 0, r.stderr
+        [outcome] = r.doc["result"]["recovered"]
+        seen.append(outcome["candidate"]["state"])
+    assert seen == ["pending", "pending", "blocked"]
     assert outcome["blocked"]["reason"] == "apply_interrupted"
     assert scratch("recover").stdout.startswith("no expired apply lease")
 

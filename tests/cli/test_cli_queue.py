@@ -17,7 +17,8 @@ def run(request: pytest.FixtureRequest, scratch: Scratch) -> Scratch:
     """The scratch repositories, with the store on SQLite or on a fresh PostgreSQL schema."""
     if request.param == "postgres":
         url = request.getfixturevalue("pg_url")
-        plain = scratch
+        # A repository that has never had a store: one store per repository.
+        plain = request.getfixturevalue("make_scratch")("fresh")
 
         class OnPostgres(Scratch):
             def __call__(self, *args: str, stdin: str | None = None, cwd: Path | None = None):  # type: ignore[no-untyped-def]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import pty
-import select
 import signal
 import subprocess
 import sys
@@ -14,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import MakeScratch, Scratch, _env, git, states
+from ..procio import LiveOutput
+from .conftest import MakeScratch, Scratch, _env, git, states, watch
 
 # Fails when the merged tree holds the marker file FAIL; sleeps a little first so
 # the chain's links really are tested side by side.
@@ -38,7 +38,8 @@ CULPRIT = "c2"
 
 def _queue_of_five(make_scratch: MakeScratch, *db: str) -> Scratch:
     """Five candidates c0..c4 on separate files, queued in order; c2 adds the FAIL marker."""
-    s = make_scratch("ready")
+    # With another store, a repository that never had one: one store per repository.
+    s = make_scratch("fresh" if db else "ready")
     (s.bare / "mergegate.toml").write_text(MARKER_CHECK)
     if db:
         assert s(*db, "init").code == 0
@@ -94,7 +95,8 @@ def test_run_concurrency_3_blocks_exactly_the_culprit(make_scratch: MakeScratch)
     assert done.code == 3, done.stderr
     _check_chain_result(s, done.stdout)
     # Off a terminal, one plain line per move of each link, requeues with their reason.
-    lines = done.stdout.splitlines()
+    # Without the UTC time each progress line starts with.
+    lines = [line.partition("Z ")[2] or line for line in done.stdout.splitlines()]
     assert sum(": applying" in line for line in lines) == 7
     assert any(line.startswith("c3 ") and "requeued (rebuilt:" in line for line in lines)
     assert any(line.startswith("c2 ") and "blocked checks_failed" in line for line in lines)
@@ -161,21 +163,15 @@ def test_a_stop_requeues_every_link_of_the_chain(
     proc = _spawn(scratch, "--json", "run", "--concurrency", "3", env={"SLOW": str(flag)})
     main_before = scratch.main()
     # With --json the progress lines go to stderr: wait there for the three links.
-    assert proc.stderr is not None
-    seen = ""
-    deadline = time.monotonic() + 30
-    while seen.count(": applying") < 3 and time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stderr], [], [], 0.1)
-        if ready:
-            seen += proc.stderr.readline()
-    assert seen.count(": applying") == 3, seen
-    time.sleep(0.3)  # the checks are running now
-    began = time.monotonic()
-    proc.send_signal(sig)
-    out, err = proc.communicate(timeout=30)
+    with watch(proc) as live:
+        live.wait_for(": applying", count=3, stream="stderr")
+        time.sleep(0.3)  # the checks are running now
+        began = time.monotonic()
+        proc.send_signal(sig)
+        code, out, err = live.finish(timeout=30)
     assert time.monotonic() - began < 5
     assert "Traceback" not in err, err
-    assert proc.returncode == 0, err
+    assert code == 0, err
     result = json.loads(out)["result"]
     assert (result["handled"], result["released"]) == (0, 3)
     assert f"stopped by {sig.name}" in err
@@ -209,31 +205,21 @@ def test_run_concurrency_on_a_terminal_names_the_links(scratch: Scratch, tmp_pat
         os.execve(  # noqa: S606 (a fixed argv, as the other subprocesses)
             sys.executable, [*argv, "run", "--once", "--concurrency", "2"], env
         )
-    screen = b""
-    deadline = time.monotonic() + 30
-    released = False
+    term = LiveOutput(fds={"terminal": fd}, what=f"mergegate run --concurrency 2 on a pty ({pid})")
     status = None
-    while time.monotonic() < deadline:
-        if not released and b"add-docs, other" in screen and b"testing 2" in screen:
-            flag.unlink()
-            released = True
-        ready, _, _ = select.select([fd], [], [], 0.1)
-        if ready:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                chunk = b""
-            screen += chunk
-            if not chunk:
-                break
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            status = os.waitstatus_to_exitcode(status)
-            break
-    os.close(fd)
-    if status is None:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    assert released, screen.decode(errors="replace")[-2000:]
-    assert status == 0
+    try:
+        term.wait_text(
+            lambda t: "add-docs, other" in t and "testing 2" in t,
+            "the live line naming add-docs, other and testing 2",
+            stream="terminal",
+        )
+        flag.unlink()
+        term.ended("terminal")
+        _, status = os.waitpid(pid, 0)
+    finally:
+        if status is None:  # a failed wait: the child must not outlive the test
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, term.report()
     assert states(scratch) == {"add-docs": "integrated", "other": "integrated"}

@@ -3,6 +3,8 @@ the boundary is written, and only a follow-up mergegate created can resolve a bl
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import fcntl
 import os
 import subprocess
@@ -25,6 +27,8 @@ from mergegate.followups import (
     scaffold_todo,
 )
 from mergegate.statemachine import BlockedRecord, BlockedReport, FollowUpState
+
+from ..procio import LiveOutput, wait_until
 
 MakeRecord = Callable[..., BlockedRecord]
 ROADMAP = "- slug: kept\n  description: a human's entry\n"
@@ -131,29 +135,58 @@ _HOLDER = textwrap.dedent(
     fd = os.open(sys.argv[1], os.O_RDONLY | os.O_CREAT, 0o644)
     fcntl.flock(fd, fcntl.LOCK_EX)
     print("held", flush=True)
-    time.sleep(float(sys.argv[2]))
+    end = time.monotonic() + 60
+    while not os.path.exists(sys.argv[2]) and time.monotonic() < end:
+        time.sleep(0.01)
     """
 )
+
+
+def _opened_here(lock: Path) -> bool:
+    """Whether a descriptor of this process is open on ``lock`` (the writer thread polling it)."""
+    fds = Path("/proc/self/fd")
+    for fd in fds.iterdir():
+        with contextlib.suppress(OSError):
+            if os.readlink(fd) == str(lock):
+                return True
+    return False
 
 
 def test_the_lock_is_flock_and_waits_for_another_process(tmp_path: Path) -> None:
     """A writer waits while another process holds flock on roadmap.yaml.lock, then proceeds."""
     path = tmp_path / "roadmap.yaml"
     lock = tmp_path / "roadmap.yaml.lock"
+    release = tmp_path / "release"
     holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, str(lock), "0.5"], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", _HOLDER, str(lock), str(release)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    assert holder.stdout is not None
-    assert holder.stdout.readline() == "held\n"
-    fd = os.open(lock, os.O_RDONLY)
-    try:
-        with pytest.raises(BlockingIOError):
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    finally:
-        os.close(fd)
-    assert add_roadmap_entry(path, "after-the-holder")
-    assert holder.wait(timeout=30) == 0
-    holder.stdout.close()
+    # The holder keeps the lock until released: a fixed hold could end, on a loaded
+    # machine, before the writer ever met it.
+    with LiveOutput(holder) as live:
+        assert live.wait_for(lambda line: True) == ["held"], live.report()
+        fd = os.open(lock, os.O_RDONLY)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            writer = pool.submit(add_roadmap_entry, path, "after-the-holder")
+            # The writer holds the lock file open while it polls for the flock.
+            wait_until(
+                lambda: _opened_here(lock) or writer.done(),
+                "the writer to open the lock file (or finish)",
+                alive=[live],
+            )
+            assert not writer.done(), "the writer did not wait for the holder's lock"
+            assert not path.exists()
+            release.touch()
+            assert writer.result(timeout=30)
+        code, _out, err = live.finish(timeout=30)
+    assert code == 0, err
     assert roadmap_slugs(path) == ["after-the-holder"]
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,6 +34,8 @@ from mergegate.statemachine import (
     Outcome,
     State,
 )
+
+from ..procio import all_ready, wait_until
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 NEW_SHA = "89abcdef0123456789abcdef0123456789abcdef"
@@ -257,6 +258,7 @@ _DRAINER = textwrap.dedent(
 
     db, todos, go = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
     store = SQLiteStore(db, busy_timeout=30)
+    print("ready", flush=True)
     while not go.exists():
         time.sleep(0.001)
     result = drain(store, FollowUps(todos))
@@ -277,12 +279,19 @@ def test_two_drain_processes_at_once_materialize_each_follow_up_once(
     assert len(store.follow_up_jobs()) == len(slugs)
     go = tmp_path / "go"
     procs = [
-        subprocess.Popen([sys.executable, "-c", _DRAINER, str(store.path), str(todos), str(go)])
+        subprocess.Popen(
+            [sys.executable, "-c", _DRAINER, str(store.path), str(todos), str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(2)
     ]
-    time.sleep(0.3)
+    # Released together once both say they are ready, however loaded the machine.
+    lives = all_ready(procs, "ready")
     go.touch()
-    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    codes = [live.finish(timeout=120)[0] for live in lives]
+    assert codes == [0, 0], [live.report() for live in lives]
     expected = [f"{slug}-integration-blocked-{f'{n:x}' * 7}" for n, slug in enumerate(slugs)]
     assert roadmap_slugs(todos / "roadmap.yaml") == expected
     assert sorted(p.name for p in todos.iterdir() if p.is_dir()) == sorted(expected)
@@ -320,10 +329,14 @@ def test_drain_killed_midway_is_finished_by_the_next_drain(
     for key in keys:
         block(engine, conflict_report, key)
     proc = subprocess.Popen([sys.executable, "-c", _SLOW_DRAINER, str(store.path), str(todos)])
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(written(todos)) < 8:
-        time.sleep(0.001)
-    proc.kill()
+    try:
+        wait_until(
+            lambda: len(written(todos)) >= 8,
+            lambda: f"8 roadmap entries, saw {written(todos)} (drainer exit: {proc.poll()})",
+            timeout=60,
+        )
+    finally:
+        proc.kill()
     proc.wait(timeout=60)
     assert proc.returncode != 0
     assert 8 <= len(written(todos)) < count

@@ -44,6 +44,22 @@ REPORTS: dict[Reason, BlockedReport] = {
             )
         ),
     ),
+    Reason.CHECKS_TIMED_OUT: BlockedReport(
+        Reason.CHECKS_TIMED_OUT,
+        MAIN,
+        Evidence(
+            checks=(
+                CheckResult(
+                    "linux-tests",
+                    None,
+                    "[mergegate: no worker started the build within 120s; cancelled]",
+                    timed_out=True,
+                    url="http://ci.example:8010/#/buildrequests/17",
+                ),
+            )
+        ),
+        detail="builder 'linux-tests' did not start a build within 120s",
+    ),
     Reason.MAIN_MOVED: BlockedReport(
         Reason.MAIN_MOVED, MAIN, Evidence(main_attempts=(OTHER, MAIN))
     ),
@@ -100,6 +116,35 @@ def test_what_failed_names_failed_checks_only(
     text = _render(make_candidate, make_record, Reason.CHECKS_FAILED)
     assert "check(s) pytest (exit 1), e2e (timed out)." in text
     assert "lint" not in text
+
+
+def test_what_failed_names_the_builder_step_and_build(
+    make_candidate: MakeCandidate, make_record: MakeRecord
+) -> None:
+    """A CI's check is named with its failed step and build URL, so the guidance leads there."""
+    report = BlockedReport(
+        Reason.CHECKS_FAILED,
+        MAIN,
+        Evidence(
+            checks=(
+                CheckResult(
+                    "linux-tests",
+                    2,
+                    "E   assert 1 == 2",
+                    url="http://ci.example:8010/#/builders/3/builds/41",
+                    step="pytest",
+                ),
+            )
+        ),
+    )
+    guide = FollowUpGuide(evidence=lambda _record: report)
+    text = guide.render(
+        make_candidate(State.BLOCKED), make_record(reason=Reason.CHECKS_FAILED)
+    ).text
+    assert (
+        "check(s) linux-tests (exit 2, step 'pytest', build "
+        "http://ci.example:8010/#/builders/3/builds/41)." in text
+    )
 
 
 def test_interrupted_guidance_has_no_time(

@@ -28,10 +28,14 @@ from mergegate.statemachine import (
     BlockedReport,
     CandidateKey,
     Engine,
+    Event,
+    Evidence,
     FollowUpNotResolved,
     FollowUpState,
     InvalidInput,
     Outcome,
+    Reason,
+    Request,
     State,
 )
 
@@ -240,3 +244,30 @@ def test_an_explicit_follow_up_slug_per_block(
         block(engine, conflict_report, key=other, follow_up="login-outage")
     assert engine.get("signup").state is State.APPLYING
     assert snapshot(todos) == before
+
+
+def test_a_follow_up_from_recovery_is_delivered_like_any(store: SQLiteStore, todos: Path) -> None:
+    """An apply_interrupted follow-up (an interrupt, not a block) is delivered on integration."""
+    engine = build_engine(store, host_wiring(todos))
+    engine.submit(KEY)
+    engine.start_apply(KEY.slug, owner="integrator-1")
+    report = BlockedReport(
+        Reason.APPLY_INTERRUPTED,
+        MAIN,
+        Evidence(lease_owner="integrator-1", lease_since=engine.get(KEY.slug).updated_at),
+        detail="the apply lease held by integrator-1 was abandoned: its process is gone",
+    )
+    interrupted = engine.fire(Request(Event.INTERRUPT, KEY.slug, report=report))
+    assert interrupted.state is State.BLOCKED
+    folder = todos / HOST_SLUG
+    assert (folder / "state.yaml").is_file()
+    engine.start_remediation(KEY.slug)
+    state = _load(folder / "state.yaml")
+    state["phases"] = {"build": {"status": "done"}, "review": {"status": "approved"}}
+    with (folder / "state.yaml").open("w", encoding="utf-8") as out:
+        _yaml().dump(state, out)
+    engine.resume(KEY.slug)
+    engine.start_apply(KEY.slug, owner="integrator-2")
+    integrated = engine.integrate(KEY.slug, main_sha=MAIN)
+    assert integrated.hook_errors == ()
+    assert not folder.exists(), "the host's deliver() was not called for the interrupt's follow-up"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,8 @@ from mergegate.followups import (
 )
 from mergegate.statemachine import InvalidInput
 from mergegate.statemachine.testing import strategies
+
+from ..procio import all_ready
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -130,6 +131,7 @@ _WRITER = textwrap.dedent(
     from mergegate.followups import add_roadmap_entry
 
     path, go, name, count = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+    print("ready", flush=True)
     while not go.exists():
         time.sleep(0.001)
     for i in range(count):
@@ -147,13 +149,17 @@ def test_concurrent_writer_processes_lose_and_duplicate_nothing(
     writers, per_writer = 8, 6
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", _WRITER, str(human), str(go), f"writer{w}", str(per_writer)]
+            [sys.executable, "-c", _WRITER, str(human), str(go), f"writer{w}", str(per_writer)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for w in range(writers)
     ]
-    time.sleep(0.3)
+    # Released together once every writer says it is ready, however loaded the machine.
+    lives = all_ready(procs, "ready")
     go.touch()
-    assert [p.wait(timeout=120) for p in procs] == [0] * writers
+    assert [live.finish(timeout=120)[0] for live in lives] == [0] * writers, lives[0].report()
     slugs = roadmap_slugs(human)
     expected_new = {f"writer{w}-{i}" for w in range(writers) for i in range(per_writer)}
     assert slugs[:3] == ["billing-export", "billing-dashboard", "docs-refresh"]

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,6 +34,8 @@ from mergegate.statemachine import (
     Reason,
 )
 from mergegate.statemachine.testing import strategies
+
+from ..procio import all_ready
 
 GOLDEN = Path(__file__).parent / "golden"
 MakeRecord = Callable[..., BlockedRecord]
@@ -95,15 +96,36 @@ def test_replay_reuses_the_folder_byte_for_byte(
     checks_report: BlockedReport,
     conflict_report: BlockedReport,
 ) -> None:
-    """A second scaffold of the same candidate writes nothing and reports reuse."""
+    """A second scaffold with the same evidence writes nothing and reports reuse."""
     first = scaffold_todo(todos, make_record(), checks_report)
     before = snapshot(todos)
     mtimes = {p: p.stat().st_mtime_ns for p in first.path.iterdir()}
-    second = scaffold_todo(todos, make_record(occurrences=2), conflict_report)
+    second = scaffold_todo(todos, make_record(occurrences=2), checks_report)
     assert not second.created
     assert second.path == first.path
     assert snapshot(todos) == before
     assert {p: p.stat().st_mtime_ns for p in first.path.iterdir()} == mtimes
+    third = scaffold_todo(todos, make_record(occurrences=3), conflict_report)
+    assert not third.created
+
+
+def test_a_repeated_block_refreshes_the_evidence_only(
+    todos: Path,
+    make_record: MakeRecord,
+    checks_report: BlockedReport,
+    conflict_report: BlockedReport,
+) -> None:
+    """A later occurrence with new evidence rewrites input.md; the remediator's files stay."""
+    first = scaffold_todo(todos, make_record(), checks_report)
+    state = first.path / "state.yaml"
+    state.write_text(state.read_text() + "note: mine\n")
+    before = snapshot(todos)
+    scaffold_todo(todos, make_record(occurrences=2), conflict_report)
+    after = snapshot(todos)
+    changed = {name for name in after if after[name] != before.get(name)}
+    assert changed == {f"{first.path.name}/input.md"}, changed
+    assert b"### Conflicted paths" in after[f"{first.path.name}/input.md"]
+    assert b"### Conflicted paths" not in before[f"{first.path.name}/input.md"]
 
 
 def test_identical_records_render_identical_bytes(
@@ -255,6 +277,7 @@ _SCAFFOLDER = textwrap.dedent(
         None, "open", FollowUpState.PENDING, None, at, at, 1,
     )
     report = BlockedReport(Reason.MERGE_CONFLICT, "f" * 40, Evidence(conflicted_paths=("a",)))
+    print("ready", flush=True)
     while not go.exists():
         time.sleep(0.001)
     print(scaffold_todo(todos, record, report).created)
@@ -271,14 +294,17 @@ def test_concurrent_scaffold_processes_create_the_folder_once(
         subprocess.Popen(
             [sys.executable, "-c", _SCAFFOLDER, str(todos), str(go)],
             stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
         )
         for _ in range(6)
     ]
-    time.sleep(0.3)
+    # Released together once all six say they are ready, however loaded the machine.
+    lives = all_ready(procs, "ready")
     go.touch()
-    outputs = [p.communicate(timeout=120)[0].strip() for p in procs]
-    assert [p.returncode for p in procs] == [0] * 6
+    done = [live.finish(timeout=120) for live in lives]
+    assert [code for code, _, _ in done] == [0] * 6, [live.report() for live in lives]
+    outputs = [live.lines()[-1] for live in lives]
     assert sorted(outputs) == ["False"] * 5 + ["True"]
     assert [p.name for p in todos.iterdir()] == [follow_up]
     assert sorted(p.name for p in (todos / follow_up).iterdir()) == sorted(TODO_FILES)

@@ -162,7 +162,7 @@ class TestEngineOnEveryStore:
         assert engine.start_apply("two", owner="w2").state is State.APPLYING
 
     def test_renew_and_recover_lease(self, store: Store) -> None:
-        """A renewed lease survives; an expired one is recovered into apply_interrupted."""
+        """A renewed lease survives; an expired one is requeued, the third in a row blocked."""
         clock = ManualClock()
         engine = _engine(store, clock)
         engine.submit(_key())
@@ -172,6 +172,11 @@ class TestEngineOnEveryStore:
         clock.advance(seconds=20)
         assert engine.recover("d" * 40) == []
         clock.advance(seconds=20)
+        for _ in range(2):
+            [requeued] = engine.recover("d" * 40)
+            assert requeued.state is State.PENDING
+            engine.start_apply("feat", owner="w1", ttl=timedelta(seconds=30))
+            clock.advance(seconds=40)
         [outcome] = engine.recover("d" * 40)
         assert outcome.state is State.BLOCKED
         assert outcome.transition is not None

@@ -22,7 +22,7 @@ from psycopg import sql
 
 from mergegate.followups import roadmap_slugs
 from mergegate.persistence import PostgresStore
-from mergegate.statemachine import CandidateKey, Engine, Event, LeaseHeld, Reason, State
+from mergegate.statemachine import CandidateKey, Engine, Event, LeaseHeld, State
 
 pytestmark = pytest.mark.postgres
 
@@ -213,9 +213,11 @@ def test_killed_integrator_lease_expires_and_is_recovered(
         if proc.is_alive():
             proc.kill()
             proc.join()
-    assert (recovered.candidate.key.slug, recovered.state) == ("doomed", State.BLOCKED)
-    assert recovered.blocked is not None
-    assert recovered.blocked.reason is Reason.APPLY_INTERRUPTED
+    # The integrator's death is not the candidate's fault: requeued at its place, logged.
+    assert (recovered.candidate.key.slug, recovered.state) == ("doomed", State.PENDING)
+    assert recovered.blocked is None
+    assert recovered.transition is not None
+    assert recovered.transition.event is Event.REQUEUE
     assert pg.leases() == []
     assert engine.start_apply("after", owner="survivor").state is State.APPLYING
     assert engine.verify() == []

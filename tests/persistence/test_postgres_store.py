@@ -33,6 +33,8 @@ from mergegate.statemachine import (
     Transition,
 )
 
+from ..procio import wait_until
+
 pytestmark = pytest.mark.postgres
 
 KEY = CandidateKey("feat", "feat", "a" * 40)
@@ -46,8 +48,10 @@ def _rows(conn: psycopg.Connection[tuple[object, ...]], query: str) -> list[tupl
 def _terminate(admin: psycopg.Connection[tuple[object, ...]], pid: int) -> None:
     """End session ``pid`` from outside, as a crash or failover would; wait until it is gone."""
     admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-    while _rows(admin, f"SELECT 1 FROM pg_stat_activity WHERE pid = {pid}"):
-        time.sleep(0.01)
+    query = f"SELECT pid, state, wait_event FROM pg_stat_activity WHERE pid = {pid}"
+    wait_until(
+        lambda: not _rows(admin, query), lambda: f"backend {pid} gone: {_rows(admin, query)}"
+    )
 
 
 def test_lost_connection_mid_transaction_commits_nothing(
@@ -325,24 +329,6 @@ def test_ctrl_c_mid_transaction_writes_nothing_and_the_store_goes_on(pg: Postgre
         signal.signal(signal.SIGALRM, previous)
     assert pg.candidates() == []
     assert Engine(pg).submit(KEY).state is State.PENDING
-
-
-def test_concurrent_claims_skip_a_locked_candidate(pg_server: str, pg_schema: str) -> None:
-    """Two open transactions claim different candidates: FOR UPDATE SKIP LOCKED."""
-    first, second = (PostgresStore(pg_server, schema=pg_schema) for _ in range(2))
-    try:
-        engine = Engine(first, clock=ManualClock())
-        for slug in ("aa", "bb"):
-            engine.submit(CandidateKey(slug, slug, "a" * 40))
-        with first.transaction() as tx1:
-            claimed = tx1.claim_next()
-            with second.transaction() as tx2:
-                assert (claimed, tx2.claim_next()) == ("aa", "bb")
-        with first.transaction() as tx:
-            assert tx.claim_next() == "aa"
-    finally:
-        first.close()
-        second.close()
 
 
 def test_pipelined_reads_after_notice_raising_ddl_get_their_own_rows(pg: PostgresStore) -> None:

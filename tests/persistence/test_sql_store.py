@@ -66,7 +66,7 @@ def test_renewing_a_recovered_lease_says_it_was_lost(store: Store) -> None:
     engine.start_apply("feat", owner="w1", ttl=timedelta(seconds=5))
     clock.advance(seconds=10)
     [recovered] = engine.recover(main_sha="b" * 40)
-    assert recovered.candidate.state is State.BLOCKED
+    assert recovered.candidate.state is State.PENDING
     with pytest.raises(LeaseHeld) as info:
         store.renew_lease("main", "w1", clock.now + timedelta(minutes=1))
     assert info.value.lost is True

@@ -12,7 +12,6 @@ import importlib.util
 import json
 import os
 import random
-import selectors
 import signal
 import subprocess
 import sys
@@ -39,6 +38,8 @@ from mergegate.followups import (
 )
 from mergegate.persistence import open_store
 from mergegate.statemachine import Engine, FollowUpState, State, Store
+
+from ..procio import LiveOutput
 
 HERE = Path(__file__).resolve().parent
 DRIVER = HERE / "driver.py"
@@ -251,39 +252,30 @@ def drive(
     marker = world.todos.parent / "check-running"
     marker.unlink(missing_ok=True)
     proc = world.spawn(seed, pause)
-    assert proc.stdout is not None
-    data = b""
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    start = time.monotonic()
-    deadline = start + (kill_after if kill_after is not None else timeout)
-    killed = False
-    while True:
-        _steps, paused, done = _parse(data)
-        if paused or (pause == "check" and marker.exists()):
+    with LiveOutput(proc, what=f"driver seed={seed} pause={pause} ({world.url})") as live:
+
+        def paused_now() -> bool:
+            paused = _parse(live.text().encode())[1]
+            return bool(paused) or (pause == "check" and marker.exists())
+
+        wait = kill_after if kill_after is not None else timeout
+        live.arrives(lambda: paused_now() or live.closed(), wait)
+        killed = False
+        if paused_now():
             kill_group(proc)
             killed = True
-            break
-        if time.monotonic() >= deadline:
+        elif not live.closed():
             kill_group(proc)
             killed = kill_after is not None
-            assert killed, f"driver hung: {data.decode()[-500:]}"
-            break
-        if sel.select(timeout=0.02):
-            chunk = os.read(proc.stdout.fileno(), 65536)
-            if not chunk:
-                break
-            data += chunk
-    sel.close()
-    rest, err = proc.communicate()
-    data += rest
-    steps, paused, done = _parse(data)
+            assert killed, f"driver hung: no pause {pause!r} within {wait:g} s.\n{live.report()}"
+        code, out, err = live.finish(timeout=60)
+    steps, paused, done = _parse(out.encode())
     if pause == "check" and marker.exists():
         paused = "check"
-    killed = killed and proc.returncode == -signal.SIGKILL
+    killed = killed and code == -signal.SIGKILL
     if not killed:
-        assert proc.returncode == 0, err.decode()[-2000:]
-    return Run(steps, paused, killed, done, err.decode())
+        assert code == 0, live.report()
+    return Run(steps, paused, killed, done, err)
 
 
 def stranded(world: World) -> list[str]:
@@ -484,16 +476,17 @@ def race(tmp: Path, *commands: list[str], timeout: float = 120) -> list[list[str
         )
         for cmd in commands
     ]
-    for proc in procs:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line == b"READY\n", (line, proc.stderr.read() if proc.stderr else b"")
-    go.touch()
     outputs = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=timeout)
-        assert proc.returncode == 0, err.decode()[-3000:]
-        outputs.append(out.decode().splitlines())
+    with contextlib.ExitStack() as stack:
+        lives = [stack.enter_context(LiveOutput(proc)) for proc in procs]
+        for live in lives:
+            first = live.wait_for(lambda line: True, timeout=timeout)
+            assert first == ["READY"], live.report()
+        go.touch()
+        for live in lives:
+            code, _out, _err = live.finish(timeout=timeout)
+            assert code == 0, live.report()
+            outputs.append(live.lines()[1:])
     return outputs
 
 

@@ -17,6 +17,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ import pytest
 
 from mergegate.apply import Git, Identity
 from mergegate.persistence import open_store
+
+from ..procio import LiveOutput, wait_until
 
 SLOW = pytest.mark.slow
 
@@ -107,6 +110,19 @@ class Site:
         finally:
             store.close()
 
+    def leases(self) -> list[Any]:
+        """Every lease in the store, read directly."""
+        store = open_store(self.url)
+        try:
+            return store.leases()
+        finally:
+            store.close()
+
+    def lease_expired(self) -> bool:
+        """Whether a lease is stored and every one has expired (no heartbeat renewed it)."""
+        leases = self.leases()
+        return bool(leases) and all(lease.expires_at < datetime.now(UTC) for lease in leases)
+
     def verify(self) -> Any:
         done = self.run("--json", "verify")
         return json.loads(done.stdout)["result"]
@@ -162,22 +178,50 @@ def make_site(tmp_path: Path, site_url: str, kit: Any) -> Callable[..., Site]:
     return make
 
 
-def _wait_for(predicate: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
+def _wait_for(
+    predicate: Callable[[], bool],
+    what: str | Callable[[], str],
+    proc: subprocess.Popen[str] | None = None,
+    timeout: float = 20,
+) -> None:
+    alive = [_watch(proc)] if proc is not None else []
+    wait_until(predicate, what, timeout, alive=alive)
+
+
+_watched: dict[int, LiveOutput] = {}
+
+
+def _watch(proc: subprocess.Popen[str]) -> LiveOutput:
+    """The one reader of ``proc``'s pipes, made on first use."""
+    if proc.pid not in _watched:
+        _watched[proc.pid] = LiveOutput(proc)
+    return _watched[proc.pid]
 
 
 def _finish(proc: subprocess.Popen[str], timeout: float = 60) -> tuple[int, str, str]:
+    live = _watch(proc)
     try:
-        out, err = proc.communicate(timeout=timeout)
+        code, out, err = live.finish(timeout=timeout)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
+            proc.wait()
+        _watched.pop(proc.pid, None)
     assert "Traceback" not in err, err
-    return proc.returncode, out, err
+    return code, out, err
+
+
+def _stall_hook(path: Path, started: Path, release: Path) -> None:
+    """A hook that says it started, then waits for ``release`` (at most 60 s).
+
+    A hook sleeping a fixed time raced the test on a loaded machine: the push
+    could end before recover ran, or recover could run before the push began.
+    """
+    _hook(
+        path,
+        f"touch {started}\n"
+        f"i=0; while [ ! -e {release} ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done",
+    )
 
 
 def _follow_guidance(site: Site, slug: str) -> None:
@@ -194,17 +238,19 @@ def _follow_guidance(site: Site, slug: str) -> None:
 def test_slow_push_outliving_the_lease_is_not_recovered_meanwhile(
     make_site: Callable[..., Site], tally: Counter[str]
 ) -> None:
-    """A pre-receive that sleeps 4 s past a 1 s lease: recover refuses, c1 integrates once."""
+    """A pre-receive that stalls past a 1 s lease: recover refuses, c1 integrates once."""
     site = make_site(remote=True)
     assert site.remote is not None
     c1 = site.candidate("c1", {"c1.txt": "one\n"})
-    _hook(site.remote / "hooks" / "pre-receive", "sleep 4")
+    pushing, release = site.root / "pushing", site.root / "release"
+    _stall_hook(site.remote / "hooks" / "pre-receive", pushing, release)
     mover = site.background("apply", "c1")
-    # About 2.5 s after the apply started, as reported: counted from the moment
-    # it took the lease, so that a slow interpreter start cannot shift the race.
-    _wait_for(lambda: site.stored_state("c1") == "applying")
-    time.sleep(2.0)
+    # Recover runs while the push is in flight and after the lease expired: both
+    # waited for as facts, not as times, so a loaded machine cannot reorder them.
+    _wait_for(pushing.exists, "the pre-receive hook to start (the push in flight)", mover)
+    _wait_for(site.lease_expired, lambda: f"the lease to expire: {site.leases()}", mover)
     recovered = site.run("recover")
+    release.touch()
     code, _out, err = _finish(mover)
     tally["fence_recoveries_refused"] += recovered.returncode == 4
     assert recovered.returncode == 4, (recovered.stdout, recovered.stderr)
@@ -252,9 +298,10 @@ def test_stopped_mover_holding_main_is_waited_for(
     _hook(site.remote / "hooks" / "pre-receive", "sleep 1")
     mover = site.background("apply", "c1")
     try:
-        _wait_for(site.lock.exists)
+        _wait_for(site.lock.exists, f"{site.lock} (the mover holding main)", mover)
         os.kill(mover.pid, signal.SIGSTOP)
-        time.sleep(2)  # the lease (1 s) expires, and the push finishes
+        # The stopped mover renews nothing: wait for its lease (1 s) to expire.
+        _wait_for(site.lease_expired, lambda: f"the lease to expire: {site.leases()}")
         refused = [site.run("recover") for _ in range(2)]
         assert [r.returncode for r in refused] == [4, 4], [r.stderr for r in refused]
         assert all("a move is in flight" in r.stderr for r in refused)
@@ -282,9 +329,9 @@ def test_stale_main_lock_of_a_killed_mover_is_removed(
     c1 = site.candidate("c1", {"c1.txt": "one\n"})
     _hook(site.remote / "hooks" / "pre-receive", "sleep 30")
     mover = site.background("apply", "c1")
-    _wait_for(site.lock.exists)
+    _wait_for(site.lock.exists, f"{site.lock} (the mover holding main)", mover)
     os.killpg(mover.pid, signal.SIGKILL)
-    mover.communicate()
+    _finish(mover)
     assert site.lock.exists()
     # The lease is still live, but its holder is a dead process on this host:
     # recover settles it and breaks the lock at once, as git's gc.pid rule would.
@@ -292,11 +339,13 @@ def test_stale_main_lock_of_a_killed_mover_is_removed(
     assert late.returncode == 0, late.stderr
     result = json.loads(late.stdout)["result"]
     assert result["stale_lock_removed"] == str(site.lock)
-    assert [o["candidate"]["state"] for o in result["recovered"]] == ["blocked"]
+    # The mover's death is not c1's fault: requeued at its place, no follow-up.
+    assert [o["candidate"]["state"] for o in result["recovered"]] == ["pending"]
     assert not site.lock.exists()
     tally["fence_stale_locks_removed"] += 1
     (site.remote / "hooks" / "pre-receive").unlink()
-    _follow_guidance(site, "c1")
+    applied = site.run("apply", "c1")
+    assert applied.returncode == 0, applied.stderr
     assert site.state("c1") == "integrated"
     assert len(site.merges_of(c1)) == 1
     assert len(site.merges_of(c1, site.remote)) == 1

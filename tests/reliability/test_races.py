@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,8 @@ import pytest
 from mergegate.apply import GitApplier
 from mergegate.followups import roadmap_slugs
 from mergegate.statemachine import BlockedReport, CandidateKey, Evidence, Reason, State
+
+from ..procio import LiveOutput, wait_until
 
 SLOW = pytest.mark.slow
 WORKERS = Path(__file__).resolve().parent / "workers.py"
@@ -197,34 +198,38 @@ def test_recovery_of_a_stalled_apply_keeps_main(world: Any, kit: Any, tally: Cou
     main = world.main()
     go = world.tmp / "go-stall"
     cmd = ["apply-stalling", world.url, str(world.repo), str(world.todos), "stall", str(go)]
-    proc = subprocess.Popen([sys.executable, str(WORKERS), *cmd], stdout=subprocess.PIPE)
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline() == b"READY\n"
+    proc = subprocess.Popen(
+        [sys.executable, str(WORKERS), *cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    # Leaving the block kills the stalled child if an assertion failed first.
+    with LiveOutput(proc) as live:
+        assert live.wait_for(lambda line: True) == ["READY"], live.report()
         go.touch()
-        deadline = time.monotonic() + 10
-        while engine.get("stall").state is not State.APPLYING:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        wait_until(
+            lambda: engine.get("stall").state is State.APPLYING,
+            lambda: f"stall applying (state read: {engine.get('stall').state})",
+            timeout=10,
+            alive=[live],
+        )
         applier = GitApplier(world.repo)
-        outcomes: list[Any] = []
-        while not outcomes:  # the lease expires while the check still sleeps
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+
+        def recovered_now() -> list[Any]:
             with applier.hold_main() as held:
-                outcomes = engine.recover(held.main_sha, contains=applier.contains)
-        out, _ = proc.communicate(timeout=30)
-    finally:
-        # A failed assertion must not leave the stalled child to a later test.
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+                return engine.recover(held.main_sha, contains=applier.contains)
+
+        # The lease (0.3 s) expires while the check stalls: it ends only when released.
+        outcomes = wait_until(
+            recovered_now, "recover to settle the expired lease of stall", timeout=10, alive=[live]
+        )
+        (go.parent / f"{go.name}.release").touch()
+        code, out, err = live.finish(timeout=60)
+    assert code == 0, err
     [recovered] = outcomes
     tally["races_run"] += 1
-    assert recovered.state is State.BLOCKED
-    assert recovered.blocked is not None
-    assert recovered.blocked.reason is Reason.APPLY_INTERRUPTED
-    assert out.decode().split()[:2] == ["ERR", "LeaseHeld"]
+    # Requeued at its place: the stall was the integrator's, not the candidate's.
+    assert recovered.state is State.PENDING
+    assert recovered.blocked is None
+    assert out.split()[1:3] == ["ERR", "LeaseHeld"], out
     assert world.main() == main
     assert kit.problems(world, store, set()) == []
     store.close()

@@ -135,7 +135,11 @@ def apply_one(url: str, repo: str, todos: str, slug: str, go: str) -> None:
 
 
 def apply_stalling(url: str, repo: str, todos: str, slug: str, go: str) -> None:
-    """An integrator that stalls in a 3 s check with a 0.3 s lease and no heartbeat meanwhile."""
+    """An integrator with a 0.3 s lease and no heartbeat, stalled in its check until released.
+
+    The check ends when the file ``GO.release`` appears (or after 60 s): a fixed sleep let
+    a loaded machine finish the check before the parent recovered the lease.
+    """
     from datetime import timedelta
 
     from mergegate.apply import CheckSpec
@@ -144,7 +148,13 @@ def apply_stalling(url: str, repo: str, todos: str, slug: str, go: str) -> None:
     owner = f"stalling-{os.getpid()}"
     e = engine(store, todos, owner)
     e.lease_ttl = timedelta(seconds=0.3)
-    check = CheckSpec("slow", (sys.executable, "-c", "import time; time.sleep(3.0)"))
+    stall = (
+        "import os, sys, time\n"
+        "end = time.monotonic() + 60\n"
+        "while not os.path.exists(sys.argv[1]) and time.monotonic() < end:\n"
+        "    time.sleep(0.01)\n"
+    )
+    check = CheckSpec("slow", (sys.executable, "-c", stall, f"{go}.release"))
     applier = GitApplier(Path(repo), checks=(check,), heartbeat_every=30)
     wait_for(go)
     try:
@@ -155,14 +165,20 @@ def apply_stalling(url: str, repo: str, todos: str, slug: str, go: str) -> None:
 
 
 def hold_lock(path: str, seconds: str, go: str) -> None:
-    """Hold a SQLite write lock (BEGIN IMMEDIATE) on ``path`` for ``seconds``."""
+    """Hold a SQLite write lock (BEGIN IMMEDIATE) on ``path`` until ``GO.release`` appears.
+
+    ``seconds`` only bounds the hold if the parent never releases it: a fixed hold let
+    a loaded machine reach the contended write after the lock was already gone.
+    """
     import sqlite3
 
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("BEGIN IMMEDIATE")
     wait_for(go)
     say("LOCKED")
-    time.sleep(float(seconds))
+    end = time.monotonic() + float(seconds)
+    while not os.path.exists(f"{go}.release") and time.monotonic() < end:
+        time.sleep(0.01)
     conn.execute("ROLLBACK")
     say("RELEASED")
 

@@ -143,9 +143,14 @@ def test_every_move_writes_its_entry_and_its_effects(store: SQLiteStore) -> None
 
 
 def test_recover_interrupts_and_releases_the_expired_lease(store: SQLiteStore) -> None:
-    """interrupt, fired by recover, records the block and releases the lease in one move."""
+    """recover requeues an expired apply twice, then interrupt blocks it and frees the lease."""
     engine = engine_on(store, lease_ttl=timedelta(0))
     drive(engine, State.APPLYING)
+    for _ in range(2):
+        [requeued] = engine.recover(MAIN)
+        assert requeued.state is State.PENDING
+        assert store.leases() == []
+        engine.start_apply(requeued.candidate.key.slug, owner="w1")
     [outcome] = engine.recover(MAIN)
     assert outcome.state is State.BLOCKED
     assert outcome.transition is not None

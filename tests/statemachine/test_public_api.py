@@ -121,6 +121,8 @@ def test_doc_code_blocks_pass_mypy_strict(tmp_path: Path) -> None:
         cwd=tmp_path,
         env={"MYPYPATH": str(tmp_path / "path"), "PATH": "/usr/bin:/bin"},
     )
+    # mypy must have run: a missing mypy would print nothing and pass every check.
+    assert "Success:" in done.stdout or "Found " in done.stdout, done.stdout + done.stderr
     errors = [line for line in done.stdout.splitlines() if ": error: " in line]
     unexpected = [e for e in errors if not any(k in e for k in KNOWN_MYPY)]
     assert unexpected == [], done.stdout

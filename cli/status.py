@@ -1,0 +1,119 @@
+"""What the queue looks like now, read once from the store: the rows of ``list``, the
+integrator's liveness and the typical apply time, shared by ``list``, ``report`` and ``serve``.
+
+Every read here is bounded by what is active or recent, never by the whole
+log (docs/performance.md, "Reading the queue").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+
+from mergegate.statemachine import TABLE, Lease, State, Store
+
+from .listing import QueueRow, queue_listing, queue_rows, typical_apply
+from .payload import candidate_json, stamp
+
+__all__ = [
+    "ACTIVE",
+    "RECENT_APPLIES",
+    "Integrator",
+    "Status",
+    "integrator_json",
+    "read_status",
+    "row_json",
+]
+
+#: The states of the active queue, in the table's order: what ``list`` shows by default.
+ACTIVE: tuple[State, ...] = tuple(st for st in State if st in TABLE.active)
+
+#: How many recent integrations the ETA's typical apply time is the median of.
+RECENT_APPLIES = 20
+
+
+@attrs.frozen
+class Integrator:
+    """Whether an integrator is at work: ``alive`` (its lease is being renewed), ``down``
+    (its lease expired at ``since``: it stopped renewing) or ``idle`` (no lease is held;
+    ``since`` is the last move of any candidate)."""
+
+    state: str
+    since: datetime | None
+    owner: str | None = None
+    expires_at: datetime | None = None
+
+
+@attrs.frozen
+class Status:
+    """The queue at ``now``."""
+
+    now: datetime
+    rows: tuple[QueueRow, ...]
+    typical: timedelta | None
+    samples: int
+    integrator: Integrator
+
+
+def _integrator(leases: list[Lease], now: datetime, last_move: datetime | None) -> Integrator:
+    if not leases:
+        return Integrator("idle", last_move)
+    lease = max(leases, key=lambda le: le.expires_at)
+    if lease.expires_at > now:
+        return Integrator("alive", lease.acquired_at, lease.owner, lease.expires_at)
+    return Integrator("down", lease.expires_at, lease.owner, lease.expires_at)
+
+
+def read_status(store: Store, now: datetime, states: Sequence[State] | None = None) -> Status:
+    """The queue's rows (kept to ``states``, by default the active ones), liveness and
+    typical apply time.
+
+    Active states are read through the active index; a filter with a finished
+    state (``list --all``) reads every candidate, as it must.
+    """
+    if states is None:
+        states = ACTIVE
+    if all(st in TABLE.active for st in states):
+        listed = queue_listing(store.active_candidates(), states=states, queue=store.queue())
+    else:
+        listed = queue_listing(store.candidates(), states=states, queue=store.queue())
+    follow_ups = {}
+    for c, _ in listed:
+        if c.state in TABLE.carrying_blocked:
+            record = store.blocked_record(c.key)
+            if record is not None:
+                follow_ups[c.id] = record.follow_up_slug
+    seconds = store.recent_apply_seconds(RECENT_APPLIES)
+    typical = typical_apply(seconds)
+    rows = queue_rows(listed, now=now, typical=typical, follow_ups=follow_ups)
+    integrator = _integrator(store.leases(), now, store.last_move_at())
+    return Status(now, tuple(rows), typical, len(seconds), integrator)
+
+
+def _seconds(span: timedelta | None) -> int | None:
+    return None if span is None else int(span.total_seconds())
+
+
+def row_json(row: QueueRow, now: datetime) -> dict[str, Any]:
+    """A row as the ``--json`` of ``list`` and ``/api/queue`` write it."""
+    return dict(
+        candidate_json(row.candidate),
+        position=row.position,
+        slot=row.slot,
+        elapsed_seconds=_seconds(row.elapsed),
+        waiting_for=row.waiting_for,
+        eta=stamp(row.eta),
+        eta_seconds=None if row.eta is None else _seconds(max(row.eta - now, timedelta(0))),
+    )
+
+
+def integrator_json(i: Integrator) -> dict[str, Any]:
+    return {
+        "state": i.state,
+        "since": stamp(i.since),
+        "owner": i.owner,
+        "expires_at": stamp(i.expires_at),
+    }

@@ -1,0 +1,156 @@
+"""The queue as the API sees it: positions, the next actionable candidate, and a run's summary.
+
+``mergegate list`` numbers the queue and ``mergegate run`` drains it; these are
+the same facts for a Python caller. The order is the one ``Engine.start_next``
+claims in (the store's ``claim_next``): the candidate holding the lease first,
+then the queued ones (``pending`` and ``retry``) as they will be taken,
+numbered from 1, then the others that are still active (held out of the
+queue by a block), then the finished ones.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+import attrs
+
+from .applier import Applier
+from .engine import Engine
+from .errors import LeaseHeld
+from .feed import ChangeFeed
+from .records import Candidate, Outcome
+from .states import State
+from .store import Store
+from .table import TABLE, Table
+
+__all__ = ["QueueEntry", "RunSummary", "next_actionable", "queue", "run_queue"]
+
+
+@attrs.frozen
+class QueueEntry:
+    """One candidate in queue order; ``position`` counts from 1, ``None`` off the queue."""
+
+    candidate: Candidate
+    position: int | None
+
+
+def _group(candidate: Candidate, table: Table) -> int:
+    state = candidate.state
+    if state in table.leased:
+        return 0
+    if state in table.queued:
+        return 1
+    return 2 if state in table.active else 3
+
+
+def rank(
+    candidates: Iterable[Candidate],
+    order: Sequence[Candidate],
+    *,
+    states: Iterable[State] | None = None,
+    table: Table = TABLE,
+) -> list[QueueEntry]:
+    """``candidates`` in queue order with their positions, kept to ``states`` if given.
+
+    ``order`` is the store's queue (``Store.queue()``): the queued candidates
+    take its stored order; the others go applying first, then the rest by id.
+    Positions count every queued candidate before the filter, so a candidate
+    has the same position whatever is asked.
+    """
+    place = {c.id: n for n, c in enumerate(order)}
+
+    def key(c: Candidate) -> tuple[object, ...]:
+        group = _group(c, table)
+        return (group, place.get(c.id, len(place)), c.id) if group == 1 else (group, c.id)
+
+    ranked = sorted(candidates, key=key)
+    numbers = {c.id: n for n, c in enumerate((c for c in ranked if c.state in table.queued), 1)}
+    wanted = None if states is None else frozenset(states)
+    return [QueueEntry(c, numbers.get(c.id)) for c in ranked if wanted is None or c.state in wanted]
+
+
+def queue(
+    store: Store, *, states: Iterable[State] | None = None, table: Table = TABLE
+) -> list[QueueEntry]:
+    """Every candidate in queue order with its position, kept to ``states`` if given.
+
+    Positions count every queued candidate before the filter, so a candidate
+    has the same position whatever is asked. Only the active candidates are
+    read (through their index) unless ``states`` asks for a finished one.
+    Raises StoreError on a store failure.
+    """
+    wanted = None if states is None else frozenset(states)
+    active_only = wanted is not None and wanted <= table.active
+    candidates = store.active_candidates() if active_only else store.candidates()
+    return rank(candidates, store.queue(), states=wanted, table=table)
+
+
+def next_actionable(store: Store) -> Candidate | None:
+    """The candidate ``Engine.start_next`` would take now (position 1), or ``None``.
+
+    A read: another integrator may claim it first; ``start_next`` claims and
+    starts in one transaction.
+    """
+    return store.next_candidate()
+
+
+@attrs.frozen
+class RunSummary:
+    """What one run of the queue did: counts, every settled outcome, and how long it took.
+
+    ``recovered`` counts the applies of dead integrators the run settled;
+    ``released`` the candidates it gave back when stopped (the CLI's run).
+    """
+
+    handled: int = 0
+    integrated: int = 0
+    blocked: int = 0
+    recovered: int = 0
+    released: int = 0
+    seconds: float = 0.0
+    outcomes: tuple[Outcome, ...] = ()
+
+    def counted(self, outcome: Outcome) -> RunSummary:
+        """This summary with ``outcome`` (one settled apply) added."""
+        state = outcome.candidate.state
+        return attrs.evolve(
+            self,
+            handled=self.handled + 1,
+            integrated=self.integrated + (state is State.INTEGRATED),
+            blocked=self.blocked + (state is State.BLOCKED),
+            outcomes=(*self.outcomes, outcome),
+        )
+
+
+def run_queue(
+    engine: Engine,
+    applier: Applier,
+    *,
+    owner: str,
+    idle_timeout: float = 0.0,
+    stop: Callable[[], bool] | None = None,
+) -> RunSummary:
+    """Apply queued candidates one after another until the queue stays empty.
+
+    After the queue runs dry, waits up to ``idle_timeout`` seconds on the
+    change feed for more (``0``: return at once), and returns when none came
+    or ``stop()`` says so (checked between applies). A lease another
+    integrator holds is waited for the same way.
+    """
+    began = time.monotonic()
+    summary = RunSummary()
+    while stop is None or not stop():
+        cursor = engine.store.feed_head() if isinstance(engine.store, ChangeFeed) else 0
+        try:
+            outcome = engine.apply_next(applier, owner=owner)
+        except LeaseHeld:
+            outcome = None
+        if outcome is not None:
+            summary = summary.counted(outcome)
+            continue
+        if idle_timeout <= 0 or not isinstance(engine.store, ChangeFeed):
+            break
+        if not engine.store.wait_for_change(cursor, idle_timeout):
+            break
+    return attrs.evolve(summary, seconds=time.monotonic() - began)

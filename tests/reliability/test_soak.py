@@ -1,0 +1,310 @@
+"""A bounded soak: `run --concurrency 3` among people, on SQLite and on PostgreSQL.
+
+Two integrators drain one queue while a driver, at random, submits, withdraws
+and supersedes candidates, commits to main behind their backs, holds git's
+lock on main, SIGSTOPs integrators (past their lease) and SIGKILLs and
+restarts them. At the end every integrator must still be running (only the
+driver's own kills end one), ``verify`` must be clean, no candidate may be
+blocked (every candidate is innocent: its check passes and it never
+conflicts), and main must integrate the candidates in queue order. The counts
+are printed (``-s``) and copied into docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from ..gitrepo import git, git_env, init_repo
+
+#: Seconds of driving per store; the whole test also drains and checks (~20 s more).
+SOAK_SECONDS = float(os.environ.get("MERGEGATE_SOAK_SECONDS", "150"))
+
+CONFIG = """
+lease_ttl = 3
+[[checks]]
+name = "quick"
+argv = 'sleep 0.1'
+shell = true
+"""
+
+
+class Soak:
+    """The repository, the integrators and the driver's counts."""
+
+    def __init__(self, root: Path, db: tuple[str, ...]) -> None:
+        self.root, self.db = root, db
+        self.bare = init_repo(root / "integration.git", bare=True)
+        self.counts: Counter[str] = Counter()
+        self.unexpected: list[str] = []
+        self.integrators: list[subprocess.Popen[str]] = []
+        self.killed: set[int] = set()
+        self.rng = random.Random(20261206)
+        self.serial = 0
+        #: Commits a "person" pushed straight to main: acknowledged as an operator would.
+        self.outside: list[str] = []
+        self.queued: list[str] = []
+        self.submitted: list[str] = []
+        self.seeded = False
+        self._commit("refs/heads/main", None, "seed.txt")
+        self.seeded = True
+        (self.bare / "mergegate.toml").write_text(CONFIG)
+        assert self.cli("init").returncode == 0
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "mergegate.cli", "--repo", str(self.bare), *self.db, *args],
+            env=git_env(),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        assert "Traceback" not in done.stderr, done.stderr
+        return done
+
+    def _commit(self, ref: str, parent: str | None, name: str) -> str | None:
+        """A commit adding file ``name`` onto ``parent`` (main now, if None), set at ``ref``."""
+        env = git_env()
+        env["GIT_INDEX_FILE"] = str(self.root / "driver.index")
+        base = parent
+        if base is None and self.seeded:
+            # On main's tip now: a person's commit to main, or a branch made from it.
+            base = git(self.bare, "rev-parse", "refs/heads/main")
+        run = lambda *a, i=None: subprocess.run(  # noqa: E731
+            ["git", *a], cwd=self.bare, env=env, input=i, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        if base is None:
+            run("read-tree", "--empty")
+        else:
+            run("read-tree", base)
+        blob = run("hash-object", "-w", "--stdin", i=f"{name} {self.serial}\n")
+        run("update-index", "--add", "--cacheinfo", f"100644,{blob},{name}")
+        tree = run("write-tree")
+        sha = run("commit-tree", tree, *(["-p", base] if base else []), "-m", f"add {name}")
+        moved = subprocess.run(
+            ["git", "update-ref", ref, sha, *([base] if ref == "refs/heads/main" and base else [])],
+            cwd=self.bare,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return sha if moved.returncode == 0 else None
+
+    # -- integrators ----------------------------------------------------------
+
+    def start(self) -> None:
+        log = (self.root / f"run-{len(self.integrators)}.log").open("w")
+        self.integrators.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "mergegate.cli",
+                    "--repo",
+                    str(self.bare),
+                    *self.db,
+                    "run",
+                    "--concurrency",
+                    "3",
+                    "--poll",
+                    "0.1",
+                ],
+                env=git_env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+        log.close()
+
+    def live(self) -> list[subprocess.Popen[str]]:
+        found = []
+        for proc in self.integrators:
+            code = proc.poll()
+            if code is None:
+                found.append(proc)
+            elif proc.pid not in self.killed and f"{proc.pid}" not in " ".join(self.unexpected):
+                log = self.root / f"run-{self.integrators.index(proc)}.log"
+                self.unexpected.append(f"{proc.pid} exited {code}: {log.read_text()[-800:]}")
+        return found
+
+    # -- the driver's moves -----------------------------------------------------
+
+    def submit(self) -> None:
+        # In bursts, as a team pushes: a queue longer than the chain, to withdraw from.
+        for _ in range(self.rng.randint(1, 4)):
+            self.serial += 1
+            slug = f"c{self.serial:04d}"
+            if self._commit(f"refs/heads/{slug}", None, f"{slug}.txt") is None:
+                continue
+            if self.cli("submit", slug).returncode == 0:
+                self.counts["submitted"] += 1
+                self.queued.append(slug)
+                self.submitted.append(slug)
+
+    def _pending(self) -> list[str]:
+        """The driver's candidates still queued, as the store says now."""
+        states = self.states()
+        self.queued = [slug for slug in self.queued if states.get(slug) in ("pending", "retry")]
+        return self.queued
+
+    def withdraw(self) -> None:
+        if self._pending():
+            slug = self.rng.choice(self.queued)
+            # Refused (exit 4) when an integrator took it first: that is the person's race.
+            if self.cli("withdraw", slug, "--why", "soak").returncode == 0:
+                self.counts["withdrawn"] += 1
+                self.queued.remove(slug)
+
+    def supersede(self) -> None:
+        if self._pending():
+            slug = self.rng.choice(self.queued)
+            self.serial += 1
+            if self._commit(f"refs/heads/{slug}", None, f"{slug}.txt") is None:
+                return
+            # Refused (exit 4) when an integrator took it meanwhile: the person's race.
+            if self.cli("submit", slug).returncode == 0:
+                self.counts["superseded"] += 1
+
+    def commit_to_main(self) -> None:
+        self.serial += 1
+        sha = self._commit("refs/heads/main", None, f"main-{self.serial}.txt")
+        if sha is not None:
+            self.outside.append(sha)
+            self.counts["main commits"] += 1
+
+    def hold_lock(self) -> None:
+        lock = self.bare / "refs" / "heads" / "main.lock"
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return
+        os.close(fd)
+        time.sleep(self.rng.uniform(0.2, 1.5))
+        lock.unlink()
+        self.counts["main.lock holds"] += 1
+
+    def stall(self) -> None:
+        live = self.live()
+        if live:
+            proc = self.rng.choice(live)
+            proc.send_signal(signal.SIGSTOP)
+            time.sleep(self.rng.uniform(0.5, 4.5))
+            proc.send_signal(signal.SIGCONT)
+            self.counts["SIGSTOPs"] += 1
+
+    def kill(self) -> None:
+        live = self.live()
+        if live:
+            proc = self.rng.choice(live)
+            self.killed.add(proc.pid)
+            proc.kill()
+            proc.wait()
+            self.counts["SIGKILLs"] += 1
+            self.start()
+
+    def drive(self, seconds: float) -> None:
+        moves = [
+            (self.submit, 6),
+            (self.withdraw, 3),
+            (self.supersede, 3),
+            (self.commit_to_main, 2),
+            (self.hold_lock, 1),
+            (self.stall, 1),
+            (self.kill, 1),
+        ]
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            move = self.rng.choices([m for m, _ in moves], [w for _, w in moves])[0]
+            move()
+            self.live()
+            time.sleep(self.rng.uniform(0.05, 0.4))
+
+    def states(self) -> dict[str, str]:
+        done = self.cli("--json", "list", "--all")
+        assert done.returncode == 0, done.stderr
+        return {c["slug"]: c["state"] for c in json.loads(done.stdout)["result"]["candidates"]}
+
+    def drain(self, timeout: float = 120) -> dict[str, str]:
+        deadline = time.monotonic() + timeout
+        states = self.states()
+        while time.monotonic() < deadline and any(
+            s in ("pending", "retry", "applying") for s in states.values()
+        ):
+            time.sleep(0.5)
+            states = self.states()
+        return states
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_soak_run_among_people(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """run --concurrency 3 lives a team day: no exit, verify clean, no innocent block, in order."""
+    db: tuple[str, ...] = ()
+    if backend == "postgres":
+        db = ("--db", request.getfixturevalue("pg_url"))
+    soak = Soak(tmp_path, db)
+    for _ in range(2):
+        soak.start()
+    try:
+        soak.drive(SOAK_SECONDS)
+        states = soak.drain()
+        live = soak.live()
+        for proc in live:
+            proc.send_signal(signal.SIGTERM)
+        codes = [proc.wait(timeout=60) for proc in live]
+    finally:
+        for proc in soak.integrators:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.kill()
+                proc.wait()
+    # verify explains every first-parent commit of main: the people's own commits are
+    # outside moves an operator acknowledges (docs/cli.md, `mergegate acknowledge`).
+    for sha in soak.outside:
+        acked = soak.cli("acknowledge", sha, "--why", "soak: a person committed to main")
+        assert acked.returncode == 0, acked.stderr
+    verify = soak.cli("verify")
+    by_state = Counter(states.values())
+    integrated_order = re.findall(
+        r"^mergegate: integrate (c\d+)",
+        git(soak.bare, "log", "--reverse", "--first-parent", "--format=%s", "refs/heads/main"),
+        re.MULTILINE,
+    )
+    inversions = sum(1 for a, b in itertools.pairwise(integrated_order) if a > b)
+    report = {
+        "backend": backend,
+        "seconds": SOAK_SECONDS,
+        **soak.counts,
+        "restarts": soak.counts["SIGKILLs"],
+        "states": dict(by_state),
+        "unexpected exits": len(soak.unexpected),
+        "final exit codes": codes,
+        "verify": verify.returncode,
+        "order inversions": inversions,
+    }
+    print(f"\nsoak {json.dumps(report, sort_keys=True)}")
+    assert not soak.unexpected, soak.unexpected
+    assert codes == [0] * len(codes), codes
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert not any(s in ("pending", "retry", "applying") for s in states.values()), by_state
+    blocked = {slug: soak.cli("show", slug).stdout for slug, s in states.items() if s == "blocked"}
+    assert not blocked, blocked
+    assert inversions == 0, integrated_order

@@ -1,0 +1,158 @@
+"""The queue in the API: positions, the next actionable candidate, supersede on submit,
+waiting for the lease, taking over an expired one, and run_queue's summary."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from mergegate.apply import GitApplier, branch_tip
+from mergegate.statemachine import (
+    CandidateKey,
+    DuplicateCandidate,
+    Engine,
+    Event,
+    LeaseHeld,
+    Reason,
+    State,
+    Store,
+    next_actionable,
+    queue,
+    run_queue,
+    start_apply_waiting,
+    start_next_waiting,
+)
+
+from ..gitrepo import git, init_repo
+
+MAIN = "f" * 40
+
+
+def key(n: int, sha: str | None = None) -> CandidateKey:
+    """Candidate number ``n`` (at ``sha`` if given)."""
+    return CandidateKey(f"c{n}", f"c{n}", sha or f"{n:x}".rjust(40, "a"))
+
+
+def test_positions_and_the_next_actionable_candidate(store: Store) -> None:
+    """Queued candidates are numbered in claim order; a blocked one is off the queue."""
+    engine = Engine(store)
+    for n in range(4):
+        engine.submit(key(n))
+    engine.start_apply("c0", owner="w")
+    assert next_actionable(store) == store.candidate("c1")
+    rows = [(e.candidate.key.slug, e.position) for e in queue(store)]
+    assert rows == [("c0", None), ("c1", 1), ("c2", 2), ("c3", 3)]
+    queued = [(e.candidate.key.slug, e.position) for e in queue(store, states=[State.PENDING])]
+    assert queued == [("c1", 1), ("c2", 2), ("c3", 3)]
+    with pytest.raises(LeaseHeld):
+        engine.start_next(owner="x")  # the queue's head waits for the lease
+
+
+def test_submit_supersedes_a_queued_sha_when_asked(store: Store) -> None:
+    """submit(supersede=True) moves a pending candidate to the new sha, logged as supersede."""
+    engine = Engine(store)
+    engine.submit(key(1))
+    new = key(1, "b" * 40)
+    with pytest.raises(DuplicateCandidate):
+        engine.submit(new)  # without supersede: the slug is held by the old sha
+    moved = engine.submit(new, supersede=True)
+    assert moved.candidate.key == new
+    assert moved.transition is not None
+    assert moved.transition.event is Event.SUPERSEDE
+    again = engine.submit(new, supersede=True)
+    assert again.transition is None  # the same identity again: a no-op
+
+
+def test_supersede_is_refused_once_an_apply_took_the_candidate(store: Store) -> None:
+    """An applying candidate is not superseded: the submit raises, nothing moves."""
+    engine = Engine(store)
+    engine.submit(key(1))
+    engine.start_apply("c1", owner="w")
+    with pytest.raises(DuplicateCandidate):
+        engine.submit(key(1, "b" * 40), supersede=True)
+    assert engine.get("c1").key.sha == key(1).sha
+
+
+def test_a_waiter_gets_the_lease_when_it_is_released(store: Store) -> None:
+    """start_apply_waiting returns soon after the holder's integrate releases the lease."""
+    engine = Engine(store)
+    engine.submit(key(1))
+    engine.submit(key(2))
+    engine.start_apply("c1", owner="a")
+    with pytest.raises(LeaseHeld):
+        start_apply_waiting(engine, "c2", owner="b", timeout=0.1)
+    timer = threading.Timer(0.2, lambda: engine.integrate("c1", main_sha=MAIN))
+    timer.start()
+    began = time.monotonic()
+    started = start_apply_waiting(engine, "c2", owner="b", timeout=20)
+    waited = time.monotonic() - began
+    timer.join()
+    assert started.state is State.APPLYING
+    assert waited < 20, f"waited the whole timeout ({waited:.2f} s) for a released lease"
+
+
+def test_start_next_waiting_waits_for_work(store: Store) -> None:
+    """An empty queue is waited on until a submit arrives; a timeout returns None."""
+    engine = Engine(store)
+    assert start_next_waiting(engine, owner="w", timeout=0.05) is None
+    timer = threading.Timer(0.2, lambda: engine.submit(key(5)))
+    timer.start()
+    started = start_next_waiting(engine, owner="w", timeout=20)
+    timer.join()
+    assert started is not None
+    assert started.candidate.key.slug == "c5"
+
+
+@pytest.fixture
+def integration(tmp_path: Path) -> tuple[Path, str]:
+    """A bare integration repository with main and a branch c1 one commit ahead."""
+    work = init_repo(tmp_path / "work")
+    (work / "a.txt").write_text("a\n")
+    git(work, "add", "a.txt")
+    git(work, "commit", "-qm", "base")
+    bare = init_repo(tmp_path / "integration.git", bare=True)
+    git(work, "push", "-q", str(bare), "HEAD:main")
+    git(work, "checkout", "-qb", "c1")
+    (work / "b.txt").write_text("b\n")
+    git(work, "add", "b.txt")
+    git(work, "commit", "-qm", "c1")
+    git(work, "push", "-q", str(bare), "c1")
+    return bare, branch_tip(bare, "c1")
+
+
+def test_an_expired_lease_is_taken_over_in_one_call(
+    store: Store, integration: tuple[Path, str]
+) -> None:
+    """A dead holder's expired lease is recovered (logged) and the waiter's apply starts."""
+    bare, tip = integration
+    engine = Engine(store)
+    applier = GitApplier(bare)
+    engine.submit(CandidateKey("c1", "c1", tip))
+    engine.submit(key(2))
+    engine.start_apply("c1", owner="dead", ttl=timedelta(milliseconds=300))
+    started = start_apply_waiting(engine, "c2", owner="alive", timeout=20, applier=applier)
+    assert started.state is State.APPLYING
+    events = [t.event for t in engine.store.history(engine.get("c1").id)]
+    assert events[-1] in {Event.INTERRUPT, Event.REQUEUE}, events
+    if events[-1] is Event.INTERRUPT:
+        shown = engine.show("c1")
+        assert shown.blocked is not None
+        assert shown.blocked.reason is Reason.APPLY_INTERRUPTED
+
+
+def test_run_queue_applies_everything_and_sums_it_up(
+    store: Store, integration: tuple[Path, str]
+) -> None:
+    """run_queue integrates the queue through a real applier and returns its summary."""
+    bare, tip = integration
+    engine = Engine(store)
+    engine.submit(CandidateKey("c1", "c1", tip))
+    summary = run_queue(engine, GitApplier(bare), owner="runner")
+    assert (summary.handled, summary.integrated, summary.blocked) == (1, 1, 0)
+    assert [o.state for o in summary.outcomes] == [State.INTEGRATED]
+    assert summary.seconds > 0
+    assert branch_tip(bare, "main") != tip  # a merge commit containing it
