@@ -17,7 +17,7 @@ from .audit import repository_violations as repository_violations
 from .chain import ChainRun, integrate_chain
 from .checks import CheckSpec
 from .checks import run_check as run_check
-from .errors import GitCommandFailed, GitNotFound, MainCheckedOut, RepositoryBusy
+from .errors import CheckoutInUse, GitCommandFailed, GitNotFound, MainCheckedOut, RepositoryBusy
 from .git import Git as Git
 from .git import GitOutput as GitOutput
 from .git import Identity
@@ -43,6 +43,7 @@ __all__ = [
     "ChainRun",
     "BranchNotFound",
     "CheckSpec",
+    "CheckoutInUse",
     "GitApplier",
     "GitCommandFailed",
     "GitNotFound",

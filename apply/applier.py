@@ -46,7 +46,13 @@ from mergegate.statemachine import (
 from .catfile import CatFile
 from .checkout import checkout_problem, update_checkout
 from .checks import CheckSpec, run_retrying, spec_tuple
-from .errors import GitCommandFailed, GitNotFound, MainCheckedOut, RepositoryBusy
+from .errors import (
+    CheckoutInUse,
+    GitCommandFailed,
+    GitNotFound,
+    MainCheckedOut,
+    RepositoryBusy,
+)
 from .fence import MainLock, Moved, holding, lock_path, take_main_waiting
 from .fenced_push import push_fenced
 from .git import NO_HOOKS, Git, Identity
@@ -584,7 +590,11 @@ class GitApplier:
                 # since the applier was made. Nothing has moved yet.
                 problem = checkout_problem(self._checkout)
                 if problem is not None:
-                    return _precondition(base, self._checkout_refusal(self._checkout.repo, problem))
+                    # A person's edit in progress: the host's, not the candidate's (the
+                    # lock is aborted on the way out, and the apply is tried again).
+                    raise CheckoutInUse(
+                        str(self.repo), str(self._checkout.repo), self.main_branch, problem
+                    )
                 if self.remote is None:
                     stopped = self._update_checkout(self._checkout, base, commit)
                     if stopped is not None:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from mergegate.statemachine import RepositoryError
 
-__all__ = ["GitCommandFailed", "GitNotFound", "MainCheckedOut", "RepositoryBusy"]
+__all__ = ["CheckoutInUse", "GitCommandFailed", "GitNotFound", "MainCheckedOut", "RepositoryBusy"]
 
 
 class GitNotFound(RepositoryError):
@@ -58,6 +58,29 @@ class MainCheckedOut(RepositoryError):
             f"branch {branch!r} is checked out in the working tree {worktree} and {problem}; "
             "commit or stash there (a clean checkout is updated with main), or integrate in "
             f"a clone where {branch!r} is not checked out (e.g. `git clone --bare`)",
+        )
+        self.worktree = worktree
+        self.branch = branch
+        self.problem = problem
+
+
+class CheckoutInUse(RepositoryError):
+    """A person is working in the checked-out ``main``: found at the move, so nothing moved.
+
+    Unlike :class:`MainCheckedOut` (found before anything starts, and fatal to
+    ``run``), this is the host's moment, not the candidate's fault: the apply
+    is tried again once the work tree is clean, and ``run`` waits for it.
+    """
+
+    worktree: str
+    branch: str
+    problem: str
+
+    def __init__(self, repository: str, worktree: str, branch: str, problem: str) -> None:
+        super().__init__(
+            repository,
+            f"branch {branch!r} is checked out in {worktree} and {problem}; nothing moved: "
+            "commit or stash there, and the candidate is applied again",
         )
         self.worktree = worktree
         self.branch = branch

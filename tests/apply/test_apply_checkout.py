@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mergegate.apply import Git, GitApplier
+from mergegate.apply import CheckoutInUse, Git, GitApplier
 from mergegate.apply.testing import TestRepo as Repo
-from mergegate.statemachine import Blocked, CandidateKey, Integrated, Reason
+from mergegate.statemachine import Blocked, CandidateKey, Integrated
 
 from .conftest import MakeRepo
 
@@ -63,18 +63,20 @@ def test_untracked_files_are_kept(make_repo: MakeRepo) -> None:
     assert (repo.path / "notes.txt").read_text() == "mine\n"
 
 
-def test_dirty_after_construction_blocks_and_leaves_main(make_repo: MakeRepo) -> None:
-    """A file edited after the applier was made: the move is refused under the lock, main stays."""
+def test_dirty_after_construction_raises_and_leaves_main(make_repo: MakeRepo) -> None:
+    """A file edited after the applier was made: the move raises CheckoutInUse, main stays."""
     repo, base, key = _checked_out(make_repo)
     applier = GitApplier(repo.path)
     (repo.path / "a").write_text("edited\n")
-    result = applier.apply(key, _noop)
-    assert isinstance(result, Blocked)
-    assert result.report.reason is Reason.PRECONDITION_FAILED
-    assert "its files differ from its index" in (result.report.evidence.diagnostic or "")
+    # A person's work in progress is the host's moment, not the candidate's fault: no block.
+    with pytest.raises(CheckoutInUse, match="its files differ from its index") as info:
+        applier.apply(key, _noop)
+    assert info.value.problem == "its files differ from its index"
+    assert info.value.worktree == str(repo.path)
     assert repo.main() == base
     assert (repo.path / "a").read_text() == "edited\n"
     assert (repo.path / "b").read_text() == "b\n"
+    assert not (repo.path / ".git" / "refs" / "heads" / "main.lock").exists()
 
 
 def test_untracked_file_in_the_way_blocks_and_leaves_both(make_repo: MakeRepo) -> None:

@@ -498,3 +498,32 @@ def test_a_free_chain_slot_takes_a_candidate_submitted_meanwhile(
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
     assert states(scratch) == {"add-docs": "integrated", "other": "integrated"}
+
+
+def test_a_person_editing_the_checked_out_main_makes_run_wait_not_block(scratch: Scratch) -> None:
+    """A person's uncommitted edit in the clone's checked-out main: run waits, never blocks."""
+    team = _team_clone(scratch)
+    subprocess.run(["git", "-C", str(team), "branch", "-q", "other", "origin/other"], check=True)
+    proc = _spawn_in(team, "run", "--poll", "0.1")
+    try:
+        read_until(proc, "queue empty", timeout=30)
+        (team / "README.md").write_text("# greeter, being edited\n")
+        done = subprocess.run(
+            [sys.executable, "-m", "mergegate.cli", "--repo", str(team), "submit", "other"],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        seen = read_until(proc, "waiting:", timeout=30)
+        assert "checked out" in seen[-1], seen
+        # The person is done: the edit is undone, and the candidate goes through.
+        subprocess.run(["git", "-C", str(team), "checkout", "--", "README.md"], check=True)
+        read_until(proc, "integrated", timeout=60)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out + err
+    assert not list((team / "todos").rglob("*.md")), "an innocent candidate got a follow-up"
+    assert (team / "other.txt").read_text() == "other\n"
