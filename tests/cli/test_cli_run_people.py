@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
 import signal
 import socket
 import subprocess
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import MakeScratch, Scratch, _env, states
+from .conftest import MakeScratch, Scratch, _env, read_until, states, watch
 
 # Stalls while $STALL names a file, starting a grandchild that writes its pid, so a
 # test can see whether anything the check started survives its integrator.
@@ -47,33 +46,6 @@ def _spawn(s: Scratch, *args: str, env: dict[str, str] | None = None) -> subproc
         stderr=subprocess.PIPE,
         text=True,
     )
-
-
-def read_until(proc: subprocess.Popen[str], needle: str, timeout: float = 30.0) -> list[str]:
-    """Read ``proc``'s stdout until a line contains ``needle``; return the lines read.
-
-    Reads the pipe's bytes itself: a text reader's ``readline`` may pull two
-    lines into its buffer, where ``select`` never sees the second one.
-    """
-    assert proc.stdout is not None
-    fd = proc.stdout.fileno()
-    pending = getattr(proc, "_people_pending", b"")
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        while b"\n" in pending:
-            line, pending = pending.split(b"\n", 1)
-            seen.append(line.decode("utf-8", "replace") + "\n")
-            if needle in seen[-1]:
-                proc._people_pending = pending  # type: ignore[attr-defined]
-                return seen
-        ready, _, _ = select.select([fd], [], [], 0.1)
-        if ready:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            pending += chunk
-    raise AssertionError(f"no line with {needle!r} in {seen} (unfinished: {pending!r})")
 
 
 def _alive(pid: int) -> bool:
@@ -118,7 +90,7 @@ def test_sigterm_in_a_serial_check_requeues_without_a_follow_up(
         assert scratch("submit", slug).code == 0
     proc, _ = _stalled_run(scratch, tmp_path)
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=30)
+    _, _, err = watch(proc).finish(30)
     assert proc.returncode == 0, err
     assert states(scratch) == {"add-docs": "pending", "other": "pending"}
     last = _history(scratch, "add-docs")[-1]
@@ -149,7 +121,7 @@ def test_a_requeued_candidate_keeps_its_place(scratch: Scratch, tmp_path: Path) 
         assert scratch("submit", slug).code == 0
     proc, _ = _stalled_run(scratch, tmp_path)
     proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=30)
+    watch(proc).finish(30)
     (tmp_path / "stall").unlink()
     assert scratch("run", "--once").code == 0
     assert _integration_order(scratch) == ["add-docs", "other"]
@@ -161,7 +133,7 @@ def test_kill_9_of_run_takes_its_check_group_with_it(scratch: Scratch, tmp_path:
     assert scratch("submit", "add-docs").code == 0
     proc, pids = _stalled_run(scratch, tmp_path)
     proc.kill()
-    proc.communicate(timeout=10)
+    watch(proc).finish(10)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(_alive(p) for p in _pids(pids)):
         time.sleep(0.05)
@@ -185,7 +157,7 @@ def test_a_candidate_that_kills_its_integrator_thrice_is_blocked_with_each(
     for _ in range(3):
         proc, _pids_file = _stalled_run(scratch, tmp_path)
         proc.kill()
-        proc.communicate(timeout=10)
+        watch(proc).finish(10)
         assert scratch("recover").code == 0
         seen.append(states(scratch)["add-docs"])
     assert seen == ["pending", "pending", "blocked"]
@@ -240,11 +212,10 @@ def test_a_held_index_lock_makes_run_wait_not_block(scratch: Scratch) -> None:
         seen = read_until(proc, "waiting:", timeout=30)
         assert "index.lock" in seen[-1], seen
         lock.unlink()
-        out, err = proc.communicate(timeout=60)
+        _, out, err = watch(proc).finish(60)
     finally:
         if proc.returncode is None:
-            proc.kill()
-            proc.communicate()
+            watch(proc).kill()
     assert proc.returncode == 0, out + err
     listing = subprocess.run(
         [sys.executable, "-m", "mergegate.cli", "--repo", str(team), "--json", "list", "--all"],
@@ -268,11 +239,10 @@ def test_a_held_main_lock_makes_run_wait_with_a_message(scratch: Scratch) -> Non
         seen = read_until(proc, "waiting:", timeout=60)
         assert "main.lock" in seen[-1], seen
         lock.unlink()
-        out, err = proc.communicate(timeout=60)
+        _, out, err = watch(proc).finish(60)
     finally:
         if proc.returncode is None:
-            proc.kill()
-            proc.communicate()
+            watch(proc).kill()
     assert proc.returncode == 0, out + err
     assert states(scratch)["add-docs"] == "integrated"
 
@@ -383,7 +353,7 @@ def test_the_next_lines_run_verbatim_beside_run(blocked: Scratch, tmp_path: Path
         _wait_for_state(blocked, "new-greeting", "integrated")
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=30)
+        watch(proc).finish(30)
     assert proc.returncode == 0
     verify = blocked("verify")
     assert verify.code == 0, verify.stdout + verify.stderr
@@ -404,7 +374,7 @@ def test_apply_beside_run_answers_with_the_queue_position(scratch: Scratch, tmp_
         assert "the integrator is applying it now" in busy.stdout
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=30)
+        watch(proc).finish(30)
 
 
 @pytest.mark.parametrize(
@@ -496,7 +466,7 @@ def test_a_free_chain_slot_takes_a_candidate_submitted_meanwhile(
         _wait_for_state(scratch, "other", "integrated")
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=30)
+        watch(proc).finish(30)
     assert states(scratch) == {"add-docs": "integrated", "other": "integrated"}
 
 
@@ -523,7 +493,7 @@ def test_a_person_editing_the_checked_out_main_makes_run_wait_not_block(scratch:
         read_until(proc, "integrated", timeout=60)
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
+        _, out, err = watch(proc).finish(60)
     assert proc.returncode == 0, out + err
     assert not list((team / "todos").rglob("*.md")), "an innocent candidate got a follow-up"
     assert (team / "other.txt").read_text() == "other\n"

@@ -1,7 +1,9 @@
 """A bounded soak: `run --concurrency 3` among people, on SQLite and on PostgreSQL.
 
-Two integrators drain one queue while a driver, at random, submits, withdraws
-and supersedes candidates, commits to main behind their backs, holds git's
+Two integrators drain one queue in an integration clone with main checked
+out, while a driver, at random, submits, withdraws and supersedes candidates,
+commits to main in that work tree as a person would (``git add``, ``git
+commit``), runs ``git status`` there, holds ``index.lock`` (an IDE) and git's
 lock on main, SIGSTOPs integrators (past their lease) and SIGKILLs and
 restarts them. At the end every integrator must still be running (only the
 driver's own kills end one), ``verify`` must be clean, no candidate may be
@@ -45,7 +47,9 @@ class Soak:
 
     def __init__(self, root: Path, db: tuple[str, ...]) -> None:
         self.root, self.db = root, db
-        self.bare = init_repo(root / "integration.git", bare=True)
+        # A clone with a work tree: people type git commands in it while run works.
+        self.repo = init_repo(root / "integration")
+        self.gitdir = self.repo / ".git"
         self.counts: Counter[str] = Counter()
         self.unexpected: list[str] = []
         self.integrators: list[subprocess.Popen[str]] = []
@@ -59,12 +63,14 @@ class Soak:
         self.seeded = False
         self._commit("refs/heads/main", None, "seed.txt")
         self.seeded = True
-        (self.bare / "mergegate.toml").write_text(CONFIG)
+        # The seed was written behind the work tree's back: check it out, clean.
+        self.person("reset", "-q", "--hard")
+        (self.repo / "mergegate.toml").write_text(CONFIG)
         assert self.cli("init").returncode == 0
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
-            [sys.executable, "-m", "mergegate.cli", "--repo", str(self.bare), *self.db, *args],
+            [sys.executable, "-m", "mergegate.cli", "--repo", str(self.repo), *self.db, *args],
             env=git_env(),
             capture_output=True,
             text=True,
@@ -74,6 +80,18 @@ class Soak:
         assert "Traceback" not in done.stderr, done.stderr
         return done
 
+    def person(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """A git command typed in the integration clone's work tree."""
+        return subprocess.run(
+            ["git", *args],
+            cwd=self.repo,
+            env=git_env(),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+
     def _commit(self, ref: str, parent: str | None, name: str) -> str | None:
         """A commit adding file ``name`` onto ``parent`` (main now, if None), set at ``ref``."""
         env = git_env()
@@ -81,9 +99,9 @@ class Soak:
         base = parent
         if base is None and self.seeded:
             # On main's tip now: a person's commit to main, or a branch made from it.
-            base = git(self.bare, "rev-parse", "refs/heads/main")
+            base = git(self.repo, "rev-parse", "refs/heads/main")
         run = lambda *a, i=None: subprocess.run(  # noqa: E731
-            ["git", *a], cwd=self.bare, env=env, input=i, capture_output=True, text=True, check=True
+            ["git", *a], cwd=self.repo, env=env, input=i, capture_output=True, text=True, check=True
         ).stdout.strip()
         if base is None:
             run("read-tree", "--empty")
@@ -95,7 +113,7 @@ class Soak:
         sha = run("commit-tree", tree, *(["-p", base] if base else []), "-m", f"add {name}")
         moved = subprocess.run(
             ["git", "update-ref", ref, sha, *([base] if ref == "refs/heads/main" and base else [])],
-            cwd=self.bare,
+            cwd=self.repo,
             env=env,
             capture_output=True,
             text=True,
@@ -114,7 +132,7 @@ class Soak:
                     "-m",
                     "mergegate.cli",
                     "--repo",
-                    str(self.bare),
+                    str(self.repo),
                     *self.db,
                     "run",
                     "--concurrency",
@@ -180,14 +198,31 @@ class Soak:
                 self.counts["superseded"] += 1
 
     def commit_to_main(self) -> None:
+        """A person commits a new file to the checked-out main, as people do."""
         self.serial += 1
-        sha = self._commit("refs/heads/main", None, f"main-{self.serial}.txt")
-        if sha is not None:
-            self.outside.append(sha)
-            self.counts["main commits"] += 1
+        name = f"main-{self.serial}.txt"
+        (self.repo / name).write_text(f"{name}\n")
+        if self.person("add", name).returncode != 0:  # index.lock held by run or by the IDE
+            (self.repo / name).unlink()
+            return
+        # git commit refuses while run holds main.lock, or when main moved since it read
+        # HEAD; a person tries again, and unstages the file if it never goes in.
+        for _ in range(20):
+            if self.person("commit", "-q", "-m", f"add {name}").returncode == 0:
+                self.outside.append(git(self.repo, "rev-parse", "HEAD"))
+                self.counts["main commits"] += 1
+                return
+            time.sleep(0.1)
+        self.person("rm", "-q", "--cached", name)
+        (self.repo / name).unlink()
+        self.counts["main commits given up"] += 1
 
-    def hold_lock(self) -> None:
-        lock = self.bare / "refs" / "heads" / "main.lock"
+    def status(self) -> None:
+        """A person's `git status`: it refreshes the index under index.lock."""
+        if self.person("status", "--porcelain").returncode == 0:
+            self.counts["git status"] += 1
+
+    def _hold(self, lock: Path, key: str) -> None:
         try:
             fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
@@ -195,7 +230,14 @@ class Soak:
         os.close(fd)
         time.sleep(self.rng.uniform(0.2, 1.5))
         lock.unlink()
-        self.counts["main.lock holds"] += 1
+        self.counts[key] += 1
+
+    def hold_lock(self) -> None:
+        self._hold(self.gitdir / "refs" / "heads" / "main.lock", "main.lock holds")
+
+    def hold_index(self) -> None:
+        """An IDE or a slow `git status` holding the work tree's index for a while."""
+        self._hold(self.gitdir / "index.lock", "index.lock holds")
 
     def stall(self) -> None:
         live = self.live()
@@ -222,7 +264,9 @@ class Soak:
             (self.withdraw, 3),
             (self.supersede, 3),
             (self.commit_to_main, 2),
+            (self.status, 1),
             (self.hold_lock, 1),
+            (self.hold_index, 1),
             (self.stall, 1),
             (self.kill, 1),
         ]
@@ -282,10 +326,12 @@ def test_soak_run_among_people(
         acked = soak.cli("acknowledge", sha, "--why", "soak: a person committed to main")
         assert acked.returncode == 0, acked.stderr
     verify = soak.cli("verify")
+    # The checked-out main followed every move: its index and files are main's.
+    in_step = soak.person("diff", "--quiet", "HEAD")
     by_state = Counter(states.values())
     integrated_order = re.findall(
         r"^mergegate: integrate (c\d+)",
-        git(soak.bare, "log", "--reverse", "--first-parent", "--format=%s", "refs/heads/main"),
+        git(soak.repo, "log", "--reverse", "--first-parent", "--format=%s", "refs/heads/main"),
         re.MULTILINE,
     )
     inversions = sum(1 for a, b in itertools.pairwise(integrated_order) if a > b)
@@ -299,6 +345,7 @@ def test_soak_run_among_people(
         "final exit codes": codes,
         "verify": verify.returncode,
         "order inversions": inversions,
+        "work tree in step": in_step.returncode == 0,
     }
     print(f"\nsoak {json.dumps(report, sort_keys=True)}")
     assert not soak.unexpected, soak.unexpected
@@ -308,3 +355,4 @@ def test_soak_run_among_people(
     blocked = {slug: soak.cli("show", slug).stdout for slug, s in states.items() if s == "blocked"}
     assert not blocked, blocked
     assert inversions == 0, integrated_order
+    assert in_step.returncode == 0, soak.person("status", "--short").stdout
