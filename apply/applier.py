@@ -46,6 +46,7 @@ from mergegate.statemachine import (
 from .catfile import CatFile
 from .checkout import checkout_problem, update_checkout
 from .checks import CheckSpec, run_retrying, spec_tuple
+from .configguard import config_change
 from .errors import (
     CheckoutInUse,
     GitCommandFailed,
@@ -192,6 +193,10 @@ class GitApplier:
     on_step: Callable[[str, str | None], None] | None = attrs.field(default=None, kw_only=True)
     #: Where the checks run instead of ``checks`` (a CI, see runners.py); ``None``: locally.
     runner: CheckRunner | None = attrs.field(default=None, kw_only=True)
+    #: Whether an operator approved this candidate, at its exact sha, changing the
+    #: configuration (``Store.approval``); ``None``: no change is approved, so every
+    #: candidate that changes it is held as ``config_changed`` (see configguard.py).
+    approved: Callable[[CandidateKey], bool] | None = attrs.field(default=None, kw_only=True)
     git: Git = attrs.field(init=False)
     _root: Path = attrs.field(init=False)
     _common: Path = attrs.field(init=False)
@@ -513,6 +518,9 @@ class GitApplier:
         # then keeps the common path at one process fewer.
         if merged.tree == base_tree and is_ancestor(self.git, read.commit, base):
             return Built(base, read.commit, base, already=True)
+        held = self._config_held(key, base, merged.tree)
+        if held is not None:
+            return held
         resumed = self._resumed(key, base, read.commit, merged.tree)
         if resumed is not None:
             return Built(base, read.commit, resumed)
@@ -522,6 +530,28 @@ class GitApplier:
         )
         commit = commit_tree(self.git, merged.tree, (base, read.commit), message)
         return Built(base, read.commit, commit)
+
+    def _config_held(self, key: CandidateKey, base: str, tree: str) -> Blocked | None:
+        """``config_changed`` if the merge changes the configuration and ``key`` is not approved.
+
+        Decided on the merge, before a commit is written or a check runs: the
+        candidate's checks must not be the ones it brings (``merged.tree`` holds
+        them), and the gate in force is the operator's until they approve.
+        """
+        change = config_change(self.git, self._catfile, base, tree)
+        if change is None or (self.approved is not None and self.approved(key)):
+            return None
+        return Blocked(
+            BlockedReport(
+                Reason.CONFIG_CHANGED,
+                base,
+                _evidence(files=change.files, diagnostic=change.diff),
+                detail=(
+                    f"{key} changes the configuration ({', '.join(change.files)}); held for "
+                    f"an operator's approval of {key.sha}"
+                ),
+            )
+        )
 
     def _resumed(self, key: CandidateKey, base: str, candidate: str, tree: str) -> str | None:
         """The merge commit a CI is still checking for this merge (an integrator restarted).

@@ -27,6 +27,7 @@ __all__ = ["COMMANDS", "Seat", "cli", "session_of"]
 COMMANDS = {
     "acknowledge": "mergegate.cli.commands_ledger",
     "apply": "mergegate.cli.commands_moves",
+    "approve": "mergegate.cli.commands_approve",
     "block": "mergegate.cli.commands_moves",
     "blocked": "mergegate.cli.commands_query",
     "demo": "mergegate.cli.demo",

@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 CONFIG_FILE = "mergegate.toml"
-GUIDANCE_NAMES = ("remediate", "resume", "apply", "show", "sync", "done")
+GUIDANCE_NAMES = ("remediate", "resume", "apply", "show", "sync", "done", "approve")
 _MAX_CONFIG_BYTES = 1 << 20
 # Seconds. Below 1 s the heartbeat (a third of the TTL) leaves no room for one
 # git step between two renewals; above a day, a crashed apply would hold the

@@ -294,6 +294,9 @@ class Session:
             # A third of the TTL (lease_ttl >= 1 s, see config.py): two heartbeats can
             # be missed before the lease expires. No floor: a floor above ttl/3 lost the lease.
             heartbeat_every=min(30.0, config.lease_ttl / 3),
+            # Read from the store at each apply (through the session, which may
+            # have reopened it): `mergegate approve` beside a running integrator counts.
+            approved=lambda key: self.store().approval(key.slug, key.sha) is not None,
         )
         if config.buildbot is not None or config.checks:
             from .cirunner import check_runner  # noqa: PLC0415  (only an apply needs it)

@@ -54,6 +54,11 @@ def what_failed(report: BlockedReport) -> str:
         case Reason.APPLY_INTERRUPTED if e.lease_owner is not None:
             owner = one_line(e.lease_owner, limit=80)
             return f"What failed: the apply by {owner} stopped before it finished."
+        case Reason.CONFIG_CHANGED if e.files:
+            return (
+                f"What failed: the change edits the integrator's configuration "
+                f"({_named(e.files)}), which gates every later candidate; no check ran."
+            )
     if e.diagnostic is not None:
         return f"What failed: {one_line(e.diagnostic, limit=240)}"
     return f"What failed: {report.reason.value} (no structured evidence was recorded)."
@@ -95,6 +100,12 @@ def fix_sentence(reason: Reason, key: CandidateKey) -> str:
         case Reason.APPLY_INTERRUPTED:
             return (
                 "Fix: check the integrator that held the lease (crash, kill, hang); "
+                f"{branch} needs no change. Then run the NEXT lines in order."
+            )
+        case Reason.CONFIG_CHANGED:
+            return (
+                "Fix: an operator reads the configuration diff in the evidence and, if it is "
+                "right, approves this exact sha, saying why in place of the ...; "
                 f"{branch} needs no change. Then run the NEXT lines in order."
             )
         case Reason.PRECONDITION_FAILED:

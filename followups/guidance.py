@@ -19,6 +19,7 @@ import attrs
 from mergegate.statemachine import (
     Action,
     Apply,
+    Approve,
     BlockedRecord,
     BlockedReport,
     Candidate,
@@ -26,6 +27,7 @@ from mergegate.statemachine import (
     Guidance,
     InvalidInput,
     MarkDone,
+    Reason,
     Remediate,
     Resume,
     Show,
@@ -121,11 +123,15 @@ class FollowUpGuide:
                     f"could not be created: {error}"
                 )
                 actions.append(Sync())
-        if candidate.state is not State.REMEDIATING:
-            actions.append(Remediate(key.slug))
-        actions.extend(
-            (MarkDone(key.slug, fu), Resume(key.slug, key.branch, key.sha), Apply(key.slug))
-        )
+        if record.reason is Reason.CONFIG_CHANGED:
+            # The operator's approval settles it (and moves it to remediating);
+            # nothing on the branch needs to change, so there is no todo to finish.
+            actions.append(Approve(key.slug, key.sha))
+        else:
+            if candidate.state is not State.REMEDIATING:
+                actions.append(Remediate(key.slug))
+            actions.append(MarkDone(key.slug, fu))
+        actions.extend((Resume(key.slug, key.branch, key.sha), Apply(key.slug)))
         facts = (where, failed, evidence, fix_sentence(record.reason, key))
         return Guidance(
             code=code,

@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from mergegate.statemachine import Action, CandidateKey, MarkDone, Resume
+from mergegate.statemachine import Action, Approve, CandidateKey, MarkDone, Resume
 
 from .errors import InvalidTemplate
 
@@ -68,6 +68,11 @@ class GuidanceTemplates:
     done: str = attrs.field(
         default="mergegate followups done {follow_up}", validator=_check_template
     )
+    #: The operator's approval of a change to the configuration (``config_changed``);
+    #: the ``...`` is where the operator says why, and is logged as said.
+    approve: str = attrs.field(
+        default='mergegate approve {slug} --sha {sha} --why "..."', validator=_check_template
+    )
 
     def command(self, name: str, key: CandidateKey, follow_up: str) -> str:
         """The template ``name`` filled in for ``key`` and its follow-up, values shell-quoted."""
@@ -92,6 +97,8 @@ class GuidanceTemplates:
         """
         if isinstance(action, Resume):
             key = CandidateKey(action.slug, action.branch, action.blocked_sha)
+        elif isinstance(action, Approve):
+            key = CandidateKey(action.slug, key.branch, action.sha)
         elif hasattr(action, "slug"):
             key = CandidateKey(action.slug, key.branch, key.sha)
         if isinstance(action, MarkDone):

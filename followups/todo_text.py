@@ -61,6 +61,13 @@ _WHAT_TO_DO: dict[Reason, str] = {
         "Look at the builder named above (its workers, a stuck step); the branch "
         "itself may need no change."
     ),
+    Reason.CONFIG_CHANGED: (
+        "The change edits the integrator's configuration (the diff is above), which "
+        "decides the checks of every later candidate, so none of its checks ran. An "
+        "operator reads the diff and, if it is right, approves this exact sha with "
+        "`mergegate approve SLUG --sha SHA --why TEXT`; then resume it. The branch needs "
+        "no change; a new sha needs an approval of its own."
+    ),
     Reason.EXTERNAL: (
         "An external system blocked the integration. Read the detail above and "
         "settle it with that system."

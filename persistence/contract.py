@@ -341,6 +341,32 @@ class StoreContract:
         _raises(MergegateError, lambda: store.acknowledge("HEAD", "why", actor="ops", at=_at(4)))
         assert store.acknowledgements() == [a, b]
 
+    def test_approve_logs_once_per_slug_and_sha(self, store: Store) -> None:
+        """An approval is kept as first logged, per exact slug and sha; bad input writes nothing."""
+        assert store.approvals() == []
+        assert store.approval("aa", "a" * 40) is None
+        first = store.approve("aa", "a" * 40, "reviewed the new checks", actor="ops", at=_at(1))
+        again = store.approve("aa", "a" * 40, "something else", actor="mallory", at=_at(2))
+        other = store.approve("aa", "b" * 40, "reviewed again", actor="ops", at=_at(3))
+        assert again == first
+        assert (first.slug, first.sha, first.why, first.actor, first.at) == (
+            "aa",
+            "a" * 40,
+            "reviewed the new checks",
+            "ops",
+            _at(1),
+        )
+        assert store.approval("aa", "a" * 40) == first
+        assert store.approval("bb", "a" * 40) is None
+        assert store.approvals() == [first, other]
+        for bad in (
+            lambda: store.approve("aa", "c" * 40, " ", actor="ops", at=_at(4)),
+            lambda: store.approve("aa", "abc123", "why", actor="ops", at=_at(4)),
+            lambda: store.approve("-x", "c" * 40, "why", actor="ops", at=_at(4)),
+        ):
+            _raises(MergegateError, bad)
+        assert store.approvals() == [first, other]
+
     # -- idempotency keys -----------------------------------------------------
 
     def test_transition_by_idempotency_key(self, store: Store) -> None:

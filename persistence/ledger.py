@@ -1,7 +1,9 @@
-"""The store's ledger of its repository: the identity binding and the acknowledged outside moves.
+"""The store's ledger of its repository: the identity binding, the acknowledged outside
+moves and the approved configuration changes.
 
-Both are rows written once and never changed (see migration 6), read by the
-commands that can move ``main`` (the binding) and by ``verify`` (the moves).
+All are rows written once and never changed (migrations 9 and 12), read by the
+commands that can move ``main`` (the binding), by ``verify`` (the moves) and by
+the applier and ``resume`` (the approvals).
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from typing import Any, Protocol
 
 from mergegate.statemachine import (
     Acknowledgement,
+    Approval,
     InvalidInput,
     StoreIdentity,
     check_sha,
+    check_slug,
     check_text,
 )
 
@@ -25,6 +29,7 @@ __all__ = ["LedgerReads"]
 
 _IDENTITY = "SELECT store_id, repository, bound_at, bound_by FROM store_identity WHERE id = 1"
 _ACK = "SELECT sha, why, actor, at FROM acknowledged_moves"
+_APPROVAL = "SELECT slug, sha, why, actor, at FROM approvals"
 
 
 class _Host(Protocol):
@@ -82,6 +87,33 @@ class LedgerReads:
         d = self._dialect
         return [_acknowledgement(d, r) for r in self._query(_ACK + " ORDER BY at, sha")]
 
+    def approve(
+        self: _Host, slug: str, sha: str, why: str, *, actor: str, at: datetime
+    ) -> Approval:
+        check_slug(slug)
+        check_sha(sha, field="approved sha")
+        check_text(why, field="approval reason")
+        if not why.strip():
+            raise InvalidInput("approval reason", why, "say why the configuration change is right")
+        check_text(actor, field="actor")
+        d = self._dialect
+        with self.transaction() as tx:
+            tx.execute(
+                "INSERT INTO approvals (slug, sha, why, actor, at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (slug, sha) DO NOTHING",
+                (slug, sha, d.text_in(why), d.text_in(actor), d.time_in(at)),
+            )
+            row = tx.rows(_APPROVAL + " WHERE slug = ? AND sha = ?", (slug, sha))[0]
+        return _approval(d, row)
+
+    def approval(self: _Host, slug: str, sha: str) -> Approval | None:
+        rows = self._query(_APPROVAL + " WHERE slug = ? AND sha = ?", (slug, sha))
+        return _approval(self._dialect, rows[0]) if rows else None
+
+    def approvals(self: _Host) -> list[Approval]:
+        d = self._dialect
+        return [_approval(d, r) for r in self._query(_APPROVAL + " ORDER BY at, slug, sha")]
+
 
 def _identity(d: Dialect, row: Any) -> StoreIdentity:
     return StoreIdentity(str(row[0]), str(row[1]), _time(row[2]), d.text_out(row[3]))
@@ -89,3 +121,7 @@ def _identity(d: Dialect, row: Any) -> StoreIdentity:
 
 def _acknowledgement(d: Dialect, row: Any) -> Acknowledgement:
     return Acknowledgement(str(row[0]), d.text_out(row[1]), d.text_out(row[2]), _time(row[3]))
+
+
+def _approval(d: Dialect, row: Any) -> Approval:
+    return Approval(str(row[0]), str(row[1]), d.text_out(row[2]), d.text_out(row[3]), _time(row[4]))

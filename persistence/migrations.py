@@ -423,6 +423,20 @@ _GLOBAL_KEYS = (
         WHERE idempotency_key IS NOT NULL""",
 )
 
+# An operator's approval of one candidate, at one exact sha, changing the
+# integrator's configuration (reason config_changed). Written once per row,
+# never updated: a later sha of the slug is another change, approved anew.
+_APPROVALS = (
+    """CREATE TABLE approvals (
+        slug {text} NOT NULL,
+        sha {text} NOT NULL,
+        why {text} NOT NULL,
+        actor {text} NOT NULL,
+        at {time} NOT NULL,
+        PRIMARY KEY (slug, sha)
+    )""",
+)
+
 #: The schema's history, as templates (see the module docstring).
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", _INITIAL),
@@ -441,6 +455,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "store identity and acknowledged moves", _LEDGER),
     Migration(10, "global idempotency keys", _GLOBAL_KEYS),
     Migration(11, "check builds", _CHECK_BUILDS),
+    Migration(12, "configuration approvals", _APPROVALS),
 )
 
 

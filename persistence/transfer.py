@@ -52,7 +52,13 @@ TABLES: Mapping[str, tuple[tuple[str, str], ...]] = {
         ("attempts", _I), ("done_at", _T), ("last_error", _S),
     ),
     "acknowledged_moves": (("sha", _S), ("why", _S), ("actor", _S), ("at", _T)),
+    "approvals": (("slug", _S), ("sha", _S), ("why", _S), ("actor", _S), ("at", _T)),
 }  # fmt: skip
+# Tables added after the export format's first version: an older export that
+# lacks them imports as having no rows there.
+_LATER = frozenset({"approvals"})
+# The order of rows of the tables keyed by something else than an id.
+_ORDER = {"acknowledged_moves": "sha", "approvals": "slug, sha"}
 # Tables whose id the database generates: PostgreSQL must be told to take ours,
 # and its sequence moved past them.
 _GENERATED = ("candidates", "transitions", "integration_blocked_outcomes", "blocked_evidence",
@@ -87,7 +93,7 @@ def export_queue(store: SQLStore) -> dict[str, Any]:
     tables = {}
     for table, columns in TABLES.items():
         names = ", ".join(name for name, _ in columns)
-        order = "sha" if table == "acknowledged_moves" else "id"
+        order = _ORDER.get(table, "id")
         rows = store._query(f"SELECT {names} FROM {table} ORDER BY {order}")
         tables[table] = [
             {name: _out(d, kind, value) for (name, kind), value in zip(columns, row, strict=True)}
@@ -143,9 +149,9 @@ def import_queue(store: SQLStore, document: Any) -> dict[str, int]:
             "import file", document.get("version"), f"export version {VERSION} is the one read"
         )
     tables = document.get("tables")
-    if not isinstance(tables, dict) or set(tables) != set(TABLES):
+    if not isinstance(tables, dict) or not set(TABLES) - _LATER <= set(tables) <= set(TABLES):
         raise InvalidInput("import file", "<tables>", f"give exactly the tables {sorted(TABLES)}")
-    if store.candidates() or store.acknowledgements():
+    if store.candidates() or store.acknowledgements() or store.approvals():
         raise StoreError(
             store.backend,
             f"{getattr(store, 'where', store.backend)} already holds a queue; "
@@ -156,7 +162,7 @@ def import_queue(store: SQLStore, document: Any) -> dict[str, int]:
     counts = {}
     with store.transaction() as tx:
         for table, columns in TABLES.items():
-            rows = tables[table]
+            rows = tables.get(table, [])
             if not isinstance(rows, list):
                 raise InvalidInput("import file", table, "give a list of rows")
             names = [name for name, _ in columns]

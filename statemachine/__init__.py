@@ -11,7 +11,7 @@ This package imports nothing else of mergegate; every other component imports it
 
 from typing import TYPE_CHECKING, Any
 
-from .actions import Action, Apply, MarkDone, Remediate, Resume, Show, Sync
+from .actions import Action, Apply, Approve, MarkDone, Remediate, Resume, Show, Sync
 from .applier import AlreadyIntegrated, Applier, ApplyResult, Blocked, HeldMain, Integrated
 from .calls import Calls as Calls
 from .calls import Request
@@ -38,6 +38,7 @@ from .fold import verify_log as verify_log
 from .followup_slug import SlugRule, follow_up_slug
 from .hooks import HookFn, HookLike, Subscription, on_enter, on_event, on_outcome
 from .ledger import Acknowledgement as Acknowledgement
+from .ledger import Approval as Approval
 from .ledger import StoreIdentity as StoreIdentity
 from .logfmt import format_logfmt as format_logfmt
 from .logfmt import log_outcome as log_outcome
@@ -86,6 +87,7 @@ __all__ = [
     "AlreadyIntegrated",
     "Apply",
     "Applier",
+    "Approve",
     "ApplyResult",
     "AsyncEngine",
     "Batch",

@@ -28,7 +28,7 @@ import attrs
 
 from .validation import FOLLOW_UP_SLUG_MAX, attrs_validator, check_branch, check_sha, check_slug
 
-__all__ = ["Action", "Apply", "MarkDone", "Remediate", "Resume", "Show", "Sync"]
+__all__ = ["Action", "Apply", "Approve", "MarkDone", "Remediate", "Resume", "Show", "Sync"]
 
 _slug = attrs_validator(check_slug)
 _follow_up = attrs_validator(check_slug, field="follow-up slug", limit=FOLLOW_UP_SLUG_MAX)
@@ -71,6 +71,16 @@ class Resume:
 
 
 @attrs.frozen
+class Approve:
+    """Approve ``slug``'s change to the configuration at exactly ``sha``, with a reason
+    (``Engine.approve``; ``mergegate approve``). Only an operator should follow it."""
+
+    name: ClassVar[str] = "approve"
+    slug: str = attrs.field(validator=_slug)
+    sha: str = attrs.field(validator=attrs_validator(check_sha))
+
+
+@attrs.frozen
 class Apply:
     """Apply ``slug`` (``Engine.apply``; ``mergegate apply``, or let ``mergegate run`` take it)."""
 
@@ -87,4 +97,4 @@ class Show:
 
 
 #: One next action; ``action.name`` is its template's name in ``GuidanceTemplates``.
-Action = Sync | Remediate | MarkDone | Resume | Apply | Show
+Action = Sync | Remediate | MarkDone | Approve | Resume | Apply | Show

@@ -18,6 +18,7 @@ from itertools import groupby
 import attrs
 
 from .applier import AlreadyIntegrated, Applier, Blocked, Integrated
+from .approval import approval_missing, approve
 from .calls import Calls, Request
 from .errors import (
     CandidateNotFound,
@@ -33,6 +34,7 @@ from .fold import Violation, verify_log
 from .followup_slug import SlugRule, follow_up_slug
 from .hooks import HookLike, Subscription, run_hooks, subscriptions
 from .interruptions import INTERRUPTED, MAX_INTERRUPTIONS, interruption_evidence, interruptions
+from .ledger import Approval
 from .logfmt import log_outcome
 from .machine import LifecycleMachine, lifecycle
 from .move import Move, Moved, Step, steps_for
@@ -227,6 +229,16 @@ class Engine(Calls):
         if blocked is not None and self.guide is not None:
             guidance = self.guide.render(candidate, blocked)
         return Outcome(candidate, history[-1] if history else None, blocked, guidance)
+
+    def approve(self, slug: str, *, sha: str, why: str, actor: str | None = None) -> Approval:
+        """Log an operator's approval of ``slug``'s configuration change at exactly ``sha``.
+
+        A candidate held for it (``config_changed``) moves to ``remediating``;
+        ``resume`` then finds the block settled. Raises InvalidInput (a sha that
+        is not the candidate's current one, an empty ``why``) or
+        CandidateNotFound, having written nothing. See :mod:`.approval`.
+        """
+        return approve(self, slug, sha=sha, why=why, at=self.clock(), actor=actor)
 
     def verify(self) -> list[Violation]:
         """Replay every log against the table; compare each fold with the stored state."""
@@ -655,7 +667,11 @@ class Engine(Calls):
         record = tx.blocked_record(candidate.key)
         if record is None or request.force_reason is not None or self.resolver is None:
             return
-        why = self.resolver.unresolved_reason(record)
+        if record.reason is Reason.CONFIG_CHANGED:
+            # An operator's approval of the sha settles it, not the follow-up todo.
+            why = approval_missing(self.store, record)
+        else:
+            why = self.resolver.unresolved_reason(record)
         if why is not None:
             raise FollowUpNotResolved(candidate.key, record.follow_up_slug, why)
         mark = getattr(tx, "mark_resolved", None)  # a store that records the resolved time

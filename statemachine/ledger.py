@@ -5,7 +5,9 @@ root commit) and the store's own id, which the repository records in turn
 (git config ``mergegate.store-id``), so a second store pointed at the same
 ``main`` is refused instead of running a second queue. An
 :class:`Acknowledgement` is an operator's logged word that a commit on
-``main``'s first-parent history was an intended move outside the queue.
+``main``'s first-parent history was an intended move outside the queue. An
+:class:`Approval` is an operator's logged word that one candidate, at one exact
+sha, may change the integrator's configuration (reason ``config_changed``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from datetime import datetime
 
 import attrs
 
-__all__ = ["Acknowledgement", "StoreIdentity"]
+__all__ = ["Acknowledgement", "Approval", "StoreIdentity"]
 
 
 @attrs.frozen
@@ -31,6 +33,18 @@ class StoreIdentity:
 class Acknowledgement:
     """``sha`` moved ``main`` outside the queue on purpose: ``why``, said by ``actor`` at ``at``."""
 
+    sha: str
+    why: str
+    actor: str
+    at: datetime
+
+
+@attrs.frozen
+class Approval:
+    """Candidate ``slug`` at exactly ``sha`` may change the configuration: ``why``, said by
+    ``actor`` at ``at``. A new sha of the same slug needs an approval of its own."""
+
+    slug: str
     sha: str
     why: str
     actor: str

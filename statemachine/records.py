@@ -61,6 +61,9 @@ class Reason(enum.StrEnum):
     PUSH_REJECTED = "push_rejected"
     EXTERNAL = "external"
     CHECKS_TIMED_OUT = "checks_timed_out"
+    #: The candidate changes the integrator's own configuration: held, before any
+    #: check runs, until an operator approves that exact sha (docs/configuration.md).
+    CONFIG_CHANGED = "config_changed"
 
 
 _T = TypeVar("_T")
@@ -241,6 +244,8 @@ def _require(report: BlockedReport) -> str | None:
             return "checks_timed_out needs at least one timed-out check (named by its builder)"
         case Reason.APPLY_INTERRUPTED if e.lease_owner is None or e.lease_since is None:
             return "apply_interrupted needs lease_owner and lease_since"
+        case Reason.CONFIG_CHANGED if not e.files or e.diagnostic is None:
+            return "config_changed needs the changed files and their diff (diagnostic)"
     return None
 
 

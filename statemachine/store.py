@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
-from .ledger import Acknowledgement, StoreIdentity
+from .ledger import Acknowledgement, Approval, StoreIdentity
 from .move import Move, Moved
 from .records import (
     BlockedRecord,
@@ -223,6 +223,19 @@ class Store(Protocol):
 
     def acknowledgements(self) -> list[Acknowledgement]:
         """Every acknowledged outside move, oldest first."""
+
+    def approve(self, slug: str, sha: str, why: str, *, actor: str, at: datetime) -> Approval:
+        """Log that candidate ``slug`` at exactly ``sha`` may change the configuration.
+
+        Returns the stored approval: this one, or an earlier one of the same
+        slug and sha, which is kept as it was (the log is append-only).
+        """
+
+    def approval(self, slug: str, sha: str) -> Approval | None:
+        """The approval of ``slug`` at exactly ``sha``, if an operator gave one."""
+
+    def approvals(self) -> list[Approval]:
+        """Every approval, oldest first."""
 
     def close(self) -> None:
         """Release the connection."""

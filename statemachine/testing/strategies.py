@@ -152,6 +152,11 @@ def blocked_reports(draw: st.DrawFn, reason: Reason | None = None) -> BlockedRep
             evidence = Evidence(lease_owner=draw(_WORD), lease_since=since)
         case Reason.EXTERNAL:
             evidence = Evidence(files=tuple(draw(st.lists(relpaths(), max_size=3))))
+        case Reason.CONFIG_CHANGED:
+            evidence = Evidence(
+                files=tuple(draw(st.lists(relpaths(), min_size=1, max_size=2))),
+                diagnostic=draw(texts(100).filter(str.strip)),
+            )
     return BlockedReport(reason, draw(shas()), evidence, detail=draw(st.none() | texts(200)))
 
 

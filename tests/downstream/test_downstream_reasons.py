@@ -16,6 +16,7 @@ from mergegate.apply import CheckSpec, GitApplier, branch_tip
 from mergegate.followups import build_engine, drain
 from mergegate.statemachine import (
     Apply,
+    Approve,
     BlockedReport,
     CandidateKey,
     CheckResult,
@@ -125,6 +126,7 @@ def block(world: World, reason: Reason, slug: str) -> None:
         Reason.PRECONDITION_FAILED: Evidence(diagnostic="the branch was rewritten"),
         Reason.PUSH_REJECTED: Evidence(diagnostic="remote: protected branch"),
         Reason.EXTERNAL: Evidence(),
+        Reason.CONFIG_CHANGED: Evidence(files=("mergegate.toml",), diagnostic="+timeout = 1"),
         # A CI's build that never finished before its deadline (issue 26).
         Reason.CHECKS_TIMED_OUT: Evidence(
             checks=(CheckResult("ci/linux", None, "no worker took the build", timed_out=True),)
@@ -154,6 +156,8 @@ def follow(world: World, reason: Reason, slug: str, *, remove: bool) -> list[str
                 case MarkDone(slug=name, follow_up=follow_up):
                     world.fix(reason, engine.get(name).key.branch)
                     mark_host_done(world.todos, follow_up, remove=remove)
+                case Approve(slug=name, sha=sha):
+                    engine.approve(name, sha=sha, why="the host's operator read the diff")
                 case Resume(slug=name, branch=branch):
                     engine.resume(name, new_sha=branch_tip(world.bare, branch))
                 case Apply(slug=name):
@@ -184,7 +188,11 @@ def test_every_reason_reaches_integrated(tmp_path: Path, store: Store, reason: R
     folder = world.todos / blocked.blocked.follow_up_slug
     assert sorted(p.name for p in folder.iterdir()) == ["TODO.md", "state.yaml"]
     followed = follow(world, reason, slug, remove=list(Reason).index(reason) % 2 == 0)
-    assert followed == ["remediate", "done", "resume", "apply"]
+    if reason is Reason.CONFIG_CHANGED:
+        # An operator's approval settles it: no remediation, no todo to mark done.
+        assert followed == ["approve", "resume", "apply"]
+    else:
+        assert followed == ["remediate", "done", "resume", "apply"]
     assert world.engine.get(slug).state is State.INTEGRATED
     assert world.engine.verify() == []
     # No roadmap, no lock; the host's deliver removed the delivered follow-up.

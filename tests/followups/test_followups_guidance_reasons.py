@@ -74,6 +74,14 @@ REPORTS: dict[Reason, BlockedReport] = {
         Evidence(lease_owner="ci@host-3:812", lease_since=datetime(2026, 1, 1, tzinfo=UTC)),
         detail="the apply lease held by ci@host-3:812 expired at 2026-01-01T00:10:00+00:00",
     ),
+    Reason.CONFIG_CHANGED: BlockedReport(
+        Reason.CONFIG_CHANGED,
+        MAIN,
+        Evidence(
+            files=("mergegate.toml",),
+            diagnostic="--- a/mergegate.toml\n+++ b/mergegate.toml\n-timeout = 60\n+timeout = 1\n",
+        ),
+    ),
     Reason.PRECONDITION_FAILED: BlockedReport(
         Reason.PRECONDITION_FAILED,
         MAIN,
