@@ -56,35 +56,31 @@ class MainCheckedOut(RepositoryError):
         super().__init__(
             repository,
             f"branch {branch!r} is checked out in the working tree {worktree} and {problem}; "
-            "commit or stash there (a clean checkout is updated with main), or integrate in "
-            f"a clone where {branch!r} is not checked out (e.g. `git clone --bare`)",
+            + self._advice(branch),
         )
         self.worktree = worktree
         self.branch = branch
         self.problem = problem
 
+    @staticmethod
+    def _advice(branch: str) -> str:
+        return (
+            "commit or stash there (a clean checkout is updated with main), or integrate in "
+            f"a clone where {branch!r} is not checked out (e.g. `git clone --bare`)"
+        )
 
-class CheckoutInUse(RepositoryError):
+
+class CheckoutInUse(MainCheckedOut):
     """A person is working in the checked-out ``main``: found at the move, so nothing moved.
 
-    Unlike :class:`MainCheckedOut` (found before anything starts, and fatal to
-    ``run``), this is the host's moment, not the candidate's fault: the apply
-    is tried again once the work tree is clean, and ``run`` waits for it.
+    Unlike its parent (found before anything starts, and fatal to ``run``),
+    this is the host's moment, not the candidate's fault: the apply is tried
+    again once the work tree is clean, and ``run`` waits for it.
     """
 
-    worktree: str
-    branch: str
-    problem: str
-
-    def __init__(self, repository: str, worktree: str, branch: str, problem: str) -> None:
-        super().__init__(
-            repository,
-            f"branch {branch!r} is checked out in {worktree} and {problem}; nothing moved: "
-            "commit or stash there, and the candidate is applied again",
-        )
-        self.worktree = worktree
-        self.branch = branch
-        self.problem = problem
+    @staticmethod
+    def _advice(branch: str) -> str:
+        return "nothing moved: commit or stash there, and the candidate is applied again"
 
 
 class RepositoryBusy(RepositoryError):

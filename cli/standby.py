@@ -21,7 +21,7 @@ import time
 
 import attrs
 
-from mergegate.apply import GitNotFound, MainCheckedOut
+from mergegate.apply import CheckoutInUse, GitNotFound, MainCheckedOut
 from mergegate.statemachine import (
     CandidateNotFound,
     ConcurrencyConflict,
@@ -61,7 +61,10 @@ def _busy_store(err: StoreError) -> bool:
 
 def ordinary(err: BaseException) -> bool:
     """Whether ``err`` is an ordinary event of a shared host, to be waited out."""
-    return isinstance(err, _ORDINARY) and not isinstance(err, _FATAL)
+    # A checked-out main that changed under a move is a person at work: waited out.
+    return isinstance(err, _ORDINARY) and (
+        isinstance(err, CheckoutInUse) or not isinstance(err, _FATAL)
+    )
 
 
 @attrs.define
