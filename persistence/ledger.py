@@ -67,11 +67,7 @@ class LedgerReads:
         self: _Host, sha: str, why: str, *, actor: str, at: datetime
     ) -> Acknowledgement:
         check_sha(sha, field="acknowledged commit")
-        check_text(why, field="acknowledgement reason")
-        if not why.strip():
-            raise InvalidInput(
-                "acknowledgement reason", why, "say why main moved outside the queue"
-            )
+        _check_why(why, "acknowledgement reason", "say why main moved outside the queue")
         check_text(actor, field="actor")
         d = self._dialect
         with self.transaction() as tx:
@@ -92,9 +88,7 @@ class LedgerReads:
     ) -> Approval:
         check_slug(slug)
         check_sha(sha, field="approved sha")
-        check_text(why, field="approval reason")
-        if not why.strip():
-            raise InvalidInput("approval reason", why, "say why the configuration change is right")
+        _check_why(why, "approval reason", "say why the configuration change is right")
         check_text(actor, field="actor")
         d = self._dialect
         with self.transaction() as tx:
@@ -113,6 +107,13 @@ class LedgerReads:
     def approvals(self: _Host) -> list[Approval]:
         d = self._dialect
         return [_approval(d, r) for r in self._query(_APPROVAL + " ORDER BY at, slug, sha")]
+
+
+def _check_why(why: str, field: str, advice: str) -> None:
+    """An operator's logged word must say something: text, and not only blanks."""
+    check_text(why, field=field)
+    if not why.strip():
+        raise InvalidInput(field, why, advice)
 
 
 def _identity(d: Dialect, row: Any) -> StoreIdentity:
