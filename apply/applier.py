@@ -618,13 +618,9 @@ class GitApplier:
             if self._checkout is not None:
                 # Checked again under the lock: the work tree may have changed
                 # since the applier was made. Nothing has moved yet.
-                problem = checkout_problem(self._checkout)
-                if problem is not None:
-                    # A person's edit in progress: the host's, not the candidate's (the
-                    # lock is aborted on the way out, and the apply is tried again).
-                    raise CheckoutInUse(
-                        str(self.repo), str(self._checkout.repo), self.main_branch, problem
-                    )
+                # A person's edit in progress: the host's, not the candidate's (the
+                # lock is aborted on the way out, and the apply is tried again).
+                self._checkout_ready(self._checkout)
                 if self.remote is None:
                     stopped = self._update_checkout(self._checkout, base, commit)
                     if stopped is not None:
@@ -646,6 +642,22 @@ class GitApplier:
                         update_checkout(self._checkout, base, commit)
             lock.commit()
         return Integrated(commit, base, attempts or (base,))
+
+    def check_ready(self) -> None:
+        """Raise CheckoutInUse or RepositoryBusy if ``main``'s work tree could not follow a move.
+
+        Nothing to check where ``main`` is not checked out. ``run`` asks before it
+        takes a candidate: a move into a work tree a person is editing is refused
+        after the checks, which would then run again on every try while the edit lasts.
+        """
+        if self._checkout is not None:
+            self._checkout_ready(self._checkout)
+
+    def _checkout_ready(self, checkout: Git) -> None:
+        """Raise CheckoutInUse (or RepositoryBusy) unless ``main``'s work tree can follow a move."""
+        problem = checkout_problem(checkout)
+        if problem is not None:
+            raise CheckoutInUse(str(self.repo), str(checkout.repo), self.main_branch, problem)
 
     def _checkout_refusal(self, where: Path, problem: str) -> str:
         return (

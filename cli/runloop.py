@@ -361,6 +361,8 @@ class Loop:
         self._forget_applying()
         # With a remote: fetch what developers pushed and follow an outside push of main.
         self.applier.sync()
+        # A person at work in main's checked-out work tree: wait before taking anything.
+        self.applier.check_ready()
         try:
             outcomes = self.step(self)
         except LeaseHeld as err:
