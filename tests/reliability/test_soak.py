@@ -33,11 +33,14 @@ from ..gitrepo import git, git_env, init_repo
 #: Seconds of driving per store; the whole test also drains and checks (~20 s more).
 SOAK_SECONDS = float(os.environ.get("MERGEGATE_SOAK_SECONDS", "150"))
 
+#: Seconds between two of the people's own commits to main (see commit_to_main).
+MAIN_COMMIT_GAP = 8.0
+
 CONFIG = """
 lease_ttl = 3
 [[checks]]
 name = "quick"
-argv = 'sleep 0.1'
+argv = 'sleep 3'
 shell = true
 """
 
@@ -61,6 +64,7 @@ class Soak:
         self.queued: list[str] = []
         self.submitted: list[str] = []
         self.seeded = False
+        self.last_main_commit = 0.0
         self._commit("refs/heads/main", None, "seed.txt")
         self.seeded = True
         # The seed was written behind the work tree's back: check it out, clean.
@@ -162,8 +166,11 @@ class Soak:
     # -- the driver's moves -----------------------------------------------------
 
     def submit(self) -> None:
-        # In bursts, as a team pushes: a queue longer than the chain, to withdraw from.
-        for _ in range(self.rng.randint(1, 4)):
+        # In bursts, as a team pushes after a meeting: often more than the two
+        # integrators' six chain slots, whose checks take seconds, so a queue forms
+        # behind them and people who change their minds find their candidates queued.
+        # One after another, so that the submission order is the slugs' order.
+        for _ in range(self.rng.randint(1, 10)):
             self.serial += 1
             slug = f"c{self.serial:04d}"
             if self._commit(f"refs/heads/{slug}", None, f"{slug}.txt") is None:
@@ -172,6 +179,10 @@ class Soak:
                 self.counts["submitted"] += 1
                 self.queued.append(slug)
                 self.submitted.append(slug)
+        if self.rng.random() < 0.5:
+            self.withdraw()
+        if self.rng.random() < 0.5:
+            self.supersede()
 
     def _pending(self) -> list[str]:
         """The driver's candidates still queued, as the store says now."""
@@ -191,7 +202,11 @@ class Soak:
         if self._pending():
             slug = self.rng.choice(self.queued)
             self.serial += 1
-            if self._commit(f"refs/heads/{slug}", None, f"{slug}.txt") is None:
+            # A developer pushes a fix on top of the branch. (A rewrite instead would
+            # leave a candidate the integrator took first outside its own branch: a
+            # precondition_failed block, rightly, for the person's force-push.)
+            tip = git(self.repo, "rev-parse", f"refs/heads/{slug}")
+            if self._commit(f"refs/heads/{slug}", tip, f"{slug}.txt") is None:
                 return
             # Refused (exit 4) when an integrator took it meanwhile: the person's race.
             if self.cli("submit", slug).returncode == 0:
@@ -199,6 +214,12 @@ class Soak:
 
     def commit_to_main(self) -> None:
         """A person commits a new file to the checked-out main, as people do."""
+        # At a person's pace: main moving during each of max_main_retries + 1 = 4
+        # attempts of a 3 s check in a row is the documented main_moved block (the
+        # bound on a starved candidate), which commits every 3 s would provoke.
+        if time.monotonic() - self.last_main_commit < MAIN_COMMIT_GAP:
+            return
+        self.last_main_commit = time.monotonic()
         self.serial += 1
         name = f"main-{self.serial}.txt"
         (self.repo / name).write_text(f"{name}\n")
