@@ -76,7 +76,8 @@ def run(ctx: click.Context, once: bool, poll: float, concurrency: int) -> int:
         tally = loop.run(once=once)
     finally:
         presence.close()
-        applier.close()
+        # The loop's own: it takes a new one when the configuration changes.
+        loop.applier.close()
     code = EXIT_BLOCKED if tally.blocked else EXIT_OK
     result = {
         "handled": tally.handled,

@@ -289,6 +289,15 @@ class Loop:
         self.tally = self.tally.counted(outcome)
         self.reporter.settled(outcome)
 
+    def _take_new_config(self) -> None:
+        """Check the next candidates by the configuration now in force (an approved change)."""
+        old, self.applier = self.applier, self.session.applier()
+        self.applier.on_step = self._on_step
+        old.close()
+        self._engine = None
+        where = self.session.config().source or "the defaults"
+        self.reporter.note(f"configuration changed: the next candidates are checked by {where}")
+
     def _on_step(self, step: str, detail: str | None) -> None:
         if self.chaining:
             # Steps come from the links' threads and name no candidate; the
@@ -363,6 +372,8 @@ class Loop:
         self.applier.sync()
         # A person at work in main's checked-out work tree: wait before taking anything.
         self.applier.check_ready()
+        if self.session.reload_config():
+            self._take_new_config()
         try:
             outcomes = self.step(self)
         except LeaseHeld as err:

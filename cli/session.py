@@ -87,6 +87,8 @@ class Session:
     command: str = "mergegate"
     _repository: Repository | None = attrs.field(default=None, init=False)
     _config: Config | None = attrs.field(default=None, init=False)
+    #: The bytes of the configuration files ``_config`` was read from (reload_config).
+    _config_read: tuple[bytes | None, ...] = attrs.field(default=(), init=False)
     _store: Store | None = attrs.field(default=None, init=False)
     _engine: Engine | None = attrs.field(default=None, init=False)
     _handlers: list[logging.Handler] = attrs.field(factory=list, init=False)
@@ -110,8 +112,33 @@ class Session:
         if self._config is None:
             from .config import load_config  # noqa: PLC0415
 
+            self._config_read = self._config_files()
             self._config = load_config(self.repository().root)
         return self._config
+
+    def reload_config(self) -> bool:
+        """Read the configuration again if its files changed; whether they did.
+
+        ``run`` asks between candidates: an approved change to the gate
+        (``mergegate approve``) reaches the work tree when it integrates, and
+        the candidates after it are checked by it, not by what ``run`` read at
+        start. Raises ConfigError if the new configuration is broken.
+        """
+        if self._config is None or self._config_files() == self._config_read:
+            return False
+        self._config = None
+        self._engine = None
+        self.config()
+        return True
+
+    def _config_files(self) -> tuple[bytes | None, ...]:
+        from .config import CONFIG_FILE  # noqa: PLC0415
+
+        root = self.repository().root
+        return tuple(
+            (root / name).read_bytes() if (root / name).is_file() else None
+            for name in (CONFIG_FILE, "pyproject.toml")
+        )
 
     def db_target(self) -> str:
         """The store URL or SQLite path in force: ``--db``, ``MERGEGATE_DB``, else the default."""
