@@ -123,6 +123,9 @@ class Built:
     candidate: str
     commit: str
     already: bool = False
+    #: The merge changes the configuration (approved): candidates after it are to be
+    #: checked by the new one, so a chain builds nothing on it (see chain.py).
+    gate: bool = False
 
 
 def checks_failed(
@@ -519,28 +522,31 @@ class GitApplier:
         if merged.tree == base_tree and is_ancestor(self.git, read.commit, base):
             return Built(base, read.commit, base, already=True)
         held = self._config_held(key, base, merged.tree)
-        if held is not None:
+        if isinstance(held, Blocked):
             return held
         resumed = self._resumed(key, base, read.commit, merged.tree)
         if resumed is not None:
-            return Built(base, read.commit, resumed)
+            return Built(base, read.commit, resumed, gate=held)
         message = (
             f"mergegate: integrate {key.slug} ({key.branch}@{read.commit[:7]})\n\n"
             f"Candidate: {read.commit}\n"
         )
         commit = commit_tree(self.git, merged.tree, (base, read.commit), message)
-        return Built(base, read.commit, commit)
+        return Built(base, read.commit, commit, gate=held)
 
-    def _config_held(self, key: CandidateKey, base: str, tree: str) -> Blocked | None:
+    def _config_held(self, key: CandidateKey, base: str, tree: str) -> Blocked | bool:
         """``config_changed`` if the merge changes the configuration and ``key`` is not approved.
 
         Decided on the merge, before a commit is written or a check runs: the
         candidate's checks must not be the ones it brings (``merged.tree`` holds
         them), and the gate in force is the operator's until they approve.
+        Otherwise whether it changes the configuration (approved): see Built.gate.
         """
         change = config_change(self.git, self._catfile, base, tree)
-        if change is None or (self.approved is not None and self.approved(key)):
-            return None
+        if change is None:
+            return False
+        if self.approved is not None and self.approved(key):
+            return True
         return Blocked(
             BlockedReport(
                 Reason.CONFIG_CHANGED,

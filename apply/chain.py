@@ -143,7 +143,10 @@ class _Chain:
             self._fill()
             if not self.links:
                 return
-            self._settle_head()
+            if self._settle_head():
+                # An approved change of the configuration is in main now: the
+                # chain ends, and the integrator reads it before the next one.
+                return
 
     def _stopped(self) -> None:
         """Requeue every link not yet settled: none of them moved ``main``."""
@@ -161,6 +164,11 @@ class _Chain:
     def _fill(self) -> None:
         """Start candidates until the chain is N links long: thrown-away links first, in order."""
         while len(self.links) < self.concurrency:
+            last = self.links[-1].built if self.links else None
+            if isinstance(last, Built) and last.gate:
+                # Links after a change of the configuration are checked by the new one,
+                # which this integrator reads only once that change is in main.
+                return
             if self.retest:
                 again = self.retest.popleft()
                 started: Outcome | None = self.engine.start_apply(
@@ -225,28 +233,30 @@ class _Chain:
         failed = checks_failed(head.candidate.key, head.built, results)
         return head.built if failed is None else failed
 
-    def _settle_head(self) -> None:
+    def _settle_head(self) -> bool:
+        """Settle the chain's head if it can be; whether it moved a change of the configuration."""
         head = self.links[0]
         slug, seq = head.candidate.key.slug, head.candidate.seq
         result = self._result(head)
         if result is None or (self.stop.is_set() and not isinstance(result, Blocked)):
             # Stopped: the head is not moved now; run() requeues it with the rest.
-            return
+            return False
         if isinstance(result, Blocked):
             self._block(head, result.report)
-            return
+            return False
         if result.already:
             self._settled(self.engine.integrate(slug, main_sha=self.main, expected_seq=seq))
-            return
+            return False
         moved = self.applier.move(result, self.heartbeat)
         if moved is None:
             self._main_moved(head)
-            return
+            return False
         if isinstance(moved, Blocked):
             self._block(head, moved.report)
-            return
+            return False
         self._settled(self.engine.integrate(slug, main_sha=result.commit, expected_seq=seq))
         self.main = result.commit
+        return result.gate
 
     def _settled(self, outcome: Outcome) -> None:
         self.outcomes.append(outcome)

@@ -174,3 +174,20 @@ def test_the_chain_holds_a_config_edit_and_integrates_the_rest(gate: Gate) -> No
     assert states(gate) == {"c0": "integrated", "c1": "blocked", "c2": "integrated"}
     assert gate("--json", "show", "c1").doc["result"]["blocked"]["reason"] == "config_changed"
     assert sorted(gate.marks) == ["old:c0", "old:c2"]
+
+
+def test_the_chain_checks_the_links_after_an_approved_edit_by_the_new_gate(gate: Gate) -> None:
+    """run --once --concurrency 3: nothing is built on an approved config edit; later links
+    are checked by the new configuration once it is in main."""
+    gate.commit("c0", "main", "c0", {"c0.txt": "0\n"})
+    sha = _edit_gate(gate, "new", branch="c1")
+    gate.commit("c2", "main", "c2", {"c2.txt": "2\n"})
+    gate.commit("c3", "main", "c3", {"c3.txt": "3\n"})
+    for slug in ("c0", "c1", "c2", "c3"):
+        assert gate("submit", slug).code == 0
+    assert gate("approve", "c1", "--sha", sha, "--why", "reviewed").code == 0
+    ran = gate("run", "--once", "--concurrency", "3")
+    assert ran.code == 0, ran.stderr
+    assert set(states(gate).values()) == {"integrated"}
+    assert gate.marks[:2] == ["old:c0", "old:c1"], gate.marks
+    assert sorted(gate.marks[2:]) == ["new:c2", "new:c3"], gate.marks
