@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import click
 
+from mergegate.followups import one_line
 from mergegate.statemachine import InvalidInput, State, check_sha, check_slug
 
 from .app import cli, session_of
@@ -35,7 +36,17 @@ def approve(ctx: click.Context, slug: str, sha: str, why: str) -> int:
     s = session_of(ctx)
     # Checked before the store is opened: a refused approval writes nothing at all.
     check_slug(slug)
-    check_sha(sha, field="--sha")
+    try:
+        check_sha(sha, field="--sha")
+    except InvalidInput:
+        # Not resolved as submit's --sha is: an approval is for the exact change that
+        # was read, so it names it in full. The fix is a command, not an API.
+        raise InvalidInput(
+            "--sha",
+            sha,
+            "give the candidate's full sha, 40 or 64 lowercase hex digits, as the approve "
+            f"line of `mergegate show {slug}` names it",
+        ) from None
     if not why.strip():
         raise InvalidInput("--why", why, "say why the configuration change is right")
     engine = s.engine()
@@ -53,9 +64,10 @@ def approve(ctx: click.Context, slug: str, sha: str, why: str) -> int:
         "state": after.state.value,
     }
     verb = "approved" if earlier is None else "already approved"
+    # The reason and actor escaped, as withdraw's: the report stays one line.
     text = (
-        f"{verb} {slug} at {approval.sha}: {approval.why} "
-        f"(by {approval.actor} at {approval.at.isoformat()})\n"
+        f"{verb} {slug} at {approval.sha}: {one_line(approval.why)} "
+        f"(by {one_line(approval.actor)} at {approval.at.isoformat()})\n"
     )
     if before.state is State.BLOCKED and after.state is State.REMEDIATING:
         text += f"next: mergegate resume {slug}\n"

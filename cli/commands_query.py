@@ -340,7 +340,12 @@ def done(ctx: click.Context, name: str) -> int:
     }
     text = f"follow-up {record.follow_up_slug} of {slug} is done ({rule.value}): {action}\n"
     if record.status == "open":
-        text += f"next: mergegate resume {slug}\n"
+        sha = record.key.sha
+        if record.reason is Reason.CONFIG_CHANGED and s.store().approval(slug, sha) is None:
+            # An operator's approval settles this block, not the follow-up: resume refuses.
+            text += f'next: mergegate approve {slug} --sha {sha} --why "..."\n'
+        else:
+            text += f"next: mergegate resume {slug}\n"
     return emit(s.json, s.command, result, text)
 
 

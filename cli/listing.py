@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from mergegate.statemachine import TABLE, Candidate, State, Table
+from mergegate.statemachine import TABLE, Candidate, State, Table, short_sha
 from mergegate.statemachine.queueview import rank
 
 __all__ = ["Listed", "QueueRow", "queue_listing", "queue_rows", "short_span", "typical_apply"]
@@ -72,6 +72,7 @@ def queue_rows(
     now: datetime,
     typical: timedelta | None,
     follow_ups: Mapping[int, str] | None = None,
+    approvals: Mapping[int, bool] | None = None,
     table: Table = TABLE,
 ) -> list[QueueRow]:
     """``listed`` (from :func:`queue_listing`) with slot, elapsed, waiting-for and ETA.
@@ -79,9 +80,12 @@ def queue_rows(
     Estimates assume one apply at a time after the chain in flight: a queued
     candidate at position p ends about ``p`` typical applies after the last
     link in flight does. ``follow_ups`` maps a blocked candidate's id to its
-    follow-up slug, which is what it waits for.
+    follow-up slug, which is what it waits for. ``approvals`` maps a candidate
+    held for an operator's approval (``config_changed``) to whether its sha is
+    approved: that, not the follow-up, is what it waits for.
     """
     follow_ups = follow_ups or {}
+    approvals = approvals or {}
     flying = sorted(
         (c for c, _ in listed if c.state in table.leased), key=lambda c: (c.updated_at, c.id)
     )
@@ -105,7 +109,7 @@ def queue_rows(
                 pos,
                 slot,
                 max(now - c.updated_at, timedelta(0)) if active else None,
-                _waiting_for(c, pos, slot, flying, by_position, follow_ups, table),
+                _waiting_for(c, pos, slot, flying, by_position, follow_ups, approvals, table),
                 eta,
             )
         )
@@ -119,6 +123,7 @@ def _waiting_for(
     flying: Sequence[Candidate],
     by_position: Mapping[int, Candidate],
     follow_ups: Mapping[int, str],
+    approvals: Mapping[int, bool],
     table: Table,
 ) -> str | None:
     if slot is not None:
@@ -131,6 +136,13 @@ def _waiting_for(
             return f"slot {len(flying)}: {flying[-1].key.slug}"
         return "an integrator: `mergegate run` takes the queue"
     if c.state in table.carrying_blocked:
+        approved = approvals.get(c.id)
+        if approved is not None:
+            # A config_changed block: an approval of the sha settles it, not the follow-up.
+            sha = short_sha(c.key.sha)
+            return (
+                f"its resume: {sha} is approved" if approved else f"an operator's approval: {sha}"
+            )
         follow_up = follow_ups.get(c.id)
         step = "remediation" if c.state is State.REMEDIATING else "its follow-up"
         return step if follow_up is None else f"{step}: {follow_up}"

@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from mergegate.statemachine import TABLE, Lease, State, Store
+from mergegate.statemachine import TABLE, Lease, Reason, State, Store
 
 from .listing import QueueRow, queue_listing, queue_rows, typical_apply
 from .payload import candidate_json, stamp
@@ -81,14 +81,17 @@ def read_status(store: Store, now: datetime, states: Sequence[State] | None = No
     else:
         listed = queue_listing(store.candidates(), states=states, queue=store.queue())
     follow_ups = {}
+    approvals = {}
     for c, _ in listed:
         if c.state in TABLE.carrying_blocked:
             record = store.blocked_record(c.key)
             if record is not None:
                 follow_ups[c.id] = record.follow_up_slug
+                if record.reason is Reason.CONFIG_CHANGED:
+                    approvals[c.id] = store.approval(c.key.slug, c.key.sha) is not None
     seconds = store.recent_apply_seconds(RECENT_APPLIES)
     typical = typical_apply(seconds)
-    rows = queue_rows(listed, now=now, typical=typical, follow_ups=follow_ups)
+    rows = queue_rows(listed, now=now, typical=typical, follow_ups=follow_ups, approvals=approvals)
     integrator = _integrator(store.leases(), now, store.last_move_at())
     return Status(now, tuple(rows), typical, len(seconds), integrator)
 

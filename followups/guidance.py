@@ -5,9 +5,11 @@ what failed, where the evidence is, what fixes it) and ``NEXT:`` lines holding
 complete commands that, run in order from the work tree once the fix is
 committed on the branch, bring the candidate to ``integrated``: remediate (unless
 it is remediating already), mark the follow-up done, resume (which takes the
-branch's tip), apply. It reads no clock and no free-text detail, only the
-structured evidence, so the same stored facts give the same bytes: the detail
-stays in ``input.md`` and ``mergegate show``, because it may carry times.
+branch's tip), apply; for ``config_changed``, the operator's approval of the
+sha in place of remediate and done (:func:`unblock_actions`). It reads no clock
+and no free-text detail, only the structured evidence, so the same stored facts
+give the same bytes: the detail stays in ``input.md`` and ``mergegate show``,
+because it may carry times.
 """
 
 from __future__ import annotations
@@ -39,11 +41,39 @@ from .failure import fix_sentence, what_failed
 from .templates import GuidanceTemplates
 from .text import one_line
 
-__all__ = ["CODE_BLOCKED", "CODE_FOLLOWUP_FAILED", "CODE_FOLLOWUP_PENDING", "FollowUpGuide"]
+__all__ = [
+    "CODE_BLOCKED",
+    "CODE_FOLLOWUP_FAILED",
+    "CODE_FOLLOWUP_PENDING",
+    "FollowUpGuide",
+    "unblock_actions",
+]
 
 CODE_BLOCKED = "INTEGRATION_BLOCKED"
 CODE_FOLLOWUP_PENDING = "INTEGRATION_BLOCKED_FOLLOWUP_PENDING"
 CODE_FOLLOWUP_FAILED = "INTEGRATION_BLOCKED_FOLLOWUP_FAILED"
+
+
+def unblock_actions(record: BlockedRecord, *, remediating: bool = False) -> tuple[Action, ...]:
+    """The steps that settle ``record``'s block once its fix is made, in order.
+
+    A ``config_changed`` block: the operator's approval of the sha (which moves
+    the candidate to remediating, and settles the block, not the todo), resume,
+    apply. Any other: remediate (unless ``remediating`` already), mark the
+    follow-up done, resume, apply. The guidance prints them as its ``NEXT:``
+    lines (after a sync when the follow-up is not created), and the follow-up's
+    todo files print the same commands.
+    """
+    key = record.key
+    steps: list[Action] = []
+    if record.reason is Reason.CONFIG_CHANGED:
+        steps.append(Approve(key.slug, key.sha))
+    else:
+        if not remediating:
+            steps.append(Remediate(key.slug))
+        steps.append(MarkDone(key.slug, record.follow_up_slug))
+    steps.extend((Resume(key.slug, key.branch, key.sha), Apply(key.slug)))
+    return tuple(steps)
 
 
 def _check_label(_instance: object, _attribute: object, value: str) -> None:
@@ -123,15 +153,7 @@ class FollowUpGuide:
                     f"could not be created: {error}"
                 )
                 actions.append(Sync())
-        if record.reason is Reason.CONFIG_CHANGED:
-            # The operator's approval settles it (and moves it to remediating);
-            # nothing on the branch needs to change, so there is no todo to finish.
-            actions.append(Approve(key.slug, key.sha))
-        else:
-            if candidate.state is not State.REMEDIATING:
-                actions.append(Remediate(key.slug))
-            actions.append(MarkDone(key.slug, fu))
-        actions.extend((Resume(key.slug, key.branch, key.sha), Apply(key.slug)))
+        actions.extend(unblock_actions(record, remediating=candidate.state is State.REMEDIATING))
         facts = (where, failed, evidence, fix_sentence(record.reason, key))
         return Guidance(
             code=code,

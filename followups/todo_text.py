@@ -10,8 +10,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from mergegate.statemachine import BlockedRecord, BlockedReport, CheckResult, InvalidInput, Reason
+from mergegate.statemachine import (
+    Action,
+    Approve,
+    BlockedRecord,
+    BlockedReport,
+    CheckResult,
+    InvalidInput,
+    MarkDone,
+    Reason,
+    Remediate,
+    Resume,
+)
 
+from .guidance import unblock_actions
 from .templates import GuidanceTemplates
 from .text import code_span, fenced, yaml_quoted
 
@@ -126,10 +138,42 @@ def _evidence(report: BlockedReport) -> str:
     return "\n".join(parts)
 
 
+def _command(action: Action, record: BlockedRecord, t: GuidanceTemplates) -> str:
+    return t.render(action, record.key, record.follow_up_slug)
+
+
 def _next_lines(record: BlockedRecord, t: GuidanceTemplates) -> str:
-    """The commands the guidance prints as ``NEXT:`` lines, in the same order."""
-    key, fu = record.key, record.follow_up_slug
-    return "\n".join(t.command(n, key, fu) for n in ("remediate", "done", "resume", "apply"))
+    """The commands the guidance prints as ``NEXT:`` lines (of a blocked candidate whose
+    follow-up exists), in the same order: the same actions, through the same templates."""
+    return "\n".join(_command(a, record, t) for a in unblock_actions(record))
+
+
+def _approval(reason: Reason) -> bool:
+    """Whether an operator's approval, not the follow-up, settles a block of ``reason``."""
+    return reason is Reason.CONFIG_CHANGED
+
+
+def _code_fix(record: BlockedRecord) -> str:
+    """Where a fix to the code goes; nothing for a block the branch needs no change for."""
+    if _approval(record.reason):
+        return ""
+    return f" A fix to the code is a new commit on the branch {code_span(record.key.branch)}."
+
+
+def _run_intent(record: BlockedRecord) -> str:
+    """What the commands of input.md do, in the words of step 2."""
+    if _approval(record.reason):
+        return (
+            "2. Once an operator has read the change, run these commands in order, from "
+            "the repository's work tree, with the operator's own reason in place of the "
+            "`...`: they log the approval of this exact sha (which settles the block; this "
+            "follow-up needs no marking), resume the candidate and retry its integration.\n\n"
+        )
+    return (
+        "2. Run these commands in order, from the repository's work tree: they start "
+        "the remediation, mark this follow-up done, resume the candidate at the "
+        "branch's tip and retry its integration.\n\n"
+    )
 
 
 def _input_md(record: BlockedRecord, report: BlockedReport, t: GuidanceTemplates) -> str:
@@ -145,11 +189,9 @@ def _input_md(record: BlockedRecord, report: BlockedReport, t: GuidanceTemplates
         f"Detail:\n\n{detail}\n"
         f"## Evidence\n\n{_evidence(report)}\n"
         "## Unblock intent\n\n"
-        f"1. {_WHAT_TO_DO[report.reason]} A fix to the code is a new commit on the "
-        f"branch {code_span(key.branch)}.\n"
-        "2. Run these commands in order, from the repository's work tree: they start "
-        "the remediation, mark this follow-up done, resume the candidate at the "
-        "branch's tip and retry its integration.\n\n" + fenced(_next_lines(record, t), "sh")
+        f"1. {_WHAT_TO_DO[report.reason]}{_code_fix(record)}\n"
+        + _run_intent(record)
+        + fenced(_next_lines(record, t), "sh")
     )
 
 
@@ -190,31 +232,59 @@ def _requirements(
     record: BlockedRecord, report: BlockedReport, sections: Mapping[str, str] = _NONE
 ) -> str:
     key = record.key
+    settled = (
+        "- [ ] R3: An operator's approval of this exact sha is logged (`mergegate approve`).\n"
+        if _approval(report.reason)
+        else "- [ ] R3: The follow-up is marked done (`mergegate followups done`).\n"
+    )
     return (
         f"# Requirements: {record.follow_up_slug}\n\n"
         f"Unblock the integration of {code_span(key.slug)} (branch {code_span(key.branch)} "
         f"at {code_span(key.sha[:7])}), blocked by {code_span(report.reason.value)}.\n\n"
         "- [ ] R1: The cause recorded in `input.md` is resolved.\n"
         "- [ ] R2: The candidate's checks pass on the branch merged with the current `main`.\n"
-        "- [ ] R3: The follow-up is marked done (`mergegate followups done`).\n"
+        + settled
         + _sections(sections)
     )
 
 
+def _step(action: Action) -> str:
+    """What the implementation plan calls the step ``action`` takes."""
+    if isinstance(action, Remediate):
+        return "Start the remediation"
+    if isinstance(action, MarkDone):
+        return "Mark the follow-up done"
+    if isinstance(action, Approve):
+        return "An operator approves this exact sha, with their reason in place of the `...`"
+    if isinstance(action, Resume):
+        return "Resume at the branch's tip"
+    return "Retry"
+
+
 def _plan(record: BlockedRecord, report: BlockedReport, t: GuidanceTemplates) -> str:
-    key, fu = record.key, record.follow_up_slug
-    return (
-        f"# Implementation plan: {fu}\n\n"
-        f"- [ ] Start the remediation: {code_span(t.command('remediate', key, fu))}\n"
-        "- [ ] Read the evidence in `input.md`.\n"
-        f"- [ ] {_WHAT_TO_DO[report.reason]}\n"
-        f"- [ ] Mark the follow-up done: {code_span(t.command('done', key, fu))}\n"
-        f"- [ ] Resume at the branch's tip: {code_span(t.command('resume', key, fu))}\n"
-        f"- [ ] Retry: {code_span(t.command('apply', key, fu))}\n"
+    steps = [f"# Implementation plan: {record.follow_up_slug}\n\n"]
+    work: tuple[str, ...] = (
+        "- [ ] Read the evidence in `input.md`.\n",
+        f"- [ ] {_WHAT_TO_DO[report.reason]}\n",
     )
+    for action in unblock_actions(record):
+        if not isinstance(action, Remediate) and work:
+            # The work comes after the remediation starts, before the first step that ends it.
+            steps.extend(work)
+            work = ()
+        steps.append(f"- [ ] {_step(action)}: {code_span(_command(action, record, t))}\n")
+    return "".join(steps)
 
 
 def _checklist(record: BlockedRecord) -> str:
+    if _approval(record.reason):
+        return (
+            f"# Quality checklist: {record.follow_up_slug}\n\n"
+            "- [ ] The configuration diff in `input.md` is read in full.\n"
+            "- [ ] Every change it makes to the checks and the commands is intended.\n"
+            "- [ ] No unrelated change rides along with it.\n"
+            "- [ ] The approval is of the sha that was read, and says why in its own words.\n"
+        )
     return (
         f"# Quality checklist: {record.follow_up_slug}\n\n"
         "- [ ] The fix addresses the recorded cause, not only its symptom.\n"
@@ -227,11 +297,19 @@ def _checklist(record: BlockedRecord) -> str:
 def _demo(record: BlockedRecord, t: GuidanceTemplates) -> str:
     key, fu = record.key, record.follow_up_slug
     show = t.command("show", key, fu)
-    return (
-        f"# Demo: {fu}\n\n"
-        f"Commit the fix on the branch {code_span(key.branch)}, then run, in order, the "
-        "commands the guidance prints; the last one shows the candidate `integrated`.\n\n"
-        + fenced(f"{_next_lines(record, t)}\n{show}", "sh")
+    if _approval(record.reason):
+        first = (
+            f"The branch {code_span(key.branch)} needs no change. Once an operator has read "
+            "the configuration diff in `input.md`, run, in order, the commands the guidance "
+            "prints, with the operator's own reason in place of the `...`"
+        )
+    else:
+        first = (
+            f"Commit the fix on the branch {code_span(key.branch)}, then run, in order, the "
+            "commands the guidance prints"
+        )
+    return f"# Demo: {fu}\n\n{first}; the last one shows the candidate `integrated`.\n\n" + fenced(
+        f"{_next_lines(record, t)}\n{show}", "sh"
     )
 
 
@@ -241,11 +319,20 @@ def _state_yaml(
     key = record.key
     extras = "".join(f"{name}: {yaml_quoted(extra[name])}\n" for name in sorted(extra))
 
+    if _approval(report.reason):
+        head = (
+            "# The follow-up's state. An operator's approval of this sha (`mergegate approve`)\n"
+            "# settles this block, not this file: resume refuses to retry the candidate\n"
+            "# before the approval is logged.\n"
+        )
+    else:
+        head = (
+            f"# The follow-up's state. `mergegate followups done {record.follow_up_slug}` sets\n"
+            "# status to done for the latest block once the remediation is finished: resume\n"
+            "# refuses to retry the candidate before that (unless it is forced).\n"
+        )
     return (
-        f"# The follow-up's state. `mergegate followups done {record.follow_up_slug}` sets\n"
-        "# status to done for the latest block once the remediation is finished: resume\n"
-        "# refuses to retry the candidate before that (unless it is forced).\n"
-        f"status: {STATE_OPEN}\n"
+        head + f"status: {STATE_OPEN}\n"
         f"follow_up: {yaml_quoted(record.follow_up_slug)}\n"
         f"reason: {yaml_quoted(report.reason.value)}\n"
         "source:\n"

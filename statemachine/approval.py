@@ -7,7 +7,8 @@ for all those after it. So the applier holds such a candidate as
 that exact sha. :func:`approve` checks and logs the approval and moves a
 candidate held for it to ``remediating``, so that ``resume`` is the next step;
 :func:`approval_missing` is what ``resume`` asks instead of the follow-up's
-resolver: an approval, not a todo, settles a ``config_changed`` block.
+resolver: an approval, not a todo, settles a ``config_changed`` block, so its
+refusal names ``mergegate approve`` and never a forced resume.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from .errors import InvalidInput
+from .errors import FollowUpNotResolved, InvalidInput
 from .ledger import Approval
 from .records import BlockedRecord, Candidate, Outcome, Reason
 from .states import State
@@ -85,12 +86,21 @@ def approve(
     return approval
 
 
-def approval_missing(store: Store, record: BlockedRecord) -> str | None:
-    """Why ``record``'s ``config_changed`` block is not settled yet, or ``None`` once approved."""
+def approval_missing(store: Store, record: BlockedRecord) -> FollowUpNotResolved | None:
+    """``resume``'s refusal of ``record``'s ``config_changed`` block, or ``None`` once approved.
+
+    The refusal names the approval as the only fix: a resume forced past it
+    (``force_reason``) is held as ``config_changed`` again by the next apply.
+    """
     key = record.key
     if store.approval(key.slug, key.sha) is not None:
         return None
-    return (
-        f"its configuration change at {key.sha} is not approved; an operator approves it "
-        f"with: mergegate approve {key.slug} --sha {key.sha} --why TEXT"
+    return FollowUpNotResolved(
+        key,
+        record.follow_up_slug,
+        f"its configuration change at {key.sha} is not approved",
+        fix=(
+            f"an operator reads the change and approves it with: "
+            f"mergegate approve {key.slug} --sha {key.sha} --why TEXT"
+        ),
     )

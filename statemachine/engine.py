@@ -669,11 +669,13 @@ class Engine(Calls):
             return
         if record.reason is Reason.CONFIG_CHANGED:
             # An operator's approval of the sha settles it, not the follow-up todo.
-            why = approval_missing(self.store, record)
+            refused = approval_missing(self.store, record)
+            if refused is not None:
+                raise refused
         else:
             why = self.resolver.unresolved_reason(record)
-        if why is not None:
-            raise FollowUpNotResolved(candidate.key, record.follow_up_slug, why)
+            if why is not None:
+                raise FollowUpNotResolved(candidate.key, record.follow_up_slug, why)
         mark = getattr(tx, "mark_resolved", None)  # a store that records the resolved time
         if mark is not None:
             mark(candidate.key, at)

@@ -162,13 +162,23 @@ class FollowUpNotResolved(MergegateError, RuntimeError):
     candidate: NamedCandidate
     follow_up_slug: str | None
 
-    def __init__(self, candidate: NamedCandidate, follow_up_slug: str | None, why: str) -> None:
-        super().__init__(
+    def __init__(
+        self,
+        candidate: NamedCandidate,
+        follow_up_slug: str | None,
+        why: str,
+        *,
+        fix: str | None = None,
+    ) -> None:
+        # ``fix`` replaces the follow-up's remedy for a block the follow-up does not
+        # settle (config_changed: an approval does, and a forced resume is held again).
+        message = (
             f"follow-up {follow_up_slug} of {candidate} is not resolved ({why}); "
-            "finish it, or resume with force and a reason",
-            candidate=candidate,
-            follow_up_slug=follow_up_slug,
+            "finish it, or resume with force and a reason"
+            if fix is None
+            else f"{candidate} cannot resume: {why}; {fix}"
         )
+        super().__init__(message, candidate=candidate, follow_up_slug=follow_up_slug)
 
 
 class LeaseHeld(MergegateError, RuntimeError):

@@ -238,11 +238,6 @@ def test_an_approval_does_not_leak_to_a_new_sha_or_another_slug(team: Team) -> N
     assert team.marks == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a config_changed follow-up's input.md (and demo.md) lists remediate/done/resume/apply; "
-    "resume is refused (exit 4) without an approval, unlike the NEXT lines",
-)
 def test_the_todo_commands_of_a_config_changed_block_run_verbatim(team: Team) -> None:
     """input.md's command block for a config_changed block runs verbatim with bash -e."""
     team.gate_edit("gate-edit")
@@ -257,11 +252,6 @@ def test_the_todo_commands_of_a_config_changed_block_run_verbatim(team: Team) ->
     assert team.state("gate-edit") == "integrated"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="resume's refusal of an unapproved config_changed block suggests resuming with force, "
-    "which only holds it again",
-)
 def test_resume_refusal_of_an_unapproved_gate_edit_does_not_suggest_force(team: Team) -> None:
     """The refusal names approve as the fix, not --force (which cannot settle config_changed)."""
     team.gate_edit("gate-edit")
@@ -361,10 +351,6 @@ def test_run_does_not_rerun_the_checks_while_main_work_tree_is_dirty(team: Team)
     assert [m["event"] for m in moves] == ["submit"], moves
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`list` says a config_changed block waits for its follow-up; an approval settles it",
-)
 def test_list_says_a_config_changed_block_waits_for_an_approval(team: Team) -> None:
     """WAITING FOR of a held gate edit names the approval, not the follow-up todo."""
     team.gate_edit("gate-edit")
@@ -375,10 +361,6 @@ def test_list_says_a_config_changed_block_waits_for_an_approval(team: Team) -> N
     assert "approv" in waiting, waiting
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="approve's short-sha error names a Python function (mergegate.apply.resolve_sha)",
-)
 def test_a_short_sha_error_names_a_fix_a_cli_user_can_run(team: Team) -> None:
     """approve --sha ABBREV: the one-line error names a command, not a Python API."""
     sha = team.gate_edit("gate-edit")
@@ -389,10 +371,6 @@ def test_a_short_sha_error_names_a_fix_a_cli_user_can_run(team: Team) -> None:
     assert "mergegate.apply" not in done.stderr, done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="approve prints a newline in --why raw, breaking its one-line report; withdraw escapes",
-)
 def test_approve_with_a_multiline_why_prints_one_line(team: Team) -> None:
     """A --why with a newline is shown escaped, as withdraw shows it: the report stays one line."""
     sha = team.gate_edit("gate-edit")
