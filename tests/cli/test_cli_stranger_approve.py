@@ -264,11 +264,6 @@ def test_resume_refusal_of_an_unapproved_gate_edit_does_not_suggest_force(team: 
     assert "force" not in refused.stderr, refused.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an integrator process keeps the gate it read at start: candidates after an approved "
-    "gate edit in the same `run` skip the new check",
-)
 def test_run_once_applies_the_new_gate_to_candidates_after_the_approved_edit(team: Team) -> None:
     """One run --once: the pre-approved gate edit integrates, then later runs the new check."""
     sha = team.gate_edit("g")
@@ -282,10 +277,6 @@ def test_run_once_applies_the_new_gate_to_candidates_after_the_approved_edit(tea
     assert "new:later" in team.marks, team.marks
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a `mergegate run` daemon keeps the gate it read at start; nothing says to restart it",
-)
 def test_a_running_daemon_gates_later_candidates_with_the_approved_new_check(team: Team) -> None:
     """Daemon up: the edit is held, NEXT lines integrate it, the next one runs the new check."""
     team.gate_edit("g")
