@@ -165,3 +165,41 @@ def test_tutorial_runs_with_its_own_install(tmp_path: Path) -> None:
     assert outputs.get(1, "").startswith("mergegate "), (outputs, stderr)
     path = f"{home / 'mergegate-venv' / 'bin'}{os.pathsep}{os_path}"
     _check_story(home, path, outputs, stderr, code)
+
+
+# Started before step 8 and stopped after it, around the tutorial's own blocks: an
+# integrator up all day, as a team runs it. Stopped only once it integrated the
+# candidate (a stop during its check would requeue it), and it must exit 0.
+_RUN_UP = """mergegate run --poll 0.1 > ../run.log 2>&1 &
+RUN_PID=$!
+for i in $(seq 1 100); do grep -q "queue empty" ../run.log && break; sleep 0.1; done
+grep -q "queue empty" ../run.log
+"""
+_RUN_DOWN = """state() {
+  mergegate --json show new-greeting |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["result"]["candidate"]["state"])'
+}
+for i in $(seq 1 300); do [ "$(state)" = integrated ] && break; sleep 0.1; done
+kill -TERM "$RUN_PID"
+wait "$RUN_PID"
+cat ../run.log
+"""
+
+
+def test_tutorial_next_lines_run_verbatim_while_run_is_up(tmp_path: Path) -> None:
+    """Step 8's NEXT lines, run verbatim while `mergegate run` is up, succeed and integrate."""
+    home = tmp_path / "home"
+    home.mkdir()
+    path = _shim(tmp_path / "bin")
+    steps = [b for b in blocks() if not b.install]
+    # Block 8 is step 8, "Follow the NEXT lines" (block 1 is the install).
+    before = [b for b in steps if b.number < 8]
+    after = [b for b in steps if b.number >= 8]
+    up, down = Block(100, _RUN_UP, False), Block(101, _RUN_DOWN, False)
+    outputs, stderr, code = _run([*before, up, *after[:1], down, *after[1:]], home, path)
+    assert code == 0, (outputs, stderr)
+    # Each NEXT line went through beside the integrator: apply answered, it did not race.
+    assert "the integrator" in outputs[8], outputs[8]
+    assert "new-greeting" in outputs[101], outputs[101]
+    assert "integrated" in outputs[101], outputs[101]
+    _check_story(home, path, {n: outputs.get(n, "") for n in range(2, 10)}, stderr, code)
