@@ -56,6 +56,23 @@ class ConfigError(MergegateError, ValueError):
         super().__init__(f"{path}: {key}: {problem}", path=path, key=key)
 
 
+class ConfigBrokenInRun(ConfigError):
+    """The configuration changed under a running ``run`` and cannot be read: it waits.
+
+    Nothing is taken meanwhile (a gate other than the file's would decide), and
+    the edit is usually a person's, half done; at start-up the same is fatal.
+    """
+
+    def __init__(self, err: ConfigError) -> None:
+        ConfigError.__init__(
+            self,
+            err.path,
+            err.key,
+            f"{str(err).split(': ', 2)[-1]} (the configuration changed under run, which takes "
+            "nothing until it reads again)",
+        )
+
+
 class HeldByBlocked(DuplicateCandidate):
     """``submit`` of a slug that is blocked at another sha: the error names the commands."""
 

@@ -56,6 +56,7 @@ from mergegate.statemachine import (
     on_event,
 )
 
+from .errors import ConfigBrokenInRun, ConfigError
 from .progress import Tally
 from .recovery import recover_now
 from .standby import Backoff, ordinary
@@ -372,7 +373,11 @@ class Loop:
         self.applier.sync()
         # A person at work in main's checked-out work tree: wait before taking anything.
         self.applier.check_ready()
-        if self.session.reload_config():
+        try:
+            changed = self.session.reload_config()
+        except ConfigError as err:
+            raise ConfigBrokenInRun(err) from err
+        if changed:
             self._take_new_config()
         try:
             outcomes = self.step(self)

@@ -122,13 +122,17 @@ class Session:
         ``run`` asks between candidates: an approved change to the gate
         (``mergegate approve``) reaches the work tree when it integrates, and
         the candidates after it are checked by it, not by what ``run`` read at
-        start. Raises ConfigError if the new configuration is broken.
+        start. Raises ConfigError, and keeps the configuration it had, if the
+        new one is broken.
         """
-        if self._config is None or self._config_files() == self._config_read:
+        files = self._config_files()
+        if self._config is None or files == self._config_read:
             return False
-        self._config = None
-        self._engine = None
-        self.config()
+        from .config import load_config  # noqa: PLC0415
+
+        # Read before anything is forgotten: a broken file changes nothing here.
+        config = load_config(self.repository().root)
+        self._config, self._config_read, self._engine = config, files, None
         return True
 
     def _config_files(self) -> tuple[bytes | None, ...]:

@@ -32,7 +32,7 @@ from mergegate.statemachine import (
     StoreError,
 )
 
-from .errors import ConfigError, NotARepository, StoreLost
+from .errors import ConfigBrokenInRun, ConfigError, NotARepository, StoreLost
 
 __all__ = ["STORE_PATIENCE", "Backoff", "ordinary"]
 
@@ -61,10 +61,11 @@ def _busy_store(err: StoreError) -> bool:
 
 def ordinary(err: BaseException) -> bool:
     """Whether ``err`` is an ordinary event of a shared host, to be waited out."""
-    # A checked-out main that changed under a move is a person at work: waited out.
-    return isinstance(err, _ORDINARY) and (
-        isinstance(err, CheckoutInUse) or not isinstance(err, _FATAL)
-    )
+    # A checked-out main that changed under a move, or a configuration edited under
+    # run, is a person at work: waited out, though the same found at start-up is fatal.
+    if isinstance(err, CheckoutInUse | ConfigBrokenInRun):
+        return True
+    return isinstance(err, _ORDINARY) and not isinstance(err, _FATAL)
 
 
 @attrs.define

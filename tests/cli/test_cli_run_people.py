@@ -497,3 +497,25 @@ def test_a_person_editing_the_checked_out_main_makes_run_wait_not_block(scratch:
     assert proc.returncode == 0, out + err
     assert not list((team / "todos").rglob("*.md")), "an innocent candidate got a follow-up"
     assert (team / "other.txt").read_text() == "other\n"
+
+
+def test_a_configuration_broken_under_run_is_waited_for_not_fatal(scratch: Scratch) -> None:
+    """A half-done edit of mergegate.toml under a running run: it waits, then goes on."""
+    config = scratch.bare / "mergegate.toml"
+    config.write_text("lease_ttl = 30\n")
+    proc = _spawn(scratch, "run", "--poll", "0.1")
+    try:
+        read_until(proc, "queue empty")
+        config.write_text("lease_ttl = 30\nnot_a_key = 1\n")  # a person saved mid-edit
+        seen = read_until(proc, "waiting:", timeout=30)
+        assert "not_a_key" in seen[-1], seen
+        assert "changed under run" in seen[-1], seen
+        assert proc.poll() is None, "run ended on a configuration edited under it"
+        config.write_text("lease_ttl = 30\n")
+        assert scratch("submit", "add-docs").code == 0
+        read_until(proc, "integrated", timeout=60)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, out, err = watch(proc).finish(60)
+    assert proc.returncode == 0, out + err
+    assert states(scratch)["add-docs"] == "integrated"
