@@ -200,6 +200,10 @@ class GitApplier:
     #: configuration (``Store.approval``); ``None``: no change is approved, so every
     #: candidate that changes it is held as ``config_changed`` (see configguard.py).
     approved: Callable[[CandidateKey], bool] | None = attrs.field(default=None, kw_only=True)
+    #: A checked-out ``main`` with changes is not refused when the applier is made
+    #: (MainCheckedOut): the caller waits for it through :meth:`check_ready`. For a
+    #: long-lived integrator (``run``), which a person's edit must not stop.
+    checkout_waits: bool = attrs.field(default=False, kw_only=True)
     git: Git = attrs.field(init=False)
     _root: Path = attrs.field(init=False)
     _common: Path = attrs.field(init=False)
@@ -241,7 +245,7 @@ class GitApplier:
                     # Held for a moment by a person's git: the move checks it
                     # again under the lock, and waits then if it must.
                     problem = None
-                if problem is not None:
+                if problem is not None and not self.checkout_waits:
                     raise MainCheckedOut(str(self.repo), str(tree.path), self.main_branch, problem)
                 self._checkout = checkout
         if self.remote is not None:

@@ -57,7 +57,8 @@ def run(ctx: click.Context, once: bool, poll: float, concurrency: int) -> int:
         # The log says which integrator made each move, not which login started it.
         s.actor = f"run:{socket.gethostname()}:{os.getpid()}"
     s.engine()
-    applier = s.applier()
+    # A person's edit in the checked-out main, even at start (a restart), is waited out.
+    applier = s.applier(checkout_waits=True)
     # With --json, stdout carries the one summary document; progress goes to stderr.
     reporter = PlainReporter(sys.stderr) if s.json else reporter_for()
     loop = Loop(

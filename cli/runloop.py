@@ -292,7 +292,7 @@ class Loop:
 
     def _take_new_config(self) -> None:
         """Check the next candidates by the configuration now in force (an approved change)."""
-        old, self.applier = self.applier, self.session.applier()
+        old, self.applier = self.applier, self.session.applier(checkout_waits=True)
         self.applier.on_step = self._on_step
         old.close()
         self._engine = None

@@ -306,8 +306,12 @@ class Session:
             return RoadmapGoneResolver(config.roadmap)
         return StateFileResolver(config.todos, boundary=config.repo)
 
-    def applier(self) -> GitApplier:
-        """The git applier on the repository, with the configured checks."""
+    def applier(self, *, checkout_waits: bool = False) -> GitApplier:
+        """The git applier on the repository, with the configured checks.
+
+        ``checkout_waits``: a checked-out ``main`` a person is editing is waited
+        for (``run``), not refused at once (a one-shot command).
+        """
         from mergegate.apply import GitApplier  # noqa: PLC0415
 
         config = self.config()
@@ -328,6 +332,7 @@ class Session:
             # Read from the store at each apply (through the session, which may
             # have reopened it): `mergegate approve` beside a running integrator counts.
             approved=lambda key: self.store().approval(key.slug, key.sha) is not None,
+            checkout_waits=checkout_waits,
         )
         if config.buildbot is not None or config.checks:
             from .cirunner import check_runner  # noqa: PLC0415  (only an apply needs it)

@@ -519,3 +519,21 @@ def test_a_configuration_broken_under_run_is_waited_for_not_fatal(scratch: Scrat
         _, out, err = watch(proc).finish(60)
     assert proc.returncode == 0, out + err
     assert states(scratch)["add-docs"] == "integrated"
+
+
+def test_run_started_on_a_checked_out_main_being_edited_waits(scratch: Scratch) -> None:
+    """run (re)started while a person edits the checked-out main: it waits, then integrates."""
+    team = _team_clone(scratch, "add-docs")
+    (team / "README.md").write_text("# greeter, being edited\n")
+    proc = _spawn_in(team, "run", "--poll", "0.1")
+    try:
+        seen = read_until(proc, "waiting:", timeout=30)
+        assert "checked out" in seen[-1], seen
+        assert proc.poll() is None, "run ended on a person's edit"
+        subprocess.run(["git", "-C", str(team), "checkout", "--", "README.md"], check=True)
+        read_until(proc, "integrated", timeout=60)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, out, err = watch(proc).finish(60)
+    assert proc.returncode == 0, out + err
+    assert not list((team / "todos").rglob("*.md")), "an innocent candidate got a follow-up"
