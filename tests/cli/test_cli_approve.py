@@ -177,8 +177,7 @@ def test_the_chain_holds_a_config_edit_and_integrates_the_rest(gate: Gate) -> No
 
 
 def test_the_chain_checks_the_links_after_an_approved_edit_by_the_new_gate(gate: Gate) -> None:
-    """run --once --concurrency 3: nothing is built on an approved config edit; later links
-    are checked by the new configuration once it is in main."""
+    """run --once --concurrency 3: links after an approved config edit run the new checks."""
     gate.commit("c0", "main", "c0", {"c0.txt": "0\n"})
     sha = _edit_gate(gate, "new", branch="c1")
     gate.commit("c2", "main", "c2", {"c2.txt": "2\n"})
