@@ -4,10 +4,13 @@ throw-away schema on it, and the one ``store`` fixture every suite builds stores
 from __future__ import annotations
 
 import gc
+import json
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -17,6 +20,7 @@ from mergegate.statemachine import Store
 
 # The session's git daemon (tests/gitserver.py), for every suite that needs a real remote.
 from .gitserver import git_server  # noqa: F401  (a fixture, used by name)
+from .tally import LAST_RUN, TALLY
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -151,3 +155,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if twins:
         config.hook.pytest_deselected(items=twins)
         items[:] = [item for item in items if item not in twins]
+
+
+# -- the reliability figures, added up over the run (and its xdist workers) ----
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Write the reliability counters of this run; an xdist worker hands its own over instead."""
+    worker_output = getattr(session.config, "workeroutput", None)
+    if worker_output is not None:
+        worker_output["reliability_tally"] = dict(TALLY)
+        return
+    if TALLY:
+        data = {"finished_at": datetime.now(UTC).isoformat(timespec="seconds"), **TALLY}
+        LAST_RUN.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """Under pytest-xdist: add a finished worker's counters to the run's."""
+    TALLY.update(getattr(node, "workeroutput", {}).get("reliability_tally", {}))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the reliability counters under the test results."""
+    if TALLY:
+        terminalreporter.section("reliability figures")
+        for name in sorted(TALLY):
+            terminalreporter.write_line(f"{name:48} {TALLY[name]}")

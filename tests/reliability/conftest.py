@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import json
 import os
 import random
 import signal
@@ -40,14 +39,12 @@ from mergegate.persistence import open_store
 from mergegate.statemachine import Engine, FollowUpState, State, Store
 
 from ..procio import LiveOutput
+from ..tally import TALLY
 
 HERE = Path(__file__).resolve().parent
 DRIVER = HERE / "driver.py"
 WORKERS = HERE / "workers.py"
-LAST_RUN = HERE / ".last-run.json"
 LEASE_TTL = 0.4
-
-TALLY: Counter[str] = Counter()
 
 
 def _load_driver() -> ModuleType:
@@ -74,21 +71,6 @@ make_commit: MakeCommit = driver.make_commit
 def tally() -> Counter[str]:
     """The session's counters (kills, races, faults, hostile inputs, lost, duplicated)."""
     return TALLY
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Write the counters of this run, if the suite ran at all."""
-    if TALLY:
-        data = {"finished_at": datetime.now(UTC).isoformat(timespec="seconds"), **TALLY}
-        LAST_RUN.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Print the counters under the test results."""
-    if TALLY:
-        terminalreporter.section("reliability figures")
-        for name in sorted(TALLY):
-            terminalreporter.write_line(f"{name:48} {TALLY[name]}")
 
 
 # -- PostgreSQL ----------------------------------------------------------------
