@@ -10,6 +10,11 @@ import pytest
 
 from .conftest import MakeScratch, Scratch, _env, states, watch
 
+#: PostgreSQL's change feed shows nothing past the cluster's oldest running write
+#: transaction (persistence/feed.py), however unrelated, so these run after the
+#: parallel phase of CI, alone (tox.ini, marker ``serial``).
+pytestmark = pytest.mark.serial
+
 # A poll far longer than the test waits: only the feed's wake-up can start the apply in time.
 POLL = "600"
 WAKE_BOUND = 60.0

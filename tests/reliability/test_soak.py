@@ -65,6 +65,8 @@ class Soak:
         self.submitted: list[str] = []
         self.seeded = False
         self.last_main_commit = 0.0
+        #: Stops of an integrator while each candidate was applying (see _may_interrupt).
+        self.interruptions: Counter[str] = Counter()
         self._commit("refs/heads/main", None, "seed.txt")
         self.seeded = True
         # The seed was written behind the work tree's back: check it out, clean.
@@ -260,9 +262,24 @@ class Soak:
         """An IDE or a slow `git status` holding the work tree's index for a while."""
         self._hold(self.gitdir / "index.lock", "index.lock holds")
 
+    def _may_interrupt(self) -> bool:
+        """Whether stopping an integrator now could not make a third interruption in a row.
+
+        Three interruptions in a row of one candidate block it (``apply_interrupted``:
+        it may be what kills its integrator). People who stopped the integrator twice
+        during one candidate look before a third time; so does the driver. It counts
+        every candidate applying at each stop, whichever integrator holds it.
+        """
+        applying = [slug for slug, state in self.states().items() if state == "applying"]
+        if any(self.interruptions[slug] >= 2 for slug in applying):
+            self.counts["stops held back"] += 1
+            return False
+        self.interruptions.update(applying)
+        return True
+
     def stall(self) -> None:
         live = self.live()
-        if live:
+        if live and self._may_interrupt():
             proc = self.rng.choice(live)
             proc.send_signal(signal.SIGSTOP)
             time.sleep(self.rng.uniform(0.5, 4.5))
@@ -271,7 +288,7 @@ class Soak:
 
     def kill(self) -> None:
         live = self.live()
-        if live:
+        if live and self._may_interrupt():
             proc = self.rng.choice(live)
             self.killed.add(proc.pid)
             proc.kill()
