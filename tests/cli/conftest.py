@@ -230,3 +230,17 @@ def read_until(
     Fails with every line seen on stdout and stderr (see tests/procio.py for why not select()).
     """
     return watch(proc).wait_for(needle, count=count, timeout=timeout)
+
+
+def spawn(s: Scratch, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """``mergegate --repo BARE ARGS`` started in the background, its pipes for watch()."""
+    full = _env()
+    full.update(env or {})
+    return subprocess.Popen(
+        [sys.executable, "-m", "mergegate.cli", "--repo", str(s.bare), *args],
+        cwd=s.root,
+        env=full,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

@@ -7,7 +7,6 @@ import os
 import pty
 import re
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ..procio import LiveOutput, wait_until
-from .conftest import MakeScratch, Result, Scratch, _env, git, read_until, states, watch
+from .conftest import MakeScratch, Result, Scratch, _env, git, read_until, spawn, states, watch
 
 # A check that sleeps while the SLOW variable names an existing file, so a test
 # can stall an apply in its check and release it again.
@@ -25,19 +24,6 @@ name = "slow-gate"
 argv = 'while [ -n "$SLOW" ] && [ -e "$SLOW" ]; do sleep 0.05; done'
 shell = true
 """
-
-
-def _spawn(s: Scratch, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    full = _env()
-    full.update(env or {})
-    return subprocess.Popen(
-        [sys.executable, "-m", "mergegate.cli", "--repo", str(s.bare), *args],
-        cwd=s.root,
-        env=full,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def _show(s: Scratch, slug: str, *db: str) -> dict[str, object]:
@@ -140,7 +126,7 @@ def test_run_killed_mid_apply_is_taken_over_at_once(scratch: Scratch, tmp_path: 
         assert scratch("submit", slug).code == 0
     flag = tmp_path / "stall"
     flag.write_text("")
-    first = _spawn(scratch, "run", env={"SLOW": str(flag)})
+    first = spawn(scratch, "run", env={"SLOW": str(flag)})
     with watch(first) as live:
         live.wait_for("check slow-gate")
         live.kill()
@@ -166,7 +152,7 @@ def test_sigterm_during_a_check_releases_the_candidate(scratch: Scratch, tmp_pat
         assert scratch("submit", slug).code == 0
     flag = tmp_path / "stall"
     flag.write_text("")
-    proc = _spawn(scratch, "run", env={"SLOW": str(flag)})
+    proc = spawn(scratch, "run", env={"SLOW": str(flag)})
     read_until(proc, "check slow-gate")
     began = time.monotonic()
     proc.send_signal(signal.SIGTERM)
@@ -206,7 +192,7 @@ def _processes_with_env(entry: str) -> list[int]:
 
 def test_sigint_while_idle_exits_cleanly(scratch: Scratch) -> None:
     """An idle run waiting for candidates stops at once on SIGINT, with its summary and exit 0."""
-    proc = _spawn(scratch, "run", "--poll", "30")
+    proc = spawn(scratch, "run", "--poll", "30")
     read_until(proc, "queue empty")
     began = time.monotonic()
     proc.send_signal(signal.SIGINT)
@@ -219,7 +205,7 @@ def test_sigint_while_idle_exits_cleanly(scratch: Scratch) -> None:
 
 def test_run_picks_up_a_candidate_submitted_while_it_waits(scratch: Scratch) -> None:
     """A waiting run applies a candidate submitted after it started (polling the store)."""
-    proc = _spawn(scratch, "run", "--poll", "0.1")
+    proc = spawn(scratch, "run", "--poll", "0.1")
     with watch(proc) as live:
         live.wait_for("queue empty")
         assert scratch("submit", "other").code == 0
@@ -237,7 +223,7 @@ def test_recover_takes_over_a_dead_apply_at_once(scratch: Scratch, tmp_path: Pat
     assert scratch("submit", "other").code == 0
     flag = tmp_path / "stall"
     flag.write_text("")
-    proc = _spawn(scratch, "apply", env={"SLOW": str(flag)})
+    proc = spawn(scratch, "apply", env={"SLOW": str(flag)})
     with watch(proc) as live:
         live.until(lambda: _applying(scratch, "other"), "other applying")
         time.sleep(0.3)
@@ -257,7 +243,7 @@ def test_recover_leaves_a_live_apply_alone(scratch: Scratch, tmp_path: Path) -> 
     assert scratch("submit", "other").code == 0
     flag = tmp_path / "stall"
     flag.write_text("")
-    proc = _spawn(scratch, "apply", env={"SLOW": str(flag)})
+    proc = spawn(scratch, "apply", env={"SLOW": str(flag)})
     with watch(proc) as live:
         live.until(lambda: _applying(scratch, "other"), "other applying")
         done = scratch("--json", "recover")
@@ -287,7 +273,7 @@ def test_two_runs_share_a_postgres_queue_exactly_once(
     assert s(*db, "init").code == 0
     for i in range(n):
         assert s(*db, "submit", f"c{i}").code == 0
-    procs = [_spawn(s, *db, "--json", "run", "--once") for _ in range(2)]
+    procs = [spawn(s, *db, "--json", "run", "--once") for _ in range(2)]
     docs = []
     for proc in procs:
         out, err = proc.communicate(timeout=120)
@@ -335,7 +321,7 @@ def test_two_runs_on_one_sqlite_queue_integrate_each_once(scratch: Scratch) -> N
     """Two `run --once` side by side on the default SQLite store: each candidate once, exit 0."""
     for slug in ("add-docs", "other"):
         assert scratch("submit", slug).code == 0
-    procs = [_spawn(scratch, "--json", "run", "--once") for _ in range(2)]
+    procs = [spawn(scratch, "--json", "run", "--once") for _ in range(2)]
     handled = 0
     for proc in procs:
         out, err = proc.communicate(timeout=120)

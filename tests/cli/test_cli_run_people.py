@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import MakeScratch, Scratch, _env, read_until, states, watch
+from .conftest import MakeScratch, Scratch, _env, read_until, spawn, states, watch
 
 # Stalls while $STALL names a file, starting a grandchild that writes its pid, so a
 # test can see whether anything the check started survives its integrator.
@@ -33,19 +33,6 @@ name = "poll"
 argv = 'while [ -e "$STALL" ]; do sleep 0.05; done'
 shell = true
 """
-
-
-def _spawn(s: Scratch, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    full = _env()
-    full.update(env or {})
-    return subprocess.Popen(
-        [sys.executable, "-m", "mergegate.cli", "--repo", str(s.bare), *args],
-        cwd=s.root,
-        env=full,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def _alive(pid: int) -> bool:
@@ -68,7 +55,7 @@ def _stalled_run(s: Scratch, tmp_path: Path) -> tuple[subprocess.Popen[str], Pat
     """A `run` stalled in its check of add-docs; the pids file its check writes to."""
     pids, stall = tmp_path / "pids", tmp_path / "stall"
     stall.write_text("")
-    proc = _spawn(s, "run", env={"PIDS": str(pids), "STALL": str(stall)})
+    proc = spawn(s, "run", env={"PIDS": str(pids), "STALL": str(stall)})
     read_until(proc, "check stall")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and len(_pids(pids)) < 2:
@@ -234,7 +221,7 @@ def test_a_held_main_lock_makes_run_wait_with_a_message(scratch: Scratch) -> Non
     assert scratch("submit", "add-docs").code == 0
     lock = scratch.bare / "refs" / "heads" / "main.lock"
     lock.write_text("")
-    proc = _spawn(scratch, "run", "--once")
+    proc = spawn(scratch, "run", "--once")
     try:
         seen = read_until(proc, "waiting:", timeout=60)
         assert "main.lock" in seen[-1], seen
@@ -344,7 +331,7 @@ def test_the_next_lines_run_verbatim_beside_run(blocked: Scratch, tmp_path: Path
     """bash -e over the printed NEXT lines succeeds while run is up; run integrates it."""
     _fix_new_greeting(blocked)
     script = _next_lines(blocked, tmp_path)
-    proc = _spawn(blocked, "run", "--poll", "0.05")
+    proc = spawn(blocked, "run", "--poll", "0.05")
     try:
         read_until(proc, "queue empty")
         done = _bash_e(blocked, script)
@@ -453,9 +440,7 @@ def test_a_free_chain_slot_takes_a_candidate_submitted_meanwhile(
     pids, stall = tmp_path / "pids", tmp_path / "stall"
     stall.write_text("")
     assert scratch("submit", "add-docs").code == 0
-    proc = _spawn(
-        scratch, "run", "--concurrency", "3", env={"PIDS": str(pids), "STALL": str(stall)}
-    )
+    proc = spawn(scratch, "run", "--concurrency", "3", env={"PIDS": str(pids), "STALL": str(stall)})
     try:
         read_until(proc, "add-docs")
         assert scratch("submit", "other").code == 0
@@ -503,7 +488,7 @@ def test_a_configuration_broken_under_run_is_waited_for_not_fatal(scratch: Scrat
     """A half-done edit of mergegate.toml under a running run: it waits, then goes on."""
     config = scratch.bare / "mergegate.toml"
     config.write_text("lease_ttl = 30\n")
-    proc = _spawn(scratch, "run", "--poll", "0.1")
+    proc = spawn(scratch, "run", "--poll", "0.1")
     try:
         read_until(proc, "queue empty")
         config.write_text("lease_ttl = 30\nnot_a_key = 1\n")  # a person saved mid-edit
