@@ -15,8 +15,16 @@ operator runs it; otherwise ``integrate_chain`` is called in this process.
 ``--rates`` and ``--concurrency`` pick a part of the grid (concurrency 1 is
 always measured: it is what the others are divided by).
 
+Where the failures sit matters to a chain: a failing head throws away the
+links behind it, and there are none behind the last candidate. With
+``--positions start middle end`` the ``round(rate * 16)`` failing candidates
+are consecutive, at the front of the queue, in its middle or at its end
+(instead of the seeded draw, ``random``), each position with its own serial
+run; the summary gives each position's ratio to serial and their mean, the
+figure issue 23 sets a target for (>= 3.3x at rate 0.1, concurrency 4).
+
 Run: ``python benchmarks/bench_chain.py [--through cli] [--rates 0.1] [--concurrency 1 4]
-[--out results-chain.json] [--plot x.png]``.
+[--positions start middle end] [--out results-chain.json] [--plot x.png]``.
 """
 
 from __future__ import annotations
@@ -41,11 +49,22 @@ CHECK_SECONDS = 1.0
 RATES = (0.0, 0.1, 0.3)
 CONCURRENCY = (1, 2, 4, 8)
 SEED = 20261126
+POSITIONS = ("random", "start", "middle", "end")
+#: The target of issue 23: concurrency 4 at rate 0.1, mean over start, middle and end.
+TARGET = 3.3
 
 
-def failing(rate: float, n: int = CANDIDATES) -> frozenset[int]:
-    """Which candidates fail at ``rate``: ``round(rate * n)`` of them, drawn with a fixed seed."""
-    return frozenset(random.Random(SEED).sample(range(n), round(rate * n)))
+def failing(rate: float, n: int = CANDIDATES, position: str = "random") -> frozenset[int]:
+    """Which candidates fail at ``rate``: ``round(rate * n)`` of them.
+
+    ``random``: drawn with a fixed seed; ``start``, ``middle``, ``end``: that
+    many consecutive candidates at the front, in the middle, at the end.
+    """
+    k = round(rate * n)
+    if position == "random":
+        return frozenset(random.Random(SEED).sample(range(n), k))
+    first = {"start": 0, "middle": (n - k) // 2, "end": n - k}[position]
+    return frozenset(range(first, first + k))
 
 
 _CHECK_ARGV = ("/bin/sh", "-c", f"sleep {CHECK_SECONDS:g} && test ! -e FAIL")
@@ -118,10 +137,10 @@ def _through_cli(root: Path, concurrency: int, fails: frozenset[int]) -> tuple[f
 
 
 def one_run(
-    root: Path, rate: float, concurrency: int, through: str = "api"
-) -> dict[str, float | int]:
+    root: Path, rate: float, concurrency: int, through: str = "api", position: str = "random"
+) -> dict[str, float | int | str]:
     """Integrate a fresh queue of :data:`CANDIDATES`; return the measured figures."""
-    fails = failing(rate)
+    fails = failing(rate, position=position)
     runner = _through_cli if through == "cli" else _in_process
     elapsed, integrated, requeued = runner(root, concurrency, fails)
     assert integrated == CANDIDATES - len(fails), (integrated, len(fails))
@@ -130,6 +149,7 @@ def one_run(
         ideal += len(fails) * CHECK_SECONDS
     return {
         "rate": rate,
+        "position": position,
         "concurrency": concurrency,
         "failures": len(fails),
         "integrated": integrated,
@@ -140,34 +160,67 @@ def one_run(
     }
 
 
+Row = dict[str, float | int | str]
+
+
 def measure(
     rates: tuple[float, ...] = RATES,
     concurrencies: tuple[int, ...] = CONCURRENCY,
     through: str = "api",
-) -> list[dict[str, float | int]]:
-    """Every (rate, concurrency) figure, with its ratio to concurrency 1 and to the ideal."""
+    positions: tuple[str, ...] = ("random",),
+) -> list[Row]:
+    """Every (rate, position, concurrency) figure, with its ratio to concurrency 1 and the ideal."""
     rows = []
     levels = (1, *sorted(set(concurrencies) - {1}))
     for rate in rates:
-        serial = None
-        for concurrency in levels:
-            with tempfile.TemporaryDirectory(prefix="mergegate-bench-chain-") as tmp:
-                row = one_run(Path(tmp), rate, concurrency, through)
-            if serial is None:
-                serial = row
-            row["vs_serial"] = round(float(row["per_minute"]) / float(serial["per_minute"]), 2)
-            row["of_ideal"] = round(float(row["ideal_seconds"]) / float(row["seconds"]), 2)
-            rows.append(row)
-            print(
-                f"rate {rate:.1f} c={concurrency}: {row['seconds']:6.2f} s, "
-                f"{row['per_minute']:6.1f}/min, {row['vs_serial']:.2f}x serial, "
-                f"{row['of_ideal']:.2f} of ideal, {row['requeued']} requeued",
-                file=sys.stderr,
-            )
+        for position in positions if rate > 0 else ("random",):
+            rows.extend(_levels(rate, position, levels, through))
     return rows
 
 
-def plot(rows: list[dict[str, float | int]], path: Path) -> None:
+def _levels(rate: float, position: str, levels: tuple[int, ...], through: str) -> list[Row]:
+    """One queue (rate, position) at each concurrency, serial first: the ratios' divisor."""
+    rows: list[Row] = []
+    serial = None
+    for concurrency in levels:
+        with tempfile.TemporaryDirectory(prefix="mergegate-bench-chain-") as tmp:
+            row = one_run(Path(tmp), rate, concurrency, through, position)
+        if serial is None:
+            serial = row
+        row["vs_serial"] = round(float(row["per_minute"]) / float(serial["per_minute"]), 2)
+        row["of_ideal"] = round(float(row["ideal_seconds"]) / float(row["seconds"]), 2)
+        rows.append(row)
+        print(
+            f"rate {rate:.1f} {position:>6} c={concurrency}: {row['seconds']:6.2f} s, "
+            f"{row['per_minute']:6.1f}/min, {row['vs_serial']:.2f}x serial, "
+            f"{row['of_ideal']:.2f} of ideal, {row['requeued']} requeued",
+            file=sys.stderr,
+        )
+    return rows
+
+
+def position_means(rows: list[Row]) -> list[str]:
+    """Per rate and concurrency above 1: the mean ratio to serial over start, middle and end."""
+    lines = []
+    keys = sorted({(r["rate"], r["concurrency"]) for r in rows if r["position"] != "random"})
+    for rate, concurrency in keys:
+        if concurrency == 1:
+            continue
+        mine = {
+            str(r["position"]): float(r["vs_serial"])
+            for r in rows
+            if (r["rate"], r["concurrency"]) == (rate, concurrency) and r["position"] != "random"
+        }
+        mean = sum(mine.values()) / len(mine)
+        each = ", ".join(f"{p} {v:.2f}x" for p, v in mine.items())
+        line = f"rate {rate} c={concurrency}: mean {mean:.2f}x serial over {each}"
+        if (rate, concurrency) == (0.1, 4):
+            line += f" (target >= {TARGET}x: {'met' if mean >= TARGET else 'not met'})"
+        lines.append(line)
+    return lines
+
+
+def plot(rows: list[Row], path: Path) -> None:
     """Throughput against concurrency, one line per failure rate, the ideal dashed."""
     import matplotlib
 
@@ -176,7 +229,9 @@ def plot(rows: list[dict[str, float | int]], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
     for rate in RATES:
-        mine = [r for r in rows if r["rate"] == rate]
+        mine = [r for r in rows if r["rate"] == rate and r["position"] == "random"]
+        if not mine:
+            continue
         xs = [r["concurrency"] for r in mine]
         (line,) = ax.plot(xs, [r["vs_serial"] for r in mine], marker="o", label=f"failure {rate}")
         ideal = [
@@ -205,28 +260,32 @@ def main() -> None:
     parser.add_argument("--through", choices=("api", "cli"), default="api")
     parser.add_argument("--rates", type=float, nargs="+", default=list(RATES))
     parser.add_argument("--concurrency", type=int, nargs="+", default=list(CONCURRENCY))
+    parser.add_argument("--positions", nargs="+", choices=POSITIONS, default=["random"])
     args = parser.parse_args()
-    rows = measure(tuple(args.rates), tuple(args.concurrency), args.through)
+    rows = measure(tuple(args.rates), tuple(args.concurrency), args.through, tuple(args.positions))
     doc = {"through": args.through, "rows": rows}
     args.out.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     if args.plot is not None:
         plot(rows, args.plot)
     print(table(rows, args.through))
+    for line in position_means(rows):
+        print(line)
 
 
-def table(rows: list[dict[str, float | int]], through: str) -> str:
+def table(rows: list[Row], through: str) -> str:
     """The figures as a Markdown table, as docs/performance.md quotes it."""
     how = "`mergegate run --once --concurrency N`" if through == "cli" else "`integrate_chain`"
     lines = [
         f"Measured through {how}: {CANDIDATES} candidates, checks of {CHECK_SECONDS:g} s.",
         "",
-        "| failure rate | c | failures | seconds | per minute | vs c=1 | ideal s | of ideal "
-        "| requeued |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| failure rate | failing | c | failures | seconds | per minute | vs c=1 | ideal s "
+        "| of ideal | requeued |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['rate']} | {r['concurrency']} | {r['failures']} | {r['seconds']:.2f} "
+            f"| {r['rate']} | {r['position']} | {r['concurrency']} | {r['failures']} "
+            f"| {r['seconds']:.2f} "
             f"| {r['per_minute']:.1f} | {r['vs_serial']:.2f} | {r['ideal_seconds']:.1f} "
             f"| {r['of_ideal']:.2f} | {r['requeued']} |"
         )
