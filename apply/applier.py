@@ -60,7 +60,7 @@ from .git import NO_HOOKS, Git, Identity
 from .plumbing import Conflict, commit_tree, is_ancestor, merge_trees
 from .remote import FENCE_TRIES, Remote
 from .runners import CheckJob, CheckRunner
-from .worktree import cleanup_stale, list_worktrees, scratch_root, scratch_worktree
+from .worktree import WorktreePool, cleanup_stale, list_worktrees, scratch_root
 
 __all__ = ["NULL_SHA", "Built", "GitApplier", "checks_failed"]
 
@@ -208,6 +208,7 @@ class GitApplier:
     _root: Path = attrs.field(init=False)
     _common: Path = attrs.field(init=False)
     _catfile: CatFile = attrs.field(init=False)
+    _worktrees: WorktreePool = attrs.field(init=False)
     #: git in the work tree where ``main`` is checked out, if there is one.
     _checkout: Git | None = attrs.field(init=False, default=None)
     #: The configured remote, once checked: every move of its main is fenced.
@@ -231,6 +232,7 @@ class GitApplier:
             ) from err
         self._common = Path(common).resolve()
         self._root = scratch_root(self._common)
+        self._worktrees = WorktreePool(self.git, self._root)
         for tree in list_worktrees(self.git):
             if not tree.bare and tree.branch == self.main_ref:
                 checkout = Git(
@@ -379,11 +381,22 @@ class GitApplier:
         )
 
     def close(self) -> None:
-        """Stop the applier's long-running ``git cat-file``; the applier stays usable.
+        """Stop the applier's long-running ``git cat-file``, remove kept worktrees.
 
-        It is also stopped when the applier is garbage-collected.
+        The applier stays usable. The process is also stopped when the applier
+        is garbage-collected.
         """
         self._catfile.close()
+        self._worktrees.drain()
+
+    def reusing_worktrees(self) -> contextlib.AbstractContextManager[None]:
+        """Keep scratch worktrees from one check to the next until this ends (a chain, a run).
+
+        Each is reset and cleaned before it is used again (see WorktreePool),
+        and all are removed when the outermost such block ends. A killed
+        process's are removed by :meth:`cleanup_stale`, like any other.
+        """
+        return self._worktrees.reusing()
 
     def __enter__(self) -> GitApplier:
         return self
@@ -740,7 +753,7 @@ class GitApplier:
             MERGEGATE_MERGE_SHA=built.commit,
         )
         results: list[CheckResult] = []
-        with scratch_worktree(self.git, self._root, built.commit) as path:
+        with self._worktrees.worktree(built.commit) as path:
             for spec in self.checks:
                 # Told once the check runs: a stop signal let through by the step
                 # (``mergegate run``) raised inside Popen would orphan the check.

@@ -334,10 +334,14 @@ def integrate_chain(
         raise InvalidInput("concurrency", concurrency, "give an integer of 1 or more")
     engine.hold_lease(owner)
     # Twice the chain's length: a thrown-away link's check may still be stopping
-    # when its rebuilt successor starts, and must not delay it.
-    with concurrent.futures.ThreadPoolExecutor(
-        max_workers=2 * concurrency, thread_name_prefix="mergegate-link"
-    ) as pool:
+    # when its rebuilt successor starts, and must not delay it. The worktrees
+    # are kept from link to link, and removed once every link's thread is done.
+    with (
+        applier.reusing_worktrees(),
+        concurrent.futures.ThreadPoolExecutor(
+            max_workers=2 * concurrency, thread_name_prefix="mergegate-link"
+        ) as pool,
+    ):
         chain = _Chain(engine, applier, owner, concurrency, pool, stop or threading.Event())
         try:
             chain.run()

@@ -1,16 +1,18 @@
 """Running one configured check in a directory, in its own process group, with a timeout.
 
-The group dies with the integrator. Beside each check runs a *watcher*, a
-tiny Python process holding the read end of a pipe whose write end only the
-integrator has. When the check ends, the integrator kills the group and then
-writes one byte, and the watcher exits quietly; when the integrator dies
-first (``kill -9``, a crash, the OOM killer), the kernel closes the write end,
-the watcher reads end-of-file and kills the check's whole process group.
-This is portable POSIX (``prctl(PR_SET_PDEATHSIG)`` is Linux-only and reaches
-only the direct child, not what the check started), needs no recovery step
-and no recorded pgid, and costs one short-lived process per check, started
-beside the check rather than before it. A process that leaves the group on
-purpose (``setsid``) is out of reach, as it is for any supervisor.
+The group dies with the integrator. Beside the checks runs a *watcher*, a
+tiny Python process reading a pipe whose write end only the integrator has:
+each check's group is added to it (``+<pgid>``) once the check started, and
+taken off (``-<pgid>``) once the integrator killed the group itself. When the
+integrator dies (``kill -9``, a crash, the OOM killer), the kernel closes the
+write end, the watcher reads end-of-file and kills every group still on its
+list. This is portable POSIX (``prctl(PR_SET_PDEATHSIG)`` is Linux-only and
+reaches only the direct child, not what the check started), needs no recovery
+step and no recorded pgid. One watcher serves every check of the process (it
+is started with the first, and again if it died): a Python start per check
+cost tens of milliseconds of CPU, which concurrent checks of a chain fought
+over. A process that leaves the group on purpose (``setsid``) is out of
+reach, as it is for any supervisor.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -97,17 +100,16 @@ def spec_tuple(value: Iterable[CheckSpec]) -> tuple[CheckSpec, ...]:
     return tuple(value)
 
 
-# The watcher: waits on the pipe; end-of-file without the "done" byte means the
-# integrator died, so the check's group (argv[2]) is killed. ``-I -S``: no site
-# packages and no user paths, so it starts in a few milliseconds.
+# The watcher: keeps the groups it is told of; at end-of-file (the integrator
+# is gone) kills those still listed. ``-I -S``: no site packages and no user
+# paths, so it starts in a few milliseconds.
 _WATCH = (
     "import os, signal, sys\n"
-    "fd, group = int(sys.argv[1]), int(sys.argv[2])\n"
-    "try:\n"
-    "    done = os.read(fd, 1)\n"
-    "except OSError:\n"
-    "    done = b''\n"
-    "if not done:\n"
+    "groups = set()\n"
+    "for line in sys.stdin.buffer:\n"
+    "    sign, group = line[:1], int(line[1:])\n"
+    "    (groups.add if sign == b'+' else groups.discard)(group)\n"
+    "for group in groups:\n"
     "    try:\n"
     "        os.killpg(group, signal.SIGKILL)\n"
     "    except OSError:\n"
@@ -115,41 +117,63 @@ _WATCH = (
 )
 
 
-@attrs.define
 class _Watcher:
-    """The process that kills a check's group if the integrator dies (see the module)."""
+    """The one process that kills the checks' groups if the integrator dies (see the module)."""
 
-    proc: subprocess.Popen[bytes] | None
-    write_end: int
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._pid = os.getpid()
 
-    @classmethod
-    def start(cls, group: int) -> _Watcher:
-        read_end, write_end = os.pipe()
-        try:
-            proc: subprocess.Popen[bytes] | None = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-c", _WATCH, str(read_end), str(group)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                pass_fds=(read_end,),
-                # Its own session: a Ctrl-C at the integrator's terminal must not
-                # kill the watcher while the integrator lives on to finish the apply.
-                start_new_session=True,
-            )
-        except OSError:
-            # No watcher: the check still dies with the integrator's own cleanup.
-            proc = None
-        finally:
-            os.close(read_end)
-        return cls(proc, write_end)
+    def watch(self, group: int) -> None:
+        """Kill ``group`` if this process dies before :meth:`forget` is called for it."""
+        self._tell(b"+%d\n" % group, start=True)
 
-    def done(self) -> None:
-        """The group was killed by the integrator: let the watcher go without killing."""
-        with contextlib.suppress(OSError):
-            os.write(self.write_end, b"x")
-        os.close(self.write_end)
-        if self.proc is not None:
-            self.proc.wait()
+    def forget(self, group: int) -> None:
+        """``group`` was killed here (and reaped): the watcher must not kill it later."""
+        self._tell(b"-%d\n" % group, start=False)
+
+    def _tell(self, line: bytes, *, start: bool) -> None:
+        with self._lock:
+            for _ in range(2):
+                proc = self._running(start)
+                if proc is None or proc.stdin is None:
+                    return
+                try:
+                    # One short line is written whole: no reader sees half of it.
+                    proc.stdin.write(line)
+                    proc.stdin.flush()
+                    return
+                except OSError:
+                    # It died (killed by someone): start another, which knows
+                    # nothing of the earlier groups; only this one matters now.
+                    self._proc = None
+
+    def _running(self, start: bool) -> subprocess.Popen[bytes] | None:
+        if self._pid != os.getpid():
+            # A forked child must not share the parent's pipe.
+            self._proc, self._pid = None, os.getpid()
+        if self._proc is not None and self._proc.poll() is not None:
+            self._proc = None
+        if self._proc is None and start:
+            try:
+                self._proc = subprocess.Popen(
+                    [sys.executable, "-I", "-S", "-c", _WATCH],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    cwd="/",
+                    # Its own session: a Ctrl-C at the integrator's terminal must not
+                    # kill the watcher while the integrator lives on to finish the apply.
+                    start_new_session=True,
+                )
+            except OSError:
+                # No watcher: the check still dies with the integrator's own cleanup.
+                return None
+        return self._proc
+
+
+_WATCHER = _Watcher()
 
 
 def _kill_group(pgid: int) -> None:
@@ -205,7 +229,7 @@ def run_check(
             if started is not None:
                 started()
             return CheckResult(spec.name, None, f"cannot start {argv[0]!r}: {err}")
-        watcher = _Watcher.start(proc.pid)
+        _WATCHER.watch(proc.pid)
         timed_out = False
         deadline = time.monotonic() + spec.timeout
         try:
@@ -225,7 +249,7 @@ def run_check(
         finally:
             _kill_group(proc.pid)
             proc.wait()
-            watcher.done()
+            _WATCHER.forget(proc.pid)
         tail = _tail(out)
     if timed_out:
         tail += f"\n[mergegate: killed after the {spec.timeout:g}s timeout]"

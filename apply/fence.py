@@ -100,6 +100,18 @@ def _write_record(folder: Path, record: _Record) -> Path:
     return path
 
 
+#: This process's start time, read once per pid (a forked child reads its own):
+#: it never changes, and every move would otherwise read ``/proc`` for it again.
+_OWN_START: dict[int, str | None] = {}
+
+
+def _own_start() -> str | None:
+    pid = os.getpid()
+    if pid not in _OWN_START:
+        _OWN_START[pid] = _start_time(pid)
+    return _OWN_START[pid]
+
+
 def _close(proc: subprocess.Popen[bytes]) -> None:
     for stream in (proc.stdin, proc.stdout, proc.stderr):
         if stream is not None:
@@ -192,7 +204,7 @@ def take_main(
     proc = git.spawn("update-ref", "--stdin", "-z", stderr=True)
     record = _write_record(
         common_dir / "mergegate" / "movers",
-        _Record(_host(), os.getpid(), _start_time(os.getpid()), proc.pid, _start_time(proc.pid)),
+        _Record(_host(), os.getpid(), _own_start(), proc.pid, _start_time(proc.pid)),
     )
     assert proc.stdin is not None
     assert proc.stdout is not None

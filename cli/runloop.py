@@ -245,6 +245,8 @@ class Loop:
     _pushed_nothing: bool = False
     #: The candidate this step printed as applying, to name it if its lease is lost.
     _applying: Outcome | None = None
+    #: Holds the applier's scratch worktrees from one check to the next while it runs.
+    _reuse: contextlib.ExitStack = attrs.Factory(contextlib.ExitStack)
 
     @property
     def engine(self) -> Engine:
@@ -294,6 +296,8 @@ class Loop:
         """Check the next candidates by the configuration now in force (an approved change)."""
         old, self.applier = self.applier, self.session.applier(checkout_waits=True)
         self.applier.on_step = self._on_step
+        self._reuse.close()
+        self._reuse.enter_context(self.applier.reusing_worktrees())
         old.close()
         self._engine = None
         where = self.session.config().source or "the defaults"
@@ -317,6 +321,7 @@ class Loop:
         self.stop.install()
         try:
             self.applier.cleanup_stale()
+            self._reuse.enter_context(self.applier.reusing_worktrees())
             self._recover()
             idle_said = False
             while self.stop.requested is None:
@@ -357,6 +362,7 @@ class Loop:
                 self.reporter.note(f"stopped by {self.stop.requested}")
         finally:
             self.stop.uninstall()
+            self._reuse.close()
             self.applier.on_step = None
             if self.turn is not None:
                 self.turn.close()
