@@ -17,7 +17,7 @@ branch, a fast-forward onto a human merge whose first parent is a side branch
 then reachable only through a side parent), a plain commit. A commit that only
 quotes ``Candidate:`` in its body is not a trailer and is reported as the plain
 commit it is. An integrated candidate records the ``main`` it integrated at
-(``main=<sha>`` on its ``integrate`` entry); that commit must be on ``main``'s
+(the ``main_sha`` of its ``integrate`` entry); that commit must be on ``main``'s
 first-parent history.
 """
 
@@ -35,7 +35,6 @@ from .git import Git
 __all__ = ["RepositoryViolation", "repository_violations"]
 
 _SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
-_MAIN = re.compile(r"^main=([0-9a-f]{40}|[0-9a-f]{64})$")
 # git parses the trailers itself (the last paragraph's ``Key: value`` block,
 # as ``git interpret-trailers --parse`` does): one process for the whole walk.
 _FORMAT = "--format=%H %P%n%(trailers:key=Candidate,valueonly,separator=%x20)"
@@ -90,10 +89,9 @@ def _start(
         key=lambda e: (e.at, e.candidate_id),
     )
     for entry in entries:
-        recorded = _MAIN.match(entry.reason or "")
-        if recorded is None or recorded.group(1) not in history:
+        main = entry.main_sha
+        if main is None or main not in history:
             continue
-        main = recorded.group(1)
         sha = integrated[entry.candidate_id].key.sha
         (commit,) = _first_parent(git, f"{main}^!", None) or (None,)
         if commit is not None and commit.candidates == (sha,) and commit.parents[1:] == (sha,):
@@ -144,10 +142,9 @@ def repository_violations(
     for entry in entries:
         if entry.event is not Event.INTEGRATE or entry.candidate_id not in integrated:
             continue
-        recorded = _MAIN.match(entry.reason or "")
-        if recorded is None:
+        main = entry.main_sha
+        if main is None:
             continue
-        main = recorded.group(1)
         key = integrated[entry.candidate_id].key
         if main not in history:
             problems.append(

@@ -199,12 +199,12 @@ class _EqualWork:
             return datetime.now(UTC)
 
         def fast(text: str, event: str, steps: tuple[str, ...], note: Any, owner: Any = None,
-                 key: tuple[Any, Any] = (None, None)) -> Any:  # fmt: skip
+                 key: tuple[Any, Any] = (None, None), main: Any = None) -> Any:  # fmt: skip
             """The fast path's one call, in autocommit: one transaction, one round trip."""
             at = now()
             expires = None if owner is None else at + timedelta(minutes=10)
             row = ex(text, (slug, k1, *key, event, *steps, None, at, actor, note, lease, k2,
-                            owner, expires), prepare=True).fetchone()  # fmt: skip
+                            owner, expires, main), prepare=True).fetchone()  # fmt: skip
             if row is None:
                 # A declined call wrote nothing: the baseline would do less work than the store.
                 raise RuntimeError(f"equal work: mergegate_move declined {event} of {slug}")
@@ -216,7 +216,7 @@ class _EqualWork:
             at = now()
             flags = () if flag is None else (flag,)
             ex(text, (dest, seq, at, *flags, cid, seq - 1, seq, event, src, dest, sha, actor, at,
-                      why, None, None))  # fmt: skip
+                      why, None, None, None, None))  # fmt: skip
 
         cid = fast(submit[0], "submit", _SUBMIT, None, key=(branch, sha))[0]
         fast(start[0], "start_apply", _START, f"lease owner={actor}", owner=actor)
@@ -244,7 +244,7 @@ class _EqualWork:
             ex(remediate[4])
         fast(resume[0], "resume", _RESUME, "forced: benchmark")
         fast(start2[0], "start_apply", _START, f"lease owner={actor}", owner=actor)
-        fast(integrate[0], "integrate", _INTEGRATE, "main=" + "b" * 40)
+        fast(integrate[0], "integrate", _INTEGRATE, "main=" + "b" * 40, main="b" * 40)
 
     def rate(self, cycles: int) -> float:
         started = time.perf_counter()

@@ -32,34 +32,37 @@ __all__ = [
 ]
 
 # One candidate through submit, start_apply, integrate (three moves, three
-# transactions), as the SQLite store's fast path issues them since schema
-# version 4 (captured with the trace callback on 2026-11-26): a new candidate
-# is inserted at its first state, and an update sets only the columns the move
-# changes.
+# transactions), as the SQLite store issues them since schema version 13 and
+# the one interpreter (captured with the trace callback on 2026-12-07): a new
+# candidate is inserted as its submit leaves it, with its first entry; an
+# update sets only the columns the move changes; the facts have their columns.
 _SELECT = (
-    "SELECT id, branch, sha, state, seq, submitted_at, updated_at FROM candidates "
+    "SELECT id, slug, branch, sha, state, seq, submitted_at, updated_at FROM candidates "
     "WHERE slug = ? ORDER BY active DESC, id DESC LIMIT 1"
 )
+_COLUMNS = (
+    "candidate_id, seq, event, source, dest, sha, actor, at, reason, idempotency_key, "
+    "request_digest, lease_owner, main_sha"
+)
 _SQLITE_APPEND = (
-    "INSERT INTO transitions (candidate_id, seq, event, source, dest, sha, actor, at, reason, "
-    "idempotency_key, request_digest) VALUES ((SELECT id FROM candidates WHERE id = ? AND "
-    "seq = ?), ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)"
+    f"INSERT INTO transitions ({_COLUMNS}) VALUES ((SELECT id FROM candidates WHERE id = ? AND "
+    "seq = ?), ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?)"
 )
 SQLITE_CYCLE: tuple[tuple[str, ...], ...] = (
     (
         "BEGIN IMMEDIATE",
-        "SELECT 1 FROM candidates WHERE slug = ? LIMIT 1",
+        _SELECT,
         "INSERT INTO candidates (slug, branch, sha, state, seq, submitted_at, updated_at, "
         "active, queued, queue_pos) VALUES (?, ?, ?, 'pending', 1, ?, ?, 1, 1, "
         "(SELECT COALESCE(MAX(queue_pos), 0) + 1 FROM candidates))",
-        "INSERT INTO transitions (candidate_id, seq, event, source, dest, sha, actor, at, "
-        "reason) VALUES (?, 1, 'submit', NULL, 'pending', ?, ?, ?, NULL)",
+        f"INSERT INTO transitions ({_COLUMNS}) VALUES "
+        "(?, 1, 'submit', NULL, 'pending', ?, ?, ?, NULL, NULL, NULL, NULL, NULL)",
         "COMMIT",
     ),
     (
         "BEGIN IMMEDIATE",
         _SELECT,
-        "SELECT 1 FROM leases WHERE name = ?",
+        "SELECT name, owner, candidate_id, acquired_at, expires_at FROM leases WHERE name = ?",
         "INSERT INTO leases (name, owner, candidate_id, acquired_at, expires_at) "
         "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
         "candidate_id = excluded.candidate_id, acquired_at = excluded.acquired_at, "
@@ -100,8 +103,9 @@ def _move(sets: str) -> str:
     return (
         f"WITH moved AS (UPDATE candidates SET state = %s, seq = %s, updated_at = %s{sets} "
         "WHERE id = %s AND seq = %s RETURNING id) INSERT INTO transitions (candidate_id, seq, "
-        "event, source, dest, sha, actor, at, reason, idempotency_key, request_digest) VALUES "
-        "((SELECT id FROM moved), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        "event, source, dest, sha, actor, at, reason, idempotency_key, request_digest, "
+        "lease_owner, main_sha) VALUES "
+        "((SELECT id FROM moved), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
     )
 
 
@@ -138,7 +142,7 @@ _CLOSE = (
 PG_FAST_MOVE = (
     "SELECT id, branch, sha, source, seq, submitted_at FROM mergegate_move(%s, %s, %s, %s, "
     "%s, %s::text[], %s::text[], %s::boolean[], %s::boolean[], %s::boolean[], %s::boolean[], "
-    "%s::boolean[], %s, %s, %s, %s, %s, %s, %s, %s)"
+    "%s::boolean[], %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 
 # One candidate through figure 8's seven moves, as the PostgreSQL store issues

@@ -118,14 +118,14 @@ def equal_work(path: Path) -> tuple[Loop, sqlite3.Connection, Callable[[], objec
         ex(start[2], ("main",)).fetchone()
         ex(start[3], ("main", "bench", cid, at, at))
         ex(start[4], (cid, 1, 2, "start_apply", "pending", "applying", SHA, "mergegate", at,
-                      "lease owner=bench"))  # fmt: skip
+                      "lease owner=bench", "bench", None))  # fmt: skip
         ex(start[5], (at, cid))
         ex(start[6])
         at = _stamp()
         ex(integrate[0])
         ex(integrate[1], (slug,)).fetchone()
         ex(integrate[2], (cid, 2, 3, "integrate", "applying", "integrated", SHA, "mergegate", at,
-                          "main=x"))  # fmt: skip
+                          "main=x", None, "x"))  # fmt: skip
         ex(integrate[3], (at, cid))
         ex(integrate[4], ("main", cid))
         ex(integrate[5])

@@ -520,7 +520,7 @@ def apply(ctx: click.Context, slug: str | None) -> int:
     except RepositoryError as err:
         raise RepositoryError(
             err.repository,
-            f"{str(err).partition(': ')[2]}; a candidate this apply started stays applying "
+            f"{err.problem}; a candidate this apply started stays applying "
             "until its lease expires, then `mergegate recover` settles it",
         ) from err
     if outcome is None:

@@ -49,7 +49,7 @@ def outcome_line(outcome: Outcome, elapsed: float | None = None) -> str:
     c = outcome.candidate
     if c.state is State.INTEGRATED:
         entry = outcome.transition
-        main = entry.reason.removeprefix("main=") if entry and entry.reason else None
+        main = entry.main_sha if entry else None
         what = "integrated" + (f" main={short_sha(main)}" if main else "")
     elif outcome.blocked is not None:
         what = f"blocked {outcome.blocked.reason.value}"

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from mergegate.statemachine import (
+    TABLE,
     BlockedReport,
     Candidate,
     CandidateKey,
@@ -29,6 +30,7 @@ from mergegate.statemachine import (
     Store,
     Transition,
 )
+from mergegate.statemachine.extension import Transaction
 
 __all__ = ["ManualClock", "StoreContract", "conflict_report"]
 
@@ -90,16 +92,27 @@ def _entry(
     )
 
 
+#: The table's creating step: a new candidate's flags and first state.
+_CREATE = TABLE.steps(Event.SUBMIT)[0]
+
+
+def _append(tx: Transaction, candidate: Candidate, entry: Transition) -> Candidate:
+    """Append ``entry`` with the table's step for it, as the Engine does."""
+    step = TABLE.step(entry.source, entry.event)
+    assert step is not None, (entry.source, entry.event)
+    return tx.append(candidate, entry, step)
+
+
 def _submit(store: Store, key: CandidateKey, at: datetime = T0) -> Candidate:
     """Insert ``key`` and log its submit, in one transaction."""
     with store.transaction() as tx:
-        new = tx.insert_candidate(key, at)
-        return tx.append(new, _entry(new, Event.SUBMIT, State.PENDING, at))
+        new = tx.insert_candidate(key, at, _CREATE)
+        return _append(tx, new, _entry(new, Event.SUBMIT, State.PENDING, at))
 
 
 def _move(store: Store, candidate: Candidate, event: Event, dest: State, at: datetime) -> Candidate:
     with store.transaction() as tx:
-        return tx.append(candidate, _entry(candidate, event, dest, at))
+        return _append(tx, candidate, _entry(candidate, event, dest, at))
 
 
 def _blocked(
@@ -108,7 +121,7 @@ def _blocked(
     """Submit ``key``, take it to ``blocked`` and record the block; returns it and the record id."""
     c = _move(store, _submit(store, key, at), Event.START_APPLY, State.APPLYING, at)
     with store.transaction() as tx:
-        c = tx.append(c, _entry(c, Event.BLOCK, State.BLOCKED, at))
+        c = _append(tx, c, _entry(c, Event.BLOCK, State.BLOCKED, at))
         record = tx.record_block(
             key, conflict_report(), seq=c.seq, at=at, follow_up_slug=follow_up,
             previous_follow_up=None,
@@ -158,8 +171,8 @@ class StoreContract:
 
         def fail() -> None:
             with store.transaction() as tx:
-                c = tx.insert_candidate(_key(), T0)
-                c = tx.append(c, _entry(c, Event.SUBMIT, State.PENDING, T0))
+                c = tx.insert_candidate(_key(), T0, _CREATE)
+                c = _append(tx, c, _entry(c, Event.SUBMIT, State.PENDING, T0))
                 tx.record_block(
                     c.key, conflict_report(), seq=1, at=T0, follow_up_slug="feat-fu",
                     previous_follow_up=None,
@@ -176,13 +189,13 @@ class StoreContract:
     def test_insert_candidate_starts_at_seq_zero(self, store: Store) -> None:
         """A new candidate has seq 0, its own id, and is the slug's candidate inside the block."""
         with store.transaction() as tx:
-            first = tx.insert_candidate(_key("one"), T0)
-            second = tx.insert_candidate(_key("two"), T0)
+            first = tx.insert_candidate(_key("one"), T0, _CREATE)
+            second = tx.insert_candidate(_key("two"), T0, _CREATE)
             assert (first.seq, first.key, first.submitted_at) == (0, _key("one"), T0)
             assert first.id != second.id
             assert tx.candidate("one") == first
-            tx.append(first, _entry(first, Event.SUBMIT, State.PENDING, T0))
-            tx.append(second, _entry(second, Event.SUBMIT, State.PENDING, T0))
+            _append(tx, first, _entry(first, Event.SUBMIT, State.PENDING, T0))
+            _append(tx, second, _entry(second, Event.SUBMIT, State.PENDING, T0))
 
     def test_a_second_active_candidate_of_a_slug_is_a_conflict(self, store: Store) -> None:
         """Inserting another identity for a slug that has an active candidate writes nothing."""
@@ -191,8 +204,8 @@ class StoreContract:
 
         def insert_rival() -> None:
             with store.transaction() as tx:
-                rival = tx.insert_candidate(_key(sha="b" * 40), _at(1))
-                tx.append(rival, _entry(rival, Event.SUBMIT, State.PENDING, _at(1)))
+                rival = tx.insert_candidate(_key(sha="b" * 40), _at(1), _CREATE)
+                _append(tx, rival, _entry(rival, Event.SUBMIT, State.PENDING, _at(1)))
 
         _raises(ConcurrencyConflict, insert_rival)
         assert _snapshot(store) == before
@@ -222,7 +235,7 @@ class StoreContract:
         c = _submit(store, _key())
         new = "b" * 40
         with store.transaction() as tx:
-            moved = tx.append(c, _entry(c, Event.START_APPLY, State.APPLYING, _at(1), sha=new))
+            moved = _append(tx, c, _entry(c, Event.START_APPLY, State.APPLYING, _at(1), sha=new))
         assert moved.key == _key(sha=new)
         assert store.candidate("feat") == moved
         assert [t.sha for t in store.history(c.id)] == [SHA, new]
@@ -235,7 +248,7 @@ class StoreContract:
 
         def append_stale() -> None:
             with store.transaction() as tx:
-                tx.append(stale, _entry(stale, Event.START_APPLY, State.APPLYING, _at(2)))
+                _append(tx, stale, _entry(stale, Event.START_APPLY, State.APPLYING, _at(2)))
 
         _raises(ConcurrencyConflict, append_stale)
         assert _snapshot(store) == before
@@ -248,7 +261,7 @@ class StoreContract:
             reason="weiß → gut", idempotency_key="ключ-1", request_digest="d" * 64,
         )  # fmt: skip
         with store.transaction() as tx:
-            tx.append(c, entry)
+            _append(tx, c, entry)
         assert store.history(c.id)[1] == entry
 
     # -- candidate, find_candidate, claim_next --------------------------------
@@ -374,7 +387,9 @@ class StoreContract:
         c = _submit(store, _key())
         other = _submit(store, _key("other"))
         with store.transaction() as tx:
-            tx.append(c, _entry(c, Event.START_APPLY, State.APPLYING, _at(1), idempotency_key="k"))
+            _append(
+                tx, c, _entry(c, Event.START_APPLY, State.APPLYING, _at(1), idempotency_key="k")
+            )
         with store.transaction() as tx:
             found = tx.transition_by_idempotency_key(c.id, "k")
             assert found == store.history(c.id)[1]
@@ -421,7 +436,7 @@ class StoreContract:
         c, record_id = _blocked(store, _key(), "feat-fu")
         report = BlockedReport(Reason.PRECONDITION_FAILED, "9" * 40, Evidence(diagnostic="gone"))
         with store.transaction() as tx:
-            c = tx.append(c, _entry(c, Event.BLOCK, State.BLOCKED, _at(5)))
+            c = _append(tx, c, _entry(c, Event.BLOCK, State.BLOCKED, _at(5)))
             again = tx.record_block(
                 _key(), report, seq=c.seq, at=_at(5), follow_up_slug="ignored",
                 previous_follow_up=None,
@@ -459,11 +474,11 @@ class StoreContract:
         c = _move(store, first, Event.START_REMEDIATION, State.REMEDIATING, _at(1))
         new = _key(sha="b" * 40)
         with store.transaction() as tx:
-            c = tx.append(c, _entry(c, Event.RESUME, State.RETRY, _at(2), sha=new.sha))
+            c = _append(tx, c, _entry(c, Event.RESUME, State.RETRY, _at(2), sha=new.sha))
             tx.close_blocked(_key(), _at(2))
         c = _move(store, c, Event.START_APPLY, State.APPLYING, _at(3))
         with store.transaction() as tx:
-            c = tx.append(c, _entry(c, Event.BLOCK, State.BLOCKED, _at(4)))
+            c = _append(tx, c, _entry(c, Event.BLOCK, State.BLOCKED, _at(4)))
             second = tx.record_block(
                 new, conflict_report(), seq=c.seq, at=_at(4), follow_up_slug="feat-fu-2",
                 previous_follow_up="feat-fu",
@@ -480,7 +495,7 @@ class StoreContract:
         _blocked(store, _key("other"), "other-fu")
         c = _move(store, c, Event.START_REMEDIATION, State.REMEDIATING, _at(1))
         with store.transaction() as tx:
-            tx.append(c, _entry(c, Event.RESUME, State.RETRY, _at(2)))
+            _append(tx, c, _entry(c, Event.RESUME, State.RETRY, _at(2)))
             tx.close_blocked(_key(), _at(2))
             closed = tx.blocked_record(_key())
             assert closed is not None
@@ -591,7 +606,7 @@ class StoreContract:
         )
         report = BlockedReport(Reason.PRECONDITION_FAILED, MAIN, Evidence(diagnostic="no main"))
         with store.transaction() as tx:
-            c = tx.append(c, _entry(c, Event.BLOCK, State.BLOCKED, _at(4)))
+            c = _append(tx, c, _entry(c, Event.BLOCK, State.BLOCKED, _at(4)))
             tx.record_block(
                 c.key, report, seq=c.seq, at=_at(4), follow_up_slug="new-fu",
                 previous_follow_up=None,
@@ -636,6 +651,6 @@ class StoreContract:
 
         def append_stale() -> None:
             with store.transaction() as tx:
-                tx.append(stale, _entry(stale, Event.START_APPLY, State.APPLYING, _at(2)))
+                _append(tx, stale, _entry(stale, Event.START_APPLY, State.APPLYING, _at(2)))
 
         assert isinstance(_raises(MergegateError, append_stale), ConcurrencyConflict)

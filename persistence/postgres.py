@@ -14,8 +14,12 @@ Every write transaction runs in pipeline mode: statements whose results the
 Engine does not need are queued and travel with the next read or the
 ``COMMIT``, so a move costs two or three round trips, not seven. A plain move
 (the Engine's fast path, :class:`~mergegate.statemachine.Move`) costs one: a
-call of the server-side function ``mergegate_move`` (migration 4), which takes
-the same advisory locks in the same order.
+call of the server-side function ``mergegate_move`` (migration 13), which takes
+the same advisory locks in the same order. The function carries out the flags
+of the table's compiled steps (:class:`~mergegate.statemachine.Step`) that
+:data:`FAST_FLAGS` names, and the store offers it only steps whose other flags
+are all off: every flag is named here as carried or declined, checked at import,
+so a new effect cannot reach the function unhandled.
 """
 
 from __future__ import annotations
@@ -42,12 +46,13 @@ from mergegate.statemachine import (
     ConcurrencyConflict,
     InvalidInput,
     MergegateError,
-    Move,
-    Moved,
+    OutcomeUnknown,
     State,
-    Step,
     StoreError,
+    StoreUnavailable,
+    TableError,
 )
+from mergegate.statemachine.extension import STEP_FLAGS, Move, Moved, Step
 
 from .codec import dump_report
 from .dialect import Dialect
@@ -57,7 +62,7 @@ from .pgtext import from_pg, json_from_pg, json_to_pg, to_pg
 from .rows import _key as candidate_key
 from .rows import row_class
 from .sqlstore import SQLStore
-from .sqltransaction import REENTRY_EVENTS, SQLTransaction
+from .sqltransaction import SQLTransaction
 
 __all__ = ["PostgresStore"]
 
@@ -67,8 +72,42 @@ _BACKEND = "postgresql"
 _MOVE = (
     "SELECT id, branch, sha, source, seq, submitted_at FROM mergegate_move("
     "%s, %s, %s, %s, %s, %s::text[], %s::text[], %s::boolean[], %s::boolean[], "
-    "%s::boolean[], %s::boolean[], %s::boolean[], %s, %s, %s, %s, %s, %s, %s, %s)"
+    "%s::boolean[], %s::boolean[], %s::boolean[], %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
+
+#: The step flags ``mergegate_move`` carries out (its arrays pass them per step;
+#: it writes ``active`` and ``queued`` on every move, changed or not).
+FAST_FLAGS = frozenset(
+    {
+        "take_lease",
+        "release_lease",
+        "close_blocked",
+        "drop_blocked",
+        "releases_identity",
+        "active_changes",
+        "queued_changes",
+    }
+)
+#: The flags it does not: a step with any of them on takes the Engine's one path.
+#: A block needs its outcome's row and evidence; a new sha, the candidate's new
+#: identity; a re-entry, a new queue place; a blocked-carrying destination, its
+#: outcome in the answer.
+_DECLINED = frozenset({"record_block", "supersede_sha", "reenters", "carries_blocked"})
+if FAST_FLAGS | _DECLINED != STEP_FLAGS or FAST_FLAGS & _DECLINED:
+    raise TableError(
+        "persistence/postgres.py must name every Step flag as carried (FAST_FLAGS) or declined: "
+        + ", ".join(sorted(STEP_FLAGS ^ (FAST_FLAGS | _DECLINED)))
+    )
+
+
+def _fast(step: Step) -> bool:
+    return not any(getattr(step, flag) for flag in _DECLINED)
+
+
+@lru_cache(maxsize=64)
+def _fast_steps(steps: tuple[Step, ...]) -> tuple[Step, ...]:
+    """The steps of one event that ``mergegate_move`` may carry out."""
+    return tuple(step for step in steps if _fast(step))
 
 
 @lru_cache(maxsize=64)
@@ -89,7 +128,7 @@ def _step_arrays(steps: tuple[Step, ...]) -> tuple[str, ...]:
         flags([s.queued for s in steps]),
         flags([s.take_lease for s in steps]),
         flags([s.release_lease for s in steps]),
-        flags([s.close_blocked for s in steps]),
+        flags([s.close_blocked or s.drop_blocked for s in steps]),
     )
 
 
@@ -225,7 +264,7 @@ class PostgresDatastore:
                 row_factory=_named_rows,
             )
         except psycopg.Error as err:
-            raise StoreError(
+            raise StoreUnavailable(
                 _BACKEND, f"cannot connect to {self.where}: {_first_line(err)}"
             ) from err
         # A server default of synchronous_commit=off would make COMMIT return
@@ -249,7 +288,7 @@ class PostgresDatastore:
             row = conn.execute("SELECT current_schema()").fetchone()
         except psycopg.Error as err:
             conn.close()
-            raise StoreError(
+            raise StoreUnavailable(
                 _BACKEND, f"cannot set up a session on {self.where}: {_first_line(err)}"
             ) from err
         namespace = self.schema or (row[0] if row and row[0] else "public")
@@ -270,20 +309,20 @@ class PostgresDatastore:
             isinstance(err, psycopg.OperationalError) and self.conn.broken
         )
         if lost and tx is not None and tx.committing:
-            return StoreError(
+            return OutcomeUnknown(
                 _BACKEND,
                 f"the connection to {self.where} was lost while committing; the transaction "
                 "may or may not have been committed: re-read the candidate before retrying "
                 f"({_first_line(err)})",
             )
         if lost and tx is not None:
-            return StoreError(
+            return StoreUnavailable(
                 _BACKEND,
                 f"the connection to {self.where} was lost mid-transaction; nothing was "
                 f"committed, reconnect and retry ({_first_line(err)})",
             )
         if lost:
-            return StoreError(
+            return StoreUnavailable(
                 _BACKEND,
                 f"the connection to {self.where} was lost; nothing was written, "
                 f"retry to reconnect ({_first_line(err)})",
@@ -301,7 +340,7 @@ class PostgresDatastore:
             key, seq = tx.context
             return ConcurrencyConflict(key, seq, None)
         if isinstance(err, pgerrors.LockNotAvailable):
-            return StoreError(
+            return StoreUnavailable(
                 _BACKEND,
                 f"waited more than {self.lock_timeout:g} s for a lock held by another writer; "
                 "nothing was written, retry when it is done",
@@ -435,10 +474,10 @@ class PostgresDatastore:
                 raise _Lost(err) from err
             raise self.translate(err, None) from err
 
-    def unknown(self, err: BaseException) -> StoreError:
+    def unknown(self, err: BaseException) -> OutcomeUnknown:
         """The error for a call whose outcome could not be read back."""
         # One statement is its own transaction: the call was also the COMMIT.
-        return StoreError(
+        return OutcomeUnknown(
             _BACKEND,
             f"the connection to {self.where} was lost while committing; the transaction "
             "may or may not have been committed: re-read the candidate before retrying "
@@ -508,12 +547,10 @@ class PostgresStore(SQLStore):
         ``None`` (nothing written) when the function declined the move, or when
         another writer's row made it fail: the general path then decides.
         """
-        if move.event in REENTRY_EVENTS:
-            # mergegate_move keeps the queue position; a re-entry needs a new
-            # one, so it takes the general path (a resume is an operator's call).
+        steps = _fast_steps(move.steps)
+        if not steps:
             return None
         d = self._pg.dialect
-        steps = move.steps
         key = move.key
         params = (
             move.slug,
@@ -530,6 +567,7 @@ class PostgresStore(SQLStore):
             d.lock_key("lease", move.lease_name),
             to_pg(move.owner),
             move.expires_at,
+            move.main_sha,
         )
         with self._pg.lock:
             try:
@@ -573,7 +611,7 @@ class PostgresStore(SQLStore):
         except psycopg.Error:
             raise self._pg.unknown(err) from err
         if row is None:
-            raise StoreError(
+            raise StoreUnavailable(
                 _BACKEND,
                 f"the connection to {self.where} was lost before the move was committed; "
                 f"nothing was written, retry ({_first_line(err)})",

@@ -51,6 +51,8 @@ TRANSITION = (
     "reason",
     "idempotency_key",
     "request_digest",
+    "lease_owner",
+    "main_sha",
 )
 BLOCKED = (
     "id",
@@ -140,6 +142,8 @@ class Mapper:
             reason=text(row["reason"]),
             idempotency_key=text(row["idempotency_key"]),
             request_digest=row["request_digest"],
+            lease_owner=text(row["lease_owner"]),
+            main_sha=row["main_sha"],
         )
 
     def blocked(self, row: Any, prefix: str = "") -> BlockedRecord:

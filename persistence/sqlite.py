@@ -18,7 +18,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from mergegate.statemachine import ConcurrencyConflict, MergegateError, StoreError
+from mergegate.statemachine import (
+    ConcurrencyConflict,
+    MergegateError,
+    StoreError,
+    StoreUnavailable,
+)
 
 from .dialect import Dialect
 from .feed import SQLiteWaiter
@@ -62,7 +67,7 @@ class SQLiteDatastore:
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.Error as err:
-            raise StoreError(_BACKEND, f"cannot open {path}: {err}") from err
+            raise StoreUnavailable(_BACKEND, f"cannot open {path}: {err}") from err
         if mode != "wal":
             self.conn.close()
             raise StoreError(_BACKEND, f"{path} refused WAL mode ({mode}); use a local disk")
@@ -78,7 +83,7 @@ class SQLiteDatastore:
             key, seq = tx.context
             return ConcurrencyConflict(key, seq, None)
         if isinstance(err, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
-            return StoreError(
+            return StoreUnavailable(
                 _BACKEND,
                 f"the database stayed locked past the {self.busy_timeout:g} s busy timeout; "
                 "nothing was written, retry when the other writer is done",

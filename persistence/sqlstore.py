@@ -23,8 +23,6 @@ from mergegate.statemachine import (
     FollowUpState,
     InvalidInput,
     Lease,
-    Move,
-    Moved,
     Occurrence,
     Reason,
     State,
@@ -183,11 +181,6 @@ class SQLStore(LedgerReads):
         ConcurrencyConflict, at the latest when the block exits.
         """
         return Write(self._ds, self._map)
-
-    def move(self, move: Move) -> Moved | None:
-        """The Engine's fast path (:class:`~mergegate.statemachine.Mover`): one transaction."""
-        with self.transaction() as tx:
-            return tx.move(move)
 
     def close(self) -> None:
         """Close the connection; the store cannot be used afterwards."""

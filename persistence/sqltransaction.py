@@ -22,35 +22,22 @@ from datetime import datetime
 from typing import Any
 
 from mergegate.statemachine import (
-    TABLE,
     BlockedRecord,
     BlockedReport,
     Candidate,
     CandidateKey,
-    Event,
     FollowUpState,
     Lease,
     LeaseHeld,
-    Move,
-    Moved,
     Reason,
-    State,
     Transition,
 )
+from mergegate.statemachine.extension import Step
 
 from .dialect import NEXT_QUEUE_POS, Dialect
-from .rows import BLOCKED, CANDIDATE, LEASE, TRANSITION, Mapper, _key, _time, named
+from .rows import BLOCKED, CANDIDATE, LEASE, TRANSITION, Mapper, _key, named
 
 __all__ = ["SQLTransaction"]
-
-# Computed once: the table's sets are derived by walking its rules.
-_ACTIVE = TABLE.active
-_QUEUED = TABLE.queued
-# The fast path reads a state as stored text; looking the text up here is
-# cheaper than building the enum member and hashing it (Enum hashes in Python).
-_STATES = {state.value: state for state in State}
-_ACTIVE_TEXT = frozenset(state.value for state in _ACTIVE)
-_QUEUED_TEXT = frozenset(state.value for state in _QUEUED)
 
 # The active candidate first, else the newest integrated one.
 CANDIDATE_BY_SLUG = (
@@ -71,22 +58,6 @@ BLOCKED_BY_KEY = (
     "WHERE slug = ? AND branch = ? AND sha = ?"
 )
 LEASE_BY_NAME = f"SELECT {named(LEASE)} FROM leases WHERE name = ?"
-SLUG_TAKEN = "SELECT 1 FROM candidates WHERE slug = ? LIMIT 1"
-# The fast path's reads and writes (SQLTransaction.move).
-_FAST_CANDIDATE = (
-    "SELECT id, branch, sha, state, seq, submitted_at, updated_at FROM candidates "
-    "WHERE slug = ? ORDER BY active DESC, id DESC LIMIT 1"
-)
-_LEASE_TAKEN = "SELECT 1 FROM leases WHERE name = ?"
-_CREATE_AT = (
-    "INSERT INTO candidates (slug, branch, sha, state, seq, submitted_at, updated_at, active, "
-    f"queued, queue_pos) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, {NEXT_QUEUE_POS})"
-)
-_FIRST_ENTRY = (
-    "INSERT INTO transitions (candidate_id, seq, event, source, dest, sha, actor, at, reason) "
-    "VALUES (?, 1, ?, NULL, ?, ?, ?, ?, ?)"
-)
-
 _CANDIDATE_WITH_BLOCKED = (
     f"SELECT {named(CANDIDATE, 'c')}, {named(BLOCKED, 'b', 'b_')}, "
     "(SELECT follow_up_slug FROM integration_blocked_outcomes WHERE slug = c.slug "
@@ -95,17 +66,24 @@ _CANDIDATE_WITH_BLOCKED = (
     "ON b.slug = c.slug AND b.branch = c.branch AND b.sha = c.sha"
 )
 
+# A new row is written as its creating entry will leave it (state, flags, seq 1,
+# the entry's time): no other transaction can see it before this one commits, so
+# the entry that follows needs no seq guard and the row no second write.
 _INSERT_CANDIDATE = (
     "INSERT INTO candidates (slug, branch, sha, state, seq, submitted_at, updated_at, active, "
-    f"queued, queue_pos) VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, {NEXT_QUEUE_POS})"
+    f"queued, queue_pos) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, {NEXT_QUEUE_POS})"
 )
-# A resume is a re-entry: the candidate goes to the back of the queue, as a
-# re-approved change does in bors or Zuul. Every other move keeps the position,
-# and so does the resume of an apply that was only interrupted (a killed or
-# stalled integrator, at the same sha): the candidate was not at fault, and a
-# restart must not reorder the queue. A resume at a new sha is new work and
-# always goes to the back (_TO_THE_BACK): the new identity may carry an old,
-# resumed outcome of its own, which says nothing about this block.
+_FIRST_ENTRY = (
+    f"INSERT INTO transitions ({', '.join(TRANSITION)}) VALUES "
+    f"(?, {', '.join('?' * (len(TRANSITION) - 1))})"
+)
+# A re-entry (a step that ``reenters``: a resume) goes to the back of the queue,
+# as a re-approved change does in bors or Zuul. Every other move keeps the
+# position, and so does the resume of an apply that was only interrupted (a
+# killed or stalled integrator, at the same sha): the candidate was not at
+# fault, and a restart must not reorder the queue. A resume at a new sha is new
+# work and always goes to the back (_TO_THE_BACK): the new identity may carry an
+# old, resumed outcome of its own, which says nothing about this block.
 _TO_THE_BACK = f"UPDATE candidates SET queue_pos = {NEXT_QUEUE_POS} WHERE id = ?"
 _REENTER = (
     f"UPDATE candidates SET queue_pos = {NEXT_QUEUE_POS} WHERE id = ? AND NOT EXISTS "
@@ -113,16 +91,16 @@ _REENTER = (
     "AND o.branch = candidates.branch AND o.sha = candidates.sha "
     f"AND o.reason = '{Reason.APPLY_INTERRUPTED.value}')"
 )
-REENTRY_EVENTS = frozenset({Event.RESUME})
 
 # The entry names its candidate through a sub-select that finds nothing when
 # the candidate's seq is not the one the writer read; the NULL candidate_id
 # then fails NOT NULL. A writer whose read went stale also collides with the
 # entry that got there first on the log's (candidate_id, seq) unique. So a
 # stale move fails inside this one statement, without a row count.
+_VALUES = ", ".join("?" * (len(TRANSITION) - 1))
 _APPEND = (
     f"INSERT INTO transitions ({', '.join(TRANSITION)}) VALUES "
-    "((SELECT id FROM candidates WHERE id = ? AND seq = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"((SELECT id FROM candidates WHERE id = ? AND seq = ?), {_VALUES})"
 )
 
 
@@ -153,7 +131,7 @@ _MOVES_CTE = {
     shape: (
         f"WITH moved AS ({sql[: -len(' WHERE id = ?')]} WHERE id = ? AND seq = ? RETURNING id) "
         f"INSERT INTO transitions ({', '.join(TRANSITION)}) VALUES "
-        "((SELECT id FROM moved), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        f"((SELECT id FROM moved), {_VALUES})"
     )
     for shape, sql in _MOVES.items()
 }
@@ -197,6 +175,8 @@ class SQLTransaction:
         self._latest: dict[str, str | None] = {}
         # Who holds a follow-up slug: a slug rule asks, then the Engine asks again.
         self._owners: dict[str, CandidateKey | None] = {}
+        # Rows inserted by this transaction, waiting for their creating entry.
+        self._created: set[int] = set()
         #: Set by the store when ``COMMIT`` is sent: a lost connection then
         #: leaves the outcome unknown.
         self.committing = False
@@ -219,11 +199,6 @@ class SQLTransaction:
         if key is not None and key not in self._locked:
             self._locked.add(key)
             self._cursor.execute(self._d.lock_sql, (key,))
-
-    def _place(self, event: Event, candidate_id: int, new_sha: bool = False) -> None:
-        """Give a candidate re-entering the queue a place at its back; other moves keep it."""
-        if event in REENTRY_EVENTS:
-            self.execute(_TO_THE_BACK if new_sha else _REENTER, (candidate_id,))
 
     # -- the Transaction protocol --------------------------------------------
 
@@ -268,10 +243,10 @@ class SQLTransaction:
         row = self._one(CANDIDATE_BY_KEY, (key.slug, key.branch, key.sha))
         return None if row is None else self._map.candidate(row)
 
-    def insert_candidate(self, key: CandidateKey, at: datetime) -> Candidate:
+    def insert_candidate(self, key: CandidateKey, at: datetime, step: Step) -> Candidate:
         self.context = (key, 0)
         stamp = self._d.time_in(at)
-        state = State.PENDING
+        state = step.dest
         params = (
             key.slug,
             key.branch,
@@ -279,8 +254,8 @@ class SQLTransaction:
             state.value,
             stamp,
             stamp,
-            self._d.true if state in _ACTIVE else self._d.false,
-            self._d.true if state in _QUEUED else self._d.false,
+            self._d.true if step.active else self._d.false,
+            self._d.true if step.queued else self._d.false,
         )
         if self._d.returning:
             new_id = self._one(_INSERT_CANDIDATE + " RETURNING id", params)[0]
@@ -289,25 +264,26 @@ class SQLTransaction:
         created = Candidate(new_id, key, state, 0, at, at)
         self._candidates[key.slug] = created
         self._blocked[key] = None
+        self._created.add(new_id)
         return created
 
-    def append(self, candidate: Candidate, entry: Transition) -> Candidate:
+    def append(self, candidate: Candidate, entry: Transition, step: Step) -> Candidate:
         self.context = (candidate.key, candidate.seq)
         d = self._d
         stamp = d.time_in(entry.at)
-        dest, source = entry.dest, candidate.state
+        dest = entry.dest
         sha_changed = entry.sha != candidate.key.sha
-        active = dest in _ACTIVE
-        queued = dest in _QUEUED
-        active_changed = active is not (source in _ACTIVE)
-        queued_changed = queued is not (source in _QUEUED)
+        # A created row was inserted with its flags; a move writes those it changes.
+        created = candidate.seq == 0
+        active_changed = step.active_changes and not created
+        queued_changed = step.queued_changes and not created
         sets: list[Any] = [dest.value, entry.seq, stamp]
         if sha_changed:
             sets.append(entry.sha)
         if active_changed:
-            sets.append(d.true if active else d.false)
+            sets.append(d.true if step.active else d.false)
         if queued_changed:
-            sets.append(d.true if queued else d.false)
+            sets.append(d.true if step.queued else d.false)
         shape = (sha_changed, active_changed, queued_changed)
         logged = (
             entry.seq,
@@ -320,13 +296,23 @@ class SQLTransaction:
             d.text_in(entry.reason),
             d.text_in(entry.idempotency_key),
             entry.request_digest,
+            d.text_in(entry.lease_owner),
+            entry.main_sha,
         )
-        if d.writes_in_cte:
+        if created and candidate.id in self._created:
+            # Inserted above as this entry leaves it (see _INSERT_CANDIDATE), unless
+            # the caller's entry says otherwise: then the row is corrected.
+            self._created.discard(candidate.id)
+            self.execute(_FIRST_ENTRY, (candidate.id, *logged))
+            if sha_changed or dest is not candidate.state or entry.at != candidate.updated_at:
+                self.execute(_MOVES[shape], (*sets, candidate.id))
+        elif d.writes_in_cte:
             self.execute(_MOVES_CTE[shape], (*sets, candidate.id, candidate.seq, *logged))
         else:
             self.execute(_APPEND, (candidate.id, candidate.seq, *logged))
             self.execute(_MOVES[shape], (*sets, candidate.id))
-        self._place(entry.event, candidate.id, sha_changed)
+        if step.reenters:
+            self.execute(_TO_THE_BACK if sha_changed else _REENTER, (candidate.id,))
         key = candidate.key
         if entry.sha != key.sha:
             key = CandidateKey(key.slug, key.branch, entry.sha)
@@ -466,95 +452,6 @@ class SQLTransaction:
             "DELETE FROM leases WHERE name = ? AND owner = ? AND candidate_id IS NULL",
             (name, self._d.text_in(owner)),
         )
-
-    # -- the fast path --------------------------------------------------------
-
-    def move(self, move: Move) -> Moved | None:
-        """Carry out ``move`` if it is the happy case, else write nothing and return ``None``.
-
-        Every check comes before the first write, so a decline leaves the
-        transaction empty (see :class:`~mergegate.statemachine.Mover`). This is
-        the path nearly every move of a SQLite store takes, so it issues the
-        statements itself, with no record built that the result does not need.
-        (A PostgreSQL store makes the same move in one server-side call instead;
-        this path serves it inside a transaction of its own choosing.)
-        """
-        ex = self._cursor.execute
-        q = self._q
-        d = self._d
-        stamp = d.time_in(move.at)
-        key = move.key
-        if key is not None:
-            # Creating: only when no candidate holds the slug; a re-submit, a
-            # duplicate and a reused identity are the general path's to judge.
-            step = move.step(None)
-            if step is None or ex(q[SLUG_TAKEN], (move.slug,)).fetchone() is not None:
-                return None
-            # Inserted at its first state: no transaction can see the row
-            # before this one commits, so its first entry needs no seq guard.
-            self.context = (key, 0)
-            created = (
-                key.slug,
-                key.branch,
-                key.sha,
-                step.dest.value,
-                stamp,
-                stamp,
-                d.true if step.active else d.false,
-                d.true if step.queued else d.false,
-            )
-            if d.returning:
-                cid = self._one(_CREATE_AT + " RETURNING id", created)[0]
-            else:
-                cid = ex(q[_CREATE_AT], created).lastrowid
-            ex(q[_FIRST_ENTRY], (cid, move.event.value, step.dest.value, key.sha,
-                                 d.text_in(move.actor), stamp, d.text_in(move.note)))  # fmt: skip
-            before = Candidate(cid, key, step.dest, 0, move.at, move.at)
-        else:
-            row = ex(q[_FAST_CANDIDATE], (move.slug,)).fetchone()
-            if row is None:
-                return None
-            cid, branch, sha, state_value, seq, submitted, updated = row
-            if move.expected_seq is not None and move.expected_seq != seq:
-                return None
-            if _time(updated) > move.at:
-                # Another writer moved it after this call read the clock (while
-                # this one waited for the lock): the general path stamps it anew.
-                return None
-            state = _STATES[state_value]
-            step = move.step(state)
-            if step is None:
-                return None
-            if step.take_lease and ex(q[_LEASE_TAKEN], (move.lease_name,)).fetchone():
-                return None
-            before = Candidate(
-                cid, _key(move.slug, branch, sha), state, seq, _time(submitted), move.at
-            )
-            self.context = (before.key, seq)
-            if step.take_lease:
-                assert move.owner is not None
-                assert move.expires_at is not None
-                ex(q[_PUT_LEASE], (move.lease_name, d.text_in(move.owner), cid, stamp,
-                                   d.time_in(move.expires_at)))  # fmt: skip
-            logged = (move.event.value, state_value, step.dest.value, sha, d.text_in(move.actor),
-                      stamp, d.text_in(move.note), None, None)  # fmt: skip
-            ex(q[_APPEND], (cid, seq, seq + 1, *logged))
-            active_changed = step.active is not (state_value in _ACTIVE_TEXT)
-            queued_changed = step.queued is not (state_value in _QUEUED_TEXT)
-            sets: list[Any] = [step.dest.value, seq + 1, stamp]
-            if active_changed:
-                sets.append(d.true if step.active else d.false)
-            if queued_changed:
-                sets.append(d.true if step.queued else d.false)
-            ex(q[_MOVES[(False, active_changed, queued_changed)]], (*sets, cid))
-            self._place(move.event, cid)
-            if step.release_lease:
-                ex(q[_DROP_LEASE], (move.lease_name, cid))
-            if step.close_blocked:
-                self.close_blocked(before.key, move.at)
-        done = move.moved(before, step)
-        self._candidates[move.slug] = done.candidate
-        return done
 
     # -- store-level writes, each in a transaction of its own ----------------
 

@@ -27,8 +27,10 @@ from .errors import (
     LeaseHeld,
     MergegateError,
     MoveInFlight,
+    OutcomeUnknown,
     RepositoryError,
     StoreError,
+    StoreUnavailable,
     TableError,
 )
 from .feed import Change, ChangeFeed, follow
@@ -44,9 +46,6 @@ from .logfmt import format_logfmt as format_logfmt
 from .logfmt import log_outcome as log_outcome
 from .machine import LifecycleMachine as LifecycleMachine
 from .machine import lifecycle as lifecycle
-from .move import Move as Move
-from .move import Moved as Moved
-from .move import Step as Step
 from .queueview import QueueEntry, RunSummary, next_actionable, queue, run_queue
 from .records import (
     BlockedRecord,
@@ -68,8 +67,6 @@ from .records import (
 from .records import FollowUpJob as FollowUpJob
 from .states import Event, State
 from .store import Guide, Hook, Resolver, Store
-from .store import Mover as Mover
-from .store import Transaction as Transaction
 from .table import TABLE, Effect, Rule, Table
 from .validation import SHA_SHOWN as SHA_SHOWN
 from .validation import SLUG_MAX as SLUG_MAX
@@ -126,6 +123,7 @@ __all__ = [
     "MergegateError",
     "Occurrence",
     "Outcome",
+    "OutcomeUnknown",
     "QueueEntry",
     "Reason",
     "Remediate",
@@ -141,6 +139,7 @@ __all__ = [
     "State",
     "Store",
     "StoreError",
+    "StoreUnavailable",
     "Subscription",
     "Sync",
     "TABLE",

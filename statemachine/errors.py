@@ -206,21 +206,42 @@ class LeaseHeld(MergegateError, RuntimeError):
 
 
 class StoreError(MergegateError, RuntimeError):
-    """The store failed; the transaction was rolled back, so nothing was written."""
+    """The store failed. ``committed`` says whether the call's transaction was committed:
+    ``False`` (rolled back, nothing was written) unless a subclass says otherwise."""
 
     backend: str
+    committed: bool | None
+
+    def __init__(self, backend: str, message: str, *, committed: bool | None = False) -> None:
+        super().__init__(f"{backend} store: {message}", backend=backend, committed=committed)
+
+
+class StoreUnavailable(StoreError):
+    """The store could not be reached, or could not take the call now (its connection was
+    lost before the commit, a lock stayed held past the timeout); nothing was written,
+    and the same call may simply be retried."""
+
+
+class OutcomeUnknown(StoreError):
+    """The connection was lost while the commit was on its way: ``committed`` is ``None``.
+
+    Re-read the candidate (or retry with the same idempotency key) before acting again.
+    """
 
     def __init__(self, backend: str, message: str) -> None:
-        super().__init__(f"{backend} store: {message}", backend=backend)
+        super().__init__(backend, message, committed=None)
 
 
 class RepositoryError(MergegateError, RuntimeError):
-    """The git repository cannot be used as configured."""
+    """The git repository cannot be used as configured; ``problem`` says how, without its name."""
 
     repository: str
+    problem: str
 
     def __init__(self, repository: str, message: str) -> None:
-        super().__init__(f"repository {repository}: {message}", repository=repository)
+        super().__init__(
+            f"repository {repository}: {message}", repository=repository, problem=message
+        )
 
 
 class TableError(MergegateError, ValueError):

@@ -1,11 +1,13 @@
-"""A move the store may carry out in one piece: the Engine's fast path.
+"""A move the store may carry out in one piece: the Engine's offer to a store's fast path.
 
 Most calls are the happy path of a common move: the candidate is where the
-caller thinks, the lease is free, and the rule's effects are the simple ones.
-For those, the Engine hands the store a :class:`Move` (the request, with the
-table's rules for its event spelled out per source state) and the store does
-the read, the checks and the writes in one transaction: on PostgreSQL one
-server-side function call, one round trip; on SQLite one short Python path.
+caller thinks, the lease is free, and the step's flags are simple ones. For
+those, the Engine hands a store that offers ``move`` (a :class:`~.store.Mover`)
+a :class:`Move`: the request, with the table's compiled steps of its event
+(:meth:`~.table.Table.steps`), and the store does the read, the checks and the
+writes in one piece. PostgreSQL does (one server-side call, one round trip);
+SQLite does not need to: its transaction has no round trips to save, so its
+moves all take the Engine's one path.
 
 The store only ever *accepts* a move. Whenever anything is not exactly the
 happy case (no such candidate, a stale ``expected_seq``, an illegal event, a
@@ -23,78 +25,10 @@ import attrs
 
 from .records import Candidate, CandidateKey, Transition
 from .states import Event, State
-from .table import Effect, Rule, Table
+from .table import Step
 from .validation import attrs_validator, check_slug, check_text
 
-__all__ = ["Move", "Moved", "Step", "steps_for"]
-
-
-@attrs.frozen
-class Step:
-    """What one rule of an event does from ``source``, as plain facts a store can act on.
-
-    ``source`` is ``None`` for the creating event.
-    """
-
-    source: State | None
-    dest: State
-    #: The candidate's flags after the move (see ``Table.active`` and ``Table.queued``).
-    active: bool
-    queued: bool
-    take_lease: bool = False
-    release_lease: bool = False
-    #: Mark the blocked outcome resumed (a drop, or a close the caller may make unasked).
-    close_blocked: bool = False
-
-
-#: Effects a store's fast path carries out. A rule that records a block goes
-#: through the general path. SUPERSEDE_SHA only *allows* a new sha: the Engine
-#: offers the fast path only calls that give none, so the sha stays as it is.
-_FAST_EFFECTS = frozenset(
-    {
-        Effect.TAKE_LEASE,
-        Effect.RELEASE_LEASE,
-        Effect.DROP_BLOCKED,
-        Effect.CLOSE_BLOCKED,
-        Effect.RELEASE_IDENTITY,
-        Effect.SUPERSEDE_SHA,
-    }
-)
-
-
-def steps_for(table: Table, event: Event, *, may_close: bool) -> tuple[Step, ...]:
-    """The fast-path steps of ``event``: one per source state whose rule qualifies.
-
-    A rule qualifies when its effects are all simple and it does not enter a
-    state that carries a blocked outcome (the outcome would have to report the
-    blocked record). ``may_close`` says whether a ``CLOSE_BLOCKED`` rule may run
-    unasked: not when a resolver must first judge the follow-up.
-    """
-    steps = []
-    for rule in table.rules:
-        if rule.event is not event or not _qualifies(rule, may_close):
-            continue
-        for source, dest in rule.edges():
-            if dest in table.carrying_blocked:
-                continue
-            steps.append(
-                Step(
-                    source,
-                    dest,
-                    active=dest in table.active,
-                    queued=dest in table.queued,
-                    take_lease=Effect.TAKE_LEASE in rule.effects,
-                    release_lease=Effect.RELEASE_LEASE in rule.effects,
-                    close_blocked=bool({Effect.CLOSE_BLOCKED, Effect.DROP_BLOCKED} & rule.effects),
-                )
-            )
-    return tuple(steps)
-
-
-def _qualifies(rule: Rule, may_close: bool) -> bool:
-    if not rule.effects <= _FAST_EFFECTS:
-        return False
-    return may_close or Effect.CLOSE_BLOCKED not in rule.effects
+__all__ = ["Move", "Moved"]
 
 
 @attrs.frozen
@@ -120,6 +54,8 @@ class Move:
     )
     owner: str | None = None
     expires_at: datetime | None = None
+    #: The main commit an ``integrate`` names (logged in the entry's own field).
+    main_sha: str | None = None
 
     def step(self, source: State | None) -> Step | None:
         """The step from ``source``, or ``None``: the store must then decline."""
@@ -140,6 +76,8 @@ class Move:
             actor=self.actor,
             at=self.at,
             reason=self.note,
+            lease_owner=self.owner if step.take_lease else None,
+            main_sha=self.main_sha,
         )
 
     def moved(self, before: Candidate, step: Step) -> Moved:

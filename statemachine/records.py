@@ -147,6 +147,12 @@ class Transition:
     #: A digest of the request that carried ``idempotency_key``, so that a repeat
     #: of the key with a different request is refused instead of silently dropped.
     request_digest: str | None = None
+    #: Who took the lease (a ``start_apply``): the chain a link belongs to is the
+    #: link whose entry names the chain lease's owner. A fact in its own field,
+    #: never parsed back out of ``reason``, which repeats it for people.
+    lease_owner: str | None = attrs.field(default=None, validator=_check_text_opt)
+    #: The main commit an ``integrate`` recorded (the audit and recovery read it).
+    main_sha: str | None = None
 
 
 @attrs.frozen

@@ -29,8 +29,18 @@ from .records import (
     Transition,
 )
 from .states import Event, State
+from .table import Step
 
-__all__ = ["Guide", "Hook", "Mover", "Resolver", "Store", "Transaction"]
+__all__ = [
+    "Guide",
+    "Hook",
+    "Mover",
+    "Resolver",
+    "Store",
+    "StoreReads",
+    "StoreWrites",
+    "Transaction",
+]
 
 
 class Transaction(Protocol):
@@ -53,14 +63,20 @@ class Transaction(Protocol):
     def find_candidate(self, key: CandidateKey) -> Candidate | None:
         """The newest candidate with exactly this identity, in any state."""
 
-    def insert_candidate(self, key: CandidateKey, at: datetime) -> Candidate:
-        """Create a candidate with ``seq`` 0, in no state yet (its submit entry follows)."""
+    def insert_candidate(self, key: CandidateKey, at: datetime, step: Step) -> Candidate:
+        """Create a candidate with ``seq`` 0 (its creating entry follows), flagged as ``step``
+        leaves it (``step.dest``, ``step.active``, ``step.queued``), at the queue's back."""
 
-    def append(self, candidate: Candidate, entry: Transition) -> Candidate:
+    def append(self, candidate: Candidate, entry: Transition, step: Step) -> Candidate:
         """Append ``entry`` (whose seq must be ``candidate.seq + 1``) and move the candidate.
 
-        Raises ConcurrencyConflict if the candidate's seq is no longer ``candidate.seq``.
+        The candidate's row takes ``step``'s flags (``active``, ``queued``) and,
+        when ``step.reenters``, a place at the back of the queue. Raises
+        ConcurrencyConflict if the candidate's seq is no longer ``candidate.seq``.
         """
+
+    def mark_resolved(self, key: CandidateKey, at: datetime) -> None:
+        """Record when ``key``'s follow-up was found resolved (by the resume that closes it)."""
 
     def transition_by_idempotency_key(self, candidate_id: int, key: str) -> Transition | None:
         """The entry an earlier call logged with this idempotency key, if any."""
@@ -105,13 +121,14 @@ class Transaction(Protocol):
         """Release ``name`` if ``owner`` holds it for a chain (for no one candidate)."""
 
 
-class Store(Protocol):
-    """A durable transition log with its blocked outcomes, outbox and leases."""
+class StoreReads(Protocol):
+    """The read side of a store: what the queue, the log and the outcomes hold now.
+
+    Reads never wait on a writer for long and never change anything; the CLI's
+    read commands, the status page and the change feed use only these.
+    """
 
     backend: str
-
-    def transaction(self) -> AbstractContextManager[Transaction]:
-        """Open a write transaction; commit on normal exit, roll back on error."""
 
     def candidate(self, slug: str) -> Candidate | None:
         """The active candidate holding ``slug``, else its newest integrated one."""
@@ -190,22 +207,40 @@ class Store(Protocol):
     def blocked_record_by_id(self, blocked_id: int) -> BlockedRecord | None:
         """The blocked outcome row with this id."""
 
-    def finish_follow_up(
-        self, follow_up_slug: str, state: FollowUpState, error: str | None
-    ) -> None:
-        """Record the result of materializing a follow-up; ``CREATED`` marks its outbox row done."""
-
     def leases(self) -> list[Lease]:
         """Every integration lease."""
-
-    def renew_lease(self, name: str, owner: str, expires_at: datetime) -> Lease:
-        """Push the expiry of ``owner``'s lease; raises LeaseHeld if ``owner`` lost it."""
 
     def integrity_problems(self) -> list[str]:
         """The store's own consistency check; empty when sound."""
 
     def identity(self) -> StoreIdentity | None:
         """Which repository this store serves, and its own id; ``None`` until ``init`` binds it."""
+
+    def acknowledgements(self) -> list[Acknowledgement]:
+        """Every acknowledged outside move, oldest first."""
+
+    def approval(self, slug: str, sha: str) -> Approval | None:
+        """The approval of ``slug`` at exactly ``sha``, if an operator gave one."""
+
+    def approvals(self) -> list[Approval]:
+        """Every approval, oldest first."""
+
+
+class StoreWrites(Protocol):
+    """The write side of a store: the one transaction a move runs in, and the few
+    writes that are not moves (a lease's renewal, a follow-up's result, the
+    repository binding, acknowledgements and approvals), each atomic."""
+
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """Open a write transaction; commit on normal exit, roll back on error."""
+
+    def finish_follow_up(
+        self, follow_up_slug: str, state: FollowUpState, error: str | None
+    ) -> None:
+        """Record the result of materializing a follow-up; ``CREATED`` marks its outbox row done."""
+
+    def renew_lease(self, name: str, owner: str, expires_at: datetime) -> Lease:
+        """Push the expiry of ``owner``'s lease; raises LeaseHeld if ``owner`` lost it."""
 
     def bind_repository(self, repository: str, *, actor: str, at: datetime) -> StoreIdentity:
         """Bind the store to ``repository`` (its root commit) with a new store id, once.
@@ -221,9 +256,6 @@ class Store(Protocol):
         same commit, which is kept as it was (the log is append-only).
         """
 
-    def acknowledgements(self) -> list[Acknowledgement]:
-        """Every acknowledged outside move, oldest first."""
-
     def approve(self, slug: str, sha: str, why: str, *, actor: str, at: datetime) -> Approval:
         """Log that candidate ``slug`` at exactly ``sha`` may change the configuration.
 
@@ -231,14 +263,17 @@ class Store(Protocol):
         slug and sha, which is kept as it was (the log is append-only).
         """
 
-    def approval(self, slug: str, sha: str) -> Approval | None:
-        """The approval of ``slug`` at exactly ``sha``, if an operator gave one."""
-
-    def approvals(self) -> list[Approval]:
-        """Every approval, oldest first."""
-
     def close(self) -> None:
         """Release the connection."""
+
+
+class Store(StoreReads, StoreWrites, Protocol):
+    """A durable transition log with its blocked outcomes, outbox and leases.
+
+    Its two sides are :class:`StoreReads` and :class:`StoreWrites`; a store
+    may also offer a one-piece fast path (:class:`Mover`). The contract every
+    store passes is ``mergegate.persistence.contract.StoreContract``.
+    """
 
 
 class Mover(Protocol):

@@ -15,7 +15,17 @@ import attrs
 from .errors import TableError
 from .states import Event, State
 
-__all__ = ["CLOSING_EFFECTS", "TABLE", "Effect", "Rule", "Table", "TableError"]
+__all__ = [
+    "CLOSING_EFFECTS",
+    "STEP_FLAG",
+    "STEP_FLAGS",
+    "TABLE",
+    "Effect",
+    "Rule",
+    "Step",
+    "Table",
+    "TableError",
+]
 
 
 class Effect(enum.StrEnum):
@@ -80,6 +90,71 @@ class Rule:
             yield source, self.dest if self.dest is not None else source
 
 
+@attrs.frozen
+class Step:
+    """One ``(event, source)`` of the table, compiled to the facts a store acts on.
+
+    Every effect of the rule is a flag here (:data:`STEP_FLAG` says which), so
+    whoever carries out a move reads flags and never interprets an effect
+    again. ``source`` is ``None`` for the creating event; ``dest`` is the state
+    after the move (the source itself for an internal move).
+    """
+
+    event: Event
+    source: State | None
+    dest: State
+    #: The candidate's flags after the move (:attr:`Table.active`, :attr:`Table.queued`),
+    #: and whether the move changes them (a store then writes them, and their index).
+    active: bool
+    queued: bool
+    active_changes: bool = True
+    queued_changes: bool = True
+    #: The destination carries a blocked outcome: the move's outcome reports it.
+    carries_blocked: bool = False
+    take_lease: bool = False
+    release_lease: bool = False
+    #: Upsert the blocked outcome, append the evidence and enqueue the follow-up.
+    record_block: bool = False
+    #: Close the blocked outcome once its follow-up is found resolved (or forced).
+    close_blocked: bool = False
+    #: Close the blocked outcome without asking: the candidate is given up.
+    drop_blocked: bool = False
+    #: The call may give the candidate a new sha.
+    supersede_sha: bool = False
+    #: The destination frees the identity: a later submit of it queues anew.
+    releases_identity: bool = False
+    #: The candidate re-enters the queue after a block: it goes to the back.
+    reenters: bool = False
+
+
+#: Which :class:`Step` flag carries each effect. Checked when this module is
+#: imported: an effect added to :class:`Effect` without a flag here is an error
+#: at start-up, not a move some store silently fails to make.
+STEP_FLAG: dict[Effect, str] = {
+    Effect.TAKE_LEASE: "take_lease",
+    Effect.RELEASE_LEASE: "release_lease",
+    Effect.RECORD_BLOCK: "record_block",
+    # The store enqueues inside record_block: the build insists they come together.
+    Effect.ENQUEUE_FOLLOW_UP: "record_block",
+    Effect.CLOSE_BLOCKED: "close_blocked",
+    Effect.DROP_BLOCKED: "drop_blocked",
+    Effect.SUPERSEDE_SHA: "supersede_sha",
+    Effect.RELEASE_IDENTITY: "releases_identity",
+}
+#: The flags of a :class:`Step` that say what it does besides moving the state:
+#: a store's fast path must name each as carried out or declined (persistence/postgres.py).
+STEP_FLAGS = frozenset(
+    f.name
+    for f in attrs.fields(Step)
+    if f.type in (bool, "bool") and f.name not in {"active", "queued"}
+)
+if set(STEP_FLAG) != set(Effect) or not set(STEP_FLAG.values()) <= STEP_FLAGS:
+    raise TableError(
+        "every Effect needs its Step flag in STEP_FLAG: missing "
+        + ", ".join(sorted(e.value for e in set(Effect) - set(STEP_FLAG)))
+    )
+
+
 def _closure(
     entered: set[State], rules: tuple[Rule, ...], stop: frozenset[Effect]
 ) -> frozenset[State]:
@@ -113,6 +188,8 @@ class Table:
 
     rules: tuple[Rule, ...]
     _moves: dict[tuple[State | None, Event], Rule] = attrs.field(init=False, repr=False)
+    _steps: dict[tuple[State | None, Event], Step] = attrs.field(init=False, repr=False)
+    _by_event: dict[Event, tuple[Step, ...]] = attrs.field(init=False, repr=False)
     states: tuple[State, ...] = attrs.field(init=False)
     terminal: frozenset[State] = attrs.field(init=False)
     """States with no move to another state: a candidate there is finished."""
@@ -172,6 +249,33 @@ class Table:
         )
         for problem in self._problems():
             raise TableError(problem)
+        steps = {(s, e): self._compile(s, e) for s, e, _ in self.edges()}
+        set_(self, "_steps", steps)
+        by_event: dict[Event, list[Step]] = {}
+        for step in steps.values():
+            by_event.setdefault(step.event, []).append(step)
+        set_(self, "_by_event", {e: tuple(found) for e, found in by_event.items()})
+
+    def _compile(self, source: State | None, event: Event) -> Step:
+        rule = self._moves[(source, event)]
+        dest = rule.dest if rule.dest is not None else source
+        assert dest is not None  # a creating rule names its destination
+        flags = {STEP_FLAG[effect]: True for effect in rule.effects}
+        return Step(
+            event,
+            source,
+            dest,
+            active=dest in self.active,
+            queued=dest in self.queued,
+            active_changes=source is None or (source in self.active) != (dest in self.active),
+            queued_changes=source is None or (source in self.queued) != (dest in self.queued),
+            carries_blocked=dest in self.carrying_blocked,
+            # A resume after a block re-enters the queue: to its back, as a
+            # re-approved change goes in bors or Zuul. A requeue (the integrator's
+            # fault, not the candidate's) keeps its place.
+            reenters=bool(CLOSING_EFFECTS & rule.effects) and dest in self.queued,
+            **flags,
+        )
 
     def _problems(self) -> Iterator[str]:
         """Every way the rules contradict their effects, first found first."""
@@ -219,6 +323,14 @@ class Table:
             yield f"{move} closes a blocked outcome it does not carry"
         if len(CLOSING_EFFECTS & rule.effects) > 1:
             yield f"{move} both closes and drops its blocked outcome"
+
+    def step(self, source: State | None, event: Event) -> Step | None:
+        """The compiled move of ``event`` from ``source``, or ``None`` if the table forbids it."""
+        return self._steps.get((source, event))
+
+    def steps(self, event: Event) -> tuple[Step, ...]:
+        """Every compiled move of ``event``, one per source state, in declaration order."""
+        return self._by_event.get(event, ())
 
     def rule(self, source: State | None, event: Event) -> Rule | None:
         """The rule that lets ``event`` move a candidate in ``source``, or ``None``."""

@@ -395,13 +395,13 @@ class ApplierStateMachine(RuleBasedStateMachine):
             state=outcome.state,
         )
         if outcome.state is State.INTEGRATED and self.main != before:
-            reason = None if outcome.transition is None else outcome.transition.reason
+            named = None if outcome.transition is None else outcome.transition.main_sha
             expect(
-                reason == f"main={self.main}",
+                named == self.main,
                 check,
                 "the integration does not name the main it made",
-                expected=f"main={self.main}",
-                actual=reason,
+                expected=self.main,
+                actual=named,
             )
         else:
             expect(

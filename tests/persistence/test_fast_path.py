@@ -1,8 +1,10 @@
-"""The Engine's fast path on every store: which calls take it, and that a decline writes nothing.
+"""The Engine's fast path: which calls take it, and that a decline writes nothing.
 
-The agreement machine (``test_store_agreement.py``) compares the fast path with
-the general path over random calls; these cases pin down the contract a store's
-``move`` keeps (see "The fast path" in docs/design.md).
+PostgreSQL is the store that offers ``move`` (one round trip per plain move);
+SQLite takes every call through the Engine's one path, which these cases also
+check where they take ``store``. The agreement machine
+(``test_store_agreement.py``) compares the two paths over random calls; these
+cases pin down the contract a store's ``move`` keeps (docs/design.md).
 """
 
 from __future__ import annotations
@@ -21,11 +23,10 @@ from mergegate.statemachine import (
     IllegalTransition,
     InvalidInput,
     LeaseHeld,
-    Move,
-    Moved,
     State,
     Store,
 )
+from mergegate.statemachine.extension import Move, Moved
 
 SHA = "a" * 40
 
@@ -60,9 +61,9 @@ class General:
 
 
 @pytest.fixture
-def counted(store: Store) -> Counting:
-    """The ``store`` fixture's store, its fast-path calls counted."""
-    return Counting(store)
+def counted(pg: Store) -> Counting:
+    """A PostgreSQL store (the one that offers ``move``), its fast-path calls counted."""
+    return Counting(pg)
 
 
 def _snapshot(store: Store) -> tuple[object, ...]:

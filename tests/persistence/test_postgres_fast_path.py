@@ -27,10 +27,9 @@ from mergegate.statemachine import (
     Event,
     LeaseHeld,
     MergegateError,
-    Move,
     State,
 )
-from mergegate.statemachine.move import steps_for
+from mergegate.statemachine.extension import Move
 
 pytestmark = pytest.mark.postgres
 
@@ -148,7 +147,7 @@ def _move(clock: ManualClock, event: Event, slug: str, facts: dict[str, Any]) ->
     return Move(
         event,
         slug,
-        steps_for(TABLE, event, may_close=True),
+        TABLE.steps(event),
         at,
         "t",
         "main",

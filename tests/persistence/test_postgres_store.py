@@ -18,6 +18,7 @@ import pytest
 from mergegate.persistence import POSTGRES_MIGRATIONS, PostgresStore
 from mergegate.persistence.contract import ManualClock, conflict_report
 from mergegate.statemachine import (
+    TABLE,
     BlockedReport,
     Candidate,
     CandidateKey,
@@ -34,6 +35,9 @@ from mergegate.statemachine import (
 )
 
 from ..procio import wait_until
+
+#: The table's creating step, as the Engine passes it to insert_candidate.
+CREATE = TABLE.steps(Event.SUBMIT)[0]
 
 pytestmark = pytest.mark.postgres
 
@@ -62,7 +66,7 @@ def test_lost_connection_mid_transaction_commits_nothing(
 
     def killed_mid_transaction() -> None:
         with pg.transaction() as tx:
-            tx.insert_candidate(KEY, T0)
+            tx.insert_candidate(KEY, T0, CREATE)
             _terminate(admin, pid)
             tx.candidate("other")
 
@@ -97,7 +101,7 @@ def test_slug_lock_serializes_writers_of_one_candidate(pg_server: str, pg: Postg
                 Engine(other).submit(KEY)
             assert time.monotonic() - started >= 0.2
             Engine(other).submit(CandidateKey("free2", "free2", "b" * 40))
-            tx.insert_candidate(KEY, T0)
+            tx.insert_candidate(KEY, T0, CREATE)
         assert [c.key.slug for c in other.candidates()] == ["free", "free2", "feat"]
     finally:
         other.close()
@@ -123,7 +127,7 @@ def test_second_active_identity_inserted_behind_the_engine_is_a_conflict(pg: Pos
     """The active-slug unique index turns a second unintegrated row into ConcurrencyConflict."""
     Engine(pg).submit(KEY)
     with pytest.raises(ConcurrencyConflict) as info, pg.transaction() as tx:
-        tx.insert_candidate(CandidateKey("feat", "feat", "b" * 40), T0)
+        tx.insert_candidate(CandidateKey("feat", "feat", "b" * 40), T0, CREATE)
     assert info.value.expected_seq == 0
     assert len(pg.candidates()) == 1
 
@@ -136,7 +140,7 @@ def test_append_at_a_seq_the_row_never_had_is_a_conflict(pg: PostgresStore) -> N
         stored.id, 6, Event.START_APPLY, State.PENDING, State.APPLYING, KEY.sha, "test", T0
     )
     with pytest.raises(ConcurrencyConflict) as info, pg.transaction() as tx:
-        tx.append(ghost, entry)
+        tx.append(ghost, entry, TABLE.steps(Event.START_APPLY)[0])
     assert info.value.expected_seq == 5
     assert [t.seq for t in pg.history(stored.id)] == [1]
     assert pg.integrity_problems() == []
@@ -316,7 +320,7 @@ def test_ctrl_c_mid_transaction_writes_nothing_and_the_store_goes_on(pg: Postgre
 
     def interrupted_mid_transaction() -> None:
         with pg.transaction() as tx:
-            tx.insert_candidate(KEY, T0)
+            tx.insert_candidate(KEY, T0, CREATE)
             signal.setitimer(signal.ITIMER_REAL, 0.3)
             tx._one("SELECT pg_sleep(5)", ())
 

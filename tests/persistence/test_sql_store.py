@@ -12,6 +12,7 @@ import pytest
 from mergegate.persistence import MIGRATIONS, SQLiteStore
 from mergegate.persistence.contract import ManualClock
 from mergegate.statemachine import (
+    TABLE,
     ApplyResult,
     CandidateKey,
     Engine,
@@ -93,7 +94,7 @@ def test_request_digest_is_stored_and_read_back(store: Store) -> None:
         request_digest="sha256:" + "d" * 64,
     )
     with store.transaction() as tx:
-        tx.append(candidate, entry)
+        tx.append(candidate, entry, TABLE.steps(Event.START_APPLY)[0])
     with store.transaction() as tx:
         assert tx.transition_by_idempotency_key(candidate.id, "job-1") == entry
     assert store.history(candidate.id)[-1] == entry

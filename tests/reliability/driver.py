@@ -106,15 +106,9 @@ class Watched:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._tx, name)
 
-    def append(self, candidate: Any, entry: Any) -> Any:
+    def append(self, candidate: Any, entry: Any, step: Any) -> Any:
         self.events.append(entry.event.value)
-        return self._tx.append(candidate, entry)
-
-    def move(self, move: Any) -> Any:
-        moved = self._tx.move(move)
-        if moved is not None:
-            self.events.append(move.event.value)
-        return moved
+        return self._tx.append(candidate, entry, step)
 
 
 class PausingStore:
@@ -126,12 +120,10 @@ class PausingStore:
         self._integrate = integrate
 
     def __getattr__(self, name: str) -> Any:
+        if name == "move":
+            # No one-piece fast path: every move goes through a pausing transaction.
+            raise AttributeError(name)
         return getattr(self._store, name)
-
-    def move(self, move: Any) -> Any:
-        """The Engine's fast path, inside a pausing transaction like every other move."""
-        with self.transaction() as tx:
-            return tx.move(move)
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:

@@ -35,3 +35,18 @@ class TestEngineAgainstModelLong(SQLiteModelMachine.TestCase):  # type: ignore[n
     """A long run of the same model test, for CI."""
 
     settings = fraction(1 / 3, stateful_step_count=60)
+
+
+def test_the_model_covers_every_edge_of_the_table_and_names_what_it_leaves_out() -> None:
+    """The model's hand-written lifecycle is the table's edges; what it skips is named."""
+    from mergegate.statemachine import TABLE
+    from mergegate.statemachine.testing import model
+
+    table = {
+        (source.value, event.value): dest.value
+        for source, event, dest in TABLE.edges()
+        if source is not None
+    }
+    assert table == model._SPEC
+    assert model.LEFT_OUT
+    assert all("chain" in what for what in model.LEFT_OUT)

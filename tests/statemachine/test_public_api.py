@@ -20,6 +20,7 @@ PUBLIC = (
     "mergegate.apply",
     "mergegate.persistence",
     "mergegate.statemachine.testing",
+    "mergegate.statemachine.extension",
 )
 # Internals named by the embedding issue: importable for mergegate's own callers, never public.
 INTERNALS = {
@@ -32,7 +33,6 @@ INTERNALS = {
         "check_text",
         "log_outcome",
         "format_logfmt",
-        "Transaction",
         "LifecycleMachine",
         "lifecycle",
         "fold",

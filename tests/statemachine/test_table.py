@@ -289,3 +289,28 @@ def test_a_scratch_state_that_keeps_its_blocked_outcome_is_refused() -> None:
     keeps = Rule(ABANDON.event, ABANDON.sources, ABANDON.dest, ABANDON.meaning)
     with pytest.raises(TableError, match="state abandoned has no way out, yet it would keep"):
         Table((*TABLE.rules, keeps))
+
+
+def test_every_edge_compiles_to_a_step_whose_flags_are_its_rules_effects() -> None:
+    """Table.step gives each edge its destination, flags and one flag per effect of its rule."""
+    from mergegate.statemachine.table import STEP_FLAG
+
+    for source, event, dest in TABLE.edges():
+        step = TABLE.step(source, event)
+        rule = TABLE.rule(source, event)
+        assert step is not None
+        assert rule is not None
+        assert (step.source, step.event, step.dest) == (source, event, dest)
+        assert step.active is (dest in TABLE.active)
+        assert step.queued is (dest in TABLE.queued)
+        assert step.carries_blocked is (dest in TABLE.carrying_blocked)
+        on = {flag for flag in set(STEP_FLAG.values()) if getattr(step, flag)}
+        assert on == {STEP_FLAG[effect] for effect in rule.effects}, (source, event)
+    assert TABLE.step(State.INTEGRATED, Event.START_APPLY) is None
+
+
+def test_only_a_resume_after_a_block_goes_to_the_back_of_the_queue() -> None:
+    """reenters is set on the closing moves into a queued state (resume), not on a requeue."""
+    steps = [TABLE.step(source, event) for source, event, _ in TABLE.edges()]
+    reentering = {(s.source, s.event) for s in steps if s is not None and s.reenters}
+    assert reentering == {(State.REMEDIATING, Event.RESUME)}

@@ -1,0 +1,27 @@
+"""The extension API: what a third-party store implements, and what the Engine hands it.
+
+A store is :class:`Store`: its read side (:class:`StoreReads`) and its write
+side (:class:`StoreWrites`), whose ``transaction()`` yields the narrow
+:class:`Transaction` the Engine's one interpreter drives. Each move arrives
+with the table's compiled :class:`Step`, whose flags (:data:`STEP_FLAGS`) say
+what to write. A store may also offer a one-piece fast path (:class:`Mover`),
+accepting a :class:`Move` and answering :class:`Moved`, or declining.
+``mergegate.persistence.contract.StoreContract`` is the suite a store passes.
+See docs/python-api.md, "Writing a store".
+"""
+
+from .move import Move, Moved
+from .store import Mover, Store, StoreReads, StoreWrites, Transaction
+from .table import STEP_FLAGS, Step
+
+__all__ = [
+    "STEP_FLAGS",
+    "Move",
+    "Moved",
+    "Mover",
+    "Step",
+    "Store",
+    "StoreReads",
+    "StoreWrites",
+    "Transaction",
+]
