@@ -12,8 +12,6 @@ import os
 import re
 from typing import TextIO
 
-import click
-
 __all__ = ["enabled", "error_prefix", "paint"]
 
 _CODE_LINE = re.compile(r"^[A-Z][A-Z_]+$")
@@ -33,13 +31,19 @@ def enabled(stream: TextIO) -> bool:
 
 def paint(text: str) -> str:
     """``text`` with the guidance code line in bold red and each ``NEXT:`` in bold green."""
+    # click only where a line is painted: the read fast path (fastread.py) paints
+    # text without one, and must not pay for click's import.
     out = []
     for line in text.splitlines(keepends=True):
         body = line.rstrip("\n")
         end = line[len(body) :]
         if _CODE_LINE.match(body):
+            import click  # noqa: PLC0415
+
             body = click.style(body, fg="red", bold=True)
         elif body.startswith(_NEXT):
+            import click  # noqa: PLC0415
+
             body = click.style(_NEXT, fg="green", bold=True) + body[len(_NEXT) :]
         out.append(body + end)
     return "".join(out)
@@ -48,4 +52,6 @@ def paint(text: str) -> str:
 def error_prefix(stream: TextIO) -> str:
     """``mergegate: error:``, in bold red when ``stream`` is coloured."""
     prefix = "mergegate: error:"
+    import click  # noqa: PLC0415
+
     return click.style(prefix, fg="red", bold=True) if enabled(stream) else prefix

@@ -10,8 +10,6 @@ import json
 import sys
 from typing import Any
 
-import click
-
 from .colour import enabled, error_prefix, paint
 
 __all__ = ["document", "emit", "report_error"]
@@ -28,6 +26,9 @@ def document(command: str, exit_code: int, **body: Any) -> str:
 
 def emit(json_mode: bool, command: str, result: Any, text: str, exit_code: int = 0) -> int:
     """Write ``result`` (JSON mode) or ``text`` to stdout; return ``exit_code``."""
+    # click here, not at the top: the read fast path (fastread.py) uses document().
+    import click  # noqa: PLC0415
+
     if json_mode:
         click.echo(document(command, exit_code, result=result), nl=False)
     elif enabled(sys.stdout):
@@ -46,6 +47,8 @@ def report_error(
     kind: str | None = None,
 ) -> int:
     """One line on stderr (and the JSON error document on stdout in JSON mode)."""
+    import click  # noqa: PLC0415
+
     from mergegate.followups import one_line  # noqa: PLC0415
 
     from .errors import error_code  # noqa: PLC0415

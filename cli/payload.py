@@ -7,26 +7,33 @@ sorted when the document is written, so the order is deterministic.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
-from mergegate.persistence import dump_report
-from mergegate.statemachine import (
-    BlockedRecord,
-    Candidate,
-    Guidance,
-    Occurrence,
-    Outcome,
-    Transition,
-)
+if TYPE_CHECKING:
+    # Types only: the read fast path (fastread.py) builds its JSON with these
+    # functions and must not import the engine, attrs or the store to do so.
+    from mergegate.statemachine import (
+        BlockedRecord,
+        Candidate,
+        Guidance,
+        Occurrence,
+        Outcome,
+        Transition,
+    )
+
+    from .listing import QueueRow
+    from .status import Integrator
 
 __all__ = [
     "SCHEMA_VERSION",
     "blocked_json",
     "candidate_json",
     "guidance_json",
+    "integrator_json",
     "occurrence_json",
     "outcome_json",
+    "row_json",
     "stamp",
     "transition_json",
 ]
@@ -101,6 +108,8 @@ def guidance_json(g: Guidance) -> Json:
 
 
 def occurrence_json(o: Occurrence) -> Json:
+    from mergegate.persistence import dump_report  # noqa: PLC0415  (the codec: only evidence)
+
     return {"number": o.number, "seq": o.seq, "at": stamp(o.at), "report": dump_report(o.report)}
 
 
@@ -112,4 +121,30 @@ def outcome_json(o: Outcome) -> Json:
         "changed": o.transition is not None,
         "blocked": None if o.blocked is None else blocked_json(o.blocked),
         "guidance": None if o.guidance is None else guidance_json(o.guidance),
+    }
+
+
+def _seconds(span: timedelta | None) -> int | None:
+    return None if span is None else int(span.total_seconds())
+
+
+def row_json(row: QueueRow, now: datetime) -> Json:
+    """A row as the ``--json`` of ``list`` and ``/api/queue`` write it."""
+    return dict(
+        candidate_json(row.candidate),
+        position=row.position,
+        slot=row.slot,
+        elapsed_seconds=_seconds(row.elapsed),
+        waiting_for=row.waiting_for,
+        eta=stamp(row.eta),
+        eta_seconds=None if row.eta is None else _seconds(max(row.eta - now, timedelta(0))),
+    )
+
+
+def integrator_json(i: Integrator) -> Json:
+    return {
+        "state": i.state,
+        "since": stamp(i.since),
+        "owner": i.owner,
+        "expires_at": stamp(i.expires_at),
     }

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 import attrs
 
 from mergegate.statemachine import TABLE, Lease, Reason, State, Store
 
 from .listing import QueueRow, queue_listing, queue_rows, typical_apply
-from .payload import candidate_json, stamp
+from .payload import integrator_json, row_json  # in payload.py: fastread.py reuses them
 
 __all__ = [
     "ACTIVE",
@@ -94,29 +93,3 @@ def read_status(store: Store, now: datetime, states: Sequence[State] | None = No
     rows = queue_rows(listed, now=now, typical=typical, follow_ups=follow_ups, approvals=approvals)
     integrator = _integrator(store.leases(), now, store.last_move_at())
     return Status(now, tuple(rows), typical, len(seconds), integrator)
-
-
-def _seconds(span: timedelta | None) -> int | None:
-    return None if span is None else int(span.total_seconds())
-
-
-def row_json(row: QueueRow, now: datetime) -> dict[str, Any]:
-    """A row as the ``--json`` of ``list`` and ``/api/queue`` write it."""
-    return dict(
-        candidate_json(row.candidate),
-        position=row.position,
-        slot=row.slot,
-        elapsed_seconds=_seconds(row.elapsed),
-        waiting_for=row.waiting_for,
-        eta=stamp(row.eta),
-        eta_seconds=None if row.eta is None else _seconds(max(row.eta - now, timedelta(0))),
-    )
-
-
-def integrator_json(i: Integrator) -> dict[str, Any]:
-    return {
-        "state": i.state,
-        "since": stamp(i.since),
-        "owner": i.owner,
-        "expires_at": stamp(i.expires_at),
-    }
