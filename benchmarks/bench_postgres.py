@@ -204,7 +204,7 @@ class _EqualWork:
             at = now()
             expires = None if owner is None else at + timedelta(minutes=10)
             row = ex(text, (slug, k1, *key, event, *steps, None, at, actor, note, lease, k2,
-                            owner, expires, main), prepare=True).fetchone()  # fmt: skip
+                            owner, expires, main, None), prepare=True).fetchone()  # fmt: skip
             if row is None:
                 # A declined call wrote nothing: the baseline would do less work than the store.
                 raise RuntimeError(f"equal work: mergegate_move declined {event} of {slug}")
@@ -216,7 +216,7 @@ class _EqualWork:
             at = now()
             flags = () if flag is None else (flag,)
             ex(text, (dest, seq, at, *flags, cid, seq - 1, seq, event, src, dest, sha, actor, at,
-                      why, None, None, None, None))  # fmt: skip
+                      why, None, None, None, None, None))  # fmt: skip
 
         cid = fast(submit[0], "submit", _SUBMIT, None, key=(branch, sha))[0]
         fast(start[0], "start_apply", _START, f"lease owner={actor}", owner=actor)

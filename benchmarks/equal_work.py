@@ -42,11 +42,11 @@ _SELECT = (
 )
 _COLUMNS = (
     "candidate_id, seq, event, source, dest, sha, actor, at, reason, idempotency_key, "
-    "request_digest, lease_owner, main_sha"
+    "request_digest, lease_owner, main_sha, interrupted"
 )
 _SQLITE_APPEND = (
     f"INSERT INTO transitions ({_COLUMNS}) VALUES ((SELECT id FROM candidates WHERE id = ? AND "
-    "seq = ?), ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?)"
+    "seq = ?), ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, NULL)"
 )
 SQLITE_CYCLE: tuple[tuple[str, ...], ...] = (
     (
@@ -56,7 +56,7 @@ SQLITE_CYCLE: tuple[tuple[str, ...], ...] = (
         "active, queued, queue_pos) VALUES (?, ?, ?, 'pending', 1, ?, ?, 1, 1, "
         "(SELECT COALESCE(MAX(queue_pos), 0) + 1 FROM candidates))",
         f"INSERT INTO transitions ({_COLUMNS}) VALUES "
-        "(?, 1, 'submit', NULL, 'pending', ?, ?, ?, NULL, NULL, NULL, NULL, NULL)",
+        "(?, 1, 'submit', NULL, 'pending', ?, ?, ?, NULL, NULL, NULL, NULL, NULL, NULL)",
         "COMMIT",
     ),
     (
@@ -104,8 +104,8 @@ def _move(sets: str) -> str:
         f"WITH moved AS (UPDATE candidates SET state = %s, seq = %s, updated_at = %s{sets} "
         "WHERE id = %s AND seq = %s RETURNING id) INSERT INTO transitions (candidate_id, seq, "
         "event, source, dest, sha, actor, at, reason, idempotency_key, request_digest, "
-        "lease_owner, main_sha) VALUES "
-        "((SELECT id FROM moved), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        "lease_owner, main_sha, interrupted) VALUES "
+        "((SELECT id FROM moved), %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
     )
 
 
@@ -142,7 +142,7 @@ _CLOSE = (
 PG_FAST_MOVE = (
     "SELECT id, branch, sha, source, seq, submitted_at FROM mergegate_move(%s, %s, %s, %s, "
     "%s, %s::text[], %s::text[], %s::boolean[], %s::boolean[], %s::boolean[], %s::boolean[], "
-    "%s::boolean[], %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    "%s::boolean[], %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 
 # One candidate through figure 8's seven moves, as the PostgreSQL store issues

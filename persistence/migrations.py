@@ -432,8 +432,10 @@ _APPROVALS = (
 )
 
 # Facts in their own columns (issue 23): who took the lease (a chain's links
-# name its owner) and the main commit an integrate recorded. They were written
-# into the note as "lease owner=<owner>" and "main=<sha>" and parsed back; the
+# name its owner), the main commit an integrate recorded, and why an apply was
+# interrupted (a run of them blocks the candidate). They were written into the
+# note as "lease owner=<owner>", "main=<sha>" and "interrupted: <cause>" and
+# parsed back; the
 # rows written before this version get their columns from those notes, once,
 # here. The note keeps its text for people. The server-side move takes the
 # main sha and writes both (the old function is dropped: a new signature would
@@ -443,84 +445,46 @@ _OLD_MOVE_SIGNATURE = (
     "boolean[], boolean[], boolean[], integer, timestamptz, text, text, text, bigint, text, "
     "timestamptz)"
 )
-_MOVE_FUNCTION_V13 = """CREATE OR REPLACE FUNCTION mergegate_move(
-        p_slug text, p_slug_lock bigint, p_branch text, p_sha text, p_event text,
-        p_sources text[], p_dests text[], p_active boolean[], p_queued boolean[],
-        p_take boolean[], p_release boolean[], p_close boolean[],
-        p_expected integer, p_at timestamptz, p_actor text, p_note text,
-        p_lease text, p_lease_lock bigint, p_owner text, p_expires timestamptz,
-        p_main text)
-    RETURNS TABLE (id bigint, branch text, sha text, source text, seq integer,
-                   submitted_at timestamptz)
-    LANGUAGE plpgsql AS $fn$
-    DECLARE
-        c_id bigint; c_branch text; c_sha text; c_state text; c_seq integer;
-        c_submitted timestamptz; c_updated timestamptz; i integer;
-    BEGIN
-        PERFORM pg_advisory_xact_lock(p_slug_lock);
-        IF p_sha IS NOT NULL THEN
-            PERFORM 1 FROM candidates c WHERE c.slug = p_slug LIMIT 1;
-            IF FOUND THEN RETURN; END IF;
-            i := array_position(p_sources, NULL);
-            IF i IS NULL THEN RETURN; END IF;
-            c_branch := p_branch; c_sha := p_sha; c_seq := 0; c_submitted := p_at;
-        ELSE
-            SELECT c.id, c.branch, c.sha, c.state, c.seq, c.submitted_at, c.updated_at
-              INTO c_id, c_branch, c_sha, c_state, c_seq, c_submitted, c_updated
-              FROM candidates c WHERE c.slug = p_slug ORDER BY c.active DESC, c.id DESC LIMIT 1;
-            IF NOT FOUND OR c_seq <> coalesce(p_expected, c_seq) THEN RETURN; END IF;
-            -- Moved after the caller read its clock (while this call waited for
-            -- the lock): the general path stamps the move anew.
-            IF c_updated > p_at THEN RETURN; END IF;
-            i := array_position(p_sources, c_state);
-            IF i IS NULL THEN RETURN; END IF;
-            IF p_take[i] THEN
-                PERFORM pg_advisory_xact_lock(p_lease_lock);
-                PERFORM 1 FROM leases l WHERE l.name = p_lease;
-                IF FOUND THEN RETURN; END IF;
-            END IF;
-        END IF;
-        -- Every check passed: the writes.
-        IF p_sha IS NOT NULL THEN
-            INSERT INTO candidates AS c (slug, branch, sha, state, seq, submitted_at, updated_at,
-                                         active, queued)
-                VALUES (p_slug, p_branch, p_sha, p_dests[i], 1, p_at, p_at, p_active[i],
-                        p_queued[i])
-                RETURNING c.id INTO c_id;
-        ELSE
-            UPDATE candidates c SET state = p_dests[i], seq = c_seq + 1, updated_at = p_at,
-                active = p_active[i], queued = p_queued[i]
-                WHERE c.id = c_id;
-        END IF;
-        IF p_take[i] THEN
-            INSERT INTO leases (name, owner, candidate_id, acquired_at, expires_at)
-                VALUES (p_lease, p_owner, c_id, p_at, p_expires);
-        END IF;
-        INSERT INTO transitions (candidate_id, seq, event, source, dest, sha, actor, at, reason,
-                                 lease_owner, main_sha)
-            VALUES (c_id, c_seq + 1, p_event, c_state, p_dests[i], c_sha, p_actor, p_at, p_note,
-                    CASE WHEN p_take[i] THEN p_owner END, p_main);
-        IF p_release[i] THEN
-            DELETE FROM leases l WHERE l.name = p_lease AND l.candidate_id = c_id;
-        END IF;
-        IF p_close[i] THEN
-            UPDATE integration_blocked_outcomes o SET status = 'resumed', resumed_at = p_at
-                WHERE o.slug = p_slug AND o.branch = c_branch AND o.sha = c_sha;
-        END IF;
-        -- The row by assignment and RETURN NEXT, not RETURN QUERY: one query less
-        -- to run (5-12% of the function's server time, measured).
-        id := c_id; branch := c_branch; sha := c_sha; source := c_state; seq := c_seq;
-        submitted_at := c_submitted;
-        RETURN NEXT;
-    END
-    $fn$"""
+
+
+def _edited(text: str, *edits: tuple[str, str]) -> str:
+    """``text`` with each ``(old, new)`` made once: a later version of a frozen statement."""
+    for old, new in edits:
+        if text.count(old) != 1:
+            raise AssertionError(f"migration text changed under an edit: {old[:40]!r}")
+        text = text.replace(old, new)
+    return text
+
+
+# Migration 4's function, with the main sha and the interruption as parameters
+# and the three facts written to their columns; both texts are frozen.
+_MOVE_FUNCTION_V13 = _edited(
+    _MOVE_FUNCTION,
+    (
+        "p_owner text, p_expires timestamptz)",
+        "p_owner text, p_expires timestamptz,\n        p_main text, p_interrupted text)",
+    ),
+    (
+        "sha, actor, at, reason)\n",
+        "sha, actor, at, reason,\n"
+        "                                 lease_owner, main_sha, interrupted)\n",
+    ),
+    (
+        "p_actor, p_at, p_note);",
+        "p_actor, p_at, p_note,\n"
+        "                    CASE WHEN p_take[i] THEN p_owner END, p_main, p_interrupted);",
+    ),
+)
 _FACT_COLUMNS = (
     "ALTER TABLE transitions ADD COLUMN lease_owner {text}",
     "ALTER TABLE transitions ADD COLUMN main_sha {text}",
+    "ALTER TABLE transitions ADD COLUMN interrupted {text}",
     "UPDATE transitions SET lease_owner = substr(reason, 13) "
     "WHERE event = 'start_apply' AND reason LIKE 'lease owner=%'",
     "UPDATE transitions SET main_sha = substr(reason, 6) "
     "WHERE event = 'integrate' AND reason LIKE 'main=%'",
+    "UPDATE transitions SET interrupted = substr(reason, 14) "
+    "WHERE event = 'requeue' AND reason LIKE 'interrupted: %'",
     Only("postgresql", f"DROP FUNCTION {_OLD_MOVE_SIGNATURE}"),
     Only("postgresql", _MOVE_FUNCTION_V13),
 )
@@ -545,7 +509,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "global idempotency keys", _GLOBAL_KEYS),
     Migration(11, "check builds", _CHECK_BUILDS),
     Migration(12, "configuration approvals", _APPROVALS),
-    Migration(13, "facts in columns: lease owner, main sha", _FACT_COLUMNS),
+    Migration(13, "facts in columns: lease owner, main sha, interruption", _FACT_COLUMNS),
 )
 
 

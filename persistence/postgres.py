@@ -72,7 +72,7 @@ _BACKEND = "postgresql"
 _MOVE = (
     "SELECT id, branch, sha, source, seq, submitted_at FROM mergegate_move("
     "%s, %s, %s, %s, %s, %s::text[], %s::text[], %s::boolean[], %s::boolean[], "
-    "%s::boolean[], %s::boolean[], %s::boolean[], %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    "%s::boolean[], %s::boolean[], %s::boolean[], %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 
 #: The step flags ``mergegate_move`` carries out (its arrays pass them per step;
@@ -568,6 +568,7 @@ class PostgresStore(SQLStore):
             to_pg(move.owner),
             move.expires_at,
             move.main_sha,
+            to_pg(move.interrupted),
         )
         with self._pg.lock:
             try:

@@ -53,6 +53,7 @@ TRANSITION = (
     "request_digest",
     "lease_owner",
     "main_sha",
+    "interrupted",
 )
 BLOCKED = (
     "id",
@@ -144,6 +145,7 @@ class Mapper:
             request_digest=row["request_digest"],
             lease_owner=text(row["lease_owner"]),
             main_sha=row["main_sha"],
+            interrupted=text(row["interrupted"]),
         )
 
     def blocked(self, row: Any, prefix: str = "") -> BlockedRecord:

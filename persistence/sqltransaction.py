@@ -298,6 +298,7 @@ class SQLTransaction:
             entry.request_digest,
             d.text_in(entry.lease_owner),
             entry.main_sha,
+            d.text_in(entry.interrupted),
         )
         if created and candidate.id in self._created:
             # Inserted above as this entry leaves it (see _INSERT_CANDIDATE), unless

@@ -119,6 +119,7 @@ def fast_move(engine: Engine, request: Request) -> Move | None:
             owner=request.owner if take else None,
             expires_at=at + (request.ttl or engine.lease_ttl) if take else None,
             main_sha=request.main_sha,
+            interrupted=request.interrupted,
         )
     except InvalidInput:
         # The general path checks the candidate and the move before it builds
@@ -177,6 +178,7 @@ def _entry(
         request_digest=digest,
         lease_owner=request.owner if step.take_lease else None,
         main_sha=request.main_sha,
+        interrupted=request.interrupted,
     )
 
 

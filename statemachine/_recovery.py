@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from .calls import Request
 from .errors import ConcurrencyConflict, IllegalTransition
-from .interruptions import INTERRUPTED, MAX_INTERRUPTIONS, interruption_evidence, interruptions
+from .interruptions import MAX_INTERRUPTIONS, interruption_evidence, interruptions
 from .records import BlockedReport, Candidate, Evidence, Lease, Outcome, Reason
 from .states import Event
 from .validation import check_sha
@@ -96,10 +96,7 @@ def interruption(
     earlier = interruptions(engine.store.history(candidate.id))
     if len(earlier) + 1 < MAX_INTERRUPTIONS:
         return Request(
-            Event.REQUEUE,
-            candidate.key.slug,
-            why=f"{INTERRUPTED}{cause}",
-            expected_seq=candidate.seq,
+            Event.REQUEUE, candidate.key.slug, interrupted=cause, expected_seq=candidate.seq
         )
     report = BlockedReport(
         Reason.APPLY_INTERRUPTED,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .errors import InvalidInput
+from .interruptions import INTERRUPTED
 from .records import BlockedReport, Candidate, CandidateKey, Outcome
 from .states import Event
 
@@ -94,6 +95,12 @@ class Request:
     why: str | None = attrs.field(default=None, validator=_why, metadata=_OMIT_NONE)
     #: Why the move is made, in the caller's words (resume --note); logged as the note.
     remark: str | None = attrs.field(default=None, validator=_opt(check_text, "note"))
+    #: Why an integrator's apply of this candidate was cut short (a requeue or
+    #: an interrupt that settles it): logged in the entry's own field, so a run
+    #: of interruptions is counted from facts, not from notes.
+    interrupted: str | None = attrs.field(
+        default=None, validator=_opt(check_text, "interruption"), metadata=_OMIT_NONE
+    )
     #: An explicit follow-up slug for a block; ``None`` lets the Engine's slug rule choose.
     #: Left out of the digest when ``None``, so digests stored before it existed still match.
     follow_up: str | None = attrs.field(default=None, validator=_follow_up, metadata=_OMIT_NONE)
@@ -112,6 +119,8 @@ class Request:
             return self.report.reason.value
         if self.force_reason is not None:
             return f"forced: {self.force_reason}"
+        if self.interrupted is not None and self.why is None:
+            return f"{INTERRUPTED}{self.interrupted}"
         if self.why is not None:
             return self.why
         return self.remark

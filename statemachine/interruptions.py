@@ -2,13 +2,14 @@
 
 A stop signal, a crash, a lost lease or a failure of the host (a held lock, a
 busy store) ends an apply through no fault of its candidate. Such an apply is
-settled by a logged ``requeue`` whose reason starts with :data:`INTERRUPTED`
-and names the cause: the candidate keeps its place, and no follow-up or
-"blocked" notification is made. Only a candidate whose applies were
-interrupted :data:`MAX_INTERRUPTIONS` times in a row (counted from the log: the
-interruption requeues since its last other move) is blocked ``apply_interrupted``,
-with the time and cause of each: it is likely the one killing its integrator
-(a check that exhausts memory, a test that signals its parent).
+settled by a ``requeue`` whose ``interrupted`` field names the cause (its note,
+for people, reads :data:`INTERRUPTED` and the cause): the candidate keeps its
+place, and no follow-up or "blocked" notification is made. Only a candidate
+whose applies were interrupted :data:`MAX_INTERRUPTIONS` times in a row
+(counted from the log: the interruption requeues since its last other move) is
+blocked ``apply_interrupted``, with the time and cause of each: it is likely
+the one killing its integrator (a check that exhausts memory, a test that
+signals its parent).
 """
 
 from __future__ import annotations
@@ -38,11 +39,7 @@ def interruptions(history: Sequence[Transition]) -> list[Transition]:
     for entry in reversed(history):
         if entry.event is Event.START_APPLY:
             continue
-        if (
-            entry.event is Event.REQUEUE
-            and entry.reason is not None
-            and entry.reason.startswith(INTERRUPTED)
-        ):
+        if entry.event is Event.REQUEUE and entry.interrupted is not None:
             found.append(entry)
             continue
         break
@@ -57,7 +54,6 @@ def interruption_evidence(earlier: Sequence[Transition], now: str) -> str:
         "this candidate may be what stops its integrator:"
     ]
     for entry in earlier:
-        cause = (entry.reason or "")[len(INTERRUPTED) :]
-        lines.append(f"- {entry.at.isoformat()}: {cause}")
+        lines.append(f"- {entry.at.isoformat()}: {entry.interrupted}")
     lines.append(f"- now: {now}")
     return "\n".join(lines)

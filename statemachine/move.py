@@ -56,6 +56,8 @@ class Move:
     expires_at: datetime | None = None
     #: The main commit an ``integrate`` names (logged in the entry's own field).
     main_sha: str | None = None
+    #: Why an apply was cut short, on the requeue that settles it.
+    interrupted: str | None = None
 
     def step(self, source: State | None) -> Step | None:
         """The step from ``source``, or ``None``: the store must then decline."""
@@ -78,6 +80,7 @@ class Move:
             reason=self.note,
             lease_owner=self.owner if step.take_lease else None,
             main_sha=self.main_sha,
+            interrupted=self.interrupted,
         )
 
     def moved(self, before: Candidate, step: Step) -> Moved:

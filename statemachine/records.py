@@ -153,6 +153,9 @@ class Transition:
     lease_owner: str | None = attrs.field(default=None, validator=_check_text_opt)
     #: The main commit an ``integrate`` recorded (the audit and recovery read it).
     main_sha: str | None = None
+    #: Why the integrator's apply was cut short, on the requeue (or interrupt)
+    #: that settled it; ``None`` on every other move.
+    interrupted: str | None = attrs.field(default=None, validator=_check_text_opt)
 
 
 @attrs.frozen
