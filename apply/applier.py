@@ -39,9 +39,8 @@ from mergegate.statemachine import (
     InvalidInput,
     Reason,
     RepositoryError,
-    check_branch,
-    check_sha,
 )
+from mergegate.statemachine._validation import check_branch, check_sha
 
 from .catfile import CatFile
 from .checkout import checkout_problem, update_checkout

@@ -32,7 +32,8 @@ from typing import IO
 
 import attrs
 
-from mergegate.statemachine import CheckAttempt, CheckResult, InvalidInput, check_text
+from mergegate.statemachine import CheckAttempt, CheckResult, InvalidInput
+from mergegate.statemachine._validation import check_text
 
 __all__ = ["CheckSpec", "run_check", "run_retrying", "spec_tuple"]
 

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import attrs
 
-from mergegate.statemachine import InvalidInput, RepositoryError, check_text
+from mergegate.statemachine import InvalidInput, RepositoryError
+from mergegate.statemachine._validation import check_text
 
 from .errors import GitCommandFailed, GitNotFound
 

@@ -15,7 +15,8 @@ import os
 import re
 from pathlib import Path
 
-from mergegate.statemachine import InvalidInput, check_branch, short_sha
+from mergegate.statemachine import InvalidInput
+from mergegate.statemachine._validation import check_branch, short_sha
 
 from .git import Git
 from .plumbing import is_ancestor, lookup

@@ -19,7 +19,13 @@ from workload import BASE_TIME, PlainModel, Scale, bare_machine, key_for
 
 from mergegate.persistence import SQLiteStore
 from mergegate.persistence.codec import dump_time
-from mergegate.statemachine import Candidate, Engine, Event, State, lifecycle
+from mergegate.statemachine import (
+    Candidate,
+    Engine,
+    Event,
+    State,
+)
+from mergegate.statemachine._machine import lifecycle
 
 __all__ = ["figure_decisions", "figure_memory"]
 

@@ -13,7 +13,8 @@ from typing import Any
 import attrs
 from transitions import Machine
 
-from mergegate.statemachine import CandidateKey, State, lifecycle
+from mergegate.statemachine import CandidateKey, State
+from mergegate.statemachine._machine import lifecycle
 
 __all__ = [
     "BASE_TIME",

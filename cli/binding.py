@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from mergegate.statemachine import Store, StoreIdentity
+from mergegate.statemachine import Store
+from mergegate.statemachine.ledger import StoreIdentity
 
 from .errors import UsageError
 from .repo import Repository, _git

@@ -36,7 +36,7 @@ def _log_unexpected(session: Session | None, err: BaseException) -> str | None:
         import traceback  # noqa: PLC0415
         from datetime import UTC, datetime  # noqa: PLC0415
 
-        from mergegate.statemachine import format_logfmt  # noqa: PLC0415
+        from mergegate.statemachine._logfmt import format_logfmt  # noqa: PLC0415
 
         from .session import Session  # noqa: PLC0415
 

@@ -39,7 +39,7 @@ def check_runner(config: Config, applier: GitApplier, store: Store) -> CheckRunn
     """The runner for ``config``; raises ConfigError when Buildbot has no remote to fetch from."""
     from mergegate.apply.buildbot import BuildbotRunner  # noqa: PLC0415
     from mergegate.apply.runners import CheckPolicy, CIChecks, LocalChecks  # noqa: PLC0415
-    from mergegate.persistence import CheckBuilds  # noqa: PLC0415
+    from mergegate.persistence.checkbuilds import CheckBuilds  # noqa: PLC0415
 
     log = CheckBuilds(store)
     bb = config.buildbot
@@ -67,7 +67,7 @@ def cancel_open_builds(config: Config, store: Store, slug: str, why: str) -> lis
     such a build only costs CI time: no result of it is ever read again.
     """
     bb = config.buildbot
-    from mergegate.persistence import CheckBuilds  # noqa: PLC0415
+    from mergegate.persistence.checkbuilds import CheckBuilds  # noqa: PLC0415
 
     log = CheckBuilds(store)
     open_rows = [r for r in log.builds(slug) if r.state in ("queued", "running")]

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import click
 
-from mergegate.followups import one_line
-from mergegate.statemachine import InvalidInput, State, check_sha, check_slug
+from mergegate.followups.text import one_line
+from mergegate.statemachine import InvalidInput, State
+from mergegate.statemachine._validation import check_sha, check_slug
 
 from .app import cli, session_of
 from .output import emit

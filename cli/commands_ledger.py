@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from mergegate.statemachine import Acknowledgement, InvalidInput
+from mergegate.statemachine import InvalidInput
+from mergegate.statemachine.ledger import Acknowledgement
 
 from .app import cli, session_of
 from .errors import UsageError
@@ -24,14 +25,15 @@ from .output import emit
 from .session import Session
 
 if TYPE_CHECKING:
-    from mergegate.apply import Git
+    from mergegate.apply.git import Git
 
 __all__ = ["acknowledge", "export", "import_"]
 
 
 def _main_ref(s: Session) -> tuple[Git, str]:
     """Git on the repository, and the ``main`` that verify reads (the remote's, if configured)."""
-    from mergegate.apply import Git, remote_main  # noqa: PLC0415
+    from mergegate.apply.git import Git  # noqa: PLC0415
+    from mergegate.apply.plumbing import remote_main  # noqa: PLC0415
 
     config, repo = s.config(), s.repository()
     git = Git(repo.root)
@@ -98,8 +100,8 @@ def export(ctx: click.Context, file: Path) -> int:
     move is written; refused while an integrator holds the lease, and when FILE
     exists. Then run `mergegate import FILE` with the new store.
     """
-    from mergegate.persistence import export_queue  # noqa: PLC0415
     from mergegate.persistence.sqlstore import SQLStore  # noqa: PLC0415
+    from mergegate.persistence.transfer import export_queue  # noqa: PLC0415
 
     s = session_of(ctx)
     store = s.engine().store  # the engine checks that repository and store belong together
@@ -136,9 +138,11 @@ def import_(ctx: click.Context, file: Path) -> int:
     The repository is then bound to this store: the old one is refused from
     now on, so the queue is never run from two stores.
     """
-    from mergegate.persistence import import_queue  # noqa: PLC0415
     from mergegate.persistence.sqlstore import SQLStore  # noqa: PLC0415
-    from mergegate.persistence.transfer import FORMAT  # noqa: PLC0415
+    from mergegate.persistence.transfer import (  # noqa: PLC0415
+        FORMAT,
+        import_queue,
+    )
 
     from .binding import rebind, recorded_store, root_commit  # noqa: PLC0415
 

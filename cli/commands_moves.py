@@ -8,7 +8,9 @@ from typing import Protocol, runtime_checkable
 import attrs
 import click
 
-from mergegate.apply import NULL_SHA, Git, resolve_candidate_sha, resolve_sha
+from mergegate.apply import resolve_candidate_sha, resolve_sha
+from mergegate.apply.applier import NULL_SHA
+from mergegate.apply.git import Git
 from mergegate.followups import mark_withdrawn
 from mergegate.statemachine import (
     CandidateKey,
@@ -20,11 +22,8 @@ from mergegate.statemachine import (
     Reason,
     RepositoryError,
     State,
-    check_branch,
-    check_slug,
-    check_text,
-    short_sha,
 )
+from mergegate.statemachine._validation import check_branch, check_slug, check_text, short_sha
 
 from .app import cli, session_of
 from .errors import EXIT_BLOCKED, EXIT_OK, HeldByBlocked, IntegrateRefused, UsageError
@@ -100,7 +99,7 @@ def _fetched(session: Session, git: Git, branch: str) -> str | None:
     The branch lands in ``refs/remotes/<remote>/<branch>``, never on a local
     branch; a branch the server no longer has loses its stale copy there.
     """
-    from mergegate.apply import Remote  # noqa: PLC0415
+    from mergegate.apply.remote import Remote  # noqa: PLC0415
 
     config = session.config()
     if config.remote is not None:

@@ -15,8 +15,8 @@ from mergegate.statemachine import (
     Occurrence,
     Reason,
     State,
-    check_slug,
 )
+from mergegate.statemachine._validation import check_slug
 
 from .app import cli, session_of
 from .errors import EXIT_OK, EXIT_UNEXPECTED, UsageError
@@ -275,7 +275,9 @@ def _repository_violations(s: Session, listed: list[Candidate]) -> list[Reposito
     """The repository check of verify: main's mergegate merges against the integrated candidates."""
     # Only verify reads the repository; importing git plumbing at module level
     # would slow every query command's start-up (tests/cli/test_cli_startup.py).
-    from mergegate.apply import Git, remote_main, repository_violations  # noqa: PLC0415
+    from mergegate.apply.audit import repository_violations  # noqa: PLC0415
+    from mergegate.apply.git import Git  # noqa: PLC0415
+    from mergegate.apply.plumbing import remote_main  # noqa: PLC0415
 
     config, repo = s.config(), s.repository()
     git = Git(repo.root)

@@ -20,15 +20,13 @@ from mergegate.followups import (
     GuidanceTemplates,
     InvalidTemplate,
     PathOutsideRepository,
-    check_inside,
 )
+from mergegate.followups.contain import check_inside
 from mergegate.statemachine import (
     InvalidInput,
     MergegateError,
-    check_branch,
-    check_relpath,
-    check_slug,
 )
+from mergegate.statemachine._validation import check_branch, check_relpath, check_slug
 
 from .ciconfig import BuildbotConfig, read_buildbot
 from .errors import ConfigError

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import click
 
-from mergegate.statemachine import MergegateError, RepositoryError, short_sha
+from mergegate.statemachine import MergegateError, RepositoryError
+from mergegate.statemachine._validation import short_sha
 
 from .app import cli, session_of
 from .boundary import run

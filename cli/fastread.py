@@ -62,7 +62,7 @@ QUEUED = frozenset({"pending", "retry"})
 LEASED = frozenset({"applying"})
 CARRYING_BLOCKED = frozenset({"blocked", "remediating"})
 
-# The checks a slug passes (statemachine/validation.py), and the width of a sha in text.
+# The checks a slug passes (statemachine/_validation.py), and the width of a sha in text.
 _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _SLUG_MAX = 64
 _SHA_SHOWN = 12

@@ -1,6 +1,6 @@
 """Flaky checks (failed, then passed on a retry) as ``show``, ``history`` and ``flaky`` print them.
 
-Read from the store's ``check_builds`` table (mergegate.persistence.CheckBuilds):
+Read from the store's ``check_builds`` table (mergegate.persistence.checkbuilds.CheckBuilds):
 a CI's builds and the local checks' retried runs alike.
 """
 
@@ -10,9 +10,8 @@ from typing import Any
 
 import click
 
-from mergegate.persistence import CheckBuilds
-from mergegate.persistence.checkbuilds import FlakyCheck
-from mergegate.statemachine import short_sha
+from mergegate.persistence.checkbuilds import CheckBuilds, FlakyCheck
+from mergegate.statemachine._validation import short_sha
 
 from .app import cli, session_of
 from .output import emit

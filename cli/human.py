@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from mergegate.followups import one_line
+from mergegate.followups.text import one_line
 from mergegate.statemachine import (
     BlockedRecord,
     Candidate,
@@ -17,8 +17,8 @@ from mergegate.statemachine import (
     Outcome,
     State,
     Transition,
-    short_sha,
 )
+from mergegate.statemachine._validation import short_sha
 
 from .listing import QueueRow, short_span
 from .payload import stamp

@@ -15,7 +15,13 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from mergegate.statemachine import TABLE, Candidate, State, Table, short_sha
+from mergegate.statemachine import (
+    TABLE,
+    Candidate,
+    State,
+    Table,
+)
+from mergegate.statemachine._validation import short_sha
 from mergegate.statemachine.queueview import rank
 
 __all__ = ["Listed", "QueueRow", "queue_listing", "queue_rows", "short_span", "typical_apply"]

@@ -49,7 +49,7 @@ def report_error(
     """One line on stderr (and the JSON error document on stdout in JSON mode)."""
     import click  # noqa: PLC0415
 
-    from mergegate.followups import one_line  # noqa: PLC0415
+    from mergegate.followups.text import one_line  # noqa: PLC0415
 
     from .errors import error_code  # noqa: PLC0415
 

@@ -20,7 +20,8 @@ from typing import IO, Any, Protocol
 
 import attrs
 
-from mergegate.statemachine import Event, Outcome, State, short_sha
+from mergegate.statemachine import Event, Outcome, State
+from mergegate.statemachine._validation import short_sha
 
 __all__ = ["LiveReporter", "PlainReporter", "Reporter", "outcome_line", "reporter_for", "summary"]
 

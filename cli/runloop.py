@@ -18,7 +18,7 @@ refused waits a few milliseconds and settles the lease once it expires.
 Signals: SIGINT or SIGTERM while a check runs (or while waiting) cuts it short,
 and the candidate is requeued at its place by a logged ``requeue`` naming the
 signal (no follow-up: the stop is not its fault; see
-``mergegate.statemachine.interruptions``); at any other step the apply is
+``mergegate.statemachine._interruptions``); at any other step the apply is
 finished first. Either way the loop then exits.
 
 With ``concurrency`` above 1 the step is :func:`chain_step`: the queue is

@@ -37,8 +37,8 @@ if TYPE_CHECKING:
         Engine,
         Resolver,
         Store,
-        StoreIdentity,
     )
+    from mergegate.statemachine.ledger import StoreIdentity
 
     from .config import CheckConfig, Config
     from .repo import Repository
@@ -278,7 +278,7 @@ class Session:
 
     def _check_actor(self) -> None:
         from mergegate.statemachine import InvalidInput  # noqa: PLC0415
-        from mergegate.statemachine.validation import check_text  # noqa: PLC0415
+        from mergegate.statemachine._validation import check_text  # noqa: PLC0415
 
         check_text(self.actor, field="actor")
         if not self.actor.strip() or "\n" in self.actor:

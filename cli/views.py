@@ -45,8 +45,9 @@ def _todo_files(todos: Path | None, follow_up_slug: str) -> list[dict[str, Any]]
     """The follow-up's files as they are on the integration host, each cut to FILE_CAP."""
     if todos is None:
         return []
-    from mergegate.followups import TODO_FILES, todo_path  # noqa: PLC0415
+    from mergegate.followups import TODO_FILES  # noqa: PLC0415
     from mergegate.followups.fsio import read_regular  # noqa: PLC0415
+    from mergegate.followups.paths import todo_path  # noqa: PLC0415
 
     try:
         folder = todo_path(todos, follow_up_slug)

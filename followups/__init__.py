@@ -5,8 +5,8 @@ Wire it into an Engine with the one factory (docs/python-api.md)::
 
     engine = build_engine(store, Wiring(todos_root))
 
-``__all__`` is the public API. Names imported as ``X as X`` are internals
-shared with mergegate's CLI; they are not part of the API.
+``__all__`` is the public API. mergegate's CLI imports the internals it
+shares (``one_line``, ``todo_path``, the roadmap writers...) from their modules.
 
 This package imports only ``mergegate.statemachine``.
 """
@@ -20,7 +20,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .contain import check_inside as check_inside
     from .done import NotMarkable, ResolvedRule, mark_done, resolver_for
     from .errors import (
         FollowUpConflict,
@@ -36,7 +35,6 @@ if TYPE_CHECKING:
     from .materialize import FollowUps
     from .outbox import DrainResult, FollowUpHook, drain
     from .paths import DEFAULT_GROUP
-    from .paths import todo_path as todo_path
     from .resolver import (
         AllResolved,
         AnyResolved,
@@ -45,14 +43,9 @@ if TYPE_CHECKING:
         RoadmapGoneResolver,
         StateFileResolver,
     )
-    from .roadmap import add_roadmap_entry as add_roadmap_entry
-    from .roadmap import remove_roadmap_entry as remove_roadmap_entry
     from .roadmap import roadmap_slugs
     from .scaffold import Scaffold, ScaffoldResult, TodoScaffold
-    from .scaffold import read_source as read_source
-    from .scaffold import scaffold_todo as scaffold_todo
     from .templates import PLACEHOLDERS, GuidanceTemplates
-    from .text import one_line as one_line
     from .todo_text import STATE_DONE, STATE_OPEN, TODO_FILES, render_todo
     from .wiring import Wiring, build_engine
     from .withdraw import STATE_WITHDRAWN, mark_withdrawn
@@ -136,20 +129,13 @@ _HOME = {
     "TodoScaffold": "scaffold",
     "UnsafeFile": "errors",
     "Wiring": "wiring",
-    "add_roadmap_entry": "roadmap",
     "build_engine": "wiring",
-    "check_inside": "contain",
     "drain": "outbox",
     "mark_done": "done",
     "mark_withdrawn": "withdraw",
-    "one_line": "text",
-    "read_source": "scaffold",
-    "remove_roadmap_entry": "roadmap",
     "render_todo": "todo_text",
     "resolver_for": "done",
     "roadmap_slugs": "roadmap",
-    "scaffold_todo": "scaffold",
-    "todo_path": "paths",
 }
 
 
@@ -167,5 +153,5 @@ if not TYPE_CHECKING:
 
 
 def __dir__() -> list[str]:
-    # Every name the package answers, the internals shared with the CLI included.
+    # Every name the package answers: its public API.
     return sorted(_HOME)

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mergegate.statemachine import BlockedReport, CandidateKey, CheckResult, Reason, short_sha
+from mergegate.statemachine import (
+    BlockedReport,
+    CandidateKey,
+    CheckResult,
+    Reason,
+)
+from mergegate.statemachine._validation import short_sha
 
 from .text import one_line
 

@@ -16,12 +16,12 @@ from mergegate.statemachine import (
     CandidateKey,
     Effect,
     Event,
-    FollowUpJob,
     FollowUpState,
     MergegateError,
     Outcome,
     Store,
 )
+from mergegate.statemachine.records import FollowUpJob
 
 from .materialize import FollowUps
 from .text import one_line

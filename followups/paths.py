@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mergegate.statemachine import InvalidInput, check_slug
+from mergegate.statemachine import InvalidInput
+from mergegate.statemachine._validation import check_slug
 
 from .errors import PathOutsideTodos
 

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mergegate.statemachine import InvalidInput, check_slug
+from mergegate.statemachine import InvalidInput
+from mergegate.statemachine._validation import check_slug
 
 from .errors import MalformedRoadmap
 from .fsio import read_regular, replace_file

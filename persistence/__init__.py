@@ -1,12 +1,12 @@
 """Transition-log stores: embedded SQLite, and PostgreSQL for several hosts.
 
-``__all__`` is the public API; the migrations and the codec's helpers, imported
-as ``X as X``, are internals shared with mergegate's CLI and tests.
+``__all__`` is the public API, and this module exports nothing else; the
+migrations, the codec's helpers and the queue transfer are internals, imported
+by mergegate's CLI and tests from their modules.
 """
 
 from typing import TYPE_CHECKING, Any
 
-from .checkbuilds import CheckBuilds as CheckBuilds
 from .codec import (
     dump_report,
     evidence_from_json,
@@ -14,15 +14,7 @@ from .codec import (
     report_from_json,
     report_to_json,
 )
-from .codec import load_evidence as load_evidence
-from .codec import unstructure as unstructure
-from .migrations import MIGRATIONS as MIGRATIONS
-from .migrations import POSTGRES_MIGRATIONS as POSTGRES_MIGRATIONS
-from .migrations import SQLITE_MIGRATIONS as SQLITE_MIGRATIONS
-from .migrations import Migration as Migration
 from .sqlite import SQLiteStore
-from .transfer import export_queue as export_queue
-from .transfer import import_queue as import_queue
 from .url import open_store
 
 if TYPE_CHECKING:

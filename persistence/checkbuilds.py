@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from mergegate.statemachine import check_sha, check_slug
+from mergegate.statemachine._validation import check_sha, check_slug
 
 from .codec import dump_time
 

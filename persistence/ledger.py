@@ -13,14 +13,10 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from mergegate.statemachine import (
-    Acknowledgement,
-    Approval,
     InvalidInput,
-    StoreIdentity,
-    check_sha,
-    check_slug,
-    check_text,
 )
+from mergegate.statemachine._validation import check_sha, check_slug, check_text
+from mergegate.statemachine.ledger import Acknowledgement, Approval, StoreIdentity
 
 from .dialect import Dialect
 from .rows import _time

@@ -19,7 +19,6 @@ from mergegate.statemachine import (
     CandidateKey,
     Change,
     Event,
-    FollowUpJob,
     FollowUpState,
     InvalidInput,
     Lease,
@@ -29,6 +28,7 @@ from mergegate.statemachine import (
     StoreError,
     Transition,
 )
+from mergegate.statemachine.records import FollowUpJob
 
 from .codec import load_time
 from .datastore import Datastore

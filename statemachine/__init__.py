@@ -1,19 +1,20 @@
 """mergegate's core: the lifecycle table, its records, the Engine and the store protocol.
 
-``__all__`` is the public API (docs/python-api.md documents every name in it).
-The names imported below as ``X as X`` are mergegate's internals, shared by its
-own components (validation helpers, the log format, the Transaction protocol,
-the fold): they stay importable for those callers but are not part of the API
-and may change without notice. Import them from their module in new code.
+``__all__`` is the public API (docs/python-api.md documents every name in it),
+and this module exports nothing else. A store author's API is
+:mod:`.extension`. mergegate's own internals (the validation helpers in
+``_validation``, the log format in ``_logfmt``, the fold, the ``transitions``
+cross-check, the interruption count) live in ``_``-prefixed modules, which its
+other components import by path; they may change without notice.
 
 This package imports nothing else of mergegate; every other component imports it.
 """
 
 from typing import TYPE_CHECKING, Any
 
+from ._fold import Violation
 from .actions import Action, Apply, Approve, MarkDone, Remediate, Resume, Show, Sync
 from .applier import AlreadyIntegrated, Applier, ApplyResult, Blocked, HeldMain, Integrated
-from .calls import Calls as Calls
 from .calls import Request
 from .engine import Batch, Engine
 from .errors import (
@@ -34,18 +35,8 @@ from .errors import (
     TableError,
 )
 from .feed import Change, ChangeFeed, follow
-from .fold import Violation
-from .fold import fold as fold
-from .fold import verify_log as verify_log
 from .followup_slug import SlugRule, follow_up_slug
 from .hooks import HookFn, HookLike, Subscription, on_enter, on_event, on_outcome
-from .ledger import Acknowledgement as Acknowledgement
-from .ledger import Approval as Approval
-from .ledger import StoreIdentity as StoreIdentity
-from .logfmt import format_logfmt as format_logfmt
-from .logfmt import log_outcome as log_outcome
-from .machine import LifecycleMachine as LifecycleMachine
-from .machine import lifecycle as lifecycle
 from .queueview import QueueEntry, RunSummary, next_actionable, queue, run_queue
 from .records import (
     BlockedRecord,
@@ -64,19 +55,9 @@ from .records import (
     Reason,
     Transition,
 )
-from .records import FollowUpJob as FollowUpJob
 from .states import Event, State
 from .store import Guide, Hook, Resolver, Store
 from .table import TABLE, Effect, Rule, Table
-from .validation import SHA_SHOWN as SHA_SHOWN
-from .validation import SLUG_MAX as SLUG_MAX
-from .validation import cap_text as cap_text
-from .validation import check_branch as check_branch
-from .validation import check_relpath as check_relpath
-from .validation import check_sha as check_sha
-from .validation import check_slug as check_slug
-from .validation import check_text as check_text
-from .validation import short_sha as short_sha
 from .waiting import start_apply_waiting, start_next_waiting, take_over
 
 __all__ = [

@@ -18,6 +18,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from ._validation import FOLLOW_UP_SLUG_MAX, check_slug
 from .approval import approval_missing
 from .calls import Request
 from .errors import (
@@ -34,7 +35,6 @@ from .move import Move
 from .records import BlockedReport, Candidate, Lease, Outcome, Reason, Transition
 from .store import Transaction
 from .table import Step
-from .validation import FOLLOW_UP_SLUG_MAX, check_slug
 
 if TYPE_CHECKING:
     from .engine import Engine

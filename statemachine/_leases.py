@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from ._validation import check_text
 from .errors import LeaseHeld
 from .records import Candidate, Lease
-from .validation import check_text
 
 if TYPE_CHECKING:
     from .engine import Engine

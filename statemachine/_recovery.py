@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ._interruptions import MAX_INTERRUPTIONS, interruption_evidence, interruptions
+from ._validation import check_sha
 from .calls import Request
 from .errors import ConcurrencyConflict, IllegalTransition
-from .interruptions import MAX_INTERRUPTIONS, interruption_evidence, interruptions
 from .records import BlockedReport, Candidate, Evidence, Lease, Outcome, Reason
 from .states import Event
-from .validation import check_sha
 
 if TYPE_CHECKING:
     from .engine import Engine

@@ -26,7 +26,7 @@ from typing import ClassVar
 
 import attrs
 
-from .validation import FOLLOW_UP_SLUG_MAX, attrs_validator, check_branch, check_sha, check_slug
+from ._validation import FOLLOW_UP_SLUG_MAX, attrs_validator, check_branch, check_sha, check_slug
 
 __all__ = ["Action", "Apply", "Approve", "MarkDone", "Remediate", "Resume", "Show", "Sync"]
 

@@ -16,12 +16,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
+from ._validation import check_sha, check_slug, check_text
 from .errors import FollowUpNotResolved, InvalidInput
 from .ledger import Approval
 from .records import BlockedRecord, Candidate, Outcome, Reason
 from .states import State
 from .store import Store
-from .validation import check_sha, check_slug, check_text
 
 __all__ = ["approval_missing", "approve"]
 

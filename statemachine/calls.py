@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ._interruptions import INTERRUPTED
 from .errors import InvalidInput
-from .interruptions import INTERRUPTED
 from .records import BlockedReport, Candidate, CandidateKey, Outcome
 from .states import Event
 
 if TYPE_CHECKING:
     from .table import Table
-from .validation import FOLLOW_UP_SLUG_MAX, check_sha, check_slug, check_text
+from ._validation import FOLLOW_UP_SLUG_MAX, check_sha, check_slug, check_text
 
 __all__ = ["Calls", "Request"]
 

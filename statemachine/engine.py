@@ -24,22 +24,22 @@ import attrs
 
 from . import _driving, _leases, _recovery
 from ._firing import fast_move, fire_in
+from ._fold import Violation, verify_log
+from ._logfmt import log_outcome
+from ._machine import LifecycleMachine, lifecycle
+from ._validation import check_slug
 from .applier import Applier
 from .approval import approve
 from .calls import Calls, Request
 from .errors import CandidateNotFound
-from .fold import Violation, verify_log
 from .followup_slug import SlugRule, follow_up_slug
 from .hooks import HookLike, Subscription, run_hooks, subscriptions
 from .ledger import Approval
-from .logfmt import log_outcome
-from .machine import LifecycleMachine, lifecycle
 from .move import Move, Moved
 from .records import Candidate, Lease, Outcome
 from .states import Event
 from .store import Guide, Resolver, Store, Transaction
 from .table import Table
-from .validation import check_slug
 
 __all__ = ["Batch", "Engine"]
 

@@ -10,12 +10,18 @@ accepting a :class:`Move` and answering :class:`Moved`, or declining.
 See docs/python-api.md, "Writing a store".
 """
 
+from .ledger import Acknowledgement, Approval, StoreIdentity
 from .move import Move, Moved
+from .records import FollowUpJob
 from .store import Mover, Store, StoreReads, StoreWrites, Transaction
 from .table import STEP_FLAGS, Step
 
 __all__ = [
     "STEP_FLAGS",
+    "Acknowledgement",
+    "Approval",
+    "FollowUpJob",
+    "StoreIdentity",
     "Move",
     "Moved",
     "Mover",

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from ._validation import SLUG_MAX
 from .records import CandidateKey
-from .validation import SLUG_MAX
 
 __all__ = ["SlugRule", "follow_up_slug"]
 

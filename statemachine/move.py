@@ -23,10 +23,10 @@ from datetime import datetime
 
 import attrs
 
+from ._validation import attrs_validator, check_slug, check_text
 from .records import Candidate, CandidateKey, Transition
 from .states import Event, State
 from .table import Step
-from .validation import attrs_validator, check_slug, check_text
 
 __all__ = ["Move", "Moved"]
 

@@ -14,10 +14,7 @@ from typing import TypeVar
 
 import attrs
 
-from .actions import Action
-from .errors import InvalidInput
-from .states import Event, State
-from .validation import (
+from ._validation import (
     FOLLOW_UP_SLUG_MAX,
     TEXT_CAP,
     attrs_validator,
@@ -29,6 +26,9 @@ from .validation import (
     check_text,
     short_sha,
 )
+from .actions import Action
+from .errors import InvalidInput
+from .states import Event, State
 
 __all__ = [
     "BlockedRecord",

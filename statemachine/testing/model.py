@@ -22,6 +22,7 @@ import attrs
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from .._interruptions import MAX_INTERRUPTIONS
 from ..engine import Engine
 from ..errors import (
     CandidateNotFound,
@@ -29,7 +30,6 @@ from ..errors import (
     IllegalTransition,
     LeaseHeld,
 )
-from ..interruptions import MAX_INTERRUPTIONS
 from ..records import BlockedReport, CandidateKey
 from ..states import Event, State
 from ..store import Store

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 import attrs
 from hypothesis import strategies as st
 
+from .._validation import SLUG_MAX, SLUG_RE
 from ..records import BlockedReport, CandidateKey, CheckResult, Evidence, Reason
 from ..states import Event
-from ..validation import SLUG_MAX, SLUG_RE
 
 __all__ = [
     "MARKER",

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mergegate.apply import CheckoutInUse, Git, GitApplier
+from mergegate.apply import CheckoutInUse, GitApplier
+from mergegate.apply.git import Git
 from mergegate.apply.testing import TestRepo as Repo
 from mergegate.statemachine import Blocked, CandidateKey, Integrated
 

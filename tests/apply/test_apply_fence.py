@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mergegate.apply import GitApplier, repository_violations
+from mergegate.apply import GitApplier
+from mergegate.apply.audit import repository_violations
 from mergegate.apply.git import GitCommandFailed
 from mergegate.apply.testing import TestRepo as Repo
 from mergegate.persistence import SQLiteStore

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from mergegate.apply import GitApplier
 from mergegate.apply.testing import TestRepo as Repo
-from mergegate.statemachine import CandidateKey, Integrated, InvalidInput, check_branch
+from mergegate.statemachine import CandidateKey, Integrated, InvalidInput
+from mergegate.statemachine._validation import check_branch
 from mergegate.statemachine.testing.strategies import hostile_branches, hostile_slugs
 
 from ..examples import fraction

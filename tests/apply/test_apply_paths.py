@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 
 from mergegate.apply import (
-    NULL_SHA,
     CheckSpec,
-    Git,
     GitApplier,
     GitCommandFailed,
     GitNotFound,
     Identity,
     MainCheckedOut,
 )
+from mergegate.apply.applier import NULL_SHA
+from mergegate.apply.git import Git
 from mergegate.apply.testing import TestRepo as Repo
 from mergegate.statemachine import (
     AlreadyIntegrated,

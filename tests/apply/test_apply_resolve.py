@@ -8,13 +8,13 @@ import pytest
 
 from mergegate.apply import (
     BranchNotFound,
-    Git,
     NotACommit,
     NotInBranch,
     UnknownSha,
     resolve_candidate_sha,
     resolve_sha,
 )
+from mergegate.apply.git import Git
 from mergegate.statemachine import CandidateKey, InvalidInput
 
 from ..gitrepo import init_repo

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mergegate.apply import CheckSpec, GitApplier, integrate_chain, repository_violations
+from mergegate.apply import CheckSpec, GitApplier, integrate_chain
+from mergegate.apply.audit import repository_violations
 from mergegate.apply.testing import TestRepo as Repo
 from mergegate.persistence import SQLiteStore
 from mergegate.statemachine import (

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from mergegate.apply import FENCE_REF, GitApplier, RemoteUnreachable
+from mergegate.apply import GitApplier, RemoteUnreachable
+from mergegate.apply.remote import FENCE_REF
 from mergegate.statemachine import Blocked, CandidateKey, Integrated, Reason
 
 from ..gitrepo import git, init_repo

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mergegate.apply import GitApplier, repository_violations
+from mergegate.apply import GitApplier
+from mergegate.apply.audit import repository_violations
 from mergegate.apply.testing import TestRepo as Repo
 from mergegate.persistence import SQLiteStore
 from mergegate.statemachine import CandidateKey, Engine, State

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from mergegate.persistence import POSTGRES_MIGRATIONS
+from mergegate.persistence.migrations import POSTGRES_MIGRATIONS
 
 from .conftest import MakeScratch, Scratch, git
 

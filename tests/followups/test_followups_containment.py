@@ -21,11 +21,11 @@ from mergegate.followups import (
     PathOutsideRepository,
     StateFileResolver,
     UnsafeFile,
-    add_roadmap_entry,
-    check_inside,
     roadmap_slugs,
-    scaffold_todo,
 )
+from mergegate.followups.contain import check_inside
+from mergegate.followups.roadmap import add_roadmap_entry
+from mergegate.followups.scaffold import scaffold_todo
 from mergegate.statemachine import BlockedRecord, BlockedReport, FollowUpState
 
 from ..procio import LiveOutput, wait_until

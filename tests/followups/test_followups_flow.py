@@ -22,8 +22,8 @@ from mergegate.followups import (
     drain,
     mark_done,
     roadmap_slugs,
-    scaffold_todo,
 )
+from mergegate.followups.scaffold import scaffold_todo
 from mergegate.persistence import SQLiteStore
 from mergegate.statemachine import (
     BlockedReport,

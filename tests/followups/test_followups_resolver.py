@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mergegate.followups import StateFileResolver, scaffold_todo
+from mergegate.followups import StateFileResolver
+from mergegate.followups.scaffold import scaffold_todo
 from mergegate.statemachine import BlockedRecord, BlockedReport
 
 MakeRecord = Callable[..., BlockedRecord]

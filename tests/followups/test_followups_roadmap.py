@@ -14,10 +14,10 @@ from ruamel.yaml import YAML
 from mergegate.followups import (
     FollowUps,
     MalformedRoadmap,
-    add_roadmap_entry,
-    one_line,
     roadmap_slugs,
 )
+from mergegate.followups.roadmap import add_roadmap_entry
+from mergegate.followups.text import one_line
 from mergegate.statemachine import InvalidInput
 from mergegate.statemachine.testing import strategies
 
@@ -128,7 +128,7 @@ _WRITER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from mergegate.followups import add_roadmap_entry
+    from mergegate.followups.roadmap import add_roadmap_entry
 
     path, go, name, count = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
     print("ready", flush=True)

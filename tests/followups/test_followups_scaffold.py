@@ -19,11 +19,10 @@ from mergegate.followups import (
     TODO_FILES,
     FollowUpConflict,
     PathOutsideTodos,
-    read_source,
     render_todo,
-    scaffold_todo,
-    todo_path,
 )
+from mergegate.followups.paths import todo_path
+from mergegate.followups.scaffold import read_source, scaffold_todo
 from mergegate.statemachine import (
     BlockedRecord,
     BlockedReport,
@@ -264,7 +263,7 @@ _SCAFFOLDER = textwrap.dedent(
     import sys, time
     from datetime import UTC, datetime
     from pathlib import Path
-    from mergegate.followups import scaffold_todo
+    from mergegate.followups.scaffold import scaffold_todo
     from mergegate.statemachine import (
         BlockedRecord, BlockedReport, CandidateKey, Evidence, FollowUpState, Reason,
     )

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mergegate.persistence import SQLiteStore, export_queue, import_queue
+from mergegate.persistence import SQLiteStore
+from mergegate.persistence.transfer import export_queue, import_queue
 from mergegate.statemachine import (
     BlockedReport,
     CandidateKey,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from mergegate.persistence import CheckBuilds
+from mergegate.persistence.checkbuilds import CheckBuilds
 from mergegate.statemachine import CandidateKey, InvalidInput, Store
 
 CANDIDATE = "c" * 40

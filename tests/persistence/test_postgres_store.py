@@ -15,8 +15,9 @@ import attrs
 import psycopg
 import pytest
 
-from mergegate.persistence import POSTGRES_MIGRATIONS, PostgresStore
+from mergegate.persistence import PostgresStore
 from mergegate.persistence.contract import ManualClock, conflict_report
+from mergegate.persistence.migrations import POSTGRES_MIGRATIONS
 from mergegate.statemachine import (
     TABLE,
     BlockedReport,

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mergegate.persistence import MIGRATIONS, SQLiteStore
+from mergegate.persistence import SQLiteStore
 from mergegate.persistence.contract import ManualClock
+from mergegate.persistence.migrations import MIGRATIONS
 from mergegate.statemachine import (
     TABLE,
     ApplyResult,

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mergegate.persistence import SQLiteStore, export_queue, import_queue
+from mergegate.persistence import SQLiteStore
 from mergegate.persistence.contract import conflict_report
+from mergegate.persistence.transfer import export_queue, import_queue
 from mergegate.statemachine import CandidateKey, Engine, InvalidInput, Store, StoreError
 
 

@@ -10,11 +10,9 @@ from typing import Any
 import pytest
 
 from mergegate.persistence import (
-    MIGRATIONS,
-    POSTGRES_MIGRATIONS,
-    SQLITE_MIGRATIONS,
     SQLiteStore,
 )
+from mergegate.persistence.migrations import MIGRATIONS, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS
 from mergegate.statemachine import (
     CandidateKey,
     DuplicateCandidate,

@@ -26,15 +26,16 @@ from typing import Protocol
 import attrs
 import pytest
 
-from mergegate.apply import Git, GitApplier, Identity
+from mergegate.apply import GitApplier, Identity
+from mergegate.apply.git import Git
 from mergegate.followups import (
     FollowUps,
     Wiring,
     build_engine,
     drain,
-    read_source,
     roadmap_slugs,
 )
+from mergegate.followups.scaffold import read_source
 from mergegate.persistence import open_store
 from mergegate.statemachine import Engine, FollowUpState, State, Store
 

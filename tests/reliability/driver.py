@@ -34,7 +34,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from mergegate.apply import CheckSpec, Git, GitApplier, Identity
+from mergegate.apply import CheckSpec, GitApplier, Identity
+from mergegate.apply.git import Git
 from mergegate.followups import (
     ResolvedRule,
     Wiring,

@@ -24,7 +24,8 @@ from typing import Any
 import attrs
 import pytest
 
-from mergegate.apply import Git, Identity
+from mergegate.apply import Identity
+from mergegate.apply.git import Git
 from mergegate.persistence import open_store
 
 from ..procio import LiveOutput, wait_until

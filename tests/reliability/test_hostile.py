@@ -19,10 +19,11 @@ from typing import Any
 import pytest
 
 from mergegate.apply import CheckSpec, GitApplier
-from mergegate.followups import PathOutsideTodos, read_source, roadmap_slugs, todo_path
+from mergegate.followups import PathOutsideTodos, roadmap_slugs
+from mergegate.followups.paths import todo_path
+from mergegate.followups.scaffold import read_source
 from mergegate.persistence import evidence_from_json, open_store, report_from_json
 from mergegate.statemachine import (
-    SLUG_MAX,
     BlockedReport,
     CandidateKey,
     CheckResult,
@@ -33,6 +34,7 @@ from mergegate.statemachine import (
     Reason,
     State,
 )
+from mergegate.statemachine._validation import SLUG_MAX
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 MAIN = "fedcba9876543210fedcba9876543210fedcba98"

@@ -17,9 +17,9 @@ from typing import Any
 from mergegate.apply import GitApplier
 from mergegate.followups import (
     Wiring,
-    add_roadmap_entry,
     build_engine,
 )
+from mergegate.followups.roadmap import add_roadmap_entry
 from mergegate.persistence import open_store
 from mergegate.statemachine import (
     BlockedReport,

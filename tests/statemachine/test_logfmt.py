@@ -16,8 +16,8 @@ from mergegate.statemachine import (
     Engine,
     Evidence,
     Reason,
-    format_logfmt,
 )
+from mergegate.statemachine._logfmt import format_logfmt
 from mergegate.statemachine.testing import strategies as mst
 
 

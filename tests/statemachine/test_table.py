@@ -11,13 +11,12 @@ from mergegate.statemachine import (
     TABLE,
     Effect,
     Event,
-    LifecycleMachine,
     Rule,
     State,
     Table,
     TableError,
-    lifecycle,
 )
+from mergegate.statemachine._machine import LifecycleMachine, lifecycle
 
 
 def test_table_matches_the_documented_lifecycle() -> None:

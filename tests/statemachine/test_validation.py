@@ -7,7 +7,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mergegate.statemachine import (
-    SLUG_MAX,
     BlockedReport,
     CandidateKey,
     CheckResult,
@@ -17,8 +16,8 @@ from mergegate.statemachine import (
     MergegateError,
     Reason,
     State,
-    cap_text,
 )
+from mergegate.statemachine._validation import SLUG_MAX, cap_text
 from mergegate.statemachine.testing import strategies as mst
 
 SHA = "a" * 40

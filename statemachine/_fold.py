@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import attrs
 
-from .machine import LifecycleMachine, lifecycle
+from ._machine import LifecycleMachine, lifecycle
 from .records import Candidate, Transition
 from .states import State
 
