@@ -31,7 +31,7 @@ from .errors import (
     InvalidInput,
     LeaseHeld,
 )
-from .move import Move
+from .move import Move, log_entry
 from .records import BlockedReport, Candidate, Lease, Outcome, Reason, Transition
 from .store import Transaction
 from .table import Step
@@ -163,22 +163,19 @@ def _entry(
     digest: str | None,
     at: datetime,
 ) -> Transition:
-    """The log entry of ``step``: the facts in their own fields, the note for people."""
-    return Transition(
-        candidate_id=candidate.id,
-        seq=candidate.seq + 1,
-        event=request.event,
-        source=candidate.state if candidate.seq else None,
-        dest=step.dest,
-        sha=request.new_sha or candidate.key.sha,
-        actor=request.actor or engine.actor,
-        at=at,
-        reason=request.note,
-        idempotency_key=request.idempotency_key,
-        request_digest=digest,
-        lease_owner=request.owner if step.take_lease else None,
+    """The log entry of ``step`` for ``request``."""
+    return log_entry(
+        candidate,
+        step,
+        request.actor or engine.actor,
+        at,
+        request.note,
+        sha=request.new_sha,
+        owner=request.owner,
         main_sha=request.main_sha,
         interrupted=request.interrupted,
+        idempotency_key=request.idempotency_key,
+        request_digest=digest,
     )
 
 

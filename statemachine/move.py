@@ -28,7 +28,7 @@ from .records import Candidate, CandidateKey, Transition
 from .states import Event, State
 from .table import Step
 
-__all__ = ["Move", "Moved"]
+__all__ = ["Move", "Moved", "log_entry"]
 
 
 @attrs.frozen
@@ -68,17 +68,13 @@ class Move:
 
     def entry(self, before: Candidate, step: Step) -> Transition:
         """The log entry of ``step``, from the candidate as it was read."""
-        return Transition(
-            candidate_id=before.id,
-            seq=before.seq + 1,
-            event=self.event,
-            source=before.state if before.seq else None,
-            dest=step.dest,
-            sha=before.key.sha,
-            actor=self.actor,
-            at=self.at,
-            reason=self.note,
-            lease_owner=self.owner if step.take_lease else None,
+        return log_entry(
+            before,
+            step,
+            self.actor,
+            self.at,
+            self.note,
+            owner=self.owner,
             main_sha=self.main_sha,
             interrupted=self.interrupted,
         )
@@ -88,6 +84,42 @@ class Move:
         entry = self.entry(before, step)
         after = Candidate(before.id, before.key, step.dest, entry.seq, before.submitted_at, self.at)
         return Moved(after, entry)
+
+
+def log_entry(
+    before: Candidate,
+    step: Step,
+    actor: str,
+    at: datetime,
+    note: str | None,
+    *,
+    sha: str | None = None,
+    owner: str | None = None,
+    main_sha: str | None = None,
+    interrupted: str | None = None,
+    idempotency_key: str | None = None,
+    request_digest: str | None = None,
+) -> Transition:
+    """The entry ``step`` logs for ``before``: the facts in their own fields, the note for people.
+
+    The one place an entry is made, for the Engine's path and a store's fast path alike.
+    """
+    return Transition(
+        candidate_id=before.id,
+        seq=before.seq + 1,
+        event=step.event,
+        source=before.state if before.seq else None,
+        dest=step.dest,
+        sha=sha or before.key.sha,
+        actor=actor,
+        at=at,
+        reason=note,
+        idempotency_key=idempotency_key,
+        request_digest=request_digest,
+        lease_owner=owner if step.take_lease else None,
+        main_sha=main_sha,
+        interrupted=interrupted,
+    )
 
 
 @attrs.frozen
