@@ -174,7 +174,6 @@ _REPORT = json.dumps(
 _SUBMIT = ("{NULL}", "{pending}", "{t}", "{t}", "{f}", "{f}", "{f}")
 _START = ("{pending,retry}", "{applying,applying}", "{t,t}", "{f,f}", "{t,t}", "{f,f}", "{f,f}")
 _INTEGRATE = ("{applying}", "{integrated}", "{f}", "{f}", "{f}", "{t}", "{f}")
-_RESUME = ("{remediating}", "{retry}", "{t}", "{t}", "{f}", "{f}", "{t}")
 
 
 class _EqualWork:
@@ -242,7 +241,14 @@ class _EqualWork:
             ex(remediate[2], (slug,)).fetchone()
             move(remediate[3], cid, 4, "start_remediation", "blocked", "remediating", None)
             ex(remediate[4])
-        fast(resume[0], "resume", _RESUME, "forced: benchmark")
+        with self.conn.pipeline():
+            ex(resume[0])
+            ex(resume[1], (k1,))
+            ex(resume[2], (slug,)).fetchone()
+            move(resume[3], cid, 5, "resume", "remediating", "retry", "forced: benchmark", True)
+            ex(resume[4], (cid,))
+            ex(resume[5], (now(), slug, branch, sha))
+            ex(resume[6])
         fast(start2[0], "start_apply", _START, f"lease owner={actor}", owner=actor)
         fast(integrate[0], "integrate", _INTEGRATE, "main=" + "b" * 40, main="b" * 40)
 

@@ -89,7 +89,8 @@ _FIND = (
     "b_reason, b.main_sha AS b_main_sha, b.follow_up_slug AS b_follow_up_slug, "
     "b.previous_follow_up AS b_previous_follow_up, b.status AS b_status, b.follow_up_state AS "
     "b_follow_up_state, b.follow_up_error AS b_follow_up_error, b.blocked_at AS b_blocked_at, "
-    "b.last_blocked_at AS b_last_blocked_at, b.occurrences AS b_occurrences, (SELECT "
+    "b.last_blocked_at AS b_last_blocked_at, b.occurrences AS b_occurrences, "
+    "b.resolved_at AS b_resolved_at, (SELECT "
     "follow_up_slug FROM integration_blocked_outcomes WHERE slug = c.slug ORDER BY id DESC "
     "LIMIT 1) AS latest_follow_up FROM (SELECT id, slug, branch, sha, state, seq, "
     "submitted_at, updated_at FROM candidates WHERE slug = %s ORDER BY active DESC, id DESC "
@@ -120,9 +121,9 @@ _BLOCK = (
     "occurrences) VALUES (%s, %s, %s, %s, %s, %s, %s, 'open', 'pending', %s, %s, 1) ON "
     "CONFLICT (slug, branch, sha) DO UPDATE SET reason = excluded.reason, main_sha = "
     "excluded.main_sha, last_blocked_at = excluded.last_blocked_at, occurrences = "
-    "o.occurrences + 1, status = 'open', resumed_at = NULL RETURNING id, slug, branch, sha, "
-    "reason, main_sha, follow_up_slug, previous_follow_up, status, follow_up_state, "
-    "follow_up_error, blocked_at, last_blocked_at, occurrences"
+    "o.occurrences + 1, status = 'open', resumed_at = NULL, resolved_at = NULL RETURNING id, "
+    "slug, branch, sha, reason, main_sha, follow_up_slug, previous_follow_up, status, "
+    "follow_up_state, follow_up_error, blocked_at, last_blocked_at, occurrences, resolved_at"
 )
 _EVIDENCE = (
     "INSERT INTO blocked_evidence (blocked_id, number, seq, at, report) VALUES (%s, %s, %s, %s, %s)"
@@ -135,6 +136,13 @@ _CLOSE = (
     "UPDATE integration_blocked_outcomes SET status = 'resumed', resumed_at = %s "
     "WHERE slug = %s AND branch = %s AND sha = %s"
 )
+# A resume re-enters the queue at its back, unless the block was an interrupted apply.
+_REENTER = (
+    "UPDATE candidates SET queue_pos = nextval('candidates_queue_pos_seq') WHERE id = %s AND "
+    "NOT EXISTS (SELECT 1 FROM integration_blocked_outcomes o WHERE o.slug = candidates.slug "
+    "AND o.branch = candidates.branch AND o.sha = candidates.sha "
+    "AND o.reason = 'apply_interrupted')"
+)
 
 # The Engine's fast path (migration 4): a plain move is one call of the
 # server-side function, in autocommit: one statement, one transaction, one round
@@ -146,11 +154,11 @@ PG_FAST_MOVE = (
 )
 
 # One candidate through figure 8's seven moves, as the PostgreSQL store issues
-# them since schema version 4, captured from the server's statement log on
-# 2026-11-26: submit, both starts, resume (no new sha, no resolver) and
-# integrate take the fast path; block (it records the outcome) and
-# start_remediation (it enters a state that carries the outcome) take the
-# general path, a pipelined BEGIN .. COMMIT.
+# them since schema version 13, captured from the server's statement log on
+# 2026-12-07: submit, both starts and integrate take the fast path; block (it
+# records the outcome), start_remediation (it enters a state that carries the
+# outcome) and resume (it re-enters the queue at its back: a flag the server
+# function declines) take the general path, a pipelined BEGIN .. COMMIT.
 PG_CYCLE: tuple[tuple[str, ...], ...] = (
     (PG_FAST_MOVE,),
     (PG_FAST_MOVE,),
@@ -168,7 +176,7 @@ PG_CYCLE: tuple[tuple[str, ...], ...] = (
         "COMMIT",
     ),
     ("BEGIN", _LOCK, _FIND, _MOVE, "COMMIT"),
-    (PG_FAST_MOVE,),
+    ("BEGIN", _LOCK, _FIND, _MOVE_QUEUED, _REENTER, _CLOSE, "COMMIT"),
     (PG_FAST_MOVE,),
     (PG_FAST_MOVE,),
 )
