@@ -26,7 +26,7 @@ pytestmark = pytest.mark.buildbot
 
 CHECK_SH = 'for f in checks.d/*.sh; do [ -e "$f" ] || continue; sh "$f" || exit 1; done\n'
 PASS = "echo ok\n"
-FAIL = 'echo "collected 3 items"; echo "E   assert 1 == 2"; exit 1\n'
+FAIL = 'echo "collected 3 items"; echo "E   AssertionError: totals differ (1 != 2)"; exit 1\n'
 SLOW = "sleep 60\n"
 
 
@@ -177,7 +177,7 @@ def test_a_failing_build_blocks_with_its_url_step_and_log(
     assert check["name"] == "checks"
     assert check["step"] == "check"
     assert check["url"].startswith(f"{bb.master.url}#/builders/")
-    assert "E   assert 1 == 2" in check["output_tail"]
+    assert "E   AssertionError: totals differ (1 != 2)" in check["output_tail"]
     guidance = s("show", "bad").stdout
     assert f"checks (exit 2, step 'check', build {check['url']})" in guidance
 

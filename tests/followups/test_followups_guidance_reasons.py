@@ -138,7 +138,7 @@ def test_what_failed_names_the_builder_step_and_build(
                 CheckResult(
                     "linux-tests",
                     2,
-                    "E   assert 1 == 2",
+                    "E   AssertionError: totals differ (1 != 2)",
                     url="http://ci.example:8010/#/builders/3/builds/41",
                     step="pytest",
                 ),
