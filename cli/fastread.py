@@ -73,7 +73,10 @@ _GIT_TIMEOUT = 60.0
 _MAX_CONFIG_BYTES = 1 << 20
 
 _CANDIDATE = "id, slug, branch, sha, state, seq, submitted_at, updated_at"
-_TRANSITION = "candidate_id, seq, event, source, dest, sha, actor, at, reason, idempotency_key"
+_TRANSITION = (
+    "candidate_id, seq, event, source, dest, sha, actor, at, reason, idempotency_key, "
+    "lease_owner, main_sha, interrupted"
+)
 
 
 class _StepAside(Exception):
@@ -320,6 +323,9 @@ class _Transition:
         "dest",
         "event",
         "idempotency_key",
+        "interrupted",
+        "lease_owner",
+        "main_sha",
         "reason",
         "seq",
         "sha",
@@ -327,7 +333,7 @@ class _Transition:
     )
 
     def __init__(self, row: tuple[Any, ...]) -> None:
-        cid, seq, event, source, dest, sha, actor, at, reason, key = row
+        cid, seq, event, source, dest, sha, actor, at, reason, key, owner, main, cause = row
         if event not in EVENTS or dest not in STATES or (source and source not in STATES):
             raise _StepAside
         self.candidate_id, self.seq, self.event = cid, seq, _Word(event)
@@ -335,6 +341,7 @@ class _Transition:
         self.source = _Word(source) if source else None
         self.dest, self.sha, self.actor, self.at = _Word(dest), sha, actor, _time(at)
         self.reason, self.idempotency_key = reason, key
+        self.lease_owner, self.main_sha, self.interrupted = owner, main, cause
 
 
 def _time(value: str) -> datetime:

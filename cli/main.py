@@ -38,7 +38,15 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
                 "--json" in args, "mergegate", err, _EXIT_INTERRUPTED, "interrupted", "interrupted"
             )
         )
-    code = run(args) if fast is None else _write(fast.text)
+    if fast is None:
+        code = run(args)
+    else:
+        try:
+            code = _write(fast.text)
+        except OSError:
+            # Not a reader that went away (a full disk, a closed descriptor): the
+            # full command reports it the way it reports any failure, in one line.
+            code = run(args)
     try:
         sys.stdout.flush()
     except BrokenPipeError:

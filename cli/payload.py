@@ -75,6 +75,10 @@ def transition_json(t: Transition) -> Json:
         "at": stamp(t.at),
         "reason": t.reason,
         "idempotency_key": t.idempotency_key,
+        # The facts the note repeats for people, in their own fields (schema 13).
+        "lease_owner": t.lease_owner,
+        "main_sha": t.main_sha,
+        "interrupted": t.interrupted,
     }
 
 

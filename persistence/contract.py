@@ -2,7 +2,7 @@
 
 Subclass :class:`StoreContract` in a pytest module and provide a ``store``
 fixture that yields a fresh, empty store; every ``test_*`` method then runs
-against it. The cases call :class:`~mergegate.statemachine.Transaction` and
+against it. The cases call :class:`~mergegate.statemachine.extension.Transaction` and
 :class:`~mergegate.statemachine.Store` directly, one group per method, so a new
 store is judged on the protocol the Engine relies on, not through the Engine.
 mergegate runs it against SQLite and PostgreSQL.
@@ -317,6 +317,19 @@ class StoreContract:
             assert tx.claim_next() == "aa"
         assert store.next_candidate() == store.candidate("aa")
         assert store.queue()[1] == b
+
+    def test_a_reentering_step_goes_to_the_back_of_the_queue(self, store: Store) -> None:
+        """A step that ``reenters`` (a resume after a block) takes the queue's last place."""
+        a, _ = _blocked(store, _key("aa"), "aa-follow-up", _at(1))
+        _submit(store, _key("bb"), _at(2))
+        a = _move(store, a, Event.START_REMEDIATION, State.REMEDIATING, _at(3))
+        with store.transaction() as tx:
+            tx.close_blocked(a.key, _at(4))
+            resumed = _append(tx, a, _entry(a, Event.RESUME, State.RETRY, _at(4)))
+        assert resumed.state is State.RETRY
+        assert [c.key.slug for c in store.queue()] == ["bb", "aa"]
+        with store.transaction() as tx:
+            assert tx.claim_next() == "bb"
 
     # -- the ledger: identity binding and acknowledged moves ------------------
 

@@ -66,8 +66,12 @@ class SQLiteDatastore:
             mode = self.conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.execute("PRAGMA foreign_keys=ON")
-        except sqlite3.Error as err:
+        except sqlite3.OperationalError as err:
+            # The file cannot be opened or is locked now: worth a retry.
             raise StoreUnavailable(_BACKEND, f"cannot open {path}: {err}") from err
+        except sqlite3.Error as err:
+            # Not a database at all (or a corrupt one): a retry would fail the same way.
+            raise StoreError(_BACKEND, f"cannot open {path}: {err}") from err
         if mode != "wal":
             self.conn.close()
             raise StoreError(_BACKEND, f"{path} refused WAL mode ({mode}); use a local disk")

@@ -281,7 +281,8 @@ class Mover(Protocol):
 
     The Engine calls ``move`` first for every request that qualifies (see
     :mod:`mergegate.statemachine.move`); a store without it is used through
-    :meth:`Store.transaction` alone. Both shipped stores offer it.
+    :meth:`Store.transaction` alone. The PostgreSQL store offers it (it saves a
+    round trip); the SQLite store does not (it has none to save).
     """
 
     def move(self, move: Move) -> Moved | None:

@@ -152,6 +152,8 @@ if set(STEP_FLAG) != set(Effect) or not set(STEP_FLAG.values()) <= STEP_FLAGS:
     raise TableError(
         "every Effect needs its Step flag in STEP_FLAG: missing "
         + ", ".join(sorted(e.value for e in set(Effect) - set(STEP_FLAG)))
+        + "; not a Step flag: "
+        + ", ".join(sorted(set(STEP_FLAG.values()) - STEP_FLAGS))
     )
 
 

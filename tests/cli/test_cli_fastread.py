@@ -187,3 +187,29 @@ def test_locates_a_work_tree_and_a_bare_repository(scratch: Scratch, tmp_path: P
     bare = scratch.bare.resolve()
     assert [p.resolve() for p in fastread._locate(scratch.bare)] == [bare, bare]
     assert fastread.answer(["--repo", str(tmp_path), "list"]) is None
+
+
+@pytest.mark.parametrize("args", [("show", "add-docs"), ("--version",)], ids=["show", "version"])
+def test_a_stdout_that_cannot_be_written_gets_the_one_line_error(
+    scratch: Scratch, args: tuple[str, ...]
+) -> None:
+    """A fast answer written to a full device exits 1 with the boundary's one line, no traceback."""
+    assert scratch("submit", "add-docs").code == 0
+    argv = list(args) if args == ("--version",) else ["--repo", str(scratch.bare), *args]
+    if args != ("--version",):
+        assert _fast(scratch, *args)
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "mergegate.cli", *argv],
+            cwd=scratch.root,
+            env=_env(),
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith("mergegate: error: unexpected OSError"), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
