@@ -53,6 +53,11 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         # The reader went away after the last write; drop what is left quietly.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = code or _EXIT_BROKEN_PIPE
+    except OSError:
+        # A stdout that cannot be written (a full disk): the command has already
+        # said so in one line; drop what is left rather than fail again at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = code or 1
     sys.exit(code)
 
 
