@@ -49,6 +49,18 @@ def queue_listing(
 
 
 @attrs.frozen
+class Integrator:
+    """Whether an integrator is at work: ``alive`` (its lease is being renewed), ``down``
+    (its lease expired at ``since``: it stopped renewing) or ``idle`` (no lease is held;
+    ``since`` is the last move of any candidate)."""
+
+    state: str
+    since: datetime | None
+    owner: str | None = None
+    expires_at: datetime | None = None
+
+
+@attrs.frozen
 class QueueRow:
     """One row of ``list`` and the status page: where a candidate is, how long, behind whom.
 

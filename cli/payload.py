@@ -22,8 +22,7 @@ if TYPE_CHECKING:
         Transition,
     )
 
-    from .listing import QueueRow
-    from .status import Integrator
+    from .listing import Integrator, QueueRow
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -14,7 +14,7 @@ import attrs
 
 from mergegate.statemachine import TABLE, Lease, Reason, State, Store
 
-from .listing import QueueRow, queue_listing, queue_rows, typical_apply
+from .listing import Integrator, QueueRow, queue_listing, queue_rows, typical_apply
 from .payload import integrator_json, row_json  # in payload.py: fastread.py reuses them
 
 __all__ = [
@@ -32,18 +32,6 @@ ACTIVE: tuple[State, ...] = tuple(st for st in State if st in TABLE.active)
 
 #: How many recent integrations the ETA's typical apply time is the median of.
 RECENT_APPLIES = 20
-
-
-@attrs.frozen
-class Integrator:
-    """Whether an integrator is at work: ``alive`` (its lease is being renewed), ``down``
-    (its lease expired at ``since``: it stopped renewing) or ``idle`` (no lease is held;
-    ``since`` is the last move of any candidate)."""
-
-    state: str
-    since: datetime | None
-    owner: str | None = None
-    expires_at: datetime | None = None
 
 
 @attrs.frozen

@@ -15,8 +15,9 @@ the flags name.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Protocol
 
 from ._validation import FOLLOW_UP_SLUG_MAX, check_slug
 from .approval import approval_missing
@@ -31,18 +32,33 @@ from .errors import (
     InvalidInput,
     LeaseHeld,
 )
+from .followup_slug import SlugRule
 from .move import Move, log_entry
 from .records import BlockedReport, Candidate, Lease, Outcome, Reason, Transition
-from .store import Transaction
-from .table import Step
+from .store import Resolver, Store, Transaction
+from .table import Step, Table
 
-if TYPE_CHECKING:
-    from .engine import Engine
+
+class EngineSettings(Protocol):
+    """What firing reads of the Engine: its settings and its store (no import of engine.py,
+    which imports this module)."""
+
+    @property
+    def table(self) -> Table: ...
+
+    store: Store
+    resolver: Resolver | None
+    actor: str
+    lease_name: str
+    lease_ttl: timedelta
+    clock: Callable[[], datetime]
+    follow_up_slug: SlugRule
+
 
 __all__ = ["fast_move", "fire_in"]
 
 
-def fire_in(engine: Engine, tx: Transaction, request: Request) -> Outcome:
+def fire_in(engine: EngineSettings, tx: Transaction, request: Request) -> Outcome:
     """Check ``request`` against the table, append its entry, and carry out its step."""
     table = engine.table
     created = table.step(None, request.event)
@@ -84,7 +100,7 @@ def fire_in(engine: Engine, tx: Transaction, request: Request) -> Outcome:
     return _outcome(engine, tx, moved, entry)
 
 
-def fast_move(engine: Engine, request: Request) -> Move | None:
+def fast_move(engine: EngineSettings, request: Request) -> Move | None:
     """``request`` as a :class:`~.move.Move` a store may carry out in one piece, or ``None``.
 
     Only plain requests qualify: no idempotency key (a replay must answer with
@@ -128,7 +144,7 @@ def fast_move(engine: Engine, request: Request) -> Move | None:
         return None
 
 
-def _create(engine: Engine, tx: Transaction, request: Request, step: Step) -> Outcome:
+def _create(engine: EngineSettings, tx: Transaction, request: Request, step: Step) -> Outcome:
     key = request.key
     if key is None:
         raise InvalidInput("candidate", None, f"{request.event} needs the candidate's identity")
@@ -156,7 +172,7 @@ def _create(engine: Engine, tx: Transaction, request: Request, step: Step) -> Ou
 
 
 def _entry(
-    engine: Engine,
+    engine: EngineSettings,
     candidate: Candidate,
     request: Request,
     step: Step,
@@ -187,7 +203,7 @@ def _locate(tx: Transaction, slug: str) -> Candidate:
     return candidate
 
 
-def _check(engine: Engine, candidate: Candidate, request: Request) -> Step:
+def _check(engine: EngineSettings, candidate: Candidate, request: Request) -> Step:
     """The step ``request`` takes from ``candidate``'s state, once the request may take it."""
     expected = request.expected_seq
     if expected is not None and expected != candidate.seq:
@@ -224,7 +240,7 @@ def _same_request(
 
 
 def _take_lease(
-    engine: Engine, tx: Transaction, candidate: Candidate, request: Request, now: datetime
+    engine: EngineSettings, tx: Transaction, candidate: Candidate, request: Request, now: datetime
 ) -> None:
     held = tx.lease(engine.lease_name)
     if held is not None:
@@ -238,7 +254,7 @@ def _take_lease(
 
 
 def _check_resolved(
-    engine: Engine, tx: Transaction, candidate: Candidate, request: Request, at: datetime
+    engine: EngineSettings, tx: Transaction, candidate: Candidate, request: Request, at: datetime
 ) -> None:
     record = tx.blocked_record(candidate.key)
     if record is None or request.force_reason is not None or engine.resolver is None:
@@ -256,7 +272,7 @@ def _check_resolved(
 
 
 def _record_block(
-    engine: Engine,
+    engine: EngineSettings,
     tx: Transaction,
     candidate: Candidate,
     entry: Transition,
@@ -284,7 +300,9 @@ def _record_block(
     )
 
 
-def _outcome(engine: Engine, tx: Transaction, candidate: Candidate, entry: Transition) -> Outcome:
+def _outcome(
+    engine: EngineSettings, tx: Transaction, candidate: Candidate, entry: Transition
+) -> Outcome:
     blocked = None
     if candidate.state in engine.table.carrying_blocked:
         blocked = tx.blocked_record(candidate.key)
