@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from .columns import short_span, table
 from .names import DB_FILE, VERSION
 
 __all__ = ["Answer", "answer"]
@@ -571,39 +572,11 @@ def _queue_table(rows: list[_Row], now: datetime) -> str:
             str(r.candidate.state),
             str(r.candidate.seq),
             _short_time(r.candidate.updated_at),
-            "-" if r.elapsed is None else _short_span(r.elapsed),
-            "-" if r.eta is None else f"~{_short_span(r.eta - now)}",
+            "-" if r.elapsed is None else short_span(r.elapsed),
+            "-" if r.eta is None else f"~{short_span(r.eta - now)}",
             r.waiting_for or "-",
         )
         for r in rows
     ]
     headers = ("POS", "SLOT", "SLUG", "BRANCH", "SHA", "STATE", "SEQ", "UPDATED (UTC)")
-    return _table((*headers, "ELAPSED", "ETA", "WAITING FOR"), body)
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """human.table: columns padded to their widest cell; the last column is not padded."""
-    from mergegate.followups.text import one_line  # noqa: PLC0415
-
-    cells = [list(headers), *([one_line(c) for c in row] for row in rows)]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = []
-    for row in cells:
-        padded = [c.ljust(w) for c, w in zip(row[:-1], widths[:-1], strict=True)]
-        lines.append("  ".join([*padded, row[-1]]).rstrip())
-    return "\n".join(lines) + "\n"
-
-
-def _short_span(span: timedelta) -> str:
-    """listing.short_span: ``45s``, ``3m05s``, ``2h04m``, ``3d02h``."""
-    seconds = max(int(span.total_seconds()), 0)
-    minutes, s = divmod(seconds, 60)
-    hours, m = divmod(minutes, 60)
-    days, h = divmod(hours, 24)
-    if days:
-        return f"{days}d{h:02d}h"
-    if hours:
-        return f"{hours}h{m:02d}m"
-    if minutes:
-        return f"{minutes}m{s:02d}s"
-    return f"{s}s"
+    return table((*headers, "ELAPSED", "ETA", "WAITING FOR"), body)

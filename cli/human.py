@@ -20,6 +20,7 @@ from mergegate.statemachine import (
 )
 from mergegate.statemachine._validation import short_sha
 
+from .columns import table
 from .listing import QueueRow, short_span
 from .payload import stamp
 
@@ -37,17 +38,6 @@ __all__ = [
 
 
 _TAIL_LINES = 5
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Columns padded to their widest cell; the last column is not padded."""
-    cells = [list(headers), *([one_line(c) for c in row] for row in rows)]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = []
-    for row in cells:
-        padded = [c.ljust(w) for c, w in zip(row[:-1], widths[:-1], strict=True)]
-        lines.append("  ".join([*padded, row[-1]]).rstrip())
-    return "\n".join(lines) + "\n"
 
 
 def key_text(c: Candidate) -> str:

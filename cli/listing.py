@@ -24,6 +24,8 @@ from mergegate.statemachine import (
 from mergegate.statemachine._validation import short_sha
 from mergegate.statemachine.queueview import rank
 
+from .columns import short_span
+
 __all__ = ["Listed", "QueueRow", "queue_listing", "queue_rows", "short_span", "typical_apply"]
 
 #: One row of the listing: the candidate and its queue position (``None`` off the queue).
@@ -165,18 +167,3 @@ def _waiting_for(
         step = "remediation" if c.state is State.REMEDIATING else "its follow-up"
         return step if follow_up is None else f"{step}: {follow_up}"
     return None
-
-
-def short_span(span: timedelta) -> str:
-    """A duration as an operator reads it: ``45s``, ``3m05s``, ``2h04m``, ``3d02h``."""
-    seconds = max(int(span.total_seconds()), 0)
-    minutes, s = divmod(seconds, 60)
-    hours, m = divmod(minutes, 60)
-    days, h = divmod(hours, 24)
-    if days:
-        return f"{days}d{h:02d}h"
-    if hours:
-        return f"{hours}h{m:02d}m"
-    if minutes:
-        return f"{minutes}m{s:02d}s"
-    return f"{s}s"
