@@ -20,7 +20,7 @@ from typing import IO, Any, Protocol
 
 import attrs
 
-from mergegate.statemachine import Event, Outcome, State
+from mergegate.statemachine import Event, Outcome, RunSummary, State
 from mergegate.statemachine._validation import short_sha
 
 __all__ = ["LiveReporter", "PlainReporter", "Reporter", "outcome_line", "reporter_for", "summary"]
@@ -62,35 +62,9 @@ def outcome_line(outcome: Outcome, elapsed: float | None = None) -> str:
     return f"{c.key.slug} {short_sha(c.key.sha)}: {what}{took}"
 
 
-@attrs.frozen
-class Tally:
-    """What one ``run`` did."""
-
-    handled: int = 0
-    integrated: int = 0
-    blocked: int = 0
-    #: Applies of other (dead or expired) integrators this one settled.
-    recovered: int = 0
-    #: Candidates this one gave back to the queue (requeued) when it was stopped.
-    released: int = 0
-    seconds: float = 0.0
-    #: Seconds spent handling candidates (idle waits left out): what the rate divides by.
-    busy: float = 0.0
-
-    def counted(self, outcome: Outcome) -> Tally:
-        state = outcome.candidate.state
-        return attrs.evolve(
-            self,
-            handled=self.handled + 1,
-            integrated=self.integrated + (state is State.INTEGRATED),
-            blocked=self.blocked + (state is State.BLOCKED),
-        )
-
-
-def summary(tally: Tally) -> str:
-    """The closing line: what was handled, and how fast."""
-    # Per busy minute: an integrator idle all night has not become slow.
-    rate = tally.handled / tally.busy * 60 if tally.busy > 0 else 0.0
+def summary(tally: RunSummary) -> str:
+    """The closing line: what was handled, and how fast (per busy minute)."""
+    rate = tally.per_busy_minute
     return (
         f"handled {tally.handled}: integrated {tally.integrated}, blocked {tally.blocked}; "
         f"recovered {tally.recovered}, released {tally.released}; "

@@ -52,12 +52,12 @@ from mergegate.statemachine import (
     MergegateError,
     MoveInFlight,
     Outcome,
+    RunSummary,
     State,
     on_event,
 )
 
 from .errors import ConfigBrokenInRun, ConfigError
-from .progress import Tally
 from .recovery import recover_now
 from .standby import Backoff, ordinary
 
@@ -74,7 +74,6 @@ __all__ = [
     "Interrupted",
     "Loop",
     "StopSignal",
-    "Tally",
     "apply_next",
     "chain_step",
 ]
@@ -233,7 +232,7 @@ class Loop:
     poll: float = 1.0
     stop: StopSignal = attrs.Factory(StopSignal)
     turn: Turn | None = None
-    tally: Tally = attrs.Factory(Tally)
+    tally: RunSummary = attrs.Factory(RunSummary)
     #: Candidates tested at once; above 1, ``step`` should be :func:`chain_step`.
     concurrency: int = 1
     #: True while a chain runs: its links' settling moves are counted as they commit.
@@ -289,7 +288,7 @@ class Loop:
         if key in self._counted:
             return
         self._counted.add(key)
-        self.tally = self.tally.counted(outcome)
+        self.tally = self.tally.counted(outcome, keep=False)
         self.reporter.settled(outcome)
 
     def _take_new_config(self) -> None:
@@ -313,7 +312,7 @@ class Loop:
         # move on the apply must finish, or main and the records would disagree.
         self.stop.interruptible(step == "check")
 
-    def run(self, *, once: bool) -> Tally:
+    def run(self, *, once: bool) -> RunSummary:
         """Drain the queue (and with ``once``, return); otherwise wait for more until stopped."""
         began = time.monotonic()
         self.session.keepalive = self._keep_alive

@@ -100,7 +100,9 @@ class RunSummary:
     """What one run of the queue did: counts, every settled outcome, and how long it took.
 
     ``recovered`` counts the applies of dead integrators the run settled;
-    ``released`` the candidates it gave back when stopped (the CLI's run).
+    ``released`` the candidates it gave back when stopped (the CLI's run);
+    ``busy`` the seconds spent handling candidates, idle waits left out (what
+    a rate divides by: an integrator idle all night has not become slow).
     """
 
     handled: int = 0
@@ -109,18 +111,28 @@ class RunSummary:
     recovered: int = 0
     released: int = 0
     seconds: float = 0.0
+    busy: float = 0.0
     outcomes: tuple[Outcome, ...] = ()
 
-    def counted(self, outcome: Outcome) -> RunSummary:
-        """This summary with ``outcome`` (one settled apply) added."""
+    def counted(self, outcome: Outcome, *, keep: bool = True) -> RunSummary:
+        """This summary with ``outcome`` (one settled apply) added.
+
+        ``keep=False`` counts it without keeping it: a run that lives all day
+        (the CLI's ``run``) must not grow with every candidate it handles.
+        """
         state = outcome.candidate.state
         return attrs.evolve(
             self,
             handled=self.handled + 1,
             integrated=self.integrated + (state is State.INTEGRATED),
             blocked=self.blocked + (state is State.BLOCKED),
-            outcomes=(*self.outcomes, outcome),
+            outcomes=(*self.outcomes, outcome) if keep else self.outcomes,
         )
+
+    @property
+    def per_busy_minute(self) -> float:
+        """Candidates handled per minute of busy time (0 before the first)."""
+        return self.handled / self.busy * 60 if self.busy > 0 else 0.0
 
 
 def run_queue(
@@ -142,12 +154,15 @@ def run_queue(
     summary = RunSummary()
     while stop is None or not stop():
         cursor = engine.store.feed_head() if isinstance(engine.store, ChangeFeed) else 0
+        since = time.monotonic()
         try:
             outcome = engine.apply_next(applier, owner=owner)
         except LeaseHeld:
             outcome = None
         if outcome is not None:
-            summary = summary.counted(outcome)
+            summary = attrs.evolve(
+                summary.counted(outcome), busy=summary.busy + time.monotonic() - since
+            )
             continue
         if idle_timeout <= 0 or not isinstance(engine.store, ChangeFeed):
             break

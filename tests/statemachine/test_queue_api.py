@@ -18,6 +18,7 @@ from mergegate.statemachine import (
     Event,
     LeaseHeld,
     Reason,
+    RunSummary,
     State,
     Store,
     next_actionable,
@@ -155,4 +156,21 @@ def test_run_queue_applies_everything_and_sums_it_up(
     assert (summary.handled, summary.integrated, summary.blocked) == (1, 1, 0)
     assert [o.state for o in summary.outcomes] == [State.INTEGRATED]
     assert summary.seconds > 0
+    assert 0 < summary.busy <= summary.seconds
+    assert summary.per_busy_minute == summary.handled / summary.busy * 60
     assert branch_tip(bare, "main") != tip  # a merge commit containing it
+
+
+def test_a_summary_that_does_not_keep_counts_only(
+    store: Store, integration: tuple[Path, str]
+) -> None:
+    """counted(keep=False), as the all-day CLI run counts, keeps counts and no outcome."""
+    bare, tip = integration
+    engine = Engine(store)
+    engine.submit(CandidateKey("c1", "c1", tip))
+    outcome = engine.apply_next(GitApplier(bare), owner="runner")
+    assert outcome is not None
+    kept, counted = RunSummary().counted(outcome), RunSummary().counted(outcome, keep=False)
+    assert (counted.handled, counted.integrated, counted.outcomes) == (1, 1, ())
+    assert kept.outcomes == (outcome,)
+    assert RunSummary().per_busy_minute == 0.0
