@@ -42,6 +42,7 @@ from mergegate.statemachine import (
 )
 from mergegate.statemachine._validation import check_branch, check_sha
 
+from . import checkrefs
 from .catfile import CatFile
 from .checkout import checkout_problem, update_checkout
 from .checks import CheckSpec, run_retrying, spec_tuple
@@ -590,24 +591,15 @@ class GitApplier:
         return found if shown == [tree, base, candidate] else None
 
     def publish(self, commit: str) -> str:
-        """Push ``commit`` to the remote as ``refs/mergegate/checks/<commit>`` for a CI to fetch.
-
-        A ref outside ``refs/heads``: no branch-triggered job reacts to it.
-        """
+        """Push ``commit`` to the remote as ``refs/mergegate/checks/<commit>`` (checkrefs.py)."""
         if self.remote is None:
             raise InvalidInput("remote", None, "checks on a CI need a remote the CI fetches from")
-        ref = f"refs/mergegate/checks/{commit}"
-        self.git.run(
-            "push",
-            "--quiet",
-            "--no-verify",
-            "--end-of-options",
-            self.remote,
-            f"{commit}:{ref}",
-            timeout=self.push_timeout,
-            die_with_parent=True,
-        )
-        return ref
+        return checkrefs.publish(self.git, self.remote, commit, self.push_timeout)
+
+    def retract(self, ref: str) -> None:
+        """Delete a published check ref from the remote (its checks reached a verdict)."""
+        if self.remote is not None:
+            checkrefs.retract(self.git, self.remote, [ref], self.push_timeout)
 
     def move(
         self, built: Built, heartbeat: Callable[[], None], attempts: tuple[str, ...] = ()
@@ -726,7 +718,12 @@ class GitApplier:
         if self.runner is None:
             return self.run_local_checks(key, built, tick, tick_every)
         job = CheckJob(
-            key, built.base, built.candidate, built.commit, lambda: self.publish(built.commit)
+            key,
+            built.base,
+            built.candidate,
+            built.commit,
+            lambda: self.publish(built.commit),
+            retract=self.retract,
         )
         return self.runner.run(job, tick, tick_every)
 

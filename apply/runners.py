@@ -64,6 +64,9 @@ class CheckJob:
     commit: str
     #: Pushes ``commit`` where the CI can fetch it; returns the ref (``refs/mergegate/...``).
     publish: Callable[[], str] = attrs.field(eq=False, repr=False)
+    #: Deletes the published ref once the checks reached a verdict (or were cancelled);
+    #: ``None``: nothing to delete. Its failure is logged: ``run``'s sweep deletes it later.
+    retract: Callable[[str], None] | None = attrs.field(default=None, eq=False, repr=False)
 
 
 class CheckRunner(Protocol):
@@ -262,7 +265,19 @@ class CIChecks:
         except BaseException:
             self._cancel_all(pending, "the candidate's link was thrown away or the run stopped")
             raise
+        finally:
+            # Every build fetched the commit as it started, or was cancelled; a
+            # resume after a crash publishes the ref again.
+            self._retract(job, ref)
         return tuple(results[p.name] for p in self.checks if p.name in results)
+
+    def _retract(self, job: CheckJob, ref: str) -> None:
+        if job.retract is None:
+            return
+        try:
+            job.retract(ref)
+        except Exception as err:  # a leftover ref costs nothing but space until the sweep
+            _LOG.warning("check ref %s of %s not deleted: %s", ref, job.key, err)
 
     def _trigger(self, job: CheckJob, policy: CheckPolicy, ref: str, attempt: int) -> _Pending:
         build_id, url = self.runner.trigger(job, policy.name, ref)

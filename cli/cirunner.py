@@ -8,6 +8,7 @@ restarted integrator resumes waiting on them), the local checks' retried runs
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from .ciconfig import read_auth
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
     from .config import Config
 
-__all__ = ["check_runner"]
+__all__ = ["cancel_open_builds", "check_runner", "prune_stale_check_refs"]
 
 
 def _local(
@@ -85,3 +86,25 @@ def cancel_open_builds(config: Config, store: Store, slug: str, why: str) -> lis
             continue
         log.finish_build(row.id, "cancelled", None)
     return problems
+
+
+def prune_stale_check_refs(config: Config, applier: GitApplier, store: Store) -> list[str]:
+    """Delete the check refs on the remote that nobody can still need; return them.
+
+    ``run`` calls it as it starts: an integrator killed while checks ran left
+    its ``refs/mergegate/checks/*`` behind (apply/checkrefs.py says which
+    are stale). Only with ``[buildbot]``: nothing else publishes such refs.
+    """
+    if config.buildbot is None or config.remote is None:
+        return []
+    from mergegate.apply.checkrefs import prune_check_refs  # noqa: PLC0415
+    from mergegate.persistence.checkbuilds import CheckBuilds  # noqa: PLC0415
+
+    return prune_check_refs(
+        applier.git,
+        config.remote,
+        CheckBuilds(store).merge_activity,
+        datetime.now(UTC),
+        timedelta(seconds=config.lease_ttl),
+        config.push_timeout,
+    )

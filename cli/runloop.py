@@ -57,6 +57,7 @@ from mergegate.statemachine import (
     on_event,
 )
 
+from .cirunner import prune_stale_check_refs
 from .errors import ConfigBrokenInRun, ConfigError
 from .recovery import recover_now
 from .standby import Backoff, ordinary
@@ -321,7 +322,7 @@ class Loop:
         try:
             self.applier.cleanup_stale()
             self._reuse.enter_context(self.applier.reusing_worktrees())
-            self._recover()
+            self._settle_leftovers()
             idle_said = False
             while self.stop.requested is None:
                 stepped = time.monotonic()
@@ -426,6 +427,22 @@ class Loop:
             if turn.idle_for() > ttl:
                 # A holder stopped for a whole TTL must not stall the queue: go to the lease.
                 return
+
+    def _settle_leftovers(self) -> None:
+        """At start: settle what a dead integrator left, in the store and on the remote."""
+        self._recover()
+        self._prune_check_refs()
+
+    def _prune_check_refs(self) -> None:
+        """Delete the check refs a killed integrator left on the remote (cirunner.py)."""
+        try:
+            gone = prune_stale_check_refs(self.session.config(), self.applier, self.session.store())
+        except MergegateError as err:
+            # The remote may be down for a moment; the refs only cost space until next time.
+            self.reporter.note(f"stale check refs not pruned: {err}")
+            return
+        if gone:
+            self.reporter.note(f"pruned {len(gone)} stale check refs ({gone[0]}, ...)")
 
     def _sleep(self, seconds: float) -> None:
         try:

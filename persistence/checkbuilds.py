@@ -18,7 +18,7 @@ import attrs
 
 from mergegate.statemachine._validation import check_sha, check_slug
 
-from .codec import dump_time
+from .codec import dump_time, load_time
 
 __all__ = ["BuildRow", "CheckBuilds", "FlakyCheck"]
 
@@ -131,6 +131,24 @@ class CheckBuilds:
             "AND base_sha = ? AND state IN ('queued', 'running') ORDER BY id",
             (slug, candidate_sha, base_sha),
         )
+
+    def merge_activity(self, merge_sha: str) -> tuple[bool, datetime | None]:
+        """Whether a build of ``merge_sha`` is open, and the newest time one was triggered or ended.
+
+        ``(False, None)`` when none was recorded: what the sweep of stale check
+        refs asks (apply/checkrefs.py).
+        """
+        check_sha(merge_sha)
+        with self.store.transaction() as tx:
+            rows = tx.rows(
+                "SELECT state, triggered_at, finished_at FROM check_builds WHERE merge_sha = ?",
+                (merge_sha,),
+            )
+        is_open = any(state in ("queued", "running") for state, _t, _f in rows)
+        times = [
+            load_time(t) for _s, triggered, finished in rows for t in (triggered, finished) if t
+        ]
+        return is_open, max(times, default=None)
 
     def builds(self, slug: str | None = None) -> list[BuildRow]:
         """Every recorded build (of ``slug``), oldest first."""

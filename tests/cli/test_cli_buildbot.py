@@ -137,6 +137,30 @@ def _served_main(ci: CI, s: Scratch) -> str:
     return git(ci.git.base / url.rsplit("/", 1)[1], "rev-parse", "refs/heads/main")
 
 
+def _check_refs(ci: CI, s: Scratch) -> list[str]:
+    """The refs under refs/mergegate/checks/ on the served remote."""
+    served = ci.git.base / git(s.bare, "remote", "get-url", "origin").rsplit("/", 1)[1]
+    out = git(served, "for-each-ref", "--format=%(refname)", "refs/mergegate/checks/")
+    return out.split() if out else []
+
+
+def test_run_prunes_the_check_refs_a_killed_integrator_left(
+    make_scratch: MakeScratch, bb: CI
+) -> None:
+    """A leftover check ref with no open build, older than the lease, is deleted as run starts."""
+    s = _setup(make_scratch, bb)
+    served = bb.git.base / git(s.bare, "remote", "get-url", "origin").rsplit("/", 1)[1]
+    main = git(served, "rev-parse", "refs/heads/main")
+    # What a SIGKILL between the push and the trigger leaves: a ref, no build row
+    # (the commit is months old: the tests' fixed git dates).
+    left = f"refs/mergegate/checks/{main}"
+    git(served, "update-ref", left, main)
+    done = s("run", "--once")
+    assert done.code == 0, done.stdout + done.stderr
+    assert f"pruned 1 stale check refs ({left}, ...)" in done.stdout + done.stderr
+    assert _check_refs(bb, s) == []
+
+
 def test_a_passing_build_integrates_and_main_moves_on_the_remote(
     make_scratch: MakeScratch, bb: CI
 ) -> None:
@@ -154,8 +178,8 @@ def test_a_passing_build_integrates_and_main_moves_on_the_remote(
     assert [(r["check_name"], r["state"], r["merge_sha"]) for r in rows] == [
         ("checks", "passed", merge)
     ]
-    served = bb.git.base / git(s.bare, "remote", "get-url", "origin").rsplit("/", 1)[1]
-    assert git(served, "rev-parse", f"refs/mergegate/checks/{merge}") == merge
+    # Built from refs/mergegate/checks/<merge>, which is retracted once the verdict is in.
+    assert _check_refs(bb, s) == []
 
 
 def test_a_failing_build_blocks_with_its_url_step_and_log(
@@ -324,10 +348,12 @@ def test_a_restarted_integrator_resumes_waiting_on_the_stored_build(
         running = _running_build(bb, s)
     finally:
         _kill(proc)
+    assert _check_refs(bb, s) == [f"refs/mergegate/checks/{running['merge_sha']}"]
     before = len(bb.builds())
     done = s("run", "--once", "--concurrency", "2")
     assert done.code == 0, done.stdout + done.stderr
     assert states(s) == {"patient": "integrated"}
+    assert _check_refs(bb, s) == [], "the resumed build's ref was left on the remote"
     assert len(bb.builds()) == before, "the restarted integrator triggered a new build"
     rows = _builds_table(s)
     assert [(r["build_id"], r["state"]) for r in rows] == [(running["build_id"], "passed")]
