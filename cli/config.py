@@ -37,6 +37,7 @@ __all__ = [
     "CHECK_TIMEOUT_RANGE",
     "CONFIG_FILE",
     "GUIDANCE_NAMES",
+    "NOTIFY_DEFAULT_ON",
     "NOTIFY_ON",
     "NOTIFY_TIMEOUT_RANGE",
     "NotifyConfig",
@@ -82,8 +83,20 @@ class CheckConfig:
     retries: int = 0
 
 
-#: What a notification command may be run on: a move into one of these states.
-NOTIFY_ON = ("blocked", "integrated")
+#: What a notification command may be run on (docs/configuration.md, ``[[notify]]``):
+#: a candidate's moves, then the integrator's presence. ``notify`` in the payload names it.
+NOTIFY_ON = (
+    "blocked",
+    "integrated",
+    "withdrawn",
+    "requeued",
+    "superseded",
+    "integrator_down",
+    "integrator_back",
+)
+#: Without ``on``: the two events every ``[[notify]]`` ran on before the others existed,
+#: so a configuration written then sends what it sent.
+NOTIFY_DEFAULT_ON = ("blocked", "integrated")
 NOTIFY_TIMEOUT_RANGE = (0.1, 600.0)
 
 
@@ -92,7 +105,7 @@ class NotifyConfig:
     """One ``[[notify]]`` command: run after a move into a state of ``on``, outcome on stdin."""
 
     argv: tuple[str, ...]
-    on: tuple[str, ...] = NOTIFY_ON
+    on: tuple[str, ...] = NOTIFY_DEFAULT_ON
     timeout: float = attrs.field(default=10.0, validator=_between(*NOTIFY_TIMEOUT_RANGE))
     shell: bool = False
 
@@ -254,6 +267,15 @@ def _command(sub: _Reader, shell: bool) -> list[str]:
     return [str(a) for a in argv]
 
 
+def _events(sub: _Reader, on: list[Any]) -> None:
+    """Refuse an empty ``on`` or a name that is not an event, naming the first bad value."""
+    if not on:
+        raise sub.error("on", f"expected at least one of {', '.join(NOTIFY_ON)}")
+    for value in on:
+        if value not in NOTIFY_ON:
+            raise sub.error("on", f"expected some of {', '.join(NOTIFY_ON)}, got {value!r}")
+
+
 def _notify(reader: _Reader) -> tuple[NotifyConfig, ...]:
     raw = reader.get("notify", list, "an array of tables ([[notify]])")
     if raw is None:
@@ -268,13 +290,13 @@ def _notify(reader: _Reader) -> tuple[NotifyConfig, ...]:
         sub = _Reader(reader.where, item, prefix)
         shell = sub.get("shell", bool, "true or false") or False
         argv = _command(sub, shell)
-        on = sub.get("on", list, f"an array of {', '.join(NOTIFY_ON)}")
-        if on is not None and (not on or not all(v in NOTIFY_ON for v in on)):
-            raise sub.error("on", f"expected a non-empty array of {', '.join(NOTIFY_ON)}")
+        on = sub.get("on", list, f"an array of event names ({', '.join(NOTIFY_ON)})")
+        if on is not None:
+            _events(sub, on)
         timeout = sub.seconds("timeout", NOTIFY_TIMEOUT_RANGE)
         sub.done()
-        states = NOTIFY_ON if on is None else tuple(v for v in NOTIFY_ON if v in on)
-        found.append(NotifyConfig(tuple(argv), states, timeout or 10.0, shell))
+        events = NOTIFY_DEFAULT_ON if on is None else tuple(v for v in NOTIFY_ON if v in on)
+        found.append(NotifyConfig(tuple(argv), events, timeout or 10.0, shell))
     return tuple(found)
 
 

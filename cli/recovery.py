@@ -4,17 +4,27 @@ A lease is settled when it expired, or at once when its owner names a process
 on this host that is gone (git's ``gc.pid`` rule, with the process start time
 against pid reuse: see ``mergegate.apply.liveness``). Either way the decision
 is taken while ``main`` is held, so no move of ``main`` can be in flight.
+
+Whoever settles a dead integrator's work says so: ``integrator_down`` to the
+``[[notify]]`` commands, and, when the settler is a ``run`` that carries on
+with the queue, ``integrator_back``. Settling is a committed move guarded by
+the candidate's seq (a chain's, by the lease itself), so of two integrators
+racing to settle the same lease exactly one commits it, and only that one
+announces it (docs/configuration.md, ``[[notify]]``).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import attrs
 
 from mergegate.apply import MainCheckedOut, holder_gone
 from mergegate.statemachine import Lease, Outcome
+
+from .notice import Settled, integrator_back_notice, integrator_down_notice
 
 if TYPE_CHECKING:
     from mergegate.apply import GitApplier
@@ -30,6 +40,8 @@ class Recovery:
 
     outcomes: tuple[Outcome, ...] = ()
     stale_lock: str | None = None
+    #: The dead or stalled integrators' leases this recovery settled, with their moves.
+    settled: tuple[Settled, ...] = ()
 
 
 def abandoned(lease: Lease) -> bool:
@@ -41,26 +53,69 @@ def _settleable(leases: list[Lease], now: datetime) -> bool:
     return all(lease.expires_at <= now or abandoned(lease) for lease in leases)
 
 
-def recover_now(s: Session, main: str, applier: GitApplier | None = None) -> Recovery:
+def _settled(leases: Sequence[Lease], outcomes: Sequence[Outcome], now: datetime) -> list[Settled]:
+    """The leases ``outcomes`` settled: a move returned here is one this process committed.
+
+    A link of a chain holds no lease of its own: its move belongs to the chain
+    lease (one per main, so at most one was read).
+    """
+    singles = {le.candidate_id: le for le in leases if le.candidate_id is not None}
+    chains = [le for le in leases if le.candidate_id is None]
+    moves: dict[Lease, list[Outcome]] = {}
+    for outcome in outcomes:
+        lease = singles.get(outcome.candidate.id) or (chains[0] if len(chains) == 1 else None)
+        if lease is not None:
+            moves.setdefault(lease, []).append(outcome)
+    return [
+        Settled(lease, tuple(mine), "expired" if lease.expires_at <= now else "process_gone")
+        for lease, mine in moves.items()
+    ]
+
+
+def _announce(s: Session, settled: Sequence[Settled], serving: str | None) -> None:
+    """Send ``integrator_down`` for each settled lease, then ``integrator_back`` if ``serving``."""
+    config = s.config()
+    if not settled or not config.notify:
+        return
+    from .notify import announce  # noqa: PLC0415
+
+    ttl = timedelta(seconds=config.lease_ttl)
+    for one in settled:
+        document = integrator_down_notice(
+            one, now=datetime.now(UTC), ttl=ttl, noticed_by=serving or s.actor
+        )
+        announce(config.notify, "integrator_down", document, config.repo, s.keepalive)
+    if serving is not None:
+        document = integrator_back_notice(settled, now=datetime.now(UTC), ttl=ttl, owner=serving)
+        announce(config.notify, "integrator_back", document, config.repo, s.keepalive)
+
+
+def recover_now(
+    s: Session, main: str, applier: GitApplier | None = None, *, serving: str | None = None
+) -> Recovery:
     """Settle every expired or abandoned apply of ``s``'s store; ``main`` is main's sha now.
 
-    ``applier`` is the session's, if the caller built it already. Raises
-    MoveInFlight if a live mover holds ``main``.
+    ``applier`` is the session's, if the caller built it already. ``serving``
+    is the lease owner of the ``run`` that recovers, which carries on with the
+    queue: it announces ``integrator_back`` after a dead integrator's
+    ``integrator_down``. Raises MoveInFlight if a live mover holds ``main``.
     """
     engine, repo = s.engine(), s.repository()
+    leases = s.store().leases()
+    now = datetime.now(UTC)
     try:
         applier = applier if applier is not None else s.applier()
     except MainCheckedOut:
         # No apply can move a checked-out main, so there is no move to fence.
-        return Recovery(
-            tuple(
-                engine.recover(
-                    main, contains=lambda sha: repo.is_ancestor(sha, main), abandoned=abandoned
-                )
+        outcomes = tuple(
+            engine.recover(
+                main, contains=lambda sha: repo.is_ancestor(sha, main), abandoned=abandoned
             )
         )
-    leases = s.store().leases()
-    if not _settleable(leases, datetime.now(UTC)):
+        settled = _settled(leases, outcomes, now)
+        _announce(s, settled, serving)
+        return Recovery(outcomes, settled=tuple(settled))
+    if not _settleable(leases, now):
         # The one lease is live and its holder runs: nothing to settle, no lock to break.
         return Recovery()
     if not leases and not applier.main_lock.exists():
@@ -69,9 +124,14 @@ def recover_now(s: Session, main: str, applier: GitApplier | None = None) -> Rec
     with applier.hold_main(break_stale=True) as held:
         # A candidate main already contains was integrated by an apply that
         # died before it recorded so: recover integrates it instead of blocking it.
-        outcomes = engine.recover(
-            held.main_sha,
-            contains=lambda sha: applier.contains(sha, held.main_sha),
-            abandoned=abandoned,
+        outcomes = tuple(
+            engine.recover(
+                held.main_sha,
+                contains=lambda sha: applier.contains(sha, held.main_sha),
+                abandoned=abandoned,
+            )
         )
-    return Recovery(tuple(outcomes), held.stale_lock)
+    # Announced once main is let go: a slow command must not hold up every mover.
+    settled = _settled(leases, outcomes, now)
+    _announce(s, settled, serving)
+    return Recovery(outcomes, held.stale_lock, tuple(settled))

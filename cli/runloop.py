@@ -530,7 +530,8 @@ class Loop:
     def _recover(self) -> None:
         try:
             main = self.applier.main_sha()
-            recovered = recover_now(self.session, main, self.applier)
+            # As the integrator that carries on, it says so after a dead one's work is settled.
+            recovered = recover_now(self.session, main, self.applier, serving=self.owner)
         except MoveInFlight:
             # A live mover holds main: it is working, not dead; nothing to settle.
             return

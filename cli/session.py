@@ -214,6 +214,7 @@ class Session:
             config, store = self.config(), self.store()
             self._check_actor()
             self.bind()
+            from .notice import NoticeSources  # noqa: PLC0415
             from .notify import notify_hooks  # noqa: PLC0415
 
             guide = self._guide()
@@ -223,7 +224,13 @@ class Session:
                 store,
                 wiring,
                 # After the follow-up hook: a notification of a block sees it materialized.
-                hooks=notify_hooks(config.notify, config.repo, self._keep_alive),
+                hooks=notify_hooks(
+                    config.notify,
+                    config.repo,
+                    self._keep_alive,
+                    # What a blocked notice carries besides the outcome: guidance, evidence.
+                    NoticeSources(store, guide, config.todos),
+                ),
                 actor=self.actor,
                 lease_ttl=timedelta(seconds=config.lease_ttl),
             )
