@@ -32,6 +32,8 @@ from mergegate.statemachine import (
 )
 from mergegate.statemachine.extension import Transaction
 
+from .contract_controls import QueueControlsContract
+
 __all__ = ["ManualClock", "StoreContract", "conflict_report"]
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -152,7 +154,7 @@ class _Boom(Exception):
     """Raised inside a transaction to make it roll back."""
 
 
-class StoreContract:
+class StoreContract(QueueControlsContract):
     """Behaviour every store must show; each test gets a fresh ``store`` fixture."""
 
     # -- transaction(): commit and roll back ----------------------------------

@@ -151,14 +151,16 @@ class SQLiteWaiter:
             self._conns.keep(conn)
         return conn
 
-    def wait(self, cursor: int, timeout: float) -> bool:
+    def wait(self, cursor: int, timeout: float, *, controls: bool = False) -> bool:
+        """Wait for a log entry after ``cursor``, or (``controls``) a control after that id."""
         deadline = time.monotonic() + max(0.0, timeout)
         conn = self._conn()
+        table = "queue_controls" if controls else "transitions"
         try:
             version = conn.execute("PRAGMA data_version").fetchone()[0]
             while True:
                 # Read after taking the version: a commit in between changes it.
-                if conn.execute("SELECT 1 FROM transitions WHERE id > ?", (cursor,)).fetchone():
+                if conn.execute(f"SELECT 1 FROM {table} WHERE id > ?", (cursor,)).fetchone():
                     return True
                 while True:
                     left = deadline - time.monotonic()
@@ -212,14 +214,21 @@ class PostgresWaiter:
         ).fetchone()
         return row is not None
 
-    def wait(self, cursor: int, timeout: float) -> bool:
+    def _control_after(self, conn: Any, after: int) -> bool:
+        # Controls are written under the queue's lock, one at a time: ids in commit order.
+        row = conn.execute("SELECT 1 FROM queue_controls WHERE id > %s LIMIT 1", (after,))
+        return row.fetchone() is not None
+
+    def wait(self, cursor: int, timeout: float, *, controls: bool = False) -> bool:
+        """Wait for a log entry after ``cursor``, or (``controls``) a control after that id."""
         import psycopg  # noqa: PLC0415
 
         deadline = time.monotonic() + max(0.0, timeout)
         try:
             conn = self._conn()
+            readable = self._control_after if controls else self._readable
             # LISTEN is in place before this read: a commit after it notifies us.
-            if self._readable(conn, cursor):
+            if readable(conn, cursor):
                 return True
             notified = False
             while (left := deadline - time.monotonic()) > 0:
@@ -227,7 +236,7 @@ class PostgresWaiter:
                 step = min(left, HELD_BACK_POLL) if notified else left
                 for note in conn.notifies(timeout=step, stop_after=1):
                     notified = notified or note.payload == self.namespace
-                if notified and self._readable(conn, cursor):
+                if notified and readable(conn, cursor):
                     return True
             return False
         except psycopg.Error as err:

@@ -490,6 +490,53 @@ _FACT_COLUMNS = (
 )
 
 
+# Queue controls (issue 25): an operator's pause, drain and promote, each a row
+# written once (who, when, why), never updated; what is in force is the newest
+# row of its pair, found through its partial index. The server-side move is
+# migration 13's, declining (so the general path raises) a lease-taking step
+# while the queue is paused and a new candidate while it is draining; the
+# literals are frozen with this migration.
+_PAUSED = (
+    "(SELECT q.action FROM queue_controls q WHERE q.action IN ('pause', 'unpause') "
+    "ORDER BY q.id DESC LIMIT 1) = 'pause'"
+)
+_DRAINING = (
+    "(SELECT q.action FROM queue_controls q WHERE q.action IN ('drain', 'undrain') "
+    "ORDER BY q.id DESC LIMIT 1) = 'drain'"
+)
+_MOVE_FUNCTION_V14 = _edited(
+    _MOVE_FUNCTION_V13,
+    (
+        "PERFORM 1 FROM candidates c WHERE c.slug = p_slug LIMIT 1;\n"
+        "            IF FOUND THEN RETURN; END IF;",
+        "PERFORM 1 FROM candidates c WHERE c.slug = p_slug LIMIT 1;\n"
+        "            IF FOUND THEN RETURN; END IF;\n"
+        f"            IF {_DRAINING} THEN RETURN; END IF;",
+    ),
+    (
+        "PERFORM pg_advisory_xact_lock(p_lease_lock);",
+        f"IF {_PAUSED} THEN RETURN; END IF;\n"
+        "                PERFORM pg_advisory_xact_lock(p_lease_lock);",
+    ),
+)
+_QUEUE_CONTROLS = (
+    """CREATE TABLE queue_controls (
+        id {id},
+        action {text} NOT NULL,
+        actor {text} NOT NULL,
+        at {time} NOT NULL,
+        why {text},
+        slug {text},
+        requeue {bool} NOT NULL DEFAULT FALSE
+    )""",
+    """CREATE INDEX queue_controls_pause ON queue_controls (id)
+        WHERE action IN ('pause', 'unpause')""",
+    """CREATE INDEX queue_controls_drain ON queue_controls (id)
+        WHERE action IN ('drain', 'undrain')""",
+    Only("postgresql", _MOVE_FUNCTION_V14),
+)
+
+
 #: The schema's history, as templates (see the module docstring).
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", _INITIAL),
@@ -510,6 +557,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(11, "check builds", _CHECK_BUILDS),
     Migration(12, "configuration approvals", _APPROVALS),
     Migration(13, "facts in columns: lease owner, main sha, interruption", _FACT_COLUMNS),
+    Migration(14, "queue controls: pause, drain, promote", _QUEUE_CONTROLS),
 )
 
 

@@ -285,8 +285,8 @@ class PostgresDatastore:
             self._end(None)
         except BaseException as err:
             self._fail(err, tx)
-        if tx.context is not None and self.after_log is not None:
-            self.after_log()  # the transaction wrote a log entry: wake the feed
+        if (tx.context is not None or tx.controlled) and self.after_log is not None:
+            self.after_log()  # a log entry or a queue control: wake the waiters
 
     def abort(self, exc: BaseException, tx: SQLTransaction) -> None:
         if isinstance(exc, psycopg.Error):

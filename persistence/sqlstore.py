@@ -31,6 +31,7 @@ from mergegate.statemachine import (
 from mergegate.statemachine.records import FollowUpJob
 
 from .codec import load_time
+from .controls import ControlReads
 from .datastore import Datastore
 from .dialect import Dialect
 from .feed import after_params, changes_query, encode, head_query
@@ -94,7 +95,7 @@ class Write:
             self._ds.lock.release()
 
 
-class SQLStore(LedgerReads):
+class SQLStore(LedgerReads, ControlReads):
     """A :class:`~mergegate.statemachine.Store` over one datastore.
 
     Safe to share between threads: the datastore's lock is held for each
@@ -278,6 +279,11 @@ class SQLStore(LedgerReads):
         if not isinstance(cursor, int) or cursor < 0:
             raise InvalidInput("cursor", cursor, "give a cursor a change gave, or 0")
         return bool(self._waiter().wait(cursor, timeout))
+
+    def wait_for_control(self, after: int, timeout: float) -> bool:
+        """Block until a queue control newer than id ``after`` is logged (``True``), or
+        ``timeout`` seconds pass (``False``); wakes as :meth:`wait_for_change` does."""
+        return bool(self._waiter().wait(after, timeout, controls=True))
 
     def _waiter(self) -> Any:
         raise NotImplementedError

@@ -26,14 +26,18 @@ from mergegate.statemachine import (
     BlockedReport,
     Candidate,
     CandidateKey,
+    Control,
+    ControlEntry,
     FollowUpState,
     Lease,
     LeaseHeld,
+    QueueControls,
     Reason,
     Transition,
 )
 from mergegate.statemachine.extension import Step
 
+from .controls import CONTROLS_IN_FORCE, INSERT_CONTROL, PROMOTE, control_entry, controls_in_force
 from .dialect import NEXT_QUEUE_POS, Dialect
 from .rows import BLOCKED, CANDIDATE, LEASE, TRANSITION, Mapper, _key, named
 
@@ -182,6 +186,10 @@ class SQLTransaction:
         self.committing = False
         #: What a conflict the database reports later is about: (identity, seq).
         self.context: tuple[CandidateKey, int] | None = None
+        #: The queue controls in force, once read; set when a control is logged
+        #: (the store then wakes the integrators waiting on the controls).
+        self._controls: QueueControls | None = None
+        self.controlled = False
 
     def execute(self, query: str, params: tuple[Any, ...] = ()) -> None:
         """Run a statement whose result nobody needs."""
@@ -222,12 +230,16 @@ class SQLTransaction:
     def claim_next(self) -> str | None:
         if not self._d.lock_sql:
             # SQLite: BEGIN IMMEDIATE already keeps every other writer out.
+            if self.queue_controls().paused is not None:
+                return None
             row = self._one(QUEUE_HEAD + self._d.claim_clause)
             return None if row is None else str(row[0])
         # Claims take turns on one advisory lock of the queue, held to commit:
         # a claimer that loses the lease race rolls back and the next one
         # reads the same head, never the one behind it (SKIP LOCKED did).
         self._lock("queue")
+        if self.queue_controls().paused is not None:
+            return None
         slug = None
         for _ in range(8):
             row = self._one(QUEUE_HEAD + self._d.claim_clause)
@@ -238,6 +250,40 @@ class SQLTransaction:
             slug = str(row[0])
             self._lock("candidate", slug)
         return slug
+
+    def queue_controls(self, *, for_update: bool = False) -> QueueControls:
+        """The controls in force; ``for_update`` (a control's own check) takes the
+        queue's lock first, see :mod:`.controls` for why a move's read does not."""
+        if for_update and self._d.lock_sql:
+            self._lock("queue")
+        elif self._controls is not None:
+            return self._controls
+        self._controls = controls_in_force(self._d, self.rows(CONTROLS_IN_FORCE))
+        return self._controls
+
+    def log_control(
+        self,
+        action: Control,
+        *,
+        actor: str,
+        at: datetime,
+        why: str | None,
+        slug: str | None = None,
+        requeue: bool = False,
+    ) -> ControlEntry:
+        if self._d.lock_sql:
+            self._lock("queue")
+        d = self._d
+        params = (action.value, d.text_in(actor), d.time_in(at), d.text_in(why), slug)
+        row = self._one(INSERT_CONTROL, (*params, d.true if requeue else d.false))
+        self._controls = None
+        self.controlled = True
+        return control_entry(d, row)
+
+    def promote(self, candidate_id: int) -> None:
+        if self._d.lock_sql:
+            self._lock("queue")
+        self.execute(PROMOTE, (candidate_id,))
 
     def find_candidate(self, key: CandidateKey) -> Candidate | None:
         row = self._one(CANDIDATE_BY_KEY, (key.slug, key.branch, key.sha))

@@ -53,16 +53,20 @@ TABLES: Mapping[str, tuple[tuple[str, str], ...]] = {
     ),
     "acknowledged_moves": (("sha", _S), ("why", _S), ("actor", _S), ("at", _T)),
     "approvals": (("slug", _S), ("sha", _S), ("why", _S), ("actor", _S), ("at", _T)),
+    "queue_controls": (
+        ("id", _I), ("action", _S), ("actor", _S), ("at", _T), ("why", _S), ("slug", _S),
+        ("requeue", _B),
+    ),
 }  # fmt: skip
 # Tables added after the export format's first version: an older export that
 # lacks them imports as having no rows there.
-_LATER = frozenset({"approvals"})
+_LATER = frozenset({"approvals", "queue_controls"})
 # The order of rows of the tables keyed by something else than an id.
 _ORDER = {"acknowledged_moves": "sha", "approvals": "slug, sha"}
 # Tables whose id the database generates: PostgreSQL must be told to take ours,
 # and its sequence moved past them.
 _GENERATED = ("candidates", "transitions", "integration_blocked_outcomes", "blocked_evidence",
-              "follow_up_outbox")  # fmt: skip
+              "follow_up_outbox", "queue_controls")  # fmt: skip
 
 
 def _out(d: Dialect, kind: str, value: Any) -> Any:

@@ -16,10 +16,12 @@ from ._fold import Violation
 from .actions import Action, Apply, Approve, MarkDone, Remediate, Resume, Show, Sync
 from .applier import AlreadyIntegrated, Applier, ApplyResult, Blocked, HeldMain, Integrated
 from .calls import Request
+from .controls import Control, ControlEntry, QueueControls
 from .engine import Batch, Engine
 from .errors import (
     CandidateNotFound,
     ConcurrencyConflict,
+    ControlRefused,
     DuplicateCandidate,
     FollowUpNotResolved,
     IdempotencyKeyReused,
@@ -29,6 +31,8 @@ from .errors import (
     MergegateError,
     MoveInFlight,
     OutcomeUnknown,
+    QueueDraining,
+    QueuePaused,
     RepositoryError,
     StoreError,
     StoreUnavailable,
@@ -80,6 +84,9 @@ __all__ = [
     "CheckAttempt",
     "CheckResult",
     "ConcurrencyConflict",
+    "Control",
+    "ControlEntry",
+    "ControlRefused",
     "DuplicateCandidate",
     "Effect",
     "Engine",
@@ -105,7 +112,10 @@ __all__ = [
     "Occurrence",
     "Outcome",
     "OutcomeUnknown",
+    "QueueControls",
+    "QueueDraining",
     "QueueEntry",
+    "QueuePaused",
     "Reason",
     "Remediate",
     "MoveInFlight",

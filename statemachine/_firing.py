@@ -81,6 +81,8 @@ def fire_in(engine: EngineSettings, tx: Transaction, request: Request) -> Outcom
     entry = _entry(engine, candidate, request, step, digest, engine.clock())
     # Guards: each may refuse the move before anything is written.
     if step.take_lease:
+        # A paused queue starts nothing, named or claimed (a claim finds no head).
+        tx.queue_controls().check_start()
         _take_lease(engine, tx, candidate, request, entry.at)
     if step.close_blocked:
         _check_resolved(engine, tx, candidate, request, entry.at)
@@ -164,6 +166,8 @@ def _create(engine: EngineSettings, tx: Transaction, request: Request, step: Ste
         existing = tx.find_candidate(key)
     if existing is not None and existing.state not in engine.table.released:
         return Outcome(existing, None)
+    # A draining queue admits no new candidate; a repeated submit (above) is no new one.
+    tx.queue_controls().check_admit(key.slug)
     at = engine.clock()
     created = tx.insert_candidate(key, at, step)
     digest = None if request.idempotency_key is None else request.digest()

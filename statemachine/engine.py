@@ -23,6 +23,7 @@ from itertools import groupby
 import attrs
 
 from . import _driving, _leases, _recovery
+from ._controls import apply_control
 from ._firing import fast_move, fire_in
 from ._fold import Violation, verify_log
 from ._logfmt import log_outcome
@@ -31,6 +32,7 @@ from ._validation import check_slug
 from .applier import Applier
 from .approval import approve
 from .calls import Calls, Request
+from .controls import Control, ControlEntry, QueueControls
 from .errors import CandidateNotFound
 from .followup_slug import SlugRule, follow_up_slug
 from .hooks import HookLike, Subscription, run_hooks, subscriptions
@@ -176,6 +178,41 @@ class Engine(Calls):
         CandidateNotFound, having written nothing. See :mod:`.approval`.
         """
         return approve(self, slug, sha=sha, why=why, at=self.clock(), actor=actor)
+
+    # -- queue controls (see :mod:`.controls`) --------------------------------
+
+    def pause(self, why: str, *, requeue: bool = False, actor: str | None = None) -> ControlEntry:
+        """Pause the queue for every integrator of the store: nothing new starts.
+
+        What is in flight finishes, unless ``requeue``: then its integrator
+        gives it back to the queue at its next safe point. Raises InvalidInput
+        (a blank ``why``) or ControlRefused (already paused), writing nothing.
+        """
+        return apply_control(self, Control.PAUSE, why=why, actor=actor, requeue=requeue)
+
+    def unpause(self, why: str | None = None, *, actor: str | None = None) -> ControlEntry:
+        """End the pause; raises ControlRefused if the queue is not paused."""
+        return apply_control(self, Control.UNPAUSE, why=why, actor=actor)
+
+    def drain(self, why: str, *, actor: str | None = None) -> ControlEntry:
+        """Admit no new candidate; the queued ones go on. Raises ControlRefused if draining."""
+        return apply_control(self, Control.DRAIN, why=why, actor=actor)
+
+    def undrain(self, why: str | None = None, *, actor: str | None = None) -> ControlEntry:
+        """Admit new candidates again; raises ControlRefused if the queue is not draining."""
+        return apply_control(self, Control.UNDRAIN, why=why, actor=actor)
+
+    def promote(self, slug: str, *, why: str, actor: str | None = None) -> ControlEntry:
+        """Put queued candidate ``slug`` first: the next one any integrator takes.
+
+        Raises CandidateNotFound, or ControlRefused when it is not queued
+        (applying, blocked), writing nothing.
+        """
+        return apply_control(self, Control.PROMOTE, why=why, actor=actor, slug=slug)
+
+    def controls(self) -> QueueControls:
+        """The pause and the drain in force."""
+        return self.store.queue_controls()
 
     def verify(self) -> list[Violation]:
         """Replay every log against the table; compare each fold with the stored state."""

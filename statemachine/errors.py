@@ -30,6 +30,7 @@ class NamedCandidate(Protocol):
 __all__ = [
     "CandidateNotFound",
     "ConcurrencyConflict",
+    "ControlRefused",
     "DuplicateCandidate",
     "FollowUpNotResolved",
     "IdempotencyKeyReused",
@@ -38,6 +39,8 @@ __all__ = [
     "LeaseHeld",
     "MergegateError",
     "MoveInFlight",
+    "QueueDraining",
+    "QueuePaused",
     "RepositoryError",
     "StoreError",
     "TableError",
@@ -262,3 +265,53 @@ class MoveInFlight(RepositoryError):
     def __init__(self, repository: str, holder: str | None, detail: str) -> None:
         super().__init__(repository, f"a move is in flight: {detail}")
         self.holder = holder
+
+
+class QueuePaused(MergegateError, RuntimeError):
+    """The queue is paused (``Engine.pause``): nothing new starts; nothing was written.
+
+    ``actor``, ``why`` and ``at`` (ISO 8601 UTC text) are the pause's own.
+    """
+
+    actor: str
+    why: str | None
+    at: str
+
+    def __init__(self, actor: str, why: str | None, at: str) -> None:
+        super().__init__(
+            f"the queue is paused by {actor} since {at}: {why}; "
+            "wait for `mergegate unpause`, or unpause it",
+            actor=actor,
+            why=why,
+            at=at,
+        )
+
+
+class QueueDraining(MergegateError, RuntimeError):
+    """The queue is draining (``Engine.drain``): it admits no new candidate; nothing was written."""
+
+    actor: str
+    why: str | None
+    at: str
+    slug: str
+
+    def __init__(self, slug: str, actor: str, why: str | None, at: str) -> None:
+        super().__init__(
+            f"cannot submit {slug!r}: the queue is draining since {at} ({actor}: {why}) and "
+            "admits no new candidate; submit it after `mergegate undrain`",
+            slug=slug,
+            actor=actor,
+            why=why,
+            at=at,
+        )
+
+
+class ControlRefused(MergegateError, RuntimeError):
+    """A queue control that does not fit the queue's state (unpause when not paused, a
+    promote of a candidate that is not queued); nothing was written."""
+
+    action: str
+    problem: str
+
+    def __init__(self, action: str, problem: str, fix: str) -> None:
+        super().__init__(f"cannot {action}: {problem}; {fix}", action=action, problem=problem)

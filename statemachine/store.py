@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
+from .controls import Control, ControlEntry, QueueControls
 from .ledger import Acknowledgement, Approval, StoreIdentity
 from .move import Move, Moved
 from .records import (
@@ -55,10 +56,33 @@ class Transaction(Protocol):
     def claim_next(self) -> str | None:
         """The slug of the queue's head (see :meth:`Store.queue`), claimed until commit.
 
+        ``None`` when the queue is empty or paused (:meth:`queue_controls`).
         Claims are serialized: a concurrent claim waits for this transaction
         and then reads the head anew, so none passes the head by (SQLite's
         ``BEGIN IMMEDIATE``; PostgreSQL's advisory lock on the queue).
         """
+
+    def queue_controls(self) -> QueueControls:
+        """The pause and the drain in force, as this transaction sees them."""
+
+    def log_control(
+        self,
+        action: Control,
+        *,
+        actor: str,
+        at: datetime,
+        why: str | None,
+        slug: str | None = None,
+        requeue: bool = False,
+    ) -> ControlEntry:
+        """Append a control to the queue-controls log and return it, with its id.
+
+        Serialized with claims and with other controls (the queue's lock on
+        PostgreSQL), so the newest pause or unpause is the one in force.
+        """
+
+    def promote(self, candidate_id: int) -> None:
+        """Give the candidate the queue's first place: a position before every active one."""
 
     def find_candidate(self, key: CandidateKey) -> Candidate | None:
         """The newest candidate with exactly this identity, in any state."""
@@ -149,6 +173,13 @@ class StoreReads(Protocol):
         move (a requeued chain link keeps its place), given anew by ``resume``
         (a re-entry goes to the back). See docs/lifecycle.md, "Queue order".
         """
+
+    def queue_controls(self) -> QueueControls:
+        """The pause and the drain in force (see :mod:`.controls`)."""
+
+    def control_log(self, limit: int = 20, *, slug: str | None = None) -> list[ControlEntry]:
+        """The newest (at most ``limit``) entries of the queue-controls log, oldest first;
+        only those naming ``slug`` (its promotes) when given."""
 
     def active_candidates(self) -> list[Candidate]:
         """The candidates not finished yet (the queue, the applying, the blocked), by id.
