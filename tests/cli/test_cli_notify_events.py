@@ -170,8 +170,7 @@ def test_a_failing_notify_of_a_withdraw_is_one_warning(scratch: Scratch, tmp_pat
 
 
 def test_an_unknown_event_is_refused_in_one_line_naming_it(scratch: Scratch) -> None:
-    """``on = ["integrator-down"]`` (a hyphen) fails at the door, naming the value and the
-    names that exist, and writes nothing."""
+    """A misspelt event (``integrator-down``) is exit 2, one line naming it; nothing written."""
     (scratch.bare / "mergegate.toml").write_text(
         '[[notify]]\nargv = ["true"]\non = ["blocked", "integrator-down"]\n', encoding="utf-8"
     )

@@ -66,8 +66,7 @@ def _kill_in_check(s: Scratch, flag: Path) -> int:
 def test_a_killed_integrator_is_announced_down_then_back_by_the_next_run(
     scratch: Scratch, tmp_path: Path
 ) -> None:
-    """kill -9 in a check; the next run settles its lease: one down naming the dead run and
-    its candidate, the requeue, then one back naming the new run and the time without one."""
+    """kill -9 in a check: the next run sends the requeue, one down and one back, each named."""
     out = _notifier(scratch, tmp_path)
     assert scratch("submit", "add-docs").code == 0
     flag = tmp_path / "stall"
@@ -97,8 +96,7 @@ def test_a_killed_integrator_is_announced_down_then_back_by_the_next_run(
 
 
 def test_recover_announces_down_but_not_back(scratch: Scratch, tmp_path: Path) -> None:
-    """An operator's ``recover`` settles the dead run's lease: down, and no back (no
-    integrator carries on); a second recover finds nothing and says nothing."""
+    """``recover`` of a killed run sends down but no back; a second recover sends nothing."""
     out = _notifier(scratch, tmp_path)
     assert scratch("submit", "add-docs").code == 0
     flag = tmp_path / "stall"
@@ -123,8 +121,7 @@ def _waits_for_turn(proc_pid: int, turn: Path) -> bool:
 
 
 def test_two_running_integrators_announce_a_dead_one_once(scratch: Scratch, tmp_path: Path) -> None:
-    """Two runs stand by when the third is killed in its check: one down and one back in all,
-    both from the run that settled the lease."""
+    """Two runs standing by when a third dies: one down and one back, from the settling run."""
     out = _notifier(scratch, tmp_path)
     assert scratch("submit", "add-docs").code == 0
     flag = tmp_path / "stall"
