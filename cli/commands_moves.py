@@ -12,11 +12,13 @@ from mergegate.apply import resolve_candidate_sha, resolve_sha
 from mergegate.apply.applier import NULL_SHA
 from mergegate.apply.git import Git
 from mergegate.followups import mark_withdrawn
+from mergegate.followups.text import one_line
 from mergegate.statemachine import (
     CandidateKey,
     Event,
     Evidence,
     FollowUpNotResolved,
+    InvalidInput,
     MergegateError,
     Outcome,
     Reason,
@@ -152,9 +154,17 @@ def init(ctx: click.Context) -> int:
 )
 @click.option("--branch", default=None, help="The candidate's branch (default: the slug).")
 @_IDEMPOTENCY
+@click.option("--priority", is_flag=True, help="Put it first in the queue (needs --why).")
+@click.option("--why", default=None, help="Why it goes first (logged; with --priority).")
 @click.pass_context
 def submit(
-    ctx: click.Context, slug: str, sha: str | None, branch: str | None, idempotency_key: str | None
+    ctx: click.Context,
+    slug: str,
+    sha: str | None,
+    branch: str | None,
+    idempotency_key: str | None,
+    priority: bool,
+    why: str | None,
 ) -> int:
     """Queue SLUG at SHA as pending. Submitting the same identity again is a no-op.
 
@@ -162,11 +172,14 @@ def submit(
     only (never a ref name); that id is what is stored, shown and applied.
     Submitting SLUG on the same branch at a new sha while it is pending or retry
     supersedes the old sha (a logged move): the old one never integrates.
+    With --priority --why TEXT it then goes first, as `mergegate promote` does.
     """
     s = session_of(ctx)
     check_slug(slug)
     branch = check_branch(branch if branch is not None else slug, field="--branch")
     _key_text(idempotency_key, "--idempotency-key")
+    if priority or why is not None:
+        _priority_why(priority, why)
     git = _git(s)
     remote = _fetched(s, git, branch)
     full = resolve_candidate_sha(
@@ -197,7 +210,28 @@ def submit(
         raise HeldByBlocked(slug, held.key, held.state.value)
     else:
         outcome = engine.submit(key, idempotency_key=idempotency_key)
+    if priority and why is not None:
+        return _promoted(s, outcome, why)
     return _emit_outcome(s, outcome)
+
+
+def _priority_why(priority: bool, why: str | None) -> None:
+    """``--priority`` and ``--why`` go together, checked before anything is written."""
+    if not priority:
+        raise UsageError("--why is given with --priority: say why the candidate goes first")
+    if why is None or not why.strip():
+        raise InvalidInput("--why", why, "say why the candidate goes first (it is logged)")
+    check_text(why, field="--why")
+
+
+def _promoted(s: Session, outcome: Outcome, why: str) -> int:
+    """Put the submitted candidate first, and print both the move and the promote."""
+    from .controlview import control_json  # noqa: PLC0415  (only a priority submit)
+
+    entry = s.engine().promote(outcome.candidate.key.slug, why=why, actor=s.actor)
+    result = {**outcome_json(outcome), "promoted": control_json(entry)}
+    text = outcome_text(outcome) + f"promoted {entry.slug}: first in the queue: {one_line(why)}\n"
+    return emit(s.json, s.command, result, text)
 
 
 @cli.command()
@@ -523,6 +557,8 @@ def apply(ctx: click.Context, slug: str | None) -> int:
             "until its lease expires, then `mergegate recover` settles it",
         ) from err
     if outcome is None:
+        # A paused queue has no head to claim: say so (exit 4), not "nothing to apply".
+        engine.controls().check_start()
         return emit(s.json, s.command, None, "nothing to apply: no pending or retry candidate\n")
     code = EXIT_BLOCKED if outcome.state is State.BLOCKED else EXIT_OK
     return _emit_outcome(s, outcome, code)

@@ -19,6 +19,7 @@ from mergegate.statemachine import (
 from mergegate.statemachine._validation import check_slug
 
 from .app import cli, session_of
+from .controlview import control_json, controls_json, controls_text, promoted_text
 from .errors import EXIT_OK, EXIT_UNEXPECTED, UsageError
 from .flaky import flaky_json, flaky_text, for_slug
 from .human import blocked_table, followups_table, history_table, queue_table, show_text
@@ -87,7 +88,17 @@ def show(ctx: click.Context, slug: str) -> int:
     result["blocked_history"] = [blocked_json(b) for b in past]
     wobbly = for_slug(store, slug)
     result["flaky"] = flaky_json(wobbly)
+    controls = store.queue_controls()
+    result["controls"] = controls_json(controls)
+    promoted = [
+        e for e in store.control_log(1, slug=slug) if e.at >= outcome.candidate.submitted_at
+    ]
+    result["promoted"] = control_json(promoted[-1]) if promoted else None
     text = show_text(outcome, occurrences, past) + flaky_text(wobbly)
+    if promoted:
+        text += f"promoted:   first in the queue {promoted_text(promoted[-1])}\n"
+    if outcome.candidate.state in TABLE.active:
+        text += controls_text(controls, len(store.queue()))
     return emit(s.json, s.command, result, text)
 
 
@@ -188,8 +199,9 @@ def list_(ctx: click.Context, states: tuple[str, ...], show_all: bool) -> int:
         else int(status.typical.total_seconds()),
         "integrator": integrator_json(status.integrator),
         "candidates": [row_json(r, now) for r in status.rows],
+        "controls": controls_json(status.controls),
     }
-    text = queue_table(status.rows, now)
+    text = queue_table(status.rows, now) + controls_text(status.controls, status.queued)
     down = status.integrator
     if down.state == "down":
         # The lease outlived its holder: say so under the rows that still read `applying`.

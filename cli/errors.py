@@ -9,6 +9,7 @@ from __future__ import annotations
 from mergegate.statemachine import (
     CandidateNotFound,
     ConcurrencyConflict,
+    ControlRefused,
     DuplicateCandidate,
     FollowUpNotResolved,
     IllegalTransition,
@@ -16,6 +17,8 @@ from mergegate.statemachine import (
     LeaseHeld,
     MergegateError,
     MoveInFlight,
+    QueueDraining,
+    QueuePaused,
     RepositoryError,
 )
 
@@ -175,6 +178,9 @@ _CONFLICT = (
     FollowUpNotResolved,
     SameShaRefused,
     MoveInFlight,
+    ControlRefused,
+    QueuePaused,
+    QueueDraining,
 )
 
 

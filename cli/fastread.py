@@ -39,7 +39,7 @@ __all__ = ["Answer", "answer"]
 #: The schema version these queries are written for (persistence/migrations.py).
 #: Any other version steps aside: an older file is migrated by the store on open
 #: (a write), a newer one refused.
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 14
 
 # Copies of the lifecycle table's state sets (statemachine/table.py), in the
 # order of the State enum where order matters; the tests compare them.
@@ -74,6 +74,15 @@ _GIT_TIMEOUT = 60.0
 _MAX_CONFIG_BYTES = 1 << 20
 
 _CANDIDATE = "id, slug, branch, sha, state, seq, submitted_at, updated_at"
+# A pause or a drain in force (persistence/controls.py): the newest row of each pair.
+_IN_FORCE = (
+    "SELECT 1 FROM queue_controls WHERE id IN ("
+    "(SELECT id FROM queue_controls WHERE action IN ('pause', 'unpause') "
+    "ORDER BY id DESC LIMIT 1), "
+    "(SELECT id FROM queue_controls WHERE action IN ('drain', 'undrain') "
+    "ORDER BY id DESC LIMIT 1)) "
+    "AND action IN ('pause', 'drain')"
+)
 _TRANSITION = (
     "candidate_id, seq, event, source, dest, sha, actor, at, reason, idempotency_key, "
     "lease_owner, main_sha, interrupted"
@@ -373,6 +382,8 @@ def _show(db: _Reader, slug: str) -> tuple[dict[str, Any], str]:
         raise _StepAside  # earlier follow-ups to list
     if db.one("SELECT 1 FROM check_builds WHERE slug = ? LIMIT 1", (slug,)):
         raise _StepAside  # flaky checks to look for
+    if db.rows(_IN_FORCE) or db.one("SELECT 1 FROM queue_controls WHERE slug = ?", (slug,)):
+        raise _StepAside  # a pause, a drain or a promote to say (cli/controlview.py)
     last = db.one(
         f"SELECT {_TRANSITION} FROM transitions WHERE candidate_id = ? ORDER BY seq DESC LIMIT 1",
         (c.id,),
@@ -387,6 +398,8 @@ def _show(db: _Reader, slug: str) -> tuple[dict[str, Any], str]:
         "occurrences": [],
         "blocked_history": [],
         "flaky": [],
+        "controls": {"paused": None, "draining": None},
+        "promoted": None,
     }
     # human.show_text of a candidate without a block.
     lines = [
@@ -450,6 +463,8 @@ def _list(db: _Reader, now: datetime) -> tuple[dict[str, Any], str]:
     """``list``: the active queue (status.read_status), when no candidate carries a block."""
     from .payload import integrator_json, row_json, stamp  # noqa: PLC0415
 
+    if db.rows(_IN_FORCE):
+        raise _StepAside  # a pause or a drain to say (cli/controlview.py)
     active = [
         _Candidate(r)
         for r in db.rows(f"SELECT {_CANDIDATE} FROM candidates WHERE active ORDER BY id")
@@ -479,6 +494,7 @@ def _list(db: _Reader, now: datetime) -> tuple[dict[str, Any], str]:
         "typical_apply_seconds": None if typical is None else int(typical.total_seconds()),
         "integrator": integrator_json(integrator),  # type: ignore[arg-type]
         "candidates": [row_json(r, now) for r in rows],  # type: ignore[arg-type]
+        "controls": {"paused": None, "draining": None},
     }
     text = _queue_table(rows, now)
     if integrator.state == "down":

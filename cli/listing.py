@@ -94,6 +94,7 @@ def queue_rows(
     follow_ups: Mapping[int, str] | None = None,
     approvals: Mapping[int, bool] | None = None,
     table: Table = TABLE,
+    paused_by: str | None = None,
 ) -> list[QueueRow]:
     """``listed`` (from :func:`queue_listing`) with slot, elapsed, waiting-for and ETA.
 
@@ -102,7 +103,9 @@ def queue_rows(
     link in flight does. ``follow_ups`` maps a blocked candidate's id to its
     follow-up slug, which is what it waits for. ``approvals`` maps a candidate
     held for an operator's approval (``config_changed``) to whether its sha is
-    approved: that, not the follow-up, is what it waits for.
+    approved: that, not the follow-up, is what it waits for. ``paused_by``
+    names who paused the queue: the head waits for the unpause, not for an
+    integrator.
     """
     follow_ups = follow_ups or {}
     approvals = approvals or {}
@@ -129,7 +132,9 @@ def queue_rows(
                 pos,
                 slot,
                 max(now - c.updated_at, timedelta(0)) if active else None,
-                _waiting_for(c, pos, slot, flying, by_position, follow_ups, approvals, table),
+                _waiting_for(c, pos, slot, flying, by_position, follow_ups, approvals, table)
+                if pos != 1 or paused_by is None
+                else f"the unpause: paused by {paused_by}",
                 eta,
             )
         )

@@ -59,6 +59,7 @@ from mergegate.statemachine import (
 
 from .cirunner import prune_stale_check_refs
 from .errors import ConfigBrokenInRun, ConfigError
+from .pausewait import PauseWait
 from .recovery import recover_now
 from .standby import Backoff, ordinary
 
@@ -239,6 +240,8 @@ class Loop:
     #: True while a chain runs: its links' settling moves are counted as they commit.
     chaining: bool = False
     backoff: Backoff = attrs.Factory(Backoff)
+    #: The pause this run announced (mergegate pause), so it is said once.
+    pause: PauseWait = attrs.Factory(PauseWait)
     _kept_at: float = 0.0
     _counted: set[tuple[int, int]] = attrs.Factory(set)
     _engine: Engine | None = None
@@ -345,6 +348,11 @@ class Loop:
                     self._wait_for_lease()
                     continue
                 if not outcomes:
+                    if self._paused(once=once):
+                        if once:
+                            break
+                        idle_said = False
+                        continue
                     if once:
                         if not self.tally.handled:
                             self.reporter.note("nothing to apply: no pending or retry candidate")
@@ -476,6 +484,24 @@ class Loop:
             with contextlib.suppress(Interrupted), self.stop.cut_short():
                 feed.wait_for_change(cursor, self.poll)
         self._recover()
+
+    def _paused(self, *, once: bool) -> bool:
+        """The queue is paused: say so once and (unless ``once``) wait for a control."""
+        store = self.session.store()
+        entry = self.pause.paused(store)
+        if entry is None:
+            line = self.pause.resumed()
+            if line is not None:
+                self.reporter.note(line)
+            return False
+        line = self.pause.note(entry)
+        if line is not None:
+            self.reporter.note(line)
+        if not once:
+            with contextlib.suppress(Interrupted), self.stop.cut_short():
+                self.pause.wait(store, entry, self.poll)
+            self._recover()
+        return True
 
     def _wait_for_lease(self) -> None:
         """Another integrator holds the lease: wait a moment, settle it if it is dead."""

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from mergegate.statemachine import TABLE, Lease, Reason, State, Store
+from mergegate.statemachine import TABLE, Lease, QueueControls, Reason, State, Store
 
 from .listing import Integrator, QueueRow, queue_listing, queue_rows, typical_apply
 from .payload import integrator_json, row_json  # in payload.py: fastread.py reuses them
@@ -43,6 +43,10 @@ class Status:
     typical: timedelta | None
     samples: int
     integrator: Integrator
+    #: The pause and the drain in force (mergegate.statemachine.controls).
+    controls: QueueControls = attrs.Factory(QueueControls)
+    #: How many candidates are queued (whatever ``list`` was asked to show).
+    queued: int = 0
 
 
 def _integrator(leases: list[Lease], now: datetime, last_move: datetime | None) -> Integrator:
@@ -63,10 +67,11 @@ def read_status(store: Store, now: datetime, states: Sequence[State] | None = No
     """
     if states is None:
         states = ACTIVE
+    queue = store.queue()
     if all(st in TABLE.active for st in states):
-        listed = queue_listing(store.active_candidates(), states=states, queue=store.queue())
+        listed = queue_listing(store.active_candidates(), states=states, queue=queue)
     else:
-        listed = queue_listing(store.candidates(), states=states, queue=store.queue())
+        listed = queue_listing(store.candidates(), states=states, queue=queue)
     follow_ups = {}
     approvals = {}
     for c, _ in listed:
@@ -78,6 +83,14 @@ def read_status(store: Store, now: datetime, states: Sequence[State] | None = No
                     approvals[c.id] = store.approval(c.key.slug, c.key.sha) is not None
     seconds = store.recent_apply_seconds(RECENT_APPLIES)
     typical = typical_apply(seconds)
-    rows = queue_rows(listed, now=now, typical=typical, follow_ups=follow_ups, approvals=approvals)
+    controls = store.queue_controls()
+    rows = queue_rows(
+        listed,
+        now=now,
+        typical=typical,
+        follow_ups=follow_ups,
+        approvals=approvals,
+        paused_by=None if controls.paused is None else controls.paused.actor,
+    )
     integrator = _integrator(store.leases(), now, store.last_move_at())
-    return Status(now, tuple(rows), typical, len(seconds), integrator)
+    return Status(now, tuple(rows), typical, len(seconds), integrator, controls, len(queue))

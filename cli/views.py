@@ -13,6 +13,7 @@ from typing import Any
 
 from mergegate.statemachine import TABLE, Candidate, Engine, Store
 
+from .controlview import controls_json
 from .human import evidence_lines
 from .payload import blocked_json, guidance_json, occurrence_json, stamp
 from .report import digest, digest_json
@@ -38,6 +39,8 @@ def queue_view(status: Status) -> dict[str, Any]:
         "typical_apply_samples": status.samples,
         "integrator": integrator_json(status.integrator),
         "candidates": [row_json(r, status.now) for r in status.rows],
+        "controls": controls_json(status.controls),
+        "queued": status.queued,
     }
 
 

@@ -57,6 +57,30 @@ def _integrator(i: Json) -> str:
     return f'<p class="integrator {_e(state)}" id="integrator">Integrator {words[state]}</p>'
 
 
+def _controls(q: Json) -> str:
+    """The pause and the drain in force, with who and why; nothing when the queue is open."""
+    c = q.get("controls") or {}
+    parts = []
+    paused, draining = c.get("paused"), c.get("draining")
+    if paused is not None:
+        then = " The work in flight was given back to the queue." if paused["requeue"] else ""
+        parts.append(
+            f'<p class="control paused" id="paused">Queue <b>PAUSED</b> by '
+            f'<span class="actor">{_e(paused["actor"])}</span> since {_time(paused["at"])} UTC: '
+            f'<span class="why">{_e(paused["why"])}</span>. Nothing new is applied until '
+            f"<code>mergegate unpause</code>.{then}</p>"
+        )
+    if draining is not None:
+        left = "DRAINED" if not q.get("queued") else f"DRAINING ({_e(q['queued'])} still queued)"
+        parts.append(
+            f'<p class="control draining" id="draining">Queue <b>{left}</b> by '
+            f'<span class="actor">{_e(draining["actor"])}</span> since '
+            f'{_time(draining["at"])} UTC: <span class="why">{_e(draining["why"])}</span>. '
+            "No new candidate is admitted until <code>mergegate undrain</code>.</p>"
+        )
+    return "".join(parts)
+
+
 def _queue(q: Json) -> str:
     rows = q["candidates"]
     if not rows:
@@ -170,6 +194,7 @@ def live_html(view: Json) -> str:
     return (
         f'<p class="now">As of <time id="as-of">{_time(now)}</time> UTC</p>'
         + _integrator(q["integrator"])
+        + _controls(q)
         + '<section id="queue-section"><h2>Queue</h2>'
         + _queue(q)
         + '</section><section id="flight-section"><h2>In flight</h2>'

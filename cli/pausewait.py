@@ -1,0 +1,68 @@
+"""How ``mergegate run`` honours a paused queue: it says so once, and waits for the unpause.
+
+A pause does not end ``run`` (nothing ordinary does): the store's claim finds
+no head while the queue is paused, and the loop then waits here instead of for
+new candidates. It wakes when a control is logged (the store's control waiter:
+PostgreSQL's LISTEN/NOTIFY, SQLite's data version), not on a poll interval;
+``poll`` still bounds each wait, so recovery runs meanwhile.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import attrs
+
+from mergegate.followups.text import one_line
+
+from .payload import stamp
+
+if TYPE_CHECKING:
+    from mergegate.statemachine import ControlEntry, Store
+
+__all__ = ["PauseWait"]
+
+
+@runtime_checkable
+class _ControlWaiter(Protocol):
+    def wait_for_control(self, after: int, timeout: float) -> bool: ...
+
+
+@attrs.define
+class PauseWait:
+    """The pause this run has announced (by the control's id), so each is said once."""
+
+    said: int | None = None
+
+    def paused(self, store: Store) -> ControlEntry | None:
+        """The pause in force, or ``None``."""
+        return store.queue_controls().paused
+
+    def note(self, entry: ControlEntry) -> str | None:
+        """The line announcing ``entry``, the first time it is seen; else ``None``."""
+        if self.said == entry.id:
+            return None
+        self.said = entry.id
+        why = "" if entry.why is None else f": {one_line(entry.why)}"
+        return (
+            f"queue paused by {one_line(entry.actor)} since {stamp(entry.at)}{why}; "
+            "nothing new is applied until `mergegate unpause`"
+        )
+
+    def resumed(self) -> str | None:
+        """The line saying the announced pause ended, once; ``None`` if none was announced."""
+        if self.said is None:
+            return None
+        self.said = None
+        return "queue unpaused: taking the queue again"
+
+    def wait(self, store: Store, entry: ControlEntry, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a control after ``entry``; whether one came.
+
+        A store without a control waiter is polled: this sleeps ``timeout``.
+        """
+        if not isinstance(store, _ControlWaiter):
+            time.sleep(timeout)
+            return False
+        return store.wait_for_control(entry.id, timeout)
