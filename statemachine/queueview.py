@@ -15,14 +15,15 @@ from collections.abc import Callable, Iterable, Sequence
 
 import attrs
 
+from ._driving import finish_apply
 from .applier import Applier
 from .engine import Engine
 from .errors import LeaseHeld
-from .feed import ChangeFeed
 from .records import Candidate, Outcome
 from .states import State
 from .store import Store
 from .table import TABLE, Table
+from .waiting import next_waiting
 
 __all__ = ["QueueEntry", "RunSummary", "next_actionable", "queue", "run_queue"]
 
@@ -145,27 +146,33 @@ def run_queue(
 ) -> RunSummary:
     """Apply queued candidates one after another until the queue stays empty.
 
-    After the queue runs dry, waits up to ``idle_timeout`` seconds on the
-    change feed for more (``0``: return at once), and returns when none came
-    or ``stop()`` says so (checked between applies). A lease another
-    integrator holds is waited for the same way.
+    Between applies it claims the next one as :func:`~.waiting.start_next_waiting`
+    does, with ``applier``: it waits on the change feed, up to ``idle_timeout``
+    seconds each time, for work when the queue is empty and for the lease when
+    another integrator holds it, and takes over an expired lease at once
+    (recovered as ``Engine.recover`` recovers it, its moves logged, counted in
+    ``recovered``). It returns when the queue stayed empty, or the lease stayed
+    held, for ``idle_timeout`` (``0``: return at once, even with candidates
+    queued behind a live lease), or when ``stop()`` says so (checked between
+    applies).
     """
     began = time.monotonic()
     summary = RunSummary()
     while stop is None or not stop():
-        cursor = engine.store.feed_head() if isinstance(engine.store, ChangeFeed) else 0
-        since = time.monotonic()
+        settled: list[Outcome] = []
         try:
-            outcome = engine.apply_next(applier, owner=owner)
-        except LeaseHeld:
-            outcome = None
-        if outcome is not None:
-            summary = attrs.evolve(
-                summary.counted(outcome), busy=summary.busy + time.monotonic() - since
+            started = next_waiting(
+                engine, owner=owner, timeout=idle_timeout, applier=applier, settled=settled
             )
-            continue
-        if idle_timeout <= 0 or not isinstance(engine.store, ChangeFeed):
+        except LeaseHeld:
+            # A live holder kept it for the whole idle_timeout: another integrator is at work.
+            started = None
+        summary = attrs.evolve(summary, recovered=summary.recovered + len(settled))
+        if started is None:
             break
-        if not engine.store.wait_for_change(cursor, idle_timeout):
-            break
+        since = time.monotonic()
+        outcome = finish_apply(engine, started, applier, owner)
+        summary = attrs.evolve(
+            summary.counted(outcome), busy=summary.busy + time.monotonic() - since
+        )
     return attrs.evolve(summary, seconds=time.monotonic() - began)

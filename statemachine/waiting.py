@@ -72,6 +72,7 @@ def _waiting(
     timeout: float,
     applier: Applier | None,
     until_work: bool,
+    settled: list[Outcome] | None = None,
 ) -> Outcome | None:
     if timeout < 0:
         raise InvalidInput("timeout", timeout, "give a number of seconds, 0 or more")
@@ -81,31 +82,57 @@ def _waiting(
         # The cursor comes before the attempt: a release committed between the
         # attempt and the wait is after it, so the wait returns at once.
         cursor = _head(engine)
+        held: LeaseHeld | None = None
         try:
             started = attempt()
-        except LeaseHeld:
-            lease = _lease(engine)
-            expired = lease is not None and lease.expires_at <= engine.clock()
-            if expired and applier is not None and lease != taken:
-                # Once per lease: a lease recovery could not settle is waited for.
-                taken = lease
-                take_over(engine, applier)
-                continue
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise
-            if lease is not None and applier is not None:
-                # Wake when it expires, to take it over, if no move wakes us first.
-                until_expiry = (lease.expires_at - engine.clock()).total_seconds()
-                left = min(left, max(until_expiry, 0.0) + 0.01)
-            _wait(engine, cursor, left)
-            continue
-        if started is not None or not until_work:
+        except LeaseHeld as err:
+            started, held = None, err
+        if started is not None or (held is None and not until_work):
             return started
+        # Held, or no work: a dead holder's apply may be what is missing (an
+        # empty queue while it stays ``applying``), so either way, with an
+        # applier, an expired lease is taken over before waiting.
+        # Once per lease: a lease recovery could not settle is only waited for.
+        lease = None if applier is None else _lease(engine)
+        watched = None if lease == taken else lease
+        if applier is not None and watched is not None and watched.expires_at <= engine.clock():
+            taken = watched
+            recovered = take_over(engine, applier)
+            if settled is not None:
+                settled.extend(recovered)
+            continue
         left = deadline - time.monotonic()
         if left <= 0:
+            if held is not None:
+                raise held
             return None
+        if watched is not None:
+            # Wake when it expires, to take it over, if no move wakes us first.
+            until_expiry = (watched.expires_at - engine.clock()).total_seconds()
+            left = min(left, max(until_expiry, 0.0) + 0.01)
         _wait(engine, cursor, left)
+
+
+def next_waiting(
+    engine: Engine,
+    *,
+    owner: str,
+    timeout: float,
+    applier: Applier | None,
+    settled: list[Outcome],
+) -> Outcome | None:
+    """:func:`start_next_waiting`, adding what a take-over settled to ``settled``.
+
+    For ``run_queue``, which counts the recovered applies; not public.
+    """
+    return _waiting(
+        engine,
+        lambda: engine.start_next(owner=owner),
+        timeout=timeout,
+        applier=applier,
+        until_work=True,
+        settled=settled,
+    )
 
 
 def start_apply_waiting(
@@ -141,12 +168,7 @@ def start_next_waiting(
 
     Waits on the change feed while the queue is empty or the lease is held;
     ``None`` if the queue stayed empty. With ``applier``, an expired lease is
-    taken over first. Raises LeaseHeld if the lease is still held at the timeout.
+    taken over first (also with an empty queue: the dead apply it settles is
+    then queued again). Raises LeaseHeld if the lease is still held at the timeout.
     """
-    return _waiting(
-        engine,
-        lambda: engine.start_next(owner=owner),
-        timeout=timeout,
-        applier=applier,
-        until_work=True,
-    )
+    return next_waiting(engine, owner=owner, timeout=timeout, applier=applier, settled=[])

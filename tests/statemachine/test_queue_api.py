@@ -3,20 +3,23 @@ waiting for the lease, taking over an expired one, and run_queue's summary."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from mergegate.apply import GitApplier, branch_tip
+from mergegate.apply import CheckSpec, GitApplier, branch_tip
 from mergegate.statemachine import (
     CandidateKey,
     DuplicateCandidate,
     Engine,
     Event,
     LeaseHeld,
+    Outcome,
     Reason,
     RunSummary,
     State,
@@ -174,3 +177,95 @@ def test_a_summary_that_does_not_keep_counts_only(
     assert (counted.handled, counted.integrated, counted.outcomes) == (1, 1, ())
     assert kept.outcomes == (outcome,)
     assert RunSummary().per_busy_minute == 0.0
+
+
+@pytest.fixture
+def three(tmp_path: Path) -> tuple[Path, list[CandidateKey]]:
+    """A bare integration repository and branches c0, c1, c2, each adding a file of its own."""
+    work = init_repo(tmp_path / "work")
+    (work / "a.txt").write_text("a\n")
+    git(work, "add", "a.txt")
+    git(work, "commit", "-qm", "base")
+    bare = init_repo(tmp_path / "integration.git", bare=True)
+    git(work, "push", "-q", str(bare), "HEAD:main")
+    keys = []
+    for n in range(3):
+        git(work, "checkout", "-q", "-b", f"c{n}", "main")
+        (work / f"c{n}.txt").write_text(f"{n}\n")
+        git(work, "add", f"c{n}.txt")
+        git(work, "commit", "-qm", f"c{n}")
+        git(work, "push", "-q", str(bare), f"c{n}")
+        keys.append(CandidateKey(f"c{n}", f"c{n}", branch_tip(bare, f"c{n}")))
+    return bare, keys
+
+
+def _wait_for(fact: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Wait until ``fact()`` holds; fail naming ``what`` at the timeout."""
+    deadline = time.monotonic() + timeout
+    while not fact():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def test_run_queue_waits_for_a_live_holder_then_drains_the_queue(
+    store: Store, three: tuple[Path, list[CandidateKey]], tmp_path: Path
+) -> None:
+    """With the lease held by a live integrator, run_queue waits (idle_timeout 0: returns)."""
+    bare, keys = three
+    engine = Engine(store)
+    for k in keys:
+        engine.submit(k)
+    gate = tmp_path / "gate"
+    slow = GitApplier(
+        bare,
+        checks=[
+            CheckSpec("gate", ("sh", "-c", 'while [ ! -e "$0" ]; do sleep 0.02; done', str(gate)))
+        ],
+    )
+    other: list[Outcome] = []
+    holder = threading.Thread(target=lambda: other.append(engine.apply("c0", slow, owner="other")))
+    holder.start()
+    _wait_for(lambda: [le.owner for le in store.leases()] == ["other"], "the other's lease")
+    applier = GitApplier(bare)
+    began = time.monotonic()
+    at_once = run_queue(engine, applier, owner="me")  # idle_timeout=0: a live lease, no wait
+    assert (at_once.handled, at_once.recovered) == (0, 0)
+    assert time.monotonic() - began < 10
+    threading.Timer(0.3, gate.touch).start()
+    done = run_queue(
+        engine,
+        applier,
+        owner="me",
+        idle_timeout=60,
+        stop=lambda: engine.get("c2").state is State.INTEGRATED,
+    )
+    holder.join()
+    assert [o.state for o in other] == [State.INTEGRATED]
+    assert (done.handled, done.integrated, done.recovered) == (2, 2, 0)
+    assert done.seconds < 60, "waited out the idle timeout instead of the release"
+
+
+@pytest.mark.parametrize("queued", [2, 0], ids=["two-queued", "none-queued"])
+def test_run_queue_takes_over_an_expired_lease(
+    store: Store,
+    three: tuple[Path, list[CandidateKey]],
+    queued: int,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A dead holder's expired lease is recovered (logged, counted), then everything integrates."""
+    bare, keys = three
+    engine = Engine(store)
+    for k in keys[: 1 + queued]:
+        engine.submit(k)
+    engine.start_apply("c0", owner="dead", ttl=timedelta(milliseconds=50))
+    _wait_for(lambda: store.leases()[0].expires_at <= engine.clock(), "the lease to expire")
+    caplog.set_level(logging.INFO, logger="mergegate.transitions")
+    summary = run_queue(engine, GitApplier(bare), owner="me")
+    assert (summary.handled, summary.integrated, summary.recovered) == (1 + queued, 1 + queued, 1)
+    requeued = [t for t in store.history_of("c0") if t.event is Event.REQUEUE]
+    assert [t.reason is not None and t.reason.startswith("interrupted: ") for t in requeued] == [
+        True
+    ]
+    assert any(
+        "event=requeue" in r.getMessage() and "slug=c0" in r.getMessage() for r in caplog.records
+    )
