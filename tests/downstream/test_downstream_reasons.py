@@ -1,6 +1,7 @@
 """A downstream suite on public names only: the host's own scaffold (no input.md, no roadmap)
 and a combined resolved rule bring a candidate blocked for every reason code to integrated,
-by following ``Guidance.actions``."""
+by following ``Guidance.actions``; ``apply_interrupted`` as it arises, from three real lease
+expiries settled by ``Engine.recover``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import ast
 import importlib
 import time
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -20,12 +22,11 @@ from mergegate.statemachine import (
     BlockedReport,
     CandidateKey,
     CheckResult,
-    Event,
     Evidence,
+    FollowUpState,
     MarkDone,
     Reason,
     Remediate,
-    Request,
     Resume,
     Show,
     State,
@@ -104,22 +105,7 @@ def block(world: World, reason: Reason, slug: str) -> None:
         assert outcome.blocked.reason is reason
         return
     if reason is Reason.APPLY_INTERRUPTED:
-        engine.start_apply(slug, owner="dead-worker", ttl=timedelta(milliseconds=50))
-        time.sleep(0.1)
-        with world.applier.hold_main() as held:
-            engine.recover(held.main_sha)
-        candidate = engine.get(slug)
-        if candidate.state is not State.BLOCKED:
-            # Recovery requeued a first interruption: interrupt the next apply explicitly.
-            started = engine.start_apply(slug, owner="dead-worker")
-            report = BlockedReport(
-                Reason.APPLY_INTERRUPTED,
-                main,
-                Evidence(lease_owner="dead-worker", lease_since=datetime.now(UTC)),
-            )
-            engine.fire(
-                Request(Event.INTERRUPT, slug, report=report, expected_seq=started.candidate.seq)
-            )
+        interrupt_three_times(world, slug)
         return
     evidence = {
         Reason.MAIN_MOVED: Evidence(main_attempts=(main,)),
@@ -134,6 +120,27 @@ def block(world: World, reason: Reason, slug: str) -> None:
     }[reason]
     started = engine.start_apply(slug, owner="host")
     engine.block(slug, BlockedReport(reason, main, evidence), expected_seq=started.candidate.seq)
+
+
+def interrupt_three_times(world: World, slug: str) -> None:
+    """Three integrators die holding the lease; recover() settles each once it has expired."""
+    engine, states = world.engine, []
+    for n in range(3):
+        engine.start_apply(slug, owner=f"dead-worker-{n}", ttl=timedelta(milliseconds=50))
+        deadline = time.monotonic() + 30
+        while any(lease.expires_at > datetime.now(UTC) for lease in engine.store.leases()):
+            assert time.monotonic() < deadline, "the dead worker's lease never expired"
+            time.sleep(0.01)
+        with world.applier.hold_main() as held:
+            within = partial(world.applier.contains, within=held.main_sha)
+            [settled] = engine.recover(held.main_sha, contains=within)
+        states.append(settled.state)
+    # Requeued twice (not the candidate's fault), blocked apply_interrupted the third time,
+    # its follow-up written by recover()'s own outcome, like any block's.
+    assert states == [State.PENDING, State.PENDING, State.BLOCKED]
+    assert settled.blocked is not None
+    assert settled.blocked.follow_up_state is FollowUpState.CREATED
+    assert (world.todos / settled.blocked.follow_up_slug / "TODO.md").is_file()
 
 
 def follow(world: World, reason: Reason, slug: str, *, remove: bool) -> list[str]:

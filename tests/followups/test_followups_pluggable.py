@@ -28,14 +28,10 @@ from mergegate.statemachine import (
     BlockedReport,
     CandidateKey,
     Engine,
-    Event,
-    Evidence,
     FollowUpNotResolved,
     FollowUpState,
     InvalidInput,
     Outcome,
-    Reason,
-    Request,
     State,
 )
 
@@ -247,17 +243,16 @@ def test_an_explicit_follow_up_slug_per_block(
 
 
 def test_a_follow_up_from_recovery_is_delivered_like_any(store: SQLiteStore, todos: Path) -> None:
-    """An apply_interrupted follow-up (an interrupt, not a block) is delivered on integration."""
+    """recover()'s third interruption blocks it apply_interrupted; that follow-up is delivered."""
     engine = build_engine(store, host_wiring(todos))
     engine.submit(KEY)
-    engine.start_apply(KEY.slug, owner="integrator-1")
-    report = BlockedReport(
-        Reason.APPLY_INTERRUPTED,
-        MAIN,
-        Evidence(lease_owner="integrator-1", lease_since=engine.get(KEY.slug).updated_at),
-        detail="the apply lease held by integrator-1 was abandoned: its process is gone",
-    )
-    interrupted = engine.fire(Request(Event.INTERRUPT, KEY.slug, report=report))
+    settled = []
+    for n in range(3):
+        engine.start_apply(KEY.slug, owner=f"integrator-{n}")
+        # Its holder is known to be gone: recover settles the lease before it expires.
+        settled += engine.recover(MAIN, abandoned=lambda lease: True)
+    assert [o.state for o in settled] == [State.PENDING, State.PENDING, State.BLOCKED]
+    interrupted = settled[-1]
     assert interrupted.state is State.BLOCKED
     folder = todos / HOST_SLUG
     assert (folder / "state.yaml").is_file()
