@@ -196,11 +196,17 @@ class Scaffold(Protocol):
     Expected failures raise OSError or a MergegateError: the caller records
     them on the follow-up as ``FAILED``.
 
-    ``evidence_file`` (optional; read with ``getattr``, default ``"input.md"``)
-    names the file of the folder that holds the evidence, for the guidance to
-    point at; ``None`` says the folder holds none, and the guidance points at
-    the stored evidence (``mergegate show``) alone.
+    ``evidence_file`` names the file of the folder that holds the evidence,
+    for the guidance to point at; ``None`` says the folder holds none, and the
+    guidance points at the stored evidence (``mergegate show``) alone. It is a
+    member like the methods, so a scaffold that leaves it out (or misspells
+    it) is a type error, not guidance naming a file that was never written.
     """
+
+    @property
+    def evidence_file(self) -> str | None:
+        """The folder's evidence file the guidance names (``input.md``), or ``None``."""
+        ...
 
     def write(
         self, todos_root: Path, record: BlockedRecord, report: BlockedReport

@@ -20,6 +20,7 @@ from mergegate.statemachine import (
     Engine,
     Guide,
     HookLike,
+    InvalidInput,
     Resolver,
     SlugRule,
     Store,
@@ -35,6 +36,17 @@ from .scaffold import Scaffold, TodoScaffold
 from .templates import GuidanceTemplates
 
 __all__ = ["Wiring", "build_engine"]
+
+
+def _check_scaffold(_wiring: object, _attribute: object, value: Scaffold | None) -> None:
+    # The type checker catches a missing evidence_file; an untyped caller is
+    # told here, before any guidance names a file the scaffold never writes.
+    if value is not None and not hasattr(value, "evidence_file"):
+        raise InvalidInput(
+            "scaffold",
+            type(value).__name__,
+            "give it evidence_file: the file of its folder the guidance names, or None",
+        )
 
 
 @attrs.frozen
@@ -62,7 +74,7 @@ class Wiring:
     templates: GuidanceTemplates = attrs.field(factory=GuidanceTemplates)
     todos_label: str = "todos"
     boundary: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
-    scaffold: Scaffold | None = None
+    scaffold: Scaffold | None = attrs.field(default=None, validator=_check_scaffold)
     resolver: Resolver | None = None
     #: A guide of your own (e.g. a FollowUpGuide with ``evidence=``); default: :meth:`guide`.
     custom_guide: Guide | None = None
@@ -90,7 +102,7 @@ class Wiring:
             self.templates,
             todos_label=self.todos_label,
             evidence=None if store is None else _LatestReport(store),
-            evidence_file=getattr(scaffold, "evidence_file", "input.md"),
+            evidence_file=scaffold.evidence_file,
         )
 
     def active_resolver(self) -> Resolver:

@@ -114,6 +114,26 @@ def test_wiring_takes_the_evidence_file_from_the_scaffold(tmp_path: Path) -> Non
     assert Wiring(tmp_path / "todos").followups().roadmap == tmp_path / "todos" / "roadmap.yaml"
 
 
+class MisspeltScaffold:
+    """A host scaffold whose evidence_file is misspelt (mypy refuses it; untyped code runs)."""
+
+    evidence_fle = None
+
+    def write(self, todos_root: Path, record: BlockedRecord, report: BlockedReport) -> object:
+        """Never called."""
+        raise AssertionError("not called here")
+
+    def deliver(self, todos_root: Path, record: BlockedRecord) -> None:
+        """Keep it."""
+
+
+def test_a_scaffold_without_evidence_file_is_refused_when_wired(tmp_path: Path) -> None:
+    """Wiring refuses a scaffold with no evidence_file, in one line, instead of naming input.md."""
+    with pytest.raises(InvalidInput, match=r"MisspeltScaffold.*evidence_file") as caught:
+        Wiring(tmp_path / "todos", scaffold=MisspeltScaffold())  # type: ignore[arg-type]
+    assert "\n" not in str(caught.value)
+
+
 def test_no_roadmap_writes_no_roadmap_and_no_lock(
     todos: Path, make_record: MakeRecord, checks_report: BlockedReport
 ) -> None:

@@ -56,6 +56,9 @@ class NextMachineScaffold:
     """The host's scaffold: ``brief.md`` and a schema-2 ``state.yaml`` with build and review
     phases; the folder is deleted once the candidate is delivered."""
 
+    #: The brief is the folder's evidence: the guidance names it.
+    evidence_file = "brief.md"
+
     def write(
         self, todos_root: Path, record: BlockedRecord, report: BlockedReport
     ) -> ScaffoldResult:

@@ -108,13 +108,13 @@ def code_blocks(page: Path) -> list[str]:
 
 
 def test_doc_code_blocks_pass_mypy_strict(tmp_path: Path) -> None:
-    """The plain code blocks of python-api.md and testing-harness.md, and the example, pass mypy."""
+    """The plain code blocks of three docs pages (guidance.md too) and the example pass mypy."""
     # mypy does not follow the editable install's import hook: point it at the sources.
     (tmp_path / "path" / "mergegate").mkdir(parents=True)
     for component in COMPONENTS:
         (tmp_path / "path" / "mergegate" / component).symlink_to(ROOT / component)
     files = []
-    for page in ("python-api.md", "testing-harness.md"):
+    for page in ("python-api.md", "testing-harness.md", "guidance.md"):
         for n, block in enumerate(code_blocks(DOCS / page)):
             path = tmp_path / f"{page.removesuffix('.md').replace('-', '_')}_{n}.py"
             path.write_text(block)

@@ -25,6 +25,18 @@ SNIPPETS = {
         "from mergegate.persistence import SQLiteStore\n"
         "build_engine(SQLiteStore(':memory:'), Wiring(Path('todos')), hooks=['x'])  # MISTAKE\n"
     ),
+    "scaffold_evidence_file_typo": (
+        "from pathlib import Path\n"
+        "from mergegate.followups import ScaffoldResult, Wiring\n"
+        "from mergegate.statemachine import BlockedRecord, BlockedReport\n"
+        "class Host:\n"
+        "    evidence_fle = None\n"
+        "    def write(self, t: Path, r: BlockedRecord, b: BlockedReport) -> ScaffoldResult:\n"
+        "        return ScaffoldResult(t, created=True)\n"
+        "    def deliver(self, t: Path, r: BlockedRecord) -> None:\n"
+        "        pass\n"
+        "Wiring(Path('todos'), scaffold=Host())  # MISTAKE\n"
+    ),
 }
 # The same names spelled right type-check, so the failures above are the mistakes.
 CORRECT = (
@@ -36,6 +48,18 @@ CORRECT = (
     "    return outcome\n"
     "Engine(SQLiteStore(':memory:'), hooks=[keep, on_enter(State.BLOCKED, keep)])\n"
     "print(load_config, Wiring, build_engine, PostgresStore)\n"
+    # A scaffold naming its evidence file (or None), and mergegate's own, are Scaffolds.
+    "from pathlib import Path\n"
+    "from mergegate.followups import ScaffoldResult, TodoScaffold\n"
+    "from mergegate.statemachine import BlockedRecord, BlockedReport\n"
+    "class Host:\n"
+    "    evidence_file = None\n"
+    "    def write(self, t: Path, r: BlockedRecord, b: BlockedReport) -> ScaffoldResult:\n"
+    "        return ScaffoldResult(t, created=True)\n"
+    "    def deliver(self, t: Path, r: BlockedRecord) -> None:\n"
+    "        pass\n"
+    "Wiring(Path('todos'), scaffold=Host())\n"
+    "Wiring(Path('todos'), scaffold=TodoScaffold())\n"
     # Error facts are typed: reading them needs no cast.
     "from mergegate.statemachine import IllegalTransition, LeaseHeld\n"
     "def facts(e: IllegalTransition, h: LeaseHeld) -> str:\n"
