@@ -49,21 +49,22 @@ _WHY = click.option("--why", help="Why (logged with who and when).")
 @click.option(
     "--requeue",
     is_flag=True,
-    help="Give the work in flight back to the queue now instead of letting it finish.",
+    help="Ask for the work in flight back (logged and shown; run does not act on it yet: "
+    "stop run, which requeues what it holds).",
 )
 @click.pass_context
 def pause(ctx: click.Context, why: str | None, requeue: bool) -> int:
     """Freeze the queue for every integrator: nothing new is applied until `mergegate unpause`.
 
-    What is in flight finishes, or, with --requeue, is given back to the queue
-    by its integrator at once (its checks stopped, its place kept). Submissions
-    still queue. `run` stays up and goes on after the unpause.
+    What is in flight finishes. Submissions still queue. `run` stays up and
+    goes on after the unpause. --requeue is recorded and shown only: to give
+    the work in flight back now, stop `run` (it requeues what it holds).
     """
     reason = _why(why, required=True)
     assert reason is not None
     s = session_of(ctx)
     entry = s.engine().pause(reason, requeue=requeue, actor=s.actor)
-    then = "the work in flight goes back to the queue" if requeue else "what is in flight finishes"
+    then = "the work in flight was asked back" if requeue else "what is in flight finishes"
     return _done(ctx, entry, f"paused: nothing new is applied, {then}")
 
 

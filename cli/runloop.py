@@ -348,19 +348,10 @@ class Loop:
                     self._wait_for_lease()
                     continue
                 if not outcomes:
-                    if self._paused(once=once):
-                        if once:
-                            break
-                        idle_said = False
-                        continue
-                    if once:
-                        if not self.tally.handled:
-                            self.reporter.note("nothing to apply: no pending or retry candidate")
+                    said = self._idle(once=once, idle_said=idle_said, cursor=cursor)
+                    if said is None:
                         break
-                    if not idle_said:
-                        self.reporter.note("queue empty: waiting for candidates")
-                        idle_said = True
-                    self._wait_for_work(cursor)
+                    idle_said = said
                     continue
                 idle_said = False
                 for outcome in outcomes:
@@ -484,6 +475,20 @@ class Loop:
             with contextlib.suppress(Interrupted), self.stop.cut_short():
                 feed.wait_for_change(cursor, self.poll)
         self._recover()
+
+    def _idle(self, *, once: bool, idle_said: bool, cursor: int | None) -> bool | None:
+        """The step found nothing to take: the queue is paused or empty. ``None`` ends the
+        run (``once``); otherwise wait, and say whether "queue empty" has been said."""
+        if self._paused(once=once):
+            return None if once else False
+        if once:
+            if not self.tally.handled:
+                self.reporter.note("nothing to apply: no pending or retry candidate")
+            return None
+        if not idle_said:
+            self.reporter.note("queue empty: waiting for candidates")
+        self._wait_for_work(cursor)
+        return True
 
     def _paused(self, *, once: bool) -> bool:
         """The queue is paused: say so once and (unless ``once``) wait for a control."""

@@ -63,7 +63,7 @@ def _controls(q: Json) -> str:
     parts = []
     paused, draining = c.get("paused"), c.get("draining")
     if paused is not None:
-        then = " The work in flight was given back to the queue." if paused["requeue"] else ""
+        then = " The work in flight was asked back to the queue." if paused["requeue"] else ""
         parts.append(
             f'<p class="control paused" id="paused">Queue <b>PAUSED</b> by '
             f'<span class="actor">{_e(paused["actor"])}</span> since {_time(paused["at"])} UTC: '

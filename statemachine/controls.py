@@ -7,8 +7,8 @@ or ``undrain`` whether it is draining.
 
 - **pause** is a freeze: no candidate starts an apply (the store's claim finds
   no head, and an explicit ``start_apply`` raises QueuePaused), while what is
-  in flight finishes, or, with ``requeue``, is given back to the queue by its
-  integrator at its next safe point. Submissions go on queueing.
+  in flight finishes (``requeue`` records that the operator wants it back in
+  the queue; no integrator acts on it yet). Submissions go on queueing.
 - **drain** closes the door: a submit of a new candidate raises QueueDraining,
   while everything already admitted goes on being applied until the queue is
   empty (a load balancer's drain, Kubernetes' cordon), so an operator can take
@@ -52,7 +52,7 @@ class ControlEntry:
     """One logged control: ``action`` by ``actor`` at ``at``, for ``why``.
 
     ``slug`` names the promoted candidate (``promote`` only); ``requeue`` is a
-    pause that gives the work in flight back to the queue.
+    pause that asked for the work in flight back in the queue.
     """
 
     id: int

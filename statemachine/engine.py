@@ -184,8 +184,9 @@ class Engine(Calls):
     def pause(self, why: str, *, requeue: bool = False, actor: str | None = None) -> ControlEntry:
         """Pause the queue for every integrator of the store: nothing new starts.
 
-        What is in flight finishes, unless ``requeue``: then its integrator
-        gives it back to the queue at its next safe point. Raises InvalidInput
+        What is in flight finishes. ``requeue`` records that the operator wants
+        it back in the queue (shown; ``mergegate run`` does not act on it yet).
+        Raises InvalidInput
         (a blank ``why``) or ControlRefused (already paused), writing nothing.
         """
         return apply_control(self, Control.PAUSE, why=why, actor=actor, requeue=requeue)

@@ -18,21 +18,25 @@ def _order(s: Scratch, *db: str) -> list[str]:
 
 
 def test_pause_freezes_apply_and_list_says_who_and_why(scratch: Scratch) -> None:
-    """While paused, apply exits 4 and moves nothing; list names who paused and why; unpause frees it."""
+    """While paused, apply exits 4 and moves nothing; list says who and why; unpause frees it."""
     assert scratch("submit", "add-docs").code == 0
     paused = scratch(*ANA, "pause", "--why", "release freeze")
     assert paused.code == 0, paused.stderr
-    assert "paused" in paused.stdout and "ana" in paused.stdout
+    assert "paused" in paused.stdout
+    assert "ana" in paused.stdout
     before = scratch.snapshot()
     refused = scratch("apply")
     assert refused.code == 4
-    assert refused.stderr.count("\n") == 1 and "paused by ana" in refused.stderr
+    assert refused.stderr.count("\n") == 1
+    assert "paused by ana" in refused.stderr
     assert scratch.snapshot() == before
     listed = scratch("list").stdout
-    assert "queue PAUSED by ana" in listed and "release freeze" in listed
+    assert "queue PAUSED by ana" in listed
+    assert "release freeze" in listed
     assert "the unpause: paused by ana" in listed
     doc = scratch("--json", "list").doc["result"]["controls"]
-    assert doc["paused"]["actor"] == "ana" and doc["paused"]["why"] == "release freeze"
+    assert doc["paused"]["actor"] == "ana"
+    assert doc["paused"]["why"] == "release freeze"
     assert scratch(*ANA, "unpause").code == 0
     assert scratch("--json", "list").doc["result"]["controls"]["paused"] is None
     assert scratch("apply").code == 0
@@ -61,7 +65,8 @@ def test_bad_control_is_one_line_and_writes_nothing(
     before = scratch.snapshot()
     done = scratch(*args)
     assert done.code == code, (done.stdout, done.stderr)
-    assert done.stderr.count("\n") == 1 and done.stderr.startswith("mergegate: error:")
+    assert done.stderr.count("\n") == 1
+    assert done.stderr.startswith("mergegate: error:")
     assert scratch.snapshot() == before
 
 
@@ -70,7 +75,8 @@ def test_a_second_pause_is_refused_naming_the_first(scratch: Scratch) -> None:
     assert scratch(*ANA, "pause", "--why", "freeze").code == 0
     before = scratch.snapshot()
     again = scratch("pause", "--why", "another")
-    assert again.code == 4 and "already paused by ana" in again.stderr
+    assert again.code == 4
+    assert "already paused by ana" in again.stderr
     assert scratch.snapshot() == before
 
 
@@ -78,7 +84,8 @@ def test_promote_of_a_blocked_candidate_is_refused(blocked: Scratch) -> None:
     """Only a queued candidate can go first: a blocked one exits 4 and nothing changes."""
     before = blocked.snapshot()
     done = blocked("promote", "new-greeting", "--why", "hotfix")
-    assert done.code == 4 and "blocked, not waiting in the queue" in done.stderr
+    assert done.code == 4
+    assert "blocked, not waiting in the queue" in done.stderr
     assert blocked.snapshot() == before
 
 
@@ -89,7 +96,8 @@ def test_drain_refuses_new_submits_while_the_queued_ones_go_on(scratch: Scratch)
     assert "queue DRAINING (1 still queued) by ana" in scratch("list").stdout
     before = scratch.snapshot()
     refused = scratch("submit", "other")
-    assert refused.code == 4 and "draining" in refused.stderr
+    assert refused.code == 4
+    assert "draining" in refused.stderr
     assert scratch.snapshot() == before
     assert scratch("apply").code == 0
     assert "queue DRAINED (the queue is empty) by ana" in scratch("list").stdout

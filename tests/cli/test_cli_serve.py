@@ -369,3 +369,24 @@ def test_a_stalled_integrator_shows_as_down(blocked: Scratch, tmp_path: Path) ->
         os.killpg(apply.pid, signal.SIGKILL)
         apply.communicate(timeout=60)
         _stop(server)
+
+
+def test_a_paused_queue_shows_who_paused_it_and_why(live: Live, tmp_path: Path) -> None:
+    """Paused while other applies: /api/queue and chromium show PAUSED, by whom and why."""
+    paused = live.scratch("--actor", "ana", "pause", "--why", "release <freeze>")
+    assert paused.code == 0, paused.stderr
+    controls = live.server.api("queue")["controls"]
+    assert controls["paused"]["actor"] == "ana"
+    assert controls["paused"]["why"] == "release <freeze>"
+    assert controls["draining"] is None
+    dom = _browser(tmp_path, "--dump-dom", live.server.url("/")).stdout
+    assert "Live: updated" in dom
+    banner = dom[dom.index('id="paused"') : dom.index('id="queue-section"')]
+    assert "PAUSED" in banner
+    assert "ana" in banner
+    assert "release &lt;freeze&gt;" in banner  # escaped: a reason is written by others
+    assert "mergegate unpause" in banner
+    # The chain in flight finishes: other is still applying, not thrown back.
+    rows = {r["slug"]: r for r in live.server.api("queue")["candidates"]}
+    assert rows["other"]["state"] == "applying"
+    _screenshot(tmp_path, live.server.url("/"), "status-page-paused.png", "1100,1400")
