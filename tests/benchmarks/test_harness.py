@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -40,11 +42,14 @@ def _bench_extra_missing() -> bool:
     return False
 
 
-def _quick(tmp_path: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+def _quick(
+    tmp_path: Path, *extra: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     out = tmp_path / "results.json"
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--out", str(out), *extra],
         cwd=tmp_path,
+        env=None if env is None else {**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=300,
@@ -104,3 +109,70 @@ def test_quick_run_reports_every_figure_with_a_numeric_ratio(tmp_path: Path) -> 
                 assert math.isfinite(r["value"]), r
                 continue
             assert isinstance(r["ratio"], int | float) or r["note"].startswith("not available")
+
+
+def _benchmarks_importable() -> bool:
+    try:
+        metadata.version("transitions")  # benchmarks/workload.py builds the bare machine
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+# About 2 s: no timing, the fixture alone.
+@pytest.mark.skipif(not _benchmarks_importable(), reason="transitions (a peer) is missing")
+def test_figure_10_store_is_one_mergegate_reads_and_verifies(tmp_path: Path) -> None:
+    """The queue figure's bulk-inserted store replays clean and holds the queue it claims."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import bench_queue
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    from mergegate.followups import Wiring, build_engine
+    from mergegate.persistence import SQLiteStore
+
+    end = datetime.now(UTC)
+    held = bench_queue.build(tmp_path / "s.sqlite3", 1_000, end)
+    assert held["transitions"] == 1_000, held  # exactly: the figure names its sizes
+    store = SQLiteStore(tmp_path / "s.sqlite3")
+    try:
+        # Every candidate's log replays to its stored state: the rows are consistent.
+        assert build_engine(store, Wiring(tmp_path / "todos")).verify() == []
+        active = {c.key.slug: c.state.value for c in store.active_candidates()}
+        assert active == {
+            "queue-applying": "applying",
+            **{f"queue-pending-{n}": "pending" for n in range(bench_queue.QUEUED)},
+            **{f"queue-blocked-{n}": "blocked" for n in range(bench_queue.BLOCKED)},
+        }
+        # The log ends at ``end``, an entry every STEP seconds: `report --since 12h` reads
+        # all of a young store, and the same 7,200 entries of any older one.
+        assert len(store.log_since(end - timedelta(seconds=bench_queue.STEP * 999))) == 1_000
+        assert len(store.log_since(end - timedelta(seconds=bench_queue.STEP * 99))) == 100
+    finally:
+        store.close()
+
+
+# 15 to 60 s on two shared cores (thirty-odd process starts and two servers), so slow.
+@pytest.mark.slow
+@pytest.mark.skipif(
+    _bench_extra_missing(), reason="the dev extra (python-statemachine, eventsourcing) is missing"
+)
+def test_figure_10_reports_each_read_with_its_ratio_and_memory(tmp_path: Path) -> None:
+    """`run.py --quick --only 10` writes a row per read with its time ratio and peak RSS;
+    with no PostgreSQL server its rows say why, in one row."""
+    _, result = _quick(
+        tmp_path, "--only", "10", env={"MERGEGATE_TEST_PG": "postgresql://nobody@127.0.0.1:1/x"}
+    )
+    rows = {r["figure"]: r for r in result["figures"]}
+    keys = ("list", "blocked", "report", "completion", "completion_all", "api_queue")
+    for figure, key in zip("abcdef", keys, strict=True):
+        r = rows[f"10{figure}"]
+        assert r["key"] == f"fig10.{key}", r
+        assert r["backend"] == "SQLite", r
+        assert result["ratios"][r["key"]] > 0, r
+        assert r["rss_mb"] > 0, r
+        assert r["baseline_rss_mb"] > 0, r
+        assert (r["log_rows"], r["baseline_log_rows"]) == (10_000, 1_000), r
+        assert "WARNING" not in r["note"], r
+        assert "load average" in r["note"], r
+    assert rows["10g"]["note"].startswith("not available: no PostgreSQL server"), rows["10g"]
