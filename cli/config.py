@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -131,8 +131,11 @@ class Config:
     checks: tuple[CheckConfig, ...] = ()
     guidance: tuple[tuple[str, str], ...] = ()
     notify: tuple[NotifyConfig, ...] = ()
-    #: The resolved rule (docs/followups.md): state-done, folder-removed or roadmap-gone.
-    resolved: str = "state-done"
+    #: The resolved rules (docs/followups.md): state-done, folder-removed or roadmap-gone;
+    #: several (``resolved = [...]``) combine as ``resolved_combine`` says.
+    #: Names, not ``ResolvedRule``: a plain read must not load the follow-up writers.
+    resolved: tuple[str, ...] = ("state-done",)
+    resolved_combine: Literal["any", "all"] = "any"
     #: Checks on an existing Buildbot instead of ``checks`` (docs/buildbot.md).
     buildbot: BuildbotConfig | None = None
 
@@ -317,6 +320,40 @@ def _guidance(reader: _Reader) -> tuple[tuple[str, str], ...]:
     return templates
 
 
+_RULES = ("state-done", "folder-removed", "roadmap-gone")
+
+
+def _resolved(reader: _Reader) -> tuple[tuple[str, ...], Literal["any", "all"]] | None:
+    """``resolved``: one rule name, or a list combined by ``resolved_combine`` (any, all)."""
+    names = ", ".join(_RULES)
+    raw = reader.get("resolved", (str, list), f"a rule name ({names}) or a list of them")
+    combine = reader.get("resolved_combine", str, '"any" or "all"')
+    if combine is not None and not isinstance(raw, list):
+        raise reader.error(
+            "resolved_combine", "combines a list of rules: give resolved = [...] with it"
+        )
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        if raw not in _RULES:
+            raise reader.error("resolved", f"expected one of {names}, got {raw!r}")
+        return (raw,), "any"
+    bad = [v for v in raw if v not in _RULES]
+    if bad:
+        raise reader.error("resolved", f"expected rule names ({names}), got {bad[0]!r}")
+    if combine not in (None, "any", "all"):
+        raise reader.error("resolved_combine", f'expected "any" or "all", got {combine!r}')
+    mode: Literal["any", "all"] = "all" if combine == "all" else "any"
+    # Only a list loads the rules' own checks (none named twice, a combination that can hold).
+    from mergegate.followups import ResolvedRules  # noqa: PLC0415
+
+    try:
+        ResolvedRules(raw, mode)
+    except InvalidInput as err:
+        raise reader.error("resolved", str(err)) from None
+    return tuple(raw), mode
+
+
 def _parse(
     repo: Path, where: str, table: Mapping[str, Any], prefix: str, source: str | None
 ) -> Config:
@@ -369,10 +406,7 @@ def _parse(
     if buildbot is not None and checks:
         raise reader.error("buildbot", "give [[checks]] or [buildbot], not both")
     _notify_within_lease(reader, notify, ttl or Config.defaults(repo).lease_ttl)
-    resolved = reader.text("resolved")
-    rules = ("state-done", "folder-removed", "roadmap-gone")
-    if resolved is not None and resolved not in rules:
-        raise reader.error("resolved", f"expected one of {', '.join(rules)}, got {resolved!r}")
+    resolved = _resolved(reader)
     reader.done()
     defaults = Config.defaults(repo)
     return Config(
@@ -389,7 +423,8 @@ def _parse(
         checks=checks,
         guidance=guidance,
         notify=notify,
-        resolved=resolved or defaults.resolved,
+        resolved=defaults.resolved if resolved is None else resolved[0],
+        resolved_combine=defaults.resolved_combine if resolved is None else resolved[1],
         buildbot=buildbot,
     )
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         FollowUps,
         GuidanceTemplates,
         ResolvedRule,
+        ResolvedRules,
         Wiring,
     )
     from mergegate.statemachine import (
@@ -291,27 +292,26 @@ class Session:
         if not self.actor.strip() or "\n" in self.actor:
             raise InvalidInput("--actor", self.actor, "give one non-empty line")
 
-    def resolved_rule(self) -> ResolvedRule:
-        """The configured resolved rule."""
-        from mergegate.followups import ResolvedRule  # noqa: PLC0415
+    def resolved_rule(self) -> ResolvedRule | ResolvedRules:
+        """The configured resolved rule, or rules combined (``.value`` names them in one line)."""
+        from mergegate.followups import ResolvedRule, ResolvedRules  # noqa: PLC0415
 
-        return ResolvedRule(self.config().resolved)
+        config = self.config()
+        if len(config.resolved) == 1:
+            return ResolvedRule(config.resolved[0])
+        return ResolvedRules(config.resolved, config.resolved_combine)
 
     def resolver(self) -> Resolver:
         """The resolver of the configured rule (``resolved`` in mergegate.toml)."""
-        from mergegate.followups import (  # noqa: PLC0415
-            FolderRemovedResolver,
-            ResolvedRule,
-            RoadmapGoneResolver,
-            StateFileResolver,
-        )
+        from mergegate.followups import resolver_for  # noqa: PLC0415
 
         config, rule = self.config(), self.resolved_rule()
-        if rule is ResolvedRule.FOLDER_REMOVED:
-            return FolderRemovedResolver(config.todos)
-        if rule is ResolvedRule.ROADMAP_GONE:
-            return RoadmapGoneResolver(config.roadmap)
-        return StateFileResolver(config.todos, boundary=config.repo)
+        return resolver_for(
+            [rule] if isinstance(rule, str) else rule,
+            todos_root=config.todos,
+            roadmap=config.roadmap,
+            boundary=config.repo,
+        )
 
     def applier(self, *, checkout_waits: bool = False) -> GitApplier:
         """The git applier on the repository, with the configured checks.

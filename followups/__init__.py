@@ -20,7 +20,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .done import NotMarkable, ResolvedRule, mark_done, resolver_for
+    from .done import Combine, NotMarkable, ResolvedRule, ResolvedRules, mark_done, resolver_for
     from .errors import (
         FollowUpConflict,
         FollowUpError,
@@ -63,6 +63,7 @@ __all__ = [
     "AllResolved",
     "AnyResolved",
     "CallableResolver",
+    "Combine",
     "DrainResult",
     "FolderRemovedResolver",
     "FollowUpConflict",
@@ -78,6 +79,7 @@ __all__ = [
     "PathOutsideRepository",
     "PathOutsideTodos",
     "ResolvedRule",
+    "ResolvedRules",
     "RoadmapGoneResolver",
     "Scaffold",
     "ScaffoldResult",
@@ -101,6 +103,7 @@ _HOME = {
     "CODE_FOLLOWUP_FAILED": "guidance",
     "CODE_FOLLOWUP_PENDING": "guidance",
     "CallableResolver": "resolver",
+    "Combine": "done",
     "DEFAULT_GROUP": "paths",
     "DrainResult": "outbox",
     "FolderRemovedResolver": "resolver",
@@ -118,6 +121,7 @@ _HOME = {
     "PathOutsideRepository": "errors",
     "PathOutsideTodos": "errors",
     "ResolvedRule": "done",
+    "ResolvedRules": "done",
     "RoadmapGoneResolver": "resolver",
     "STATE_DONE": "todo_text",
     "STATE_OPEN": "todo_text",

@@ -13,7 +13,9 @@ import enum
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+import attrs
 
 from mergegate.statemachine import BlockedRecord, InvalidInput, MergegateError, Resolver
 
@@ -33,7 +35,10 @@ from .resolver import (
 )
 from .todo_text import STATE_DONE
 
-__all__ = ["ResolvedRule", "mark_done", "resolver_for"]
+__all__ = ["Combine", "ResolvedRule", "ResolvedRules", "mark_done", "resolver_for"]
+
+#: How several resolved rules combine: ``any`` one of them will do, or ``all`` must hold.
+Combine = Literal["any", "all"]
 
 
 class ResolvedRule(enum.StrEnum):
@@ -42,6 +47,65 @@ class ResolvedRule(enum.StrEnum):
     STATE_DONE = "state-done"
     FOLDER_REMOVED = "folder-removed"
     ROADMAP_GONE = "roadmap-gone"
+
+
+def _rules(value: Sequence[ResolvedRule | str]) -> tuple[ResolvedRule, ...]:
+    if isinstance(value, str):
+        value = [value]
+    rules: list[ResolvedRule] = []
+    for name in value:
+        try:
+            rule = ResolvedRule(name)
+        except ValueError:
+            raise InvalidInput(
+                "resolved rule", name, "use state-done, folder-removed or roadmap-gone"
+            ) from None
+        if rule in rules:
+            raise InvalidInput("resolved rules", list(value), f"{rule.value} is named twice")
+        rules.append(rule)
+    if not rules:
+        raise InvalidInput("resolved rules", list(value), "give at least one rule")
+    return tuple(rules)
+
+
+def _check_combine(_instance: object, _attribute: object, value: object) -> None:
+    if value not in ("any", "all"):
+        raise InvalidInput("resolved combine", value, "use any or all")
+
+
+@attrs.frozen
+class ResolvedRules:
+    """Several resolved rules combined, as configuration names them (``resolved = [...]``).
+
+    ``combine`` ``any``: resolved as soon as one rule holds, and ``followups
+    done`` satisfies the first; ``all``: every rule must hold, and ``done``
+    satisfies each, in order. ``all`` of ``state-done`` and ``folder-removed``
+    could never hold (a removed folder has no state.yaml) and is refused, like
+    an unknown, repeated or missing rule (InvalidInput).
+    """
+
+    rules: tuple[ResolvedRule, ...] = attrs.field(converter=_rules)
+    combine: Combine = attrs.field(default="any", validator=_check_combine)
+
+    def __attrs_post_init__(self) -> None:
+        both = {ResolvedRule.STATE_DONE, ResolvedRule.FOLDER_REMOVED}
+        if self.combine == "all" and both <= set(self.rules):
+            raise InvalidInput(
+                "resolved rules",
+                [r.value for r in self.rules],
+                "state-done and folder-removed cannot both hold (a removed folder has no "
+                "state.yaml); combine them with any",
+            )
+
+    @property
+    def value(self) -> str:
+        """The rules as one line: ``state-done``, ``state-done or folder-removed``, ``a and b``."""
+        joiner = " or " if self.combine == "any" else " and "
+        return joiner.join(r.value for r in self.rules)
+
+    def marked(self) -> tuple[ResolvedRule, ...]:
+        """The rules ``mark_done`` satisfies: the first of ``any``, every one of ``all``."""
+        return self.rules[:1] if self.combine == "any" else self.rules
 
 
 class NotMarkable(FollowUpError, ValueError):
@@ -95,7 +159,7 @@ def _done_text(text: str, occurrence: int) -> str:
 
 
 def mark_done(
-    rule: ResolvedRule,
+    rule: ResolvedRule | ResolvedRules,
     record: BlockedRecord,
     *,
     todos_root: Path,
@@ -104,11 +168,30 @@ def mark_done(
 ) -> str:
     """Satisfy ``rule`` for ``record``'s follow-up; return what was done, in one line.
 
-    Raises NotMarkable, writing nothing, when mergegate did not create the
-    follow-up or its state.yaml does not link this candidate, and
-    PathOutsideRepository when a path resolves outside ``boundary``.
-    Idempotent: marking it again changes nothing.
+    Several rules (:class:`ResolvedRules`): the first of ``any``, each of
+    ``all`` in order (its lines joined by ``; ``). Raises NotMarkable, writing
+    nothing, when mergegate did not create the follow-up or its state.yaml
+    does not link this candidate, and PathOutsideRepository when a path
+    resolves outside ``boundary``. Idempotent: marking it again changes nothing.
     """
+    if isinstance(rule, ResolvedRules):
+        # Removal last: a state-done or roadmap-gone rule still needs the folder's state.yaml.
+        order = sorted(rule.marked(), key=lambda r: r is ResolvedRule.FOLDER_REMOVED)
+        return "; ".join(
+            _mark_one(r, record, todos_root=todos_root, roadmap=roadmap, boundary=boundary)
+            for r in order
+        )
+    return _mark_one(rule, record, todos_root=todos_root, roadmap=roadmap, boundary=boundary)
+
+
+def _mark_one(
+    rule: ResolvedRule,
+    record: BlockedRecord,
+    *,
+    todos_root: Path,
+    roadmap: Path | None,
+    boundary: Path | None,
+) -> str:
     fu = record.follow_up_slug
     why_not = _not_created(record)
     if why_not is not None:
@@ -145,41 +228,33 @@ def mark_done(
 
 
 def resolver_for(
-    rules: Sequence[ResolvedRule | str],
+    rules: Sequence[ResolvedRule | str] | ResolvedRules,
     *,
     todos_root: Path,
     roadmap: Path | None = None,
-    combine: str = "any",
+    combine: Combine = "any",
     boundary: Path | None = None,
 ) -> Resolver:
     """The resolver that configuration names: one rule, or several combined.
 
     ``rules`` are rule names (``state-done``, ``folder-removed``,
-    ``roadmap-gone``); ``combine`` is ``any`` (one of them will do, as a host
-    that counts "folder removed" or "state done" alike) or ``all``. Raises
+    ``roadmap-gone``), or a :class:`ResolvedRules` (which brings its own
+    ``combine``); ``combine`` is ``any`` (one of them will do, as a host that
+    counts "folder removed" or "state done" alike) or ``all``. Raises
     InvalidInput, naming the choices, for an unknown rule or combination, no
     rule at all, or ``roadmap-gone`` without a roadmap.
     """
-    if combine not in ("any", "all"):
-        raise InvalidInput("resolved combine", combine, "use any or all")
-    if isinstance(rules, str):
-        rules = [rules]
+    chosen = rules if isinstance(rules, ResolvedRules) else ResolvedRules(rules, combine)
     built: list[Resolver] = []
-    for name in rules:
-        try:
-            rule = ResolvedRule(name)
-        except ValueError:
-            raise InvalidInput(
-                "resolved rule", name, "use state-done, folder-removed or roadmap-gone"
-            ) from None
+    for rule in chosen.rules:
         if rule is ResolvedRule.STATE_DONE:
             built.append(StateFileResolver(todos_root, boundary=boundary))
         elif rule is ResolvedRule.FOLDER_REMOVED:
             built.append(FolderRemovedResolver(todos_root))
         elif roadmap is None:
-            raise InvalidInput("resolved rule", name, "roadmap-gone needs a roadmap")
+            raise InvalidInput("resolved rule", rule.value, "roadmap-gone needs a roadmap")
         else:
             built.append(RoadmapGoneResolver(roadmap))
     if len(built) == 1:
         return built[0]
-    return AnyResolved(built) if combine == "any" else AllResolved(built)
+    return AnyResolved(built) if chosen.combine == "any" else AllResolved(built)

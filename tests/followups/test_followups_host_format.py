@@ -201,13 +201,18 @@ def test_resolver_for_builds_what_configuration_names(tmp_path: Path) -> None:
     both = resolver_for(["folder-removed", "state-done"], todos_root=todos)
     assert isinstance(both, AnyResolved)
     assert len(both.rules) == 2
-    every = resolver_for(["state-done", "folder-removed"], todos_root=todos, combine="all")
+    roadmap = todos / "roadmap.yaml"
+    every = resolver_for(
+        ["state-done", "roadmap-gone"], todos_root=todos, roadmap=roadmap, combine="all"
+    )
     assert isinstance(every, AllResolved)
+    with pytest.raises(InvalidInput, match="cannot both hold"):
+        resolver_for(["state-done", "folder-removed"], todos_root=todos, combine="all")
     with pytest.raises(InvalidInput, match="state-done, folder-removed or roadmap-gone"):
         resolver_for(["folder-gone"], todos_root=todos)
     with pytest.raises(InvalidInput, match="roadmap"):
         resolver_for(["roadmap-gone"], todos_root=todos)
     with pytest.raises(InvalidInput, match="any or all"):
-        resolver_for(["state-done"], todos_root=todos, combine="either")
+        resolver_for(["state-done"], todos_root=todos, combine="either")  # type: ignore[arg-type]
     with pytest.raises(InvalidInput):
         resolver_for([], todos_root=todos)
