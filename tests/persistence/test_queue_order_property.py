@@ -1,6 +1,7 @@
 """A stateful property: the queue is in submission order through requeues and restarts.
 
-The model keeps each queued candidate's place by hand: a submit takes the next
+The model keeps each queued candidate's place by hand (a promote takes one before
+every active candidate's, and a pause leaves nothing to claim): a submit takes the next
 place, a requeued link and a supersede keep theirs, a resume after an
 interrupted apply keeps its place (a restart must not reorder the queue), any
 other resume takes the next place (a re-entry goes to the back). After every
@@ -52,6 +53,7 @@ class QueueOrderMachine(RuleBasedStateMachine):
         self.places = itertools.count()
         #: slug -> (state, place, interrupted) of every unfinished candidate.
         self.model: dict[str, tuple[str, int, bool]] = {}
+        self.paused = False
 
     def teardown(self) -> None:
         self.store.close()
@@ -79,7 +81,7 @@ class QueueOrderMachine(RuleBasedStateMachine):
 
     @rule()
     def claim(self) -> None:
-        expected = self._expected_queue()
+        expected = [] if self.paused else self._expected_queue()
         outcome = self.engine.start_next(owner=OWNER)
         actual = None if outcome is None else outcome.candidate.key.slug
         expect(
@@ -150,6 +152,27 @@ class QueueOrderMachine(RuleBasedStateMachine):
         slug = data.draw(st.sampled_from(out))
         self.engine.withdraw(slug, why="property test")
         del self.model[slug]
+
+    @rule(data=st.data())
+    def promote(self, data: st.DataObject) -> None:
+        """A promoted candidate goes before every active one; the others keep their order."""
+        queued = self._in("pending", "retry")
+        if not queued:
+            return
+        slug = data.draw(st.sampled_from(queued))
+        self.engine.promote(slug, why="property test")
+        state, _, interrupted = self.model[slug]
+        first = min(place for _, place, _ in self.model.values())
+        self.model[slug] = (state, first - 1, interrupted)
+
+    @rule()
+    def pause_or_unpause(self) -> None:
+        """A paused queue has no head to claim; the unpause gives the same order back."""
+        if self.paused:
+            self.engine.unpause()
+        else:
+            self.engine.pause("property test")
+        self.paused = not self.paused
 
     @rule()
     def chain_restart(self) -> None:
@@ -237,6 +260,7 @@ _TABLES = (
     "blocked_evidence",
     "follow_up_outbox",
     "leases",
+    "queue_controls",
 )
 
 
