@@ -11,12 +11,22 @@ tasks that should write in parallel a facade each, over a store each.
 
 ``wait_for_change`` holds a worker thread while it waits: the default executor
 has a few dozen, so wait in one task and wake the others with an
-``asyncio.Event``, rather than wait in hundreds.
+``asyncio.Event``, rather than wait in hundreds. Its thread waits in slices of
+:data:`WAIT_SLICE` seconds and stops at the next one once the task is
+cancelled, so a cancelled wait does not hold up ``asyncio.run``'s exit.
+
+A cancelled call that is already running in its thread is not stopped: a
+thread cannot be cancelled, so its transaction still commits (or fails) on its
+own. Cancelling only stops the task from waiting for it; re-read what you
+need (or retry with the same ``idempotency_key``) rather than assume it did not
+happen.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import ParamSpec, TypeVar
@@ -33,6 +43,9 @@ from .records import BlockedReport, Candidate, CandidateKey, Outcome
 from .states import State
 
 __all__ = ["AsyncEngine"]
+
+#: How often a cancelled ``wait_for_change``'s thread notices the cancellation, in seconds.
+WAIT_SLICE = 0.1
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -174,5 +187,27 @@ class AsyncEngine:
         return await self.call(self._feed().feed_head)
 
     async def wait_for_change(self, cursor: int, timeout: float) -> bool:
-        """The store's ``wait_for_change``, in a worker thread (see the module docstring)."""
-        return await self.call(self._feed().wait_for_change, cursor, timeout)
+        """The store's ``wait_for_change``, in a worker thread (see the module docstring).
+
+        The thread waits in slices of :data:`WAIT_SLICE`; once this task is
+        cancelled it returns at the end of the current slice, freeing the thread.
+        """
+        feed = self._feed()
+        cancelled = threading.Event()
+
+        def wait() -> bool:
+            deadline = time.monotonic() + timeout
+            while True:
+                # A slice that finds no change loses nothing: each one checks for a
+                # change after ``cursor`` first, so the next slice sees what it missed.
+                left = deadline - time.monotonic()
+                if feed.wait_for_change(cursor, max(0.0, min(left, WAIT_SLICE))):
+                    return True
+                if cancelled.is_set() or left <= WAIT_SLICE:
+                    return False
+
+        try:
+            return await asyncio.to_thread(wait)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -144,3 +145,21 @@ def test_the_facade_reads_the_queue_and_the_feed(opener: Callable[[], Any]) -> N
             await facade.start_apply("c1", owner="b")
 
     asyncio.run(scenario())
+
+
+def test_a_cancelled_wait_frees_its_thread_so_asyncio_run_exits(opener: Callable[[], Any]) -> None:
+    """A cancelled wait_for_change ends its thread: asyncio.run returns soon, not at 60 s."""
+    facade = AsyncEngine(Engine(opener()))
+
+    async def scenario() -> None:
+        head = await facade.feed_head()
+        waiter = asyncio.create_task(facade.wait_for_change(head, 60.0))
+        await asyncio.sleep(0.3)  # in its thread, waiting
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+
+    began = time.monotonic()
+    asyncio.run(scenario())  # shuts the default executor down: joins the waiting thread
+    took = time.monotonic() - began
+    assert took < 20, f"asyncio.run waited {took:.1f} s for the cancelled wait's thread"
