@@ -28,7 +28,10 @@ __all__ = ["run"]
     default=1.0,
     show_default=True,
     metavar="SECONDS",
-    help="How often an idle integrator looks for new candidates.",
+    help=(
+        "The longest an idle integrator waits on the change feed (a submit wakes it at once) "
+        "before it recovers dead applies and looks again."
+    ),
 )
 @click.option(
     "--concurrency",

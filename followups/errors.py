@@ -7,7 +7,7 @@ builtin a caller would catch: a todo folder that belongs to someone else is a
 
 from __future__ import annotations
 
-from mergegate.statemachine import MergegateError
+from mergegate.statemachine import CandidateKey, MergegateError
 
 __all__ = [
     "FollowUpConflict",
@@ -29,10 +29,12 @@ class FollowUpConflict(FollowUpError, FileExistsError):
     """The todo folder exists but links another candidate (or none); nothing was written."""
 
     path: str
-    expected: object
-    found: object
+    #: The identity the folder should link.
+    expected: CandidateKey
+    #: The identity it links (its input.md's Source), or ``None`` for no readable linkage.
+    found: CandidateKey | None
 
-    def __init__(self, path: str, expected: object, found: object) -> None:
+    def __init__(self, path: str, expected: CandidateKey, found: CandidateKey | None) -> None:
         shown = "no source linkage" if found is None else f"candidate {found}"
         super().__init__(
             f"todo folder {path} already exists with {shown}, not {expected}; "

@@ -7,6 +7,7 @@ wrong, the offending value, and what to do instead.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Protocol
 
 from .states import Event, State
@@ -189,23 +190,27 @@ class LeaseHeld(MergegateError, RuntimeError):
 
     lease: str
     owner: str
-    #: ISO 8601 UTC text, or None when the lease was lost (no row holds it).
-    expires_at: str | None
+    #: When the lease expires (UTC), or None when it was lost (no row holds it).
+    expires_at: datetime | None
     #: True when no row holds the lease any more: another process recovered it
     #: after it expired. ``owner`` is then the one who lost it.
     lost: bool
 
     def __init__(
-        self, lease: str, owner: str, expires_at: str | None, *, lost: bool = False
+        self, lease: str, owner: str, expires_at: datetime | str | None, *, lost: bool = False
     ) -> None:
+        # ISO 8601 text is accepted too: the stores and older callers pass it.
+        when = datetime.fromisoformat(expires_at) if isinstance(expires_at, str) else expires_at
         message = (
             f"integration lease {lease!r} of {owner!r} was lost: another process recovered it "
             "after it expired; stop this apply and re-read the candidate"
             if lost
-            else f"integration lease {lease!r} is held by {owner!r} until {expires_at}; "
-            "wait for it, or run `mergegate recover` once it has expired"
+            else f"integration lease {lease!r} is held by {owner!r} until "
+            f"{None if when is None else when.isoformat()}; wait for it "
+            "(from Python: start_apply_waiting), or once it has expired run "
+            "`mergegate recover` (from Python: take_over, or start_apply_waiting with the applier)"
         )
-        super().__init__(message, lease=lease, owner=owner, expires_at=expires_at, lost=lost)
+        super().__init__(message, lease=lease, owner=owner, expires_at=when, lost=lost)
 
 
 class StoreError(MergegateError, RuntimeError):

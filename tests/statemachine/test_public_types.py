@@ -62,8 +62,11 @@ CORRECT = (
     "Wiring(Path('todos'), scaffold=TodoScaffold())\n"
     # Error facts are typed: reading them needs no cast.
     "from mergegate.statemachine import IllegalTransition, LeaseHeld\n"
-    "def facts(e: IllegalTransition, h: LeaseHeld) -> str:\n"
-    "    return e.candidate.slug + e.state.value + e.event.value + (h.expires_at or '')\n"
+    "from mergegate.followups import FollowUpConflict\n"
+    "def facts(e: IllegalTransition, h: LeaseHeld, c: FollowUpConflict) -> str:\n"
+    "    until = '' if h.expires_at is None else h.expires_at.isoformat()\n"
+    "    found = '' if c.found is None else c.found.slug\n"
+    "    return e.candidate.slug + e.state.value + e.event.value + until + c.expected.sha + found\n"
 )
 
 

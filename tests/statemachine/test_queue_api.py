@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -269,3 +269,21 @@ def test_run_queue_takes_over_an_expired_lease(
     assert any(
         "event=requeue" in r.getMessage() and "slug=c0" in r.getMessage() for r in caplog.records
     )
+
+
+def test_lease_held_says_how_to_wait_from_python_and_from_the_cli(store: Store) -> None:
+    """LeaseHeld names start_apply_waiting and `mergegate recover`; its expiry is a datetime."""
+    engine = Engine(store)
+    engine.submit(key(1))
+    engine.submit(key(2))
+    engine.start_apply("c1", owner="a")
+    with pytest.raises(LeaseHeld) as caught:
+        engine.start_apply("c2", owner="b")
+    err = caught.value
+    assert isinstance(err.expires_at, datetime)
+    assert err.expires_at > engine.clock()
+    message = str(err)
+    assert "\n" not in message
+    assert err.expires_at.isoformat() in message
+    assert "start_apply_waiting" in message
+    assert "`mergegate recover`" in message
