@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from mergegate.apply.runners import CheckJob
 from mergegate.persistence import SQLiteStore
+from mergegate.persistence.checkbuilds import CheckBuilds
 from mergegate.persistence.contract import conflict_report
 from mergegate.persistence.transfer import export_queue, import_queue
 from mergegate.statemachine import CandidateKey, Engine, InvalidInput, Store, StoreError
@@ -28,6 +30,9 @@ def _queue(store: Store) -> None:
     store.acknowledge(
         "2" * 40, "hotfix on the server", actor="ops", at=store.candidates()[0].submitted_at
     )
+    builds = CheckBuilds(store)  # type: ignore[arg-type]
+    job = CheckJob(CandidateKey("cc", "cc", "a" * 40), "1" * 40, "a" * 40, "3" * 40, lambda: "")
+    builds.finish_build(builds.add_build(job, "unit", 1, "buildbot", "17", None), "failed", 1)
 
 
 def _tables(store: Store) -> str:
@@ -57,6 +62,27 @@ def test_sqlite_to_sqlite_keeps_every_row_and_the_order(
     assert [c.key.slug for c in target.queue()] == ["cc", "bb", "ee"]
     assert Engine(target).verify() == []
     assert target.integrity_problems() == []
+    # The facts in columns and the builds travel too.
+    aa = target.history(Engine(target).get("aa").id)
+    assert [(t.lease_owner, t.main_sha) for t in aa[1:]] == [("t", None), (None, "1" * 40)]
+    rows = CheckBuilds(target).builds()
+    assert [(r.slug, r.check, r.state, r.build_id) for r in rows] == [
+        ("cc", "unit", "failed", "17")
+    ]
+
+
+def test_an_export_from_before_the_facts_and_builds_still_imports(
+    source: SQLiteStore, tmp_path: Path
+) -> None:
+    """An older export (no lease_owner/main_sha/interrupted, no check_builds) imports with none."""
+    document = json.loads(json.dumps(export_queue(source)))
+    del document["tables"]["check_builds"]
+    for row in document["tables"]["transitions"]:
+        for name in ("lease_owner", "main_sha", "interrupted"):
+            del row[name]
+    target = SQLiteStore(tmp_path / "older.sqlite3")
+    assert import_queue(target, document)["check_builds"] == 0
+    assert {t.lease_owner for t in target.history(Engine(target).get("aa").id)} == {None}
 
 
 @pytest.mark.postgres
