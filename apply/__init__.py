@@ -12,7 +12,7 @@ mergegate's CLI from their modules.
 
 from .applier import GitApplier
 from .audit import RepositoryViolation
-from .chain import ChainRun, integrate_chain
+from .chain import ChainRun, GiveBack, integrate_chain
 from .checks import CheckSpec
 from .errors import CheckoutInUse, GitCommandFailed, GitNotFound, MainCheckedOut, RepositoryBusy
 from .git import Identity
@@ -37,6 +37,7 @@ __all__ = [
     "CheckSpec",
     "CheckoutInUse",
     "GitApplier",
+    "GiveBack",
     "GitCommandFailed",
     "GitNotFound",
     "Identity",

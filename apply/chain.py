@@ -26,7 +26,14 @@ names the owner. If the integrator dies or stalls, the lease expires and
 else requeued. A ``stop`` event (a stop signal, set from any thread) ends the
 chain at its next safe point: never during a move; the running checks are
 killed and every link not yet settled is requeued before the lease is released.
-See docs/apply.md, "Speculative chains".
+
+A ``recall`` (an operator's control, read by the caller) asks the same of a
+chain at its next safe point, with the reason it gives: a :class:`GiveBack`
+without ``first`` (``pause --requeue``) requeues every unsettled link and
+returns, as a stop does; one with ``first`` (a promoted candidate) requeues
+them (they keep their queue places, behind the promoted one) and rebuilds the
+chain from the queue's head, the promoted candidate first, unless it already
+heads the chain. See docs/apply.md, "Speculative chains".
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import collections
 import concurrent.futures
 import threading
 import time
+from collections.abc import Callable
 
 import attrs
 
@@ -53,7 +61,10 @@ from mergegate.statemachine import (
 
 from .applier import Built, GitApplier, checks_failed
 
-__all__ = ["ChainRun", "integrate_chain"]
+__all__ = ["ChainRun", "GiveBack", "integrate_chain"]
+
+#: The reason logged on each link a stop signal requeues.
+STOPPED = "requeued: the integrator was stopped before this link settled"
 
 #: How often a link's running check looks whether its link was thrown away.
 _STOP_POLL = 0.05
@@ -82,6 +93,26 @@ class _Link:
     def tip(self) -> str | None:
         """The commit the next link is built on, ``None`` if this link adds none."""
         return self.built.commit if isinstance(self.built, Built) else None
+
+
+@attrs.frozen
+class GiveBack:
+    """A control asks the work in flight back: requeue every unsettled link, logging ``why``.
+
+    Without ``first`` (a pause with requeue) the chain then returns. With
+    ``first``, the slug of a promoted candidate, it rebuilds from the queue's
+    head with that candidate first; nothing is thrown away if it heads the
+    chain already, or if it is no longer queued.
+    """
+
+    why: str
+    first: str | None = None
+
+
+#: How a chain asks for a :class:`GiveBack`: called at each safe point (every 50 ms
+#: while the head's checks run), it returns the one asked for since, once, or ``None``.
+#: It must be cheap (no store read): see cli/controlwatch.py for one that is.
+Recall = Callable[[], GiveBack | None]
 
 
 @attrs.frozen
@@ -124,6 +155,9 @@ class _Chain:
     concurrency: int
     pool: concurrent.futures.ThreadPoolExecutor
     stop: threading.Event = attrs.Factory(threading.Event)
+    recall: Recall | None = None
+    #: A give-back taken from ``recall`` and not yet carried out.
+    asked: GiveBack | None = None
     stopped: list[str] = attrs.Factory(list)
     main: str = ""
     links: list[_Link] = attrs.Factory(list)
@@ -138,8 +172,15 @@ class _Chain:
         self.main = self.applier.main_sha()
         while True:
             if self.stop.is_set():
-                self._stopped()
+                self._stopped(STOPPED)
                 return
+            if self._asked_back():
+                asked, self.asked = self.asked, None
+                assert asked is not None
+                if asked.first is None:
+                    self._stopped(asked.why)
+                    return
+                self._rebuild(asked)
             self._fill()
             if not self.links:
                 return
@@ -148,10 +189,36 @@ class _Chain:
                 # chain ends, and the integrator reads it before the next one.
                 return
 
-    def _stopped(self) -> None:
-        """Requeue every link not yet settled: none of them moved ``main``."""
+    def _stopped(self, why: str) -> None:
+        """Requeue every link not yet settled, logging ``why``: none of them moved ``main``."""
         self.stopped = [link.candidate.key.slug for link in self.links]
-        self._discard(self.links, "requeued: the integrator was stopped before this link settled")
+        self._discard(self.links, why)
+        self.links.clear()
+        self.retest.clear()
+
+    def _asked_back(self) -> bool:
+        """Whether a give-back is due now (taken from ``recall``; a needless one is dropped)."""
+        if self.asked is None and self.recall is not None:
+            self.asked = self.recall()
+            first = None if self.asked is None else self.asked.first
+            if first is not None and not self._promotion_reorders(first):
+                self.asked = None
+        return self.asked is not None
+
+    def _promotion_reorders(self, slug: str) -> bool:
+        """Whether the promoted ``slug`` should head the chain and does not (a store read)."""
+        if not self.links or self.links[0].candidate.key.slug == slug:
+            return False
+        if any(link.candidate.key.slug == slug for link in self.links):
+            return True
+        # Not in the chain: it must still be waiting (not taken and settled meanwhile).
+        candidate = self.engine.store.candidate(slug)
+        return candidate is not None and candidate.state in self.engine.table.queued
+
+    def _rebuild(self, asked: GiveBack) -> None:
+        """Throw every unsettled link away, logging why: the next fill starts from the queue's
+        head, the promoted candidate, then the links in their places (positions are kept)."""
+        self._discard(self.links, asked.why)
         self.links.clear()
         self.retest.clear()
 
@@ -215,7 +282,7 @@ class _Chain:
                 # Short waits, so a stop is seen at once; the heartbeat keeps its period.
                 results = head.future.result(timeout=_STOP_POLL)
             except concurrent.futures.TimeoutError:
-                if self.stop.is_set():
+                if self.stop.is_set() or self._asked_back():
                     return None
                 if time.monotonic() >= beat:
                     self.heartbeat()
@@ -238,8 +305,10 @@ class _Chain:
         head = self.links[0]
         slug, seq = head.candidate.key.slug, head.candidate.seq
         result = self._result(head)
-        if result is None or (self.stop.is_set() and not isinstance(result, Blocked)):
-            # Stopped: the head is not moved now; run() requeues it with the rest.
+        if result is None or (
+            not isinstance(result, Blocked) and (self.stop.is_set() or self._asked_back())
+        ):
+            # Stopped or asked back: the head is not moved now; run() requeues it with the rest.
             return False
         if isinstance(result, Blocked):
             self._block(head, result.report)
@@ -319,6 +388,7 @@ def integrate_chain(
     owner: str,
     concurrency: int,
     stop: threading.Event | None = None,
+    recall: Recall | None = None,
 ) -> ChainRun:
     """Integrate the whole queue, ``concurrency`` candidates tested at once; see the module.
 
@@ -328,7 +398,8 @@ def integrate_chain(
     the lease was lost), the links stay ``applying`` under the lease, and
     ``Engine.recover`` settles them once it expires. When ``stop`` is set it
     returns at the next safe point (never mid-move), every unsettled link
-    requeued and named in :attr:`ChainRun.stopped`.
+    requeued and named in :attr:`ChainRun.stopped`. ``recall`` is asked at the same
+    safe points for a :class:`GiveBack` (see the module).
     """
     if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
         raise InvalidInput("concurrency", concurrency, "give an integer of 1 or more")
@@ -342,7 +413,7 @@ def integrate_chain(
             max_workers=2 * concurrency, thread_name_prefix="mergegate-link"
         ) as pool,
     ):
-        chain = _Chain(engine, applier, owner, concurrency, pool, stop or threading.Event())
+        chain = _Chain(engine, applier, owner, concurrency, pool, stop or threading.Event(), recall)
         try:
             chain.run()
         finally:

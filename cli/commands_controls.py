@@ -49,16 +49,17 @@ _WHY = click.option("--why", help="Why (logged with who and when).")
 @click.option(
     "--requeue",
     is_flag=True,
-    help="Ask for the work in flight back (logged and shown; run does not act on it yet: "
-    "stop run, which requeues what it holds).",
+    help="Give the work in flight back: a run applying requeues it at its place at its "
+    "next safe point (never mid-move), as SIGTERM would, and stays up paused.",
 )
 @click.pass_context
 def pause(ctx: click.Context, why: str | None, requeue: bool) -> int:
     """Freeze the queue for every integrator: nothing new is applied until `mergegate unpause`.
 
-    What is in flight finishes. Submissions still queue. `run` stays up and
-    goes on after the unpause. --requeue is recorded and shown only: to give
-    the work in flight back now, stop `run` (it requeues what it holds).
+    What is in flight finishes; with --requeue it is given back instead:
+    each `run` applying requeues its candidate in its check (or its chain's
+    unsettled links) at its place, logging who paused and why; no follow-up.
+    Submissions still queue. `run` stays up and goes on after the unpause.
     """
     reason = _why(why, required=True)
     assert reason is not None
@@ -112,8 +113,10 @@ def undrain(ctx: click.Context, why: str | None) -> int:
 def promote(ctx: click.Context, slug: str, why: str | None) -> int:
     """Put queued candidate SLUG first: the next one any integrator takes.
 
-    The candidates behind it keep their order; a speculative chain builds its
-    next links on it. A chain already in flight is not thrown away.
+    The candidates behind it keep their order. A `run` applying gives its
+    work in flight back at its next safe point (a chain's unsettled links, or
+    at --concurrency 1 the candidate in its check), logging the promotion,
+    and takes SLUG first; a move of main is never cut short.
     """
     check_slug(slug)
     reason = _why(why, required=True)

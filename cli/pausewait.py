@@ -5,6 +5,10 @@ no head while the queue is paused, and the loop then waits here instead of for
 new candidates. It wakes when a control is logged (the store's control waiter:
 PostgreSQL's LISTEN/NOTIFY, SQLite's data version), not on a poll interval;
 ``poll`` still bounds each wait, so recovery runs meanwhile.
+
+A ``pause --requeue`` that comes while ``run`` applies is heard by the
+control watcher (``controlwatch.py``), which has the work in flight given
+back; the run then comes here, paused, like any other.
 """
 
 from __future__ import annotations
@@ -21,11 +25,13 @@ from .payload import stamp
 if TYPE_CHECKING:
     from mergegate.statemachine import ControlEntry, Store
 
-__all__ = ["PauseWait"]
+__all__ = ["ControlWaiter", "PauseWait"]
 
 
 @runtime_checkable
-class _ControlWaiter(Protocol):
+class ControlWaiter(Protocol):
+    """A store that can wait for a new control (both SQL stores): woken by its commit."""
+
     def wait_for_control(self, after: int, timeout: float) -> bool: ...
 
 
@@ -62,7 +68,7 @@ class PauseWait:
 
         A store without a control waiter is polled: this sleeps ``timeout``.
         """
-        if not isinstance(store, _ControlWaiter):
+        if not isinstance(store, ControlWaiter):
             time.sleep(timeout)
             return False
         return store.wait_for_control(entry.id, timeout)

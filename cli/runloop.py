@@ -21,6 +21,16 @@ signal (no follow-up: the stop is not its fault; see
 ``mergegate.statemachine._interruptions``); at any other step the apply is
 finished first. Either way the loop then exits.
 
+Controls: a ``pause --requeue``, or a promote of a queued candidate, that is
+logged while a step is in flight asks its work back the same way (a watcher
+thread on the store's control waiter hears it: ``controlwatch.py``): a
+serial candidate in its check, or every link of a chain not yet settled, is
+requeued at its place by a logged ``requeue`` naming the control, who and
+why (never a move of ``main``; no follow-up; not an interruption that counts
+toward a block). The loop does not exit: paused, it waits for the unpause; a
+promotion, it takes the promoted candidate first. The signal and the
+give-back share one mechanism (``stopsignal.py``).
+
 With ``concurrency`` above 1 the step is :func:`chain_step`: the queue is
 drained by :func:`mergegate.apply.integrate_chain`, that many candidates
 tested at once. A stop signal then only sets an event the chain polls: it kills
@@ -32,15 +42,9 @@ link settles (engine hooks), not when the whole chain returns.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
-from types import FrameType
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Literal
 
 import attrs
 
@@ -58,14 +62,17 @@ from mergegate.statemachine import (
 )
 
 from .cirunner import prune_stale_check_refs
+from .controlwatch import ControlWatch, newest_control
 from .errors import ConfigBrokenInRun, ConfigError
 from .pausewait import PauseWait
 from .recovery import recover_now
 from .standby import Backoff, ordinary
+from .stopsignal import Interrupted, Recalled, StopSignal
+from .turn import TURN_WAIT, Turn
 
 if TYPE_CHECKING:
     from mergegate.apply import GitApplier
-    from mergegate.statemachine import Engine
+    from mergegate.statemachine import Engine, Store
 
     from .progress import Reporter
     from .session import Session
@@ -76,6 +83,7 @@ __all__ = [
     "Interrupted",
     "Loop",
     "StopSignal",
+    "Turn",
     "apply_next",
     "chain_step",
 ]
@@ -84,9 +92,6 @@ __all__ = [
 #: and a check process of its own, and past a few the chain rarely gets that long
 #: before a failure throws its tail away.
 MAX_CONCURRENCY = 32
-
-#: How often an integrator standing by for its turn recovers dead or expired leases.
-TURN_WAIT = 2.0
 
 #: One step of the loop: handle the next candidate(s) and return their outcomes;
 #: empty when the queue is empty. It may raise LeaseHeld (another integrator holds
@@ -113,113 +118,13 @@ def chain_step(loop: Loop) -> Sequence[Outcome]:
             owner=loop.owner,
             concurrency=loop.concurrency,
             stop=loop.stop.event,
+            recall=loop.stop.take_recall,
         )
     finally:
         loop.chaining = False
     if run.stopped:
         loop.tally = attrs.evolve(loop.tally, released=loop.tally.released + len(run.stopped))
     return [o for o in run.outcomes if o.candidate.state in (State.INTEGRATED, State.BLOCKED)]
-
-
-class Interrupted(BaseException):
-    """A stop signal cut a check or a wait short. A BaseException, so no handler eats it."""
-
-
-@attrs.define
-class StopSignal:
-    """SIGINT and SIGTERM: remembered always, raised only where cutting short is safe."""
-
-    requested: str | None = None
-    #: Set with ``requested``: a chain polls it, from any thread, and stops itself.
-    event: threading.Event = attrs.Factory(threading.Event)
-    _interruptible: bool = False
-    _previous: dict[int, object] = attrs.Factory(dict)
-
-    def _handle(self, signum: int, _frame: FrameType | None) -> None:
-        self.requested = signal.Signals(signum).name
-        self.event.set()
-        if self._interruptible:
-            self._interruptible = False
-            raise Interrupted(self.requested)
-
-    def install(self) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._previous[sig] = signal.signal(sig, self._handle)
-
-    def uninstall(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)  # type: ignore[arg-type]
-        self._previous.clear()
-
-    def interruptible(self, on: bool) -> None:
-        """Allow (or stop allowing) the signal to raise :class:`Interrupted` here."""
-        if on and self.requested is not None:
-            raise Interrupted(self.requested)
-        self._interruptible = on
-
-    @contextlib.contextmanager
-    def cut_short(self) -> Iterator[None]:
-        """A region (a sleep, a wait for the turn) that a stop signal may end at once."""
-        self.interruptible(True)
-        try:
-            yield
-        finally:
-            self._interruptible = False
-
-
-@attrs.define
-class Turn:
-    """The host's integrators take turns through an ``flock`` on one file.
-
-    The holder keeps the turn while the queue has work and touches the file
-    after each candidate; it gives the turn up when the queue is empty.
-    """
-
-    path: Path
-    held: bool = False
-    _fd: int | None = None
-
-    def take(self, wait: float) -> bool:
-        """Wait up to ``wait`` seconds for the turn; ``False`` if it did not come."""
-        if self._fd is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = time.monotonic() + wait
-        delay = 0.0005
-        while True:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    return False
-                time.sleep(delay)
-                delay = min(delay * 2, 0.01)
-            else:
-                self.held = True
-                self.touch()
-                return True
-
-    def touch(self) -> None:
-        """Say that the holder made progress."""
-        os.utime(self.path)
-
-    def idle_for(self) -> float:
-        """Seconds since the holder last made progress."""
-        try:
-            return time.time() - self.path.stat().st_mtime
-        except OSError:
-            return 0.0
-
-    def give(self) -> None:
-        if self._fd is not None and self.held:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-        self.held = False
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-        self.held = False
 
 
 @attrs.define
@@ -242,6 +147,8 @@ class Loop:
     backoff: Backoff = attrs.Factory(Backoff)
     #: The pause this run announced (mergegate pause), so it is said once.
     pause: PauseWait = attrs.Factory(PauseWait)
+    #: Hears a control while a step is in flight (made by :meth:`run`).
+    watch: ControlWatch | None = None
     _kept_at: float = 0.0
     _counted: set[tuple[int, int]] = attrs.Factory(set)
     _engine: Engine | None = None
@@ -271,6 +178,8 @@ class Loop:
 
     def _started(self, outcome: Outcome) -> None:
         self._applying = outcome
+        if not self.chaining:
+            self.stop.current = outcome.candidate.key.slug
         self.reporter.started(outcome)
 
     def _link_moved(self, outcome: Outcome) -> None:
@@ -315,6 +224,7 @@ class Loop:
         # Only a check may be cut short: before it nothing is slow, and from the
         # move on the apply must finish, or main and the records would disagree.
         self.stop.interruptible(step == "check")
+        self.stop.in_check(step == "check")
 
     def run(self, *, once: bool) -> RunSummary:
         """Drain the queue (and with ``once``, return); otherwise wait for more until stopped."""
@@ -322,6 +232,7 @@ class Loop:
         self.session.keepalive = self._keep_alive
         self.applier.on_step = self._on_step
         self.stop.install()
+        watch = self.watch = ControlWatch(self._watch_store, self.stop)
         try:
             self.applier.cleanup_stale()
             self._reuse.enter_context(self.applier.reusing_worktrees())
@@ -334,10 +245,13 @@ class Loop:
                 cursor = None if once else self._cursor()
                 try:
                     outcomes = self._next()
+                except Recalled as recalled:
+                    self._release(recalled.give.why, how="recall")
+                    continue
                 except Interrupted:
                     self._release(
                         f"mergegate run was stopped by {self.stop.requested} during its check",
-                        counted=True,
+                        how="stop",
                     )
                     break
                 except MergegateError as err:
@@ -360,14 +274,19 @@ class Loop:
             if self.stop.requested is not None:
                 self.reporter.note(f"stopped by {self.stop.requested}")
         finally:
-            self.stop.uninstall()
-            self._reuse.close()
-            self.applier.on_step = None
-            if self.turn is not None:
-                self.turn.close()
-            self.reporter.close()
+            self._close(watch)
         self.tally = attrs.evolve(self.tally, seconds=time.monotonic() - began)
         return self.tally
+
+    def _close(self, watch: ControlWatch) -> None:
+        """The run ends: its watcher, signal handlers, worktrees, turn and reporter."""
+        watch.close()
+        self.stop.uninstall()
+        self._reuse.close()
+        self.applier.on_step = None
+        if self.turn is not None:
+            self.turn.close()
+        self.reporter.close()
 
     def _next(self) -> Sequence[Outcome] | None:
         """The step's outcomes; ``None`` when another integrator holds the lease."""
@@ -385,6 +304,7 @@ class Loop:
         if changed:
             self._take_new_config()
         try:
+            self._arm()
             outcomes = self.step(self)
         except LeaseHeld as err:
             if err.lost and self._applying is not None:
@@ -397,7 +317,10 @@ class Loop:
                 )
             return None
         finally:
+            if self.watch is not None:
+                self.watch.disarm()
             self.stop.interruptible(False)
+            self.stop.in_check(False)
             if self.turn is not None:
                 if outcomes:
                     self.turn.touch()
@@ -410,6 +333,21 @@ class Loop:
         # A method, not an assignment in _next: the start hook sets ``_applying``
         # during the step, which a type checker narrowing the attribute cannot see.
         self._applying = None
+        self.stop.current = None
+
+    def _arm(self) -> None:
+        """Have the control watcher hear controls logged from now on, until the step ends.
+
+        Read before the claim: a control logged earlier is the claim's business.
+        """
+        if self.watch is not None:
+            self.watch.arm(newest_control(self.session.store()))
+
+    def _watch_store(self) -> Store:
+        """The control watcher's own store (its thread's connection and waiter)."""
+        from mergegate.persistence import open_store  # noqa: PLC0415
+
+        return open_store(self.session.db_target())
 
     def _wait_for_turn(self) -> None:
         """Stand by until this integrator has the turn (or its holder made no progress)."""
@@ -546,7 +484,7 @@ class Loop:
         # remote cannot be asked, instead of waiting applying for its lease to expire.
         self._pushed_nothing = isinstance(err, NothingPushed)
         try:
-            self._release(str(err), counted=False)
+            self._release(str(err), how="host")
         except MergegateError as again:
             if not ordinary(again):
                 raise
@@ -577,13 +515,15 @@ class Loop:
             self.tally = attrs.evolve(self.tally, recovered=self.tally.recovered + 1)
             self.reporter.settled(outcome)
 
-    def _release(self, cause: str, *, counted: bool) -> None:
-        """Settle this integrator's own applies, cut short by a stop signal or a host event.
+    def _release(self, cause: str, *, how: Literal["stop", "host", "recall"]) -> None:
+        """Settle this integrator's own applies, cut short by a stop signal, a host event
+        or a control that asked them back.
 
-        Each is requeued with ``cause`` logged. A stop (``counted``) is an
-        interruption that counts toward blocking a candidate that keeps
-        stopping its integrator (``Engine.interruption``); a held lock or a busy
-        store (not ``counted``) is plainly the host's and never does.
+        Each is requeued with ``cause`` logged. A stop is an interruption that
+        counts toward blocking a candidate that keeps stopping its integrator
+        (``Engine.interruption``); a held lock or a busy store (``host``) is
+        plainly the host's and never does; nor does a ``recall``, the
+        operator's choice, logged as ``cause`` says (it names the control).
         """
         # The signal may have landed inside a store call: start from a fresh connection.
         self.session.close()
@@ -603,10 +543,14 @@ class Loop:
                     outcome = engine.integrate(
                         candidate.key.slug, main_sha=main, expected_seq=candidate.seq
                     )
-                elif counted:
+                elif how == "stop":
                     # Stopped by its operator: not the candidate's fault. It is
                     # requeued at its place, with no follow-up (interruptions.py).
                     outcome = engine.fire(engine.interruption(candidate, main, lease, cause))
+                elif how == "recall":
+                    outcome = engine.requeue(
+                        candidate.key.slug, why=cause, expected_seq=candidate.seq
+                    )
                 else:
                     outcome = engine.requeue(
                         candidate.key.slug,

@@ -7,15 +7,17 @@ or ``undrain`` whether it is draining.
 
 - **pause** is a freeze: no candidate starts an apply (the store's claim finds
   no head, and an explicit ``start_apply`` raises QueuePaused), while what is
-  in flight finishes (``requeue`` records that the operator wants it back in
-  the queue; no integrator acts on it yet). Submissions go on queueing.
+  in flight finishes, or with ``requeue`` is given back: ``mergegate run``
+  requeues what it holds at its next safe point (cli/controlwatch.py).
+  Submissions go on queueing.
 - **drain** closes the door: a submit of a new candidate raises QueueDraining,
   while everything already admitted goes on being applied until the queue is
   empty (a load balancer's drain, Kubernetes' cordon), so an operator can take
   the integrators down for maintenance with nothing left waiting.
 - **promote** puts a queued candidate before every other active one (its queue
   position becomes the smallest less one), so it is the next any integrator
-  takes and every later link of a speculative chain is built on it.
+  takes and every later link of a speculative chain is built on it (a run
+  applying rebuilds its chain, or gives back its serial check, with it first).
 
 The records are here; ``Engine.pause`` and the others check and log a control
 in ``_controls`` (docs/lifecycle.md, "Queue controls").
