@@ -3,7 +3,12 @@
 Starlette and uvicorn are imported by this command only: no other command's
 start-up pays for them (tests/cli/test_cli_startup.py). The page is plain
 HTML from the server (complete without JavaScript) and a small script that
-swaps in its live part every few seconds (cli/web/status.js). Nothing it
+swaps in its live part (cli/web/status.js). The script does not poll: it asks
+for the live part after the change-feed cursor it has (``/?part=live&after=N``)
+and the server answers once the log moved past it (the store's wake-up:
+LISTEN/NOTIFY on PostgreSQL, SQLite's data version), or after ``--refresh``
+seconds, so that elapsed times and an integrator's silence still show. The
+same long wait serves programs as ``/api/changes?after=N&wait=S``. Nothing it
 serves writes: the views read the store through the bounded reads of
 ``list`` and ``report`` (cli/views.py).
 
@@ -16,11 +21,12 @@ must carry it, as ``?token=`` (what a browser can do) or an
 from __future__ import annotations
 
 import hmac
+import inspect
 import ipaddress
 import socket
 import sys
 import traceback
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -45,6 +51,7 @@ TOKEN_ENV = "MERGEGATE_SERVE_TOKEN"  # noqa: S105  (the variable's name, not a s
 TOKEN_MIN = 16
 
 _LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
 _STATIC = {"status.js": "text/javascript", "status.css": "text/css"}
 # The page loads its own script and style only; nothing inline, nothing from elsewhere.
 _HEADERS = {
@@ -76,6 +83,7 @@ def build_app(session: Session, *, token: str | None, refresh_ms: int = 2000) ->
     from starlette.responses import Response as Plain  # noqa: PLC0415
     from starlette.routing import Route  # noqa: PLC0415
 
+    from .servefeed import CURSOR_HEADER, BadQuery, FeedViews  # noqa: PLC0415
     from .views import blocked_view, queue_view, stats_view, status_view  # noqa: PLC0415
     from .webpage import live_html, page_html  # noqa: PLC0415
 
@@ -97,11 +105,12 @@ def build_app(session: Session, *, token: str | None, refresh_ms: int = 2000) ->
         return hmac.compare_digest(given.encode(), token.encode())
 
     def guarded(
-        view: Callable[[Request], Response],
+        view: Callable[[Request], Response | Awaitable[Response]],
     ) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         # A coroutine that reads in the event loop: the reads are a few milliseconds of
         # indexed queries and take turns on the store's one connection anyway, so a
-        # worker thread per request would add a hop and no concurrency.
+        # worker thread per request would add a hop and no concurrency. Only a wait
+        # on the change feed goes to a thread (its own connection; servefeed.py).
         async def endpoint(request: Request) -> Response:
             if not allowed(request):
                 if token is None:
@@ -116,7 +125,10 @@ def build_app(session: Session, *, token: str | None, refresh_ms: int = 2000) ->
                     headers=_HEADERS,
                 )
             try:
-                return view(request)
+                answer = view(request)
+                return await answer if inspect.isawaitable(answer) else answer
+            except BadQuery as err:
+                return PlainTextResponse(f"400: {err}\n", status_code=400, headers=_HEADERS)
             except Exception as err:  # a store that went away: say so, keep serving
                 traceback.print_exc(file=sys.stderr)
                 body = {"error": {"type": type(err).__name__, "message": str(err)[:1000]}}
@@ -139,12 +151,21 @@ def build_app(session: Session, *, token: str | None, refresh_ms: int = 2000) ->
     def everything(now: datetime) -> dict[str, Any]:
         return status_view(engine, store, now, todos)
 
-    def page(request: Request) -> Response:
-        view = everything(datetime.now(UTC))
+    feed = FeedViews(store, dict(_HEADERS))
+
+    async def page(request: Request) -> Response:
         if request.query_params.get("part") == "live":
-            return HTMLResponse(live_html(view), headers=_HEADERS)
+            head = await feed.waited(request, refresh_ms / 1000)
+            headers = dict(_HEADERS)
+            if head is not None:
+                headers[CURSOR_HEADER] = str(head)
+            return HTMLResponse(live_html(everything(datetime.now(UTC))), headers=headers)
+        head = feed.head()
+        view = everything(datetime.now(UTC))
         query = "" if token is None else "?token=" + request.query_params.get("token", "")
-        return HTMLResponse(page_html(view, query=query, refresh_ms=refresh_ms), headers=_HEADERS)
+        return HTMLResponse(
+            page_html(view, query=query, refresh_ms=refresh_ms, cursor=head), headers=_HEADERS
+        )
 
     def asset(request: Request) -> Response:
         name = request.path_params["name"]
@@ -161,6 +182,7 @@ def build_app(session: Session, *, token: str | None, refresh_ms: int = 2000) ->
         api("blocked", lambda now: blocked_view(engine, store, read_status(store, now), todos)),
         api("stats", lambda now: stats_view(store, now)),
         api("status", everything),
+        Route("/api/changes", guarded(feed.changes), methods=["GET"]),
     ]
     return Starlette(routes=routes)
 

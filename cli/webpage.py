@@ -207,8 +207,12 @@ def live_html(view: Json) -> str:
     )
 
 
-def page_html(view: Json, *, query: str, refresh_ms: int) -> str:
-    """The whole page; ``query`` (``?token=...`` or empty) is kept on every link it makes."""
+def page_html(view: Json, *, query: str, refresh_ms: int, cursor: int | None = None) -> str:
+    """The whole page; ``query`` (``?token=...`` or empty) is kept on every link it makes.
+
+    ``cursor`` is the change feed's head the page was rendered at: the script
+    asks for the live part after it, and the server answers when the log moves.
+    """
     links = " · ".join(
         f'<a href="/api/{name}{_e(query)}">/api/{name}</a>'
         for name in ("queue", "blocked", "stats", "status")
@@ -219,7 +223,9 @@ def page_html(view: Json, *, query: str, refresh_ms: int) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         "<title>mergegate queue</title>"
         f'<link rel="stylesheet" href="/static/status.css{_e(query)}"></head>'
-        f'<body data-refresh-ms="{refresh_ms}"><header><h1>mergegate queue</h1>'
+        f'<body data-refresh-ms="{refresh_ms}"'
+        + ("" if cursor is None else f' data-cursor="{cursor}"')
+        + '><header><h1>mergegate queue</h1>'
         '<p id="live-state" class="live-state">'
         "Static view: reload the page to see changes.</p></header>"
         f'<main id="live">{live_html(view)}</main>'

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -253,6 +255,11 @@ _QUIET = (
 )
 
 
+#: The page as the headless browser loads it: a headless browser's virtual time stands
+#: still while a request is held open, so it asks the script to poll (servefeed.py).
+HEADLESS = "/?wait=0"
+
+
 def _browser(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     profile = tmp_path / "chromium-profile"
     return subprocess.run(
@@ -280,7 +287,7 @@ def _screenshot(tmp_path: Path, url: str, name: str, size: str) -> Path:
 
 def test_the_page_in_chromium_shows_what_a_person_would_see(live: Live, tmp_path: Path) -> None:
     """Headless chromium shows the live page: other applying, new-greeting blocked with NEXT."""
-    url = live.server.url("/")
+    url = live.server.url(HEADLESS)
     done = _browser(tmp_path, "--dump-dom", url)
     dom = done.stdout
     assert "<main" in dom, done.stderr[-2000:]
@@ -316,11 +323,11 @@ def test_the_page_follows_the_queue_without_a_reload(live: Live, tmp_path: Path)
     assert status == 200
     assert "<html" not in part  # the fragment the script swaps in, not a page
     assert "Nothing is applying." in part
-    dom = _browser(tmp_path, "--dump-dom", live.server.url("/")).stdout
+    dom = _browser(tmp_path, "--dump-dom", live.server.url(HEADLESS)).stdout
     assert "Live: updated" in dom
     stats = dom[dom.index('id="stats-section"') :]
     assert "other" in stats
-    _screenshot(tmp_path, live.server.url("/"), "status-page-integrated.png", "1100,1400")
+    _screenshot(tmp_path, live.server.url(HEADLESS), "status-page-integrated.png", "1100,1400")
 
 
 def test_a_stalled_integrator_shows_as_down(blocked: Scratch, tmp_path: Path) -> None:
@@ -360,10 +367,10 @@ def test_a_stalled_integrator_shows_as_down(blocked: Scratch, tmp_path: Path) ->
         status, html = server.get("/")
         assert status == 200
         assert "Integrator DOWN" in html
-        dom = _browser(tmp_path, "--dump-dom", server.url("/")).stdout
+        dom = _browser(tmp_path, "--dump-dom", server.url(HEADLESS)).stdout
         assert "Live: updated" in dom
         assert "Integrator DOWN" in dom
-        _screenshot(tmp_path, server.url("/"), "status-page-down.png", "1100,700")
+        _screenshot(tmp_path, server.url(HEADLESS), "status-page-down.png", "1100,700")
     finally:
         flag.touch()  # the check runs in a session of its own: let it end by itself
         os.killpg(apply.pid, signal.SIGKILL)
@@ -379,7 +386,7 @@ def test_a_paused_queue_shows_who_paused_it_and_why(live: Live, tmp_path: Path) 
     assert controls["paused"]["actor"] == "ana"
     assert controls["paused"]["why"] == "release <freeze>"
     assert controls["draining"] is None
-    dom = _browser(tmp_path, "--dump-dom", live.server.url("/")).stdout
+    dom = _browser(tmp_path, "--dump-dom", live.server.url(HEADLESS)).stdout
     assert "Live: updated" in dom
     banner = dom[dom.index('id="paused"') : dom.index('id="queue-section"')]
     assert "PAUSED" in banner
@@ -389,4 +396,55 @@ def test_a_paused_queue_shows_who_paused_it_and_why(live: Live, tmp_path: Path) 
     # The chain in flight finishes: other is still applying, not thrown back.
     rows = {r["slug"]: r for r in live.server.api("queue")["candidates"]}
     assert rows["other"]["state"] == "applying"
-    _screenshot(tmp_path, live.server.url("/"), "status-page-paused.png", "1100,1400")
+    _screenshot(tmp_path, live.server.url(HEADLESS), "status-page-paused.png", "1100,1400")
+
+
+def _get_with_headers(server: Server, path: str) -> tuple[int, dict[str, str], str, float]:
+    """GET ``path``: status, headers (lower-case names), body and the seconds it took."""
+    began = time.monotonic()
+    request = urllib.request.Request(server.url(path))  # noqa: S310  (our own server)
+    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+        body = response.read().decode()
+        headers = {k.lower(): v for k, v in response.headers.items()}
+        return response.status, headers, body, time.monotonic() - began
+
+
+def test_the_live_part_waits_on_the_change_feed_not_a_poll(
+    blocked: Scratch, tmp_path: Path
+) -> None:
+    """A page asking after its cursor is answered when a submit commits, long before --refresh."""
+    server = _serve(blocked, "--refresh", "30")
+    try:
+        status, page = server.get("/")
+        assert status == 200
+        cursor = int(re.search(r'data-cursor="(\d+)"', page).group(1))  # type: ignore[union-attr]
+        answers: list[tuple[int, dict[str, str], str, float]] = []
+        asking = threading.Thread(
+            target=lambda: answers.append(_get_with_headers(server, f"/?part=live&after={cursor}"))
+        )
+        asking.start()
+        # The request is held: nothing moved yet.
+        time.sleep(1.0)
+        assert answers == [], "the live part was answered before anything moved"
+        assert blocked("submit", "other", "--sha", blocked.shas["other"]).code == 0
+        asking.join(timeout=45)
+        assert answers, "no answer within 45 s"
+        status, headers, part, took = answers[0]
+        assert status == 200
+        assert int(headers["x-mergegate-cursor"]) > cursor
+        assert "other" in part
+        # Answered by the move, not by the 30 s refresh.
+        assert took < 20, f"answered after {took:.1f} s: the wait did not wake on the move"
+        # The JSON twin: the same wait, answering the changes themselves.
+        doc = json.loads(server.get(f"/api/changes?after={cursor}&wait=5")[1])["result"]
+        assert [(c["slug"], c["transition"]["event"]) for c in doc["changes"]] == [
+            ("other", "submit")
+        ]
+        assert doc["cursor"] == int(headers["x-mergegate-cursor"])
+        for bad in ("after=-1", "after=abc", "wait=31", "wait=x"):
+            code, text = server.get(f"/api/changes?{bad}")
+            assert code == 400, (bad, text)
+            assert text.startswith("400: "), text
+            assert text.count("\n") == 1, text
+    finally:
+        _stop(server)
