@@ -28,11 +28,22 @@ SLOW_EXAMPLES = fraction(2, floor=10)
 
 # The check of every link: on its first run anywhere, another writer commits
 # outside.txt onto main (when MOVER_FLAG is set); then the verdict is the marker.
+# "First" is decided by creating the flag exclusively: two links' checks start
+# at once in a chain, and both used to see no flag, move main, and share one
+# index file, so one could commit the tree the other had read (a main that
+# lost a candidate's change: the chain's tree then differed from the serial
+# one, a flake CI's slow run caught).
 CHECK = f"""\
 import os, subprocess, sys, time
 flag = os.environ.get("MOVER_FLAG")
-if flag and not os.path.exists(flag):
-    open(flag, "w").close()
+first = False
+if flag:
+    try:
+        os.close(os.open(flag, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        first = True
+    except FileExistsError:
+        pass
+if first:
     repo = os.environ["MOVER_REPO"]
     def git(*args, stdin=None, env=None):
         return subprocess.run(("git", "-C", repo, *args), input=stdin, env=env,
