@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mergegate.apply import CheckoutInUse, GitApplier
+from mergegate.apply import CheckoutInUse, GitApplier, RepositoryBusy
+from mergegate.apply.checkout import checkout_problem
 from mergegate.apply.git import Git
 from mergegate.apply.testing import TestRepo as Repo
 from mergegate.statemachine import Blocked, CandidateKey, Integrated
@@ -103,3 +104,39 @@ def test_git_agrees_the_result_is_clean(make_repo: MakeRepo, touched: bool) -> N
     GitApplier(repo.path).apply(key, _noop)
     done = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=repo.path, check=False)
     assert done.returncode == 0
+
+
+@pytest.mark.parametrize("edit", ["none", "touched", "changed", "staged"])
+def test_asking_whether_main_can_move_takes_no_lock_and_writes_nothing(
+    make_repo: MakeRepo, edit: str
+) -> None:
+    """checkout_problem reads the work tree without index.lock: a person's git never collides."""
+    repo, _base, _key = _checked_out(make_repo)
+    if edit == "touched":
+        (repo.path / "a").write_text("a\n")  # rewritten, unchanged
+    elif edit in ("changed", "staged"):
+        (repo.path / "a").write_text("a person's edit\n")
+    if edit == "staged":
+        repo.git("add", "a")
+    index = repo.path / ".git" / "index"
+    before = index.stat().st_mtime_ns, index.read_bytes()
+    problem = checkout_problem(Git(repo.path))
+    assert (index.stat().st_mtime_ns, index.read_bytes()) == before, "the index was written"
+    assert not (repo.path / ".git" / "index.lock").exists()
+    expected = {
+        "none": None,
+        "touched": None,
+        "changed": "its files differ from its index",
+        "staged": "its index differs from HEAD",
+    }[edit]
+    assert problem == expected
+
+
+def test_a_held_index_lock_is_reported_busy_and_left_alone(make_repo: MakeRepo) -> None:
+    """A person's index.lock: RepositoryBusy naming it, and the lock is still theirs."""
+    repo, _base, _key = _checked_out(make_repo)
+    lock = repo.path / ".git" / "index.lock"
+    lock.write_text("")
+    with pytest.raises(RepositoryBusy, match=r"index\.lock"):
+        checkout_problem(Git(repo.path))
+    assert lock.exists()

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,7 @@ def test_lost_lease_under_the_lock_aborts_the_move(repo: Repo) -> None:
 
     def beat() -> None:
         if lock.exists():
-            raise LeaseHeld("main", "recoverer", "now")
+            raise LeaseHeld("main", "recoverer", datetime.now(UTC))
 
     with pytest.raises(LeaseHeld):
         applier.apply(CandidateKey("feat", "feat", sha), beat)
