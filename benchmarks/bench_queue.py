@@ -28,8 +28,11 @@ that answered (``wait4``'s ``ru_maxrss`` of three more runs, through a small
 launcher; for ``serve``, its ``VmHWM`` after all the requests), and the machine's load average
 at the start and the end of the figure.
 
-Run alone: ``.venv/bin/python benchmarks/bench_queue.py [--quick]``; or in the
-harness: ``benchmarks/run.py --only 10``.
+The same reads then run on PostgreSQL (the server of ``MERGEGATE_TEST_PG``, two
+schemas dropped afterwards); with no server, one row says why.
+
+Run alone: ``.venv/bin/python benchmarks/bench_queue.py [--quick] [--no-postgres]``;
+or in the harness: ``benchmarks/run.py --only 10 --out benchmarks/results-queue.json``.
 """
 
 from __future__ import annotations
