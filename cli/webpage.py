@@ -225,7 +225,7 @@ def page_html(view: Json, *, query: str, refresh_ms: int, cursor: int | None = N
         f'<link rel="stylesheet" href="/static/status.css{_e(query)}"></head>'
         f'<body data-refresh-ms="{refresh_ms}"'
         + ("" if cursor is None else f' data-cursor="{cursor}"')
-        + '><header><h1>mergegate queue</h1>'
+        + "><header><h1>mergegate queue</h1>"
         '<p id="live-state" class="live-state">'
         "Static view: reload the page to see changes.</p></header>"
         f'<main id="live">{live_html(view)}</main>'

@@ -109,7 +109,11 @@ c["title"] = "mergegate tests"
 c["buildbotURL"] = "http://127.0.0.1:{www}/"
 c["workers"] = [worker.Worker(name, "pw") for name in {workers!r}]
 c["protocols"] = {{"pb": {{"port": "tcp:{pb}:interface=127.0.0.1"}}}}
-c["db"] = {{"db_url": "sqlite:///state.sqlite"}}
+# The master's own state in memory: in a file on this disk (slow fsyncs), four
+# builds at once queued on its SQLite commits and each took twice as long as
+# alone (6.8 s against 3.4 s for a 2 s build), which measured the master's
+# disk, not mergegate; a real master keeps it in a server database.
+c["db"] = {{"db_url": "sqlite://"}}
 c["www"] = {{"port": "tcp:{www}:interface=127.0.0.1", "plugins": {{}}}}
 c["buildbotNetUsageData"] = None
 
