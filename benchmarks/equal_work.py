@@ -32,13 +32,21 @@ __all__ = [
 ]
 
 # One candidate through submit, start_apply, integrate (three moves, three
-# transactions), as the SQLite store issues them since schema version 13 and
+# transactions), as the SQLite store issues them since schema version 14 and
 # the one interpreter (captured with the trace callback on 2026-12-07): a new
 # candidate is inserted as its submit leaves it, with its first entry; an
 # update sets only the columns the move changes; the facts have their columns.
 _SELECT = (
     "SELECT id, slug, branch, sha, state, seq, submitted_at, updated_at FROM candidates "
     "WHERE slug = ? ORDER BY active DESC, id DESC LIMIT 1"
+)
+# The controls in force (a paused queue starts nothing, a draining one admits no
+# submit: migration 14), read by a submit and a start since queue controls.
+_CONTROLS = (
+    "SELECT id, action, actor, at, why, slug, requeue FROM queue_controls WHERE id IN "
+    "((SELECT id FROM queue_controls WHERE action IN ('pause', 'unpause') ORDER BY id DESC "
+    "LIMIT 1), (SELECT id FROM queue_controls WHERE action IN ('drain', 'undrain') ORDER BY "
+    "id DESC LIMIT 1))"
 )
 _COLUMNS = (
     "candidate_id, seq, event, source, dest, sha, actor, at, reason, idempotency_key, "
@@ -52,6 +60,7 @@ SQLITE_CYCLE: tuple[tuple[str, ...], ...] = (
     (
         "BEGIN IMMEDIATE",
         _SELECT,
+        _CONTROLS,
         "INSERT INTO candidates (slug, branch, sha, state, seq, submitted_at, updated_at, "
         "active, queued, queue_pos) VALUES (?, ?, ?, 'pending', 1, ?, ?, 1, 1, "
         "(SELECT COALESCE(MAX(queue_pos), 0) + 1 FROM candidates))",
@@ -62,6 +71,7 @@ SQLITE_CYCLE: tuple[tuple[str, ...], ...] = (
     (
         "BEGIN IMMEDIATE",
         _SELECT,
+        _CONTROLS,
         "SELECT name, owner, candidate_id, acquired_at, expires_at FROM leases WHERE name = ?",
         "INSERT INTO leases (name, owner, candidate_id, acquired_at, expires_at) "
         "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "

@@ -109,18 +109,20 @@ def equal_work(path: Path) -> tuple[Loop, sqlite3.Connection, Callable[[], objec
         at = _stamp()
         ex(submit[0])
         ex(submit[1], (slug,)).fetchone()
-        cid = ex(submit[2], (slug, branch, SHA, at, at)).lastrowid
-        ex(submit[3], (cid, SHA, "mergegate", at))
-        ex(submit[4])
+        ex(submit[2]).fetchall()
+        cid = ex(submit[3], (slug, branch, SHA, at, at)).lastrowid
+        ex(submit[4], (cid, SHA, "mergegate", at))
+        ex(submit[5])
         at = _stamp()
         ex(start[0])
         ex(start[1], (slug,)).fetchone()
-        ex(start[2], ("main",)).fetchone()
-        ex(start[3], ("main", "bench", cid, at, at))
-        ex(start[4], (cid, 1, 2, "start_apply", "pending", "applying", SHA, "mergegate", at,
+        ex(start[2]).fetchall()
+        ex(start[3], ("main",)).fetchone()
+        ex(start[4], ("main", "bench", cid, at, at))
+        ex(start[5], (cid, 1, 2, "start_apply", "pending", "applying", SHA, "mergegate", at,
                       "lease owner=bench", "bench", None))  # fmt: skip
-        ex(start[5], (at, cid))
-        ex(start[6])
+        ex(start[6], (at, cid))
+        ex(start[7])
         at = _stamp()
         ex(integrate[0])
         ex(integrate[1], (slug,)).fetchone()
