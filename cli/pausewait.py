@@ -23,7 +23,7 @@ from mergegate.followups.text import one_line
 from .payload import stamp
 
 if TYPE_CHECKING:
-    from mergegate.statemachine import ControlEntry, Store
+    from mergegate.statemachine import ControlEntry, QueueControls, Store
 
 __all__ = ["ControlWaiter", "PauseWait"]
 
@@ -37,9 +37,13 @@ class ControlWaiter(Protocol):
 
 @attrs.define
 class PauseWait:
-    """The pause this run has announced (by the control's id), so each is said once."""
+    """The pause and the drain this run has announced (by the control's id), each said once."""
 
     said: int | None = None
+    #: The drain this run announced, so it is said once (and its end too).
+    drain_said: int | None = None
+    #: The newest control id looked at (:meth:`news`): a read only when one was logged since.
+    seen: int | None = None
 
     def paused(self, store: Store) -> ControlEntry | None:
         """The pause in force, or ``None``."""
@@ -62,6 +66,40 @@ class PauseWait:
             return None
         self.said = None
         return "queue unpaused: taking the queue again"
+
+    def drain(self, entry: ControlEntry | None) -> str | None:
+        """The line announcing the drain ``entry`` (or its end, for ``None``), once each."""
+        if entry is None:
+            if self.drain_said is None:
+                return None
+            self.drain_said = None
+            return "queue undrained: new submissions are taken again"
+        if self.drain_said == entry.id:
+            return None
+        self.drain_said = entry.id
+        why = "" if entry.why is None else f": {one_line(entry.why)}"
+        return (
+            f"queue draining (by {one_line(entry.actor)}{why}): "
+            "new submissions refused; the queued ones go on"
+        )
+
+    def changes(self, controls: QueueControls) -> list[str]:
+        """The lines for what ended or began since last said: an unpause, a drain, an undrain.
+
+        A pause that began is said by :meth:`note`, where the run waits for it.
+        """
+        lines = [self.drain(controls.draining)]
+        if controls.paused is None:
+            lines.insert(0, self.resumed())
+        return [line for line in lines if line is not None]
+
+    def news(self, store: Store, newest: int) -> list[str]:
+        """:meth:`changes`, read from ``store`` only if a control newer than the last seen
+        (``newest`` is the newest control's id) was logged."""
+        if newest == self.seen:
+            return []
+        self.seen = newest
+        return self.changes(store.queue_controls())
 
     def wait(self, store: Store, entry: ControlEntry, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for a control after ``entry``; whether one came.

@@ -342,9 +342,14 @@ class Loop:
         """Have the control watcher hear controls logged from now on, until the step ends.
 
         Read before the claim: a control logged earlier is the claim's business.
+        A control logged since the last step (an unpause, a drain) is said here.
         """
+        store = self.session.store()
+        newest = newest_control(store)
+        # A control logged since the last look (an unpause, a drain) is said before the claim.
+        self._say(self.pause.news(store, newest))
         if self.watch is not None:
-            self.watch.arm(newest_control(self.session.store()))
+            self.watch.arm(newest)
 
     def _watch_store(self) -> Store:
         """The control watcher's own store (its thread's connection and waiter)."""
@@ -432,13 +437,16 @@ class Loop:
         return True
 
     def _paused(self, *, once: bool) -> bool:
-        """The queue is paused: say so once and (unless ``once``) wait for a control."""
+        """The queue is paused: say so once and (unless ``once``) wait for a control.
+
+        An unpause is said as soon as the wait sees it, before the run applies
+        anything; so are a drain and its end.
+        """
         store = self.session.store()
-        entry = self.pause.paused(store)
+        controls = store.queue_controls()
+        self._say(self.pause.changes(controls))
+        entry = controls.paused
         if entry is None:
-            line = self.pause.resumed()
-            if line is not None:
-                self.reporter.note(line)
             return False
         line = self.pause.note(entry)
         if line is not None:
@@ -447,7 +455,12 @@ class Loop:
             with contextlib.suppress(Interrupted), self.stop.cut_short():
                 self.pause.wait(store, entry, self.poll)
             self._recover()
+            self._say(self.pause.changes(store.queue_controls()))
         return True
+
+    def _say(self, lines: Sequence[str]) -> None:
+        for line in lines:
+            self.reporter.note(line)
 
     def _wait_for_lease(self) -> None:
         """Another integrator holds the lease: wait for the log to move, settle it if dead.

@@ -157,6 +157,50 @@ def test_run_honours_a_pause_and_goes_on_after_the_unpause(scratch: Scratch) -> 
     assert "queue unpaused: taking the queue again" in out
 
 
+def test_run_says_the_unpause_before_it_applies(scratch: Scratch) -> None:
+    """Candidates waiting at the unpause: run says it is unpaused before it applies them."""
+    assert scratch("submit", "add-docs").code == 0
+    assert scratch(*ANA, "pause", "--why", "release freeze").code == 0
+    run = spawn(scratch, "run", "--poll", "30")
+    live = watch(run)
+    try:
+        live.wait_for("queue paused by ana")
+        assert scratch("unpause").code == 0
+        live.wait_for("add-docs", count=1)
+        lines = live.lines()
+        unpaused = [i for i, line in enumerate(lines) if "queue unpaused" in line]
+        applying = [i for i, line in enumerate(lines) if "add-docs" in line]
+        assert unpaused, live.report()
+        assert unpaused[0] < applying[0], live.report()
+        live.wait_for("integrated")
+    finally:
+        run.terminate()
+        code, out, err = live.finish()
+    assert code == 0, (out, err)
+    assert out.count("queue unpaused: taking the queue again") == 1, out
+
+
+def test_run_says_a_drain_once_and_its_end(scratch: Scratch) -> None:
+    """run names a drain once (who and why, what it refuses) when it sees it, and the undrain."""
+    assert scratch(*ANA, "drain", "--why", "moving the store").code == 0
+    run = spawn(scratch, "run", "--poll", "30")
+    live = watch(run)
+    try:
+        live.wait_for("queue draining (by ana: moving the store): new submissions refused")
+        assert scratch("undrain", "--why", "moved").code == 0
+        assert scratch("submit", "add-docs").code == 0
+        live.wait_for("integrated")
+        assert scratch(*ANA, "drain", "--why", "again").code == 0
+        live.wait_for("queue draining (by ana: again)")
+    finally:
+        run.terminate()
+        code, out, err = live.finish()
+    assert code == 0, (out, err)
+    assert out.count("queue draining (by ana: moving the store)") == 1, out
+    assert out.count("queue undrained: new submissions are taken again") == 1, out
+    assert out.index("queue undrained") < out.index("add-docs"), out
+
+
 def test_controls_on_postgres(make_scratch: MakeScratch, pg_url: str) -> None:
     """On PostgreSQL the pause, the promote and the drain are the store's, seen by every command."""
     s = make_scratch("fresh")

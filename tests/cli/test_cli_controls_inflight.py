@@ -85,8 +85,8 @@ def test_pause_requeue_gives_back_a_serial_check_and_run_stays_up(
     assert run.poll() is None, live.report()
     stall.unlink()
     assert scratch("unpause").code == 0
+    live.wait_for("queue unpaused: taking the queue again")  # said before it applies
     live.wait_for("integrated", count=2)
-    live.wait_for("queue unpaused: taking the queue again")
     _stop(run)
     assert _integration_order(scratch) == ["add-docs", "other"]
 
