@@ -55,7 +55,10 @@ def outcome_line(outcome: Outcome, elapsed: float | None = None) -> str:
     elif outcome.blocked is not None:
         what = f"blocked {outcome.blocked.reason.value}"
     elif outcome.transition is not None and outcome.transition.event is Event.REQUEUE:
-        what = "requeued" + (f" ({outcome.transition.reason})" if outcome.transition.reason else "")
+        # A give-back's stored reason starts with the word this line starts with:
+        # say it once (the stored text is left as it is).
+        reason = (outcome.transition.reason or "").removeprefix("requeued: ")
+        what = "requeued" + (f" ({reason})" if reason else "")
     else:
         what = c.state.value
     took = "" if elapsed is None else f" ({elapsed * 1000:.0f} ms)"

@@ -87,8 +87,11 @@ def test_pause_requeue_gives_back_a_serial_check_and_run_stays_up(
     assert scratch("unpause").code == 0
     live.wait_for("queue unpaused: taking the queue again")  # said before it applies
     live.wait_for("integrated", count=2)
-    _stop(run)
+    out = _stop(run)
     assert _integration_order(scratch) == ["add-docs", "other"]
+    # The progress line says "requeued" once, then the stored reason after its own word.
+    assert ": requeued (queue paused with --requeue by ana: freeze)" in out, out
+    assert "requeued (requeued" not in out
 
 
 def test_pause_requeue_gives_back_every_link_of_a_chain(scratch: Scratch, tmp_path: Path) -> None:
@@ -182,7 +185,7 @@ def test_pause_requeue_reaches_every_integrator_on_postgres(
     try:
         holder = _first_to_check(runs)
         assert s(*db, *ANA, "pause", "--requeue", "--why", "freeze").code == 0
-        watch(holder).wait_for("requeued (requeued: queue paused with --requeue by ana")
+        watch(holder).wait_for("requeued (queue paused with --requeue by ana")
         for r in runs:  # the holder after its give-back, the other as it stands by
             watch(r).wait_for("queue paused by ana")
         assert states(s, *db) == {"add-docs": "pending", "other": "pending"}
