@@ -16,17 +16,20 @@ from mergegate.statemachine._validation import check_slug, check_text
 
 from .app import cli, session_of
 from .controlview import control_json
+from .errors import UsageError
 from .output import emit
 from .payload import stamp
 
 __all__ = ["drain", "pause", "promote", "undrain", "unpause"]
 
 
-def _why(why: str | None, *, required: bool) -> str | None:
+def _why(why: str | None, *, required: bool, command: str = "") -> str | None:
     """``--why`` checked before the store is opened: a refused control writes nothing."""
     if why is None:
         if required:
-            raise InvalidInput("--why", why, "say why (it is logged with who and when)")
+            raise UsageError(
+                f"{command} needs --why TEXT: say why (it is logged with who and when)"
+            )
         return None
     check_text(why, field="--why")
     if not why.strip():
@@ -42,10 +45,13 @@ def _done(ctx: click.Context, entry: ControlEntry, text: str) -> int:
 
 
 _WHY = click.option("--why", help="Why (logged with who and when).")
+_WHY_REQUIRED = click.option(
+    "--why", metavar="TEXT", help="Required: why (logged with who and when)."
+)
 
 
 @cli.command()
-@_WHY
+@_WHY_REQUIRED
 @click.option(
     "--requeue",
     is_flag=True,
@@ -61,7 +67,7 @@ def pause(ctx: click.Context, why: str | None, requeue: bool) -> int:
     unsettled links) at its place, logging who paused and why; no follow-up.
     Submissions still queue. `run` stays up and goes on after the unpause.
     """
-    reason = _why(why, required=True)
+    reason = _why(why, required=True, command="pause")
     assert reason is not None
     s = session_of(ctx)
     entry = s.engine().pause(reason, requeue=requeue, actor=s.actor)
@@ -80,7 +86,7 @@ def unpause(ctx: click.Context, why: str | None) -> int:
 
 
 @cli.command()
-@_WHY
+@_WHY_REQUIRED
 @click.pass_context
 def drain(ctx: click.Context, why: str | None) -> int:
     """Admit no new candidate while the queued ones go on being applied.
@@ -89,7 +95,7 @@ def drain(ctx: click.Context, why: str | None) -> int:
     already admitted (queued, a supersede, a resume) go on. `list` says
     `drained` once the queue is empty: then the integrators can be stopped.
     """
-    reason = _why(why, required=True)
+    reason = _why(why, required=True, command="drain")
     assert reason is not None
     s = session_of(ctx)
     entry = s.engine().drain(reason, actor=s.actor)
@@ -108,7 +114,7 @@ def undrain(ctx: click.Context, why: str | None) -> int:
 
 @cli.command()
 @click.argument("slug")
-@_WHY
+@_WHY_REQUIRED
 @click.pass_context
 def promote(ctx: click.Context, slug: str, why: str | None) -> int:
     """Put queued candidate SLUG first: the next one any integrator takes.
@@ -119,7 +125,7 @@ def promote(ctx: click.Context, slug: str, why: str | None) -> int:
     and takes SLUG first; a move of main is never cut short.
     """
     check_slug(slug)
-    reason = _why(why, required=True)
+    reason = _why(why, required=True, command="promote")
     assert reason is not None
     s = session_of(ctx)
     entry = s.engine().promote(slug, why=reason, actor=s.actor)

@@ -85,8 +85,15 @@ def apply_control(
             raise ControlRefused("undrain", "the queue is not draining", "there is nothing to do")
         if slug is not None:
             candidate = tx.candidate(slug)
-            if candidate is None or candidate.state not in engine.table.active:
+            if candidate is None:
                 raise CandidateNotFound(slug)
+            if candidate.state not in engine.table.active:
+                # It exists and is finished (integrated): say so, not "no candidate".
+                raise ControlRefused(
+                    f"promote {slug}",
+                    f"{slug} is {candidate.state}, no longer in the queue",
+                    "only a queued (pending or retry) candidate can be promoted",
+                )
             if candidate.state not in engine.table.queued:
                 raise ControlRefused(
                     f"promote {slug}",

@@ -70,6 +70,33 @@ def test_bad_control_is_one_line_and_writes_nothing(
     assert scratch.snapshot() == before
 
 
+@pytest.mark.parametrize("args", [("pause",), ("drain",), ("promote", "add-docs")])
+def test_a_missing_why_is_named_and_the_help_says_it_is_required(
+    scratch: Scratch, args: tuple[str, ...]
+) -> None:
+    """pause, drain and promote without --why say it is needed (no Python None); help too."""
+    assert scratch("submit", "add-docs").code == 0
+    done = scratch(*args)
+    assert done.code == 2, (done.stdout, done.stderr)
+    assert "None" not in done.stderr
+    assert f"{args[0]} needs --why TEXT: say why" in done.stderr
+    helped = scratch(args[0], "--help")
+    assert "--why TEXT  Required: why" in helped.stdout, helped.stdout
+
+
+def test_promote_of_an_integrated_candidate_says_it_is_integrated(scratch: Scratch) -> None:
+    """promote of an integrated slug exits 4 saying so, not that no such candidate exists."""
+    assert scratch("submit", "add-docs").code == 0
+    assert scratch("apply").code == 0
+    before = scratch.snapshot()
+    done = scratch("promote", "add-docs", "--why", "x")
+    assert done.code == 4, (done.stdout, done.stderr)
+    assert "add-docs is integrated" in done.stderr
+    assert "only a queued (pending or retry) candidate can be promoted" in done.stderr
+    assert "no candidate" not in done.stderr
+    assert scratch.snapshot() == before
+
+
 def test_a_second_pause_is_refused_naming_the_first(scratch: Scratch) -> None:
     """Pausing a paused queue exits 4, names who paused it, and logs nothing more."""
     assert scratch(*ANA, "pause", "--why", "freeze").code == 0
