@@ -43,17 +43,19 @@ __all__ = ["run"]
 )
 @click.pass_context
 def run(ctx: click.Context, once: bool, poll: float, concurrency: int) -> int:
-    """Integrate candidates one after another, FIFO, until stopped (or, with --once, drained).
+    """Integrate candidates one at a time in queue order, until stopped (--once: drained).
 
     With --concurrency N above 1, up to N candidates are tested at once, each
     merged onto the one before it; main still moves in queue order, and the
     result is the serial one. A stop then requeues every link not yet settled.
 
     Recovers expired applies, and at once those of dead integrators on this
-    host, before the first candidate and between candidates. SIGINT or SIGTERM
-    finishes the current apply, or releases it as apply_interrupted if a check
-    is running, then exits. Exit 0 if every candidate it handled integrated,
-    3 if any blocked.
+    host, before the first candidate and between candidates. SIGINT, SIGTERM
+    or SIGHUP cuts a running check short and requeues its candidate at its
+    place (only a third interrupted apply in a row blocks it as
+    apply_interrupted); any other step is finished first. Then run prints
+    its summary, removes its worktrees and exits. Exit 0 if every candidate
+    it handled integrated, 3 if any blocked.
     """
     s = session_of(ctx)
     if s.actor_defaulted:

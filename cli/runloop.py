@@ -15,7 +15,7 @@ progress for a whole lease TTL (it is stopped), it goes to the lease, the one
 real mutex, by itself. Integrators on other hosts meet only at the lease; one
 refused waits a few milliseconds and settles the lease once it expires.
 
-Signals: SIGINT or SIGTERM while a check runs (or while waiting) cuts it short,
+Signals: SIGINT, SIGTERM or SIGHUP while a check runs (or while waiting) cuts it short,
 and the candidate is requeued at its place by a logged ``requeue`` naming the
 signal (no follow-up: the stop is not its fault; see
 ``mergegate.statemachine._interruptions``); at any other step the apply is

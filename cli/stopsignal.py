@@ -1,8 +1,12 @@
 """How ``mergegate run`` is asked to let go of its work in flight: a stop signal, or a control.
 
-A stop signal (SIGINT, SIGTERM) is remembered always and raises
+A stop signal (SIGINT, SIGTERM, SIGHUP) is remembered always and raises
 :class:`Interrupted` only where cutting short is safe: while a check runs or
 while the loop waits. The run then requeues what it holds and exits.
+SIGHUP (an ssh session or terminal that went away; the kernel also sends it,
+with SIGCONT, to a stopped process group left without its parent) is a stop
+like SIGTERM, not a silent death that leaves a worktree behind; a run started
+under ``nohup`` (SIGHUP ignored) keeps ignoring it.
 
 A control (``pause --requeue``, a promote; see :mod:`.controlwatch`) asks
 the work in flight back without ending the run: a :class:`GiveBack` the
@@ -27,7 +31,10 @@ import attrs
 
 from mergegate.apply import GiveBack
 
-__all__ = ["RECALL_SIGNAL", "Interrupted", "Recalled", "StopSignal"]
+__all__ = ["RECALL_SIGNAL", "STOP_SIGNALS", "Interrupted", "Recalled", "StopSignal"]
+
+#: The signals that stop ``run`` at its next safe point (a hangup is a stop too).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 #: Sent by the control watcher to the main thread to cut a serial check short. SIGURG
 #: is ignored by default, so this handler replaces no behaviour anyone relies on, and a
@@ -49,7 +56,7 @@ class Recalled(Interrupted):
 
 @attrs.define
 class StopSignal:
-    """SIGINT and SIGTERM: remembered always, raised only where cutting short is safe.
+    """SIGINT, SIGTERM and SIGHUP: remembered always, raised only where cutting short is safe.
 
     Also the controls' give-backs (:meth:`recall`), which end no run.
     """
@@ -83,7 +90,9 @@ class StopSignal:
             raise Recalled(give)
 
     def install(self) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
+            if sig is signal.SIGHUP and signal.getsignal(sig) is signal.SIG_IGN:
+                continue  # started under nohup: the person asked for hangups to be ignored
             self._previous[sig] = signal.signal(sig, self._handle)
         self._previous[RECALL_SIGNAL] = signal.signal(RECALL_SIGNAL, self._handle_recall)
 

@@ -7,6 +7,7 @@ import os
 import pty
 import re
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -183,6 +184,60 @@ def test_sigterm_during_a_check_releases_the_candidate(scratch: Scratch, tmp_pat
     )
     verify = scratch("verify")
     assert verify.code == 0, verify.stdout + verify.stderr
+
+
+def test_sighup_stops_run_like_sigterm(scratch: Scratch, tmp_path: Path) -> None:
+    """SIGHUP+SIGCONT to a stopped run in a check: requeued, said, summary, worktree removed."""
+    (scratch.bare / "mergegate.toml").write_text(SLOW_CHECK)
+    assert scratch("submit", "add-docs").code == 0
+    flag = tmp_path / "stall"
+    flag.write_text("")
+    proc = spawn(scratch, "run", env={"SLOW": str(flag)})
+    read_until(proc, "check slow-gate")
+    # What the kernel does to a stopped process group whose parent went away.
+    proc.send_signal(signal.SIGSTOP)
+    proc.send_signal(signal.SIGHUP)
+    proc.send_signal(signal.SIGCONT)
+    code, out, err = watch(proc).finish(timeout=30)
+    assert "Traceback" not in err, err
+    assert code == 0, (out, err)
+    assert "stopped by SIGHUP" in out
+    assert "handled 0" in out
+    assert "released 1" in out
+    assert states(scratch)["add-docs"] == "pending"
+    assert not list((scratch.bare / "mergegate" / "worktrees").glob("*"))
+    assert scratch("verify").code == 0
+
+
+def test_run_help_says_queue_order_and_what_a_stop_does(scratch: Scratch) -> None:
+    """run --help: queue order, not FIFO; a stop requeues, only a third blocks; SIGHUP too."""
+    text = " ".join(scratch("run", "--help").stdout.split())
+    assert "FIFO" not in text
+    assert "in queue order" in text
+    assert "SIGINT, SIGTERM or SIGHUP cuts a running check short and requeues" in text
+    assert "only a third interrupted apply in a row blocks it as apply_interrupted" in text
+    assert "releases it as apply_interrupted" not in text
+
+
+def test_run_under_nohup_keeps_ignoring_sighup(scratch: Scratch) -> None:
+    """A run started with SIGHUP ignored (nohup) stays up on SIGHUP; SIGTERM still stops it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mergegate.cli", "--repo", str(scratch.bare), "run", "--poll", "30"],
+        cwd=scratch.root,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),  # noqa: PLW1509
+    )
+    read_until(proc, "queue empty")
+    proc.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    assert proc.poll() is None, watch(proc).report()
+    proc.send_signal(signal.SIGTERM)
+    code, out, err = watch(proc).finish(timeout=30)
+    assert code == 0, (out, err)
+    assert "stopped by SIGTERM" in out
 
 
 def _processes_with_env(entry: str) -> list[int]:
