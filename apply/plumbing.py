@@ -146,6 +146,9 @@ def remote_main(git: Git, remote: str, ref: str, timeout: float) -> str:
         "-q",
         "--no-write-fetch-head",
         "--no-tags",
+        # No opportunistic update of refs/remotes/<remote>/*: this fetch takes
+        # no ref lock, so it never contends with another process's fetch.
+        "--refmap=",
         "--end-of-options",
         remote,
         ref,

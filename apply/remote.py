@@ -19,13 +19,26 @@ a commit.
 Candidate branches are fetched into ``refs/remotes/<remote>/<branch>`` and
 the remote's ``main`` into ``refs/remotes/<remote>/<main>``: names that never
 collide with a checked-out ``main`` (git refuses to fetch into that).
+
+Several mergegate processes on one clone (``run`` and a ``submit``, or two
+runs) fetch into these same refs, and git locks each ref it updates with
+a compare-and-swap against the value it read before the transfer: the loser
+of that race fails with ``cannot lock ref '…': is at … but expected …`` (or
+``….lock': File exists``) although nothing is wrong. Such a failure is
+contention, not a fault: the fetch is made again, at most
+:data:`FETCH_TRIES` times, each retry logged (``event=fetch_contended``);
+the objects are already here, so a retry only rewrites the refs. Only when
+every try lost is it :class:`FetchContended` (exit 4, "run it again").
+See docs/apply.md, "Several processes fetching on one clone".
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import random
 import re
+import time
 import uuid
 from collections.abc import Sequence
 
@@ -40,6 +53,7 @@ from .liveness import this_host
 __all__ = [
     "FENCE_REF",
     "FenceMoving",
+    "FetchContended",
     "Pushed",
     "Remote",
     "RemoteState",
@@ -52,6 +66,18 @@ FENCE_REF = "refs/mergegate/fence"
 
 #: How many times a fence advance re-reads and tries again when the fence moved under it.
 FENCE_TRIES = 5
+
+#: How many times a fetch is made when another process on this clone keeps
+#: updating the same remote-tracking refs at the same moment (git's ref lock).
+FETCH_TRIES = 8
+
+# git's words when another process updated or holds a ref this one is updating:
+# "cannot lock ref 'X': is at A but expected B", "Unable to create '….lock':
+# File exists", "cannot lock ref 'X': reference already exists" (both created it).
+_CONTENDED = re.compile(
+    r"cannot lock ref '[^']*': (is at [0-9a-f]+ but expected|reference already exists)"
+    r"|\.lock': File exists"
+)
 
 _LOG = logging.getLogger("mergegate.transitions.remote")
 
@@ -76,6 +102,19 @@ class NothingPushed(RemoteUnreachable):
     event, not the candidate's fault), unlike a push that was made and whose
     outcome is unknown, which recovery must decide after advancing the fence.
     """
+
+
+class FetchContended(RemoteUnreachable):
+    """Another process on this clone updated the same remote-tracking refs during every try.
+
+    Nothing is wrong with the remote or the repository: the same command
+    succeeds when run again (exit 4, like any concurrent writer that won).
+    """
+
+
+def contended(stderr: str) -> bool:
+    """Whether git failed only because another process updated or held the same ref."""
+    return _CONTENDED.search(stderr) is not None
 
 
 class FenceMoving(RepositoryError):
@@ -181,20 +220,71 @@ class Remote:
         if present:
             self._fetch([f"+refs/heads/{b}:{self.tracking(b)}" for b in present])
         for branch in missing:
-            self.git.run("update-ref", "-d", "--end-of-options", self.tracking(branch))
+            self._contending(
+                "cannot forget a deleted branch",
+                ("update-ref", "-d", "--end-of-options", self.tracking(branch)),
+                remote=False,
+            )
         return missing
 
     def _fetch(self, refspecs: Sequence[str], *, prune: bool = False) -> None:
-        self._run(
+        self._contending(
             "cannot fetch",
-            "fetch",
-            "-q",
-            *(["--prune"] if prune else []),
-            "--no-tags",
-            "--no-write-fetch-head",
-            "--end-of-options",
+            (
+                "fetch",
+                "-q",
+                *(["--prune"] if prune else []),
+                "--no-tags",
+                "--no-write-fetch-head",
+                "--end-of-options",
+                self.name,
+                *refspecs,
+            ),
+        )
+
+    def _contending(self, what: str, args: Sequence[str], *, remote: bool = True) -> None:
+        """Run ``args``; when another process won git's lock on a ref, run it again.
+
+        A bounded, logged retry (module docstring): up to :data:`FETCH_TRIES`
+        tries, a short random pause between them so two losers do not meet
+        again. Any other failure raises RemoteUnreachable (or, for a local
+        ``update-ref``, RepositoryError) at once; contention on every try
+        raises FetchContended.
+        """
+        said = ""
+        for attempt in range(1, FETCH_TRIES + 1):
+            try:
+                if remote:
+                    self.git.run(*args, timeout=self.timeout, die_with_parent=True)
+                else:
+                    self.git.run(*args)
+                return
+            except GitCommandFailed as err:
+                said = _first_line(err.stderr)
+                if not contended(err.stderr):
+                    if not remote:
+                        raise
+                    raise RemoteUnreachable(str(self.git.repo), self.name, what, said) from err
+            except RepositoryError as err:
+                if not remote:
+                    raise
+                said = str(err).partition(": ")[2] or str(err)
+                raise RemoteUnreachable(str(self.git.repo), self.name, what, said) from err
+            # A logged decision: git's ref lock was lost to another process on this clone.
+            _LOG.info(
+                "event=fetch_contended remote=%s try=%d of=%d git=%r",
+                self.name,
+                attempt,
+                FETCH_TRIES,
+                said,
+            )
+            time.sleep(random.uniform(0.02, 0.1) * attempt)  # jitter: two losers do not meet again
+        raise FetchContended(
+            str(self.git.repo),
             self.name,
-            *refspecs,
+            what,
+            f"another process on this clone kept updating the same refs during each of "
+            f"{FETCH_TRIES} tries (git: {said.removeprefix('error: ')}); run the command again",
         )
 
     def token(self, purpose: str) -> str:

@@ -6,6 +6,8 @@ the builtin a caller would catch, as the core's errors do.
 
 from __future__ import annotations
 
+import sys
+
 from mergegate.statemachine import (
     CandidateNotFound,
     ConcurrencyConflict,
@@ -184,11 +186,22 @@ _CONFLICT = (
 )
 
 
+def _contended(err: BaseException) -> bool:
+    """Another mergegate process on this clone won git's ref lock on every fetch (exit 4).
+
+    Read from ``sys.modules``, not imported: a FetchContended exists only once
+    mergegate.apply.remote was loaded, and importing it here would load git's
+    side into every command's start-up (docs/performance.md, "Command start-up").
+    """
+    remote = sys.modules.get("mergegate.apply.remote")
+    return remote is not None and isinstance(err, remote.FetchContended)
+
+
 def exit_code_for(err: BaseException) -> int:
     """The documented exit code of ``err`` (docs/cli.md, "Exit codes")."""
     if isinstance(err, _USAGE):
         return EXIT_USAGE
-    if isinstance(err, _CONFLICT):
+    if isinstance(err, _CONFLICT) or _contended(err):
         return EXIT_CONFLICT
     if isinstance(err, StoreLost):
         return EXIT_STORE_LOST
