@@ -105,7 +105,7 @@ def queue_rows(
     held for an operator's approval (``config_changed``) to whether its sha is
     approved: that, not the follow-up, is what it waits for. ``paused_by``
     names who paused the queue: the head waits for the unpause, not for an
-    integrator.
+    integrator, and no queued candidate has an ETA (what is in flight keeps its own).
     """
     follow_ups = follow_ups or {}
     approvals = approvals or {}
@@ -124,7 +124,8 @@ def queue_rows(
         eta: datetime | None = None
         if typical is not None and slot is not None:
             eta = max(now, c.updated_at + typical)
-        elif typical is not None and pos is not None:
+        elif typical is not None and pos is not None and paused_by is None:
+            # Paused, a queued candidate waits for a person, not for the chain: no estimate.
             eta = chain_end + typical * pos
         rows.append(
             QueueRow(

@@ -124,6 +124,22 @@ def test_list_and_show_after_an_integration(make_scratch: MakeScratch) -> None:
         _same(s, *args)
 
 
+def test_a_paused_queue_is_left_to_click_and_gives_no_eta(make_scratch: MakeScratch) -> None:
+    """Paused, a queued candidate shows no ETA (`-`), only what it waits for; click answers."""
+    s = make_scratch("blocked")
+    assert s("withdraw", "new-greeting", "--why", "gone").code == 0
+    assert s("submit", "other", "--sha", s.shas["other"]).code == 0
+    assert "~" in s("list").stdout  # the integration gives the queue a typical apply time
+    assert s("--actor", "ana", "pause", "--why", "freeze").code == 0
+    for args in (("list",), ("--json", "list")):
+        _same(s, *args, fast=False)
+    row = next(line for line in s("list").stdout.splitlines() if " other " in line)
+    assert "~" not in row, row
+    assert row.rstrip().endswith("the unpause: paused by ana"), row
+    doc = s("--json", "list").doc["result"]["candidates"]
+    assert [(r["slug"], r["eta"]) for r in doc] == [("other", None)]
+
+
 def test_an_empty_queue(scratch: Scratch) -> None:
     """list of a store with no candidate."""
     _same(scratch, "list")
