@@ -52,10 +52,10 @@ def controls_text(now: QueueControls, queued: int) -> str:
     """The lines under ``list``'s table: empty when nothing is in force."""
     lines = ""
     if now.paused is not None:
-        then = "; the work in flight was asked back" if now.paused.requeue else ""
+        then = "; the work in flight was given back" if now.paused.requeue else ""
         lines += (
-            f"queue PAUSED {_by(now.paused)}; nothing new is applied{then} "
-            "until `mergegate unpause`\n"
+            f"queue PAUSED {_by(now.paused)}; nothing new is applied "
+            f"until `mergegate unpause`{then}\n"
         )
     if now.draining is not None:
         left = (

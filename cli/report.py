@@ -174,8 +174,24 @@ def _span(seconds: float | None) -> str:
     return "-" if seconds is None else short_span(timedelta(seconds=round(seconds)))
 
 
-def _names(moves: Sequence[Moved]) -> str:
-    return ", ".join(m.slug for m in moves)
+#: The most slugs a headline names; the rest are counted ("... and 7 more").
+NAMED = 10
+
+
+def _names(slugs: Sequence[str], *, newest: bool = False) -> str:
+    """Each slug once, with its count when repeated (``churn x22``), at most :data:`NAMED`
+    of them (the first, or the ``newest``), then how many moves were left unnamed.
+
+    ASCII only: a report may go to a terminal or a mail in any encoding.
+    """
+    counts: dict[str, int] = {}
+    for slug in slugs:
+        counts[slug] = counts.get(slug, 0) + 1
+    items = list(counts.items())
+    shown = items[-NAMED:] if newest else items[:NAMED]
+    left = len(slugs) - sum(n for _, n in shown)
+    named = ", ".join(slug if n == 1 else f"{slug} x{n}" for slug, n in shown)
+    return named + (f", ... and {left} more" if left else "")
 
 
 def digest_text(d: Digest) -> str:
@@ -185,7 +201,11 @@ def digest_text(d: Digest) -> str:
     lines = [
         f"report for the last {window} (since {stamp(d.since)})",
         f"integrated:  {len(d.integrated)}"
-        + (f" ({', '.join(c.key.slug for c, _ in d.integrated[-10:])})" if d.integrated else ""),
+        + (
+            f" ({_names([c.key.slug for c, _ in d.integrated], newest=True)})"
+            if d.integrated
+            else ""
+        ),
         f"time in queue: p50 {_span(percentile(waits, 50))}, p95 {_span(percentile(waits, 95))}"
         f" (submission to integration, {len(waits)} candidate(s))",
     ]
@@ -201,9 +221,10 @@ def digest_text(d: Digest) -> str:
         ("requeued", d.requeued),
         ("superseded", d.superseded),
     ):
-        lines.append(f"{label + ':':<12} {len(moves)}" + (f" ({_names(moves)})" if moves else ""))
+        named = f" ({_names([m.slug for m in moves])})" if moves else ""
+        lines.append(f"{label + ':':<12} {len(moves)}{named}")
     if d.flaky:
-        lines.append(f"flaky:       {len(d.flaky)} ({', '.join(c.key.slug for c in d.flaky)})")
+        lines.append(f"flaky:       {len(d.flaky)} ({_names([c.key.slug for c in d.flaky])})")
     i = d.status.integrator
     since = "-" if i.since is None else (stamp(i.since) or "-")
     lines.append(f"integrator:  {i.state} since {since}" + (f" ({i.owner})" if i.owner else ""))

@@ -97,6 +97,15 @@ def test_promote_of_an_integrated_candidate_says_it_is_integrated(scratch: Scrat
     assert scratch.snapshot() == before
 
 
+def test_list_says_a_requeue_pause_in_plain_order(scratch: Scratch) -> None:
+    """list under pause --requeue: nothing new until the unpause; the work in flight given back."""
+    assert scratch(*ANA, "pause", "--requeue", "--why", "freeze").code == 0
+    listed = scratch("list").stdout
+    assert (
+        "nothing new is applied until `mergegate unpause`; the work in flight was given back\n"
+    ) in listed, listed
+
+
 def test_a_second_pause_is_refused_naming_the_first(scratch: Scratch) -> None:
     """Pausing a paused queue exits 4, names who paused it, and logs nothing more."""
     assert scratch(*ANA, "pause", "--why", "freeze").code == 0

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from .conftest import Scratch
+import pytest
+
+from .conftest import Scratch, git
 
 
 def test_report_is_the_overnight_digest(blocked: Scratch) -> None:
@@ -114,3 +116,33 @@ def test_list_shows_slot_elapsed_waiting_for_and_eta(blocked: Scratch) -> None:
     applying = next(line for line in text if " applying " in line)
     assert applying.split()[:3] == ["-", "1", "other"]
     assert "~" in applying  # its ETA
+
+
+@pytest.mark.slow
+def test_report_names_each_slug_once_and_counts_the_rest(scratch: Scratch) -> None:
+    """report: a slug superseded 3 times is `churn x3`; past ten integrated, `... and N more`."""
+    git(scratch.work, "checkout", "-q", "-b", "churn", "main")
+    churn = []
+    for n in range(4):
+        (scratch.work / "churn.txt").write_text(f"{n}\n")
+        git(scratch.work, "add", "churn.txt")
+        git(scratch.work, "commit", "-q", "-m", f"churn {n}")
+        churn.append(git(scratch.work, "rev-parse", "HEAD"))
+    slugs = [f"feat-{n:02}" for n in range(11)]
+    for slug in slugs:
+        git(scratch.work, "checkout", "-q", "-b", slug, "main")
+        (scratch.work / f"{slug}.txt").write_text(f"{slug}\n")
+        git(scratch.work, "add", f"{slug}.txt")
+        git(scratch.work, "commit", "-q", "-m", slug)
+    git(scratch.work, "push", "-q", "origin", "churn", *slugs)
+    for sha in churn:
+        assert scratch("submit", "churn", "--sha", sha).code == 0
+    for slug in slugs:
+        assert scratch("submit", slug).code == 0
+    assert scratch("run", "--once").code == 0
+    text = scratch("report").stdout
+    assert "superseded:  3 (churn x3)\n" in text, text
+    integrated = next(line for line in text.splitlines() if line.startswith("integrated:"))
+    assert integrated.startswith("integrated:  12 ("), integrated
+    assert integrated.endswith(", ... and 2 more)"), integrated
+    assert integrated.count(",") == 10, integrated  # ten named, then the count
