@@ -33,7 +33,7 @@ from .applier import Applier
 from .approval import approve
 from .calls import Calls, Request
 from .controls import Control, ControlEntry, QueueControls
-from .errors import CandidateNotFound
+from .errors import CandidateNotFound, LeaseHeld
 from .followup_slug import SlugRule, follow_up_slug
 from .hooks import HookLike, Subscription, run_hooks, subscriptions
 from .ledger import Approval
@@ -274,10 +274,23 @@ class Engine(Calls):
     # -- leases and recovery -------------------------------------------------
 
     def renew_lease(self, owner: str, ttl: timedelta | None = None) -> Lease:
-        """Extend ``owner``'s integration lease; raises LeaseHeld if it was lost."""
-        return self.store.renew_lease(
-            self.lease_name, owner, self.clock() + (ttl or self.lease_ttl)
-        )
+        """Extend ``owner``'s integration lease; raises LeaseHeld(lost=True) if it was lost.
+
+        Only a holder renews, so a lease found held by someone else was lost
+        too: it expired while ``owner`` stood still (SIGSTOP, a swapped-out
+        host) and another process recovered it and took it again. The store
+        says "held by X" (it cannot know ``owner`` ever held it); here that is
+        the same loss as a lease no row holds, so the caller says "lease lost"
+        either way (``LeaseHeld.owner`` is then ``owner``, the one who lost it).
+        """
+        try:
+            return self.store.renew_lease(
+                self.lease_name, owner, self.clock() + (ttl or self.lease_ttl)
+            )
+        except LeaseHeld as err:
+            if err.lost or err.owner == owner:
+                raise
+            raise LeaseHeld(self.lease_name, owner, None, lost=True) from err
 
     def hold_lease(self, owner: str, ttl: timedelta | None = None) -> Lease:
         """Take the integration lease for ``owner`` itself, for a speculative chain.
