@@ -278,10 +278,13 @@ class Session:
         from mergegate.followups import FollowUpGuide  # noqa: PLC0415
 
         store = self.store()
+        config = self.config()
         return FollowUpGuide(
             self.templates(),
-            todos_label=self.config().todos_label,
+            todos_label=config.todos_label,
             evidence=lambda record: _latest_report(store, record),
+            # With a remote, the fix names <remote>/<main>: a developer's main is stale.
+            upstream=None if config.remote is None else f"{config.remote}/{config.main_branch}",
         )
 
     def _check_actor(self) -> None:

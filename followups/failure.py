@@ -70,9 +70,36 @@ def what_failed(report: BlockedReport) -> str:
     return f"What failed: {report.reason.value} (no structured evidence was recorded)."
 
 
-def fix_sentence(reason: Reason, key: CandidateKey) -> str:
-    """What to do before the NEXT lines, for this reason."""
+def fix_sentence(reason: Reason, key: CandidateKey, upstream: str | None = None) -> str:
+    """What to do before the NEXT lines, for this reason.
+
+    ``upstream`` is the remote's ``main`` as a developer's clone names it
+    (``origin/main``) when mergegate integrates into a remote. A developer's
+    local ``main`` is then as old as their last pull, and ``git merge main``
+    says "Already up to date" against a main that has moved: so the text names
+    ``upstream`` and the fetch that brings it (``git fetch origin && git merge
+    origin/main``), and the push that lets ``resume`` see the fix (it reads
+    the server's branch). Without a remote, ``main`` is the repository's own.
+    """
     branch = one_line(key.branch)
+    if upstream is not None:
+        up = one_line(upstream, limit=120)
+        remote = up.partition("/")[0]
+        match reason:
+            case Reason.MERGE_CONFLICT:
+                return (
+                    f"Fix: on {branch}, run `git fetch {remote} && git merge {up}` (or rebase "
+                    f"onto {up}: a local main may be stale), resolve the conflicts, commit and "
+                    f"push {branch} to {remote}; then run the NEXT lines in order (resume "
+                    "takes the branch's new tip)."
+                )
+            case Reason.CHECKS_FAILED:
+                return (
+                    f"Fix: make the checks pass on {branch} merged with {up} (run "
+                    f"`git fetch {remote}` first: a local main may be stale), commit the fix "
+                    f"and push {branch} to {remote}; then run the NEXT lines in order (resume "
+                    "takes the branch's new tip)."
+                )
     match reason:
         case Reason.MERGE_CONFLICT:
             return (

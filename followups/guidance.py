@@ -100,6 +100,10 @@ class FollowUpGuide:
     #: writes it (``Scaffold.evidence_file``); ``None``: the folder holds none, and
     #: the text points at the stored evidence only.
     evidence_file: str | None = attrs.field(default="input.md", kw_only=True)
+    #: The remote's main as a developer's clone names it (``origin/main``) when
+    #: mergegate integrates into a remote; the fix sentence then names it and the
+    #: fetch that brings it (``fix_sentence``). ``None``: the repository's own main.
+    upstream: str | None = attrs.field(default=None, kw_only=True)
 
     def render(self, candidate: Candidate, record: BlockedRecord) -> Guidance:
         """The guidance for ``candidate``, blocked as ``record`` says; a pure function of both
@@ -154,7 +158,7 @@ class FollowUpGuide:
                 )
                 actions.append(Sync())
         actions.extend(unblock_actions(record, remediating=candidate.state is State.REMEDIATING))
-        facts = (where, failed, evidence, fix_sentence(record.reason, key))
+        facts = (where, failed, evidence, fix_sentence(record.reason, key, self.upstream))
         return Guidance(
             code=code,
             facts=facts,

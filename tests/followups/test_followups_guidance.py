@@ -246,3 +246,26 @@ def test_default_templates_are_the_cli_commands() -> None:
         "mergegate followups sync",
         "mergegate followups done {follow_up}",
     )
+
+
+@pytest.mark.parametrize(
+    ("reason", "says"),
+    [
+        (Reason.MERGE_CONFLICT, "run `git fetch origin && git merge origin/main`"),
+        (Reason.CHECKS_FAILED, "merged with origin/main (run `git fetch origin` first"),
+    ],
+)
+def test_remote_fix_names_the_remotes_main_and_its_fetch(
+    make_candidate: MakeCandidate, make_record: MakeRecord, reason: Reason, says: str
+) -> None:
+    """With a remote the fix names origin/main and the fetch; NEXT lines and bytes stay put."""
+    guide = FollowUpGuide(upstream="origin/main")
+    guidance = guide.render(make_candidate(), make_record(reason=reason))
+    [fix] = [fact for fact in guidance.facts if fact.startswith("Fix:")]
+    assert says in fix
+    assert "push feature/auth-login to origin" in fix
+    assert "merge main" not in fix
+    assert "with main" not in fix
+    plain = FollowUpGuide().render(make_candidate(), make_record(reason=reason))
+    assert guidance.next_commands == plain.next_commands
+    assert guide.render(make_candidate(), make_record(reason=reason)) == guidance
