@@ -218,7 +218,9 @@ def submit(
 def _priority_why(priority: bool, why: str | None) -> None:
     """``--priority`` and ``--why`` go together, checked before anything is written."""
     if not priority:
-        raise UsageError("--why is given with --priority: say why the candidate goes first")
+        raise UsageError(
+            "--why goes with --priority: say why the candidate goes first, or drop --why"
+        )
     if why is None or not why.strip():
         raise InvalidInput("--why", why, "say why the candidate goes first (it is logged)")
     check_text(why, field="--why")
@@ -535,7 +537,7 @@ def resume(
 @click.argument("slug", required=False)
 @click.pass_context
 def apply(ctx: click.Context, slug: str | None) -> int:
-    """Apply SLUG, or the next pending/retry candidate (FIFO). Exit 3 if it ends blocked."""
+    """Apply SLUG, or the queue's head (in queue order). Exit 3 if it ends blocked."""
     s = session_of(ctx)
     if slug is not None:
         check_slug(slug)

@@ -158,8 +158,7 @@ def test_figure_10_store_is_one_mergegate_reads_and_verifies(tmp_path: Path) -> 
     _bench_extra_missing(), reason="the dev extra (python-statemachine, eventsourcing) is missing"
 )
 def test_figure_10_reports_each_read_with_its_ratio_and_memory(tmp_path: Path) -> None:
-    """`run.py --quick --only 10` writes a row per read with its time ratio and peak RSS;
-    with no PostgreSQL server its rows say why, in one row."""
+    """`run.py --quick --only 10`: a row per read with ratio and peak RSS; no server, one row."""
     _, result = _quick(
         tmp_path, "--only", "10", env={"MERGEGATE_TEST_PG": "postgresql://nobody@127.0.0.1:1/x"}
     )

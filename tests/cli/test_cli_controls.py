@@ -254,3 +254,13 @@ def test_controls_on_postgres(make_scratch: MakeScratch, pg_url: str) -> None:
     assert s(*db, "unpause").code == 0
     assert s(*db, "--json", "apply").doc["result"]["candidate"]["slug"] == "other"
     assert states(s, *db)["other"] == "integrated"
+
+
+def test_a_why_without_priority_says_it_goes_with_priority(scratch: Scratch) -> None:
+    """submit --why without --priority: one line saying --why goes with --priority, exit 2."""
+    done = scratch("submit", "other", "--why", "hotfix")
+    assert done.code == 2, (done.stdout, done.stderr)
+    assert "--why goes with --priority" in done.stderr, done.stderr
+    helped = scratch("apply", "--help")
+    assert "FIFO" not in helped.stdout
+    assert "queue order" in helped.stdout, helped.stdout
