@@ -167,7 +167,7 @@ def test_main_moves_only_on_integrate(
                 except MoveInFlight:
                     event("stall: recovery refused, the move was in flight")
             if lost:
-                raise LeaseHeld("main", "recoverer", "the stall")
+                raise LeaseHeld("main", "recoverer", None, lost=True)
             if calls in step.moves_at and applier.main_lock.exists():
                 # Under the fence git's lock keeps every other writer off main.
                 event("race: another writer found main locked")
