@@ -290,7 +290,7 @@ class Engine(Calls):
         except LeaseHeld as err:
             if err.lost or err.owner == owner:
                 raise
-            raise LeaseHeld(self.lease_name, owner, None, lost=True) from err
+            raise LeaseHeld(self.lease_name, owner, None, lost=True, taken_by=err.owner) from err
 
     def hold_lease(self, owner: str, ttl: timedelta | None = None) -> Lease:
         """Take the integration lease for ``owner`` itself, for a speculative chain.

@@ -195,22 +195,33 @@ class LeaseHeld(MergegateError, RuntimeError):
     #: True when no row holds the lease any more: another process recovered it
     #: after it expired. ``owner`` is then the one who lost it.
     lost: bool
+    #: Who holds the lost lease now, when it is known (it was taken again).
+    taken_by: str | None
 
     def __init__(
-        self, lease: str, owner: str, expires_at: datetime | str | None, *, lost: bool = False
+        self,
+        lease: str,
+        owner: str,
+        expires_at: datetime | str | None,
+        *,
+        lost: bool = False,
+        taken_by: str | None = None,
     ) -> None:
         # ISO 8601 text is accepted too: the stores and older callers pass it.
         when = datetime.fromisoformat(expires_at) if isinstance(expires_at, str) else expires_at
+        by = "" if taken_by is None else f" ({taken_by!r} holds it now)"
         message = (
             f"integration lease {lease!r} of {owner!r} was lost: another process recovered it "
-            "after it expired; stop this apply and re-read the candidate"
+            f"after it expired{by}; stop this apply and re-read the candidate"
             if lost
             else f"integration lease {lease!r} is held by {owner!r} until "
             f"{None if when is None else when.isoformat()}; wait for it "
             "(from Python: start_apply_waiting), or once it has expired run "
             "`mergegate recover` (from Python: take_over, or start_apply_waiting with the applier)"
         )
-        super().__init__(message, lease=lease, owner=owner, expires_at=when, lost=lost)
+        super().__init__(
+            message, lease=lease, owner=owner, expires_at=when, lost=lost, taken_by=taken_by
+        )
 
 
 class StoreError(MergegateError, RuntimeError):

@@ -192,7 +192,18 @@ def test_sighup_stops_run_like_sigterm(scratch: Scratch, tmp_path: Path) -> None
     assert scratch("submit", "add-docs").code == 0
     flag = tmp_path / "stall"
     flag.write_text("")
-    proc = spawn(scratch, "run", env={"SLOW": str(flag)})
+    # SIGHUP at its default, as in a terminal: a runner that started this suite under
+    # nohup (a CI job, say) passes SIGHUP ignored down to every child, and run then
+    # rightly keeps ignoring it (the next test); this one is the terminal's case.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mergegate.cli", "--repo", str(scratch.bare), "run"],
+        cwd=scratch.root,
+        env={**_env(), "SLOW": str(flag)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),  # noqa: PLW1509
+    )
     read_until(proc, "check slow-gate")
     # What the kernel does to a stopped process group whose parent went away.
     proc.send_signal(signal.SIGSTOP)
