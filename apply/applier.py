@@ -209,8 +209,6 @@ class GitApplier:
     _common: Path = attrs.field(init=False)
     _catfile: CatFile = attrs.field(init=False)
     _worktrees: WorktreePool = attrs.field(init=False)
-    #: git in the work tree where ``main`` is checked out, if there is one.
-    _checkout: Git | None = attrs.field(init=False, default=None)
     #: The configured remote, once checked: every move of its main is fenced.
     _remote: Remote | None = attrs.field(init=False, default=None)
 
@@ -233,23 +231,16 @@ class GitApplier:
         self._common = Path(common).resolve()
         self._root = scratch_root(self._common)
         self._worktrees = WorktreePool(self.git, self._root)
-        for tree in list_worktrees(self.git):
-            if not tree.bare and tree.branch == self.main_ref:
-                checkout = Git(
-                    tree.path,
-                    self.identity,
-                    self.git_executable,
-                    hooks_path=self.hooks_path or NO_HOOKS,
-                )
-                try:
-                    problem = checkout_problem(checkout)
-                except RepositoryBusy:
-                    # Held for a moment by a person's git: the move checks it
-                    # again under the lock, and waits then if it must.
-                    problem = None
-                if problem is not None and not self.checkout_waits:
-                    raise MainCheckedOut(str(self.repo), str(tree.path), self.main_branch, problem)
-                self._checkout = checkout
+        checkout = self._main_checkout()
+        if checkout is not None:
+            try:
+                problem = checkout_problem(checkout)
+            except RepositoryBusy:
+                # Held for a moment by a person's git: the move checks it
+                # again under the lock, and waits then if it must.
+                problem = None
+            if problem is not None and not self.checkout_waits:
+                raise MainCheckedOut(str(self.repo), str(checkout.repo), self.main_branch, problem)
         if self.remote is not None:
             try:
                 self.git.run("remote", "get-url", "--end-of-options", self.remote)
@@ -368,8 +359,9 @@ class GitApplier:
             if not isinstance(lock, MainLock):
                 raise GitCommandFailed(str(self.repo), ("update-ref", "--stdin"), 128, lock.stderr)
             with lock:
-                if self._checkout is not None:
-                    stopped = self._update_checkout(self._checkout, local, remote_main)
+                checkout = self._main_checkout()
+                if checkout is not None:
+                    stopped = self._update_checkout(checkout, local, remote_main)
                     if stopped is not None:
                         raise RepositoryError(
                             str(self.repo), stopped.report.evidence.diagnostic or "refused"
@@ -629,14 +621,16 @@ class GitApplier:
             # Raises LeaseHeld if recovery took the lease: the lock is aborted
             # on the way out, and main stays where it was.
             heartbeat()
-            if self._checkout is not None:
+            # Looked up under the lock: no checkout of main can start unseen now.
+            checkout = self._main_checkout()
+            if checkout is not None:
                 # Checked again under the lock: the work tree may have changed
                 # since the applier was made. Nothing has moved yet.
                 # A person's edit in progress: the host's, not the candidate's (the
                 # lock is aborted on the way out, and the apply is tried again).
-                self._checkout_ready(self._checkout)
+                self._checkout_ready(checkout)
                 if self.remote is None:
-                    stopped = self._update_checkout(self._checkout, base, commit)
+                    stopped = self._update_checkout(checkout, base, commit)
                     if stopped is not None:
                         return stopped
             if self._remote is not None:
@@ -649,13 +643,31 @@ class GitApplier:
                     # Outside the lock: following takes it again, as an update.
                     self._follow(moved_to)
                     return None
-                if self._checkout is not None:
+                if checkout is not None:
                     # The remote's main has moved: the move stands whatever the
                     # work tree does, so a failure here only leaves it behind.
                     with contextlib.suppress(GitCommandFailed):
-                        update_checkout(self._checkout, base, commit)
+                        update_checkout(checkout, base, commit)
             lock.commit()
         return Integrated(commit, base, attempts or (base,))
+
+    def _main_checkout(self) -> Git | None:
+        """git in the work tree where ``main`` is checked out now, if there is one.
+
+        Looked up at each use, not once: a person switches branches in their
+        clone while ``run`` lives beside them all day, and a work tree that
+        checked ``main`` out after the applier was made must follow a move too
+        (else its index and files would show the move reversed).
+        """
+        for tree in list_worktrees(self.git):
+            if not tree.bare and tree.branch == self.main_ref:
+                return Git(
+                    tree.path,
+                    self.identity,
+                    self.git_executable,
+                    hooks_path=self.hooks_path or NO_HOOKS,
+                )
+        return None
 
     def check_ready(self) -> None:
         """Raise CheckoutInUse or RepositoryBusy if ``main``'s work tree could not follow a move.
@@ -664,8 +676,9 @@ class GitApplier:
         takes a candidate: a move into a work tree a person is editing is refused
         after the checks, which would then run again on every try while the edit lasts.
         """
-        if self._checkout is not None:
-            self._checkout_ready(self._checkout)
+        checkout = self._main_checkout()
+        if checkout is not None:
+            self._checkout_ready(checkout)
 
     def _checkout_ready(self, checkout: Git) -> None:
         """Raise CheckoutInUse (or RepositoryBusy) unless ``main``'s work tree can follow a move."""

@@ -371,3 +371,27 @@ def test_approve_with_a_multiline_why_prints_one_line(team: Team) -> None:
     assert done.code == 0, done.stderr
     first = done.stdout.splitlines()[0]
     assert "(by " in first, done.stdout
+
+
+def test_a_checkout_of_main_made_after_run_started_is_followed(team: Team) -> None:
+    """Main checked out after run started: run waits on its edit, then moves it with main."""
+    team.branch("d1", {"d1.txt": "d1\n"})
+    git(team.work, "switch", "-q", "d1")
+    with watch(team.popen_run()) as live:
+        live.wait_for("queue empty")
+        # The person comes back to main and starts an edit: run made its applier before.
+        git(team.work, "switch", "-q", "main")
+        (team.work / "README.md").write_text("# team, edited and not committed\n")
+        assert team("submit", "d1").code == 0
+        waiting = live.wait_for("waiting:")[-1]
+        assert "'main' is checked out" in waiting, waiting
+        assert team.state("d1") == "pending"
+        git(team.work, "checkout", "--", "README.md")
+        live.wait_for(lambda ln: "d1" in ln and "integrated" in ln)
+        assert live.proc is not None
+        live.proc.send_signal(signal.SIGTERM)
+        code, out, err = live.finish()
+    assert code == 0, (out, err)
+    # The work tree followed main: its index and files are main's, nothing staged.
+    assert (team.work / "d1.txt").read_text() == "d1\n"
+    assert git(team.work, "status", "--porcelain", "--untracked-files=no") == ""
