@@ -660,6 +660,10 @@ class GitApplier:
         (else its index and files would show the move reversed).
         """
         for tree in list_worktrees(self.git):
+            # mergegate's own scratch worktrees are never a person's checkout (a
+            # check may switch its own kept worktree to main; the pool resets it).
+            if tree.path.resolve().is_relative_to(self._root):
+                continue
             if not tree.bare and tree.branch == self.main_ref:
                 return Git(
                     tree.path,
