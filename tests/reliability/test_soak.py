@@ -262,16 +262,24 @@ class Soak:
         """An IDE or a slow `git status` holding the work tree's index for a while."""
         self._hold(self.gitdir / "index.lock", "index.lock holds")
 
-    def _may_interrupt(self) -> bool:
-        """Whether stopping an integrator now could not make a third interruption in a row.
+    def _may_interrupt(self, proc: subprocess.Popen[str]) -> bool:
+        """Whether stopping ``proc`` now could not make a third interruption in a row.
 
         Three interruptions in a row of one candidate block it (``apply_interrupted``:
         it may be what kills its integrator). People who stopped the integrator twice
         during one candidate look before a third time; so does the driver. It counts
         every candidate applying at each stop, whichever integrator holds it.
+
+        It looks while ``proc`` is already stopped (SIGSTOP), so the look is what the
+        stop interrupts: read first, a chain's links started between the read and the
+        signal went uncounted, and a third interruption of three of them at once
+        blocked them (a CI run's soak). Held back, ``proc`` goes on at once, well
+        inside its lease: no interruption.
         """
+        proc.send_signal(signal.SIGSTOP)
         applying = [slug for slug, state in self.states().items() if state == "applying"]
         if any(self.interruptions[slug] >= 2 for slug in applying):
+            proc.send_signal(signal.SIGCONT)
             self.counts["stops held back"] += 1
             return False
         self.interruptions.update(applying)
@@ -279,17 +287,20 @@ class Soak:
 
     def stall(self) -> None:
         live = self.live()
-        if live and self._may_interrupt():
-            proc = self.rng.choice(live)
-            proc.send_signal(signal.SIGSTOP)
+        if not live:
+            return
+        proc = self.rng.choice(live)
+        if self._may_interrupt(proc):
             time.sleep(self.rng.uniform(0.5, 4.5))
             proc.send_signal(signal.SIGCONT)
             self.counts["SIGSTOPs"] += 1
 
     def kill(self) -> None:
         live = self.live()
-        if live and self._may_interrupt():
-            proc = self.rng.choice(live)
+        if not live:
+            return
+        proc = self.rng.choice(live)
+        if self._may_interrupt(proc):
             self.killed.add(proc.pid)
             proc.kill()
             proc.wait()
