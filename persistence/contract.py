@@ -14,7 +14,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from mergegate.statemachine import (
-    TABLE,
     BlockedReport,
     Candidate,
     CandidateKey,
@@ -30,13 +29,12 @@ from mergegate.statemachine import (
     Store,
     Transition,
 )
-from mergegate.statemachine.extension import Transaction
 
 from .contract_controls import QueueControlsContract
+from .contract_steps import _CREATE, T0, _append, _entry, _submit
 
 __all__ = ["ManualClock", "StoreContract", "conflict_report"]
 
-T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 SHA = "a" * 40
 MAIN = "0" * 40
 LEASE = "main"
@@ -67,49 +65,6 @@ def _key(slug: str = "feat", sha: str = SHA, branch: str | None = None) -> Candi
 
 def _at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
-
-
-def _entry(
-    candidate: Candidate,
-    event: Event,
-    dest: State,
-    at: datetime,
-    *,
-    sha: str | None = None,
-    idempotency_key: str | None = None,
-    reason: str | None = None,
-) -> Transition:
-    """The next log entry of ``candidate``, as the Engine would build it."""
-    return Transition(
-        candidate_id=candidate.id,
-        seq=candidate.seq + 1,
-        event=event,
-        source=None if event is Event.SUBMIT else candidate.state,
-        dest=dest,
-        sha=sha or candidate.key.sha,
-        actor="contract",
-        at=at,
-        reason=reason,
-        idempotency_key=idempotency_key,
-    )
-
-
-#: The table's creating step: a new candidate's flags and first state.
-_CREATE = TABLE.steps(Event.SUBMIT)[0]
-
-
-def _append(tx: Transaction, candidate: Candidate, entry: Transition) -> Candidate:
-    """Append ``entry`` with the table's step for it, as the Engine does."""
-    step = TABLE.step(entry.source, entry.event)
-    assert step is not None, (entry.source, entry.event)
-    return tx.append(candidate, entry, step)
-
-
-def _submit(store: Store, key: CandidateKey, at: datetime = T0) -> Candidate:
-    """Insert ``key`` and log its submit, in one transaction."""
-    with store.transaction() as tx:
-        new = tx.insert_candidate(key, at, _CREATE)
-        return _append(tx, new, _entry(new, Event.SUBMIT, State.PENDING, at))
 
 
 def _move(store: Store, candidate: Candidate, event: Event, dest: State, at: datetime) -> Candidate:

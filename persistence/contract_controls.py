@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from mergegate.statemachine import TABLE, Candidate, CandidateKey, Control, Event, State, Store
+from mergegate.statemachine import Candidate, CandidateKey, Control, Store
+
+from .contract_steps import _submit
 
 __all__ = ["QueueControlsContract"]
 
 _T0 = datetime(2026, 2, 1, 9, 0, tzinfo=UTC)
-_SUBMIT = TABLE.steps(Event.SUBMIT)[0]
 
 
 def _at(seconds: float) -> datetime:
@@ -23,11 +24,7 @@ def _at(seconds: float) -> datetime:
 
 
 def _queued(store: Store, slug: str, at: datetime) -> Candidate:
-    from .contract import _append, _entry  # noqa: PLC0415  (contract imports this module)
-
-    with store.transaction() as tx:
-        new = tx.insert_candidate(CandidateKey(slug, slug, "c" * 40), at, _SUBMIT)
-        return _append(tx, new, _entry(new, Event.SUBMIT, State.PENDING, at))
+    return _submit(store, CandidateKey(slug, slug, "c" * 40), at)
 
 
 class QueueControlsContract:
