@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import attrs
 import pytest
@@ -26,69 +27,84 @@ MakeRepo = Callable[..., Repo]
 EXAMPLES = fraction(10)
 SLOW_EXAMPLES = fraction(2, floor=10)
 
-# The check of every link: on its first run anywhere, another writer commits
-# outside.txt onto main (when MOVER_FLAG is set); then the verdict is the marker.
-# "First" is decided by creating the flag exclusively: two links' checks start
-# at once in a chain, and both used to see no flag, move main, and share one
-# index file, so one could commit the tree the other had read (a main that
-# lost a candidate's change: the chain's tree then differed from the serial
-# one, a flake CI's slow run caught).
+# The check of every link. On its first run anywhere (when MOVER_FLAG is set)
+# it creates the flag, exclusively (two links' checks start at once in a
+# chain), and waits until the test's writer thread has moved main; then the
+# verdict is the marker. The move is the thread's, not the check's: a chain
+# kills the checks of links it throws away, and a check killed halfway through
+# its own move (a chain rebuilt when the second writer moved main) left main
+# without outside.txt, so the chain's tree differed from the serial one, where
+# no check is ever killed (the flake CI's slow run caught twice at 1776f09).
 CHECK = f"""\
-import os, subprocess, sys, time
+import os, sys, time
 flag = os.environ.get("MOVER_FLAG")
-first = False
 if flag:
     try:
         os.close(os.open(flag, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        first = True
     except FileExistsError:
         pass
-if first:
-    repo = os.environ["MOVER_REPO"]
-    def git(*args, stdin=None, env=None):
-        return subprocess.run(("git", "-C", repo, *args), input=stdin, env=env,
-                              capture_output=True, check=True, text=True).stdout.strip()
-    while True:  # racing the other writers: retry until main moves
-        old = git("rev-parse", "refs/heads/main")
-        index = dict(os.environ, GIT_INDEX_FILE=flag + ".index")
-        git("read-tree", old, env=index)
-        blob = git("hash-object", "-w", "--stdin", stdin="outside\\n")
-        git("update-index", "--add", "--cacheinfo", "100644," + blob + ",outside.txt", env=index)
-        tree = git("write-tree", env=index)
-        new = git("commit-tree", tree, "-p", old, stdin="outside writer")
-        try:
-            git("update-ref", "refs/heads/main", new, old)
-            break
-        except subprocess.CalledProcessError:
-            time.sleep(0.01)
+    else:
+        deadline = time.monotonic() + 60
+        while not os.path.exists(flag + ".done"):
+            if time.monotonic() > deadline:
+                sys.exit("the outside writer never moved main")
+            time.sleep(0.005)
 sys.exit(1 if os.path.exists({MARKER!r}) else 0)
 """
 
 
-def _outside_writer(repo: Repo, after: float) -> threading.Thread:
-    """A thread that, ``after`` seconds from now, commits outside-2.txt onto main.
+@attrs.frozen
+class _Trigger:
+    """When an outside writer moves main: ``after`` seconds from now, or once ``flag`` exists.
+
+    A flag-triggered writer that sees ``finished`` set before its flag appears
+    (no check ever ran) writes nothing, in both runs alike.
+    """
+
+    after: float | None = None
+    flag: Path | None = None
+    finished: threading.Event = attrs.field(factory=threading.Event)
+
+    def wait(self) -> bool:
+        """Wait for the moment; whether to write."""
+        if self.after is not None:
+            time.sleep(self.after)
+            return True
+        assert self.flag is not None
+        while not self.flag.exists():
+            if self.finished.wait(0.005):
+                return self.flag.exists()
+        return True
+
+
+def _outside_writer(repo: Repo, name: str, when: _Trigger) -> threading.Thread:
+    """A thread that, at ``when``, commits the file ``name`` onto main.
 
     It retries while main moves under it or its lock is taken: it is an
-    ordinary writer, racing the integrator, at a moment no one chose.
+    ordinary writer, racing the integrator, at a moment no one chose. It
+    creates ``<flag>.done`` once main has moved, for the check waiting on it.
     """
 
     def write() -> None:
-        time.sleep(after)
-        blob = repo.git("hash-object", "-w", "--stdin", stdin=b"second outside writer\n")
+        if not when.wait():
+            return
+        blob = repo.git("hash-object", "-w", "--stdin", stdin=f"{name}\n".encode())
         while True:
             old = repo.main()
             lines = [line for line in repo.git("ls-tree", old).split("\n") if line]
-            lines.append(f"100644 blob {blob}\toutside-2.txt")
+            lines.append(f"100644 blob {blob}\t{name}")
             tree = repo.git("mktree", stdin="".join(f"{line}\n" for line in lines).encode())
-            new = repo.git("commit-tree", tree, "-p", old, stdin=b"second outside writer")
+            new = repo.git("commit-tree", tree, "-p", old, stdin=f"outside: {name}".encode())
             try:
                 repo.git("update-ref", "refs/heads/main", new, old)
             except GitCommandFailed:
                 time.sleep(0.01)
                 continue
-            return
+            break
+        if when.flag is not None:
+            when.flag.with_name(when.flag.name + ".done").touch()
 
-    thread = threading.Thread(target=write, name="outside-writer")
+    thread = threading.Thread(target=write, name=f"outside-writer {name}")
     thread.start()
     return thread
 
@@ -100,6 +116,9 @@ class Result:
     integrated: tuple[str, ...]
     blocked: dict[str, Reason]
     tree: str
+    # Not compared: main's first-parent history with each commit's changed
+    # paths, so that a tree difference names where the two runs parted.
+    history: str = attrs.field(eq=False, repr=lambda h: "\n" + h)
 
 
 def _run(make_repo: MakeRepo, plan: ChainPlan, concurrency: int | None) -> Result:
@@ -109,8 +128,12 @@ def _run(make_repo: MakeRepo, plan: ChainPlan, concurrency: int | None) -> Resul
     script = repo.path.parent / "check.py"
     script.write_text(CHECK)
     env = dict(os.environ)
+    writers: list[tuple[threading.Thread, _Trigger]] = []
     if plan.outside_writer:
-        env.update(MOVER_FLAG=str(repo.path.parent / "moved"), MOVER_REPO=str(repo.path))
+        flag = repo.path.parent / "moved"
+        env.update(MOVER_FLAG=str(flag))
+        first = _Trigger(flag=flag)
+        writers.append((_outside_writer(repo, "outside.txt", first), first))
     applier = GitApplier(
         repo.path, checks=[CheckSpec("marker", (sys.executable, str(script)))], check_env=env
     )
@@ -119,9 +142,9 @@ def _run(make_repo: MakeRepo, plan: ChainPlan, concurrency: int | None) -> Resul
         engine = Engine(store)
         for branch in plan.repo.branches:
             engine.submit(CandidateKey(branch.slug, branch.name, tips[branch.name]))
-        writer = None
         if plan.outside_after is not None:
-            writer = _outside_writer(repo, plan.outside_after)
+            later = _Trigger(after=plan.outside_after)
+            writers.append((_outside_writer(repo, "outside-2.txt", later), later))
         if concurrency is None:
             order = []
             while (outcome := engine.apply_next(applier, owner="serial")) is not None:
@@ -132,8 +155,9 @@ def _run(make_repo: MakeRepo, plan: ChainPlan, concurrency: int | None) -> Resul
             integrated = integrate_chain(
                 engine, applier, owner="chain", concurrency=concurrency
             ).integrated
-        if writer is not None:
-            writer.join()
+        for thread, trigger in writers:
+            trigger.finished.set()
+            thread.join()
         assert engine.verify() == []
         assert store.integrity_problems() == []
         assert store.leases() == []
@@ -141,8 +165,13 @@ def _run(make_repo: MakeRepo, plan: ChainPlan, concurrency: int | None) -> Resul
         assert not store.candidates(State.PENDING)
         assert repo.scratch_leftovers() == []
         blocked = {r.key.slug: r.reason for r in store.blocked_records()}
-        return Result(integrated, blocked, repo.git("rev-parse", "refs/heads/main^{tree}"))
+        history = repo.git(
+            "log", "--first-parent", "--format=%h %s", "--name-status", "refs/heads/main"
+        )
+        return Result(integrated, blocked, repo.git("rev-parse", "refs/heads/main^{tree}"), history)
     finally:
+        for _thread, trigger in writers:
+            trigger.finished.set()
         store.close()
         applier.close()
 
@@ -175,4 +204,6 @@ def _same_as_serial(make_repo: MakeRepo, plan: ChainPlan) -> None:
         event("main moved by another writer during the first check")
     if plan.outside_after is not None:
         event("main moved by a writer at a random moment")
-    assert chained == serial
+    assert chained == serial, (
+        f"main, chained:\n{chained.history}\n\nmain, serial:\n{serial.history}"
+    )
