@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mergegate.cli import fastread
+from mergegate.cli import _fastgate, _faststore, fastread
 from mergegate.persistence.migrations import MIGRATIONS
 from mergegate.statemachine import TABLE, Event, State
 
@@ -80,14 +80,14 @@ def _same(s: Scratch, *args: str, fast: bool = True) -> None:
 
 
 def test_copies_agree_with_their_sources() -> None:
-    """The state sets, events and schema version fastread.py copies are the sources' own."""
-    assert tuple(st.value for st in State) == fastread.STATES
-    assert {e.value for e in Event} == fastread.EVENTS
-    assert tuple(st.value for st in State if st in TABLE.active) == fastread.ACTIVE
-    assert {st.value for st in TABLE.queued} == fastread.QUEUED
-    assert {st.value for st in TABLE.leased} == fastread.LEASED
-    assert {st.value for st in TABLE.carrying_blocked} == fastread.CARRYING_BLOCKED
-    assert MIGRATIONS[-1].version == fastread.SCHEMA_VERSION
+    """The state sets, events and schema version the fast path copies are the sources' own."""
+    assert tuple(st.value for st in State) == _faststore.STATES
+    assert {e.value for e in Event} == _faststore.EVENTS
+    assert tuple(st.value for st in State if st in TABLE.active) == _faststore.ACTIVE
+    assert {st.value for st in TABLE.queued} == _faststore.QUEUED
+    assert {st.value for st in TABLE.leased} == _faststore.LEASED
+    assert {st.value for st in TABLE.carrying_blocked} == _faststore.CARRYING_BLOCKED
+    assert MIGRATIONS[-1].version == _faststore.SCHEMA_VERSION
 
 
 @pytest.mark.parametrize(
@@ -172,7 +172,7 @@ def test_a_configuration_file_is_left_to_click(scratch: Scratch) -> None:
 
 
 def test_another_schema_version_is_left_to_click(scratch: Scratch) -> None:
-    """A store at a schema version fastread.py does not know is read through click's path."""
+    """A store at a schema version the fast path does not know is read through click's path."""
     assert scratch("submit", "other", "--sha", scratch.shas["other"]).code == 0
     with sqlite3.connect(scratch.db) as conn:
         conn.execute("INSERT INTO schema_migrations VALUES (999, 'future', '2026-01-01')")
@@ -199,9 +199,9 @@ def test_version_without_click() -> None:
 def test_locates_a_work_tree_and_a_bare_repository(scratch: Scratch, tmp_path: Path) -> None:
     """The root and common dir repo.locate finds; outside any repository it steps aside."""
     work = scratch.work.resolve()
-    assert [p.resolve() for p in fastread._locate(scratch.work)] == [work, work / ".git"]
+    assert [p.resolve() for p in _fastgate.locate(scratch.work)] == [work, work / ".git"]
     bare = scratch.bare.resolve()
-    assert [p.resolve() for p in fastread._locate(scratch.bare)] == [bare, bare]
+    assert [p.resolve() for p in _fastgate.locate(scratch.bare)] == [bare, bare]
     assert fastread.answer(["--repo", str(tmp_path), "list"]) is None
 
 
