@@ -44,6 +44,7 @@ from mergegate.statemachine._validation import check_branch, check_sha
 
 from . import checkrefs
 from .catfile import CatFile
+from .checkedout import CheckoutFinder
 from .checkout import checkout_problem, update_checkout
 from .checks import CheckSpec, run_retrying, spec_tuple
 from .configguard import config_change
@@ -60,7 +61,7 @@ from .git import NO_HOOKS, Git, Identity
 from .plumbing import Conflict, commit_tree, is_ancestor, merge_trees
 from .remote import FENCE_TRIES, Remote
 from .runners import CheckJob, CheckRunner
-from .worktree import WorktreePool, cleanup_stale, list_worktrees, scratch_root
+from .worktree import WorktreePool, cleanup_stale, scratch_root
 
 __all__ = ["NULL_SHA", "Built", "GitApplier", "checks_failed"]
 
@@ -209,6 +210,7 @@ class GitApplier:
     _common: Path = attrs.field(init=False)
     _catfile: CatFile = attrs.field(init=False)
     _worktrees: WorktreePool = attrs.field(init=False)
+    _checkouts: CheckoutFinder = attrs.field(init=False)
     #: The configured remote, once checked: every move of its main is fenced.
     _remote: Remote | None = attrs.field(init=False, default=None)
 
@@ -231,6 +233,7 @@ class GitApplier:
         self._common = Path(common).resolve()
         self._root = scratch_root(self._common)
         self._worktrees = WorktreePool(self.git, self._root)
+        self._checkouts = CheckoutFinder(self.git, self._common, self._root, self.main_ref)
         checkout = self._main_checkout()
         if checkout is not None:
             try:
@@ -659,19 +662,12 @@ class GitApplier:
         checked ``main`` out after the applier was made must follow a move too
         (else its index and files would show the move reversed).
         """
-        for tree in list_worktrees(self.git):
-            # mergegate's own scratch worktrees are never a person's checkout (a
-            # check may switch its own kept worktree to main; the pool resets it).
-            if tree.path.resolve().is_relative_to(self._root):
-                continue
-            if not tree.bare and tree.branch == self.main_ref:
-                return Git(
-                    tree.path,
-                    self.identity,
-                    self.git_executable,
-                    hooks_path=self.hooks_path or NO_HOOKS,
-                )
-        return None
+        where = self._checkouts.find()
+        if where is None:
+            return None
+        return Git(
+            where, self.identity, self.git_executable, hooks_path=self.hooks_path or NO_HOOKS
+        )
 
     def check_ready(self) -> None:
         """Raise CheckoutInUse or RepositoryBusy if ``main``'s work tree could not follow a move.
