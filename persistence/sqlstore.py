@@ -38,7 +38,9 @@ from .feed import after_params, changes_query, encode, head_query
 from .ledger import LedgerReads
 from .migrations import Migration
 from .rows import BLOCKED, CANDIDATE, LEASE, TRANSITION, Mapper, named
-from .sqltransaction import BLOCKED_BY_KEY, CANDIDATE_BY_SLUG, QUEUE_ORDER, SQLTransaction
+from .sqltransaction import CANDIDATE_BY_SLUG, SQLTransaction
+from .txblocked import BLOCKED_BY_KEY
+from .txqueue import QUEUE_ORDER
 
 __all__ = ["SQLStore", "Write"]
 
