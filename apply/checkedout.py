@@ -10,7 +10,8 @@ figure 9 spends on a whole candidate.
 What decides the answer lives in a few small files git rewrites whole (by
 renaming a lock file over them) whenever it changes: the ``HEAD`` of the main
 work tree and of each linked one, each linked one's ``gitdir`` (where it is),
-and the repository's ``config`` (whether it is bare, where its work tree is).
+and the configuration, shared and per work tree (whether it is bare, where its
+work tree is).
 Their contents, read in microseconds, are the key: while they are the same
 bytes, git would give the same answer, so git is asked again only when one
 differs. Contents rather than times, so no change can hide inside one tick of
@@ -75,7 +76,11 @@ class CheckoutFinder:
 
     def _fingerprint(self) -> _Key | None:
         """The bytes of every file that decides the answer; ``None`` if they cannot decide it."""
-        files = [("HEAD", _read(self._common / "HEAD")), ("config", _read(self._common / "config"))]
+        files = [
+            ("HEAD", _read(self._common / "HEAD")),
+            ("config", _read(self._common / "config")),
+            ("config.worktree", _read(self._common / "config.worktree")),
+        ]
         admin = self._common / "worktrees"
         try:
             entries = sorted(os.listdir(admin))
@@ -89,6 +94,7 @@ class CheckoutFinder:
                 continue
             files.append((f"{entry}/gitdir", gitdir))
             files.append((f"{entry}/HEAD", _read(admin / entry / "HEAD")))
+            files.append((f"{entry}/config.worktree", _read(admin / entry / "config.worktree")))
         if any(content == _REFTABLE_STUB for name, content in files if name.endswith("HEAD")):
             return None
         return tuple(files)
