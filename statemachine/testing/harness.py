@@ -35,8 +35,6 @@ under ``python -O`` and read the same in any test runner.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 
 import attrs
@@ -44,11 +42,15 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from ..applier import AlreadyIntegrated, Applier, ApplyResult, Blocked, HeldMain, Integrated
+from ..applier import Applier, Integrated
 from ..engine import Engine
 from ..errors import LeaseHeld, MoveInFlight
-from ..records import CandidateKey, Outcome, Reason
-from ..states import Event, State
+from ..records import CandidateKey, Outcome
+from ..states import State
+from ._applycheck import check_apply
+from ._failure import HarnessFailure, expect
+from ._recording import RecordingApplier
+from ._storecheck import check_log, check_outcomes
 
 __all__ = ["SMOKE", "ApplierStateMachine", "HarnessFailure", "RecordingApplier", "expect"]
 
@@ -60,67 +62,6 @@ SMOKE = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-
-
-class HarnessFailure(AssertionError):
-    """A harness check failed: ``check`` names it, ``facts`` carry the data behind it."""
-
-    def __init__(self, check: str, summary: str, **facts: object) -> None:
-        self.check = check
-        self.summary = summary
-        self.facts = facts
-        lines = [f"{check}: {summary}"]
-        lines += [f"  {name}: {value!r}" for name, value in facts.items()]
-        super().__init__("\n".join(lines))
-
-
-def expect(condition: bool, check: str, summary: str, **facts: object) -> None:
-    """Raise :class:`HarnessFailure` unless ``condition``: for your own rules and invariants."""
-    if not condition:
-        raise HarnessFailure(check, summary, **facts)
-
-
-@attrs.define
-class RecordingApplier:
-    """Wraps an applier and keeps the result of its last ``apply``."""
-
-    inner: Applier
-    last: ApplyResult | None = None
-    calls: int = 0
-    stall_at: int | None = None
-    stall: Callable[[], None] | None = None
-
-    def apply(self, key: CandidateKey, heartbeat: Callable[[], None]) -> ApplyResult:
-        """Delegate to the wrapped applier and remember what it returned.
-
-        With ``stall`` and ``stall_at`` set, ``stall()`` runs right before the
-        ``stall_at``-th heartbeat: the mover is paused there.
-        """
-        self.calls += 1
-        beats = 0
-
-        def beat() -> None:
-            nonlocal beats
-            beats += 1
-            if beats == self.stall_at and self.stall is not None:
-                self.stall()
-            heartbeat()
-
-        self.last = self.inner.apply(key, beat)
-        return self.last
-
-    def hold_main(self, *, break_stale: bool = False) -> AbstractContextManager[HeldMain]:
-        """Delegate to the wrapped applier."""
-        return self.inner.hold_main(break_stale=break_stale)
-
-    def main_sha(self) -> str:
-        """Delegate to the wrapped applier."""
-        return self.inner.main_sha()
-
-    def take(self) -> ApplyResult | None:
-        """The last result (``None`` if there was no apply since), and forget it."""
-        last, self.last = self.last, None
-        return last
 
 
 class ApplierStateMachine(RuleBasedStateMachine):
@@ -225,75 +166,7 @@ class ApplierStateMachine(RuleBasedStateMachine):
             )
             return
         self.record(outcome)
-        self._check_apply(outcome, result, before, after)
-
-    def _check_apply(
-        self, outcome: Outcome, result: ApplyResult | None, before: str, after: str
-    ) -> None:
-        key = outcome.candidate.key
-        event = None if outcome.transition is None else outcome.transition.event
-        facts: dict[str, object] = {
-            "candidate": key,
-            "result": result,
-            "main_before": before,
-            "main_after": after,
-            "state": outcome.state,
-        }
-        match result:
-            case Integrated():
-                expect(
-                    after == result.main_sha != before and result.previous_main == before,
-                    "apply_next",
-                    "an integration must move main from the main it tested to the sha reported",
-                    **facts,
-                )
-                expect(
-                    outcome.state is State.INTEGRATED and event is Event.INTEGRATE,
-                    "apply_next",
-                    "an integrated candidate must be 'integrated' by an 'integrate' event",
-                    expected=State.INTEGRATED,
-                    actual=outcome.state,
-                    event=event,
-                    **facts,
-                )
-                self.check_integrated(key, result)
-            case AlreadyIntegrated():
-                expect(
-                    after == before == result.main_sha,
-                    "apply_next",
-                    "an already-integrated candidate must leave main where it was",
-                    **facts,
-                )
-                expect(
-                    outcome.state is State.INTEGRATED,
-                    "apply_next",
-                    "an already-integrated candidate must be 'integrated'",
-                    expected=State.INTEGRATED,
-                    actual=outcome.state,
-                    **facts,
-                )
-            case Blocked(report):
-                expect(after == before, "apply_next", "main moved on a blocked apply", **facts)
-                expect(
-                    outcome.state is State.BLOCKED
-                    and outcome.blocked is not None
-                    and outcome.blocked.reason is report.reason,
-                    "apply_next",
-                    "a blocked apply must leave the candidate 'blocked' with the reported reason",
-                    expected=(State.BLOCKED, report.reason),
-                    actual=(outcome.state, outcome.blocked and outcome.blocked.reason),
-                    **facts,
-                )
-                expect(
-                    report.reason is Reason.PRECONDITION_FAILED or report.main_sha == before,
-                    "apply_next",
-                    "a blocked report must name the main it was tested against",
-                    expected=before,
-                    actual=report.main_sha,
-                    **facts,
-                )
-            case _:
-                raise HarnessFailure("apply_next", "the applier returned no ApplyResult", **facts)
+        check_apply(outcome, result, before, after, self.check_integrated)
 
     def _blocked(self) -> list[str]:
         return [c.key.slug for c in self.engine.store.candidates(State.BLOCKED)]
@@ -450,70 +323,12 @@ class ApplierStateMachine(RuleBasedStateMachine):
         """Each returned outcome is what the store holds: no hook moved a candidate behind it,
         and no hook failed."""
         unchecked, self._unchecked = self._unchecked, []
-        latest: dict[int, Outcome] = {o.candidate.id: o for o in unchecked}
-        for outcome in unchecked:
-            expect(
-                not outcome.hook_errors,
-                "outcomes_match_store",
-                "a hook failed after the commit",
-                candidate=outcome.candidate.key,
-                hook_errors=outcome.hook_errors,
-            )
-        for candidate_id, outcome in latest.items():
-            stored = self.engine.store.candidate_by_id(candidate_id)
-            returned = (outcome.state, outcome.candidate.seq, outcome.candidate.key)
-            actual = None if stored is None else (stored.state, stored.seq, stored.key)
-            expect(
-                returned == actual,
-                "outcomes_match_store",
-                "the returned outcome is not the stored state: something moved the candidate "
-                "after the call (a hook making an unrequested move?)",
-                candidate=outcome.candidate.key,
-                expected=returned,
-                actual=actual,
-                history=None if stored is None else self._history(stored.id),
-            )
-
-    def _history(self, candidate_id: int) -> list[str]:
-        return [
-            f"{t.seq}:{t.source.value if t.source else '-'}-{t.event.value}->{t.dest.value}"
-            for t in self.engine.store.history(candidate_id)
-        ]
+        check_outcomes(self.engine.store, unchecked)
 
     @invariant()
     def log_replays_cleanly(self) -> None:
         """Every log folds to its candidate's stored state, with no gap in the seqs."""
-        violations = self.engine.verify()
-        expect(
-            violations == [],
-            "log_replays_cleanly",
-            "the log does not replay to the stored state (a write bypassed the log?)",
-            violations=violations,
-        )
-        for candidate in self.engine.store.candidates():
-            seqs = [t.seq for t in self.engine.store.history(candidate.id)]
-            expect(
-                seqs == list(range(1, candidate.seq + 1)),
-                "log_replays_cleanly",
-                "the log has a gap or a duplicate seq",
-                candidate=candidate.key,
-                expected=list(range(1, candidate.seq + 1)),
-                actual=seqs,
-            )
-            expect(
-                candidate.state is not State.APPLYING,
-                "log_replays_cleanly",
-                "a candidate was left 'applying' after a step",
-                candidate=candidate.key,
-                actual=candidate.state,
-            )
-        problems = self.engine.store.integrity_problems()
-        expect(
-            problems == [],
-            "log_replays_cleanly",
-            "the store reports integrity problems",
-            problems=problems,
-        )
+        check_log(self.engine)
 
     def teardown(self) -> None:
         """Close the subclass's resources, then the store."""

@@ -33,7 +33,7 @@ from ..errors import (
 from ..records import BlockedReport, CandidateKey
 from ..states import Event, State
 from ..store import Store
-from .harness import expect
+from ._failure import expect
 from .strategies import blocked_reports
 
 __all__ = ["LEFT_OUT", "EngineModelMachine", "StepClock"]
