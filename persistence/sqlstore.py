@@ -2,19 +2,20 @@
 
 A backend contributes a :class:`~.datastore.Datastore` (its connection and
 driver errors) and, through it, a :class:`~.dialect.Dialect` (what its SQL
-says differently). Everything else is here or in :mod:`.sqltransaction`.
+says differently). Everything else is here, in :mod:`.sqltransaction`, or in
+the reads mixed into :class:`SQLStore` (:mod:`.blockedreads`,
+:mod:`.boundedreads`, :mod:`.controls`, :mod:`.ledger`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
 from mergegate.statemachine import (
     TABLE,
-    BlockedRecord,
     Candidate,
     CandidateKey,
     Change,
@@ -22,38 +23,26 @@ from mergegate.statemachine import (
     FollowUpState,
     InvalidInput,
     Lease,
-    Occurrence,
-    Reason,
     State,
     StoreError,
     Transition,
 )
-from mergegate.statemachine.records import FollowUpJob
 
-from .codec import load_time
+from .blockedreads import BlockedReads
+from .boundedreads import BoundedReads
 from .controls import ControlReads
 from .datastore import Datastore
 from .dialect import Dialect
 from .feed import after_params, changes_query, encode, head_query
 from .ledger import LedgerReads
 from .migrations import Migration
-from .rows import BLOCKED, CANDIDATE, LEASE, TRANSITION, Mapper, named
+from .rows import CANDIDATE, LEASE, TRANSITION, Mapper, named
 from .sqltransaction import CANDIDATE_BY_SLUG, SQLTransaction
-from .txblocked import BLOCKED_BY_KEY
 from .txqueue import QUEUE_ORDER
 
 __all__ = ["SQLStore", "Write"]
 
 _ACTIVE_VALUES = tuple(sorted(s.value for s in TABLE.active))
-# The statuses of a blocked outcome (the schema's CHECK), safe to write into SQL.
-_STATUSES = frozenset({"open", "resumed"})
-# Ids per IN list: under SQLite's oldest default cap of 999 parameters.
-_SLICE = 500
-# How far the clocks of two writers may disagree: log_since reads back this far
-# past ``since`` before it trusts that ids and times run in the same order.
-_CLOCK_SLACK = timedelta(minutes=10)
-# "Recent" integrations are looked for among this many newest log entries.
-_RECENT_ENTRIES = 5000
 
 
 class Write:
@@ -97,7 +86,7 @@ class Write:
             self._ds.lock.release()
 
 
-class SQLStore(LedgerReads, ControlReads):
+class SQLStore(LedgerReads, ControlReads, BlockedReads, BoundedReads):
     """A :class:`~mergegate.statemachine.Store` over one datastore.
 
     Safe to share between threads: the datastore's lock is held for each
@@ -296,149 +285,9 @@ class SQLStore(LedgerReads, ControlReads):
         )
         return {(State(r[0]) if r[0] else None, Event(r[1]), State(r[2])): int(r[3]) for r in rows}
 
-    def blocked_record(self, key: CandidateKey) -> BlockedRecord | None:
-        rows = self._query(BLOCKED_BY_KEY, (key.slug, key.branch, key.sha))
-        return self._map.blocked(rows[0]) if rows else None
-
-    def blocked_record_by_id(self, blocked_id: int) -> BlockedRecord | None:
-        rows = self._query(
-            f"SELECT {named(BLOCKED)} FROM integration_blocked_outcomes WHERE id = ?",
-            (blocked_id,),
-        )
-        return self._map.blocked(rows[0]) if rows else None
-
-    def blocked_records(
-        self,
-        since: datetime | None = None,
-        reason: Reason | None = None,
-        *,
-        slug: str | None = None,
-        status: str | None = None,
-    ) -> list[BlockedRecord]:
-        sql = f"SELECT {named(BLOCKED)} FROM integration_blocked_outcomes"
-        where: list[str] = []
-        params: list[Any] = []
-        if slug is not None:
-            # Served by the blocked_slug index: show reads one work item's rows, not all.
-            where.append("slug = ?")
-            params.append(slug)
-        if status in _STATUSES:
-            # Inline, not bound: only a literal lets the planner use blocked_open,
-            # the partial index of the open outcomes (a closed set of two words).
-            where.append(f"status = '{status}'")
-        elif status is not None:
-            where.append("status = ?")
-            params.append(status)
-        if reason is not None:
-            where.append("reason = ?")
-            params.append(reason.value)
-        if since is not None:
-            where.append("last_blocked_at >= ?")
-            params.append(self._time(since))
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY last_blocked_at DESC, id DESC"
-        return [self._map.blocked(r) for r in self._query(sql, tuple(params))]
-
-    def occurrences(self, blocked_id: int) -> list[Occurrence]:
-        rows = self._query(
-            "SELECT blocked_id, number, seq, at, report FROM blocked_evidence "
-            "WHERE blocked_id = ? ORDER BY number",
-            (blocked_id,),
-        )
-        return [self._map.occurrence(r) for r in rows]
-
-    def follow_up_jobs(self, *, include_done: bool = False) -> list[FollowUpJob]:
-        sql = "SELECT id, follow_up_slug, blocked_id, attempts, done_at FROM follow_up_outbox"
-        if not include_done:
-            sql += " WHERE done_at IS NULL"
-        rows = self._query(sql + " ORDER BY id")
-        return [
-            FollowUpJob(
-                r["id"],
-                r["follow_up_slug"],
-                r["blocked_id"],
-                r["attempts"],
-                r["done_at"] is not None,
-            )
-            for r in rows
-        ]
-
     def leases(self) -> list[Lease]:
         rows = self._query(f"SELECT {named(LEASE)} FROM leases ORDER BY name")
         return [self._map.lease(r) for r in rows]
-
-    # -- reads that stay flat as the log grows ---------------------------------
-
-    def active_candidates(self) -> list[Candidate]:
-        # Served by candidates_active (migration 7): the queue, never the whole history.
-        rows = self._query(f"SELECT {named(CANDIDATE)} FROM candidates WHERE active ORDER BY id")
-        return [self._map.candidate(r) for r in rows]
-
-    def candidates_by_ids(self, ids: Sequence[int]) -> list[Candidate]:
-        found: list[Candidate] = []
-        wanted = sorted(set(ids))
-        # In slices: SQLite caps the number of parameters of one statement.
-        for start in range(0, len(wanted), _SLICE):
-            part = wanted[start : start + _SLICE]
-            marks = ", ".join("?" for _ in part)
-            rows = self._query(
-                f"SELECT {named(CANDIDATE)} FROM candidates WHERE id IN ({marks})", tuple(part)
-            )
-            found.extend(self._map.candidate(r) for r in rows)
-        return sorted(found, key=lambda c: c.id)
-
-    def log_since(self, since: datetime, *, slack: timedelta = _CLOCK_SLACK) -> list[Transition]:
-        # The log has no index on ``at`` (a page per move, see migration 3), but its
-        # ids grow with time: walk back by id to the first entry older than
-        # ``since - slack`` and read forward from there. The cost is the window's.
-        sql = (
-            f"SELECT {named(TRANSITION)} FROM transitions WHERE id > COALESCE("
-            "(SELECT id FROM transitions WHERE at < ? ORDER BY id DESC LIMIT 1), 0) "
-            "AND at >= ? ORDER BY id"
-        )
-        rows = self._query(sql, (self._time(since - slack), self._time(since)))
-        return [self._map.transition(r) for r in rows]
-
-    def recent_apply_seconds(self, limit: int, *, within: int = _RECENT_ENTRIES) -> list[float]:
-        # Among the newest ``within`` entries only, so that a log without recent
-        # integrations costs a bounded read, not a scan of every move ever made.
-        # The newest id is read first and the bound written into the text (an int):
-        # PostgreSQL then plans knowing the window is ``within`` rows. With the bound
-        # computed in the statement (``id > (SELECT MAX(id) ...) - ?``), or passed as
-        # a value (psycopg prepares a statement on its sixth run, and the server
-        # then keeps a generic plan), it guessed a third of the log, and at 10^6
-        # entries started two parallel workers for a read of a few dozen rows (13 to
-        # 25 ms against 1.6 ms at 10^4; figure 10). SQLite's plan is the same either
-        # way: a rowid range, then the (candidate_id, seq) key.
-        newest = self._query("SELECT MAX(id) FROM transitions")[0][0]
-        if newest is None:
-            return []
-        rows = self._query(
-            "SELECT t.at, p.at FROM transitions t JOIN transitions p "
-            "ON p.candidate_id = t.candidate_id AND p.seq = t.seq - 1 "
-            f"WHERE t.id > {int(newest) - int(within)} AND t.event = ? AND p.event = ? "
-            "ORDER BY t.id DESC LIMIT ?",
-            (Event.INTEGRATE.value, Event.START_APPLY.value, limit),
-        )
-        return [(_when(end) - _when(start)).total_seconds() for end, start in rows]
-
-    def slugs(self, prefix: str = "", limit: int = 200) -> list[str]:
-        # A range on the candidates_slug index, cut at ``limit``: a TAB costs the
-        # same at a thousand work items and at a million. Slugs are lowercase
-        # ASCII, so "~" sorts after every slug character; PostgreSQL compares in
-        # the C collation here, where the database's locale may order hyphens apart.
-        collate = ' COLLATE "C"' if self.backend == "postgresql" else ""
-        rows = self._query(
-            f"SELECT DISTINCT slug{collate} FROM candidates WHERE slug{collate} >= ? "
-            f"AND slug{collate} < ? ORDER BY 1 LIMIT ?",
-            (prefix, prefix + "~", limit),
-        )
-        return [r[0] for r in rows if r[0].startswith(prefix)]
-
-    def last_move_at(self) -> datetime | None:
-        rows = self._query("SELECT at FROM transitions ORDER BY id DESC LIMIT 1")
-        return _when(rows[0][0]) if rows else None
 
     # -- store-level writes --------------------------------------------------
 
@@ -501,8 +350,3 @@ class SQLStore(LedgerReads, ControlReads):
 
     def _engine_problems(self) -> list[str]:
         return []
-
-
-def _when(value: Any) -> datetime:
-    """A time column as the driver returned it: PostgreSQL's a datetime, SQLite's text."""
-    return value if isinstance(value, datetime) else load_time(value)
