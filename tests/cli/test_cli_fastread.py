@@ -68,7 +68,10 @@ def _steady(out: str) -> str:
                 row.pop(key, None)
         doc.get("result", {}).pop("now", None)
         return json.dumps(doc, sort_keys=True)
-    return re.sub(r"~?\b\d+[smhd](\d\d[smh])?\b", "SPAN", out)
+    steady = re.sub(r"~?\b\d+[smhd](\d\d[smh])?\b", "SPAN", out)
+    # A span's width moves with the clock too (9s, then 10s a moment later), and
+    # its table column with it: where a span was, padding is compared as one space.
+    return steady if steady == out else re.sub(r" +", " ", steady)
 
 
 def _same(s: Scratch, *args: str, fast: bool = True) -> None:
