@@ -59,7 +59,8 @@ from mergegate.statemachine import (
     State,
 )
 
-from .applier import Built, GitApplier, checks_failed
+from .applier import GitApplier
+from .built import Built, checks_failed
 
 __all__ = ["ChainRun", "GiveBack", "integrate_chain"]
 

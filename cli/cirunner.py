@@ -27,7 +27,7 @@ __all__ = ["cancel_open_builds", "check_runner", "prune_stale_check_refs"]
 def _local(
     applier: GitApplier,
 ) -> Callable[[CheckJob, Callable[[], None], float], tuple[CheckResult, ...]]:
-    from mergegate.apply.applier import Built  # noqa: PLC0415
+    from mergegate.apply.built import Built  # noqa: PLC0415
 
     def run(job: CheckJob, tick: Callable[[], None], every: float) -> tuple[CheckResult, ...]:
         built = Built(job.base, job.candidate, job.commit)

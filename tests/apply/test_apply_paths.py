@@ -18,7 +18,7 @@ from mergegate.apply import (
     Identity,
     MainCheckedOut,
 )
-from mergegate.apply.applier import NULL_SHA
+from mergegate.apply.built import NULL_SHA
 from mergegate.apply.git import Git
 from mergegate.apply.testing import TestRepo as Repo
 from mergegate.statemachine import (
