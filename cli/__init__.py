@@ -14,7 +14,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .config import CheckConfig, Config, load_config
+    from .config import CheckConfig, Config
+    from .configfile import load_config
     from .errors import ConfigError, IntegrateRefused, UsageError, exit_code_for
     from .main import main, run
 
@@ -33,7 +34,7 @@ __all__ = [
 _HOME = {
     "CheckConfig": "config",
     "Config": "config",
-    "load_config": "config",
+    "load_config": "configfile",
     "ConfigError": "errors",
     "IntegrateRefused": "errors",
     "UsageError": "errors",

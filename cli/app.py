@@ -32,10 +32,10 @@ COMMANDS = {
     "blocked": "mergegate.cli.commands_query",
     "demo": "mergegate.cli.demo",
     "drain": "mergegate.cli.commands_controls",
-    "diagram": "mergegate.cli.commands_query",
+    "diagram": "mergegate.cli.commands_verify",
     "export": "mergegate.cli.commands_ledger",
     "flaky": "mergegate.cli.flaky",
-    "followups": "mergegate.cli.commands_query",
+    "followups": "mergegate.cli.commands_followups",
     "history": "mergegate.cli.commands_query",
     "import": "mergegate.cli.commands_ledger",
     "init": "mergegate.cli.commands_init",
@@ -54,7 +54,7 @@ COMMANDS = {
     "submit": "mergegate.cli.commands_submit",
     "undrain": "mergegate.cli.commands_controls",
     "unpause": "mergegate.cli.commands_controls",
-    "verify": "mergegate.cli.commands_query",
+    "verify": "mergegate.cli.commands_verify",
     "withdraw": "mergegate.cli.commands_submit",
 }
 

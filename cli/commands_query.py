@@ -1,52 +1,30 @@
-"""The commands that read: show, history, list, blocked, verify and diagram; and
-``followups sync``, which drains the follow-up outbox."""
+"""The commands that read the queue and its log: show, history, list and blocked.
+
+The follow-up commands are in ``commands_followups.py``, and verify and diagram,
+which hold the log against the table, in ``commands_verify.py``.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import click
 
-from mergegate.statemachine import (
-    TABLE,
-    BlockedRecord,
-    Candidate,
-    Occurrence,
-    Reason,
-    State,
-)
+from mergegate.statemachine import TABLE, Occurrence, Reason, State
 from mergegate.statemachine._validation import check_slug
 
 from .app import cli, session_of
 from .controlview import control_json, controls_json, controls_text, promoted_text
-from .errors import EXIT_OK, EXIT_UNEXPECTED, UsageError
+from .errors import UsageError
 from .flaky import flaky_json, flaky_text, for_slug
-from .human import blocked_table, followups_table, history_table, queue_table, show_text
+from .human import blocked_table, history_table, queue_table, show_text
 from .output import emit
-from .payload import (
-    blocked_json,
-    occurrence_json,
-    outcome_json,
-    stamp,
-    transition_json,
-)
+from .payload import blocked_json, occurrence_json, outcome_json, stamp, transition_json
 from .session import Session
 from .since import parse_since
 from .status import integrator_json, read_status, row_json
 
-__all__ = [
-    "blocked",
-    "diagram",
-    "done",
-    "followups",
-    "history",
-    "list_",
-    "list_followups",
-    "show",
-    "sync",
-    "verify",
-]
+__all__ = ["blocked", "history", "list_", "show"]
 
 _SINCE = click.option(
     "--since",
@@ -58,14 +36,6 @@ _SINCE = click.option(
 
 def _since(text: str | None) -> datetime | None:
     return None if text is None else parse_since(text, datetime.now(UTC))
-
-
-def _fail_line(session: Session, message: str) -> None:
-    click.echo(f"mergegate: error: {message}", err=True)
-
-
-if TYPE_CHECKING:
-    from mergegate.apply import RepositoryViolation
 
 
 @cli.command()
@@ -247,222 +217,3 @@ def blocked(
         "blocked": [blocked_json(b) for b in records],
     }
     return emit(s.json, s.command, result, blocked_table(records))
-
-
-@cli.group()
-@click.pass_context
-def followups(ctx: click.Context) -> None:
-    """Follow-up todos of blocked candidates."""
-    session_of(ctx).command = f"followups {ctx.invoked_subcommand or ''}".strip()
-
-
-@followups.command()
-@click.pass_context
-def sync(ctx: click.Context) -> int:
-    """Drain the follow-up outbox: create every todo folder and roadmap entry still missing."""
-    s = session_of(ctx)
-    s.engine()
-    from mergegate.followups import drain  # noqa: PLC0415  (the outbox: only sync drains it)
-
-    done = drain(s.store(), s.followups())
-    result = {
-        "created": list(done.created),
-        "failed": [{"follow_up_slug": f, "error": e} for f, e in done.failed],
-    }
-    lines = [f"created {slug}" for slug in done.created]
-    lines += [f"FAILED  {slug}: {error}" for slug, error in done.failed]
-    text = "\n".join(lines) + "\n" if lines else "nothing to sync: the outbox is empty\n"
-    code = EXIT_UNEXPECTED if done.failed else EXIT_OK
-    emit(s.json, s.command, result, text, code)
-    if done.failed:
-        _fail_line(
-            s,
-            f"{len(done.failed)} follow-up(s) could not be created; fix the cause "
-            "named above and run `mergegate followups sync` again",
-        )
-    return code
-
-
-def _repository_violations(s: Session, listed: list[Candidate]) -> list[RepositoryViolation]:
-    """The repository check of verify: main's mergegate merges against the integrated candidates."""
-    # Only verify reads the repository; importing git plumbing at module level
-    # would slow every query command's start-up (tests/cli/test_cli_startup.py).
-    from mergegate.apply.audit import repository_violations  # noqa: PLC0415
-    from mergegate.apply.git import Git  # noqa: PLC0415
-    from mergegate.apply.plumbing import remote_main  # noqa: PLC0415
-
-    config, repo = s.config(), s.repository()
-    git = Git(repo.root)
-    ref = f"refs/heads/{config.main_branch}"
-    if repo.branch_sha(config.main_branch) is None:
-        return []
-    if config.remote is not None:
-        # The remote's main is canonical; the local one may lag behind it.
-        ref = remote_main(git, config.remote, ref, timeout=config.push_timeout)
-    acknowledged = [a.sha for a in s.store().acknowledgements()]
-    return repository_violations(git, ref, listed, s.store().log(), acknowledged)
-
-
-def _follow_up_record(session: Session, name: str) -> BlockedRecord:
-    """The blocked outcome NAME names: a candidate slug (its current block), else a follow-up."""
-    store = session.store()
-    candidate = store.candidate(name)
-    if candidate is not None:
-        record = store.blocked_record(candidate.key)
-        if record is not None:
-            return record
-    for record in store.blocked_records():
-        if record.follow_up_slug == name:
-            return record
-    if candidate is not None:
-        raise UsageError(f"candidate {name} has no follow-up: it was not blocked at its sha")
-    raise UsageError(
-        f"no follow-up and no candidate is named {name!r}; see mergegate followups list"
-    )
-
-
-@followups.command()
-@click.argument("name")
-@click.pass_context
-def done(ctx: click.Context, name: str) -> int:
-    """Mark the follow-up NAME (a follow-up slug or a candidate slug) resolved.
-
-    What that takes is the configured resolved rule: state.yaml says done for
-    the latest occurrence (the default), the folder is removed, or the roadmap
-    entry is removed.
-    """
-    from mergegate.followups import mark_done  # noqa: PLC0415
-
-    s = session_of(ctx)
-    check_slug(name, field="follow-up or candidate")
-    config = s.config()
-    s.engine()  # the log, and the same checks every command makes
-    record = _follow_up_record(s, name)
-    rule = s.resolved_rule()
-    action = mark_done(
-        rule, record, todos_root=config.todos, roadmap=config.roadmap, boundary=config.repo
-    )
-    slug = record.key.slug
-    left = s.resolver().unresolved_reason(record)
-    result = {
-        "follow_up_slug": record.follow_up_slug,
-        "slug": slug,
-        "rule": rule.value,
-        "done": action,
-        "resolved": left is None,
-        "unresolved_reason": left,
-    }
-    text = f"follow-up {record.follow_up_slug} of {slug} is done ({rule.value}): {action}\n"
-    if record.status == "open":
-        sha = record.key.sha
-        if record.reason is Reason.CONFIG_CHANGED and s.store().approval(slug, sha) is None:
-            # An operator's approval settles this block, not the follow-up: resume refuses.
-            text += f'next: mergegate approve {slug} --sha {sha} --why "..."\n'
-        else:
-            text += f"next: mergegate resume {slug}\n"
-    return emit(s.json, s.command, result, text)
-
-
-@followups.command("list")
-@click.option("--all", "all_", is_flag=True, help="Also the follow-ups of resumed outcomes.")
-@click.pass_context
-def list_followups(ctx: click.Context, all_: bool) -> int:
-    """Every follow-up of an open blocked outcome: its candidate, its state, whether resolved."""
-    s = session_of(ctx)
-    s.engine()
-    resolver = s.resolver()
-    records = s.store().blocked_records(status=None if all_ else "open")
-    rows = []
-    for record in records:
-        why = resolver.unresolved_reason(record)
-        rows.append((record, why))
-    result = {
-        "rule": s.resolved_rule().value,
-        "follow_ups": [
-            {
-                "follow_up_slug": r.follow_up_slug,
-                "slug": r.key.slug,
-                "sha": r.key.sha,
-                "status": r.status,
-                "follow_up_state": r.follow_up_state.value,
-                "occurrences": r.occurrences,
-                "resolved": why is None,
-                "unresolved_reason": why,
-            }
-            for r, why in rows
-        ],
-    }
-    return emit(s.json, s.command, result, followups_table(rows))
-
-
-@cli.command()
-@click.pass_context
-def verify(ctx: click.Context) -> int:
-    """Replay every log against the table and compare with the stored state (exit 1 if not)."""
-    s = session_of(ctx)
-    engine, store = s.engine(), s.store()
-    violations = engine.verify()
-    problems = store.integrity_problems()
-    listed = store.candidates()
-    candidates = len(listed)
-    entries = sum(1 for _ in store.log())
-    repo_problems = _repository_violations(s, listed)
-    ok = not violations and not problems and not repo_problems
-    result = {
-        "ok": ok,
-        "candidates": candidates,
-        "transitions": entries,
-        "violations": [
-            {"candidate_id": v.candidate_id, "seq": v.seq, "problem": v.problem} for v in violations
-        ],
-        "integrity_problems": problems,
-        "repository_violations": [
-            {"commit": v.commit, "candidate_sha": v.candidate_sha, "problem": v.problem}
-            for v in repo_problems
-        ],
-    }
-    if ok:
-        text = f"ok: {candidates} candidate(s), {entries} log entries, no violations\n"
-    else:
-        text = "".join(f"VIOLATION {v}\n" for v in violations)
-        text += "".join(f"INTEGRITY {p}\n" for p in problems)
-        text += "".join(f"REPOSITORY {v}\n" for v in repo_problems)
-    code = EXIT_OK if ok else EXIT_UNEXPECTED
-    emit(s.json, s.command, result, text, code)
-    if not ok:
-        _fail_line(
-            s,
-            f"verify found {len(violations) + len(problems) + len(repo_problems)} problem(s), "
-            "listed on "
-            "stdout; inspect them with `mergegate history SLUG` before changing anything",
-        )
-    return code
-
-
-@cli.command()
-@click.option(
-    "--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True
-)
-@click.option("--counts", is_flag=True, help="Label each edge with how often the log took it.")
-@click.pass_context
-def diagram(ctx: click.Context, fmt: str, counts: bool) -> int:
-    """Draw the lifecycle from the transition table."""
-    from .diagram import dot, mermaid  # noqa: PLC0415  (show, list... never draw)
-
-    s = session_of(ctx)
-    taken = s.store().edge_counts() if counts else None
-    text = (mermaid if fmt == "mermaid" else dot)(counts=taken)
-    edges = None
-    if taken is not None:
-        edges = [
-            {
-                "source": None if src is None else src.value,
-                "event": ev.value,
-                "dest": dst.value,
-                "count": n,
-            }
-            for (src, ev, dst), n in sorted(
-                taken.items(), key=lambda i: (i[0][0] or "", i[0][1].value, i[0][2].value)
-            )
-        ]
-    return emit(s.json, s.command, {"format": fmt, "text": text, "counts": edges}, text)

@@ -12,7 +12,7 @@ from typing import Any
 
 from .colour import enabled, error_prefix, paint
 
-__all__ = ["document", "emit", "report_error"]
+__all__ = ["document", "emit", "fail_line", "report_error"]
 
 
 def document(command: str, exit_code: int, **body: Any) -> str:
@@ -36,6 +36,13 @@ def emit(json_mode: bool, command: str, result: Any, text: str, exit_code: int =
     else:
         click.echo(text, nl=False)
     return exit_code
+
+
+def fail_line(message: str) -> None:
+    """Say on stderr why a command that printed its result exits non-zero."""
+    import click  # noqa: PLC0415
+
+    click.echo(f"mergegate: error: {message}", err=True)
 
 
 def report_error(

@@ -2,24 +2,14 @@
 
 One process holds the queue, so Python's start-up and the store's connection
 are paid once. The work on one candidate is :attr:`Loop.step`, a plain function
-of the loop (the default claims the oldest candidate and applies it), so a
-step that handles several candidates at once (a speculative chain) can replace
-it without touching the loop.
+of the loop (``runsteps.py``: the default claims the oldest candidate and
+applies it; a speculative chain drains the queue ``concurrency`` at a time).
+Between steps the loop waits (``runwait.py``): for work, for the lease, for
+its turn among the host's integrators, or while the queue is paused.
 
-Integrators on one host take turns through an ``flock`` on
-``<git-common-dir>/mergegate/run.turn``: the holder keeps it while the queue
-has work, and the others stand by instead of failing on the lease and
-retrying. Standing by, an integrator still recovers every :data:`TURN_WAIT`
-seconds (a dead holder is settled at once), and if the holder made no
-progress for a whole lease TTL (it is stopped), it goes to the lease, the one
-real mutex, by itself. Integrators on other hosts meet only at the lease; one
-refused waits a few milliseconds and settles the lease once it expires.
-
-Signals: SIGINT, SIGTERM or SIGHUP while a check runs (or while waiting) cuts it short,
-and the candidate is requeued at its place by a logged ``requeue`` naming the
-signal (no follow-up: the stop is not its fault; see
-``mergegate.statemachine._interruptions``); at any other step the apply is
-finished first. Either way the loop then exits.
+Signals: SIGINT, SIGTERM or SIGHUP while a check runs (or while waiting) cuts it
+short, and the candidate is requeued at its place (``runsettle.py``); at any
+other step the apply is finished first. Either way the loop then exits.
 
 Controls: a ``pause --requeue``, or a promote of a queued candidate, that is
 logged while a step is in flight asks its work back the same way (a watcher
@@ -30,42 +20,34 @@ why (never a move of ``main``; no follow-up; not an interruption that counts
 toward a block). The loop does not exit: paused, it waits for the unpause; a
 promotion, it takes the promoted candidate first. The signal and the
 give-back share one mechanism (``stopsignal.py``).
-
-With ``concurrency`` above 1 the step is :func:`chain_step`: the queue is
-drained by :func:`mergegate.apply.integrate_chain`, that many candidates
-tested at once. A stop signal then only sets an event the chain polls: it kills
-the running checks, never interrupts a move, requeues every link not yet
-settled and releases the chain lease. Outcomes are counted and shown as each
-link settles (engine hooks), not when the whole chain returns.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 import attrs
 
-from mergegate.apply import NothingPushed, RemoteUnreachable, RepositoryBusy
+from mergegate.apply import NothingPushed, RemoteUnreachable
 from mergegate.statemachine import (
-    ChangeFeed,
     Event,
     LeaseHeld,
     MergegateError,
-    MoveInFlight,
     Outcome,
     RunSummary,
     State,
     on_event,
 )
 
-from .cirunner import prune_stale_check_refs
 from .controlwatch import ControlWatch, newest_control
 from .errors import ConfigBrokenInRun, ConfigError
 from .pausewait import PauseWait
-from .recovery import recover_now
+from .runsettle import Release, prune_check_refs, recover
+from .runsteps import MAX_CONCURRENCY, Step, apply_next, chain_step
+from .runwait import Waits
 from .standby import Backoff, ordinary
 from .stopsignal import Interrupted, Recalled, StopSignal
 from .turn import TURN_WAIT, Turn
@@ -87,47 +69,6 @@ __all__ = [
     "apply_next",
     "chain_step",
 ]
-
-#: The longest a run waits on the change feed while another integrator holds the lease.
-LEASE_WAIT = 0.25
-
-#: The most candidates ``run --concurrency`` tests at once: each is a worktree
-#: and a check process of its own, and past a few the chain rarely gets that long
-#: before a failure throws its tail away.
-MAX_CONCURRENCY = 32
-
-#: One step of the loop: handle the next candidate(s) and return their outcomes;
-#: empty when the queue is empty. It may raise LeaseHeld (another integrator holds
-#: the lease): the loop then waits and tries again.
-Step = Callable[["Loop"], Sequence[Outcome]]
-
-
-def apply_next(loop: Loop) -> Sequence[Outcome]:
-    """The default step: claim the oldest pending or retry candidate and apply it."""
-    outcome = loop.engine.apply_next(loop.applier, owner=loop.owner)
-    return () if outcome is None else (outcome,)
-
-
-def chain_step(loop: Loop) -> Sequence[Outcome]:
-    """Drain the queue as speculative chains of ``loop.concurrency`` links; see the module."""
-    # Imported here: the serial loop never pays for the chain's thread pool.
-    from mergegate.apply import integrate_chain  # noqa: PLC0415
-
-    loop.chaining = True
-    try:
-        run = integrate_chain(
-            loop.engine,
-            loop.applier,
-            owner=loop.owner,
-            concurrency=loop.concurrency,
-            stop=loop.stop.event,
-            recall=loop.stop.take_recall,
-        )
-    finally:
-        loop.chaining = False
-    if run.stopped:
-        loop.tally = attrs.evolve(loop.tally, released=loop.tally.released + len(run.stopped))
-    return [o for o in run.outcomes if o.candidate.state in (State.INTEGRATED, State.BLOCKED)]
 
 
 @attrs.define
@@ -160,6 +101,13 @@ class Loop:
     _applying: Outcome | None = None
     #: Holds the applier's scratch worktrees from one check to the next while it runs.
     _reuse: contextlib.ExitStack = attrs.Factory(contextlib.ExitStack)
+    _waits: Waits = attrs.field(init=False)
+
+    @_waits.default
+    def _make_waits(self) -> Waits:
+        return Waits(
+            self.session, self.stop, self.poll, self.pause, self.reporter.note, self._recover
+        )
 
     @property
     def engine(self) -> Engine:
@@ -245,7 +193,7 @@ class Loop:
                 stepped = time.monotonic()
                 # Read before the step: a submit that lands after the step found the
                 # queue empty is then after this cursor, and wakes the wait below.
-                cursor = None if once else self._cursor()
+                cursor = None if once else self._waits.cursor()
                 try:
                     outcomes = self._next()
                 except Recalled as recalled:
@@ -262,7 +210,7 @@ class Loop:
                     continue
                 self._stepped(outcomes, stepped)
                 if outcomes is None:
-                    self._wait_for_lease()
+                    self._waits.for_lease()
                     continue
                 if not outcomes:
                     said = self._idle(once=once, idle_said=idle_said, cursor=cursor)
@@ -347,7 +295,7 @@ class Loop:
         store = self.session.store()
         newest = newest_control(store)
         # A control logged since the last look (an unpause, a drain) is said before the claim.
-        self._say(self.pause.news(store, newest))
+        self._waits.say(self.pause.news(store, newest))
         if self.watch is not None:
             self.watch.arm(newest)
 
@@ -362,70 +310,17 @@ class Loop:
         turn = self.turn
         if turn is None or turn.held:
             return
-        ttl = self.engine.lease_ttl.total_seconds()
-        while True:
-            with self.stop.cut_short():
-                if turn.take(TURN_WAIT):
-                    return
-            # Standing by, but still the host's recoverer: a dead holder is settled at once.
-            self._recover()
-            if turn.idle_for() > ttl:
-                # A holder stopped for a whole TTL must not stall the queue: go to the lease.
-                return
+        self._waits.for_turn(turn, self.engine.lease_ttl.total_seconds())
 
     def _settle_leftovers(self) -> None:
         """At start: settle what a dead integrator left, in the store and on the remote."""
         self._recover()
-        self._prune_check_refs()
-
-    def _prune_check_refs(self) -> None:
-        """Delete the check refs a killed integrator left on the remote (cirunner.py)."""
-        try:
-            gone = prune_stale_check_refs(self.session.config(), self.applier, self.session.store())
-        except MergegateError as err:
-            # The remote may be down for a moment; the refs only cost space until next time.
-            self.reporter.note(f"stale check refs not pruned: {err}")
-            return
-        if gone:
-            self.reporter.note(f"pruned {len(gone)} stale check refs ({gone[0]}, ...)")
-
-    def _sleep(self, seconds: float) -> None:
-        try:
-            with self.stop.cut_short():
-                time.sleep(seconds)
-        except Interrupted:
-            return
-
-    def _feed(self) -> ChangeFeed | None:
-        """The store's change feed, or ``None`` for a store without one (it is polled)."""
-        store = self.session.store()
-        return store if isinstance(store, ChangeFeed) else None
-
-    def _cursor(self) -> int | None:
-        feed = self._feed()
-        return None if feed is None else feed.feed_head()
-
-    def _wait_for_work(self, cursor: int | None) -> None:
-        """The queue is empty: wait for the next change to the log, at most ``poll``,
-        then settle what a dead integrator left.
-
-        The change feed wakes the loop on a commit (LISTEN/NOTIFY on PostgreSQL,
-        SQLite's data_version), so a submit starts at once instead of at the next
-        poll; ``poll`` still bounds the wait, for recovery and for branches that
-        developers push to a remote, which the log does not see.
-        """
-        feed = self._feed()
-        if cursor is None or feed is None:
-            self._sleep(self.poll)
-        else:
-            with contextlib.suppress(Interrupted), self.stop.cut_short():
-                feed.wait_for_change(cursor, self.poll)
-        self._recover()
+        prune_check_refs(self.session, self.applier, self.reporter.note)
 
     def _idle(self, *, once: bool, idle_said: bool, cursor: int | None) -> bool | None:
         """The step found nothing to take: the queue is paused or empty. ``None`` ends the
         run (``once``); otherwise wait, and say whether "queue empty" has been said."""
-        if self._paused(once=once):
+        if self._waits.paused(once=once):
             return None if once else False
         if once:
             if not self.tally.handled:
@@ -433,51 +328,8 @@ class Loop:
             return None
         if not idle_said:
             self.reporter.note("queue empty: waiting for candidates")
-        self._wait_for_work(cursor)
+        self._waits.for_work(cursor)
         return True
-
-    def _paused(self, *, once: bool) -> bool:
-        """The queue is paused: say so once and (unless ``once``) wait for a control.
-
-        An unpause is said as soon as the wait sees it, before the run applies
-        anything; so are a drain and its end.
-        """
-        store = self.session.store()
-        controls = store.queue_controls()
-        self._say(self.pause.changes(controls))
-        entry = controls.paused
-        if entry is None:
-            return False
-        line = self.pause.note(entry)
-        if line is not None:
-            self.reporter.note(line)
-        if not once:
-            with contextlib.suppress(Interrupted), self.stop.cut_short():
-                self.pause.wait(store, entry, self.poll)
-            self._recover()
-            self._say(self.pause.changes(store.queue_controls()))
-        return True
-
-    def _say(self, lines: Sequence[str]) -> None:
-        for line in lines:
-            self.reporter.note(line)
-
-    def _wait_for_lease(self) -> None:
-        """Another integrator holds the lease: wait for the log to move, settle it if dead.
-
-        Its holder's every move (and every submit) wakes the wait on the change
-        feed; ``LEASE_WAIT`` bounds it for a release that writes no entry (a
-        chain that drained the queue). It used to sleep 5 ms and settle again:
-        some 200 reads a second from an integrator standing by.
-        """
-        feed = self._feed()
-        if feed is None:
-            self._sleep(LEASE_WAIT)
-        else:
-            cursor = feed.feed_head()
-            with contextlib.suppress(Interrupted), self.stop.cut_short():
-                feed.wait_for_change(cursor, LEASE_WAIT)
-        self._recover()
 
     def _keep_alive(self) -> None:
         """A notification is running: renew this integrator's (chain) lease if it holds one.
@@ -522,103 +374,33 @@ class Loop:
         line = self.backoff.line(err, wait)
         if line is not None:
             self.reporter.note(line)
-        self._sleep(wait)
+        self._waits.sleep(wait)
 
     def _recover(self) -> None:
-        try:
-            main = self.applier.main_sha()
-            # As the integrator that carries on, it says so after a dead one's work is settled.
-            recovered = recover_now(self.session, main, self.applier, serving=self.owner)
-        except MoveInFlight:
-            # A live mover holds main: it is working, not dead; nothing to settle.
-            return
-        except MergegateError as err:
-            # main not born yet, a lock held, the store busy: recovery runs again soon.
-            if not ordinary(err):
-                raise
-            return
-        if recovered.stale_lock is not None:
-            self.reporter.note(f"removed stale lock {recovered.stale_lock} of a dead mover")
-        for outcome in recovered.outcomes:
-            self.tally = attrs.evolve(self.tally, recovered=self.tally.recovered + 1)
-            self.reporter.settled(outcome)
+        """Settle what dead integrators left (``runsettle.py``), each counted."""
+        recover(
+            self.session, self.applier, self.owner, note=self.reporter.note, settled=self._recovered
+        )
+
+    def _recovered(self, outcome: Outcome) -> None:
+        self.tally = attrs.evolve(self.tally, recovered=self.tally.recovered + 1)
+        self.reporter.settled(outcome)
 
     def _release(self, cause: str, *, how: Literal["stop", "host", "recall"]) -> None:
-        """Settle this integrator's own applies, cut short by a stop signal, a host event
-        or a control that asked them back.
-
-        Each is requeued with ``cause`` logged. A stop is an interruption that
-        counts toward blocking a candidate that keeps stopping its integrator
-        (``Engine.interruption``); a held lock or a busy store (``host``) is
-        plainly the host's and never does; nor does a ``recall``, the
-        operator's choice, logged as ``cause`` says (it names the control).
-        """
+        """Settle this integrator's own applies cut short (``runsettle.py``), each counted."""
         # The signal may have landed inside a store call: start from a fresh connection.
         self.session.close()
         self._engine = None
-        engine = self.engine
-        mine = [lease for lease in self.session.store().leases() if lease.owner == self.owner]
-        for lease in mine:
-            if lease.candidate_id is None:
-                self._release_chain(engine)
-                continue
-            candidate = self.session.store().candidate_by_id(lease.candidate_id)
-            if candidate is None:
-                continue
-            with contextlib.ExitStack() as stack:
-                main = self._main_for_release(stack)
-                if self.applier.contains(candidate.key.sha, main):
-                    outcome = engine.integrate(
-                        candidate.key.slug, main_sha=main, expected_seq=candidate.seq
-                    )
-                elif how == "stop":
-                    # Stopped by its operator: not the candidate's fault. It is
-                    # requeued at its place, with no follow-up (interruptions.py).
-                    outcome = engine.fire(engine.interruption(candidate, main, lease, cause))
-                elif how == "recall":
-                    outcome = engine.requeue(
-                        candidate.key.slug, why=cause, expected_seq=candidate.seq
-                    )
-                else:
-                    outcome = engine.requeue(
-                        candidate.key.slug,
-                        why=f"the host was busy: {cause}",
-                        expected_seq=candidate.seq,
-                    )
-            self.tally = attrs.evolve(self.tally, released=self.tally.released + 1)
-            self.reporter.settled(outcome)
+        release = Release(
+            self.session,
+            self.engine,
+            self.applier,
+            self.owner,
+            self._released,
+            self._pushed_nothing,
+        )
+        release(cause, how=how)
 
-    def _main_for_release(self, stack: contextlib.ExitStack) -> str:
-        """main's sha, held under git's lock on it unless another process holds that lock.
-
-        Only this integrator moves a candidate applying under its lease, and
-        it is not moving one now: a read of main is as good as a held one
-        here, so a held ``main.lock`` (what this release may be for) is no
-        reason to leave the candidate applying.
-        """
-        try:
-            return stack.enter_context(self.applier.hold_main()).main_sha
-        except (RepositoryBusy, MoveInFlight):
-            return self.applier.main_sha()
-        except RemoteUnreachable:
-            if not self._pushed_nothing:
-                raise
-            # Releasing an apply that pushed nothing (``_stand_by``): the remote's
-            # main cannot hold it, and the local main is the one it was built on.
-            return self.applier.main_sha()
-
-    def _release_chain(self, engine: Engine) -> None:
-        """Settle a chain the stop left under this integrator's lease: each link requeued.
-
-        Only reached if the chain raised on its way out; a chain that saw the
-        stop requeued its links itself. A link ``main`` already has is integrated.
-        """
-        with self.applier.hold_main() as held:
-            outcomes = engine.recover(
-                held.main_sha,
-                contains=lambda sha: self.applier.contains(sha, held.main_sha),
-                abandoned=lambda lease: lease.owner == self.owner,
-            )
-        for outcome in outcomes:
-            self.tally = attrs.evolve(self.tally, released=self.tally.released + 1)
-            self.reporter.settled(outcome)
+    def _released(self, outcome: Outcome) -> None:
+        self.tally = attrs.evolve(self.tally, released=self.tally.released + 1)
+        self.reporter.settled(outcome)

@@ -111,7 +111,7 @@ class Session:
     def config(self) -> Config:
         """The repository's configuration (docs/configuration.md)."""
         if self._config is None:
-            from .config import load_config  # noqa: PLC0415
+            from .configfile import load_config  # noqa: PLC0415
 
             self._config_read = self._config_files()
             self._config = load_config(self.repository().root)
@@ -129,7 +129,7 @@ class Session:
         files = self._config_files()
         if self._config is None or files == self._config_read:
             return False
-        from .config import load_config  # noqa: PLC0415
+        from .configfile import load_config  # noqa: PLC0415
 
         # Read before anything is forgotten: a broken file changes nothing here.
         config = load_config(self.repository().root)

@@ -1,6 +1,6 @@
 """Reading one TOML table of ``mergegate.toml``: checked values, each error naming its key.
 
-Shared by the configuration loader (``config.py``) and its CI table (``ciconfig.py``),
+Shared by the configuration loader (``configfile.py``) and its CI table (``ciconfig.py``),
 so that neither imports the other.
 """
 

@@ -1,4 +1,4 @@
-"""The host's integrators take turns through an ``flock`` on one file (see runloop.py).
+"""The host's integrators take turns through an ``flock`` on one file (see runwait.py).
 
 The holder keeps it while the queue has work and touches the file after each
 candidate; the others stand by, and a holder that made no progress for a
