@@ -104,7 +104,7 @@ def recover(ctx: click.Context) -> int:
     if main is None:
         outcomes = engine.recover(NULL_SHA)
     else:
-        recovered = recover_now(s, main)
+        recovered = recover_now(s, lambda: main)
         outcomes, stale_lock = list(recovered.outcomes), recovered.stale_lock
     removed: list[str] = []
     cleanup_error = None

@@ -15,7 +15,7 @@ announces it (docs/configuration.md, ``[[notify]]``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -91,9 +91,17 @@ def _announce(s: Session, settled: Sequence[Settled], serving: str | None) -> No
 
 
 def recover_now(
-    s: Session, main: str, applier: GitApplier | None = None, *, serving: str | None = None
+    s: Session,
+    main: Callable[[], str],
+    applier: GitApplier | None = None,
+    *,
+    serving: str | None = None,
 ) -> Recovery:
-    """Settle every expired or abandoned apply of ``s``'s store; ``main`` is main's sha now.
+    """Settle every expired or abandoned apply of ``s``'s store; ``main`` gives main's sha now.
+
+    ``main`` is asked only when a checked-out ``main`` keeps the applier from
+    being made (otherwise ``main`` is read under its lock): ``run`` recovers after
+    every candidate, and almost always finds nothing to settle.
 
     ``applier`` is the session's, if the caller built it already. ``serving``
     is the lease owner of the ``run`` that recovers, which carries on with the
@@ -107,9 +115,10 @@ def recover_now(
         applier = applier if applier is not None else s.applier()
     except MainCheckedOut:
         # No apply can move a checked-out main, so there is no move to fence.
+        sha_now = main()
         outcomes = tuple(
             engine.recover(
-                main, contains=lambda sha: repo.is_ancestor(sha, main), abandoned=abandoned
+                sha_now, contains=lambda sha: repo.is_ancestor(sha, sha_now), abandoned=abandoned
             )
         )
         settled = _settled(leases, outcomes, now)

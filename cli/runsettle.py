@@ -50,9 +50,8 @@ def recover(
     is the run that carries on. A live mover, or an ordinary event, defers it to the next call.
     """
     try:
-        main = applier.main_sha()
         # As the integrator that carries on, it says so after a dead one's work is settled.
-        recovered = recover_now(session, main, applier, serving=owner)
+        recovered = recover_now(session, applier.main_sha, applier, serving=owner)
     except MoveInFlight:
         # A live mover holds main: it is working, not dead; nothing to settle.
         return
