@@ -212,6 +212,10 @@ class Loop:
                 if outcomes is None:
                     self._waits.for_lease()
                     continue
+                if not outcomes and self.stop.requested is not None:
+                    # A chain stopped before any link settled requeued them all: the
+                    # queue is not empty, the run is over.
+                    break
                 if not outcomes:
                     said = self._idle(once=once, idle_said=idle_said, cursor=cursor)
                     if said is None:

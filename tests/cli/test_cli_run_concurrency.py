@@ -175,6 +175,8 @@ def test_a_stop_requeues_every_link_of_the_chain(
     result = json.loads(out)["result"]
     assert (result["handled"], result["released"]) == (0, 3)
     assert f"stopped by {sig.name}" in err
+    # Three candidates are queued again: the stop must not call the queue empty.
+    assert "queue empty" not in err, err
     assert set(states(scratch).values()) == {"pending"}
     assert scratch.main() == main_before
     for slug in slugs:
