@@ -38,6 +38,29 @@ def test_every_named_function_imports() -> None:
     assert missing == []
 
 
+#: Where the page's short ``Class.method`` names live.
+_CLASSES = {
+    "Engine": "mergegate.statemachine.engine.Engine",
+    "GitApplier": "mergegate.apply.applier.GitApplier",
+    "Outcome": "mergegate.statemachine.Outcome",
+    "SQLStore": "mergegate.persistence.sqlstore.SQLStore",
+    "SQLTransaction": "mergegate.persistence.sqltransaction.SQLTransaction",
+    "Transaction": "mergegate.statemachine.store.Transaction",
+}
+
+
+def test_every_short_method_name_exists() -> None:
+    """Each `Class.method` in the page (without the module) is an attribute of that class."""
+    names = set(re.findall(r"`([A-Z]\w*)\.(\w+)`", PAGE.read_text(encoding="utf-8")))
+    assert names
+    unknown = sorted(cls for cls, _ in names if cls not in _CLASSES)
+    assert unknown == [], f"add these classes to _CLASSES: {unknown}"
+    missing = sorted(
+        f"{cls}.{attr}" for cls, attr in names if not hasattr(_resolve(_CLASSES[cls]), attr)
+    )
+    assert missing == []
+
+
 def test_every_named_file_exists() -> None:
     """Each `folder/file.py` in the page is a file of the repository."""
     paths = set(re.findall(r"`([a-z_]+/[a-z_/]+\.py)`", PAGE.read_text(encoding="utf-8")))
