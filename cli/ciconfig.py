@@ -58,15 +58,31 @@ def _retries(reader: _Reader, key: str) -> int | None:
     return value
 
 
+#: The keys of one builder's table, and of ``[buildbot]``.
+_BUILDER_KEYS = ("name", "start_timeout", "finish_timeout", "retries")
+_BUILDBOT_KEYS = (
+    "url",
+    "scheduler",
+    "repository",
+    "poll",
+    "start_timeout",
+    "finish_timeout",
+    "retries",
+    "builders",
+    "auth_env",
+    "auth_file",
+)
+
+
 def _builder(reader: _Reader, index: int, item: Any, defaults: BuilderConfig) -> BuilderConfig:
     if isinstance(item, str):
         item = {"name": item}
     if not isinstance(item, dict):
         raise reader.error(f"builders[{index}]", "expected a builder name or a table")
-    sub = _Reader(reader.where, item, f"{reader.prefix}builders[{index}].")
+    sub = _Reader(reader.where, item, f"{reader.prefix}builders[{index}].", _BUILDER_KEYS)
     name = sub.text("name")
     if name is None or len(name) > 100:
-        raise sub.error("name", "required: one line of 1 to 100 characters")
+        raise sub.required("name", "required: one line of 1 to 100 characters")
     start = sub.seconds("start_timeout", DEADLINE_RANGE)
     finish = sub.seconds("finish_timeout", DEADLINE_RANGE)
     retries = _retries(sub, "retries")
@@ -84,11 +100,11 @@ def read_buildbot(reader: _Reader, repo: Path) -> BuildbotConfig | None:
     raw = reader.get("buildbot", dict, "a table ([buildbot])")
     if raw is None:
         return None
-    sub = _Reader(reader.where, raw, f"{reader.prefix}buildbot.")
+    sub = _Reader(reader.where, raw, f"{reader.prefix}buildbot.", _BUILDBOT_KEYS)
     url = sub.text("url")
     parts = urllib.parse.urlsplit(url or "")
     if url is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise sub.error("url", "required: the master's http:// or https:// URL")
+        raise sub.required("url", "required: the master's http:// or https:// URL")
     if parts.username or parts.password:
         raise sub.error("url", "put no credentials in the URL; see auth_env and auth_file")
     scheduler = sub.text("scheduler") or "mergegate"
@@ -102,7 +118,7 @@ def read_buildbot(reader: _Reader, repo: Path) -> BuildbotConfig | None:
     )
     names = sub.get("builders", list, "an array of builder names or tables")
     if not names:
-        raise sub.error("builders", "required: the builders whose results must pass")
+        raise sub.required("builders", "required: the builders whose results must pass")
     builders = tuple(_builder(sub, i, item, defaults) for i, item in enumerate(names))
     seen = [b.name for b in builders]
     if len(set(seen)) != len(seen):

@@ -118,6 +118,10 @@ def _notify_within_lease(reader: _Reader, notify: tuple[NotifyConfig, ...], ttl:
         )
 
 
+#: The keys of one ``[[checks]]`` table.
+_CHECK_KEYS = ("name", "argv", "shell", "timeout", "retries")
+
+
 def _checks(reader: _Reader) -> tuple[CheckConfig, ...]:
     raw = reader.get("checks", list, "an array of tables ([[checks]])")
     if raw is None:
@@ -130,10 +134,10 @@ def _checks(reader: _Reader) -> tuple[CheckConfig, ...]:
             raise ConfigError(
                 reader.where, prefix[:-1], f"expected a table, got {_type_name(item)}"
             )
-        sub = _Reader(reader.where, item, prefix)
+        sub = _Reader(reader.where, item, prefix, _CHECK_KEYS)
         name = sub.text("name")
         if name is None or len(name) > 100:
-            raise sub.error("name", "required: one line of 1 to 100 characters")
+            raise sub.required("name", "required: one line of 1 to 100 characters")
         if name in names:
             raise sub.error("name", f"duplicate check name {name!r}")
         names.add(name)
@@ -151,7 +155,7 @@ def _checks(reader: _Reader) -> tuple[CheckConfig, ...]:
 def _command(sub: _Reader, shell: bool) -> list[str]:
     argv = sub.get("argv", (list, str), "an array of strings (or one string with shell = true)")
     if argv is None:
-        raise sub.error("argv", "required: the command to run, as an array of strings")
+        raise sub.required("argv", "required: the command to run, as an array of strings")
     if isinstance(argv, str):
         if not shell:
             raise sub.error("argv", "a string needs shell = true; otherwise give an array")

@@ -7,7 +7,7 @@ so that neither imports the other.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from .errors import ConfigError
@@ -30,8 +30,12 @@ def type_name(value: object) -> str:
 class TableReader:
     """Pops checked values out of one TOML table, naming each key in its errors."""
 
-    def __init__(self, where: str, table: Mapping[str, Any], prefix: str = "") -> None:
+    def __init__(
+        self, where: str, table: Mapping[str, Any], prefix: str = "", keys: Collection[str] = ()
+    ) -> None:
         self.where, self.prefix, self.table = where, prefix, dict(table)
+        #: Every key the table may hold, where it has a required one (see :meth:`required`).
+        self.keys = frozenset(keys)
 
     def error(self, key: str, problem: str) -> ConfigError:
         return ConfigError(self.where, self.prefix + key, problem)
@@ -58,9 +62,20 @@ class TableReader:
             raise self.error(key, f"expected {low:g} to {high:g} seconds, got {value:g}")
         return None if value is None else float(value)
 
+    def required(self, key: str, problem: str) -> ConfigError:
+        """The error for the required ``key`` missing or unusable.
+
+        A key the table may not hold is named instead, as it is most likely
+        ``key`` misspelt (``nmae = "lint"`` is an unknown ``nmae``, not a missing
+        ``name``).
+        """
+        unknown = sorted(k for k in self.table if self.keys and k not in self.keys)
+        return self._unknown(unknown) if unknown else self.error(key, problem)
+
     def done(self) -> None:
         if self.table:
-            known = ", ".join(sorted(self.table))
-            raise self.error(
-                sorted(self.table)[0], f"unknown key (unknown: {known}); see docs/configuration.md"
-            )
+            raise self._unknown(sorted(self.table))
+
+    def _unknown(self, keys: list[str]) -> ConfigError:
+        listed = ", ".join(keys)
+        return self.error(keys[0], f"unknown key (unknown: {listed}); see docs/configuration.md")

@@ -120,6 +120,16 @@ def test_pyproject_tool_table(tmp_path: Path) -> None:
         ("[[checks]]\nname = 'a'\nargv = 'x y'\n", "checks[0].argv", "shell = true"),
         ("[[checks]]\nname = 'a'\nargv = []\n", "checks[0].argv", "non-empty"),
         ("[[checks]]\nname = 'a'\nargv = ['x']\ntimout = 3\n", "checks[0].timout", "unknown"),
+        # A required key misspelt is named as the unknown key it is, not as a missing one.
+        ("[[checks]]\nnmae = 'a'\nargv = ['x']\n", "checks[0].nmae", "unknown key"),
+        ("[[checks]]\nname = 'a'\nargs = ['x']\n", "checks[0].args", "unknown key"),
+        ("[buildbot]\nulr = 'http://ci'\nbuilders = ['b']\n", "buildbot.ulr", "unknown key"),
+        ("[buildbot]\nurl = 'http://ci'\nbuilder = ['b']\n", "buildbot.builder", "unknown key"),
+        (
+            "[buildbot]\nurl = 'http://ci'\nbuilders = [{nme = 'b'}]\n",
+            "buildbot.builders[0].nme",
+            "unknown key",
+        ),
         ("[guidance]\nrestart = 'x'\n", "guidance.restart", "unknown key"),
         ("checks = 'pytest'\n", "checks", "array of tables"),
         ("main_branch = \n", "(file)", "not valid TOML"),
