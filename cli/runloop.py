@@ -212,7 +212,7 @@ class Loop:
                 if outcomes is None:
                     self._waits.for_lease()
                     continue
-                if not outcomes and self.stop.requested is not None:
+                if not outcomes and self.stop.event.is_set():
                     # A chain stopped before any link settled requeued them all: the
                     # queue is not empty, the run is over.
                     break
