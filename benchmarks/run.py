@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -328,6 +329,10 @@ def machine(work: Path) -> dict[str, Any]:
     }
 
 
+def _unwind(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run every figure, print the table, write the JSON; always exit 0 once it ran."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -342,6 +347,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=None, help="scratch folder (default: tmp)")
     parser.add_argument("--only", default=None, help="comma-separated figure numbers, e.g. 1,5")
     args = parser.parse_args(argv)
+    # Stopped by SIGTERM (a test's guard, a CI's cancel), unwind instead of dying: the
+    # figures' `finally` blocks stop the servers they started (a Buildbot master and
+    # workers, git daemon), which a plain death left running.
+    signal.signal(signal.SIGTERM, _unwind)
 
     scale = Scale.quick() if args.quick else Scale.full()
     plot = args.plot or (None if args.quick else ROOT / "docs" / "performance-history-queries.png")

@@ -47,15 +47,30 @@ def _quick(
     tmp_path: Path, *extra: str, env: dict[str, str] | None = None
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     out = tmp_path / "results.json"
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--out", str(out), *extra],
+    argv = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--out", str(out)]
+    proc = subprocess.Popen(
+        [*argv, *extra],
         cwd=tmp_path,
         env=None if env is None else {**os.environ, **env},
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
-        check=False,
     )
+    try:
+        stdout, stderr = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        # Stopped, not killed: run.py unwinds on SIGTERM, so the figures' `finally`
+        # blocks stop the servers they started (a Buildbot master and workers, git
+        # daemon), which a SIGKILL of run.py left running after a timed-out CI run.
+        # (Not SIGINT: a runner started in the background has it ignored.)
+        proc.terminate()
+        try:
+            stdout, stderr = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            stdout, stderr = proc.communicate()
+        pytest.fail(f"run.py --quick {' '.join(extra)} ran over 300 s; it said:\n{stderr}")
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     assert done.returncode == 0, done.stderr
     return done, json.loads(out.read_text())
 
