@@ -15,14 +15,17 @@ link settles (engine hooks), not when the whole chain returns.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
-from mergegate.statemachine import Outcome, State
+from mergegate.statemachine import Outcome, RunSummary, State
 
 if TYPE_CHECKING:
-    from .runloop import Loop
+    from mergegate.apply import GitApplier
+    from mergegate.statemachine import Engine
+
+    from .stopsignal import StopSignal
 
 __all__ = ["MAX_CONCURRENCY", "Step", "apply_next", "chain_step"]
 
@@ -35,6 +38,21 @@ MAX_CONCURRENCY = 32
 #: empty when the queue is empty. It may raise LeaseHeld (another integrator holds
 #: the lease): the loop then waits and tries again.
 Step = Callable[["Loop"], Sequence[Outcome]]
+
+
+class Loop(Protocol):
+    """What a step may use of the run loop (``runloop.Loop`` is the one there is)."""
+
+    applier: GitApplier
+    owner: str
+    concurrency: int
+    stop: StopSignal
+    #: Set while a chain runs, so the loop's hooks count links as they settle.
+    chaining: bool
+    tally: RunSummary
+
+    @property
+    def engine(self) -> Engine: ...
 
 
 def apply_next(loop: Loop) -> Sequence[Outcome]:
