@@ -48,6 +48,7 @@ from .built import NULL_SHA, Built, checks_failed, evidence
 from .catfile import CatFile
 from .checkedout import CheckoutFinder
 from .checks import CheckSpec, spec_tuple
+from .commitwriter import CommitWriter
 from .errors import GitCommandFailed, GitNotFound
 from .fence import lock_path
 from .git import NO_HOOKS, Git, Identity
@@ -133,6 +134,7 @@ class GitApplier:
     _root: Path = attrs.field(init=False)
     _common: Path = attrs.field(init=False)
     _catfile: CatFile = attrs.field(init=False)
+    _commits: CommitWriter = attrs.field(init=False)
     _worktrees: WorktreePool = attrs.field(init=False)
     #: Main's side of a move: the fence, the hold, following the remote, the checkout;
     #: its ``remote`` is the configured remote, once checked (every move of its main is fenced).
@@ -144,6 +146,7 @@ class GitApplier:
             self.repo, self.identity, self.git_executable, hooks_path=self.hooks_path or NO_HOOKS
         )
         self._catfile = CatFile(self.git)
+        self._commits = CommitWriter(self.git)
         try:
             common = self.git.run("rev-parse", "--path-format=absolute", "--git-common-dir").text
         except GitNotFound:
@@ -239,12 +242,13 @@ class GitApplier:
         return self._main.sync()
 
     def close(self) -> None:
-        """Stop the applier's long-running ``git cat-file``, remove kept worktrees.
+        """Stop the applier's long-running git processes, remove kept worktrees.
 
-        The applier stays usable. The process is also stopped when the applier
+        The applier stays usable. The processes are also stopped when the applier
         is garbage-collected.
         """
         self._catfile.close()
+        self._commits.close()
         self._worktrees.drain()
 
     def reusing_worktrees(self) -> contextlib.AbstractContextManager[None]:
@@ -337,6 +341,7 @@ class GitApplier:
         return Builder(
             self.git,
             self._catfile,
+            self._commits,
             self.main_ref,
             self._main.remote,
             self.require_branch_ref,

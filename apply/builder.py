@@ -29,10 +29,11 @@ from mergegate.statemachine import (
 
 from .built import NULL_SHA, Built, evidence, precondition
 from .catfile import CatFile
+from .commitwriter import CommitWriter
 from .configguard import config_change
 from .errors import GitCommandFailed, GitNotFound
 from .git import Git
-from .plumbing import Conflict, commit_tree, is_ancestor, merge_trees
+from .plumbing import Conflict, is_ancestor, merge_trees
 from .remote import Remote
 from .runners import CheckRunner
 
@@ -60,6 +61,7 @@ class Builder:
 
     git: Git
     catfile: CatFile
+    commits: CommitWriter
     main_ref: str
     remote: Remote | None
     require_branch_ref: bool
@@ -153,7 +155,7 @@ class Builder:
             f"mergegate: integrate {key.slug} ({key.branch}@{read.commit[:7]})\n\n"
             f"Candidate: {read.commit}\n"
         )
-        commit = commit_tree(self.git, merged.tree, (base, read.commit), message)
+        commit = self.commits.write(merged.tree, (base, read.commit), message)
         return Built(base, read.commit, commit, gate=held)
 
     def _config_held(self, key: CandidateKey, base: str, tree: str) -> Blocked | bool:

@@ -117,13 +117,18 @@ class ControlWatch:
             self._armed.clear()
 
     def close(self) -> None:
-        """Stop the thread (within :data:`SLICE` seconds) and close its store."""
+        """Have the thread stop and close its store, without waiting for it.
+
+        The thread may be inside a store wait of up to :data:`SLICE` seconds; it
+        returns from it, sees the close and closes its own store (a connection
+        is its thread's). Waiting for that here would add up to half a second
+        to every ``run --once``, for nothing: the thread is a daemon and its
+        store only reads.
+        """
         with self._lock:
             self._closing = True
             self._generation += 1
             self._armed.set()
-        if self._thread is not None:
-            self._thread.join(timeout=4 * SLICE)
 
     def _run(self) -> None:
         store: Store | None = None

@@ -1,0 +1,123 @@
+"""One long-running git process answering line by line, so a question starts no process.
+
+Starting git costs milliseconds; asking a running one costs a pipe round trip.
+:class:`LongRunning` owns such a process (``cat-file --batch-check``,
+``hash-object --stdin-paths``): it starts it on the first question, and starts
+it again if the repository directory was replaced, if it died, or in a forked
+child (which must not share its pipes). Each git command it runs re-reads what
+it answers from afresh on every line, so its answers are as current as a new
+process's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import threading
+import weakref
+from typing import IO
+
+from mergegate.statemachine import RepositoryError
+
+from .git import Git
+
+__all__ = ["LongRunning"]
+
+
+def _shutdown(proc: subprocess.Popen[bytes]) -> None:
+    # EOF on stdin makes these commands exit; kill it only if it does not.
+    for stream in (proc.stdin, proc.stdout):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class LongRunning:
+    """``git <args>`` kept running; :meth:`ask` writes a request and reads whole lines back.
+
+    Safe to share between threads. :meth:`close` stops the process; it is also
+    stopped when the object is garbage-collected, and at interpreter exit.
+    """
+
+    def __init__(self, git: Git, *args: str) -> None:
+        self._git = git
+        self._args = args
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stopper: weakref.finalize[[subprocess.Popen[bytes]], LongRunning] | None = None
+        self._dir_id: tuple[int, int] | None = None
+        self._pid = os.getpid()
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        """The running process, if one was started (for tests and liveness checks)."""
+        return self._proc
+
+    def ask(self, request: bytes, lines: int) -> list[bytes]:
+        """Send ``request`` and return ``lines`` lines of answer, each with its newline.
+
+        A process that stops answering is started again once and asked again
+        (every request here may be repeated: each is a lookup, or writes an
+        object named by its content). Raises RepositoryError if git still
+        cannot answer.
+        """
+        with self._lock:
+            for attempt in (1, 2):
+                stdin, stdout = self._running()
+                try:
+                    stdin.write(request)
+                    stdin.flush()
+                    answer = [stdout.readline() for _ in range(lines)]
+                except OSError:
+                    answer = []
+                if len(answer) == lines and all(line.endswith(b"\n") for line in answer):
+                    return answer
+                self._stop()
+                if attempt == 2:
+                    break
+        raise RepositoryError(
+            str(self._git.repo), f"git {self._args[0]} stopped answering; check the repository"
+        )
+
+    def close(self) -> None:
+        """Stop the process, if it runs. Safe to call twice."""
+        with self._lock:
+            self._stop()
+
+    def _running(self) -> tuple[IO[bytes], IO[bytes]]:
+        try:
+            st = os.stat(self._git.repo)
+        except OSError as err:
+            self._stop()
+            raise RepositoryError(
+                str(self._git.repo), f"the repository is gone ({err.strerror})"
+            ) from err
+        dir_id = (st.st_dev, st.st_ino)
+        if self._pid != os.getpid():
+            # A forked child shares the parent's pipes; answers would interleave.
+            # Leave the parent's process to the parent and start our own.
+            if self._stopper is not None:
+                self._stopper.detach()
+            self._proc, self._stopper, self._pid = None, None, os.getpid()
+        if self._proc is not None and (dir_id != self._dir_id or self._proc.poll() is not None):
+            self._stop()
+        if self._proc is None:
+            self._proc = self._git.spawn(*self._args)
+            self._stopper = weakref.finalize(self, _shutdown, self._proc)
+            self._dir_id = dir_id
+        stdin, stdout = self._proc.stdin, self._proc.stdout
+        if stdin is None or stdout is None:  # pragma: no cover - spawn always pipes both
+            raise RepositoryError(str(self._git.repo), f"git {self._args[0]} has no pipes")
+        return stdin, stdout
+
+    def _stop(self) -> None:
+        if self._stopper is not None:
+            self._stopper()
+        self._proc = None
+        self._stopper = None
