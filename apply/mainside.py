@@ -33,6 +33,7 @@ from .fenced_push import push_fenced
 from .git import Git
 from .plumbing import is_ancestor
 from .remote import FENCE_TRIES, Remote
+from .updaterefs import UpdateRefs
 
 __all__ = ["MainSide"]
 
@@ -59,6 +60,11 @@ class MainSide:
     checkouts: CheckoutFinder
     remote: Remote | None
     lock_wait: float
+    #: The update-ref kept between moves (updaterefs.py): a move starts no git of its own.
+    refs: UpdateRefs = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.refs = UpdateRefs(self.git)
 
     def sha(self) -> str:
         """The commit ``main`` points at now; raises RepositoryError if it does not resolve."""
@@ -73,7 +79,9 @@ class MainSide:
     def hold(self, *, break_stale: bool) -> Iterator[HeldMain]:
         """GitApplier.hold_main: hold ``main`` still, yield the canonical ``main``."""
         main = self.sha()
-        with holding(self.git, self.common, self.ref, main, break_stale=break_stale) as (
+        with holding(
+            self.git, self.common, self.ref, main, break_stale=break_stale, refs=self.refs
+        ) as (
             _lock,
             removed,
         ):
@@ -117,7 +125,13 @@ class MainSide:
                     "main to it by hand, then run again",
                 )
             lock = take_main_waiting(
-                self.git, self.common, self.ref, local, remote_main, wait=self.lock_wait
+                self.git,
+                self.common,
+                self.ref,
+                local,
+                remote_main,
+                wait=self.lock_wait,
+                refs=self.refs,
             )
             if isinstance(lock, Moved):
                 continue
@@ -144,7 +158,9 @@ class MainSide:
     ) -> ApplyResult | None:
         """GitApplier.move: the fence, from ``built.base`` to ``built.commit`` under the lease."""
         base, commit = built.base, built.commit
-        lock = take_main_waiting(self.git, self.common, self.ref, base, commit, wait=self.lock_wait)
+        lock = take_main_waiting(
+            self.git, self.common, self.ref, base, commit, wait=self.lock_wait, refs=self.refs
+        )
         if isinstance(lock, Moved):
             return None
         if not isinstance(lock, MainLock):
