@@ -32,7 +32,8 @@ from .git import Git
 from .liveness import alive as _alive
 from .liveness import start_time as _start_time
 from .liveness import this_host as _host
-from .updaterefs import UpdateRefs, end
+from .longrunning import end
+from .updaterefs import UpdateRefs
 
 __all__ = ["MainLock", "Moved", "Taken", "break_if_stale", "lock_path", "take_main"]
 

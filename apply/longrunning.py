@@ -22,12 +22,13 @@ from mergegate.statemachine import RepositoryError
 
 from .git import Git
 
-__all__ = ["LongRunning"]
+__all__ = ["LongRunning", "end"]
 
 
-def _shutdown(proc: subprocess.Popen[bytes]) -> None:
-    # EOF on stdin makes these commands exit; kill it only if it does not.
-    for stream in (proc.stdin, proc.stdout):
+def end(proc: subprocess.Popen[bytes]) -> None:
+    """Close ``proc``'s pipes and reap it: EOF on stdin makes these gits exit (an
+    ``update-ref`` aborting what it had prepared); killed only if it does not."""
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
         if stream is not None:
             with contextlib.suppress(OSError):
                 stream.close()
@@ -109,7 +110,7 @@ class LongRunning:
             self._stop()
         if self._proc is None:
             self._proc = self._git.spawn(*self._args)
-            self._stopper = weakref.finalize(self, _shutdown, self._proc)
+            self._stopper = weakref.finalize(self, end, self._proc)
             self._dir_id = dir_id
         stdin, stdout = self._proc.stdin, self._proc.stdout
         if stdin is None or stdout is None:  # pragma: no cover - spawn always pipes both

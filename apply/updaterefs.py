@@ -17,7 +17,6 @@ time. A forked child, or a replaced repository directory, starts its own.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
 import subprocess
@@ -25,21 +24,9 @@ import threading
 import weakref
 
 from .git import Git
+from .longrunning import end
 
-__all__ = ["UpdateRefs", "end"]
-
-
-def end(proc: subprocess.Popen[bytes]) -> None:
-    """Close ``proc``'s stdin (git then exits, aborting anything prepared) and reap it."""
-    for stream in (proc.stdin, proc.stdout, proc.stderr):
-        if stream is not None:
-            with contextlib.suppress(OSError):
-                stream.close()
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+__all__ = ["UpdateRefs"]
 
 
 def _quiet(proc: subprocess.Popen[bytes]) -> bool:

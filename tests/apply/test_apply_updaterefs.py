@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Iterator
+
+import pytest
 
 from mergegate.apply import GitApplier
 from mergegate.apply.testing import TestRepo as Repo
@@ -17,15 +20,24 @@ def _integrate(applier: GitApplier, repo: Repo, name: str) -> str:
     return result.main_sha
 
 
-def test_moves_share_one_git_and_hold_nothing_between_them(repo: Repo) -> None:
-    """Three moves, one update-ref; between moves no lock exists and anyone may move main."""
+@pytest.fixture
+def applier(repo: Repo) -> Iterator[GitApplier]:
+    """An applier that has integrated one candidate, so it keeps an update-ref."""
     applier = GitApplier(repo.path)
-    refs = applier._main.refs
     try:
         _integrate(applier, repo, "f0")
-        kept = refs._slot[0]
-        assert kept is not None
-        assert kept.poll() is None
+        yield applier
+    finally:
+        applier.close()
+
+
+def test_moves_share_one_git_and_hold_nothing_between_them(repo: Repo, applier: GitApplier) -> None:
+    """Three moves, one update-ref; between moves no lock exists and anyone may move main."""
+    refs = applier._main.refs
+    kept = refs._slot[0]
+    assert kept is not None
+    assert kept.poll() is None
+    try:
         for n in (1, 2):
             assert not (repo.path / "refs/heads/main.lock").exists()
             # An outside git moves main between two moves: the kept git holds no lock.
@@ -40,20 +52,17 @@ def test_moves_share_one_git_and_hold_nothing_between_them(repo: Repo) -> None:
     assert refs._slot[0] is None
 
 
-def test_a_kept_git_killed_while_idle_is_replaced_and_the_move_lands(repo: Repo) -> None:
+def test_a_kept_git_killed_while_idle_is_replaced_and_the_move_lands(
+    repo: Repo, applier: GitApplier
+) -> None:
     """SIGKILL the idle update-ref: the next move starts a new one and integrates."""
-    applier = GitApplier(repo.path)
     refs = applier._main.refs
-    try:
-        _integrate(applier, repo, "f0")
-        kept = refs._slot[0]
-        assert kept is not None
-        os.kill(kept.pid, signal.SIGKILL)
-        kept.wait(timeout=5)
-        moved = _integrate(applier, repo, "f1")
-        assert repo.main() == moved
-        assert refs._slot[0] is not None
-        assert refs._slot[0] is not kept
-        assert not list((repo.path / "mergegate" / "movers").glob("*.json"))
-    finally:
-        applier.close()
+    kept = refs._slot[0]
+    assert kept is not None
+    os.kill(kept.pid, signal.SIGKILL)
+    kept.wait(timeout=5)
+    moved = _integrate(applier, repo, "f1")
+    assert repo.main() == moved
+    assert refs._slot[0] is not None
+    assert refs._slot[0] is not kept
+    assert not list((repo.path / "mergegate" / "movers").glob("*.json"))
