@@ -249,7 +249,6 @@ class GitApplier:
         """
         self._catfile.close()
         self._commits.close()
-        self._main.refs.close()
         self._worktrees.drain()
 
     def reusing_worktrees(self) -> contextlib.AbstractContextManager[None]:

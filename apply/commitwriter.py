@@ -96,7 +96,10 @@ class CommitWriter:
             lines = [f"tree {tree}\n", *(f"parent {p}\n" for p in parents)]
             body = "".join([*lines, f"author {ident}\n", f"committer {ident}\n", "\n", message])
             data = body.encode("utf-8", "surrogateescape")
-            scratch, fd = self._scratch_file()
+            found = self._scratch_file()
+            if found is None:
+                return commit_tree(self._git, tree, parents, message)
+            scratch, fd = found
             # Rewritten in place through a kept descriptor: opening with O_TRUNC
             # makes ext4 flush the file on close (auto_da_alloc), 2 ms a commit here.
             os.pwrite(fd, data, 0)
@@ -122,18 +125,36 @@ class CommitWriter:
     def _decide(self) -> str:
         """The committer identity without its time, or "" where commit-tree must write."""
         encoding = self._git.run("config", "--get", "i18n.commitEncoding", ok=(0, 1)).text
-        if encoding and encoding.lower().replace("-", "") != "utf8":
+        # git's own test (is_encoding_utf8): only these two names, in any case.
+        if encoding and encoding.lower() not in ("utf-8", "utf8"):
             return ""
         # Both identities are the same here: Git sets author and committer alike.
         found = _IDENT.fullmatch(self._git.run("var", "GIT_COMMITTER_IDENT").text)
         return "" if found is None else found["who"]
 
-    def _scratch_file(self) -> tuple[str, int]:
-        if self._scratch is None or self._pid != os.getpid():
-            # A forked child writes its own file: the parent's would be shared.
+    def _scratch_file(self) -> tuple[str, int] | None:
+        """The scratch file and its descriptor, made again if it was removed; ``None``
+        where its path cannot be named on git's stdin (a newline in ``$TMPDIR``)."""
+        if not self._scratch_usable():
             if self._finalizer is not None:
-                self._finalizer.detach()
+                if self._pid == os.getpid():
+                    self._finalizer()  # ours, removed under us: close the descriptor
+                else:
+                    self._finalizer.detach()  # a forked child's is its parent's
             fd, path = tempfile.mkstemp(prefix="mergegate-commit-")
-            self._scratch, self._pid = (path, fd), os.getpid()
+            path = os.path.abspath(path)
+            self._pid = os.getpid()
+            self._scratch = (path, fd)
             self._finalizer = weakref.finalize(self, _remove, path, fd, self._pid)
-        return self._scratch
+        assert self._scratch is not None
+        return None if any(c in self._scratch[0] for c in "\n\r") else self._scratch
+
+    def _scratch_usable(self) -> bool:
+        """Whether this process made the scratch file and it is still there (a /tmp
+        cleaner or an operator may have removed it)."""
+        if self._scratch is None or self._pid != os.getpid():
+            return False
+        try:
+            return os.fstat(self._scratch[1]).st_nlink > 0
+        except OSError:
+            return False

@@ -32,8 +32,6 @@ from .git import Git
 from .liveness import alive as _alive
 from .liveness import start_time as _start_time
 from .liveness import this_host as _host
-from .longrunning import end
-from .updaterefs import UpdateRefs
 
 __all__ = ["MainLock", "Moved", "Taken", "break_if_stale", "lock_path", "take_main"]
 
@@ -128,48 +126,13 @@ class MainLock:
     leaving it as a context manager aborts unless it was committed.
     """
 
-    def __init__(
-        self,
-        git: Git,
-        proc: subprocess.Popen[bytes],
-        record: Path,
-        refs: UpdateRefs | None = None,
-    ) -> None:
+    def __init__(self, git: Git, proc: subprocess.Popen[bytes], record: Path) -> None:
         self._git = git
         self._proc = proc
         self._record = record
-        self._refs = refs
         self._done = False
 
-    def _finish(self, command: bytes) -> bytes:
-        """Send ``command`` (``commit`` or ``abort``); return git's answer."""
-        if self._refs is not None:
-            answer = self._answer(command)
-            if answer is not None:
-                return answer
-            # It did not answer: it died (a failed commit ends git). Read why.
-            return self._finish_and_end(b"")
-        return self._finish_and_end(command)
-
-    def _answer(self, command: bytes) -> bytes | None:
-        """The kept git's answer to ``command``, the git given back; ``None`` if it ended."""
-        assert self._proc.stdin is not None
-        assert self._proc.stdout is not None
-        assert self._refs is not None
-        try:
-            self._proc.stdin.write(command)
-            self._proc.stdin.flush()
-            line = self._proc.stdout.readline()
-        except OSError:
-            line = b""
-        self._done = True
-        if line != command.rstrip(b"\0") + b": ok\n":
-            return None
-        self._record.unlink(missing_ok=True)
-        self._refs.give_back(self._proc)
-        return line
-
-    def _finish_and_end(self, command: bytes) -> bytes:
+    def _finish(self, command: bytes) -> tuple[bytes, int]:
         assert self._proc.stdin is not None
         assert self._proc.stdout is not None
         assert self._proc.stderr is not None
@@ -177,8 +140,7 @@ class MainLock:
         code: int | None = None
         try:
             with contextlib.suppress(BrokenPipeError):
-                if command:
-                    self._proc.stdin.write(command)
+                self._proc.stdin.write(command)
                 self._proc.stdin.close()
             out = self._proc.stdout.read()
             err = self._proc.stderr.read()
@@ -193,7 +155,7 @@ class MainLock:
             raise GitCommandFailed(
                 str(self._git.repo), ("update-ref", "--stdin"), code, err.decode("utf-8", "replace")
             )
-        return out
+        return out, code
 
     def _orphan_locks(self) -> None:
         """Hand the locks of a git killed by a signal over to recovery.
@@ -213,7 +175,7 @@ class MainLock:
 
     def commit(self) -> None:
         """Make the update; raises GitCommandFailed if git could not."""
-        out = self._finish(b"commit\0")
+        out, _ = self._finish(b"commit\0")
         if b"commit: ok" not in out:
             raise GitCommandFailed(
                 str(self._git.repo), ("update-ref", "--stdin"), 0, "commit was not acknowledged"
@@ -231,56 +193,34 @@ class MainLock:
         self.abort()
 
 
-def _prepare(proc: subprocess.Popen[bytes], request: bytes) -> list[bytes]:
-    """Send ``request`` (start, update or verify, prepare); return git's two answers."""
-    assert proc.stdin is not None
-    assert proc.stdout is not None
-    try:
-        proc.stdin.write(request)
-        proc.stdin.flush()
-        return [proc.stdout.readline(), proc.stdout.readline()]
-    except BrokenPipeError:
-        return [b"", b""]
-
-
 def take_main(
-    git: Git,
-    common_dir: Path,
-    ref: str,
-    old: str,
-    new: str | None = None,
-    refs: UpdateRefs | None = None,
+    git: Git, common_dir: Path, ref: str, old: str, new: str | None = None
 ) -> MainLock | Moved | Taken:
     """Take ``ref``'s lock, checking that it points at ``old`` (and will move to ``new``).
 
-    With ``refs``, the transaction runs in a git kept between moves (see
-    ``updaterefs.py``); without, in a git of its own. Returns the held
-    :class:`MainLock`, or :class:`Moved` / :class:`Taken` when git refused to
-    prepare; raises GitCommandFailed for any other failure.
+    Returns the held :class:`MainLock`, or :class:`Moved` / :class:`Taken` when
+    git refused to prepare; raises GitCommandFailed for any other failure.
     """
-    if new is None:
-        request = f"start\0verify {ref}\0{old}\0prepare\0".encode()
-    else:
-        request = f"start\0update {ref}\0{new}\0{old}\0prepare\0".encode()
-    for _ in range(2):
-        if refs is None:
-            proc, kept = git.spawn("update-ref", "--stdin", "-z", stderr=True), False
-        else:
-            proc, kept = refs.lend()
-        record = _write_record(
-            common_dir / "mergegate" / "movers",
-            _Record(_host(), os.getpid(), _own_start(), proc.pid, _start_time(proc.pid)),
-        )
-        acks = _prepare(proc, request)
-        if acks == [b"start: ok\n", b"prepare: ok\n"]:
-            return MainLock(git, proc, record, refs)
-        if not (kept and acks[0] == b""):
-            break
-        # A kept git that ended while it was idle answers nothing: start one.
-        end(proc)
-        record.unlink(missing_ok=True)
+    proc = git.spawn("update-ref", "--stdin", "-z", stderr=True)
+    record = _write_record(
+        common_dir / "mergegate" / "movers",
+        _Record(_host(), os.getpid(), _own_start(), proc.pid, _start_time(proc.pid)),
+    )
     assert proc.stdin is not None
+    assert proc.stdout is not None
     assert proc.stderr is not None
+    if new is None:
+        request = f"start\0verify {ref}\0{old}\0prepare\0"
+    else:
+        request = f"start\0update {ref}\0{new}\0{old}\0prepare\0"
+    try:
+        proc.stdin.write(request.encode())
+        proc.stdin.flush()
+        acks = [proc.stdout.readline(), proc.stdout.readline()]
+    except BrokenPipeError:
+        acks = [b"", b""]
+    if acks == [b"start: ok\n", b"prepare: ok\n"]:
+        return MainLock(git, proc, record)
     with contextlib.suppress(BrokenPipeError, OSError):
         proc.stdin.close()
     err = proc.stderr.read().decode("utf-8", "replace")
@@ -295,14 +235,7 @@ def take_main(
 
 
 def take_main_waiting(
-    git: Git,
-    common_dir: Path,
-    ref: str,
-    old: str,
-    new: str | None,
-    *,
-    wait: float,
-    refs: UpdateRefs | None = None,
+    git: Git, common_dir: Path, ref: str, old: str, new: str | None, *, wait: float
 ) -> MainLock | Moved | Taken:
     """:func:`take_main`, retried while the lock is taken, for up to ``wait`` seconds.
 
@@ -310,7 +243,7 @@ def take_main_waiting(
     """
     deadline = time.monotonic() + wait
     while True:
-        taken = take_main(git, common_dir, ref, old, new, refs)
+        taken = take_main(git, common_dir, ref, old, new)
         if not isinstance(taken, Taken) or time.monotonic() >= deadline:
             return taken
         time.sleep(0.05)
@@ -374,13 +307,7 @@ def break_if_stale(git: Git, common_dir: Path, ref: str) -> Path | None:
 
 @contextlib.contextmanager
 def holding(
-    git: Git,
-    common_dir: Path,
-    ref: str,
-    old: str,
-    *,
-    break_stale: bool,
-    refs: UpdateRefs | None = None,
+    git: Git, common_dir: Path, ref: str, old: str, *, break_stale: bool
 ) -> Iterator[tuple[MainLock, Path | None]]:
     """Hold ``ref`` still at ``old`` (a ``verify`` transaction); abort it afterwards.
 
@@ -388,7 +315,7 @@ def holding(
     """
     removed = None
     for _ in range(3):
-        taken = take_main(git, common_dir, ref, old, refs=refs)
+        taken = take_main(git, common_dir, ref, old)
         if isinstance(taken, MainLock):
             break
         if isinstance(taken, Moved):

@@ -33,7 +33,6 @@ from .fenced_push import push_fenced
 from .git import Git
 from .plumbing import is_ancestor
 from .remote import FENCE_TRIES, Remote
-from .updaterefs import UpdateRefs
 
 __all__ = ["MainSide"]
 
@@ -60,11 +59,6 @@ class MainSide:
     checkouts: CheckoutFinder
     remote: Remote | None
     lock_wait: float
-    #: The update-ref kept between moves (updaterefs.py): a move starts no git of its own.
-    refs: UpdateRefs = attrs.field(init=False)
-
-    def __attrs_post_init__(self) -> None:
-        self.refs = UpdateRefs(self.git)
 
     def sha(self) -> str:
         """The commit ``main`` points at now; raises RepositoryError if it does not resolve."""
@@ -79,9 +73,7 @@ class MainSide:
     def hold(self, *, break_stale: bool) -> Iterator[HeldMain]:
         """GitApplier.hold_main: hold ``main`` still, yield the canonical ``main``."""
         main = self.sha()
-        with holding(
-            self.git, self.common, self.ref, main, break_stale=break_stale, refs=self.refs
-        ) as (
+        with holding(self.git, self.common, self.ref, main, break_stale=break_stale) as (
             _lock,
             removed,
         ):
@@ -125,13 +117,7 @@ class MainSide:
                     "main to it by hand, then run again",
                 )
             lock = take_main_waiting(
-                self.git,
-                self.common,
-                self.ref,
-                local,
-                remote_main,
-                wait=self.lock_wait,
-                refs=self.refs,
+                self.git, self.common, self.ref, local, remote_main, wait=self.lock_wait
             )
             if isinstance(lock, Moved):
                 continue
@@ -158,9 +144,7 @@ class MainSide:
     ) -> ApplyResult | None:
         """GitApplier.move: the fence, from ``built.base`` to ``built.commit`` under the lease."""
         base, commit = built.base, built.commit
-        lock = take_main_waiting(
-            self.git, self.common, self.ref, base, commit, wait=self.lock_wait, refs=self.refs
-        )
+        lock = take_main_waiting(self.git, self.common, self.ref, base, commit, wait=self.lock_wait)
         if isinstance(lock, Moved):
             return None
         if not isinstance(lock, MainLock):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -70,16 +72,18 @@ def test_writes_the_object_commit_tree_writes(repo: Repo, zone: str, name: str) 
         assert repo.git("cat-file", "commit", sha).split("\n")[3].endswith(offset)
 
 
-def test_a_legacy_commit_encoding_is_left_to_commit_tree(repo: Repo) -> None:
-    """With ``i18n.commitEncoding`` not UTF-8, the commit is ``commit-tree``'s, header and all."""
-    repo.git("config", "i18n.commitEncoding", "ISO-8859-1")
+@pytest.mark.parametrize("encoding", ["ISO-8859-1", "utf-8-"])
+def test_a_legacy_commit_encoding_is_left_to_commit_tree(repo: Repo, encoding: str) -> None:
+    """With ``i18n.commitEncoding`` not git's UTF-8, the commit is ``commit-tree``'s, header
+    and all (``utf-8-`` is not UTF-8 to git)."""
+    repo.git("config", "i18n.commitEncoding", encoding)
     writer = CommitWriter(Git(repo.path))
     try:
         tree = repo.git("rev-parse", "refs/heads/main^{tree}")
         sha = writer.write(tree, (repo.main(),), _MESSAGE)
     finally:
         writer.close()
-    assert "\nencoding ISO-8859-1\n" in repo.git("cat-file", "commit", sha)
+    assert f"\nencoding {encoding}\n" in repo.git("cat-file", "commit", sha)
     assert writer._running.proc is None  # no hash-object was started
 
 
@@ -103,3 +107,39 @@ def test_an_applier_writes_merges_without_a_process_each(repo: Repo) -> None:
     assert first is not None
     assert first.wait(timeout=5) == 0
     assert applier._commits._scratch is None
+
+
+def test_a_removed_scratch_file_is_made_again(repo: Repo, tmp_path: Path) -> None:
+    """A /tmp cleaner removes the scratch file between two commits: the second is written."""
+    writer = CommitWriter(Git(repo.path))
+    tree = repo.git("rev-parse", "refs/heads/main^{tree}")
+    try:
+        first = writer.write(tree, (repo.main(),), _MESSAGE)
+        assert writer._scratch is not None
+        os.unlink(writer._scratch[0])
+        second = writer.write(tree, (first,), _MESSAGE)
+        assert repo.parents(second) == [first]
+        assert writer._scratch is not None
+        assert os.path.exists(writer._scratch[0])
+    finally:
+        writer.close()
+
+
+def test_a_tmpdir_git_cannot_be_told_leaves_the_commit_to_commit_tree(
+    repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A newline in ``$TMPDIR`` cannot go on hash-object's stdin: commit-tree writes, twice."""
+    odd = tmp_path / "tmp\nodd"
+    odd.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(odd))
+    writer = CommitWriter(Git(repo.path))
+    tree = repo.git("rev-parse", "refs/heads/main^{tree}")
+    try:
+        first = writer.write(tree, (repo.main(),), _MESSAGE)
+        second = writer.write(tree, (first,), _MESSAGE)
+        assert repo.parents(second) == [first]
+        assert writer._running.proc is None  # no hash-object was started
+        assert len(list(odd.iterdir())) == 1  # one scratch file, not one per commit
+    finally:
+        writer.close()
+    assert list(odd.iterdir()) == []
