@@ -74,8 +74,7 @@ def test_writes_the_object_commit_tree_writes(repo: Repo, zone: str, name: str) 
 
 @pytest.mark.parametrize("encoding", ["ISO-8859-1", "utf-8-"])
 def test_a_legacy_commit_encoding_is_left_to_commit_tree(repo: Repo, encoding: str) -> None:
-    """With ``i18n.commitEncoding`` not git's UTF-8, the commit is ``commit-tree``'s, header
-    and all (``utf-8-`` is not UTF-8 to git)."""
+    """An ``i18n.commitEncoding`` git does not call UTF-8 leaves the commit to ``commit-tree``."""
     repo.git("config", "i18n.commitEncoding", encoding)
     writer = CommitWriter(Git(repo.path))
     try:
