@@ -147,14 +147,36 @@ def _twin(nodeid: str) -> str | None:
     return f"{path}::{slow}{bracket}{params}{sep}{tail}"
 
 
+# The files whose tests take longest in CI's slow run (its --durations, 2026-12-07),
+# longest first. pytest-xdist's loadfile hands files to its workers in collection
+# order, so one of these collected late started late and set the end of the run:
+# they go first, and the short files fill the workers up behind them.
+LONGEST_FIRST = (
+    "tests/reliability/test_kills.py",  # 295 s + 280 s
+    "tests/reliability/test_soak.py",  # 162 s + 161 s
+    "tests/persistence/test_store_agreement.py",  # 239 s
+    "tests/cli/test_cli_fuzz.py",  # 209 s
+    "tests/benchmarks/test_harness.py",  # 75 s + 69 s + 63 s
+    "tests/reliability/test_remote_kills.py",  # 103 s + 99 s
+    "tests/persistence/test_postgres_model.py",  # 190 s
+    "tests/reliability/test_races.py",  # 57 s + 42 s + 37 s + ...
+    "tests/statemachine/test_model.py",  # 135 s
+    "tests/reliability/test_hostile.py",  # 66 s + 32 s
+    "tests/apply/test_chain_properties.py",  # 96 s
+)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect a short test when its slow twin is selected too (after ``-m`` chose)."""
+    """Deselect a short test when its slow twin is selected too; put the longest files first."""
     selected = {item.nodeid for item in items}
     twins = [item for item in items if _twin(item.nodeid) in selected]
     if twins:
         config.hook.pytest_deselected(items=twins)
         items[:] = [item for item in items if item not in twins]
+    rank = {path: n for n, path in enumerate(LONGEST_FIRST)}
+    # A stable sort: every other file, and the tests inside each file, keep their order.
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
 
 
 # -- the reliability figures, added up over the run (and its xdist workers) ----
