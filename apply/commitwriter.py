@@ -13,12 +13,14 @@ compares its ids with ``commit-tree``'s for the same moment.)
 The identity lines come from git itself, once per writer (``git var
 GIT_COMMITTER_IDENT``, which applies git's own clean-up of a name), with the
 time replaced by the moment of each commit. Where ``commit-tree`` would lay
-the object out otherwise (an ``encoding`` header for a non-UTF-8
-``i18n.commitEncoding``; a repeated parent, which it drops), the writer runs
-``commit-tree`` itself. (``commit-tree`` signs only when asked with ``-S``,
-which mergegate never asks: ``commit.gpgSign`` does not reach it, nor this.)
-The setting is read when the writer first writes: a change to it takes effect
-when the integrator starts again.
+the object out otherwise (an ``encoding`` header for an ``i18n.commitEncoding``
+other than git's ``utf-8`` or ``utf8``; a repeated parent, which it drops), or
+where the scratch file's path cannot go on a line (a newline in ``$TMPDIR``),
+the writer runs ``commit-tree`` itself. (``commit-tree`` signs only when asked
+with ``-S``, which mergegate never asks: ``commit.gpgSign`` does not reach it,
+nor this.) The setting is read when the writer first writes: a change to it
+takes effect when the integrator starts again. A scratch file removed under a
+running writer (a ``/tmp`` cleaner) is made again.
 """
 
 from __future__ import annotations
