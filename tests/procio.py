@@ -17,7 +17,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import IO, Any, Protocol
 
 __all__ = ["LiveOutput", "all_ready", "wait_until"]
 
@@ -65,6 +65,24 @@ class _Stream:
         return not self._thread.is_alive()
 
 
+class Process(Protocol):
+    """What is read of a running process: ``subprocess.Popen``, or one forked by a zygote."""
+
+    @property
+    def pid(self) -> int: ...
+    @property
+    def args(self) -> Any: ...
+    @property
+    def stdin(self) -> IO[Any] | None: ...
+    @property
+    def stdout(self) -> IO[Any] | None: ...
+    @property
+    def stderr(self) -> IO[Any] | None: ...
+    def poll(self) -> int | None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+    def kill(self) -> None: ...
+
+
 class LiveOutput:
     """The streams of a running process, each drained by its own thread from the start.
 
@@ -74,7 +92,7 @@ class LiveOutput:
 
     def __init__(
         self,
-        proc: subprocess.Popen[Any] | None = None,
+        proc: Process | None = None,
         *,
         fds: dict[str, int] | None = None,
         what: str | None = None,

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,7 +23,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
-from typing import Protocol
+from typing import Any, BinaryIO, Protocol
 
 import attrs
 import pytest
@@ -44,7 +46,7 @@ from ..tally import TALLY
 
 HERE = Path(__file__).resolve().parent
 DRIVER = HERE / "driver.py"
-WORKERS = HERE / "workers.py"
+ZYGOTE = HERE / "zygote.py"
 LEASE_TTL = 0.4
 
 
@@ -157,20 +159,99 @@ class World:
         git = Git(self.repo, Identity("t", "t@x"))
         return make_commit(git, f"refs/heads/{branch}", parent or self.main(), edits)
 
-    def spawn(
-        self, seed: int, pause: str, max_ops: int = 30, **env: str
-    ) -> subprocess.Popen[bytes]:
-        """Start the driver in its own process group."""
-        return subprocess.Popen(
-            [
-                *(sys.executable, str(DRIVER), self.url, str(self.repo), str(self.todos)),
-                *(str(seed), pause, str(max_ops)),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            env={**os.environ, "MG_LEASE_TTL": str(LEASE_TTL), "TMPDIR": str(self.tmp), **env},
-        )
+    def spawn(self, seed: int, pause: str, max_ops: int = 30) -> Forked:
+        """Start a driver run in its own process group, forked by the zygote."""
+        env = {**os.environ, "MG_LEASE_TTL": str(LEASE_TTL), "TMPDIR": str(self.tmp)}
+        argv = [self.url, str(self.repo), str(self.todos), str(seed), pause, str(max_ops)]
+        return zygote().spawn("driver.py", argv, env)
+
+
+class Zygote:
+    """The parent's end of ``zygote.py``: a Python with the driver imported, forking each run."""
+
+    def __init__(self) -> None:
+        self._sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        with theirs:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(ZYGOTE), str(theirs.fileno())],
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+            )
+
+    def ask(self, request: dict[str, object], fds: list[int] | None = None) -> dict[str, Any]:
+        data = json.dumps(request).encode()
+        if fds:
+            socket.send_fds(self._sock, [data], fds)
+        else:
+            self._sock.send(data)
+        reply = self._sock.recv(1 << 16)
+        assert reply, f"the zygote ended (exit {self.proc.poll()}) on {request['op']}"
+        answer: dict[str, Any] = json.loads(reply)
+        return answer
+
+    def spawn(self, script: str, argv: list[str], env: dict[str, str]) -> Forked:
+        """Fork a run of ``script``'s ``main(argv)`` with ``env``, its output on fresh pipes."""
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        request = {"op": "spawn", "script": script, "argv": argv, "env": env, "cwd": os.getcwd()}
+        try:
+            pid = self.ask(request, [out_w, err_w])["pid"]
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        return Forked(self, int(pid), argv, os.fdopen(out_r, "rb", 0), os.fdopen(err_r, "rb", 0))
+
+    def close(self) -> None:
+        self._sock.close()
+        self.proc.wait(30)
+
+
+_ZYGOTE: list[Zygote] = []
+
+
+def zygote() -> Zygote:
+    """This pytest process's zygote, started on first use."""
+    if not _ZYGOTE:
+        _ZYGOTE.append(Zygote())
+    return _ZYGOTE[0]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_zygote() -> Iterator[None]:
+    yield
+    while _ZYGOTE:
+        _ZYGOTE.pop().close()
+
+
+@attrs.define
+class Forked:
+    """A driver run forked by the zygote, with the part of ``Popen``'s interface the tests use."""
+
+    zygote: Zygote
+    pid: int
+    args: list[str]
+    stdout: BinaryIO
+    stderr: BinaryIO
+    stdin: None = None
+    returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self.returncode = self.zygote.ask({"op": "poll", "pid": self.pid})["code"]
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        # The zygote, not this process, is the parent: its exit is learned by asking.
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(self.args, timeout or 0)
+            time.sleep(0.002)
+        return code
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            os.kill(self.pid, signal.SIGKILL)
 
 
 @pytest.fixture
@@ -219,7 +300,7 @@ def _parse(data: bytes) -> tuple[list[tuple[int, int, str]], str | None, bool]:
     return steps, paused, done
 
 
-def kill_group(proc: subprocess.Popen[bytes]) -> None:
+def kill_group(proc: subprocess.Popen[bytes] | Forked) -> None:
     """SIGKILL the driver's whole process group (the driver and its git children)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
@@ -451,14 +532,8 @@ def race(tmp: Path, *commands: list[str], timeout: float = 120) -> list[list[str
     Fails if a worker crashed (a traceback is never an expected outcome).
     """
     go = tmp / f"go-{uuid.uuid4().hex[:8]}"
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(WORKERS), *_with_go(cmd, str(go))],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for cmd in commands
-    ]
+    env = dict(os.environ)
+    procs = [zygote().spawn("workers.py", _with_go(cmd, str(go)), env) for cmd in commands]
     outputs = []
     with contextlib.ExitStack() as stack:
         lives = [stack.enter_context(LiveOutput(proc)) for proc in procs]
@@ -500,10 +575,11 @@ class Kit:
     recover: Callable[[World], Store] = recover
     problems: Callable[[World, Store, set[tuple[int, int, str]]], list[str]] = problems
     kill_loop: Callable[[World, int, int, Counter[str], str], KillReport] = kill_loop
-    kill_group: Callable[[subprocess.Popen[bytes]], None] = kill_group
+    kill_group: Callable[[subprocess.Popen[bytes] | Forked], None] = kill_group
     processes_under: Callable[[Path], list[int]] = processes_under
     make_commit: MakeCommit = make_commit
     race: _Race = race
+    zygote: Callable[[], Zygote] = zygote
 
 
 @pytest.fixture

@@ -55,7 +55,6 @@ from mergegate.statemachine import (
     Store,
 )
 
-LEASE_TTL = timedelta(seconds=float(os.environ.get("MG_LEASE_TTL", "1.0")))
 CHECK_SCRIPT = (
     "import os, sys, time\n"
     "mark = os.environ.get('MG_CHECK_MARK')\n"
@@ -213,7 +212,8 @@ class Driver:
             Wiring(todos),
             hooks_before=[Reporter(), BeforeFollowUp(self.hook_counter)],
             actor=f"driver-{seed}",
-            lease_ttl=LEASE_TTL,
+            # Read per run, not at import: the zygote imports this module once for many runs.
+            lease_ttl=timedelta(seconds=float(os.environ.get("MG_LEASE_TTL", "1.0"))),
         )
         check = CheckSpec("marker", (sys.executable, "-c", CHECK_SCRIPT), timeout=60)
         git_applier = GitApplier(repo, checks=(check,), heartbeat_every=0.1, max_main_retries=1)

@@ -193,5 +193,11 @@ COMMANDS: dict[str, Any] = {
     "hold-lock": hold_lock,
 }
 
+
+def main(argv: list[str]) -> int:
+    COMMANDS[argv[0]](*argv[1:])
+    return 0
+
+
 if __name__ == "__main__":
-    COMMANDS[sys.argv[1]](*sys.argv[2:])
+    sys.exit(main(sys.argv[1:]))
