@@ -7,14 +7,22 @@ it again if the repository directory was replaced, if it died, or in a forked
 child (which must not share its pipes). Each git command it runs re-reads what
 it answers from afresh on every line, so its answers are as current as a new
 process's.
+
+Every answer has the deadline every other git command has (``Git.timeout``). A
+kept git that stops answering (stopped with SIGSTOP, stuck on a hung file
+system) is killed at the deadline and asked again in a new process, once; a
+second silence is a RepositoryError. Without the deadline one stalled git held
+the integrator for as long as it stayed stalled.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import select
 import subprocess
 import threading
+import time
 import weakref
 from typing import IO
 
@@ -63,10 +71,10 @@ class LongRunning:
     def ask(self, request: bytes, lines: int) -> list[bytes]:
         """Send ``request`` and return ``lines`` lines of answer, each with its newline.
 
-        A process that stops answering is started again once and asked again
-        (every request here may be repeated: each is a lookup, or writes an
-        object named by its content). Raises RepositoryError if git still
-        cannot answer.
+        A process that stops answering, or does not answer within the git
+        timeout, is started again once and asked again (every request here may
+        be repeated: each is a lookup, or writes an object named by its
+        content). Raises RepositoryError if git still cannot answer.
         """
         with self._lock:
             for attempt in (1, 2):
@@ -74,17 +82,40 @@ class LongRunning:
                 try:
                     stdin.write(request)
                     stdin.flush()
-                    answer = [stdout.readline() for _ in range(lines)]
+                    answer = self._read_lines(stdout.fileno(), lines)
                 except OSError:
-                    answer = []
-                if len(answer) == lines and all(line.endswith(b"\n") for line in answer):
+                    answer = None
+                if answer is not None:
                     return answer
-                self._stop()
+                self._kill()
                 if attempt == 2:
                     break
         raise RepositoryError(
-            str(self._git.repo), f"git {self._args[0]} stopped answering; check the repository"
+            str(self._git.repo),
+            f"git {self._args[0]} stopped answering (twice, or for {self._git.timeout:g}s); "
+            "check the repository",
         )
+
+    def _read_lines(self, fd: int, lines: int) -> list[bytes] | None:
+        """``lines`` whole lines from ``fd``, or None at end of file or at the deadline.
+
+        Reads the raw descriptor: these gits answer only what was asked, so no
+        byte of a later answer is ever read ahead.
+        """
+        deadline = time.monotonic() + self._git.timeout
+        data = b""
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        while data.count(b"\n") < lines:
+            left = deadline - time.monotonic()
+            if left <= 0 or not poller.poll(left * 1000):
+                return None
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return None
+            data += chunk
+        # Split on LF only: an echoed name may hold a CR, which splitlines would cut at.
+        return [line + b"\n" for line in data.split(b"\n")[:lines]]
 
     def close(self) -> None:
         """Stop the process, if it runs. Safe to call twice."""
@@ -116,6 +147,13 @@ class LongRunning:
         if stdin is None or stdout is None:  # pragma: no cover - spawn always pipes both
             raise RepositoryError(str(self._git.repo), f"git {self._args[0]} has no pipes")
         return stdin, stdout
+
+    def _kill(self) -> None:
+        # Silent or dead: a stopped process would not exit on EOF, so it is killed first.
+        if self._proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.kill()
+        self._stop()
 
     def _stop(self) -> None:
         if self._stopper is not None:

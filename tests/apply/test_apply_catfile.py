@@ -5,7 +5,9 @@ from __future__ import annotations
 import gc
 import os
 import signal
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -98,3 +100,39 @@ def test_forked_child_uses_its_own_process(repo: Repo) -> None:
     assert applier._catfile._proc is parent_proc
     assert applier.main_sha() == main
     applier.close()
+
+
+def test_a_stalled_catfile_is_killed_at_the_deadline_and_replaced(repo: Repo) -> None:
+    """A SIGSTOPped cat-file is killed after the git timeout; a new one answers the lookup."""
+    catfile = CatFile(Git(repo.path, timeout=0.5))
+    try:
+        (main,) = catfile.lookup("refs/heads/main")
+        stalled = catfile._proc
+        assert stalled is not None
+        os.kill(stalled.pid, signal.SIGSTOP)
+        started = time.monotonic()
+        assert catfile.lookup("refs/heads/main")[0].oid == main.oid
+        assert time.monotonic() - started >= 0.5
+        assert stalled.wait(5) == -signal.SIGKILL
+        assert catfile._proc is not None
+        assert catfile._proc.pid != stalled.pid
+    finally:
+        catfile.close()
+
+
+def test_a_git_that_never_answers_is_a_one_line_repository_error(
+    repo: Repo, tmp_path: Path
+) -> None:
+    """When every cat-file stalls, the lookup fails after two deadlines, naming the silence."""
+    wrapper = tmp_path / "git-stalling"
+    wrapper.write_text(
+        '#!/bin/sh\ncase " $* " in *" cat-file "*) exec sleep 60;; esac\nexec git "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    catfile = CatFile(Git(repo.path, executable=str(wrapper), timeout=0.3))
+    try:
+        with pytest.raises(RepositoryError, match=r"cat-file stopped answering") as caught:
+            catfile.lookup("refs/heads/main")
+        assert "\n" not in str(caught.value)
+    finally:
+        catfile.close()
