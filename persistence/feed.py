@@ -45,6 +45,7 @@ from .rows import TRANSITION, named
 
 __all__ = [
     "HELD_BACK_POLL",
+    "NOTIFY_EVERY",
     "SQLITE_POLL",
     "PostgresWaiter",
     "PostgresWaker",
@@ -58,6 +59,8 @@ __all__ = [
 
 #: How often an SQLite waiter reads the data version, in seconds.
 SQLITE_POLL = 0.005
+#: At most one NOTIFY per this many seconds from one PostgreSQL store: SQLite's latency.
+NOTIFY_EVERY = SQLITE_POLL
 #: How often a PostgreSQL waiter re-reads while a notified change is held back.
 HELD_BACK_POLL = 0.02
 CHANNEL = "mergegate_feed"
@@ -257,9 +260,14 @@ class PostgresWaker:
     per move. So a thread of the store sends it, on a session of its own whose
     commits do not wait for their flush (``synchronous_commit off``: a wake-up
     lost to a crash costs a waiter its timeout, never a change, which is in the
-    log). Wake-ups that arrive while one is being sent are coalesced into the
-    next. :meth:`close` sends a pending one before it returns, so a short-lived
-    process (``mergegate submit``) still wakes the waiters.
+    log). Wake-ups are coalesced: at most one NOTIFY goes out per
+    ``NOTIFY_EVERY`` seconds, the latency an SQLite waiter has by its poll, and
+    wake-ups that arrive meanwhile ride on the next. A busy integrator moving a
+    thousand times a second sent a NOTIFY for nearly every move, each one a
+    transaction of the server's and a thread switch of ours: with them it made
+    0.78 of the moves per second it made without them (alternating, one run). :meth:`close` sends a pending
+    one before it returns, so a short-lived process (``mergegate submit``)
+    still wakes the waiters.
     """
 
     def __init__(self, conninfo: str, schema: str | None) -> None:
@@ -305,14 +313,22 @@ class PostgresWaker:
             self._conn = None
 
     def _run(self) -> None:
+        sent = -NOTIFY_EVERY
         while True:
             self._pending.wait()
+            # The window since the last NOTIFY gathers the wake-ups that follow it.
+            # The loop's own sleep, not the Event's wait: close() must not cut it short
+            # into a second NOTIFY, and it lasts at most NOTIFY_EVERY.
+            rest = sent + NOTIFY_EVERY - time.monotonic()
+            if rest > 0:
+                time.sleep(rest)
             with self._lock:
                 self._pending.clear()
                 want, self._want = self._want, False
                 closing = self._closing
             if want:
                 self._send()
+                sent = time.monotonic()
             if closing:
                 return
 
