@@ -265,9 +265,9 @@ class PostgresWaker:
     wake-ups that arrive meanwhile ride on the next. A busy integrator moving a
     thousand times a second sent a NOTIFY for nearly every move, each one a
     transaction of the server's and a thread switch of ours: with them it made
-    0.78 of the moves per second it made without them (alternating, one run). :meth:`close` sends a pending
-    one before it returns, so a short-lived process (``mergegate submit``)
-    still wakes the waiters.
+    0.78 of the moves per second it made without them (alternating, one run).
+    :meth:`close` sends a pending one before it returns, so a short-lived
+    process (``mergegate submit``) still wakes the waiters.
     """
 
     def __init__(self, conninfo: str, schema: str | None) -> None:
