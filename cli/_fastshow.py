@@ -1,8 +1,8 @@
 """``show SLUG`` on the read fast path: a candidate with nothing but its last move to say.
 
 The JSON and text are those of ``commands_query`` and ``human.show_text`` for a
-candidate with no block, past or present, no check builds and no control; any
-of those raises :class:`StepAside`, for click's path to render.
+candidate with no block, past or present, no check builds, no control and no
+lease; any of those raises :class:`StepAside`, for click's path to render.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from ._faststore import (
     CANDIDATE,
     CARRYING_BLOCKED,
     IN_FORCE,
+    LEASED,
     SHA_SHOWN,
     TRANSITION,
     Candidate,
@@ -40,6 +41,8 @@ def show(db: Reader, slug: str) -> tuple[dict[str, Any], str]:
     c = Candidate(found)
     if c.state in CARRYING_BLOCKED:
         raise StepAside  # guidance and evidence to render
+    if c.state in LEASED:
+        raise StepAside  # the lease's holder to judge (human.lease_line)
     if db.one("SELECT 1 FROM integration_blocked_outcomes WHERE slug = ? LIMIT 1", (slug,)):
         raise StepAside  # earlier follow-ups to list
     if db.one("SELECT 1 FROM check_builds WHERE slug = ? LIMIT 1", (slug,)):

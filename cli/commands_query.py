@@ -17,7 +17,7 @@ from .app import cli, session_of
 from .controlview import control_json, controls_json, controls_text, promoted_text
 from .errors import UsageError
 from .flaky import flaky_json, flaky_text, for_slug
-from .human import blocked_table, history_table, queue_table, show_text
+from .human import blocked_table, history_table, lease_line, queue_table, show_text
 from .output import emit
 from .payload import blocked_json, occurrence_json, outcome_json, stamp, transition_json
 from .session import Session
@@ -67,6 +67,13 @@ def show(ctx: click.Context, slug: str) -> int:
     text = show_text(outcome, occurrences, past) + flaky_text(wobbly)
     if promoted:
         text += f"promoted:   first in the queue {promoted_text(promoted[-1])}\n"
+    if outcome.candidate.state in TABLE.leased:
+        # Only here: the apply package's import would slow every other show.
+        from mergegate.apply.liveness import holder_gone  # noqa: PLC0415
+
+        lease = next((le for le in store.leases() if le.candidate_id == outcome.candidate.id), None)
+        gone = lease is not None and holder_gone(lease.owner)
+        text += lease_line(lease, gone, datetime.now(UTC))
     if outcome.candidate.state in TABLE.active:
         text += controls_text(controls, len(store.queue()))
     return emit(s.json, s.command, result, text)

@@ -13,6 +13,7 @@ from mergegate.followups.text import one_line
 from mergegate.statemachine import (
     BlockedRecord,
     Candidate,
+    Lease,
     Occurrence,
     Outcome,
     State,
@@ -86,6 +87,27 @@ def _where_now(c: Candidate) -> str | None:
         case State.INTEGRATED:
             return "now: integrated into main; nothing more to do"
     return None
+
+
+def lease_line(lease: Lease | None, gone: bool, now: datetime) -> str:
+    """``show`` of a leased candidate: who holds its lease, and ``recover`` when nobody can.
+
+    ``gone`` says the holder's process is certainly dead (same host, pid gone).
+    A candidate left applying by a killed integrator otherwise looks like one
+    being applied, and only ``recover`` moves it on.
+    """
+    if lease is None:
+        return "integrator: no lease covers it; next: mergegate recover\n"
+    owner = one_line(lease.owner)
+    if gone:
+        return f"integrator: {owner} is gone (no such process); next: mergegate recover\n"
+    until = _short_time(lease.expires_at)
+    if lease.expires_at <= now:
+        return (
+            f"integrator: {owner}, lease expired {until} UTC; "
+            "if it is not running, next: mergegate recover\n"
+        )
+    return f"integrator: {owner}, lease until {until} UTC\n"
 
 
 def queue_table(rows: Sequence[QueueRow], now: datetime) -> str:
