@@ -16,9 +16,10 @@ def test_a_forked_driver_dies_by_sigkill_with_its_group(
     """A driver run paused in a transaction leads its own group; killpg ends it with -9."""
     world = make_world(f"sqlite://{tmp_path / 'store.sqlite3'}")
     proc = world.spawn(1, "tx:1")
+    # The group exists when the pid is handed out, before the child has run a line.
+    assert os.getpgid(proc.pid) == proc.pid
     with LiveOutput(proc, what="forked driver") as live:
         live.wait_for("PAUSE tx:1", timeout=60)
-        assert os.getpgid(proc.pid) == proc.pid
         assert proc.poll() is None
         kit.kill_group(proc)
         code, _out, _err = live.finish(timeout=60)

@@ -3,8 +3,8 @@
 The kill loops start the driver hundreds of times and the races start four workers a
 round; each start spent about 0.25 s of CPU importing mergegate before it did anything
 worth killing or racing, on CI's two cores a large share of the slow suite. Here the
-imports happen once. Each run is still a new process with its own session (so
-``killpg`` takes it and its git children), its own stdout and stderr pipes, its own
+imports happen once. Each run is still a new process leading its own process group
+(so ``killpg`` takes it and its git children), its own stdout and stderr pipes, its own
 environment and a fresh random state (``random`` reseeds after a fork), killed and
 reaped like a started one. A script's ``main(argv)`` is what its ``__main__`` runs.
 
@@ -21,6 +21,7 @@ The zygote exits when the parent closes its end. Run as ``python zygote.py FD``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -47,11 +48,11 @@ def _load(name: str) -> ModuleType:
 def _child(
     sock: socket.socket, request: dict[str, object], fds: list[int], script: ModuleType
 ) -> None:
-    """Become the driver run: its own session, pipes and environment. Never returns."""
+    """Become the run: its own process group, pipes and environment. Never returns."""
     code = 1
     try:
         sock.close()
-        os.setsid()
+        os.setpgid(0, 0)
         os.dup2(fds[0], 1)
         os.dup2(fds[1], 2)
         for fd in fds:
@@ -87,6 +88,10 @@ def serve(sock: socket.socket) -> None:
             pid = os.fork()
             if pid == 0:
                 _child(sock, request, fds, scripts[str(request["script"])])
+            # The child makes its own group too; whichever runs first makes it, so
+            # the group exists before the parent learns the pid and may killpg it.
+            with contextlib.suppress(OSError):
+                os.setpgid(pid, pid)
             for fd in fds:
                 os.close(fd)
             sock.send(json.dumps({"pid": pid}).encode())
