@@ -71,15 +71,31 @@ class Waits:
         return None if feed is None else feed.feed_head()
 
     def for_turn(self, turn: Turn, ttl: float) -> None:
-        """Stand by until this integrator has the turn (or its holder made no progress)."""
+        """Stand by until this integrator has the turn (or its holder made no progress).
+
+        Says so once when the turn does not come within ``TURN_WAIT``: an operator
+        who started a second ``run`` beside a stopped one saw nothing at all.
+        """
+        said = False
         while True:
             with self.stop.cut_short():
                 if turn.take(TURN_WAIT):
                     return
+            if not said:
+                self.note(
+                    "standing by: another integrator on this host has the turn "
+                    f"(its last progress {turn.idle_for():.0f}s ago)"
+                )
+                said = True
             # Standing by, but still the host's recoverer: a dead holder is settled at once.
             self.recover()
-            if turn.idle_for() > ttl:
+            idle = turn.idle_for()
+            if idle > ttl:
                 # A holder stopped for a whole TTL must not stall the queue: go to the lease.
+                self.note(
+                    f"the turn's holder made no progress for {idle:.0f}s, longer than the "
+                    f"lease TTL ({ttl:g}s): going on to the lease without the turn"
+                )
                 return
 
     def for_work(self, cursor: int | None) -> None:
