@@ -116,9 +116,10 @@ class GitApplier:
     check_env: Mapping[str, str] | None = attrs.field(default=None, kw_only=True)
     hooks_path: str | None = attrs.field(default=None, kw_only=True)
     lock_wait: float = attrs.field(default=5.0, validator=_seconds, kw_only=True)
-    #: Told each step as it begins: ``("merge", None)``, ``("check", name)`` (once the
-    #: check's process runs), ``("move", None)``; ``mergegate run`` shows it as progress.
-    #: It must not raise.
+    #: Told each step as it begins: ``("read", None)`` (the candidate and ``main`` looked
+    #: up), ``("merge", None)``, ``("check", name)`` (once the check's process runs),
+    #: ``("move", None)``; ``mergegate run`` shows it as progress. It may raise only
+    #: before ``move`` (``run``'s stop signal): nothing is written until then.
     on_step: Callable[[str, str | None], None] | None = attrs.field(default=None, kw_only=True)
     #: Where the checks run instead of ``checks`` (a CI, see runners.py); ``None``: locally.
     runner: CheckRunner | None = attrs.field(default=None, kw_only=True)
@@ -279,6 +280,7 @@ class GitApplier:
         """
         attempts: list[str] = []
         while True:
+            self._step("read", None)
             read = self._builder().read(key)
             if isinstance(read, Blocked):
                 return read

@@ -85,6 +85,11 @@ class LongRunning:
                     answer = self._read_lines(stdout.fileno(), lines)
                 except OSError:
                     answer = None
+                except BaseException:
+                    # Cut short (a stop signal of `run`): the answer still owed would
+                    # be read as the next question's, so the process goes with it.
+                    self._kill()
+                    raise
                 if answer is not None:
                     return answer
                 self._kill()

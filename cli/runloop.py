@@ -59,6 +59,9 @@ if TYPE_CHECKING:
     from .progress import Reporter
     from .session import Session
 
+#: The apply's steps a stop signal may cut short: everything before the move.
+_CUT_SHORT = frozenset({"read", "merge", "check"})
+
 __all__ = [
     "MAX_CONCURRENCY",
     "TURN_WAIT",
@@ -93,6 +96,8 @@ class Loop:
     pause: PauseWait = attrs.Factory(PauseWait)
     #: Hears a control while a step is in flight (made by :meth:`run`).
     watch: ControlWatch | None = None
+    #: The apply's step in flight (``read``, ``merge``, ``check``, ``move``), for a stop's note.
+    step_now: str = "check"
     _kept_at: float = 0.0
     _counted: set[tuple[int, int]] = attrs.Factory(set)
     _engine: Engine | None = None
@@ -172,9 +177,12 @@ class Loop:
             # chain stops through ``stop.event``, never by a raise in this thread.
             return
         self.reporter.step(step, detail)
-        # Only a check may be cut short: before it nothing is slow, and from the
-        # move on the apply must finish, or main and the records would disagree.
-        self.stop.interruptible(step == "check")
+        # Up to the move a stop may cut the apply short: nothing is written before it
+        # but objects no ref names, and a git that stalls (a stopped cat-file) held a
+        # stop for its whole timeout. From the move on the apply must finish, or main
+        # and the records would disagree. Only a check may be recalled by a control.
+        self.step_now = step
+        self.stop.interruptible(step in _CUT_SHORT)
         self.stop.in_check(step == "check")
 
     def run(self, *, once: bool) -> RunSummary:
@@ -201,7 +209,8 @@ class Loop:
                     continue
                 except Interrupted:
                     self._release(
-                        f"mergegate run was stopped by {self.stop.requested} during its check",
+                        f"mergegate run was stopped by {self.stop.requested} "
+                        f"during its {self.step_now}",
                         how="stop",
                     )
                     break

@@ -1,7 +1,8 @@
-"""A second ``run`` beside a stopped one says that it stands by for the host's turn."""
+"""A run beside a stopped run stands by and says so; a stalled git does not hold up a stop."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from pathlib import Path
@@ -43,3 +44,41 @@ def test_a_run_beside_a_stopped_run_says_it_stands_by(scratch: Scratch, tmp_path
         first.send_signal(signal.SIGINT)
         live.finish(timeout=60)
     assert states(scratch)["add-docs"] == "integrated"
+
+
+def _kept_git(run_pid: int, verb: str) -> int:
+    """The pid of ``git ... <verb>`` that run keeps as its child."""
+    children = Path(f"/proc/{run_pid}/task/{run_pid}/children").read_text().split()
+    for pid in children:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        if verb.encode() in argv:
+            return int(pid)
+    raise AssertionError(f"run {run_pid} keeps no git {verb}: children {children}")
+
+
+def test_a_stop_cuts_short_an_apply_whose_kept_git_is_stalled(scratch: Scratch) -> None:
+    """run's cat-file SIGSTOPped mid-apply: SIGTERM ends run at once; the candidate requeued."""
+    assert scratch("submit", "other").code == 0
+    run = spawn(scratch, "run")
+    with watch(run) as live:
+        live.wait_for("other")
+        live.wait_for("queue empty")
+        catfile = _kept_git(run.pid, "cat-file")
+        os.kill(catfile, signal.SIGSTOP)
+        try:
+            assert scratch("submit", "add-docs").code == 0
+            live.wait_for("add-docs")  # applying: its preconditions wait on the stopped git
+            run.send_signal(signal.SIGTERM)
+            code, out, err = live.finish(timeout=30)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(catfile, signal.SIGCONT)
+    assert code == 0, err
+    assert "stopped by SIGTERM during its read" in out, out
+    assert states(scratch)["add-docs"] == "pending"
+    assert not Path(f"/proc/{catfile}").exists() or "Z" in _state(catfile)
+
+
+def _state(pid: int) -> str:
+    """The process state letter of ``pid`` (``Z`` for a zombie)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
