@@ -31,6 +31,7 @@ from .errors import GitCommandFailed
 from .git import Git
 from .liveness import alive as _alive
 from .liveness import start_time as _start_time
+from .liveness import stopped as _stopped
 from .liveness import this_host as _host
 
 __all__ = ["MainLock", "Moved", "Taken", "break_if_stale", "lock_path", "take_main"]
@@ -285,9 +286,7 @@ def break_if_stale(git: Git, common_dir: Path, ref: str) -> Path | None:
         live = [r for _p, r in records if r.alive()]
         if live:
             holder = live[0].name
-            raise MoveInFlight(
-                str(git.repo), holder, f"{lock} is held by the live mover {holder}; try again later"
-            )
+            raise MoveInFlight(str(git.repo), holder, f"{lock} is held by {_described(live[0])}")
         present = [path for path in locks if path.exists()]
         if not present:
             return None
@@ -334,6 +333,18 @@ def holding(
             if not record.alive():
                 path.unlink(missing_ok=True)
         yield taken, removed
+
+
+def _described(record: _Record) -> str:
+    """The live mover, and what to do: wait, or, for a stopped one, continue or end it."""
+    if record.host == _host():
+        for pid in (record.pid, record.git_pid):
+            if pid is not None and _stopped(pid):
+                return (
+                    f"the live mover {record.name}, whose process {pid} is stopped: "
+                    f"`kill -CONT {pid}` lets it finish the move; or end it, then try again"
+                )
+    return f"the live mover {record.name}; try again later"
 
 
 def _live_holder(common_dir: Path) -> str | None:

@@ -17,7 +17,15 @@ from pathlib import Path
 
 import attrs
 
-__all__ = ["Holder", "alive", "holder_gone", "lease_owner", "parse_owner", "start_time"]
+__all__ = [
+    "Holder",
+    "alive",
+    "holder_gone",
+    "lease_owner",
+    "parse_owner",
+    "start_time",
+    "stopped",
+]
 
 
 def start_time(pid: int) -> str | None:
@@ -29,6 +37,15 @@ def start_time(pid: int) -> str | None:
     # The command name (field 2) is in parentheses and may itself hold ")" or spaces.
     fields = stat.rsplit(")", 1)[1].split()
     return None if fields[0] == "Z" else fields[19]
+
+
+def stopped(pid: int) -> bool:
+    """Whether ``pid`` is stopped (SIGSTOP, a debugger): alive, but it will not move on."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] in ("T", "t")
 
 
 def alive(pid: int, started: str | None) -> bool:

@@ -292,7 +292,7 @@ def test_reference_transaction_hook_does_not_run_inside_the_move(
 def test_stopped_mover_holding_main_is_waited_for(
     make_site: Callable[..., Site], tally: Counter[str]
 ) -> None:
-    """A mover SIGSTOPped holding main past its lease: recover refuses; SIGCONT: one merge."""
+    """A mover SIGSTOPped holding main: recover refuses, naming kill -CONT; then one merge."""
     site = make_site(remote=True)
     assert site.remote is not None
     c1 = site.candidate("c1", {"c1.txt": "one\n"})
@@ -306,8 +306,13 @@ def test_stopped_mover_holding_main_is_waited_for(
         refused = [site.run("recover") for _ in range(2)]
         assert [r.returncode for r in refused] == [4, 4], [r.stderr for r in refused]
         assert all("a move is in flight" in r.stderr for r in refused)
+        # It names the stopped process and the command that lets it finish.
+        assert f"process {mover.pid} is stopped" in refused[0].stderr, refused[0].stderr
+        printed = refused[0].stderr.split("`")[1]
+        assert printed == f"kill -CONT {mover.pid}"
         assert site.lock.exists()
         assert site.state("c1") == "applying"
+        subprocess.run(["bash", "-c", printed], check=True, timeout=30)
     finally:
         os.kill(mover.pid, signal.SIGCONT)
     code, _out, err = _finish(mover)
