@@ -133,6 +133,10 @@ class Loop:
         return self._engine
 
     def _started(self, outcome: Outcome) -> None:
+        # A claim succeeded, so no pause is in force. An unpause committed after this
+        # step read the controls (``_arm``) is said now, before "applying": said at the
+        # next step, it came after the apply it allowed (a flake hunt's failure).
+        self._waits.say([line for line in (self.pause.resumed(),) if line is not None])
         self._applying = outcome
         if not self.chaining:
             self.stop.current = outcome.candidate.key.slug
