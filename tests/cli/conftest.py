@@ -9,7 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -236,7 +236,7 @@ def spawn(s: Scratch, *args: str, env: dict[str, str] | None = None) -> subproce
     """``mergegate --repo BARE ARGS`` started in the background, its pipes for watch()."""
     full = _env()
     full.update(env or {})
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "mergegate.cli", "--repo", str(s.bare), *args],
         cwd=s.root,
         env=full,
@@ -244,3 +244,27 @@ def spawn(s: Scratch, *args: str, env: dict[str, str] | None = None) -> subproce
         stderr=subprocess.PIPE,
         text=True,
     )
+    _spawned.append(proc)
+    return proc
+
+
+_spawned: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_process_outlives_its_test() -> Iterator[None]:
+    """Stop what a test spawned and left running (a failed wait): SIGTERM, then SIGKILL.
+
+    A failing test used to leave its ``run`` up for the rest of the session, a
+    process the later tests shared the machine with.
+    """
+    yield
+    while _spawned:
+        proc = _spawned.pop()
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
