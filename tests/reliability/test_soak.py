@@ -67,6 +67,8 @@ class Soak:
         self.last_main_commit = 0.0
         #: Stops of an integrator while each candidate was applying (see _may_interrupt).
         self.interruptions: Counter[str] = Counter()
+        #: What the driver did to the integrators, and when (UTC), for a failure's report.
+        self.timeline: list[str] = []
         self._commit("refs/heads/main", None, "seed.txt")
         self.seeded = True
         # The seed was written behind the work tree's back: check it out, clean.
@@ -281,9 +283,17 @@ class Soak:
         if any(self.interruptions[slug] >= 2 for slug in applying):
             proc.send_signal(signal.SIGCONT)
             self.counts["stops held back"] += 1
+            self._said(f"stop of {proc.pid} held back; applying {applying}")
             return False
         self.interruptions.update(applying)
+        self._said(f"stopping {proc.pid}; applying {applying}")
         return True
+
+    def _said(self, text: str) -> None:
+        """One line of the driver's timeline: a failure lists it beside the store's log."""
+        self.timeline.append(
+            f"{time.strftime('%H:%M:%S', time.gmtime())}.{int(time.time() * 1000) % 1000:03} {text}"
+        )
 
     def stall(self) -> None:
         live = self.live()
@@ -294,6 +304,7 @@ class Soak:
             time.sleep(self.rng.uniform(0.5, 4.5))
             proc.send_signal(signal.SIGCONT)
             self.counts["SIGSTOPs"] += 1
+            self._said(f"continued {proc.pid}")
 
     def kill(self) -> None:
         live = self.live()
@@ -306,6 +317,27 @@ class Soak:
             proc.wait()
             self.counts["SIGKILLs"] += 1
             self.start()
+            self._said(f"killed {proc.pid}; started {self.integrators[-1].pid}")
+
+    def explain(self, blocked: dict[str, str]) -> str:
+        """Why candidates were blocked: their logs, every integrator's lines naming
+        them, the driver's timeline and its interruption counts (all times UTC)."""
+        parts = []
+        for slug, history in blocked.items():
+            shown = self.cli("--json", "show", slug).stdout
+            detail = json.loads(shown).get("result", {}).get("latest_evidence") if shown else None
+            parts += [f"--- {slug}: history ---", history, f"--- {slug}: evidence ---"]
+            parts.append(json.dumps(detail, indent=1))
+            parts.append(f"--- {slug}: driver counted {self.interruptions[slug]} stop(s) ---")
+            for n, proc in enumerate(self.integrators):
+                log = (self.root / f"run-{n}.log").read_text(errors="replace")
+                lines = [ln for ln in log.splitlines() if slug in ln or "lease" in ln]
+                parts.append(
+                    f"--- run-{n}.log (pid {proc.pid}), lines naming {slug} or a lease ---"
+                )
+                parts += lines[-20:]
+        parts += ["--- the driver's timeline ---", *self.timeline]
+        return "\n".join(parts)
 
     def drive(self, seconds: float) -> None:
         moves = [
@@ -401,7 +433,9 @@ def test_soak_run_among_people(
     assert codes == [0] * len(codes), codes
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert not any(s in ("pending", "retry", "applying") for s in states.values()), by_state
-    blocked = {slug: soak.cli("show", slug).stdout for slug, s in states.items() if s == "blocked"}
-    assert not blocked, blocked
+    blocked = {
+        slug: soak.cli("history", slug).stdout for slug, s in states.items() if s == "blocked"
+    }
+    assert not blocked, soak.explain(blocked)
     assert inversions == 0, integrated_order
     assert in_step.returncode == 0, soak.person("status", "--short").stdout
