@@ -4,6 +4,7 @@ runner that calls ``python -m mergegate.cli`` as a subprocess."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -249,6 +250,21 @@ def spawn(s: Scratch, *args: str, env: dict[str, str] | None = None) -> subproce
 
 
 _spawned: list[subprocess.Popen[str]] = []
+
+
+def typed(line: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``line`` run by bash in ``cwd`` as typed: ``mergegate`` is the command on PATH."""
+    env = _env()
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return subprocess.run(
+        ["bash", "-c", line],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from .conftest import Scratch, _env, spawn, states, watch
+from .conftest import Scratch, spawn, states, typed, watch
 
 # A check that loops while the SLOW variable names an existing file (test_cli_run.py's).
 SLOW_CHECK = """lease_ttl = 600
@@ -45,18 +42,7 @@ def test_show_names_a_killed_integrator_and_its_printed_recover_requeues(
     shown = scratch("show", "add-docs")
     assert shown.code == 0, shown.stderr
     assert "is gone (no such process); next: mergegate recover" in shown.stdout, shown.stdout
-    env = _env()
-    # `mergegate` as a person types it: the command on PATH, in the repository.
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    done = subprocess.run(
-        ["bash", "-c", _next_command(shown.stdout)],
-        cwd=scratch.bare,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    done = typed(_next_command(shown.stdout), scratch.bare)
     assert done.returncode == 0, done.stderr
     assert "requeue, applying -> pending" in done.stdout, done.stdout
     assert states(scratch)["add-docs"] == "pending"
