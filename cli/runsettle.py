@@ -78,6 +78,13 @@ def prune_check_refs(session: Session, applier: GitApplier, note: Callable[[str]
         note(f"pruned {len(gone)} stale check refs ({gone[0]}, ...)")
 
 
+def _release_why(cause: str, how: Literal["stop", "host", "recall"]) -> str | None:
+    """The requeue note of a release that is no interruption; ``None`` for a stop (one)."""
+    if how == "stop":
+        return None
+    return cause if how == "recall" else f"the host was busy: {cause}"
+
+
 @attrs.frozen
 class Release:
     """Settles the applies this integrator (``owner``) holds, each handed to ``settled``."""
@@ -106,7 +113,7 @@ class Release:
         mine = [lease for lease in self.session.store().leases() if lease.owner == self.owner]
         for lease in mine:
             if lease.candidate_id is None:
-                self._chain()
+                self._chain(_release_why(cause, how))
                 continue
             candidate = self.session.store().candidate_by_id(lease.candidate_id)
             if candidate is None:
@@ -152,17 +159,22 @@ class Release:
             # main cannot hold it, and the local main is the one it was built on.
             return self.applier.main_sha()
 
-    def _chain(self) -> None:
-        """Settle a chain the stop left under this integrator's lease: each link requeued.
+    def _chain(self, why: str | None) -> None:
+        """Settle a chain left under this integrator's lease: each link requeued.
 
         Only reached if the chain raised on its way out; a chain that saw the
         stop requeued its links itself. A link ``main`` already has is integrated.
+        ``why`` (a host event, a recall) requeues the links with that note; a stop
+        (``None``) counts as each link's interruption, as for a single apply. A
+        host event once counted too, logged as the chain losing its lease: a
+        person holding main's lock three times blocked an innocent candidate.
         """
         with self.applier.hold_main() as held:
             outcomes = self.engine.recover(
                 held.main_sha,
                 contains=lambda sha: self.applier.contains(sha, held.main_sha),
                 abandoned=lambda lease: lease.owner == self.owner,
+                why=why,
             )
         for outcome in outcomes:
             self.settled(outcome)

@@ -23,6 +23,7 @@ def recover(
     main_sha: str,
     contains: Callable[[str], bool] | None,
     abandoned: Callable[[Lease], bool] | None,
+    why: str | None = None,
 ) -> list[Outcome]:
     """See :meth:`Engine.recover <.engine.Engine.recover>`."""
     check_sha(main_sha, field="main sha")
@@ -33,7 +34,7 @@ def recover(
         if not expired and (abandoned is None or not abandoned(lease)):
             continue
         if lease.candidate_id is None:
-            outcomes.extend(_recover_chain(engine, lease, main_sha, contains))
+            outcomes.extend(_recover_chain(engine, lease, main_sha, contains, why))
             continue
         candidate = engine.store.candidate_by_id(lease.candidate_id)
         if candidate is None:
@@ -53,8 +54,13 @@ def recover(
             if expired
             else f"the apply lease held by {lease.owner} was abandoned: its process is gone"
         )
+        settle = (
+            interruption(engine, candidate, main_sha, lease, cause)
+            if why is None
+            else _requeue(candidate, why)
+        )
         try:
-            outcomes.append(engine.fire(interruption(engine, candidate, main_sha, lease, cause)))
+            outcomes.append(engine.fire(settle))
         except (ConcurrencyConflict, IllegalTransition):
             # Another recoverer, or the holder itself, finished it first.
             continue
@@ -62,13 +68,18 @@ def recover(
 
 
 def _recover_chain(
-    engine: Engine, lease: Lease, main_sha: str, contains: Callable[[str], bool] | None
+    engine: Engine,
+    lease: Lease,
+    main_sha: str,
+    contains: Callable[[str], bool] | None,
+    why: str | None,
 ) -> list[Outcome]:
     """Settle an expired chain lease: its links are integrated if main has them, else requeued.
 
     The lease is dropped in the same transaction, so the stalled holder's
     next heartbeat (which it makes under the fence, before any move) fails,
-    and no link is left ``applying`` without a lease.
+    and no link is left ``applying`` without a lease. With ``why`` each link
+    is requeued with that note and no interruption is counted.
     """
     links = engine.chain_links(lease)
     cause = (
@@ -84,9 +95,17 @@ def _recover_chain(
         for link in links:
             if contains is not None and contains(link.key.sha):
                 batch.integrate(link.key.slug, main_sha=main_sha, expected_seq=link.seq)
+            elif why is not None:
+                batch.fire(_requeue(link, why))
             else:
                 batch.fire(interruption(engine, link, main_sha, lease, cause))
     return batch.outcomes
+
+
+def _requeue(candidate: Candidate, why: str) -> Request:
+    # The holder's own release for a cause that is not the candidate's (the host was
+    # busy, an operator's recall): a plain requeue, never counted as an interruption.
+    return Request(Event.REQUEUE, candidate.key.slug, why=why, expected_seq=candidate.seq)
 
 
 def interruption(

@@ -331,6 +331,7 @@ class Engine(Calls):
         *,
         contains: Callable[[str], bool] | None = None,
         abandoned: Callable[[Lease], bool] | None = None,
+        why: str | None = None,
     ) -> list[Outcome]:
         """Settle every candidate whose apply lease expired, or was ``abandoned``.
 
@@ -347,8 +348,13 @@ class Engine(Calls):
         about each live lease, and says ``True`` when its holder is known to be
         gone (a dead process on this host, as git's ``gc.pid`` rule judges it).
         Call it, like the rest of recovery, while ``main`` is held.
+
+        ``why`` settles each one with a plain ``requeue`` logged with ``why``
+        instead: an integrator releasing its own applies for a cause that is not
+        theirs (a busy host, a recall), which must not count toward
+        ``apply_interrupted``.
         """
-        return _recovery.recover(self, main_sha, contains, abandoned)
+        return _recovery.recover(self, main_sha, contains, abandoned, why)
 
 
 @attrs.define
