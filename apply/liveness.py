@@ -28,24 +28,26 @@ __all__ = [
 ]
 
 
-def start_time(pid: int) -> str | None:
-    """The start time of ``pid`` (``/proc/<pid>/stat`` field 22); ``None`` if it runs nothing."""
+def _stat(pid: int) -> list[str] | None:
+    """``/proc/<pid>/stat`` from field 3 (the state) on; ``None`` if there is no such process."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # The command name (field 2) is in parentheses and may itself hold ")" or spaces.
-    fields = stat.rsplit(")", 1)[1].split()
-    return None if fields[0] == "Z" else fields[19]
+    return stat.rsplit(")", 1)[1].split()
+
+
+def start_time(pid: int) -> str | None:
+    """The start time of ``pid`` (``/proc/<pid>/stat`` field 22); ``None`` if it runs nothing."""
+    fields = _stat(pid)
+    return None if fields is None or fields[0] == "Z" else fields[19]
 
 
 def stopped(pid: int) -> bool:
     """Whether ``pid`` is stopped (SIGSTOP, a debugger): alive, but it will not move on."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] in ("T", "t")
+    fields = _stat(pid)
+    return fields is not None and fields[0] in ("T", "t")
 
 
 def alive(pid: int, started: str | None) -> bool:

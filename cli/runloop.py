@@ -136,7 +136,9 @@ class Loop:
         # A claim succeeded, so no pause is in force. An unpause committed after this
         # step read the controls (``_arm``) is said now, before "applying": said at the
         # next step, it came after the apply it allowed (a flake hunt's failure).
-        self._waits.say([line for line in (self.pause.resumed(),) if line is not None])
+        resumed = self.pause.resumed()
+        if resumed is not None:
+            self._waits.note(resumed)
         self._applying = outcome
         if not self.chaining:
             self.stop.current = outcome.candidate.key.slug

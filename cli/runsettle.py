@@ -110,10 +110,11 @@ class Release:
         operator's choice, logged as ``cause`` says (it names the control).
         """
         engine = self.engine
+        why = _release_why(cause, how)
         mine = [lease for lease in self.session.store().leases() if lease.owner == self.owner]
         for lease in mine:
             if lease.candidate_id is None:
-                self._chain(_release_why(cause, how))
+                self._chain(why)
                 continue
             candidate = self.session.store().candidate_by_id(lease.candidate_id)
             if candidate is None:
@@ -124,19 +125,13 @@ class Release:
                     outcome = engine.integrate(
                         candidate.key.slug, main_sha=main, expected_seq=candidate.seq
                     )
-                elif how == "stop":
+                elif why is None:
                     # Stopped by its operator: not the candidate's fault. It is
                     # requeued at its place, with no follow-up (interruptions.py).
                     outcome = engine.fire(engine.interruption(candidate, main, lease, cause))
-                elif how == "recall":
-                    outcome = engine.requeue(
-                        candidate.key.slug, why=cause, expected_seq=candidate.seq
-                    )
                 else:
                     outcome = engine.requeue(
-                        candidate.key.slug,
-                        why=f"the host was busy: {cause}",
-                        expected_seq=candidate.seq,
+                        candidate.key.slug, why=why, expected_seq=candidate.seq
                     )
             self.settled(outcome)
 

@@ -29,7 +29,7 @@ def test_a_burst_of_moves_sends_one_notify_per_window_and_one_after_the_last(
         elapsed = time.monotonic() - started
         store.close()  # sends the wake-up still pending
         ours = [n for n in listener.notifies(timeout=1.0) if n.payload == pg_schema]
-    windows = elapsed / NOTIFY_EVERY
-    assert 1 <= len(ours) <= windows + 2, (
-        f"{len(ours)} NOTIFYs for 200 moves in {elapsed:.3f} s ({windows:.0f} windows)"
-    )
+    seen = f"{len(ours)} NOTIFYs for 200 moves in {elapsed:.3f} s"
+    # Before the window, nearly every move sent its own: 196 of 200 in 0.433 s.
+    assert len(ours) <= elapsed / NOTIFY_EVERY + 2, seen
+    assert len(ours) >= 1, seen  # the last move's wake-up is never lost
