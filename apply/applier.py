@@ -250,6 +250,7 @@ class GitApplier:
         """
         self._catfile.close()
         self._commits.close()
+        self._main.close()
         self._worktrees.drain()
 
     def reusing_worktrees(self) -> contextlib.AbstractContextManager[None]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -91,6 +92,7 @@ class BuildbotRunner:
             headers=dict(self._headers()),
             method="GET" if body is None else "POST",
         )
+        start = time.monotonic()
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as resp:  # noqa: S310
                 raw = resp.read()
@@ -98,7 +100,9 @@ class BuildbotRunner:
             text = err.read().decode("utf-8", "replace")[:300]
             raise BuildbotError(self.url, f"{err.code} on {path}: {text}") from None
         except (OSError, ValueError, http.client.HTTPException) as err:
-            raise BuildbotError(self.url, f"{path}: {err!r}") from None
+            # How long it took tells a refused or reset connection from a master that stalled.
+            took = time.monotonic() - start
+            raise BuildbotError(self.url, f"{path}: {err!r} after {took:.2f}s") from None
         return json.loads(raw) if raw else None
 
     def _rpc(self, path: str, method: str, params: Mapping[str, Any]) -> Any:

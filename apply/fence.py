@@ -33,6 +33,7 @@ from .liveness import alive as _alive
 from .liveness import start_time as _start_time
 from .liveness import stopped as _stopped
 from .liveness import this_host as _host
+from .updater import UPDATE_REF, Updater
 
 __all__ = ["MainLock", "Moved", "Taken", "break_if_stale", "lock_path", "take_main"]
 
@@ -127,13 +128,22 @@ class MainLock:
     leaving it as a context manager aborts unless it was committed.
     """
 
-    def __init__(self, git: Git, proc: subprocess.Popen[bytes], record: Path) -> None:
+    def __init__(
+        self,
+        git: Git,
+        proc: subprocess.Popen[bytes],
+        record: Path,
+        kept: Updater | None = None,
+    ) -> None:
         self._git = git
         self._proc = proc
         self._record = record
+        self._kept = kept
         self._done = False
 
     def _finish(self, command: bytes) -> tuple[bytes, int]:
+        if self._kept is not None:
+            return self._finish_kept(self._kept, command)
         assert self._proc.stdin is not None
         assert self._proc.stdout is not None
         assert self._proc.stderr is not None
@@ -157,6 +167,42 @@ class MainLock:
                 str(self._git.repo), ("update-ref", "--stdin"), code, err.decode("utf-8", "replace")
             )
         return out, code
+
+    def _finish_kept(self, kept: Updater, command: bytes) -> tuple[bytes, int]:
+        """:meth:`_finish` in a kept process: one answer line, and the process stays."""
+        assert self._proc.stdin is not None
+        assert self._proc.stdout is not None
+        assert self._proc.stderr is not None
+        self._done = True
+        try:
+            try:
+                self._proc.stdin.write(command)
+                self._proc.stdin.flush()
+                answer = self._proc.stdout.readline()
+            except OSError:
+                answer = b""
+        except BaseException:
+            # Cut short: the process goes (EOF: git aborts), so no answer is left owed.
+            self._record.unlink(missing_ok=True)
+            kept.drop()
+            raise
+        if answer.endswith(b": ok\n"):
+            self._record.unlink(missing_ok=True)
+            kept.give_back()
+            return answer, 0
+        # git refused (it exits on any error): its verdict is on stderr.
+        with contextlib.suppress(OSError):
+            self._proc.stdin.close()
+        err = self._proc.stderr.read()
+        code = self._proc.wait()
+        kept.drop()
+        if code < 0:
+            self._orphan_locks()
+        else:
+            self._record.unlink(missing_ok=True)
+        raise GitCommandFailed(
+            str(self._git.repo), ("update-ref", "--stdin"), code, err.decode("utf-8", "replace")
+        )
 
     def _orphan_locks(self) -> None:
         """Hand the locks of a git killed by a signal over to recovery.
@@ -195,17 +241,31 @@ class MainLock:
 
 
 def take_main(
-    git: Git, common_dir: Path, ref: str, old: str, new: str | None = None
+    git: Git,
+    common_dir: Path,
+    ref: str,
+    old: str,
+    new: str | None = None,
+    *,
+    kept: Updater | None = None,
 ) -> MainLock | Moved | Taken:
     """Take ``ref``'s lock, checking that it points at ``old`` (and will move to ``new``).
 
-    Returns the held :class:`MainLock`, or :class:`Moved` / :class:`Taken` when
-    git refused to prepare; raises GitCommandFailed for any other failure.
+    With ``kept``, its process runs the transaction when it is free (no git
+    starts). Returns the held :class:`MainLock`, or :class:`Moved` /
+    :class:`Taken` when git refused to prepare; raises GitCommandFailed for any
+    other failure.
     """
-    proc = git.spawn("update-ref", "--stdin", "-z", stderr=True)
+    taken = None if kept is None else kept.take()
+    if taken is None:
+        kept = None
+        proc = git.spawn(*UPDATE_REF, stderr=True)
+        started = _start_time(proc.pid)
+    else:
+        proc, started = taken
     record = _write_record(
         common_dir / "mergegate" / "movers",
-        _Record(_host(), os.getpid(), _own_start(), proc.pid, _start_time(proc.pid)),
+        _Record(_host(), os.getpid(), _own_start(), proc.pid, started),
     )
     assert proc.stdin is not None
     assert proc.stdout is not None
@@ -220,13 +280,22 @@ def take_main(
         acks = [proc.stdout.readline(), proc.stdout.readline()]
     except BrokenPipeError:
         acks = [b"", b""]
+    except BaseException:
+        if kept is not None:
+            # Cut short mid-answer: the kept process goes (EOF: git aborts).
+            record.unlink(missing_ok=True)
+            kept.drop()
+        raise
     if acks == [b"start: ok\n", b"prepare: ok\n"]:
-        return MainLock(git, proc, record)
+        return MainLock(git, proc, record, kept)
     with contextlib.suppress(BrokenPipeError, OSError):
         proc.stdin.close()
     err = proc.stderr.read().decode("utf-8", "replace")
     code = proc.wait()
-    _close(proc)
+    if kept is not None:
+        kept.drop()
+    else:
+        _close(proc)
     record.unlink(missing_ok=True)
     if "File exists" in err:
         return Taken(err)
@@ -236,7 +305,14 @@ def take_main(
 
 
 def take_main_waiting(
-    git: Git, common_dir: Path, ref: str, old: str, new: str | None, *, wait: float
+    git: Git,
+    common_dir: Path,
+    ref: str,
+    old: str,
+    new: str | None,
+    *,
+    wait: float,
+    kept: Updater | None = None,
 ) -> MainLock | Moved | Taken:
     """:func:`take_main`, retried while the lock is taken, for up to ``wait`` seconds.
 
@@ -244,7 +320,7 @@ def take_main_waiting(
     """
     deadline = time.monotonic() + wait
     while True:
-        taken = take_main(git, common_dir, ref, old, new)
+        taken = take_main(git, common_dir, ref, old, new, kept=kept)
         if not isinstance(taken, Taken) or time.monotonic() >= deadline:
             return taken
         time.sleep(0.05)

@@ -14,11 +14,15 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import select
+import selectors
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
 import attrs
 
@@ -93,6 +97,87 @@ def _environment(identity: Identity, ceiling: Path, base: Mapping[str, str]) -> 
     return env
 
 
+def _pidfd(pid: int) -> int | None:
+    """A descriptor readable once ``pid`` exits (Linux 5.3 and later); ``None`` elsewhere."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+class _Feed:
+    """What is still to be written to git's stdin, a pipe's atomic write at a time."""
+
+    def __init__(
+        self, stdin: IO[bytes] | None, data: bytes | None, selector: selectors.BaseSelector
+    ) -> None:
+        self._stdin = stdin
+        self._left = memoryview(data or b"")
+        self._selector = selector
+        self.fd = -1
+        if stdin is not None and self._left:
+            self.fd = stdin.fileno()
+            selector.register(self.fd, selectors.EVENT_WRITE)
+        elif stdin is not None:
+            stdin.close()
+
+    def write(self) -> None:
+        try:
+            self._left = self._left[os.write(self.fd, self._left[: select.PIPE_BUF]) :]
+        except BrokenPipeError:  # git exited without reading it all: its status says why
+            self._left = self._left[:0]
+        if not self._left and self._stdin is not None:
+            self._selector.unregister(self.fd)
+            self._stdin.close()
+            self.fd = -1
+
+
+def _exchange(
+    proc: subprocess.Popen[bytes], data: bytes | None, timeout: float
+) -> tuple[bytes, bytes]:
+    """``proc.communicate(data, timeout)``, without its sleeping wait for the exit.
+
+    Once the pipes close, ``communicate`` polls for the exit with sleeps that
+    start at a millisecond: on most short git commands it slept once, adding
+    0.7 ms on average to each (a twentieth of a candidate in ``run``). Here
+    the exit is waited for on the process's pidfd, which wakes at once.
+    Raises TimeoutExpired (the process killed) like ``communicate``.
+    """
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    out, err = bytearray(), bytearray()
+    sinks = {proc.stdout.fileno(): out, proc.stderr.fileno(): err}
+    pidfd = _pidfd(proc.pid)
+    try:
+        with selectors.DefaultSelector() as selector:
+            for fd in [*sinks, pidfd]:
+                if fd is not None:
+                    selector.register(fd, selectors.EVENT_READ)
+            feed = _Feed(proc.stdin, data, selector)
+            # Done when every pipe is at its end, stdin is written and git has exited.
+            while selector.get_map():
+                left = deadline - time.monotonic()
+                ready = selector.select(left) if left > 0 else []
+                if not ready:
+                    proc.kill()
+                    proc.wait()
+                    raise subprocess.TimeoutExpired(proc.args, timeout)
+                for key, _events in ready:
+                    if key.fd == feed.fd:
+                        feed.write()
+                    elif key.fd != pidfd and (chunk := os.read(key.fd, 65536)):
+                        sinks[key.fd] += chunk
+                    else:
+                        selector.unregister(key.fd)
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+    # At once with a pidfd; without one (not Linux), subprocess's own wait.
+    proc.wait(max(deadline - time.monotonic(), 0.001))
+    return bytes(out), bytes(err)
+
+
 @attrs.define
 class Git:
     """Runs git in one repository. Every failure becomes a RepositoryError."""
@@ -135,22 +220,28 @@ class Git:
         """
         where = cwd or self.repo
         with self._translated(args, where):
-            done = subprocess.run(
+            proc = subprocess.Popen(
                 self._argv(args),
-                preexec_fn=_die_with_parent if die_with_parent else None,
-                input=stdin,
-                stdin=subprocess.DEVNULL if stdin is None else None,
-                capture_output=True,
+                # prctl only, no lock taken between fork and exec (see _die_with_parent).
+                preexec_fn=_die_with_parent if die_with_parent else None,  # noqa: PLW1509
+                stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 cwd=where,
                 env=self._env,
-                timeout=timeout or self.timeout,
-                check=False,
             )
-        if done.returncode not in ok:
+            with proc:
+                try:
+                    out, err = _exchange(proc, stdin, timeout or self.timeout)
+                except BaseException:
+                    # Cut short (a stop, Ctrl-C): the command goes too, as with subprocess.run.
+                    proc.kill()
+                    raise
+        if proc.returncode not in ok:
             raise GitCommandFailed(
-                str(self.repo), args, done.returncode, done.stderr.decode("utf-8", "replace")
+                str(self.repo), args, proc.returncode, err.decode("utf-8", "replace")
             )
-        return GitOutput(done.returncode, done.stdout, done.stderr)
+        return GitOutput(proc.returncode, out, err)
 
     def spawn(self, *args: str, stderr: bool = False) -> subprocess.Popen[bytes]:
         """Start a long-running ``git <args>`` with piped stdin and stdout (and stderr).

@@ -33,6 +33,7 @@ from .fenced_push import push_fenced
 from .git import Git
 from .plumbing import is_ancestor
 from .remote import FENCE_TRIES, Remote
+from .updater import Updater
 
 __all__ = ["MainSide"]
 
@@ -59,6 +60,14 @@ class MainSide:
     checkouts: CheckoutFinder
     remote: Remote | None
     lock_wait: float
+    #: The kept ``update-ref`` the fence's transactions run in (updater.py).
+    _kept: Updater = attrs.field(
+        init=False, default=attrs.Factory(lambda self: Updater(self.git), takes_self=True)
+    )
+
+    def close(self) -> None:
+        """Stop the kept ``update-ref``; the next move starts it again."""
+        self._kept.close()
 
     def sha(self) -> str:
         """The commit ``main`` points at now; raises RepositoryError if it does not resolve."""
@@ -117,7 +126,13 @@ class MainSide:
                     "main to it by hand, then run again",
                 )
             lock = take_main_waiting(
-                self.git, self.common, self.ref, local, remote_main, wait=self.lock_wait
+                self.git,
+                self.common,
+                self.ref,
+                local,
+                remote_main,
+                wait=self.lock_wait,
+                kept=self._kept,
             )
             if isinstance(lock, Moved):
                 continue
@@ -144,7 +159,9 @@ class MainSide:
     ) -> ApplyResult | None:
         """GitApplier.move: the fence, from ``built.base`` to ``built.commit`` under the lease."""
         base, commit = built.base, built.commit
-        lock = take_main_waiting(self.git, self.common, self.ref, base, commit, wait=self.lock_wait)
+        lock = take_main_waiting(
+            self.git, self.common, self.ref, base, commit, wait=self.lock_wait, kept=self._kept
+        )
         if isinstance(lock, Moved):
             return None
         if not isinstance(lock, MainLock):

@@ -114,7 +114,8 @@ c["protocols"] = {{"pb": {{"port": "tcp:{pb}:interface=127.0.0.1"}}}}
 # alone (6.8 s against 3.4 s for a 2 s build), which measured the master's
 # disk, not mergegate; a real master keeps it in a server database.
 c["db"] = {{"db_url": "sqlite://"}}
-c["www"] = {{"port": "tcp:{www}:interface=127.0.0.1", "plugins": {{}}}}
+# The access log, for a failing test's report (BuildbotMaster.tail).
+c["www"] = {{"port": "tcp:{www}:interface=127.0.0.1", "plugins": {{}}, "logfileName": "http.log"}}
 c["buildbotNetUsageData"] = None
 
 
@@ -219,6 +220,17 @@ class BuildbotMaster:
     def get(self, path: str) -> Any:
         with urllib.request.urlopen(f"{self.url}api/v2/{path}", timeout=10) as resp:  # noqa: S310
             return json.load(resp)
+
+    def tail(self, lines: int = 40) -> str:
+        """The ends of the master's own log and its access log, for a failing test's report."""
+        parts = []
+        for name in ("twistd.log", "http.log"):
+            try:
+                text = (self.dir / name).read_text(errors="replace").splitlines()[-lines:]
+            except OSError as err:
+                text = [f"(unreadable: {err})"]
+            parts.append(f"--- the master's {name}, last {lines} lines:\n" + "\n".join(text))
+        return "\n".join(parts)
 
     def connected(self, name: str) -> bool:
         found = self.get(f"workers?name={name}")["workers"]

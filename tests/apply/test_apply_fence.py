@@ -15,8 +15,10 @@ import pytest
 
 from mergegate.apply import GitApplier
 from mergegate.apply.audit import repository_violations
-from mergegate.apply.git import GitCommandFailed
+from mergegate.apply.fence import MainLock, Moved, take_main
+from mergegate.apply.git import Git, GitCommandFailed
 from mergegate.apply.testing import TestRepo as Repo
+from mergegate.apply.updater import Updater
 from mergegate.persistence import SQLiteStore
 from mergegate.statemachine import (
     CandidateKey,
@@ -270,3 +272,76 @@ def test_locks_of_a_killed_update_ref_stay_breakable(repo: Repo) -> None:
     with applier.hold_main(break_stale=True) as held:
         assert held.stale_lock == str(applier.main_lock)
     assert isinstance(applier.apply(CandidateKey("feat", "feat", sha), lambda: None), Integrated)
+
+
+def _update_refs() -> list[int]:
+    """The ``git update-ref --stdin`` children of this process now."""
+    found = subprocess.run(
+        ["pgrep", "-P", str(os.getpid()), "-f", "update-ref --stdin"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return sorted(int(pid) for pid in found.stdout.split())
+
+
+def test_moves_run_in_one_kept_update_ref_which_close_stops(repo: Repo) -> None:
+    """Three moves in one applier hold main through one update-ref; close() stops it."""
+    applier = GitApplier(repo.path)
+    held: list[list[int]] = []
+
+    def beat() -> None:
+        if applier.main_lock.exists():
+            held.append(_update_refs())
+
+    for name in ("a", "b", "c"):
+        sha = repo.commit(f"refs/heads/{name}", repo.main(), {name: f"{name}\n"})
+        assert isinstance(applier.apply(CandidateKey(name, name, sha), beat), Integrated)
+    assert len(held) == 3, held
+    assert len(held[0]) == 1, held
+    assert held == [held[0]] * 3, held
+    # Between moves it holds nothing: no lock, and no mover record naming it.
+    assert not applier.main_lock.exists()
+    assert list((repo.path / "mergegate" / "movers").glob("*.json")) == []
+    applier.close()
+    assert _update_refs() == []
+
+
+def test_a_second_mover_beside_the_kept_one_starts_its_own(repo: Repo) -> None:
+    """While the kept update-ref holds one ref, another take starts its own git, as before."""
+    git = Git(repo.path)
+    kept = Updater(git)
+    main = repo.main()
+    other = repo.commit("refs/heads/other", main, {"o": "o\n"})
+    first = take_main(git, repo.path, "refs/heads/main", main, other, kept=kept)
+    assert isinstance(first, MainLock)
+    [kept_pid] = _update_refs()
+    second = take_main(git, repo.path, "refs/heads/other", other, main, kept=kept)
+    assert isinstance(second, MainLock)
+    both = _update_refs()
+    assert kept_pid in both
+    assert len(both) == 2, both
+    second.commit()
+    first.commit()
+    assert (repo.main(), repo.git("rev-parse", "refs/heads/other")) == (other, main)
+    # The kept one answered and waits; the other one ended with its transaction.
+    assert _update_refs() == [kept_pid]
+    kept.close()
+    assert _update_refs() == []
+
+
+def test_a_refused_move_in_the_kept_update_ref_starts_a_new_one(repo: Repo) -> None:
+    """git ends update-ref on a refused prepare; the next move starts another and succeeds."""
+    git = Git(repo.path)
+    kept = Updater(git)
+    main = repo.main()
+    new = repo.commit("refs/heads/new", main, {"n": "n\n"})
+    stale = take_main(git, repo.path, "refs/heads/main", new, main, kept=kept)
+    assert isinstance(stale, Moved)
+    assert "but expected" in stale.stderr
+    assert _update_refs() == []
+    lock = take_main(git, repo.path, "refs/heads/main", main, new, kept=kept)
+    assert isinstance(lock, MainLock)
+    lock.commit()
+    assert repo.main() == new
+    kept.close()

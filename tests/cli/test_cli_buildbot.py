@@ -124,6 +124,11 @@ def _candidate(s: Scratch, slug: str, script: str) -> str:
     return sha
 
 
+def _said(done: Any, ci: CI) -> str:
+    """What ``run`` printed, and the master's logs around it: a failure explains itself."""
+    return f"{done.stdout}{done.stderr}\n{ci.master.tail()}"
+
+
 def _builds_table(s: Scratch) -> list[dict[str, Any]]:
     with sqlite3.connect(s.db) as conn:
         conn.row_factory = sqlite3.Row
@@ -156,7 +161,7 @@ def test_run_prunes_the_check_refs_a_killed_integrator_left(
     left = f"refs/mergegate/checks/{main}"
     git(served, "update-ref", left, main)
     done = s("run", "--once")
-    assert done.code == 0, done.stdout + done.stderr
+    assert done.code == 0, _said(done, bb)
     assert f"pruned 1 stale check refs ({left}, ...)" in done.stdout + done.stderr
     assert _check_refs(bb, s) == []
 
@@ -168,7 +173,7 @@ def test_a_passing_build_integrates_and_main_moves_on_the_remote(
     s = _setup(make_scratch, bb)
     _candidate(s, "good", PASS)
     done = s("run", "--once")
-    assert done.code == 0, done.stdout + done.stderr
+    assert done.code == 0, _said(done, bb)
     assert states(s) == {"good": "integrated"}
     merge = s.main()
     assert _served_main(bb, s) == merge
@@ -190,7 +195,7 @@ def test_a_failing_build_blocks_with_its_url_step_and_log(
     _candidate(s, "bad", FAIL)
     main = s.main()
     done = s("run", "--once")
-    assert done.code == 3, done.stdout + done.stderr
+    assert done.code == 3, _said(done, bb)
     assert states(s) == {"bad": "blocked"}
     assert s.main() == main == _served_main(bb, s)
     shown = s("--json", "show", "bad")
@@ -213,7 +218,7 @@ def test_no_worker_waits_out_the_start_deadline_then_blocks_timed_out(
     s = _setup(make_scratch, bb, builders='["lonely"]', extra="start_timeout = 3\n")
     _candidate(s, "stuck", PASS)
     done = s("run", "--once")
-    assert done.code == 3, done.stdout + done.stderr
+    assert done.code == 3, _said(done, bb)
     assert states(s) == {"stuck": "blocked"}
     report = s("--json", "show", "stuck").doc["result"]["latest_evidence"]["report"]
     assert report["reason"] == "checks_timed_out"
@@ -237,7 +242,7 @@ def test_a_flaky_check_passes_on_retry_and_is_recorded_as_flaky(
     s = _setup(make_scratch, bb, extra="retries = 1\n")
     _candidate(s, "wobbly", flaky(f"wobbly-{bb.served}"))
     done = s("run", "--once")
-    assert done.code == 0, done.stdout + done.stderr
+    assert done.code == 0, _said(done, bb)
     assert states(s) == {"wobbly": "integrated"}
     rows = _builds_table(s)
     assert [(r["attempt"], r["state"]) for r in rows] == [(1, "failed"), (2, "passed")]
@@ -329,7 +334,7 @@ def test_a_worker_killed_mid_build_is_retried_not_blocked(
     finally:
         if proc.poll() is None:
             _kill(proc)
-    assert proc.returncode == 0, out + err
+    assert proc.returncode == 0, f"{out}{err}\n{bb.master.tail()}"
     assert states(s) == {"survivor": "integrated"}
     builds = bb.master.get(f"buildrequests/{running['build_id']}/builds")["builds"]
     assert [b["results"] for b in builds] == [5, 0], builds
@@ -351,7 +356,7 @@ def test_a_restarted_integrator_resumes_waiting_on_the_stored_build(
     assert _check_refs(bb, s) == [f"refs/mergegate/checks/{running['merge_sha']}"]
     before = len(bb.builds())
     done = s("run", "--once", "--concurrency", "2")
-    assert done.code == 0, done.stdout + done.stderr
+    assert done.code == 0, _said(done, bb)
     assert states(s) == {"patient": "integrated"}
     assert _check_refs(bb, s) == [], "the resumed build's ref was left on the remote"
     assert len(bb.builds()) == before, "the restarted integrator triggered a new build"
@@ -405,7 +410,7 @@ def test_a_culprits_invalidated_links_cancel_their_builds(
     _candidate(s, "a1", slow)
     _candidate(s, "a2", slow)
     done = s("run", "--once", "--concurrency", "3")
-    assert done.code == 3, done.stdout + done.stderr
+    assert done.code == 3, _said(done, bb)
     assert states(s) == {"z-bad": "blocked", "a1": "integrated", "a2": "integrated"}
     rows = _builds_table(s)
     first = {slug: next(r for r in rows if r["slug"] == slug) for slug in ("a1", "a2")}
