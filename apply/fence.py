@@ -169,7 +169,10 @@ class MainLock:
         return out, code
 
     def _finish_kept(self, kept: Updater, command: bytes) -> tuple[bytes, int]:
-        """:meth:`_finish` in a kept process: one answer line, and the process stays."""
+        """:meth:`_finish` in the Updater's process: one answer line, then the next spare starts.
+
+        The answered process exits by itself (its stdin closes) off the move's path.
+        """
         assert self._proc.stdin is not None
         assert self._proc.stdout is not None
         assert self._proc.stderr is not None
@@ -184,18 +187,18 @@ class MainLock:
         except BaseException:
             # Cut short: the process goes (EOF: git aborts), so no answer is left owed.
             self._record.unlink(missing_ok=True)
-            kept.drop()
+            kept.drop(self._proc)
             raise
         if answer.endswith(b": ok\n"):
             self._record.unlink(missing_ok=True)
-            kept.give_back()
+            kept.done(self._proc)
             return answer, 0
         # git refused (it exits on any error): its verdict is on stderr.
         with contextlib.suppress(OSError):
             self._proc.stdin.close()
         err = self._proc.stderr.read()
         code = self._proc.wait()
-        kept.drop()
+        kept.drop(self._proc)
         if code < 0:
             self._orphan_locks()
         else:
@@ -251,8 +254,8 @@ def take_main(
 ) -> MainLock | Moved | Taken:
     """Take ``ref``'s lock, checking that it points at ``old`` (and will move to ``new``).
 
-    With ``kept``, its process runs the transaction when it is free (no git
-    starts). Returns the held :class:`MainLock`, or :class:`Moved` /
+    With ``kept``, its spare process runs the transaction when it is free (no
+    git starts on the move's path). Returns the held :class:`MainLock`, or :class:`Moved` /
     :class:`Taken` when git refused to prepare; raises GitCommandFailed for any
     other failure.
     """
@@ -282,9 +285,9 @@ def take_main(
         acks = [b"", b""]
     except BaseException:
         if kept is not None:
-            # Cut short mid-answer: the kept process goes (EOF: git aborts).
+            # Cut short mid-answer: the process goes (EOF: git aborts).
             record.unlink(missing_ok=True)
-            kept.drop()
+            kept.drop(proc)
         raise
     if acks == [b"start: ok\n", b"prepare: ok\n"]:
         return MainLock(git, proc, record, kept)
@@ -293,7 +296,7 @@ def take_main(
     err = proc.stderr.read().decode("utf-8", "replace")
     code = proc.wait()
     if kept is not None:
-        kept.drop()
+        kept.drop(proc)
     else:
         _close(proc)
     record.unlink(missing_ok=True)

@@ -60,13 +60,13 @@ class MainSide:
     checkouts: CheckoutFinder
     remote: Remote | None
     lock_wait: float
-    #: The kept ``update-ref`` the fence's transactions run in (updater.py).
+    #: The spare ``update-ref`` the fence's next transaction runs in (updater.py).
     _kept: Updater = attrs.field(
         init=False, default=attrs.Factory(lambda self: Updater(self.git), takes_self=True)
     )
 
     def close(self) -> None:
-        """Stop the kept ``update-ref``; the next move starts it again."""
+        """Stop the spare ``update-ref``; the next move starts one again."""
         self._kept.close()
 
     def sha(self) -> str:

@@ -8,6 +8,8 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -285,10 +287,11 @@ def _update_refs() -> list[int]:
     return sorted(int(pid) for pid in found.stdout.split())
 
 
-def test_moves_run_in_one_kept_update_ref_which_close_stops(repo: Repo) -> None:
-    """Three moves in one applier hold main through one update-ref; close() stops it."""
+def test_each_move_takes_the_spare_update_ref_started_as_the_last_ended(repo: Repo) -> None:
+    """Three moves: each runs in the spare the one before left, which holds nothing meanwhile."""
     applier = GitApplier(repo.path)
     held: list[list[int]] = []
+    between: list[list[int]] = []
 
     def beat() -> None:
         if applier.main_lock.exists():
@@ -297,18 +300,64 @@ def test_moves_run_in_one_kept_update_ref_which_close_stops(repo: Repo) -> None:
     for name in ("a", "b", "c"):
         sha = repo.commit(f"refs/heads/{name}", repo.main(), {name: f"{name}\n"})
         assert isinstance(applier.apply(CandidateKey(name, name, sha), beat), Integrated)
-    assert len(held) == 3, held
-    assert len(held[0]) == 1, held
-    assert held == [held[0]] * 3, held
-    # Between moves it holds nothing: no lock, and no mover record naming it.
+        # The answered process exits on its own; the spare waits.
+        between.append(wait_until_one(_update_refs))
+    assert [len(pids) for pids in held] == [1, 1, 1], held
+    assert [pids[0] for pids in held[1:]] == [pids[0] for pids in between[:-1]], (held, between)
+    assert len({pids[0] for pids in held}) == 3, held
+    # Between moves nothing is held: no lock, and no mover record names the spare.
     assert not applier.main_lock.exists()
     assert list((repo.path / "mergegate" / "movers").glob("*.json")) == []
     applier.close()
     assert _update_refs() == []
 
 
-def test_a_second_mover_beside_the_kept_one_starts_its_own(repo: Repo) -> None:
-    """While the kept update-ref holds one ref, another take starts its own git, as before."""
+def wait_until_one(probe: Callable[[], list[int]]) -> list[int]:
+    """``probe()`` once it finds exactly one process (the one answered may still be exiting)."""
+    deadline = time.monotonic() + 10
+    while len(found := probe()) != 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return found
+
+
+def test_a_move_in_a_spare_that_waited_is_logged_at_its_own_time(tmp_path: Path) -> None:
+    """git dates a process's reflog entries at its first write: a spare's move has its own time."""
+    work = tmp_path / "clone"
+    subprocess.run(["git", "init", "-q", "-b", "main", str(work)], check=True)
+    for n in range(3):
+        subprocess.run(
+            ["git", "-C", str(work), "commit", "-q", "--allow-empty", "-m", f"c{n}"],
+            check=True,
+            env={
+                **os.environ,
+                "GIT_AUTHOR_NAME": "t",
+                "GIT_AUTHOR_EMAIL": "t@x",
+                "GIT_COMMITTER_NAME": "t",
+                "GIT_COMMITTER_EMAIL": "t@x",
+            },
+        )
+    git = Git(work)
+    c2, c1, c0 = git.run("rev-list", "main").text.split()
+    git.run("update-ref", "refs/heads/main", c0)
+    kept = Updater(git)
+    windows = []
+    for old, new in ((c0, c1), (c1, c2)):
+        time.sleep(1.2)  # the spare waits, as one does while the next candidate merges
+        before = int(time.time())
+        lock = take_main(git, work / ".git", "refs/heads/main", old, new, kept=kept)
+        assert isinstance(lock, MainLock)
+        lock.commit()
+        windows.append((before, int(time.time())))
+    kept.close()
+    log = (work / ".git" / "logs" / "refs" / "heads" / "main").read_text().splitlines()
+    logged = [int(line.split(">")[1].split()[0]) for line in log[-2:]]
+    # Each entry is dated within its own move; a process kept for both dated both at the first.
+    for at, (before, after) in zip(logged, windows, strict=True):
+        assert before <= at <= after, (logged, windows)
+
+
+def test_a_second_mover_beside_the_spare_starts_its_own(repo: Repo) -> None:
+    """While the spare update-ref holds one ref, another take starts its own git, as before."""
     git = Git(repo.path)
     kept = Updater(git)
     main = repo.main()
@@ -324,13 +373,15 @@ def test_a_second_mover_beside_the_kept_one_starts_its_own(repo: Repo) -> None:
     second.commit()
     first.commit()
     assert (repo.main(), repo.git("rev-parse", "refs/heads/other")) == (other, main)
-    # The kept one answered and waits; the other one ended with its transaction.
-    assert _update_refs() == [kept_pid]
+    # Both ended with their transactions; only the next spare waits.
+    spare = wait_until_one(_update_refs)
+    assert len(spare) == 1
+    assert kept_pid not in spare
     kept.close()
     assert _update_refs() == []
 
 
-def test_a_refused_move_in_the_kept_update_ref_starts_a_new_one(repo: Repo) -> None:
+def test_a_refused_move_in_the_spare_starts_a_new_one(repo: Repo) -> None:
     """git ends update-ref on a refused prepare; the next move starts another and succeeds."""
     git = Git(repo.path)
     kept = Updater(git)
