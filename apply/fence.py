@@ -417,6 +417,14 @@ def holding(
 def _described(record: _Record) -> str:
     """The live mover, and what to do: wait, or, for a stopped one, continue or end it."""
     if record.host == _host():
+        gone = not _alive(record.pid, record.started)
+        if gone and record.git_pid is not None and _stopped(record.git_pid):
+            # Its mergegate died: continued, the git finds its stdin closed and aborts.
+            return (
+                f"the git {record.git_pid} of the mover {record.name}, which is gone; the git is "
+                f"stopped: `kill -CONT {record.git_pid}` lets it abort the move and let go of "
+                "the lock, then try again"
+            )
         for pid in (record.pid, record.git_pid):
             if pid is not None and _stopped(pid):
                 return (

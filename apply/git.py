@@ -2,6 +2,16 @@
 
 No value ever reaches a shell, and callers put ``--end-of-options`` before
 every positional value, so no branch, path or sha can be read as an option.
+Every command runs in a process group of its own. A terminal's Ctrl-C or
+hangup, or ``kill -TERM -- -PGID`` (what a service manager sends), goes to
+the whole group of ``mergegate``; a git in it died mid-move (a ``read-tree``
+left half a merge in a person's work tree, and the candidate was blocked for
+the files it left). Out of the group, the gits finish their step, and
+mergegate's own handling ends them: the move completes before a stop is
+obeyed, a cut-short read or merge kills its git, and a git whose mergegate
+died ends as it always did (``update-ref`` and the kept gits on the end of
+their stdin, a push with its parent, see ``_die_with_parent``).
+
 Every command runs with the repository's hooks off (``-c core.hooksPath``
 pointing at ``/dev/null``, unless the caller configures a hooks directory):
 mergegate's plumbing is not a user's commit or checkout, and a hook inside
@@ -222,6 +232,7 @@ class Git:
         with self._translated(args, where):
             proc = subprocess.Popen(
                 self._argv(args),
+                process_group=0,
                 # prctl only, no lock taken between fork and exec (see _die_with_parent).
                 preexec_fn=_die_with_parent if die_with_parent else None,  # noqa: PLW1509
                 stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
@@ -252,6 +263,7 @@ class Git:
         with self._translated(args, self.repo):
             return subprocess.Popen(
                 self._argv(args),
+                process_group=0,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE if stderr else subprocess.DEVNULL,

@@ -3,9 +3,13 @@ settling of applies whose lease expired or whose process died."""
 
 from __future__ import annotations
 
+import contextlib
+
 import click
 
+from mergegate.apply import GitApplier
 from mergegate.apply.applier import NULL_SHA
+from mergegate.apply.remote import NothingPushed
 from mergegate.statemachine import MergegateError, RepositoryError, State
 from mergegate.statemachine._validation import check_slug
 
@@ -18,7 +22,9 @@ from .output import emit
 from .payload import outcome_json
 from .presence import integrator_up
 from .recovery import recover_now
+from .runsettle import Release
 from .session import Session
+from .standby import ordinary
 
 __all__ = ["apply", "recover"]
 
@@ -34,26 +40,61 @@ def apply(ctx: click.Context, slug: str | None) -> int:
         beside = _beside_run(s, slug)
         if beside is not None:
             return beside
-    engine, applier = s.engine(), s.applier()
+    engine, applier, owner = s.engine(), s.applier(), s.lease_owner()
     # With a remote: what developers pushed, and main as the server has it.
     applier.sync()
     try:
         if slug is None:
-            outcome = engine.apply_next(applier, owner=s.lease_owner())
+            outcome = engine.apply_next(applier, owner=owner)
         else:
-            outcome = engine.apply(slug, applier, owner=s.lease_owner())
+            outcome = engine.apply(slug, applier, owner=owner)
     except RepositoryError as err:
-        raise RepositoryError(
-            err.repository,
-            f"{err.problem}; a candidate this apply started stays applying "
-            "until its lease expires, then `mergegate recover` settles it",
-        ) from err
+        raise _given_back(s, applier, owner, err) from err
     if outcome is None:
         # A paused queue has no head to claim: say so (exit 4), not "nothing to apply".
         engine.controls().check_start()
         return emit(s.json, s.command, None, "nothing to apply: no pending or retry candidate\n")
     code = EXIT_BLOCKED if outcome.state is State.BLOCKED else EXIT_OK
     return emit_outcome(s, outcome, code)
+
+
+def _given_back(
+    s: Session, applier: GitApplier, owner: str, err: RepositoryError
+) -> RepositoryError:
+    """Put back what this apply held after ``err``, as ``run`` does; the error to raise.
+
+    A held lock, a person's edit in the checked-out ``main``, a remote that
+    could not be read before the push: the host's events, not the candidate's
+    fault. The candidate goes back to the queue at once, uncounted (the host
+    was busy), as ``run`` releases its own. Left applying, it waited out its
+    lease, and ``recover`` then counted it as interrupted: the third such
+    apply blocked an innocent candidate ``apply_interrupted``.
+    """
+    back: list[str] = []
+    if ordinary(err):
+        release = Release(
+            s,
+            s.engine(),
+            applier,
+            owner,
+            lambda outcome: back.append(outcome.candidate.key.slug),
+            isinstance(err, NothingPushed),
+        )
+        with contextlib.suppress(MergegateError):
+            # Not settled now (the remote cannot say if a push landed): the lease's expiry.
+            release(str(err), how="host")
+    if back:
+        named = ", ".join(back)
+        return RepositoryError(
+            err.repository,
+            f"{err.problem}; {named} went back to the queue (the host's doing, not the "
+            f"candidate's): run `mergegate apply {back[0]}` again once that is cleared",
+        )
+    return RepositoryError(
+        err.repository,
+        f"{err.problem}; a candidate this apply started stays applying "
+        "until its lease expires, then `mergegate recover` settles it",
+    )
 
 
 def _beside_run(s: Session, slug: str) -> int | None:

@@ -66,6 +66,11 @@ def submit(
     s = session_of(ctx)
     check_slug(slug)
     branch = check_branch(branch if branch is not None else slug, field="--branch")
+    if branch == s.config().main_branch:
+        # main merged into itself is no change: it would "integrate" with nothing merged.
+        raise InvalidInput(
+            "--branch", branch, "that is the branch mergegate integrates into; submit a work branch"
+        )
     key_text(idempotency_key, "--idempotency-key")
     if priority or why is not None:
         _priority_why(priority, why)

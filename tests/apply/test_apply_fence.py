@@ -396,3 +396,27 @@ def test_a_refused_move_in_the_spare_starts_a_new_one(repo: Repo) -> None:
     lock.commit()
     assert repo.main() == new
     kept.close()
+
+
+def test_a_dead_movers_stopped_git_is_named_as_what_to_continue(repo: Repo) -> None:
+    """Mover gone, its git stopped holding main: recover names the git and says it will abort."""
+    from mergegate.apply import fence  # the record's layout is the fence's own
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stopped = subprocess.Popen(["sleep", "60"])
+    try:
+        os.kill(stopped.pid, signal.SIGSTOP)
+        record = fence._Record(
+            socket.gethostname(), dead.pid, None, stopped.pid, fence._start_time(stopped.pid)
+        )
+        fence._write_record(repo.path / "mergegate" / "movers", record)
+        fence.lock_path(repo.path, "refs/heads/main").write_text("")
+        with pytest.raises(MoveInFlight) as err:
+            fence.break_if_stale(Git(repo.path), repo.path, "refs/heads/main")
+        text = str(err.value)
+        assert f"the git {stopped.pid} of the mover" in text, text
+        assert f"`kill -CONT {stopped.pid}` lets it abort the move" in text, text
+    finally:
+        stopped.kill()
+        stopped.wait()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -114,3 +115,17 @@ def test_closed_stdout_exits_141_quietly(scratch: Scratch) -> None:
     proc.stderr.close()
     assert proc.wait(timeout=60) == 141
     assert err == b""
+
+
+@pytest.mark.parametrize("args", [("submit", "main"), ("submit", "hotfix", "--branch", "main")])
+def test_submitting_the_integration_branch_itself_is_refused(
+    scratch: Scratch, args: tuple[str, ...]
+) -> None:
+    """main as a candidate's branch: one line naming it, exit 2, and nothing queued."""
+    r = scratch(*args)
+    assert (r.code, r.stdout) == (2, "")
+    assert r.stderr == (
+        "mergegate: error: invalid --branch 'main': that is the branch mergegate integrates "
+        "into; submit a work branch\n"
+    )
+    assert json.loads(scratch("--json", "list", "--all").stdout)["result"]["candidates"] == []

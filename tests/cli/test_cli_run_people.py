@@ -522,3 +522,87 @@ def test_run_started_on_a_checked_out_main_being_edited_waits(scratch: Scratch) 
         _, out, err = watch(proc).finish(60)
     assert proc.returncode == 0, out + err
     assert not list((team / "todos").rglob("*.md")), "an innocent candidate got a follow-up"
+
+
+def test_apply_beside_a_held_index_lock_gives_the_candidate_back_uncounted(
+    scratch: Scratch,
+) -> None:
+    """apply meets a person's index.lock: the candidate is requeued at once, never blocked."""
+    team = _team_clone(scratch, "add-docs")
+    lock = team / ".git" / "index.lock"
+    lock.write_text("")
+
+    def mg(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mergegate.cli", "--repo", str(team), *args],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            check=False,
+        )
+
+    # What a person does, three times over: apply, then recover as the old message said.
+    for _ in range(3):
+        done = mg("apply", "add-docs")
+        assert done.returncode != 0, done.stdout
+        assert "add-docs went back to the queue" in done.stderr, done.stderr
+        assert "index.lock" in done.stderr, done.stderr
+        assert mg("recover").returncode == 0
+    shown = json.loads(mg("--json", "show", "add-docs").stdout)["result"]
+    assert shown["candidate"]["state"] == "pending", shown
+    lock.unlink()
+    # The printed command, once the lock is gone: it integrates.
+    again = mg("apply", "add-docs")
+    assert again.returncode == 0, again.stderr
+    assert "integrated" in again.stdout, again.stdout
+    assert not list((team / "todos").rglob("*.md"))
+
+
+@pytest.mark.slow
+def test_ctrl_c_to_runs_group_mid_read_tree_finishes_the_move_cleanly(scratch: Scratch) -> None:
+    """SIGINT to run's whole group while read-tree writes main's work tree: the move completes."""
+    files = {f"big/{i // 500}/{i}.txt": f"file {i}\n" for i in range(20_000)}
+    scratch.commit("big", "main", "a large merge", files)
+    team = _team_clone(scratch, "big")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mergegate.cli", "--repo", str(team), "run", "--once"],
+        cwd=team,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own group, as a terminal's foreground job
+    )
+    try:
+        seen: list[str] = []
+        deadline = time.monotonic() + 120
+        while not seen and time.monotonic() < deadline and proc.poll() is None:
+            found = subprocess.run(
+                ["pgrep", "-P", str(proc.pid), "-f", "read-tree"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            seen = [pid for pid in found.stdout.split() if pid.isdigit()]
+        assert seen, "run never started read-tree (it finished or stalled first)"
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+        _, out, err = watch(proc).finish(120)
+    finally:
+        if proc.returncode is None:
+            watch(proc).kill()
+    assert re.search(r"^\S+ big \w+: integrated", out, re.M), out + err
+    status = subprocess.run(
+        ["git", "-C", str(team), "status", "--porcelain", "--untracked-files=all"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert status.stdout == "", status.stdout[:500]
+    assert not (team / ".git" / "index.lock").exists()
+    main = subprocess.run(
+        ["git", "-C", str(team), "rev-parse", "HEAD", "refs/heads/main"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert main[0] == main[1], main

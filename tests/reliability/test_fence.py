@@ -336,6 +336,18 @@ def test_stale_main_lock_of_a_killed_mover_is_removed(
     _hook(site.remote / "hooks" / "pre-receive", "sleep 30")
     mover = site.background("apply", "c1")
     _wait_for(site.lock.exists, f"{site.lock} (the mover holding main)", mover)
+    # Each git runs in a group of its own (apply/git.py): killed with the mover's
+    # group alone, the update-ref would see its stdin close and abort, leaving no
+    # lock. A crashed host kills it too, first, so nothing can let go of the lock.
+    holders = subprocess.run(
+        ["pgrep", "-P", str(mover.pid), "-f", "update-ref"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    assert holders, "the mover's update-ref was not found"
+    for pid in holders:
+        os.kill(int(pid), signal.SIGKILL)
     os.killpg(mover.pid, signal.SIGKILL)
     _finish(mover)
     assert site.lock.exists()
@@ -356,6 +368,30 @@ def test_stale_main_lock_of_a_killed_mover_is_removed(
     assert len(site.merges_of(c1)) == 1
     assert len(site.merges_of(c1, site.remote)) == 1
     assert site.verify()["ok"] is True
+
+
+@SLOW
+def test_a_mover_killed_with_its_group_lets_go_of_main(
+    make_site: Callable[..., Site], tally: Counter[str]
+) -> None:
+    """kill -9 of the mover's group mid-push: its update-ref aborts, its push dies, main stays."""
+    site = make_site(remote=True)
+    assert site.remote is not None
+    site.candidate("c1", {"c1.txt": "one\n"})
+    _hook(site.remote / "hooks" / "pre-receive", "sleep 30")
+    before = site.git("rev-parse", "refs/heads/main", where=site.remote)
+    mover = site.background("apply", "c1")
+    _wait_for(site.lock.exists, f"{site.lock} (the mover holding main)", mover)
+    os.killpg(mover.pid, signal.SIGKILL)
+    _finish(mover)
+    _wait_for(lambda: not site.lock.exists(), f"{site.lock} let go by the aborting update-ref")
+    late = site.run("--json", "recover")
+    assert late.returncode == 0, late.stderr
+    result = json.loads(late.stdout)["result"]
+    assert result["stale_lock_removed"] is None, result
+    assert [o["candidate"]["state"] for o in result["recovered"]] == ["pending"]
+    assert site.git("rev-parse", "refs/heads/main", where=site.remote) == before
+    tally["fence_group_kills_let_go"] += 1
 
 
 @SLOW
