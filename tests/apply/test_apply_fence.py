@@ -194,7 +194,9 @@ from mergegate.apply.git import Git
 repo, old, new = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 held = take_main(Git(repo), repo, "refs/heads/main", old, new)
 assert type(held).__name__ == "MainLock", held
-os.killpg(0, signal.SIGKILL)  # the mover and its update-ref child die together
+# A crashed host: the update-ref (in a group of its own, apply/git.py) and the mover.
+os.kill(held._proc.pid, signal.SIGKILL)
+os.killpg(0, signal.SIGKILL)
 """
 
 
