@@ -133,17 +133,17 @@ class MainLock:
         git: Git,
         proc: subprocess.Popen[bytes],
         record: Path,
-        kept: Updater | None = None,
+        spare: Updater | None = None,
     ) -> None:
         self._git = git
         self._proc = proc
         self._record = record
-        self._kept = kept
+        self._spare = spare
         self._done = False
 
     def _finish(self, command: bytes) -> tuple[bytes, int]:
-        if self._kept is not None:
-            return self._finish_kept(self._kept, command)
+        if self._spare is not None:
+            return self._finish_spare(self._spare, command)
         assert self._proc.stdin is not None
         assert self._proc.stdout is not None
         assert self._proc.stderr is not None
@@ -158,17 +158,24 @@ class MainLock:
             code = self._proc.wait()
         finally:
             _close(self._proc)
-            if code is not None and code < 0:
-                self._orphan_locks()
-            else:
-                self._record.unlink(missing_ok=True)
+            self._ended(code)
         if code != 0:
-            raise GitCommandFailed(
-                str(self._git.repo), ("update-ref", "--stdin"), code, err.decode("utf-8", "replace")
-            )
+            raise self._failed(code, err)
         return out, code
 
-    def _finish_kept(self, kept: Updater, command: bytes) -> tuple[bytes, int]:
+    def _ended(self, code: int | None) -> None:
+        """The git is done: its record goes, unless a signal killed it holding the locks."""
+        if code is not None and code < 0:
+            self._orphan_locks()
+        else:
+            self._record.unlink(missing_ok=True)
+
+    def _failed(self, code: int, err: bytes) -> GitCommandFailed:
+        return GitCommandFailed(
+            str(self._git.repo), ("update-ref", "--stdin"), code, err.decode("utf-8", "replace")
+        )
+
+    def _finish_spare(self, spare: Updater, command: bytes) -> tuple[bytes, int]:
         """:meth:`_finish` in the Updater's process: one answer line, then the next spare starts.
 
         The answered process exits by itself (its stdin closes) off the move's path.
@@ -187,25 +194,20 @@ class MainLock:
         except BaseException:
             # Cut short: the process goes (EOF: git aborts), so no answer is left owed.
             self._record.unlink(missing_ok=True)
-            kept.drop(self._proc)
+            spare.drop(self._proc)
             raise
         if answer.endswith(b": ok\n"):
             self._record.unlink(missing_ok=True)
-            kept.done(self._proc)
+            spare.done(self._proc)
             return answer, 0
         # git refused (it exits on any error): its verdict is on stderr.
         with contextlib.suppress(OSError):
             self._proc.stdin.close()
         err = self._proc.stderr.read()
         code = self._proc.wait()
-        kept.drop(self._proc)
-        if code < 0:
-            self._orphan_locks()
-        else:
-            self._record.unlink(missing_ok=True)
-        raise GitCommandFailed(
-            str(self._git.repo), ("update-ref", "--stdin"), code, err.decode("utf-8", "replace")
-        )
+        spare.drop(self._proc)
+        self._ended(code)
+        raise self._failed(code, err)
 
     def _orphan_locks(self) -> None:
         """Hand the locks of a git killed by a signal over to recovery.
@@ -250,18 +252,18 @@ def take_main(
     old: str,
     new: str | None = None,
     *,
-    kept: Updater | None = None,
+    spare: Updater | None = None,
 ) -> MainLock | Moved | Taken:
     """Take ``ref``'s lock, checking that it points at ``old`` (and will move to ``new``).
 
-    With ``kept``, its spare process runs the transaction when it is free (no
+    With ``spare``, its process runs the transaction when it is free (no
     git starts on the move's path). Returns the held :class:`MainLock`, or :class:`Moved` /
     :class:`Taken` when git refused to prepare; raises GitCommandFailed for any
     other failure.
     """
-    taken = None if kept is None else kept.take()
+    taken = None if spare is None else spare.take()
     if taken is None:
-        kept = None
+        spare = None
         proc = git.spawn(*UPDATE_REF, stderr=True)
         started = _start_time(proc.pid)
     else:
@@ -284,19 +286,19 @@ def take_main(
     except BrokenPipeError:
         acks = [b"", b""]
     except BaseException:
-        if kept is not None:
+        if spare is not None:
             # Cut short mid-answer: the process goes (EOF: git aborts).
             record.unlink(missing_ok=True)
-            kept.drop(proc)
+            spare.drop(proc)
         raise
     if acks == [b"start: ok\n", b"prepare: ok\n"]:
-        return MainLock(git, proc, record, kept)
+        return MainLock(git, proc, record, spare)
     with contextlib.suppress(BrokenPipeError, OSError):
         proc.stdin.close()
     err = proc.stderr.read().decode("utf-8", "replace")
     code = proc.wait()
-    if kept is not None:
-        kept.drop(proc)
+    if spare is not None:
+        spare.drop(proc)
     else:
         _close(proc)
     record.unlink(missing_ok=True)
@@ -315,7 +317,7 @@ def take_main_waiting(
     new: str | None,
     *,
     wait: float,
-    kept: Updater | None = None,
+    spare: Updater | None = None,
 ) -> MainLock | Moved | Taken:
     """:func:`take_main`, retried while the lock is taken, for up to ``wait`` seconds.
 
@@ -323,7 +325,7 @@ def take_main_waiting(
     """
     deadline = time.monotonic() + wait
     while True:
-        taken = take_main(git, common_dir, ref, old, new, kept=kept)
+        taken = take_main(git, common_dir, ref, old, new, spare=spare)
         if not isinstance(taken, Taken) or time.monotonic() >= deadline:
             return taken
         time.sleep(0.05)

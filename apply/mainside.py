@@ -61,13 +61,13 @@ class MainSide:
     remote: Remote | None
     lock_wait: float
     #: The spare ``update-ref`` the fence's next transaction runs in (updater.py).
-    _kept: Updater = attrs.field(
+    _spare: Updater = attrs.field(
         init=False, default=attrs.Factory(lambda self: Updater(self.git), takes_self=True)
     )
 
     def close(self) -> None:
         """Stop the spare ``update-ref``; the next move starts one again."""
-        self._kept.close()
+        self._spare.close()
 
     def sha(self) -> str:
         """The commit ``main`` points at now; raises RepositoryError if it does not resolve."""
@@ -132,7 +132,7 @@ class MainSide:
                 local,
                 remote_main,
                 wait=self.lock_wait,
-                kept=self._kept,
+                spare=self._spare,
             )
             if isinstance(lock, Moved):
                 continue
@@ -160,7 +160,7 @@ class MainSide:
         """GitApplier.move: the fence, from ``built.base`` to ``built.commit`` under the lease."""
         base, commit = built.base, built.commit
         lock = take_main_waiting(
-            self.git, self.common, self.ref, base, commit, wait=self.lock_wait, kept=self._kept
+            self.git, self.common, self.ref, base, commit, wait=self.lock_wait, spare=self._spare
         )
         if isinstance(lock, Moved):
             return None
