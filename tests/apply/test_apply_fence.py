@@ -341,16 +341,16 @@ def test_a_move_in_a_spare_that_waited_is_logged_at_its_own_time(tmp_path: Path)
     git = Git(work)
     c2, c1, c0 = git.run("rev-list", "main").text.split()
     git.run("update-ref", "refs/heads/main", c0)
-    kept = Updater(git)
+    spare = Updater(git)
     windows = []
     for old, new in ((c0, c1), (c1, c2)):
         time.sleep(1.2)  # the spare waits, as one does while the next candidate merges
         before = int(time.time())
-        lock = take_main(git, work / ".git", "refs/heads/main", old, new, kept=kept)
+        lock = take_main(git, work / ".git", "refs/heads/main", old, new, spare=spare)
         assert isinstance(lock, MainLock)
         lock.commit()
         windows.append((before, int(time.time())))
-    kept.close()
+    spare.close()
     log = (work / ".git" / "logs" / "refs" / "heads" / "main").read_text().splitlines()
     logged = [int(line.split(">")[1].split()[0]) for line in log[-2:]]
     # Each entry is dated within its own move; a process kept for both dated both at the first.
@@ -361,54 +361,59 @@ def test_a_move_in_a_spare_that_waited_is_logged_at_its_own_time(tmp_path: Path)
 def test_a_second_mover_beside_the_spare_starts_its_own(repo: Repo) -> None:
     """While the spare update-ref holds one ref, another take starts its own git, as before."""
     git = Git(repo.path)
-    kept = Updater(git)
+    spare = Updater(git)
     main = repo.main()
     other = repo.commit("refs/heads/other", main, {"o": "o\n"})
-    first = take_main(git, repo.path, "refs/heads/main", main, other, kept=kept)
+    first = take_main(git, repo.path, "refs/heads/main", main, other, spare=spare)
     assert isinstance(first, MainLock)
-    [kept_pid] = _update_refs()
-    second = take_main(git, repo.path, "refs/heads/other", other, main, kept=kept)
+    [first_pid] = _update_refs()
+    second = take_main(git, repo.path, "refs/heads/other", other, main, spare=spare)
     assert isinstance(second, MainLock)
     both = _update_refs()
-    assert kept_pid in both
+    assert first_pid in both
     assert len(both) == 2, both
     second.commit()
     first.commit()
     assert (repo.main(), repo.git("rev-parse", "refs/heads/other")) == (other, main)
     # Both ended with their transactions; only the next spare waits.
-    spare = wait_until_one(_update_refs)
-    assert len(spare) == 1
-    assert kept_pid not in spare
-    kept.close()
+    waiting = wait_until_one(_update_refs)
+    assert len(waiting) == 1
+    assert first_pid not in waiting
+    spare.close()
     assert _update_refs() == []
 
 
 def test_a_refused_move_in_the_spare_starts_a_new_one(repo: Repo) -> None:
     """git ends update-ref on a refused prepare; the next move starts another and succeeds."""
     git = Git(repo.path)
-    kept = Updater(git)
+    spare = Updater(git)
     main = repo.main()
     new = repo.commit("refs/heads/new", main, {"n": "n\n"})
-    stale = take_main(git, repo.path, "refs/heads/main", new, main, kept=kept)
+    stale = take_main(git, repo.path, "refs/heads/main", new, main, spare=spare)
     assert isinstance(stale, Moved)
     assert "but expected" in stale.stderr
     assert _update_refs() == []
-    lock = take_main(git, repo.path, "refs/heads/main", main, new, kept=kept)
+    lock = take_main(git, repo.path, "refs/heads/main", main, new, spare=spare)
     assert isinstance(lock, MainLock)
     lock.commit()
     assert repo.main() == new
-    kept.close()
+    spare.close()
 
 
 def test_a_dead_movers_stopped_git_is_named_as_what_to_continue(repo: Repo) -> None:
     """Mover gone, its git stopped holding main: recover names the git and says it will abort."""
-    from mergegate.apply import fence  # the record's layout is the fence's own
+    from mergegate.apply import fence, liveness  # the record's layout is the fence's own
 
     dead = subprocess.Popen(["true"])
     dead.wait()
     stopped = subprocess.Popen(["sleep", "60"])
     try:
         os.kill(stopped.pid, signal.SIGSTOP)
+        # The stop lands asynchronously: read on only once /proc says it did.
+        deadline = time.monotonic() + 10
+        while not liveness.stopped(stopped.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert liveness.stopped(stopped.pid)
         record = fence._Record(
             socket.gethostname(), dead.pid, None, stopped.pid, fence._start_time(stopped.pid)
         )
