@@ -34,9 +34,12 @@ from .git import Git
 from .liveness import start_time
 from .longrunning import end
 
-__all__ = ["UPDATE_REF", "Updater"]
+__all__ = ["REFLOG_MESSAGE", "UPDATE_REF", "Updater"]
 
-UPDATE_REF = ("update-ref", "--stdin", "-z")
+#: The one command of every fenced move (here and in fence.py). ``-m`` names
+#: mergegate in main's reflog: ``git reflog main`` tells its moves from a person's.
+REFLOG_MESSAGE = "mergegate: fenced move"
+UPDATE_REF = ("update-ref", "--stdin", "-z", "-m", REFLOG_MESSAGE)
 
 
 def _end_all(procs: list[subprocess.Popen[bytes]]) -> None:

@@ -117,10 +117,21 @@ def bind(
 
 
 def other_store(
-    recorded: str, recorded_where: str | None, where: str, identity: StoreIdentity | None
+    recorded: str,
+    recorded_where: str | None,
+    where: str,
+    identity: StoreIdentity | None,
+    *,
+    missing: bool = False,
 ) -> StoreMismatch:
-    """The refusal of a store other than the one the repository records."""
-    mine = f"store {identity.store_id[:12]}" if identity else "a store bound to no repository"
+    """The refusal of a store other than the one the repository records.
+
+    ``missing``: no store exists at ``where`` yet (a SQLite path with no file).
+    """
+    if missing:
+        mine = "no store exists there"
+    else:
+        mine = f"store {identity.store_id[:12]}" if identity else "a store bound to no repository"
     return StoreMismatch(
         f"refused: this repository belongs to store {recorded[:12]} "
         f"({recorded_where or 'place not recorded'}), but the store in use is {where} "

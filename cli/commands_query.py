@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import click
 
-from mergegate.statemachine import TABLE, Occurrence, Reason, State
+from mergegate.statemachine import TABLE, Lease, Occurrence, Outcome, Reason, State
 from mergegate.statemachine._validation import check_slug
 
 from .app import cli, session_of
@@ -36,6 +36,19 @@ _SINCE = click.option(
 
 def _since(text: str | None) -> datetime | None:
     return None if text is None else parse_since(text, datetime.now(UTC))
+
+
+def _covering_lease(leases: list[Lease], outcome: Outcome) -> Lease | None:
+    """The lease a leased candidate moves under: its own, or the chain lease it joined.
+
+    A chain's lease names no candidate; a link belongs to it when its latest
+    entry (the ``start_apply``) ran under the lease's owner, as recovery reads it.
+    """
+    own = next((le for le in leases if le.candidate_id == outcome.candidate.id), None)
+    joined = None if outcome.transition is None else outcome.transition.lease_owner
+    if own is not None or joined is None:
+        return own
+    return next((le for le in leases if le.candidate_id is None and le.owner == joined), None)
 
 
 @cli.command()
@@ -71,7 +84,7 @@ def show(ctx: click.Context, slug: str) -> int:
         # Only here: the apply package's import would slow every other show.
         from mergegate.apply.liveness import holder_gone  # noqa: PLC0415
 
-        lease = next((le for le in store.leases() if le.candidate_id == outcome.candidate.id), None)
+        lease = _covering_lease(store.leases(), outcome)
         gone = lease is not None and holder_gone(lease.owner)
         text += lease_line(lease, gone, datetime.now(UTC))
     if outcome.candidate.state in TABLE.active:

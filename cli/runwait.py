@@ -51,6 +51,11 @@ class Waits:
     note: Callable[[str], None]
     #: Settles what a dead integrator left (the loop's recovery).
     recover: Callable[[], None]
+    #: Said since this run last had the turn: "standing by", and passing a stalled
+    #: holder. A run that goes on to the lease comes back here each step, and the
+    #: operator is told once, not every two seconds.
+    _stood_by: bool = attrs.field(default=False, init=False)
+    _passed: bool = attrs.field(default=False, init=False)
 
     def sleep(self, seconds: float) -> None:
         """Sleep ``seconds``, or less if a stop signal comes."""
@@ -74,28 +79,31 @@ class Waits:
         """Stand by until this integrator has the turn (or its holder made no progress).
 
         Says so once when the turn does not come within ``TURN_WAIT``: an operator
-        who started a second ``run`` beside a stopped one saw nothing at all.
+        who started a second ``run`` beside a stopped one saw nothing at all. Each
+        line is said once until this run has the turn again.
         """
-        said = False
         while True:
             with self.stop.cut_short():
                 if turn.take(TURN_WAIT):
+                    self._stood_by = self._passed = False
                     return
-            if not said:
+            if not self._stood_by:
                 self.note(
                     "standing by: another integrator on this host has the turn "
                     f"(its last progress {turn.idle_for():.0f}s ago)"
                 )
-                said = True
+                self._stood_by = True
             # Standing by, but still the host's recoverer: a dead holder is settled at once.
             self.recover()
             idle = turn.idle_for()
             if idle > ttl:
                 # A holder stopped for a whole TTL must not stall the queue: go to the lease.
-                self.note(
-                    f"the turn's holder made no progress for {idle:.0f}s, longer than the "
-                    f"lease TTL ({ttl:g}s): going on to the lease without the turn"
-                )
+                if not self._passed:
+                    self.note(
+                        f"the turn's holder made no progress for {idle:.0f}s, longer than "
+                        f"the lease TTL ({ttl:g}s): going on to the lease without the turn"
+                    )
+                    self._passed = True
                 return
 
     def for_work(self, cursor: int | None) -> None:

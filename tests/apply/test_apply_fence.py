@@ -20,7 +20,7 @@ from mergegate.apply.audit import repository_violations
 from mergegate.apply.fence import MainLock, Moved, take_main
 from mergegate.apply.git import Git, GitCommandFailed
 from mergegate.apply.testing import TestRepo as Repo
-from mergegate.apply.updater import Updater
+from mergegate.apply.updater import REFLOG_MESSAGE, Updater
 from mergegate.persistence import SQLiteStore
 from mergegate.statemachine import (
     CandidateKey,
@@ -356,6 +356,8 @@ def test_a_move_in_a_spare_that_waited_is_logged_at_its_own_time(tmp_path: Path)
     # Each entry is dated within its own move; a process kept for both dated both at the first.
     for at, (before, after) in zip(logged, windows, strict=True):
         assert before <= at <= after, (logged, windows)
+    # And each names mergegate, so `git reflog main` tells its moves from a person's.
+    assert [line.split("\t", 1)[1] for line in log[-2:]] == [REFLOG_MESSAGE] * 2, log
 
 
 def test_a_second_mover_beside_the_spare_starts_its_own(repo: Repo) -> None:

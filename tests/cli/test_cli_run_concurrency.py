@@ -191,6 +191,27 @@ def test_a_stop_requeues_every_link_of_the_chain(
     assert states(scratch)["other"] == "integrated"
 
 
+def test_show_of_a_chain_link_names_the_chain_lease(scratch: Scratch, tmp_path: Path) -> None:
+    """`show` of a link in flight names the chain's live lease, not "no lease covers it"."""
+    (scratch.bare / "mergegate.toml").write_text(SLOW_CHECK)
+    for slug in ("add-docs", "other"):
+        assert scratch("submit", slug).code == 0
+    flag = tmp_path / "stall"
+    flag.write_text("")
+    proc = _spawn(scratch, "--json", "run", "--once", "--concurrency", "2", env={"SLOW": str(flag)})
+    with watch(proc) as live:
+        live.wait_for(": applying", count=2, stream="stderr")
+        shown = {slug: scratch("show", slug) for slug in ("add-docs", "other")}
+        flag.unlink()
+        code, _, err = live.finish(timeout=30)
+    assert code == 0, err
+    for slug, result in shown.items():
+        assert result.code == 0, result.stderr
+        line = next(x for x in result.stdout.splitlines() if x.startswith("integrator:"))
+        assert "no lease covers it" not in line, (slug, result.stdout)
+        assert ", lease until " in line, (slug, result.stdout)
+
+
 def test_run_concurrency_on_a_terminal_names_the_links(scratch: Scratch, tmp_path: Path) -> None:
     """Under a real pty, the live line names every candidate being tested at once."""
     (scratch.bare / "mergegate.toml").write_text(SLOW_CHECK)

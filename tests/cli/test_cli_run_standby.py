@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from pathlib import Path
 
 from .conftest import Scratch, spawn, states, watch
@@ -43,6 +44,37 @@ def test_a_run_beside_a_stopped_run_says_it_stands_by(scratch: Scratch, tmp_path
         live.wait_for(": integrated")
         first.send_signal(signal.SIGINT)
         live.finish(timeout=60)
+    assert states(scratch)["add-docs"] == "integrated"
+
+
+def test_standing_by_beside_a_long_check_is_said_once(scratch: Scratch, tmp_path: Path) -> None:
+    """Beside a run in a long check (its lease renewed), a second run says each line once."""
+    # The holder touches the turn after each candidate, so a long check looks idle to the
+    # turn after one TTL while its heartbeats keep the lease: the second run comes back to
+    # the turn every step, and used to say both lines again each time (every 2 s).
+    (scratch.bare / "mergegate.toml").write_text(
+        _CONFIG.replace("lease_ttl = 600", "lease_ttl = 1.5"), encoding="utf-8"
+    )
+    for slug in ("add-docs", "other"):
+        assert scratch("submit", slug).code == 0
+    flag = tmp_path / "stall"
+    flag.write_text("")
+    first = spawn(scratch, "run", env={"SLOW": str(flag)})
+    with watch(first) as live:
+        live.wait_for("check slow-gate")
+        # "other" waits behind the lease: the second run keeps coming back to the turn.
+        second = spawn(scratch, "run", "--once")
+        with watch(second) as waiting:
+            waiting.wait_for("going on to the lease", timeout=30)
+            time.sleep(5)  # two more rounds of the turn's wait, the lease still held
+            flag.unlink()
+            code, out, err = waiting.finish(timeout=60)
+        assert code == 0, err
+        live.wait_for(": integrated")
+        first.send_signal(signal.SIGINT)
+        live.finish(timeout=60)
+    assert out.count("standing by: another integrator") == 1, out
+    assert out.count("going on to the lease without the turn") == 1, out
     assert states(scratch)["add-docs"] == "integrated"
 
 

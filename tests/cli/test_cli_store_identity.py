@@ -72,6 +72,8 @@ def test_a_second_store_is_refused_for_init_submit_and_run(make_scratch: MakeScr
         line = done.stderr
         assert f"belongs to store {first_id[:12]} (the default store, " in line, line
         assert str(second) in line, line
+        # Nothing is at that path: the line must not call it a store.
+        assert f"{second} (no store exists there)" in line, line
         assert "mergegate export FILE" in line
         assert "mergegate import FILE" in line
         assert not second.exists(), "a refused command made the second store"
