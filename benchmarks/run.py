@@ -75,13 +75,14 @@ FIGURES = (
     bench_core.figure_blocked,
 )
 
-# Figures 7 to 10 live in their own modules, each exposing ``run() -> dict``.
+# Figures 7 to 12 live in their own modules, each exposing ``run() -> dict``.
 EXTRA = (
     ("7", "bench_apply", "applying a clean and a conflicting candidate vs raw git"),
     ("8", "bench_postgres", "PostgreSQL persisted transitions vs raw psycopg"),
     ("9", "bench_run", "candidates per minute through `mergegate run` vs a raw git loop"),
     ("10", "bench_queue", "reading the queue (list, blocked, report, /api/queue) at 10^6 log rows"),
     ("11", "bench_buildbot", "checks on Buildbot: --concurrency 4 vs 1, overhead per build"),
+    ("12", "bench_chain", "speculative chains at failure rate 0.1: --concurrency 4 vs 1"),
 )
 
 
