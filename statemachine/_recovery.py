@@ -34,7 +34,7 @@ def recover(
         if not expired and (abandoned is None or not abandoned(lease)):
             continue
         if lease.candidate_id is None:
-            outcomes.extend(_recover_chain(engine, lease, main_sha, contains, why))
+            outcomes.extend(_recover_chain(engine, lease, main_sha, contains, why, expired))
             continue
         candidate = engine.store.candidate_by_id(lease.candidate_id)
         if candidate is None:
@@ -73,6 +73,7 @@ def _recover_chain(
     main_sha: str,
     contains: Callable[[str], bool] | None,
     why: str | None,
+    expired: bool,
 ) -> list[Outcome]:
     """Settle an expired chain lease: its links are integrated if main has them, else requeued.
 
@@ -82,9 +83,11 @@ def _recover_chain(
     is requeued with that note and no interruption is counted.
     """
     links = engine.chain_links(lease)
+    # Said as a single apply's lease says it: which of the two, not "one or the other".
     cause = (
-        f"the chain of {lease.owner} lost its lease "
-        f"(it expired at {lease.expires_at.isoformat()} or its process is gone)"
+        f"the chain lease held by {lease.owner} expired at {lease.expires_at.isoformat()}"
+        if expired
+        else f"the chain lease held by {lease.owner} was abandoned: its process is gone"
     )
     with engine.batch() as batch:
         held = batch.tx.lease(engine.lease_name)

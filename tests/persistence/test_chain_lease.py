@@ -47,3 +47,22 @@ def test_a_chain_lease_is_joined_settled_and_released(store: Store) -> None:
     assert store.leases() == []
     assert engine.verify() == []
     assert store.integrity_problems() == []
+
+
+def test_a_chain_recovered_says_which_cause_ended_its_lease(store: Store) -> None:
+    """A chain settled for a gone holder says so; one settled for expiry names the expiry."""
+    engine = Engine(store)
+    for slug in ("one", "two"):
+        engine.submit(CandidateKey(slug, slug, SHA))
+    engine.hold_lease("chain")
+    engine.start_apply("one", owner="chain")
+    engine.recover(MAIN, abandoned=lambda lease: lease.owner == "chain")
+    said = store.history(engine.get("one").id)[-1].interrupted
+    assert said == "the chain lease held by chain was abandoned: its process is gone", said
+    engine.hold_lease("chain")
+    engine.start_apply("two", owner="chain")
+    later = Engine(store, clock=lambda: engine.clock() + timedelta(hours=1))
+    later.recover(MAIN)
+    said = store.history(engine.get("two").id)[-1].interrupted
+    assert said is not None
+    assert said.startswith("the chain lease held by chain expired at "), said
