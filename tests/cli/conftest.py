@@ -249,6 +249,17 @@ def spawn(s: Scratch, *args: str, env: dict[str, str] | None = None) -> subproce
     return proc
 
 
+def stalled_queue(s: Scratch, tmp_path: Path, config: str) -> Path:
+    """``config`` (a check that stalls while $SLOW names a file) written, add-docs and other
+    submitted: the stall's flag file, made; a run given ``SLOW=<flag>`` stalls in its check."""
+    (s.bare / "mergegate.toml").write_text(config, encoding="utf-8")
+    for slug in ("add-docs", "other"):
+        assert s("submit", slug).code == 0
+    flag = tmp_path / "stall"
+    flag.write_text("")
+    return flag
+
+
 _spawned: list[subprocess.Popen[str]] = []
 
 

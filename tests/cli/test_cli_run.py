@@ -15,7 +15,18 @@ from pathlib import Path
 import pytest
 
 from ..procio import LiveOutput, wait_until
-from .conftest import MakeScratch, Result, Scratch, _env, git, read_until, spawn, states, watch
+from .conftest import (
+    MakeScratch,
+    Result,
+    Scratch,
+    _env,
+    git,
+    read_until,
+    spawn,
+    stalled_queue,
+    states,
+    watch,
+)
 
 # A check that sleeps while the SLOW variable names an existing file, so a test
 # can stall an apply in its check and release it again.
@@ -130,11 +141,7 @@ def test_run_shows_live_progress_on_a_terminal(scratch: Scratch, tmp_path: Path)
 
 def test_run_killed_mid_apply_is_taken_over_at_once(scratch: Scratch, tmp_path: Path) -> None:
     """SIGKILL in a check, then a new run: requeued at once and integrated, nothing doubled."""
-    (scratch.bare / "mergegate.toml").write_text("lease_ttl = 600\n" + SLOW_CHECK)
-    for slug in ("add-docs", "other"):
-        assert scratch("submit", slug).code == 0
-    flag = tmp_path / "stall"
-    flag.write_text("")
+    flag = stalled_queue(scratch, tmp_path, "lease_ttl = 600\n" + SLOW_CHECK)
     first = spawn(scratch, "run", env={"SLOW": str(flag)})
     with watch(first) as live:
         live.wait_for("check slow-gate")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ..procio import LiveOutput
-from .conftest import MakeScratch, Scratch, _env, git, states, watch
+from .conftest import MakeScratch, Scratch, _env, git, stalled_queue, states, watch
 
 # Fails when the merged tree holds the marker file FAIL; sleeps a little first so
 # the chain's links really are tested side by side.
@@ -193,11 +193,7 @@ def test_a_stop_requeues_every_link_of_the_chain(
 
 def test_show_of_a_chain_link_names_the_chain_lease(scratch: Scratch, tmp_path: Path) -> None:
     """`show` of a link in flight names the chain's live lease, not "no lease covers it"."""
-    (scratch.bare / "mergegate.toml").write_text(SLOW_CHECK)
-    for slug in ("add-docs", "other"):
-        assert scratch("submit", slug).code == 0
-    flag = tmp_path / "stall"
-    flag.write_text("")
+    flag = stalled_queue(scratch, tmp_path, SLOW_CHECK)
     proc = _spawn(scratch, "--json", "run", "--once", "--concurrency", "2", env={"SLOW": str(flag)})
     with watch(proc) as live:
         live.wait_for(": applying", count=2, stream="stderr")
@@ -214,11 +210,7 @@ def test_show_of_a_chain_link_names_the_chain_lease(scratch: Scratch, tmp_path: 
 
 def test_run_concurrency_on_a_terminal_names_the_links(scratch: Scratch, tmp_path: Path) -> None:
     """Under a real pty, the live line names every candidate being tested at once."""
-    (scratch.bare / "mergegate.toml").write_text(SLOW_CHECK)
-    for slug in ("add-docs", "other"):
-        assert scratch("submit", slug).code == 0
-    flag = tmp_path / "stall"
-    flag.write_text("")
+    flag = stalled_queue(scratch, tmp_path, SLOW_CHECK)
     env = _env()
     env.update(SLOW=str(flag), TERM="xterm-256color", COLUMNS="120", LINES="30")
     argv = [sys.executable, "-m", "mergegate.cli", "--repo", str(scratch.bare)]

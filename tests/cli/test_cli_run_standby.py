@@ -8,7 +8,7 @@ import signal
 import time
 from pathlib import Path
 
-from .conftest import Scratch, spawn, states, watch
+from .conftest import Scratch, spawn, stalled_queue, states, watch
 
 # A check that loops while the SLOW variable names an existing file (test_cli_run.py's).
 _CONFIG = """lease_ttl = 600
@@ -52,13 +52,7 @@ def test_standing_by_beside_a_long_check_is_said_once(scratch: Scratch, tmp_path
     # The holder touches the turn after each candidate, so a long check looks idle to the
     # turn after one TTL while its heartbeats keep the lease: the second run comes back to
     # the turn every step, and used to say both lines again each time (every 2 s).
-    (scratch.bare / "mergegate.toml").write_text(
-        _CONFIG.replace("lease_ttl = 600", "lease_ttl = 1.5"), encoding="utf-8"
-    )
-    for slug in ("add-docs", "other"):
-        assert scratch("submit", slug).code == 0
-    flag = tmp_path / "stall"
-    flag.write_text("")
+    flag = stalled_queue(scratch, tmp_path, _CONFIG.replace("lease_ttl = 600", "lease_ttl = 1.5"))
     first = spawn(scratch, "run", env={"SLOW": str(flag)})
     with watch(first) as live:
         live.wait_for("check slow-gate")
