@@ -52,7 +52,8 @@ def test_standing_by_beside_a_long_check_is_said_once(scratch: Scratch, tmp_path
     # The holder touches the turn after each candidate, so a long check looks idle to the
     # turn after one TTL while its heartbeats keep the lease: the second run comes back to
     # the turn every step, and used to say both lines again each time (every 2 s).
-    flag = stalled_queue(scratch, tmp_path, _CONFIG.replace("lease_ttl = 600", "lease_ttl = 1.5"))
+    # A TTL of 4 s: the holder's heartbeat (every TTL/3) keeps its lease with seconds to spare.
+    flag = stalled_queue(scratch, tmp_path, _CONFIG.replace("lease_ttl = 600", "lease_ttl = 4"))
     first = spawn(scratch, "run", env={"SLOW": str(flag)})
     with watch(first) as live:
         live.wait_for("check slow-gate")
