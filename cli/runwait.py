@@ -100,8 +100,10 @@ class Waits:
                 # A holder stopped for a whole TTL must not stall the queue: go to the lease.
                 if not self._passed:
                     self.note(
-                        f"the turn's holder made no progress for {idle:.0f}s, longer than "
-                        f"the lease TTL ({ttl:g}s): going on to the lease without the turn"
+                        # Said of a holder in a long check too, which is well: the turn
+                        # counts finished candidates, the lease (renewed or not) decides.
+                        f"the turn's holder has finished no candidate for {idle:.0f}s, longer "
+                        f"than the lease TTL ({ttl:g}s): going on to the lease without the turn"
                     )
                     self._passed = True
                 return
