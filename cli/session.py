@@ -399,7 +399,8 @@ def refuse_a_new_second_store(session: Session) -> None:
         return
     recorded, recorded_where = recorded_store(session.repository())
     if recorded is not None:
-        raise other_store(recorded, recorded_where, session.db_shown(), None, missing=True)
+        # The full path: a relative one names nothing to someone who reads the line elsewhere.
+        raise other_store(recorded, recorded_where, str(path.absolute()), None, missing=True)
 
 
 def _latest_report(store: Store, record: BlockedRecord) -> BlockedReport | None:

@@ -84,6 +84,15 @@ def test_a_second_store_is_refused_for_init_submit_and_run(make_scratch: MakeScr
     assert s.main() != main
 
 
+def test_a_relative_missing_store_is_named_by_its_full_path(make_scratch: MakeScratch) -> None:
+    """A relative MERGEGATE_DB naming no file is refused with the full path it was taken as."""
+    s = make_scratch("ready")
+    done = _with_db(s, "elsewhere.sqlite3", "submit", "add-docs")
+    assert done.code == 2, done.stderr
+    assert f"{s.bare / 'elsewhere.sqlite3'} (no store exists there)" in done.stderr, done.stderr
+    assert not (s.bare / "elsewhere.sqlite3").exists()
+
+
 def test_a_second_store_that_exists_is_refused_too(make_scratch: MakeScratch) -> None:
     """A second store made for another clone of the project is refused for this repository."""
     s = make_scratch("ready")
