@@ -49,11 +49,7 @@ def recover(
             except (ConcurrencyConflict, IllegalTransition):
                 continue
             continue
-        cause = (
-            f"the apply lease held by {lease.owner} expired at {lease.expires_at.isoformat()}"
-            if expired
-            else f"the apply lease held by {lease.owner} was abandoned: its process is gone"
-        )
+        cause = _cause("apply", lease, expired)
         settle = (
             interruption(engine, candidate, main_sha, lease, cause)
             if why is None
@@ -65,6 +61,14 @@ def recover(
             # Another recoverer, or the holder itself, finished it first.
             continue
     return outcomes
+
+
+def _cause(kind: str, lease: Lease, expired: bool) -> str:
+    """Why recovery settles ``lease`` (an ``apply`` or a ``chain`` lease): which of the two."""
+    held = f"the {kind} lease held by {lease.owner}"
+    if expired:
+        return f"{held} expired at {lease.expires_at.isoformat()}"
+    return f"{held} was abandoned: its process is gone"
 
 
 def _recover_chain(
@@ -83,12 +87,7 @@ def _recover_chain(
     is requeued with that note and no interruption is counted.
     """
     links = engine.chain_links(lease)
-    # Said as a single apply's lease says it: which of the two, not "one or the other".
-    cause = (
-        f"the chain lease held by {lease.owner} expired at {lease.expires_at.isoformat()}"
-        if expired
-        else f"the chain lease held by {lease.owner} was abandoned: its process is gone"
-    )
+    cause = _cause("chain", lease, expired)
     with engine.batch() as batch:
         held = batch.tx.lease(engine.lease_name)
         if held != lease:
